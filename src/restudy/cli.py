@@ -1,0 +1,226 @@
+"""The ``restudy`` command line: parses, calls library functions, renders. Computes nothing itself.
+
+User errors (``RestudyError``) are shown as one panel on stderr with exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from .errors import RestudyError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Reproduce the claims of deep-learning papers under controlled randomness.")
+
+INVOCATION = "invocation.json"
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RestudyError as e:
+            from .console import error_panel
+
+            error_panel(str(e), title=type(e).__name__)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+@app.command("list")
+@_user_errors
+def list_cmd() -> None:
+    """List the built-in studies."""
+    from rich.table import Table
+
+    from .console import console
+    from .studyfile import builtin_studies, load_study
+
+    table = Table(title="Built-in studies")
+    for col in ("id", "paper", "experiments", "claims", "scales"):
+        table.add_column(col)
+    for sid, path in builtin_studies().items():
+        st = load_study(path)
+        table.add_row(sid, f"{st.paper.title} ({st.paper.venue} {st.paper.year or ''})".strip(),
+                      str(len(st.experiments)), str(len(st.claims)), ", ".join(st.scales) or "paper")
+    console.print(table)
+
+
+@app.command()
+@_user_errors
+def show(study: str = typer.Argument(..., help="Built-in study id or path to a study YAML file."),
+         scale: str = typer.Option("small", help="Scale whose settings are shown: smoke, small or paper.")) -> None:
+    """Show a study: paper, claims, experiments, settings with provenance, runs per scale."""
+    from rich.table import Table
+
+    from .console import console
+    from .plan import plan, resolve_settings, variants
+    from .studyfile import load_study
+
+    st = load_study(study)
+    console.print(f"[bold]{st.title}[/]\n{', '.join(st.paper.authors)} — {st.paper.venue} {st.paper.year or ''}"
+                  f"\n{st.paper.url}")
+    claims = Table(title="Claims")
+    for col in ("id", "kind", "statement"):
+        claims.add_column(col, overflow="fold")
+    for c in st.claims:
+        claims.add_row(c.id, c.kind, c.statement)
+    console.print(claims)
+    for exp in st.experiments:
+        vs = variants(st, exp.id, scale)
+        settings = resolve_settings(st, exp.id, vs[0], scale) if vs else {}
+        t = Table(title=f"{exp.id} at {scale} scale — {len(vs)} variants; settings of {vs[0] if vs else '-'}")
+        for col in ("setting", "value", "provenance", "source"):
+            t.add_column(col, overflow="fold")
+        for k, h in sorted(settings.items()):
+            style = "bold yellow" if h.provenance == "assumed" else ""
+            t.add_row(k, json.dumps(h.value), f"[{style}]{h.provenance}[/]" if style else h.provenance, h.source)
+        console.print(t)
+    for sc in ("smoke", "small", "paper"):
+        console.print(f"{sc}: {len(plan(st, sc))} runs"
+                      + (f" — {st.scales[sc].description}" if sc in st.scales else ""))
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@_user_errors
+def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy list`) or a study YAML file."),
+        overrides: Optional[List[str]] = typer.Argument(
+            None, help="Setting overrides: key=value for every experiment, or experiment:key=value."),
+        scale: str = typer.Option("small", help="smoke (seconds), small (minutes on a CPU) or paper (original protocol)."),
+        seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per variant (default: the study's, per scale)."),
+        workers: Optional[int] = typer.Option(None, min=0, help="Worker processes (default: one per core; 0 runs in this process)."),
+        threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
+        out: Optional[Path] = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
+        fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
+        ) -> None:
+    """Run a study (resuming finished runs), compare with the paper and write the report."""
+    from .console import RunProgress, console, verdict_table
+    from .plan import plan
+    from .runner import run_study
+    from .safeio import write_json
+    from .studyfile import load_study, parse_overrides, resolve_study_path
+    from .study import SCALES
+
+    if scale not in SCALES:
+        raise RestudyError("unknown scale", where="--scale", got=scale, allowed=SCALES)
+    path = resolve_study_path(study)
+    st = load_study(path)
+    ov = parse_overrides(overrides or [])
+    specs = plan(st, scale, seeds=seeds, overrides=ov)  # validate everything before starting
+    out = out or Path("results") / f"{st.id}-{scale}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    command = "restudy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    write_json(out / INVOCATION, {"study": st.id, "study_file": str(path.resolve()), "scale": scale,
+                                  "seeds": seeds, "overrides": overrides or [], "command": command})
+    console.print(f"[bold]{st.title}[/] — {scale} scale: {len(specs)} runs → {out}")
+    with RunProgress() as progress:
+        outcome = run_study(st, scale, out, seeds=seeds, workers=workers, threads=threads, fresh=fresh,
+                            overrides=ov, progress=progress, study_path=str(path))
+    comparison, paths = _compare_and_report(st, scale, out, outcome.records, outcome.env, command=command,
+                                            specs=outcome.specs, env_mismatch=outcome.env_mismatch,
+                                            wall_s=outcome.wall_s, workers=workers)
+    console.print(verdict_table(comparison))
+    console.print(f"ran {len(outcome.executed)} run(s), reused {len(outcome.reused)}; "
+                  f"{outcome.wall_s:.1f} s. Report: {paths.get('html', out / 'report.html')}")
+
+
+def _compare_and_report(st: Any, scale: str, out: Path, records: list[dict], env: dict, *, command: str,
+                        specs: list, env_mismatch: list[str], wall_s: float, workers: int | None):
+    from .compare import compare
+    from .executor import default_workers
+    from .record import row
+    from .report import write_report
+
+    comparison = compare(st, scale, [row(r) for r in records])
+    sc = st.scales.get(scale)
+    settings: dict[str, dict[str, dict]] = {}
+    for s in specs:
+        settings.setdefault(s.experiment, {})[s.variant_id] = {
+            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()}
+    plan_info = {
+        "scale_description": sc.description if sc else "",
+        "dataset": (sc.dataset if sc and sc.dataset else (specs[0].dataset_label if specs else "")),
+        "deviations": list(sc.deviations) if sc else [],
+        "settings": settings,
+        "reused_env_mismatch": env_mismatch,
+        "wall_s_total": wall_s,
+        "workers": workers if workers is not None else default_workers(),
+        "command": command,
+    }
+    paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info)
+    return comparison, paths
+
+
+@app.command()
+@_user_errors
+def report(directory: Path = typer.Argument(..., help="Output directory of a `restudy run`.")) -> None:
+    """Re-create the report of a finished (or partly finished) study from its run store."""
+    from .console import console, verdict_table
+    from .env import capture
+    from .plan import plan
+    from .safeio import read_json
+    from .store import Store
+    from .studyfile import load_study, parse_overrides
+
+    inv_path = directory / INVOCATION
+    if not inv_path.exists():
+        raise RestudyError("not a restudy output directory (no invocation.json)", where=str(directory))
+    inv = read_json(inv_path)
+    st = load_study(directory / "study.yaml")
+    specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=parse_overrides(inv.get("overrides", [])))
+    with Store(directory) as store:
+        store.reindex()
+        records = store.records([s.key for s in specs])
+    if not records:
+        raise RestudyError("no finished runs in this directory yet", where=str(directory))
+    env = capture(threads=1)
+    comparison, paths = _compare_and_report(st, inv["scale"], directory, records, env, command=inv.get("command", ""),
+                                            specs=specs, env_mismatch=[], wall_s=sum(
+                                                (r.get("timings", {}).get("wall_s") or 0) for r in records),
+                                            workers=None)
+    console.print(verdict_table(comparison))
+    console.print(f"{len(records)} of {len(specs)} runs. Report: {paths.get('html', directory / 'report.html')}")
+
+
+@app.command()
+@_user_errors
+def env(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print the environment restudy records with every run."""
+    from rich.table import Table
+
+    from .console import console
+    from .env import capture
+
+    e = capture()
+    if as_json:
+        typer.echo(json.dumps(e, indent=2, default=str))
+        return
+    t = Table(title="Environment")
+    t.add_column("key")
+    t.add_column("value", overflow="fold")
+    for k, v in e.items():
+        if k != "packages":
+            t.add_row(k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))
+    t.add_row("packages", f"{len(e.get('packages', {}))} installed (use --json for the list)")
+    console.print(t)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of study files."""
+    from .study import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,117 @@
+"""``"mnist1d"``: the MNIST-1D benchmark (Greydanus 2020), generated offline by package ``mnist1d``.
+
+Only ``mnist1d.data.make_dataset`` is used. ``get_dataset`` is avoided on purpose: it downloads from
+the network and reads/writes a pickle file, and restudy never unpickles.
+
+``make_dataset`` seeds the *global* numpy and Python RNGs (``mnist1d.utils.set_seed``); we save and
+restore both around the call so that loading data cannot change a training run's random stream.
+
+Layout: the natural MNIST-1D layout ``[N, 40]`` is returned whether or not ``flatten`` is set
+(a 1-D model that wants channels can ``unsqueeze(1)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..registry import register
+from .dataset import Dataset, maybe_flatten, split_note, standardize_scalar, subset_size
+
+_NUM_CLASSES = 10
+
+
+@contextlib.contextmanager
+def _preserve_global_rng() -> Iterator[None]:
+    """Restore numpy's and Python's global RNG states on exit (even if the body raises)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def _check_args(num_samples: int, train_split: float) -> None:
+    """Raise :class:`DataError` unless the arguments give a non-empty train and test split."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) \
+            or num_samples < 2 * _NUM_CLASSES:
+        raise DataError("num_samples must be an integer >= 20", where="dataset 'mnist1d'",
+                        got=num_samples)
+    total = (num_samples // _NUM_CLASSES) * _NUM_CLASSES
+    if not 0.0 < train_split < 1.0 or not 0 < int(total * train_split) < total:
+        raise DataError("train_split must leave both splits non-empty", where="dataset 'mnist1d'",
+                        got=train_split, allowed="0 < train_split < 1")
+
+
+@functools.lru_cache(maxsize=4)
+def _generate(num_samples: int, train_split: float, seed: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Generate MNIST-1D in memory; cached per arguments because generation takes about a second.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)`` as read-only numpy arrays (read-only because the
+        cache hands the same arrays to every caller).
+    """
+    # Imported lazily: mnist1d pulls in matplotlib and requests, which most runs never need.
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args: dict[str, Any] = get_dataset_args(as_dict=True)
+    args.update(num_samples=num_samples, train_split=train_split, seed=seed)
+    with _preserve_global_rng():
+        data = make_dataset(SimpleNamespace(**args))
+    arrays = (np.asarray(data["x"], dtype=np.float32), np.asarray(data["y"], dtype=np.int64),
+              np.asarray(data["x_test"], dtype=np.float32),
+              np.asarray(data["y_test"], dtype=np.int64))
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
+
+
+@register("dataset", "mnist1d")
+def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42,
+            n_train: int | None = None, n_test: int | None = None,
+            flatten: bool = False) -> Dataset:
+    """MNIST-1D: 10 classes of 1-D signals of length 40, generated from templates.
+
+    The defaults reproduce the package's standard dataset (5000 samples, 4000 train / 1000 test,
+    seed 42). The package already standardises over all samples; we re-standardise with a scalar
+    mean/std computed on the train subset used, so no test statistics leak into the inputs.
+
+    Args:
+        num_samples: examples generated in total (rounded down to a multiple of 10).
+        train_split: fraction of the generated examples in the train split.
+        seed: generation seed.
+        n_train: keep the first ``n_train`` train examples (``None``: all).
+        n_test: keep the first ``n_test`` test examples (``None``: all).
+        flatten: accepted for a uniform interface; the layout is ``[N, 40]`` either way.
+
+    Returns:
+        The dataset, inputs float32 ``[N, 40]``.
+    """
+    _check_args(num_samples, train_split)
+    x_tr, y_tr, x_te, y_te = _generate(num_samples, float(train_split), seed)
+    k_tr = subset_size(n_train, len(y_tr), "train", "mnist1d")
+    k_te = subset_size(n_test, len(y_te), "test", "mnist1d")
+    # torch.tensor copies, so callers may modify their tensors without touching the cache.
+    x_train, x_test, norm = standardize_scalar(torch.tensor(x_tr[:k_tr]), torch.tensor(x_te[:k_te]))
+    description = (f"MNIST-1D (generated offline: {num_samples} samples, seed {seed}), "
+                   f"{split_note('train', k_tr, len(y_tr))}, "
+                   f"{split_note('test', k_te, len(y_te))}; "
+                   "scalar standardisation with train-split statistics")
+    return Dataset(
+        name="mnist1d",
+        x_train=maybe_flatten(x_train, flatten), y_train=torch.tensor(y_tr[:k_tr]),
+        x_test=maybe_flatten(x_test, flatten), y_test=torch.tensor(y_te[:k_te]),
+        num_classes=_NUM_CLASSES,
+        idx_train=torch.arange(k_tr), idx_test=torch.arange(k_te),
+        description=description, normalization=norm,
+    )

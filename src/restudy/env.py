@@ -1,0 +1,107 @@
+"""The environment a run executed in: versions, hardware, threads, determinism flags, git state.
+
+``fingerprint()`` hashes the parts that can change numerical results, so a resumed study can flag
+runs that were produced under a different environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Keys whose change can change results bit-for-bit (fingerprinted).
+FINGERPRINT_KEYS = ("python", "torch", "numpy", "cpu", "device", "gpu", "cuda", "cudnn", "threads",
+                    "mkl", "restudy")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def packages() -> dict[str, str]:
+    """Every installed distribution and its version."""
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            out[name] = dist.version
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def git_state(path: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """Commit and dirty state of the git repository containing ``path`` (a user's study), if any."""
+    if path is None:
+        return None
+    d = Path(path).resolve()
+    d = d if d.is_dir() else d.parent
+    try:
+        top = subprocess.run(["git", "-C", str(d), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=5)
+        if top.returncode != 0:
+            return None
+        commit = subprocess.run(["git", "-C", str(d), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(d), "status", "--porcelain"], capture_output=True, text=True,
+                               timeout=5).stdout.strip() != ""
+        return {"repo": top.stdout.strip(), "commit": commit or None, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def capture(*, threads: int | None = None, determinism: dict[str, Any] | None = None,
+            memory_format: str | None = None, study_path: str | None = None,
+            with_packages: bool = True) -> dict[str, Any]:
+    """The environment as a JSON-safe dict."""
+    import numpy
+    import torch
+
+    from . import __version__
+
+    env: dict[str, Any] = {
+        "restudy": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "mkl": torch.backends.mkl.is_available(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "determinism": determinism,
+        "memory_format": memory_format,
+        "hostname": platform.node(),
+    }
+    git = git_state(study_path)
+    if git is not None:
+        env["study_git"] = git
+    if with_packages:
+        env["packages"] = packages()
+    env["fingerprint"] = fingerprint(env)
+    return env
+
+
+def fingerprint(env: dict[str, Any]) -> str:
+    core = {k: env.get(k) for k in FINGERPRINT_KEYS}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Fingerprinted keys whose values differ between two environments."""
+    return {k: (a.get(k), b.get(k)) for k in FINGERPRINT_KEYS if a.get(k) != b.get(k)}

@@ -1,0 +1,7 @@
+"""Architectures, one file per family; importing this package registers them by name."""
+
+from __future__ import annotations
+
+from . import conv, fc
+
+__all__ = ["conv", "fc"]

@@ -1,0 +1,86 @@
+"""Registries: name -> factory for datasets, models, methods, optimizers and schedules.
+
+A built-in or user study contributes parts by decorating factories::
+
+    @register("model", "fc")
+    def fc(input_shape, num_classes, hidden=1, width=500): ...
+
+and the engine builds them with ``create("model", "fc", **kwargs)``. An unknown name is an error that
+lists the known names and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, Callable
+
+from .errors import RestudyError
+
+KINDS = ("dataset", "model", "method", "optimizer", "schedule")
+
+_REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
+# Modules that register the built-in parts; imported lazily on first lookup.
+_BUILTIN_MODULES = ("restudy.data", "restudy.models", "restudy.methods", "restudy.optim")
+_loaded_builtins = False
+
+
+def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``fn`` under ``name`` for ``kind``."""
+    if kind not in _REGISTRY:
+        raise RestudyError("unknown registry kind", got=kind, allowed=KINDS)
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        existing = _REGISTRY[kind].get(name)
+        if existing is not None and existing is not fn and (
+                getattr(existing, "__qualname__", None) != getattr(fn, "__qualname__", None)
+                or getattr(existing, "__module__", None) != getattr(fn, "__module__", None)):
+            raise RestudyError(f"{kind} '{name}' is registered twice",
+                               got=f"{fn.__module__}.{fn.__qualname__}")
+        _REGISTRY[kind][name] = fn
+        return fn
+
+    return deco
+
+
+def load_builtins() -> None:
+    """Import the modules that register restudy's own parts (idempotent)."""
+    global _loaded_builtins
+    if not _loaded_builtins:
+        _loaded_builtins = True
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(mod)
+
+
+def import_study_module(module: str) -> None:
+    """Import a study's own module (its models, layers, transforms register on import)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise RestudyError(f"cannot import the study module: {e}", where="module", got=module) from e
+
+
+def names(kind: str) -> list[str]:
+    load_builtins()
+    return sorted(_REGISTRY[kind])
+
+
+def get(kind: str, name: str) -> Callable[..., Any]:
+    """The factory registered as ``name``; a clear error listing known names otherwise."""
+    load_builtins()
+    table = _REGISTRY[kind]
+    if name not in table:
+        known = sorted(table)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise RestudyError(f"unknown {kind} '{name}'{hint}", allowed=known or "(none registered)")
+    return table[name]
+
+
+def create(kind: str, name: str, /, **kwargs: Any) -> Any:
+    """Build the part registered as ``name`` with keyword arguments ``kwargs``."""
+    fn = get(kind, name)
+    try:
+        return fn(**kwargs)
+    except TypeError as e:
+        raise RestudyError(f"bad arguments for {kind} '{name}': {e}", got=sorted(kwargs)) from e

@@ -1,0 +1,413 @@
+"""The study schema: a paper, its claims, its reported tables and the experiments that produce them.
+
+A study is data. Every hyperparameter carries its value *and* where it comes from (``provenance``:
+stated in the paper, found in the code, told by the authors, or assumed) with a short source note.
+Experiments are flat maps of dotted setting names (``optimizer.lr``, ``model.hidden``) to such
+hyperparameters, swept over named variant axes, run at one of three scales.
+
+Imports pydantic only (no torch, nothing of the engine).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Provenance = Literal["paper", "code", "authors", "assumed"]
+PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "assumed")
+Source = Literal["init", "order", "augment", "dropout"]
+SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout")
+ScaleName = Literal["smoke", "small", "paper"]
+SCALES: tuple[str, ...] = ("smoke", "small", "paper")
+Scalar = Union[bool, int, float, str, None]
+Level = Union[int, float, str, bool]
+
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_id(v: str) -> str:
+    if not _ID.match(v):
+        raise ValueError(f"must start with a letter and use only letters, digits, '_' or '-'; got {v!r}")
+    return v
+
+
+class Hyper(_Frozen):
+    """One hyperparameter: its value and where that value comes from."""
+
+    value: Any
+    provenance: Provenance
+    source: str = Field("", description="short note: 'Sec. 4.1', 'main.py', 'seed 002 Table 1'")
+
+
+class Paper(_Frozen):
+    title: str
+    authors: list[str] = []
+    venue: str = ""
+    year: int | None = None
+    url: str = ""
+    code: str = ""
+
+
+class Document(_Frozen):
+    """A document that numbers are taken from: the original paper or a reproduction report."""
+
+    id: str
+    kind: Literal["original", "reproduction"]
+    title: str
+    where: str = Field("", description="a path or URL to the document")
+
+    _id = field_validator("id")(_check_id)
+
+
+class ReportedValue(_Frozen):
+    value: float
+    pm: float | None = Field(None, description="the ± given with the value (its SD unless stated)")
+    n: int | None = Field(None, ge=1, description="number of runs behind the value")
+
+
+class Axis(_Frozen):
+    """A variant axis. Either named levels, each a map of setting overrides, or one setting swept
+    over values (``path`` + ``values``)."""
+
+    levels: dict[str, dict[str, Any]] | None = None
+    path: str | None = None
+    values: list[Level] | None = None
+    provenance: Provenance = Field("paper", description="where the swept values come from (path form)")
+    source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # ``method: {baseline: {}, bn: {model.norm: bn}}`` is shorthand for ``{levels: {...}}``.
+        if isinstance(data, dict) and not ({"levels", "path", "values", "provenance", "source"} & set(data)):
+            return {"levels": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Axis":
+        if (self.levels is None) == (self.path is None):
+            raise ValueError("give either named levels (a map of level -> overrides) or 'path' and 'values'")
+        if self.path is not None and not self.values:
+            raise ValueError("an axis with 'path' needs a non-empty 'values' list")
+        if self.levels is not None and not self.levels:
+            raise ValueError("an axis needs at least one level")
+        return self
+
+    def level_names(self) -> list[str]:
+        if self.levels is not None:
+            return list(self.levels)
+        return [_level_str(v) for v in self.values or []]
+
+    def overrides(self, level: str) -> dict[str, Any]:
+        if self.levels is not None:
+            return dict(self.levels[level])
+        for v in self.values or []:
+            if _level_str(v) == level:
+                return {self.path: Hyper(value=v, provenance=self.provenance,
+                                         source=self.source or f"axis value {level}")}
+        raise KeyError(level)
+
+
+def _level_str(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class Rule(_Frozen):
+    """Settings applied to the variants whose axis levels match ``when`` (a level or a list)."""
+
+    when: dict[str, Level | list[Level]]
+    set: dict[str, Any]
+
+    def matches(self, variant: dict[str, str]) -> bool:
+        for axis, want in self.when.items():
+            wanted = [_level_str(w) for w in (want if isinstance(want, list) else [want])]
+            if variant.get(axis) not in wanted:
+                return False
+        return True
+
+
+class Randomness(_Frozen):
+    """How seeds are derived and which sources of randomness vary across seed indices.
+
+    ``streams``: ``paired`` keys each source's stream by (study seed, seed index, source), so
+    variants with the same seed index share data order and (same shapes) initial weights — common
+    random numbers that make paired comparisons sharper; ``independent`` keys it also by experiment
+    and variant. Sources not in ``vary`` are held at seed index 0 for every run.
+    """
+
+    streams: Literal["paired", "independent"] = "paired"
+    vary: list[Source] = list(SOURCES)
+    kernels: Literal["deterministic", "nondeterministic"] = "deterministic"
+
+
+class Experiment(_Frozen):
+    id: str
+    description: str = ""
+    settings: dict[str, Hyper] = {}
+    axes: dict[str, Axis] = {}
+    rules: list[Rule] = []
+    seeds: int = Field(3, ge=1, le=10000)
+    randomness: Randomness | None = None
+
+    _id = field_validator("id")(_check_id)
+
+
+class ScaleExperiment(_Frozen):
+    settings: dict[str, Any] = {}
+    axes: dict[str, list[Level]] = {}
+    rules: list[Rule] = []
+    seeds: int | None = Field(None, ge=1, le=10000)
+    skip: bool = False
+
+
+class Scale(_Frozen):
+    """What a scale changes relative to the paper protocol (the experiments as declared)."""
+
+    description: str = ""
+    dataset: str = Field("", description="the data this scale runs on, as a report names it")
+    deviations: list[str] = []
+    settings: dict[str, Any] = Field({}, description="overrides for every experiment; bare values are 'assumed'")
+    axes: dict[str, list[Level]] = Field({}, description="restrict axes to these levels")
+    rules: list[Rule] = []
+    seeds: int | None = Field(None, ge=1, le=10000)
+    experiments: dict[str, ScaleExperiment] = {}
+
+
+class Selector(_Frozen):
+    """A set of runs: one experiment, optionally restricted to some axis levels."""
+
+    experiment: str
+    where: dict[str, Level | list[Level]] = {}
+
+    def matches(self, experiment: str, variant: dict[str, str]) -> bool:
+        return experiment == self.experiment and Rule(when=self.where, set={}).matches(variant)
+
+    def label(self) -> str:
+        if not self.where:
+            return self.experiment
+        parts = ", ".join(f"{k}={v}" for k, v in self.where.items())
+        return f"{self.experiment}[{parts}]"
+
+
+class CellRef(_Frozen):
+    table: str
+    row: str
+    column: str
+
+
+Metric = Literal["test_acc", "train_acc", "test_loss", "train_loss", "diverged", "wall_s"]
+
+
+class _ClaimBase(_Frozen):
+    id: str
+    statement: str
+    metric: Metric = "test_acc"
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    scales: list[ScaleName] = Field(list(SCALES), description="scales at which the claim gets a verdict")
+    source: str = Field("", description="where the claim is made: paper section, reproduction report")
+
+    _id = field_validator("id")(_check_id)
+
+
+class NumericClaim(_ClaimBase):
+    """Reported table cells are reproduced: each reported value lies in the CI of the reproduced mean
+    (or within ``tolerance`` relative error when one is given)."""
+
+    kind: Literal["numeric"]
+    cells: list[CellRef] = Field(min_length=1)
+    tolerance: float | None = Field(None, ge=0, description="relative error accepted besides the CI")
+    scales: list[ScaleName] = ["paper"]
+
+
+class BeatsClaim(_ClaimBase):
+    """Runs selected by ``a`` score higher than those of every ``b`` (paired over shared seeds and
+    the axes both leave free); ``margin`` in metric units."""
+
+    kind: Literal["a_beats_b"]
+    a: Selector
+    b: list[Selector] = Field(min_length=1)
+    margin: float = 0.0
+    higher_is_better: bool = True
+
+    @field_validator("b", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+
+class TrendClaim(_ClaimBase):
+    """The metric of ``select`` (or its paired difference to ``baseline``) rises or falls along the
+    numeric axis ``over``."""
+
+    kind: Literal["trend"]
+    select: Selector
+    over: str
+    direction: Literal["increasing", "decreasing"]
+    baseline: Selector | None = None
+
+
+class ThresholdClaim(_ClaimBase):
+    """The mean of the metric over the selected runs is above/below ``value`` (for ``diverged``,
+    the rate of diverged runs, with an exact binomial interval)."""
+
+    kind: Literal["threshold"]
+    select: Selector
+    op: Literal[">=", "<="]
+    value: float
+
+
+Claim = Annotated[Union[NumericClaim, BeatsClaim, TrendClaim, ThresholdClaim], Field(discriminator="kind")]
+
+
+class TableLayout(_Frozen):
+    """How the rows and columns of a reported table map onto an experiment's variant axes."""
+
+    experiment: str
+    row_axis: str
+    column_axis: str
+    where: dict[str, Level | list[Level]] = {}
+
+
+class ReportedTable(_Frozen):
+    id: str
+    title: str
+    document: str = Field(description="id of a document in 'documents'")
+    where: str = Field("", description="place in the document, e.g. 'Table 1'")
+    kind: Literal["result", "hyperparameter"] = "result"
+    metric: Metric | str = "test_acc"
+    unit: str = "%"
+    scale: ScaleName = Field("paper", description="the scale whose runs are comparable to these numbers")
+    dataset: str = ""
+    test_size: int | None = Field(None, ge=1, description="test-set size behind the numbers (binomial floor)")
+    rows: list[str] = Field(min_length=1)
+    columns: list[str] = Field(min_length=1)
+    values: dict[str, dict[str, float | ReportedValue | None]]
+    layout: TableLayout | None = None
+
+    _id = field_validator("id")(_check_id)
+
+    @field_validator("rows", "columns", mode="before")
+    @classmethod
+    def _strs(cls, v: Any) -> Any:
+        return [_level_str(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _str_keys(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {_level_str(r): ({_level_str(c): x for c, x in cols.items()} if isinstance(cols, dict) else cols)
+                    for r, cols in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _cells_in_grid(self) -> "ReportedTable":
+        for r, cols in self.values.items():
+            if r not in self.rows:
+                raise ValueError(f"values has row {r!r} not in rows {self.rows}")
+            for c in cols:
+                if c not in self.columns:
+                    raise ValueError(f"values[{r!r}] has column {c!r} not in columns {self.columns}")
+        if self.kind == "result" and self.layout is None:
+            raise ValueError("a 'result' table needs a 'layout' mapping rows/columns to variant axes")
+        return self
+
+    def value(self, row: str, column: str) -> ReportedValue | None:
+        v = self.values.get(row, {}).get(column)
+        if v is None or isinstance(v, ReportedValue):
+            return v
+        return ReportedValue(value=float(v))
+
+
+class Study(_Frozen):
+    """A paper's reproduction, declared."""
+
+    id: str
+    title: str
+    paper: Paper
+    module: str | None = Field(None, description="Python module registering the study's models/layers")
+    seed: int = Field(0, ge=0, lt=2**63, description="root seed every run's streams derive from")
+    randomness: Randomness = Randomness()
+    documents: list[Document] = []
+    claims: list[Claim] = []
+    tables: list[ReportedTable] = []
+    defaults: dict[str, Hyper] = Field({}, description="settings shared by every experiment")
+    experiments: list[Experiment] = Field(min_length=1)
+    scales: dict[ScaleName, Scale] = {}
+
+    _id = field_validator("id")(_check_id)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Study":
+        exps = {e.id: e for e in self.experiments}
+        if len(exps) != len(self.experiments):
+            raise ValueError("experiment ids must be unique")
+        docs = {d.id for d in self.documents}
+        tables = {t.id: t for t in self.tables}
+        for t in self.tables:
+            if t.document not in docs:
+                raise ValueError(f"tables[{t.id}].document: unknown document {t.document!r}; known: {sorted(docs)}")
+            if t.layout is not None:
+                _check_selector_axes(exps, t.layout.experiment, [t.layout.row_axis, t.layout.column_axis,
+                                                                 *t.layout.where], f"tables[{t.id}].layout")
+        for c in self.claims:
+            where = f"claims[{c.id}]"
+            if isinstance(c, NumericClaim):
+                for ref in c.cells:
+                    t = tables.get(ref.table)
+                    if t is None:
+                        raise ValueError(f"{where}.cells: unknown table {ref.table!r}; known: {sorted(tables)}")
+                    if ref.row not in t.rows or ref.column not in t.columns:
+                        raise ValueError(f"{where}.cells: no cell ({ref.row!r}, {ref.column!r}) in table {t.id}")
+            for sel in _claim_selectors(c):
+                _check_selector_axes(exps, sel.experiment, list(sel.where), where)
+            if isinstance(c, TrendClaim):
+                _check_selector_axes(exps, c.select.experiment, [c.over], where + ".over")
+        for name, sc in self.scales.items():
+            for eid in sc.experiments:
+                if eid not in exps:
+                    raise ValueError(f"scales.{name}.experiments: unknown experiment {eid!r}; known: {sorted(exps)}")
+        return self
+
+    def experiment(self, id: str) -> Experiment:
+        for e in self.experiments:
+            if e.id == id:
+                return e
+        raise KeyError(id)
+
+    def table(self, id: str) -> ReportedTable:
+        for t in self.tables:
+            if t.id == id:
+                return t
+        raise KeyError(id)
+
+
+def _claim_selectors(c: Any) -> list[Selector]:
+    if isinstance(c, BeatsClaim):
+        return [c.a, *c.b]
+    if isinstance(c, TrendClaim):
+        return [c.select] + ([c.baseline] if c.baseline else [])
+    if isinstance(c, ThresholdClaim):
+        return [c.select]
+    return []
+
+
+def _check_selector_axes(exps: dict[str, Experiment], eid: str, axes: list[str], where: str) -> None:
+    if eid not in exps:
+        raise ValueError(f"{where}: unknown experiment {eid!r}; known: {sorted(exps)}")
+    known = set(exps[eid].axes)
+    for a in axes:
+        if a not in known:
+            raise ValueError(f"{where}: experiment {eid!r} has no axis {a!r}; axes: {sorted(known)}")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a study file."""
+    return Study.model_json_schema()

@@ -1,0 +1,133 @@
+"""Study files: YAML -> ``Study``, with errors that name the file, line, field path and value.
+
+Built-in studies live in ``restudy/studies/<id>/study.yaml``; a user passes a path instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import StudyError
+from .study import Study
+
+BUILTIN_DIR = Path(__file__).parent / "studies"
+
+
+def builtin_studies() -> dict[str, Path]:
+    """Built-in study id -> its study file."""
+    return {p.parent.name: p for p in sorted(BUILTIN_DIR.glob("*/study.yaml"))}
+
+
+def resolve_study_path(name_or_path: str) -> Path:
+    """A built-in study id or a path to a YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise StudyError("study file not found", where=str(p))
+        return p
+    builtins = builtin_studies()
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    import difflib
+
+    close = difflib.get_close_matches(name_or_path, list(builtins), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise StudyError(f"unknown study '{name_or_path}'{hint}", allowed=sorted(builtins) + ["a path to a .yaml file"])
+
+
+def load_study(name_or_path: str | Path) -> Study:
+    """Read and validate a study file; every error names file:line and the field path."""
+    path = resolve_study_path(str(name_or_path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        raise StudyError(f"not valid YAML: {e}", where=str(path)) from e
+    if not isinstance(data, dict):
+        raise StudyError("a study file must be a YAML mapping at the top level", where=str(path),
+                         got=type(data).__name__)
+    try:
+        return Study.model_validate(data)
+    except ValidationError as e:
+        raise StudyError(format_validation_error(e, path, root)) from None
+
+
+def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Node | None = None) -> str:
+    """One line per problem: ``file:line field.path: message; got: value``."""
+    lines = [f"{path}: {e.error_count()} problem(s) in the study file"]
+    for err in e.errors(include_url=False):
+        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        line = _line_of(root, loc) if root is not None else None
+        where = f"{path}:{line}" if line else str(path)
+        field = _dotted(loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; unknown fields are errors)"
+        elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+            msg = f"must be one of {err['ctx']['expected']}"
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown kind; allowed: {err['ctx'].get('expected_tags')}"
+        got = err.get("input")
+        got_s = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f"; got: {got!r}"
+        lines.append(f"  {where} {field}: {msg}{got_s}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(p: Any) -> bool:
+    return isinstance(p, str) and p in ("numeric", "a_beats_b", "trend", "threshold")
+
+
+def _dotted(loc: list[Any]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for p in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if str(k.value) == str(p):
+                    nxt = v
+                    line = k.start_mark.line + 1
+                    break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(p, int) and p < len(node.value):
+            node = node.value[p]
+            line = node.start_mark.line + 1
+        else:
+            break
+        if node is None:
+            break
+    return line
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str | None, str, Any]]:
+    """``key=value`` or ``experiment:key=value`` -> (experiment or None, key, YAML-parsed value)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise StudyError("an override must look like key=value or experiment:key=value",
+                             where="command line", got=item)
+        key, raw = item.split("=", 1)
+        exp = None
+        if ":" in key:
+            exp, key = key.split(":", 1)
+        key = key.strip()
+        if not key:
+            raise StudyError("empty key in override", where="command line", got=item)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((exp, key, value))
+    return out
