@@ -99,7 +99,8 @@ def check_setting(name: str, value: Any, where: str) -> None:
                          where=where, allowed=sorted(ENGINE_SETTINGS) + ["model.*", "data.*", "method.*"])
     problem = ENGINE_SETTINGS[name][1](value)
     if problem:
-        raise StudyError(problem, where=f"{where}.{name}" if not where.endswith(name) else where, got=value)
+        sep = "." if where.startswith(("experiments", "defaults", "scales")) else " "
+        raise StudyError(problem, where=where if where.endswith(name) else f"{where}{sep}{name}", got=value)
 
 
 @dataclass(frozen=True)

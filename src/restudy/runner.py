@@ -60,6 +60,9 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
             if s.key in done:
                 continue
             if store.claim(s.key):
+                if not fresh and store.ended_on_disk(s.key):
+                    store.release(s.key)  # another driver finished it since we looked
+                    continue
                 mine.append(s)
                 todo.append(s)
         notify("start", {"total": len(specs), "done": len(specs) - len(todo), "todo": len(todo),

@@ -78,6 +78,16 @@ class Store:
         marks = ",".join("?" * len(DONE_STATUSES))
         return {k for (k,) in self.db.execute(f"SELECT key FROM runs WHERE status IN ({marks})", DONE_STATUSES)}
 
+    def ended_on_disk(self, key: str) -> bool:
+        """Whether the run's run.json exists and says it ended (finished or diverged)."""
+        p = self.run_dir(key) / "run.json"
+        if not p.exists():
+            return False
+        try:
+            return read_json(p).get("status") in DONE_STATUSES
+        except Exception:
+            return False
+
     def load(self, key: str) -> dict[str, Any]:
         return read_json(self.run_dir(key) / "run.json")
 

@@ -5,6 +5,7 @@ Built-in studies live in ``restudy/studies/<id>/study.yaml``; a user passes a pa
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from .errors import StudyError
 from .study import Study
 
 BUILTIN_DIR = Path(__file__).parent / "studies"
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def builtin_studies() -> dict[str, Path]:
@@ -129,5 +131,10 @@ def parse_overrides(items: list[str]) -> list[tuple[str | None, str, Any]]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e6" as a string; a number is meant
+                value = float(value) if _FLOAT.match(value.strip()) else value
+            except ValueError:
+                pass
         out.append((exp, key, value))
     return out

@@ -1,0 +1,361 @@
+"""Report figures: one per claim and one of training curves per experiment (matplotlib, Agg).
+
+Each figure shows the runs themselves (one point per seed) next to the summary a verdict rests on
+(mean ± 95 % CI, or a rate with its exact interval), so a reader sees the noise the verdict had to
+beat. Figures are written as PNG files; nothing is shown on screen.
+
+Imports compare and study (matplotlib and numpy only otherwise; no torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # must precede the pyplot import: never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .. import compare as cmp  # noqa: E402
+from .. import stats  # noqa: E402
+from ..study import BeatsClaim, NumericClaim, Selector, Study, ThresholdClaim, TrendClaim  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DPI = 100
+CURVE_PANELS = (("train_acc", "train accuracy (%)"), ("test_acc", "test accuracy (%)"),
+                ("train_loss", "train loss"), ("test_loss", "test loss"))
+Row = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _numeric(levels: Sequence[Any]) -> bool:
+    try:
+        [float(v) for v in levels]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _ordered_levels(values: Sequence[Any]) -> list[Any]:
+    uniq = list(dict.fromkeys(values))
+    return sorted(uniq, key=float) if _numeric(uniq) else uniq
+
+
+def _positions(levels: list[Any]) -> dict[Any, float]:
+    if _numeric(levels):
+        return {lv: float(lv) for lv in levels}
+    return {lv: float(i) for i, lv in enumerate(levels)}
+
+
+def _mean_ci(runs: Sequence[Row], metric: str) -> tuple[float, float, float]:
+    """Mean and 95 % CI (floored for accuracies) of the runs' metric."""
+    s, _ = cmp.summarize_runs(runs, metric)
+    return s.mean, s.ci_low, s.ci_high
+
+
+def _errorbar(ax: Any, x: float, mean: float, low: float, high: float, color: Any,
+              label: str | None = None) -> None:
+    if not math.isfinite(mean):
+        return
+    lo = mean - low if math.isfinite(low) else 0.0
+    hi = high - mean if math.isfinite(high) else 0.0
+    ax.errorbar([x], [mean], yerr=[[lo], [hi]], fmt="o", color=color, markersize=7,
+                markeredgecolor="black", capsize=4, linewidth=1.5, label=label, zorder=3)
+
+
+def _free_axis(runs: Sequence[Row], selectors: Sequence[Selector]) -> str | None:
+    """The first axis with several levels that no selector pins: the figure's x axis."""
+    pinned = set().union(*(cmp.pinned_axes(s) for s in selectors))
+    axes: dict[str, set[str]] = {}
+    for r in runs:
+        for ax, lv in (r.get("variant") or {}).items():
+            axes.setdefault(ax, set()).add(lv)
+    for ax, levels in axes.items():
+        if ax not in pinned and len(levels) > 1:
+            return ax
+    return None
+
+
+def _series_plot(ax: Any, series: list[tuple[str, list[Row]]], axis: str | None,
+                 metric: str) -> None:
+    """Points per seed and mean ± 95 % CI per (series, x level)."""
+    colors = plt.get_cmap("tab10")
+    if axis is None:
+        levels: list[Any] = [label for label, _ in series]
+    else:
+        levels = _ordered_levels([r["variant"].get(axis) for _, runs in series for r in runs])
+    pos = _positions(levels)
+    span = (max(pos.values()) - min(pos.values())) if len(pos) > 1 else 1.0
+    width = 0.12 * span / max(1, len(levels)) * 2
+    for i, (label, runs) in enumerate(series):
+        color = colors(i % 10)
+        offset = (i - (len(series) - 1) / 2) * width if axis is not None else 0.0
+        for j, lv in enumerate(levels if axis is not None else [label]):
+            sub = [r for r in runs if axis is None or r["variant"].get(axis) == lv]
+            vals = [cmp.metric_value(r, metric) for r in sub]
+            x = pos[lv] + offset
+            jitter = np.linspace(-width / 4, width / 4, len(vals)) if len(vals) > 1 else [0.0]
+            ax.scatter(x + np.asarray(jitter), vals, s=14, color=color, alpha=0.5, zorder=2)
+            mean, lo, hi = _mean_ci(cmp.usable(sub), metric)
+            _errorbar(ax, x, mean, lo, hi, color, label if j == 0 else None)
+    if axis is None or not _numeric(levels):
+        ax.set_xticks(list(pos.values()), [str(lv) for lv in levels])
+    ax.set_xlabel(axis or "")
+
+
+def _title(ax: Any, claim: cmp.ClaimResult) -> None:
+    ax.set_title(f"{claim.id}: {claim.verdict.replace('_', ' ')}", fontsize=10)
+
+
+# --------------------------------------------------------------------------------------------
+# claim figures
+# --------------------------------------------------------------------------------------------
+
+
+def _beats_figure(claim: BeatsClaim, result: cmp.ClaimResult, rows: list[Row], path: Path) -> Path:
+    series = [(sel.label(), cmp.select_runs(rows, sel)) for sel in (claim.a, *claim.b)]
+    all_runs = [r for _, runs in series for r in runs]
+    axis = _free_axis(all_runs, [claim.a, *claim.b])
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    _series_plot(ax, [(lbl, cmp.usable(runs)) for lbl, runs in series], axis, claim.metric)
+    ax.set_ylabel(claim.metric)
+    ax.legend(fontsize=8, loc="best")
+    _title(ax, result)
+    return _save(fig, path)
+
+
+def _trend_figure(claim: TrendClaim, result: cmp.ClaimResult, rows: list[Row], path: Path) -> Path:
+    pts, _ = cmp.trend_points(claim, rows)
+    pts = [(float(x), y) for x, y in pts if math.isfinite(y)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    if pts:
+        xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+        ax.scatter(xs, ys, s=14, alpha=0.5, color="tab:blue", label="one run" +
+                   (" pair" if claim.baseline else ""))
+        for x in np.unique(xs):
+            s = stats.summarize(ys[xs == x])
+            _errorbar(ax, float(x), s.mean, s.ci_low, s.ci_high, "tab:blue")
+        slope = result.evidence.get("slope")
+        if slope is not None:
+            intercept = float(np.mean(ys) - slope * np.mean(xs))
+            grid = np.linspace(xs.min(), xs.max(), 50)
+            ax.plot(grid, intercept + slope * grid, color="tab:red", label=f"fit, slope {slope:+.3f}")
+        ax.legend(fontsize=8)
+    if claim.baseline is not None:
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_ylabel(f"{claim.metric}: {claim.select.label()} − {claim.baseline.label()}", fontsize=8)
+    else:
+        ax.set_ylabel(claim.metric)
+    ax.set_xlabel(claim.over)
+    _title(ax, result)
+    return _save(fig, path)
+
+
+def _rate_bars(ax: Any, groups: dict[str, list[Row]], value: float) -> None:
+    labels = list(groups) + ["all"]
+    runs_all = [r for runs in groups.values() for r in runs]
+    for i, lbl in enumerate(labels):
+        runs = runs_all if lbl == "all" else groups[lbl]
+        k = sum(cmp.metric_value(r, "diverged") >= 0.5 for r in runs)
+        low, high = stats.rate_ci(k, len(runs))
+        color = "tab:grey" if lbl == "all" else "tab:orange"
+        ax.bar(i, k / len(runs), color=color, alpha=0.7)
+        ax.errorbar([i], [k / len(runs)], yerr=[[k / len(runs) - low], [high - k / len(runs)]],
+                    color="black", capsize=4)
+        ax.text(i, 0.02, f"{k}/{len(runs)}", ha="center", fontsize=7)
+    ax.axhline(value if value <= 1 else value / 100, color="tab:red", linestyle="--",
+               label="claimed threshold")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction of runs diverged (95% CI)")
+    ax.legend(fontsize=8)
+
+
+def _threshold_figure(claim: ThresholdClaim, result: cmp.ClaimResult, rows: list[Row],
+                      path: Path) -> Path:
+    runs = cmp.usable(cmp.select_runs(rows, claim.select))
+    groups = cmp.group_rows(runs)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    if claim.metric == "diverged" and runs:
+        _rate_bars(ax, {vid: rs for (_, vid), rs in groups.items()}, claim.value)
+    else:
+        _series_plot(ax, [(vid, rs) for (_, vid), rs in groups.items()], None, claim.metric)
+        ax.axhline(claim.value, color="tab:red", linestyle="--", label="claimed threshold")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.set_ylabel(claim.metric)
+        ax.legend(fontsize=8)
+    _title(ax, result)
+    return _save(fig, path)
+
+
+def _numeric_figure(claim: NumericClaim, result: cmp.ClaimResult, study: Study, rows: list[Row],
+                    path: Path) -> Path:
+    cells = result.evidence.get("cells", [])
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(cells) + 2), 4.2))
+    for i, cell in enumerate(cells):
+        table = study.table(cell["table"])
+        runs = cmp.usable(cmp.cell_runs(table, cell["row"], cell["column"], rows))
+        vals = [cmp.metric_value(r, str(table.metric)) for r in runs]
+        ax.scatter([i] * len(vals), vals, s=14, color="tab:blue", alpha=0.5, zorder=2)
+        mean, lo, hi = (cell.get(k) for k in ("mean", "ci_low", "ci_high"))
+        if mean is not None:
+            _errorbar(ax, i, mean, lo if lo is not None else math.nan,
+                      hi if hi is not None else math.nan, "tab:blue",
+                      "reproduced mean ± CI" if i == 0 else None)
+        pm = cell.get("reported_pm") or 0.0
+        ax.errorbar([i + 0.2], [cell["reported"]], yerr=[[pm], [pm]], fmt="x", color="tab:red",
+                    markersize=8, capsize=3, label="reported" if i == 0 else None)
+    ax.set_xticks(range(len(cells)), [f"{c['row']} / {c['column']}" for c in cells],
+                  rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel(claim.metric)
+    if cells:
+        ax.legend(fontsize=8)
+    _title(ax, result)
+    return _save(fig, path)
+
+
+def claim_figure(claim: Any, result: cmp.ClaimResult, study: Study, rows: list[Row],
+                 path: Path) -> Path | None:
+    """Draws the figure of one claim.
+
+    Args:
+        claim: the claim as declared in the study.
+        result: its :class:`restudy.compare.ClaimResult`.
+        study: the study (numeric claims look up their tables).
+        rows: run rows at the report's scale.
+        path: the PNG to write.
+
+    Returns:
+        ``path``, or None when the claim selects no runs.
+    """
+    if isinstance(claim, BeatsClaim):
+        return _beats_figure(claim, result, rows, path)
+    if isinstance(claim, TrendClaim):
+        return _trend_figure(claim, result, rows, path) if cmp.trend_points(claim, rows)[0] else None
+    if isinstance(claim, ThresholdClaim):
+        return _threshold_figure(claim, result, rows, path)
+    if isinstance(claim, NumericClaim) and result.evidence.get("cells"):
+        return _numeric_figure(claim, result, study, rows, path)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# training curves
+# --------------------------------------------------------------------------------------------
+
+
+def mean_curves(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """Per variant, the seed-mean of each curve quantity by epoch (NaN-aware).
+
+    Args:
+        records: full run records of one experiment (``curves``: per-epoch dicts).
+
+    Returns:
+        variant_id → {"epoch": epochs, quantity: mean per epoch, "n": runs per epoch}.
+    """
+    by_variant: dict[str, list[list[dict[str, Any]]]] = {}
+    for rec in records:
+        if rec.get("curves"):
+            vid = cmp.variant_label(rec["spec"].get("variant") or {})
+            by_variant.setdefault(vid, []).append(rec["curves"])
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for vid, curves in by_variant.items():
+        epochs = sorted({int(p["epoch"]) for c in curves for p in c if "epoch" in p})
+        idx = {e: i for i, e in enumerate(epochs)}
+        data = {q: np.full((len(curves), len(epochs)), np.nan) for q, _ in CURVE_PANELS}
+        for k, c in enumerate(curves):
+            for p in c:
+                for q in data:
+                    v = p.get(q)
+                    if "epoch" in p and isinstance(v, (int, float)):
+                        data[q][k, idx[int(p["epoch"])]] = float(v)
+        out[vid] = {"epoch": np.array(epochs, dtype=float), "n": np.array([len(curves)] * len(epochs))}
+        for q, arr in data.items():
+            with np.errstate(all="ignore"):
+                out[vid][q] = np.array([np.nanmean(col) if np.any(~np.isnan(col)) else np.nan
+                                        for col in arr.T])
+    return out
+
+
+def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Draws the seed-mean training curves of one experiment: train and test in separate panels.
+
+    Returns:
+        ``path``, or None when no record has curves.
+    """
+    curves = mean_curves(records)
+    if not curves:
+        return None
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
+    cmap = plt.get_cmap("viridis" if len(curves) > 10 else "tab10")
+    for i, (vid, c) in enumerate(curves.items()):
+        color = cmap(i / max(1, len(curves) - 1)) if len(curves) > 10 else cmap(i % 10)
+        for ax, (q, _) in zip(axes.flat, CURVE_PANELS):
+            ax.plot(c["epoch"], c[q], color=color, linewidth=1.2, label=vid)
+    for ax, (_, label) in zip(axes.flat, CURVE_PANELS):
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7,
+               title="variant (mean over seeds)", title_fontsize=8)
+    fig.suptitle(f"{experiment}: training curves", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# all figures
+# --------------------------------------------------------------------------------------------
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
+
+
+def make_figures(fig_dir: Path, study: Study, comparison: cmp.Comparison, rows: list[Row],
+                 records: Sequence[dict[str, Any]]) -> dict[str, Path]:
+    """Writes every figure of the report.
+
+    Args:
+        fig_dir: the folder for the PNG files.
+        study: the study.
+        comparison: its comparison at the report's scale.
+        rows: run rows at that scale.
+        records: full run records at that scale (for the curves).
+
+    Returns:
+        ``"claim:<id>"`` / ``"curves:<experiment>"`` → PNG path, for the figures drawn.
+    """
+    figures: dict[str, Path] = {}
+    results = {c.id: c for c in comparison.claims}
+    for claim in study.claims:
+        path = claim_figure(claim, results[claim.id], study, rows,
+                            fig_dir / f"claim-{_safe_name(claim.id)}.png")
+        if path is not None:
+            figures[f"claim:{claim.id}"] = path
+    for exp in study.experiments:
+        recs = [r for r in records if r["spec"].get("experiment") == exp.id]
+        path = curves_figure(exp.id, recs, fig_dir / f"curves-{_safe_name(exp.id)}.png")
+        if path is not None:
+            figures[f"curves:{exp.id}"] = path
+    log.info("wrote %d figures to %s", len(figures), fig_dir)
+    return figures

@@ -1,0 +1,134 @@
+"""Study files: valid ones load; invalid ones give errors naming file:line, field, value, allowed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from restudy.errors import StudyError
+from restudy.plan import plan
+from restudy.studyfile import load_study, parse_overrides
+
+
+def test_builtin_enorm_loads_and_plans_every_scale():
+    st = load_study("enorm")
+    assert st.id == "enorm" and len(st.claims) >= 5
+    # paper: 4 methods x 10 depths x 5 seeds + 2 methods x 10 depths x 5 seeds
+    assert len(plan(st, "paper")) == 200 + 100
+    assert len(plan(st, "small")) == (4 * 5 + 2 * 5) * 3
+    assert len(plan(st, "smoke")) == (4 * 2 + 2 * 2) * 2
+
+
+def _set(path, value):
+    def mutate(d):
+        node = d
+        for p in path[:-1]:
+            node = node[p]
+        node[path[-1]] = value
+    return mutate
+
+
+def _delete(path):
+    def mutate(d):
+        node = d
+        for p in path[:-1]:
+            node = node[p]
+        del node[path[-1]]
+    return mutate
+
+
+BAD = [
+    # (mutation, words that must appear in the message)
+    (_set(["randomness", "streams"], "shared"), ["randomness.streams", "paired", "independent", "shared"]),
+    (_set(["randomness", "vary"], ["init", "weather"]), ["randomness.vary", "weather", "order"]),
+    (_set(["randomness", "kernels"], "fast"), ["randomness.kernels", "deterministic"]),
+    (_set(["seed"], -1), ["seed", "-1"]),
+    (_set(["idd"], "x"), ["idd", "unknown field"]),
+    (_delete(["paper"]), ["paper", "required"]),
+    (_set(["experiments", 0, "seeds"], 0), ["experiments[0].seeds", "greater than or equal to 1"]),
+    (_set(["experiments", 0, "id"], "1fc"), ["experiments[0].id", "must start with a letter"]),
+    (_set(["experiments", 0, "sedes"], 3), ["experiments[0].sedes", "unknown field"]),
+    (_set(["defaults", "optimizer.lr"], {"value": 0.1, "provenance": "guess"}),
+     ["defaults.optimizer.lr.provenance", "paper", "code", "authors", "assumed", "guess"]),
+    (_set(["defaults", "optimizer.lr"], 0.1), ["defaults.optimizer.lr", "valid dictionary"]),
+    (_set(["defaults", "epochs"], {"value": 60}), ["defaults.epochs.provenance", "required"]),
+    (_set(["claims", 0, "kind"], "better"), ["claims[0]", "numeric", "a_beats_b", "trend", "threshold"]),
+    (_set(["claims", 0, "metric"], "accuracy"), ["claims[0]", "metric", "test_acc", "accuracy"]),
+    (_set(["claims", 0, "alpha"], 0.9), ["claims[0]", "alpha", "less than 0.5"]),
+    (_set(["claims", 0, "a"], {"experiment": "nope"}), ["claims[enorm_beats_baseline_deep]", "unknown experiment", "nope"]),
+    (_set(["claims", 0, "a"], {"experiment": "fc", "where": {"width": 3}}), ["no axis", "width", "depth", "method"]),
+    (_set(["claims", 4, "op"], ">"), ["claims[4]", "op", ">=", "<="]),
+    (_set(["claims", 1, "over"], "epochs"), ["claims[enorm_advantage_grows_with_depth].over", "epochs"]),
+    (_set(["claims", 1, "direction"], "up"), ["direction", "increasing", "decreasing"]),
+    (_set(["tables", 0, "document"], "nature"), ["tables[lr_table].document", "nature", "original", "rep2019"]),
+    (_set(["tables", 0, "kind"], "figure"), ["tables[0].kind", "result", "hyperparameter"]),
+    (_set(["tables", 0, "values", 1], {"resnet": 0.1}), ["column", "resnet"]),
+    (_set(["experiments", 0, "axes", "depth"], {"path": "model.hidden"}), ["experiments[0].axes.depth", "values"]),
+    (_set(["experiments", 0, "axes", "method"], {}), ["experiments[0].axes.method", "at least one level"]),
+    (_set(["scales", "huge"], {}), ["scales.huge", "smoke", "small", "paper"]),
+    (_set(["scales", "small", "seeds"], 0), ["scales.small.seeds", "greater than or equal to 1"]),
+    (_set(["scales", "small", "experiments"], {"cnn": {}}), ["scales.small.experiments", "cnn", "fc"]),
+    (_set(["documents", 0, "kind"], "blog"), ["documents[0].kind", "original", "reproduction"]),
+    (_set(["experiments", 1, "rules", 0, "when"], "always"), ["experiments[1].rules[0].when", "valid dictionary"]),
+]
+
+
+@pytest.mark.parametrize("mutate,words", BAD, ids=[" ".join(w[:2]) for _, w in BAD])
+def test_invalid_study_names_field_value_and_allowed(study_file, mutate, words):
+    path = study_file(mutate)
+    with pytest.raises(StudyError) as e:
+        load_study(path)
+    msg = str(e.value)
+    assert str(path) in msg
+    for w in words:
+        assert w in msg, f"{w!r} missing from:\n{msg}"
+    assert "Traceback" not in msg
+
+
+def test_error_points_at_the_line(study_file):
+    path = study_file(_set(["randomness", "kernels"], "fast"))
+    lines = path.read_text().splitlines()
+    line_no = next(i for i, line in enumerate(lines, 1) if "kernels:" in line)
+    with pytest.raises(StudyError) as e:
+        load_study(path)
+    assert f"{path}:{line_no}" in str(e.value)
+
+
+@pytest.mark.parametrize("setting,value,words", [
+    ("optimizer.lr", -0.1, ["optimizer.lr", "(0, inf)", "-0.1"]),
+    ("optimizer", "rmsprop", ["optimizer", "sgd", "adam", "rmsprop"]),
+    ("schedule", "step", ["schedule", "constant", "linear", "cosine", "exponential"]),
+    ("epochs", 2.5, ["epochs", "integer"]),
+    ("batch_size", 0, ["batch_size", "[1,"]),
+    ("optimizer.momentum", 1.5, ["optimizer.momentum", "[0, 1)"]),
+    ("learning_rate", 0.1, ["unknown setting", "learning_rate"]),
+    ("optimizer.nesterov", "yes", ["optimizer.nesterov", "true or false"]),
+])
+def test_invalid_setting_values_fail_at_plan_time(study_file, setting, value, words):
+    def mutate(d):
+        d["defaults"][setting] = {"value": value, "provenance": "assumed"}
+    st = load_study(study_file(mutate))
+    with pytest.raises(StudyError) as e:
+        plan(st, "smoke")
+    for w in words:
+        assert w in str(e.value), f"{w!r} missing from {e.value}"
+
+
+def test_overrides_parse_and_validate():
+    st = load_study("enorm")
+    ov = parse_overrides(["epochs=3", "fc:optimizer.lr=0.02", "data.n_train=100"])
+    assert ov == [(None, "epochs", 3), ("fc", "optimizer.lr", 0.02), (None, "data.n_train", 100)]
+    specs = plan(st, "smoke", overrides=ov)
+    fc = [s for s in specs if s.experiment == "fc"]
+    assert all(s.settings["epochs"] == 3 and s.settings["optimizer.lr"] == 0.02 for s in fc)
+    assert all(s.provenance["optimizer.lr"]["source"] == "command-line override" for s in fc)
+    with pytest.raises(StudyError, match="key=value"):
+        parse_overrides(["epochs"])
+    with pytest.raises(StudyError, match="unknown setting 'epoch'.*did you mean 'epochs'"):
+        plan(st, "smoke", overrides=parse_overrides(["epoch=3"]))
+    with pytest.raises(StudyError, match="unknown experiment"):
+        plan(st, "smoke", overrides=parse_overrides(["cnn:epochs=3"]))
+
+
+def test_unknown_study_suggests_builtins():
+    with pytest.raises(StudyError, match="did you mean 'enorm'"):
+        load_study("enrom")
