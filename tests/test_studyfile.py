@@ -14,7 +14,7 @@ def test_builtin_enorm_loads_and_plans_every_scale():
     assert st.id == "enorm" and len(st.claims) >= 5
     # paper: 4 methods x 10 depths x 5 seeds + 2 methods x 10 depths x 5 seeds
     assert len(plan(st, "paper")) == 200 + 100
-    assert len(plan(st, "small")) == (4 * 5 + 2 * 5) * 3
+    assert len(plan(st, "small")) == (4 * 5 + 2 * 5) * 5
     assert len(plan(st, "smoke")) == (4 * 2 + 2 * 2) * 2
 
 

@@ -105,7 +105,7 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
     from .console import RunProgress, console, verdict_table
     from .plan import plan
     from .runner import run_study
-    from .safeio import write_json
+    from .safeio import atomic_write_text, write_json
     from .studyfile import load_study, parse_overrides, resolve_study_path
     from .study import SCALES
 
@@ -117,7 +117,7 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
     specs = plan(st, scale, seeds=seeds, overrides=ov)  # validate everything before starting
     out = out or Path("results") / f"{st.id}-{scale}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     command = "restudy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_json(out / INVOCATION, {"study": st.id, "study_file": str(path.resolve()), "scale": scale,
                                   "seeds": seeds, "overrides": overrides or [], "command": command})

@@ -343,6 +343,12 @@ def _f(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def pct(level: float) -> str:
+    """A confidence level as a percentage: ``90%``, ``96.7%``."""
+    text = f"{100 * level:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
 def _p(p: float) -> str:
     if not math.isfinite(p):
         return "p=n/a"
@@ -437,7 +443,7 @@ def _cell_seeds(summary: stats.Summary, reported: float, confidence: float) -> i
 def _cell_verdict(summary: stats.Summary, reported: float, rel: float,
                   rule: _CellRule) -> tuple[str, str, int | None]:
     """Verdict, note and seeds needed for a cell evaluated at its own scale."""
-    n, level = summary.n, f"{rule.confidence:.0%}"
+    n, level = summary.n, pct(rule.confidence)
     if n == 0:
         return NOT_EVALUATED, "no finished or diverged runs for this cell", None
     ci = f"{level} CI [{_f(summary.ci_low)}, {_f(summary.ci_high)}]"
@@ -563,7 +569,8 @@ def pair_runs(a_runs: Sequence[Row], b_runs: Sequence[Row], a_sel: Selector,
         info.update(ambiguous=True, unpaired_a=len(a_runs), unpaired_b=len(b_runs))
         return [], info
     pairs = [(index_a[k], index_b[k]) for k in index_a if k in index_b]
-    info.update(unpaired_a=len(a_runs) - len(pairs), unpaired_b=len(b_runs) - len(pairs))
+    info.update(unpaired_a=len(a_runs) - len(pairs), unpaired_b=len(b_runs) - len(pairs),
+                cells=len({k[1:] for k in index_a if k in index_b}))
     return pairs, info
 
 
@@ -627,16 +634,22 @@ def _beats_test(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[
     return stats.welch_difference(a, bb, confidence=conf, alternative="greater"), info
 
 
-def _beats_seeds(res: stats.PairedResult, alpha: float) -> tuple[int | None, str]:
-    """Seeds (pairs) for 80 % power at the observed difference, with an explanation."""
+def _beats_seeds(res: stats.PairedResult, alpha: float, cells: int = 1) -> tuple[int | None, str]:
+    """Seeds per variant for 80 % power at the observed difference, with an explanation.
+
+    The paired test pools ``cells`` pairs per seed index (one per level of the free axes), so the
+    pairs it needs are divided by ``cells`` to give seeds per variant.
+    """
     if not math.isfinite(res.mean_diff) or res.mean_diff <= 0:
         return None, "no seed count would: the observed difference has the wrong sign"
     if not math.isfinite(res.sd_diff):
         return None, "fewer than 2 runs per side: the spread is unknown"
     n = stats.seeds_needed(res.mean_diff, res.sd_diff, alpha=alpha, power=POWER,
                            paired=res.test == "paired-t", alternative="greater")
-    unit = "seed pairs" if res.test == "paired-t" else "seeds per side"
-    return n, (f"about {n} {unit} for 80% power at the observed difference" if n else
+    if n and res.test == "paired-t":
+        pairs, n = n, max(2, math.ceil(n / max(1, cells)))
+        return n, (f"about {n} seeds per variant ({pairs} pairs) for 80% power at the observed difference")
+    return n, (f"about {n} seeds per side for 80% power at the observed difference" if n else
                "more than 10000 seeds would be needed at the observed difference")
 
 
@@ -652,7 +665,7 @@ def _beats_sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim,
     else:
         test = f"Welch t {_p(res.p_value)}, n={res.n_a} vs {res.n_b} runs, unpaired"
     margin = f", margin {claim.margin:g}{unit}" if claim.margin else ""
-    return f"{head} ({conf:.0%} CI [{_f(lo)}, {_f(hi)}], {test}{margin})"
+    return f"{head} ({pct(conf)} CI [{_f(lo)}, {_f(hi)}], {test}{margin})"
 
 
 def _beats_one(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row],
@@ -667,7 +680,7 @@ def _beats_one(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[R
     conf = 1.0 - 2.0 * alpha
     shown = math.isfinite(res.p_value) and res.p_value < alpha and res.ci_low > 0
     verdict = REPRODUCED if shown else NOT_REPRODUCED if res.ci_high < 0 else INCONCLUSIVE
-    seeds, seeds_note = _beats_seeds(res, alpha) if verdict == INCONCLUSIVE else (None, "")
+    seeds, seeds_note = _beats_seeds(res, alpha, info.get("cells", 1)) if verdict == INCONCLUSIVE else (None, "")
     raw = {k: getattr(res, k) + claim.margin for k in ("mean_diff", "ci_low", "ci_high")}
     return {**base, **info, **res.to_dict(), **raw, "confidence": conf, "verdict": verdict,
             "seeds_needed": seeds, "seeds_note": seeds_note,
@@ -685,7 +698,8 @@ def _claim_beats(claim: BeatsClaim, ctx: _Ctx) -> ClaimResult:
     comps = [_beats_one(claim, b, a_runs, usable(select_runs(ctx.rows, b)), alpha)
              for b in claim.b]
     verdict = _combine([c["verdict"] for c in comps])
-    notes = [c["seeds_note"] for c in comps if c.get("seeds_note")]
+    notes = [(f"vs {c['b']}: " if len(comps) > 1 else "") + c["seeds_note"]
+             for c in comps if c.get("seeds_note")]
     summary = "; ".join(c["sentence"] for c in comps)
     if verdict == INCONCLUSIVE and notes:
         summary += f". To decide: {'; '.join(dict.fromkeys(notes))}"
@@ -733,7 +747,7 @@ def _trend_sentence(claim: TrendClaim, res: stats.SlopeResult, conf: float,
         return (f"slope of the {what} over {claim.over} is undefined: n={res.n} points on "
                 f"{n_levels} level(s) of {claim.over}")
     return (f"slope of the {what} over {claim.over}: {res.slope:+.3f}{_unit(claim.metric)} per "
-            f"unit ({conf:.0%} CI [{_f(res.ci_low, 3)}, {_f(res.ci_high, 3)}], "
+            f"unit ({pct(conf)} CI [{_f(res.ci_low, 3)}, {_f(res.ci_high, 3)}], "
             f"two-sided {_p(res.p_value)}, n={res.n}); claimed {claim.direction}")
 
 
@@ -768,7 +782,7 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
         value, note = value / 100.0, "value > 1 was read as a percentage"
     low, high = stats.rate_ci(k, n, conf)
     verdict = _threshold_verdict(claim.op, low, high, value)
-    summary = (f"{k}/{n} runs diverged (rate {k / n:.0%}, {conf:.0%} Clopper-Pearson CI "
+    summary = (f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
                f"[{low:.0%}, {high:.0%}]); claimed {claim.op} {value:.0%}")
     return verdict, summary, {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high,
                               "confidence": conf, "value": value, "op": claim.op, "note": note}
@@ -786,7 +800,7 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float
     unit = _unit(claim.metric)
     evidence = {**s.to_dict(), "sd_floor": floor, "confidence": conf, "value": claim.value,
                 "op": claim.op}
-    summary = (f"mean {claim.metric} {_f(s.mean)}{unit} ({conf:.0%} CI [{_f(s.ci_low)}, "
+    summary = (f"mean {claim.metric} {_f(s.mean)}{unit} ({pct(conf)} CI [{_f(s.ci_low)}, "
                f"{_f(s.ci_high)}], n={s.n}); claimed {claim.op} {claim.value:g}{unit}")
     if s.n < 2:
         return INCONCLUSIVE, summary + "; one run has no seed-to-seed spread", evidence, None
@@ -803,7 +817,8 @@ def _claim_threshold(claim: ThresholdClaim, ctx: _Ctx) -> ClaimResult:
     all_runs = select_runs(ctx.rows, claim.select)
     runs = usable(all_runs)
     if not runs:
-        return _result(claim, NOT_EVALUATED, "no runs selected", {"n_failed": len(all_runs)}, ctx)
+        why = f"all {len(all_runs)} selected runs failed" if all_runs else "no runs selected"
+        return _result(claim, NOT_EVALUATED, why, {"n_failed": len(all_runs)}, ctx)
     conf = 1.0 - 2.0 * claim.alpha
     seeds = None
     if claim.metric == "diverged":

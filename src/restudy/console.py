@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,7 +18,7 @@ VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inco
 
 
 def error_panel(message: str, title: str = "error") -> None:
-    err_console.print(Panel(message, title=title, border_style="red", expand=False))
+    err_console.print(Panel(escape(message), title=title, border_style="red", expand=False))
 
 
 class RunProgress:
@@ -28,7 +29,7 @@ class RunProgress:
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=console, transient=False)
         self.tasks: dict[str, Any] = {}
-        self.total = None
+        self.total: Any = None
         self.counts = {"finished": 0, "diverged": 0, "failed": 0}
 
     def __enter__(self) -> "RunProgress":
@@ -41,20 +42,18 @@ class RunProgress:
     def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event == "start":
             specs = info["specs"]
-            per_exp: dict[str, int] = {}
+            per_exp: dict[str, list[int]] = {}
             for s in specs:
-                per_exp[s.experiment] = per_exp.get(s.experiment, 0) + 1
-            done_keys = set()
+                total_done = per_exp.setdefault(s.experiment, [0, 0])
+                total_done[0] += 1
+                total_done[1] += s.key not in info["todo_keys"]
             if info["done"]:
                 todo = info["todo"]
                 console.print(f"resuming: {info['done']} of {info['total']} runs already done, {todo} to run")
-            for exp, n in per_exp.items():
-                self.tasks[exp] = self.progress.add_task(f"{exp} (variants × seeds)", total=n)
+            for exp, (n, done) in per_exp.items():
+                self.tasks[exp] = self.progress.add_task(f"{exp} (variants × seeds)", total=n, completed=done)
             self.total = self.progress.add_task("[bold]all runs", total=info["total"],
                                                 completed=info["done"])
-            # Count already-done runs into the per-experiment bars.
-            self._pending = {s.key: s.experiment for s in specs}
-            self._done_keys = done_keys
         elif event == "run":
             rec = info["record"]
             exp = rec["spec"]["experiment"]
@@ -64,8 +63,8 @@ class RunProgress:
             if rec["status"] != "finished":
                 style = "yellow" if rec["status"] == "diverged" else "red"
                 var = ",".join(f"{k}={v}" for k, v in rec["spec"]["variant"].items())
-                self.progress.console.print(f"[{style}]{rec['status']}[/]: {exp} {var} seed {rec['spec']['seed_index']}"
-                                            f" — {rec.get('reason', '')[:160]}")
+                self.progress.console.print(f"[{style}]{rec['status']}[/]: " + escape(
+                    f"{exp} {var} seed {rec['spec']['seed_index']} — {rec.get('reason', '')[:160]}"))
         elif event == "waiting":
             self.progress.console.print(f"waiting for {len(info['keys'])} run(s) held by another restudy process")
 
@@ -76,5 +75,5 @@ def verdict_table(comparison: Any) -> Table:
     table.add_column("verdict")
     table.add_column("evidence", overflow="fold")
     for c in comparison.claims:
-        table.add_row(c.id, f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]", c.summary)
+        table.add_row(escape(c.id), f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]", escape(c.summary))
     return table

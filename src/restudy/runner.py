@@ -66,7 +66,7 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
                 mine.append(s)
                 todo.append(s)
         notify("start", {"total": len(specs), "done": len(specs) - len(todo), "todo": len(todo),
-                         "specs": specs})
+                         "specs": specs, "todo_keys": {s.key for s in mine}})
         executed = []
         try:
             for rec in executor.run(mine, [store.run_dir(s.key) for s in mine]):

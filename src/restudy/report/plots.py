@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # must precede the pyplot import: never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import compare as cmp  # noqa: E402
@@ -93,6 +94,13 @@ def _free_axis(runs: Sequence[Row], selectors: Sequence[Selector]) -> str | None
     return None
 
 
+def _offset_width(pos: dict[Any, float], n_series: int) -> float:
+    """Horizontal offset between series at one x level: they share 60 % of the gap."""
+    xs = sorted(set(pos.values()))
+    gap = min((b - a for a, b in zip(xs, xs[1:])), default=1.0)
+    return 0.6 * gap / max(1, n_series)
+
+
 def _series_plot(ax: Any, series: list[tuple[str, list[Row]]], axis: str | None,
                  metric: str) -> None:
     """Points per seed and mean ± 95 % CI per (series, x level)."""
@@ -102,8 +110,7 @@ def _series_plot(ax: Any, series: list[tuple[str, list[Row]]], axis: str | None,
     else:
         levels = _ordered_levels([r["variant"].get(axis) for _, runs in series for r in runs])
     pos = _positions(levels)
-    span = (max(pos.values()) - min(pos.values())) if len(pos) > 1 else 1.0
-    width = 0.12 * span / max(1, len(levels)) * 2
+    width = _offset_width(pos, len(series))
     for i, (label, runs) in enumerate(series):
         color = colors(i % 10)
         offset = (i - (len(series) - 1) / 2) * width if axis is not None else 0.0
@@ -115,8 +122,7 @@ def _series_plot(ax: Any, series: list[tuple[str, list[Row]]], axis: str | None,
             ax.scatter(x + np.asarray(jitter), vals, s=14, color=color, alpha=0.5, zorder=2)
             mean, lo, hi = _mean_ci(cmp.usable(sub), metric)
             _errorbar(ax, x, mean, lo, hi, color, label if j == 0 else None)
-    if axis is None or not _numeric(levels):
-        ax.set_xticks(list(pos.values()), [str(lv) for lv in levels])
+    ax.set_xticks(list(pos.values()), [str(lv) for lv in levels])
     ax.set_xlabel(axis or "")
 
 
@@ -129,15 +135,51 @@ def _title(ax: Any, claim: cmp.ClaimResult) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _diff_panel(ax: Any, claim: BeatsClaim, rows: list[Row], axis: str | None) -> None:
+    """Paired differences a − b (what the test sees): points per pair, mean ± 95 % CI."""
+    colors = plt.get_cmap("tab10")
+    a_runs = cmp.usable(cmp.select_runs(rows, claim.a))
+    all_levels: list[Any] = []
+    for i, b in enumerate(claim.b):
+        pairs, _ = cmp.pair_runs(a_runs, cmp.usable(cmp.select_runs(rows, b)), claim.a, b)
+        pts = [((ra.get("variant") or {}).get(axis) if axis else b.label(),
+                cmp.metric_value(ra, claim.metric) - cmp.metric_value(rb, claim.metric))
+               for ra, rb in pairs]
+        levels = _ordered_levels([x for x, _ in pts])
+        all_levels += levels
+        pos = _positions(levels) if axis else {lv: float(i) for lv in levels}
+        width = _offset_width(pos, len(claim.b)) if axis else 0.0
+        for lv in levels:
+            ys = np.array([y for x, y in pts if x == lv], dtype=float)
+            x = pos[lv] + (i - (len(claim.b) - 1) / 2) * width
+            ax.scatter([x] * len(ys), ys, s=14, color=colors(i + 1), alpha=0.5)
+            s = stats.summarize(ys)
+            _errorbar(ax, x, s.mean, s.ci_low, s.ci_high, colors(i + 1),
+                      f"− {b.label()}" if lv == levels[0] else None)
+    ax.axhline(claim.margin, color="grey", linewidth=0.8)
+    ax.set_title(f"paired differences ({claim.a.label()} − b), mean ± 95% CI", fontsize=8)
+    ax.set_xlabel(axis or "")
+    if not axis:
+        ax.set_xticks(range(len(claim.b)), [b.label() for b in claim.b], fontsize=7)
+    elif all_levels:
+        levels = _ordered_levels(all_levels)
+        ax.set_xticks(list(_positions(levels).values()), [str(lv) for lv in levels])
+    ax.legend(fontsize=7)
+
+
 def _beats_figure(claim: BeatsClaim, result: cmp.ClaimResult, rows: list[Row], path: Path) -> Path:
     series = [(sel.label(), cmp.select_runs(rows, sel)) for sel in (claim.a, *claim.b)]
     all_runs = [r for _, runs in series for r in runs]
     axis = _free_axis(all_runs, [claim.a, *claim.b])
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    _series_plot(ax, [(lbl, cmp.usable(runs)) for lbl, runs in series], axis, claim.metric)
-    ax.set_ylabel(claim.metric)
-    ax.legend(fontsize=8, loc="best")
-    _title(ax, result)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2),
+                                      gridspec_kw={"width_ratios": [3, 2]})
+    _series_plot(left, [(lbl, cmp.usable(runs)) for lbl, runs in series], axis, claim.metric)
+    left.set_ylabel(claim.metric)
+    left.set_title("per seed; mean ± 95% CI per group", fontsize=8)
+    left.legend(fontsize=7, loc="best")
+    _diff_panel(right, claim, rows, axis)
+    fig.suptitle(f"{result.id}: {result.verdict.replace('_', ' ')}", fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -147,8 +189,8 @@ def _trend_figure(claim: TrendClaim, result: cmp.ClaimResult, rows: list[Row], p
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     if pts:
         xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-        ax.scatter(xs, ys, s=14, alpha=0.5, color="tab:blue", label="one run" +
-                   (" pair" if claim.baseline else ""))
+        ax.scatter(xs, ys, s=14, alpha=0.5, color="tab:blue",
+                   label=("one run pair" if claim.baseline else "one run") + "; mean ± 95% CI")
         for x in np.unique(xs):
             s = stats.summarize(ys[xs == x])
             _errorbar(ax, float(x), s.mean, s.ci_low, s.ci_high, "tab:blue")
@@ -168,24 +210,24 @@ def _trend_figure(claim: TrendClaim, result: cmp.ClaimResult, rows: list[Row], p
     return _save(fig, path)
 
 
-def _rate_bars(ax: Any, groups: dict[str, list[Row]], value: float) -> None:
+def _rate_bars(ax: Any, groups: dict[str, list[Row]], value: float, confidence: float) -> None:
     labels = list(groups) + ["all"]
     runs_all = [r for runs in groups.values() for r in runs]
     for i, lbl in enumerate(labels):
         runs = runs_all if lbl == "all" else groups[lbl]
         k = sum(cmp.metric_value(r, "diverged") >= 0.5 for r in runs)
-        low, high = stats.rate_ci(k, len(runs))
+        low, high = stats.rate_ci(k, len(runs), confidence)
         color = "tab:grey" if lbl == "all" else "tab:orange"
         ax.bar(i, k / len(runs), color=color, alpha=0.7)
         ax.errorbar([i], [k / len(runs)], yerr=[[k / len(runs) - low], [high - k / len(runs)]],
                     color="black", capsize=4)
-        ax.text(i, 0.02, f"{k}/{len(runs)}", ha="center", fontsize=7)
+        ax.text(i, 0.03, f"{k}/{len(runs)}", ha="center", fontsize=8)
     ax.axhline(value if value <= 1 else value / 100, color="tab:red", linestyle="--",
                label="claimed threshold")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("fraction of runs diverged (95% CI)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"fraction of runs diverged ({cmp.pct(confidence)} exact CI)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _threshold_figure(claim: ThresholdClaim, result: cmp.ClaimResult, rows: list[Row],
@@ -194,7 +236,8 @@ def _threshold_figure(claim: ThresholdClaim, result: cmp.ClaimResult, rows: list
     groups = cmp.group_rows(runs)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     if claim.metric == "diverged" and runs:
-        _rate_bars(ax, {vid: rs for (_, vid), rs in groups.items()}, claim.value)
+        conf = result.evidence.get("confidence") or 0.95
+        _rate_bars(ax, {vid: rs for (_, vid), rs in groups.items()}, claim.value, conf)
     else:
         _series_plot(ax, [(vid, rs) for (_, vid), rs in groups.items()], None, claim.metric)
         ax.axhline(claim.value, color="tab:red", linestyle="--", label="claimed threshold")
@@ -261,41 +304,68 @@ def claim_figure(claim: Any, result: cmp.ClaimResult, study: Study, rows: list[R
 # --------------------------------------------------------------------------------------------
 
 
-def mean_curves(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+def mean_curves(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per variant, the seed-mean of each curve quantity by epoch (NaN-aware).
 
     Args:
         records: full run records of one experiment (``curves``: per-epoch dicts).
 
     Returns:
-        variant_id → {"epoch": epochs, quantity: mean per epoch, "n": runs per epoch}.
+        variant_id → {"variant": axis → level, "epoch": epochs, "n": runs, quantity: mean per
+        epoch (array)}.
     """
     by_variant: dict[str, list[list[dict[str, Any]]]] = {}
+    variants: dict[str, dict[str, str]] = {}
     for rec in records:
         if rec.get("curves"):
-            vid = cmp.variant_label(rec["spec"].get("variant") or {})
+            variant = rec["spec"].get("variant") or {}
+            vid = cmp.variant_label(variant)
             by_variant.setdefault(vid, []).append(rec["curves"])
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for vid, curves in by_variant.items():
-        epochs = sorted({int(p["epoch"]) for c in curves for p in c if "epoch" in p})
-        idx = {e: i for i, e in enumerate(epochs)}
-        data = {q: np.full((len(curves), len(epochs)), np.nan) for q, _ in CURVE_PANELS}
+            variants[vid] = variant
+    return {vid: {"variant": variants[vid], "n": len(curves), **_epoch_means(curves)}
+            for vid, curves in by_variant.items()}
+
+
+def _epoch_means(curves: list[list[dict[str, Any]]]) -> dict[str, np.ndarray]:
+    """Seed-mean per epoch of each curve quantity; epochs missing in a run count as NaN."""
+    epochs = sorted({int(p["epoch"]) for c in curves for p in c if "epoch" in p})
+    idx = {e: i for i, e in enumerate(epochs)}
+    out: dict[str, np.ndarray] = {"epoch": np.array(epochs, dtype=float)}
+    for q, _ in CURVE_PANELS:
+        arr = np.full((len(curves), len(epochs)), np.nan)
         for k, c in enumerate(curves):
             for p in c:
-                for q in data:
-                    v = p.get(q)
-                    if "epoch" in p and isinstance(v, (int, float)):
-                        data[q][k, idx[int(p["epoch"])]] = float(v)
-        out[vid] = {"epoch": np.array(epochs, dtype=float), "n": np.array([len(curves)] * len(epochs))}
-        for q, arr in data.items():
-            with np.errstate(all="ignore"):
-                out[vid][q] = np.array([np.nanmean(col) if np.any(~np.isnan(col)) else np.nan
-                                        for col in arr.T])
+                v = p.get(q)
+                if "epoch" in p and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    arr[k, idx[int(p["epoch"])]] = float(v)
+        seen = np.any(~np.isnan(arr), axis=0)
+        with np.errstate(all="ignore"):
+            means = np.nansum(arr, axis=0) / np.maximum(1, np.sum(~np.isnan(arr), axis=0))
+        out[q] = np.where(seen, means, np.nan)
     return out
+
+
+def _curve_styles(curves: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, float]]:
+    """Colour by the level of the first axis, shade (alpha) by the level of the second."""
+    variants = [c["variant"] for c in curves.values()]
+    axes = list(variants[0]) if variants and variants[0] else []
+    first = list(dict.fromkeys(v.get(axes[0]) for v in variants)) if axes else [None]
+    second = _ordered_levels([v.get(axes[1]) for v in variants]) if len(axes) > 1 else [None]
+    cmap = plt.get_cmap("tab10")
+    styles = {}
+    for i, (vid, c) in enumerate(curves.items()):
+        v = c["variant"]
+        ci = first.index(v.get(axes[0])) if axes else i
+        si = second.index(v.get(axes[1])) if len(axes) > 1 else 0
+        alpha = 1.0 if len(second) < 2 else 0.3 + 0.7 * si / (len(second) - 1)
+        styles[vid] = (cmap(ci % 10), alpha)
+    return styles
 
 
 def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path) -> Path | None:
     """Draws the seed-mean training curves of one experiment: train and test in separate panels.
+
+    Lines are coloured by the first variant axis and shaded by the second (darker = later level).
 
     Returns:
         ``path``, or None when no record has curves.
@@ -303,17 +373,19 @@ def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path
     curves = mean_curves(records)
     if not curves:
         return None
+    styles = _curve_styles(curves)
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
-    cmap = plt.get_cmap("viridis" if len(curves) > 10 else "tab10")
-    for i, (vid, c) in enumerate(curves.items()):
-        color = cmap(i / max(1, len(curves) - 1)) if len(curves) > 10 else cmap(i % 10)
+    for vid, c in curves.items():
+        color, alpha = styles[vid]
         for ax, (q, _) in zip(axes.flat, CURVE_PANELS):
-            ax.plot(c["epoch"], c[q], color=color, linewidth=1.2, label=vid)
+            ax.plot(c["epoch"], c[q], color=color, alpha=alpha, linewidth=1.3,
+                    label=f"{vid} (n={c['n']})")
     for ax, (_, label) in zip(axes.flat, CURVE_PANELS):
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7,
                title="variant (mean over seeds)", title_fontsize=8)

@@ -1,0 +1,68 @@
+"""Reports: ``report.md``, one self-contained ``report.html``, ``figures/*.png`` and ``results.json``.
+
+``write_report`` is the only function with side effects: it draws the figures (``plots``), builds
+the view model and ``results.json`` (``results``), renders Markdown (``markdown``) and HTML
+(``html``) from the same view model, and writes the files.
+
+Imports compare, record, study, safeio (no torch).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import compare as cmp
+from ..record import row as record_row
+from ..safeio import atomic_write_text, write_json
+from ..study import Study
+from . import html, markdown, plots, results
+
+__all__ = ["write_report"]
+
+log = logging.getLogger(__name__)
+FIGURES = "figures"
+
+
+def _at_scale(records: Sequence[dict[str, Any]], scale: str) -> list[dict[str, Any]]:
+    """Records of ``scale`` (records that do not say their scale are kept)."""
+    return [r for r in records if (r.get("spec") or {}).get("scale") in (scale, None)]
+
+
+def write_report(out_dir: Path, study: Study, scale: str, comparison: cmp.Comparison,
+                 records: list[dict[str, Any]], env: dict[str, Any], *,
+                 plan_info: dict[str, Any]) -> dict[str, Path]:
+    """Writes the report of one study at one scale.
+
+    Args:
+        out_dir: the folder to write into (created if needed).
+        study: the study.
+        scale: the scale of the runs.
+        comparison: :func:`restudy.compare.compare` of those runs.
+        records: full run records (``key, spec, status, reason, metrics, curves, timings, env``).
+        env: the environment of this invocation (:func:`restudy.env.capture`).
+        plan_info: ``scale_description, dataset, deviations, settings`` (experiment → variant →
+            setting → value/provenance/source), ``reused_env_mismatch`` (run keys),
+            ``wall_s_total, workers, command``.
+
+    Returns:
+        ``markdown``, ``html``, ``results`` (the files) and ``figures`` (the folder) →
+        path, plus ``"claim:<id>"`` / ``"curves:<experiment>"`` → each figure drawn.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = _at_scale(records, scale)
+    rows = [record_row(r) for r in records]
+    figures = plots.make_figures(out_dir / FIGURES, study, comparison, rows, records)
+    relative = {key: f"{FIGURES}/{path.name}" for key, path in figures.items()}
+    ctx = results.report_context(study, scale, comparison, records, env, plan_info, relative)
+    paths = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",
+             "results": out_dir / "results.json", "figures": out_dir / FIGURES}
+    atomic_write_text(paths["markdown"], markdown.render_markdown(ctx))
+    files = {relative[key]: path for key, path in figures.items()}
+    atomic_write_text(paths["html"], html.render_html(ctx, files))
+    write_json(paths["results"], results.build_results(study, scale, comparison, records, env,
+                                                       plan_info))
+    log.info("wrote report to %s (%d figures)", out_dir, len(figures))
+    return {**paths, **figures}

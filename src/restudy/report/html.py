@@ -1,0 +1,45 @@
+"""The HTML report: one self-contained file (inline CSS, figures as base64 PNG data URIs).
+
+Lays out the same view model as the Markdown report with the jinja2 template
+``templates/report.html.j2`` (autoescaped). Nothing in the page needs the network to be viewed.
+
+Imports nothing from restudy (jinja2 only).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE = "report.html.j2"
+
+
+def data_uri(path: Path) -> str:
+    """A PNG file as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]),
+                              trim_blocks=True, lstrip_blocks=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def render_html(ctx: dict[str, Any], figure_files: dict[str, Path]) -> str:
+    """Renders the report as one self-contained HTML page.
+
+    Args:
+        ctx: the view model of :func:`restudy.report.results.report_context`; its figure
+            entries are the relative paths used as keys of ``figure_files``.
+        figure_files: relative figure path → PNG file, embedded as data URIs.
+
+    Returns:
+        The HTML text.
+    """
+    images = {rel: data_uri(path) for rel, path in figure_files.items()}
+    return _environment().get_template(TEMPLATE).render(ctx=ctx, images=images)

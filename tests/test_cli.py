@@ -1,0 +1,59 @@
+"""The command line: help everywhere, clear errors with exit code 2, list/show/env/schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from restudy.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("cmd", [[], ["list"], ["show"], ["run"], ["report"], ["env"], ["schema"]])
+def test_help_on_every_command(cmd):
+    r = runner.invoke(app, [*cmd, "--help"])
+    assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_list_shows_the_builtin_study():
+    r = runner.invoke(app, ["list"])
+    assert r.exit_code == 0 and "enorm" in r.output
+
+
+def test_show_lists_claims_settings_and_provenance():
+    r = runner.invoke(app, ["show", "enorm", "--scale", "small"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    for word in ("enorm_beats_baseline_deep", "optimizer.lr", "authors", "assumed", "small: 150 runs"):
+        assert word in r.output
+
+
+def test_schema_is_json_schema_of_a_study():
+    r = runner.invoke(app, ["schema"])
+    schema = json.loads(r.output)
+    assert schema["title"] == "Study" and "experiments" in schema["properties"]
+
+
+def test_env_reports_versions_and_threads():
+    r = runner.invoke(app, ["env", "--json"])
+    env = json.loads(r.output)
+    assert {"python", "torch", "numpy", "cpu", "threads", "packages", "fingerprint"} <= set(env)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["run", "enorm", "--scale", "huge"], ["--scale", "smoke, small, paper", "huge"]),
+    (["run", "enrom"], ["unknown study", "did you mean 'enorm'"]),
+    (["run", "enorm", "--scale", "smoke", "optimizer.lr=-1"], ["optimizer.lr", "(0, inf)", "-1"]),
+    (["run", "enorm", "--scale", "smoke", "lr"], ["key=value", "lr"]),
+    (["run", "enorm", "--scale", "smoke", "--seeds", "0"], ["--seeds"]),
+    (["run", "missing.yaml"], ["study file not found", "missing.yaml"]),
+    (["report", "/nonexistent-dir"], ["not a restudy output directory"]),
+])
+def test_bad_values_give_clear_errors_and_exit_2(args, words, tmp_path):
+    r = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert r.exit_code == 2, r.output
+    for w in words:
+        assert w in r.output, r.output
+    assert "Traceback" not in r.output
