@@ -142,6 +142,76 @@ def profile(spec, data, tensors, top: int = 22) -> None:
         print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[:6000])
 
 
+# --explain: the bare loop plus, one at a time, each per-step extra that restudy's loop
+# (src/restudy/train.py) has, to attribute a difference in step time.
+EXTRAS = {
+    "bare": (),
+    "bare (again)": (),                # noise floor: the same loop measured twice per repeat
+    "+isfinite": ("isfinite",),        # train.py:77  if not torch.isfinite(loss): ...  (op + .item() sync)
+    "+loss_sum": ("loss_sum",),        # train.py:86  loss_sum += loss.detach()
+    "+lr/step": ("lr",),               # train.py:73-75  schedule(step, epoch) and param_groups[...]["lr"] = lr
+    "+all three": ("isfinite", "loss_sum", "lr"),
+}
+
+
+def bare_with_extras(spec, data, extras: tuple[str, ...]) -> float:
+    import torch.nn.functional as F
+
+    s = spec.settings
+    model = C.build_model(spec, data)
+    x, y = data.x_train, data.y_train
+    lr0, epochs, bs = s["optimizer.lr"], s["epochs"], s["batch_size"]
+    opt = torch.optim.SGD(model.parameters(), lr=lr0, weight_decay=s["optimizer.weight_decay"])
+    schedule = lambda step, epoch: lr0 * (epochs - epoch) / epochs  # noqa: E731  (the linear schedule)
+    g = torch.Generator().manual_seed(spec.seeds["order"])
+    n = x.shape[0]
+    do_fin, do_sum, do_lr = ("isfinite" in extras), ("loss_sum" in extras), ("lr" in extras)
+    step = 0
+    t = time.perf_counter()
+    for epoch in range(epochs):
+        for group in opt.param_groups:
+            group["lr"] = schedule(step, epoch)
+        perm = torch.randperm(n, generator=g)
+        loss_sum = torch.zeros(())
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            if do_lr:
+                lr = schedule(step, epoch)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            if do_fin and not torch.isfinite(loss):
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if do_sum:
+                loss_sum += loss.detach()
+            step += 1
+    return time.perf_counter() - t
+
+
+def explain(workload: C.Workload, epochs: int, repeats: int) -> None:
+    spec = C.specs_for(workload, epochs)[0]
+    data = C.load_data(spec)
+    tensors = (data.x_train, data.y_train, data.x_test, data.y_test)
+    steps = epochs * -(-data.y_train.shape[0] // spec.settings["batch_size"])
+    configs = {name: (lambda ex=ex: bare_with_extras(spec, data, ex)) for name, ex in EXTRAS.items()}
+    configs["restudy train()"] = lambda: run_restudy(spec, data, *tensors)[0]["train_s"]
+    for fn in configs.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for rep in range(repeats):
+        for name in C.rotation(list(configs), rep):
+            times[name].append(configs[name]())
+    print(f"\n--- explain: {workload.label}, {epochs} epochs = {steps} steps, {repeats} interleaved repeats; "
+          "extra time per step vs the bare loop (paired by repeat), and bare/variant ratio ---")
+    for name in configs:
+        delta = [1e6 * (a - b) / steps for a, b in zip(times[name], times["bare"])]
+        ratio = [b / a for a, b in zip(times[name], times["bare"])]
+        print(f"  {name:16s} {C.fmt(delta, ' us/step', 1):40s} {C.fmt(ratio, 'x', 3)}")
+
+
 def bench(workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile: bool,
           process_repeats: int) -> list[str]:
     spec = C.specs_for(workload, epochs)[0]
@@ -248,6 +318,8 @@ def main() -> None:
     ap.add_argument("--epochs", default=None,
                     help="epochs per workload, e.g. 'mnist1d=20,cifar-shape=2' (default; --quick: 3 and 1)")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile of both loops")
+    ap.add_argument("--explain", action="store_true",
+                    help="only run the per-step ablation (bare loop + each of restudy's per-step extras)")
     args = ap.parse_args()
     repeats = args.repeats or (3 if args.quick else 7)
     epochs = {"mnist1d": 3, "cifar-shape": 1} if args.quick else {"mnist1d": 20, "cifar-shape": 2}
@@ -258,6 +330,10 @@ def main() -> None:
     C.print_machine(f"bench_overhead, repeats={repeats}{' (quick)' if args.quick else ''}")
     C.print_cold_start()
     t0 = time.perf_counter()
+    if args.explain:
+        for name in args.workloads.split(","):
+            explain(C.WORKLOADS[name], epochs[name] if args.epochs else 5, args.repeats or 11)
+        return
     finals: list[str] = []
     with tempfile.TemporaryDirectory(prefix="restudy-bench-") as tmp:
         for name in args.workloads.split(","):

@@ -57,3 +57,36 @@ def test_bad_values_give_clear_errors_and_exit_2(args, words, tmp_path):
     for w in words:
         assert w in r.output, r.output
     assert "Traceback" not in r.output
+
+
+def test_smoke_study_end_to_end_writes_report_and_results(tmp_path):
+    out = tmp_path / "enorm-smoke"
+    r = runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)],
+                      env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "enorm_beats_baseline_deep" in r.output and "ran 24 run(s)" in r.output
+    results = json.loads((out / "results.json").read_text())
+    assert list(results)[:7] == ["study", "scale", "dataset", "env", "claims", "cells", "runs"]
+    assert results["scale"] == "smoke" and len(results["runs"]) == 24
+    assert {c["id"] for c in results["claims"]} >= {"enorm_beats_baseline_deep", "enorm_bn_is_best",
+                                                    "bias_enorm_deep_diverges"}
+    assert all(c["verdict"] in ("reproduced", "not_reproduced", "inconclusive", "not_evaluated")
+               for c in results["claims"])
+    for run in results["runs"]:
+        assert run["status"] == "finished" and 0 <= run["test_acc"] <= 100 and run["wall_s"] > 0
+    md = (out / "report.md").read_text()
+    assert "smoke" in md and "synthetic" in md            # says which scale and data produced the numbers
+    assert "**assumed**" in md or "assumed" in md
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and 'src="http' not in html and "<link" not in html
+    assert list((out / "figures").glob("*.png"))
+
+    # Resuming reuses every run; `restudy report` rebuilds the same verdicts from the store.
+    again = runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)],
+                          env={"COLUMNS": "200"})
+    assert again.exit_code == 0 and "ran 0 run(s), reused 24" in again.output
+    (out / "results.json").unlink()
+    rep = runner.invoke(app, ["report", str(out)], env={"COLUMNS": "200"})
+    assert rep.exit_code == 0, rep.output
+    rebuilt = json.loads((out / "results.json").read_text())
+    assert [(c["id"], c["verdict"]) for c in rebuilt["claims"]] == [(c["id"], c["verdict"]) for c in results["claims"]]

@@ -141,6 +141,7 @@ def _compare_and_report(st: Any, scale: str, out: Path, records: list[dict], env
     from .report import write_report
 
     comparison = compare(st, scale, [row(r) for r in records])
+    env = {**env, **_run_env(records)}
     sc = st.scales.get(scale)
     settings: dict[str, dict[str, dict]] = {}
     for s in specs:
@@ -158,6 +159,21 @@ def _compare_and_report(st: Any, scale: str, out: Path, records: list[dict], env
     }
     paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info)
     return comparison, paths
+
+
+def _run_env(records: list[dict]) -> dict:
+    """What the workers recorded (threads, determinism flags, memory format), from the runs
+    themselves; values that differ between runs are listed."""
+    out: dict = {}
+    for key in ("threads", "determinism", "memory_format", "device", "gpu", "cuda", "cudnn"):
+        seen = []
+        for r in records:
+            v = r.get("env", {}).get(key)
+            if v is not None and v not in seen:
+                seen.append(v)
+        if seen:
+            out[key] = seen[0] if len(seen) == 1 else seen
+    return out
 
 
 @app.command()
