@@ -35,6 +35,7 @@ import argparse
 import cProfile
 import io
 import json
+import math
 import os
 import pstats
 import subprocess
@@ -147,14 +148,20 @@ def profile(spec, data, tensors, top: int = 22) -> None:
 EXTRAS = {
     "bare": (),
     "bare (again)": (),                # noise floor: the same loop measured twice per repeat
-    "+isfinite": ("isfinite",),        # train.py:77  if not torch.isfinite(loss): ...  (op + .item() sync)
+    "+isfinite": ("isfinite",),        # train.py:77  if not torch.isfinite(loss): ... (13 aten calls + sync)
     "+loss_sum": ("loss_sum",),        # train.py:86  loss_sum += loss.detach()
-    "+lr/step": ("lr",),               # train.py:73-75  schedule(step, epoch) and param_groups[...]["lr"] = lr
+    "+lr/step": ("lr",),               # train.py:73-75  schedule(step, epoch); param_groups[...]["lr"] = lr
     "+all three": ("isfinite", "loss_sum", "lr"),
+    "+eval": ("eval",),                # train.py:92-93  evaluate train and test between epochs (untimed)
+    "+all three +eval": ("isfinite", "loss_sum", "lr", "eval"),
+    # A cheaper equivalent of the first two: one .item() per step, the check and the running sum in
+    # Python floats (no extra aten kernels; on CUDA the sync is the same as bool(tensor)'s).
+    "+item-based +lr +eval": ("item", "lr", "eval"),
 }
 
 
 def bare_with_extras(spec, data, extras: tuple[str, ...]) -> float:
+    """Training-phase seconds of the bare loop with the given extras (evaluation is not timed)."""
     import torch.nn.functional as F
 
     s = spec.settings
@@ -166,13 +173,17 @@ def bare_with_extras(spec, data, extras: tuple[str, ...]) -> float:
     g = torch.Generator().manual_seed(spec.seeds["order"])
     n = x.shape[0]
     do_fin, do_sum, do_lr = ("isfinite" in extras), ("loss_sum" in extras), ("lr" in extras)
+    do_item = "item" in extras
+    splits = [(x, y), (data.x_test, data.y_test)] if "eval" in extras else []
     step = 0
-    t = time.perf_counter()
+    t_train = 0.0
     for epoch in range(epochs):
+        t = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = schedule(step, epoch)
         perm = torch.randperm(n, generator=g)
         loss_sum = torch.zeros(())
+        loss_sum_f = 0.0
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
             if do_lr:
@@ -182,19 +193,58 @@ def bare_with_extras(spec, data, extras: tuple[str, ...]) -> float:
             loss = F.cross_entropy(model(x[idx]), y[idx])
             if do_fin and not torch.isfinite(loss):
                 break
+            if do_item:
+                loss_f = loss.item()
+                if not math.isfinite(loss_f):
+                    break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if do_sum:
                 loss_sum += loss.detach()
+            if do_item:
+                loss_sum_f += loss_f
             step += 1
-    return time.perf_counter() - t
+        t_train += time.perf_counter() - t
+        for xs, ys in splits:
+            C.bare_eval(model, xs, ys, s["eval_batch_size"])
+    return t_train
+
+
+def op_diff(spec, data, tensors) -> None:
+    """torch.profiler: aten calls per training step that restudy's train() makes and the bare loop
+    (with the same evaluation) does not, with their self CPU time (profiler overhead included)."""
+    import collections
+
+    from torch.profiler import ProfilerActivity, profile
+
+    steps = spec.settings["epochs"] * -(-data.y_train.shape[0] // spec.settings["batch_size"])
+
+    def ops(fn):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        count, self_us = collections.Counter(), collections.Counter()
+        for e in prof.key_averages():
+            count[e.key], self_us[e.key] = e.count, e.self_cpu_time_total
+        return count, self_us
+
+    cr, tr = ops(lambda: run_restudy(spec, data, *tensors))
+    cb, tb = ops(lambda: run_bare(spec, data, *tensors, with_eval=True))
+    extra = {k: (cr[k] - cb[k]) / steps for k in set(cr) | set(cb) if k.startswith("aten::")}
+    extra = {k: v for k, v in extra.items() if abs(v) >= 0.5}
+    print(f"\n--- torch.profiler, {spec.settings['epochs']} epochs: aten calls per step, restudy train() "
+          f"{sum(v for k, v in cr.items() if k.startswith('aten::')) / steps:.1f} vs bare+eval "
+          f"{sum(v for k, v in cb.items() if k.startswith('aten::')) / steps:.1f}; the differing ones "
+          "(extra calls per step, extra self CPU us per step under the profiler):")
+    for k, v in sorted(extra.items(), key=lambda kv: -(tr[kv[0]] - tb[kv[0]])):
+        print(f"  {k:28s} {v:+5.2f}  {(tr[k] - tb[k]) / steps:+6.2f} us")
 
 
 def explain(workload: C.Workload, epochs: int, repeats: int) -> None:
     spec = C.specs_for(workload, epochs)[0]
     data = C.load_data(spec)
     tensors = (data.x_train, data.y_train, data.x_test, data.y_test)
+    op_diff(C.specs_for(workload, 2)[0], data, tensors)
     steps = epochs * -(-data.y_train.shape[0] // spec.settings["batch_size"])
     configs = {name: (lambda ex=ex: bare_with_extras(spec, data, ex)) for name, ex in EXTRAS.items()}
     configs["restudy train()"] = lambda: run_restudy(spec, data, *tensors)[0]["train_s"]
@@ -209,7 +259,7 @@ def explain(workload: C.Workload, epochs: int, repeats: int) -> None:
     for name in configs:
         delta = [1e6 * (a - b) / steps for a, b in zip(times[name], times["bare"])]
         ratio = [b / a for a, b in zip(times[name], times["bare"])]
-        print(f"  {name:16s} {C.fmt(delta, ' us/step', 1):40s} {C.fmt(ratio, 'x', 3)}")
+        print(f"  {name:22s} {C.fmt(delta, ' us/step', 1):40s} {C.fmt(ratio, 'x', 3)}")
 
 
 def bench(workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile: bool,

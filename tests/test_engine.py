@@ -92,3 +92,15 @@ def test_a_crashing_run_is_failed_with_its_error_and_others_finish(tmp_path):
     again = run_study(st, "smoke", tmp_path, overrides=parse_overrides(["fc:model.colour=1"]),
                       executor=InlineExecutor(1))
     assert sorted(again.executed) == sorted(r["key"] for r in fc)
+
+
+def test_runs_reused_from_another_environment_are_flagged(tmp_path):
+    st = load_study("enorm")
+    first = run_study(st, "smoke", tmp_path, executor=InlineExecutor(1))
+    assert first.env_mismatch == []
+    victim = tmp_path / "runs" / first.records[0]["key"] / "run.json"
+    rec = json.loads(victim.read_text())
+    rec["env"]["fingerprint"] = "another-machine"
+    victim.write_text(json.dumps(rec))
+    again = run_study(st, "smoke", tmp_path, executor=InlineExecutor(1))
+    assert again.executed == [] and again.env_mismatch == [first.records[0]["key"]]

@@ -21,7 +21,8 @@ FINGERPRINT_KEYS = ("python", "torch", "numpy", "cpu", "device", "gpu", "cuda", 
                     "mkl", "restudy")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU model name (from /proc/cpuinfo on Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -76,7 +77,7 @@ def capture(*, threads: int | None = None, determinism: dict[str, Any] | None = 
         "platform": platform.platform(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "mkl": torch.backends.mkl.is_available(),

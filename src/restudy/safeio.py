@@ -1,4 +1,4 @@
-"""Safe file formats: atomic JSON writes, safetensors, checksums and YAML ``safe_load``.
+"""Safe file formats: atomic JSON writes, safetensors and checksums.
 
 Nothing here unpickles: results are JSON + safetensors, study files are YAML read with ``safe_load``.
 """
@@ -111,16 +111,3 @@ def file_digest(path: str | os.PathLike[str], algo: str = "md5", chunk: int = 1 
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def load_yaml(path: str | os.PathLike[str]) -> Any:
-    """Read YAML with ``safe_load`` (no arbitrary objects)."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-    except FileNotFoundError as e:
-        raise RestudyError("study file not found", where=str(path)) from e
-    except yaml.YAMLError as e:
-        raise RestudyError(f"not valid YAML: {e}", where=str(path)) from e
