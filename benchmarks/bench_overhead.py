@@ -24,9 +24,15 @@ tensors in memory, same data order, same optimizer and schedule, 1 intra-op thre
   dataset generation/load): what a pool worker's first run costs.
 
 Printed ratios are bare_time / restudy_time (> 1: restudy faster), median [min, max] over repeats.
+With ``--quick`` the ``process`` configuration runs in the first repeat only.
+
+``--explain`` runs only a diagnosis of the training-phase gap: a torch.profiler count of the aten
+calls per step that ``train()`` makes and the bare loop does not, then the bare loop with each of
+``train()``'s per-step extras added one at a time (and a cheaper ``.item()``-based variant),
+interleaved (default 11 repeats). ``--profile`` adds a cProfile of both loops to the normal run.
 
     python benchmarks/bench_overhead.py [--repeats R] [--quick] [--workloads mnist1d,cifar-shape]
-                                        [--profile]
+                                        [--epochs mnist1d=20,cifar-shape=2] [--profile | --explain]
 """
 
 from __future__ import annotations
@@ -382,7 +388,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.explain:
         for name in args.workloads.split(","):
-            explain(C.WORKLOADS[name], epochs[name] if args.epochs else 5, args.repeats or 11)
+            explain(C.WORKLOADS[name], epochs[name], args.repeats or 11)
         return
     finals: list[str] = []
     with tempfile.TemporaryDirectory(prefix="restudy-bench-") as tmp:

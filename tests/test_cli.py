@@ -90,3 +90,12 @@ def test_smoke_study_end_to_end_writes_report_and_results(tmp_path):
     assert rep.exit_code == 0, rep.output
     rebuilt = json.loads((out / "results.json").read_text())
     assert [(c["id"], c["verdict"]) for c in rebuilt["claims"]] == [(c["id"], c["verdict"]) for c in results["claims"]]
+
+
+def test_paper_scale_without_cifar_is_one_clear_error_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESTUDY_DATA", str(tmp_path / "no-data-here"))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", "enorm", "--scale", "paper", "--out", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 2, r.output
+    assert "DataError" in r.output and "data_batch_1.bin" in r.output and "download" in r.output
+    assert not list((out / "runs").glob("*/run.json"))

@@ -43,11 +43,13 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
               workers: int | None = None, threads: int = 1, fresh: bool = False,
               overrides: list[tuple[str | None, str, Any]] = (), executor: Executor | None = None,
               progress: Progress | None = None, study_path: str | None = None,
-              wait_for_others_s: float = 3600.0) -> RunOutcome:
+              wait_for_others_s: float = 3600.0, check_data: bool = True) -> RunOutcome:
     """Run every planned run of ``study`` at ``scale`` that has not ended yet; return all records."""
     t0 = time.perf_counter()
     notify = progress or (lambda event, info: None)
     specs = plan(study, scale, seeds=seeds, overrides=list(overrides))
+    if check_data:
+        preflight_data(specs)
     if executor is None:
         executor = InlineExecutor(threads) if workers == 0 else LocalExecutor(workers, threads)
     env = capture(threads=threads, study_path=study_path)
@@ -87,6 +89,20 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
                 if r["key"] in reused and r.get("env", {}).get("fingerprint") not in (None, current_fp)]
     return RunOutcome(specs=specs, records=ordered, executed=executed, reused=reused,
                       env_mismatch=mismatch, wall_s=time.perf_counter() - t0, env=env)
+
+
+def preflight_data(specs: list[RunSpec]) -> None:
+    """Load each distinct data set once before any run starts, so that missing or corrupt data is
+    one clear error (``DataError``) instead of every run failing with it."""
+    from .data import load_dataset
+
+    seen = set()
+    for s in specs:
+        args = {k[len("data."):]: v for k, v in s.settings.items() if k.startswith("data.")}
+        ident = (s.settings["data"], repr(sorted(args.items())))
+        if ident not in seen:
+            seen.add(ident)
+            load_dataset(s.settings["data"], **args)
 
 
 def _wait_for_others(store: Store, specs: list[RunSpec], have: set[str], limit_s: float,

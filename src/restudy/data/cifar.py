@@ -151,7 +151,7 @@ def _missing_error(spec: CifarSpec, root: Path, path: Path) -> DataError:
     """The error for a missing file, saying where it was looked for and how to get it."""
     return DataError(
         f"{spec.title} file '{path.name}' is missing under {root}; download {spec.url} and "
-        f"extract it into {root} (giving {spec.folder}/), or pass download=True, or set "
+        f"extract it into {root} (giving {spec.folder}/), or pass download=True (on the command line: data.download=true), or set "
         f"RESTUDY_DATA to the folder that holds {spec.folder}/",
         where=str(path))
 
