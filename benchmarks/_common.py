@@ -23,6 +23,8 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from restudy.env import cpu_model
+
 STUDY = "enorm"
 SCALE = "small"
 EXPERIMENT = "fc"
@@ -30,20 +32,6 @@ VARIANT = {"method": "baseline", "depth": "9"}   # lr 0.05, wd 1e-3, no momentum
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    """E.g. 'AMD EPYC (family 26, model 2, avx512)': the name alone may not tell CPU generations apart."""
-    try:
-        info: dict[str, str] = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-        isa = "avx512" if "avx512f" in info.get("flags", "").split() else (
-            "avx2" if "avx2" in info.get("flags", "").split() else "no avx2")
-        return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}, {isa})"
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:

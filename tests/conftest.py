@@ -34,6 +34,20 @@ def study_file(tmp_path: Path, enorm_dict: dict):
     return write
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Generated data sets are cached in a folder of the test session, not the user's home."""
+    import os
+
+    old = os.environ.get("RESTUDY_CACHE")
+    os.environ["RESTUDY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("RESTUDY_CACHE", None)
+    else:
+        os.environ["RESTUDY_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch: pytest.MonkeyPatch):
     """Tests run with one intra-op thread, as workers do (results are thread-count dependent)."""

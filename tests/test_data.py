@@ -410,3 +410,17 @@ def test_cifar_download_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     # Never downloads unless asked.
     with pytest.raises(DataError, match="missing"):
         load_dataset("cifar10", root=str(tmp_path / "r3"), md5=md5)
+
+
+def test_mnist1d_disk_cache_gives_the_same_data(tmp_path, monkeypatch):
+    from restudy.data import mnist1d as m
+
+    monkeypatch.setenv("RESTUDY_CACHE", str(tmp_path))
+    m._generate.cache_clear()
+    first = load_dataset("mnist1d", num_samples=200)
+    files = list((tmp_path / "mnist1d").glob("*.safetensors"))
+    assert len(files) == 1
+    m._generate.cache_clear()
+    second = load_dataset("mnist1d", num_samples=200)   # read back from disk, not generated
+    assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
+    m._generate.cache_clear()

@@ -22,14 +22,19 @@ FINGERPRINT_KEYS = ("python", "torch", "numpy", "cpu", "device", "gpu", "cuda", 
 
 
 def cpu_model() -> str:
-    """The CPU model name (from /proc/cpuinfo on Linux)."""
+    """E.g. 'AMD EPYC (family 26, model 2, avx512)': the name alone does not tell CPU generations
+    apart, and they round differently (another kernel path)."""
     try:
+        info: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+        flags = info.get("flags", "").split()
+        isa = "avx512" if "avx512f" in flags else ("avx2" if "avx2" in flags else "no avx2")
+        return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, "
+                f"model {info.get('model', '?')}, {isa})")
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
 
 
 def packages() -> dict[str, str]:

@@ -87,7 +87,10 @@ def apply_determinism(kernels: str, threads: int) -> dict[str, object]:
                            allowed=("deterministic", "nondeterministic"))
     torch.set_num_threads(threads)
     det = kernels == "deterministic"
-    torch.use_deterministic_algorithms(det, warn_only=False)
+    if torch.are_deterministic_algorithms_enabled() != det:
+        # The first call costs ~1 s (torch imports its compiler packages there): skip it when the
+        # flag already has the wanted value.
+        torch.use_deterministic_algorithms(det, warn_only=False)
     torch.backends.cudnn.deterministic = det
     torch.backends.cudnn.benchmark = not det
     return {

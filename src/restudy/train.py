@@ -62,7 +62,7 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
         model.train()
         lr = schedule(step, epoch)
         perm = torch.randperm(n, generator=order, device=order.device).to(x_train.device)
-        loss_sum = torch.zeros((), device=x_train.device)
+        loss_sum = 0.0
         for b in range(steps_per_epoch):
             idx = perm[b * batch_size:(b + 1) * batch_size]
             xb, yb = x_train[idx], y_train[idx]
@@ -74,16 +74,17 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
-            if not torch.isfinite(loss):
+            loss_f = loss.item()  # one sync per step, as cheap as any finiteness check on a tensor
+            if not math.isfinite(loss_f):
                 result.status = "diverged"
-                result.reason = f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}"
+                result.reason = f"non-finite loss ({loss_f}) at epoch {epoch}, step {step}"
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             for hook in hooks:
                 hook.step()
-            loss_sum += loss.detach()
+            loss_sum += loss_f
             step += 1
         train_s = time.perf_counter() - t0
         result.train_wall_s += train_s
@@ -95,7 +96,7 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
         result.eval_wall_s += eval_s
         done_steps = steps_per_epoch if result.status == "finished" else (b if steps_per_epoch else 0)
         row = {"epoch": epoch + 1, "lr": lr,
-               "train_loss_running": (loss_sum.item() / max(1, done_steps)) if done_steps else float("nan"),
+               "train_loss_running": loss_sum / done_steps if done_steps else float("nan"),
                "train_acc": tr.acc, "train_loss": tr.loss, "test_acc": te.acc, "test_loss": te.loss,
                "train_s": train_s, "eval_s": eval_s}
         result.curves.append(row)

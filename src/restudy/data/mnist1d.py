@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
+import logging
+import os
 import random
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
 
@@ -23,9 +27,11 @@ import torch
 
 from ..errors import DataError
 from ..registry import register
+from ..safeio import atomic_write_bytes
 from .dataset import Dataset, maybe_flatten, split_note, standardize_scalar, subset_size
 
 _NUM_CLASSES = 10
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -52,15 +58,47 @@ def _check_args(num_samples: int, train_split: float) -> None:
                         got=train_split, allowed="0 < train_split < 1")
 
 
+_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _cache_file(num_samples: int, train_split: float, seed: int) -> Path:
+    """Where generated arrays are kept between processes (``$RESTUDY_CACHE`` or ~/.cache/restudy)."""
+    root = Path(os.environ.get("RESTUDY_CACHE") or Path.home() / ".cache" / "restudy")
+    version = importlib.metadata.version("mnist1d")
+    return root / "mnist1d" / f"mnist1d-{version}-n{num_samples}-split{train_split:g}-seed{seed}.safetensors"
+
+
 @functools.lru_cache(maxsize=4)
 def _generate(num_samples: int, train_split: float, seed: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Generate MNIST-1D in memory; cached per arguments because generation takes about a second.
+    """MNIST-1D as numpy arrays, cached in memory and on disk (safetensors, never pickle).
+
+    Importing the package and generating take about a second each; every worker process of a
+    study would pay them again without the disk cache. The generator is deterministic in its
+    arguments and package version, which name the cache file.
 
     Returns:
         ``(x_train, y_train, x_test, y_test)`` as read-only numpy arrays (read-only because the
         cache hands the same arrays to every caller).
     """
+    from safetensors.numpy import load_file, save
+
+    path = _cache_file(num_samples, train_split, seed)
+    try:
+        cached = load_file(str(path))
+        arrays = tuple(cached[k] for k in _KEYS)
+    except Exception:  # missing or unreadable cache: generate
+        arrays = _make(num_samples, train_split, seed)
+        try:
+            atomic_write_bytes(path, save(dict(zip(_KEYS, arrays))))
+        except OSError as e:
+            log.info("cannot cache MNIST-1D at %s: %s", path, e)
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays  # type: ignore[return-value]
+
+
+def _make(num_samples: int, train_split: float, seed: int) -> tuple[np.ndarray, ...]:
     # Imported lazily: mnist1d pulls in matplotlib and requests, which most runs never need.
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -68,12 +106,9 @@ def _generate(num_samples: int, train_split: float, seed: int
     args.update(num_samples=num_samples, train_split=train_split, seed=seed)
     with _preserve_global_rng():
         data = make_dataset(SimpleNamespace(**args))
-    arrays = (np.asarray(data["x"], dtype=np.float32), np.asarray(data["y"], dtype=np.int64),
-              np.asarray(data["x_test"], dtype=np.float32),
-              np.asarray(data["y_test"], dtype=np.int64))
-    for a in arrays:
-        a.setflags(write=False)
-    return arrays
+    return (np.ascontiguousarray(data["x"], dtype=np.float32), np.ascontiguousarray(data["y"], dtype=np.int64),
+            np.ascontiguousarray(data["x_test"], dtype=np.float32),
+            np.ascontiguousarray(data["y_test"], dtype=np.int64))
 
 
 @register("dataset", "mnist1d")
