@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -123,24 +124,31 @@ class Store:
         return self.run_dir(key) / ".claim"
 
     def claim(self, key: str) -> bool:
-        """Take the run for this process; False if a live process holds it."""
+        """Take the run for this process; False if a live process holds it.
+
+        The claim file is written whole under a temporary name and then hard-linked into place,
+        which fails if the claim exists: another driver never sees a half-written claim.
+        """
         path = self._claim_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         me = f"{socket.gethostname()}:{os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                with os.fdopen(fd, "w") as f:
-                    f.write(me)
-                return True
-            except FileExistsError:
-                if self._claim_alive(path):
-                    return False
+        tmp = path.with_name(f".claim.{os.getpid()}.{uuid.uuid4().hex}")
+        tmp.write_text(me)
+        try:
+            for _ in range(2):
                 try:
-                    path.unlink()  # stale: its process is gone (e.g. killed)
-                except FileNotFoundError:
-                    pass
-        return False
+                    os.link(tmp, path)
+                    return True
+                except FileExistsError:
+                    if self._claim_alive(path):
+                        return False
+                    try:
+                        path.unlink()  # stale: its process is gone (e.g. killed)
+                    except FileNotFoundError:
+                        pass
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def release(self, key: str) -> None:
         try:
@@ -156,8 +164,10 @@ class Store:
     def _claim_alive(path: Path) -> bool:
         try:
             host, pid = path.read_text().strip().rsplit(":", 1)
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return False
+        except (OSError, ValueError):
+            return True  # unreadable: never take a run away on a guess
         if host != socket.gethostname():
             return True  # cannot check another machine's process: assume it is alive
         if int(pid) == os.getpid():
