@@ -1,6 +1,7 @@
 """Per-source seed streams and determinism settings.
 
-Every source of randomness (``init``, ``order``, ``augment``, ``dropout``) gets its own seed,
+Every source of randomness (``init``, ``order``, ``augment``, ``dropout``, and ``perturb``: which
+weight a one-bit change touches) gets its own seed,
 derived from (study seed, source, seed index[, experiment, variant]) with NumPy's ``SeedSequence``,
 so changing one source's seed leaves the others' streams untouched. Library code never seeds the
 global RNG except inside ``scoped_seed`` (model construction) and the worker's dropout stream.
@@ -17,7 +18,7 @@ import numpy as np
 
 from .errors import RestudyError
 
-SOURCES = ("init", "order", "augment", "dropout")
+SOURCES = ("init", "order", "augment", "dropout", "perturb")
 
 
 def stable_int(text: str) -> int:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Provenance = Literal["paper", "code", "authors", "assumed"]
 PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "assumed")
-Source = Literal["init", "order", "augment", "dropout"]
-SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout")
+Source = Literal["init", "order", "augment", "dropout", "perturb"]
+SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout", "perturb")
 ScaleName = Literal["smoke", "small", "paper"]
 SCALES: tuple[str, ...] = ("smoke", "small", "paper")
 Scalar = Union[bool, int, float, str, None]
@@ -264,7 +264,59 @@ class ThresholdClaim(_ClaimBase):
     value: float
 
 
-Claim = Annotated[Union[NumericClaim, BeatsClaim, TrendClaim, ThresholdClaim], Field(discriminator="kind")]
+VARIABILITY_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy", "disagreement", "correlation",
+                                        "ensemble_gain")
+
+
+class ModelSet(_Frozen):
+    """A set of trained models whose test predictions are compared with each other: the runs of one
+    experiment (optionally some axis levels), seen through one ``view`` of their stored predictions.
+
+    Views: ``test`` (final-epoch test logits), ``tta:<strategy>`` (test-time augmentation, e.g.
+    ``tta:flip``, ``tta:crop25``), ``ensemble`` (the run's snapshot ensemble) and
+    ``ensemble+tta:<strategy>``.
+    """
+
+    experiment: str
+    where: dict[str, Level | list[Level]] = {}
+    view: str = Field("test", pattern=r"^(test|tta:[a-z0-9_+]+|ensemble|ensemble\+tta:[a-z0-9_+]+)$")
+    label: str = ""
+
+    def selector(self) -> Selector:
+        return Selector(experiment=self.experiment, where=self.where)
+
+    def name(self) -> str:
+        return self.label or (self.selector().label() + ("" if self.view == "test" else f" ({self.view})"))
+
+
+class VariabilityClaim(_ClaimBase):
+    """Run-to-run variability of model sets, measured on their stored test predictions
+    (``restudy.metrics.variability``), compared with a reference set or with zero.
+
+    ``comparable``: every metric of every group lies within ``band`` × the reference's value (its
+    bootstrap CI inside the band: reproduced; outside: not reproduced). ``lower``: every metric of
+    every group shows less variability than the reference. ``zero``: every metric shows no
+    variability at all (bit-identical models)."""
+
+    kind: Literal["variability"]
+    groups: list[ModelSet] = Field(min_length=1)
+    reference: ModelSet | None = None
+    relation: Literal["comparable", "lower", "zero"]
+    metrics: list[Literal["sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain"]] = \
+        list(VARIABILITY_METRICS)
+    band: tuple[float, float] = (0.5, 2.0)
+
+    @model_validator(mode="after")
+    def _needs_reference(self) -> "VariabilityClaim":
+        if self.relation != "zero" and self.reference is None:
+            raise ValueError(f"relation '{self.relation}' needs a 'reference' model set")
+        if not 0 < self.band[0] <= 1 <= self.band[1]:
+            raise ValueError("band must be (low, high) with 0 < low <= 1 <= high")
+        return self
+
+
+Claim = Annotated[Union[NumericClaim, BeatsClaim, TrendClaim, ThresholdClaim, VariabilityClaim],
+                  Field(discriminator="kind")]
 
 
 class TableLayout(_Frozen):
@@ -274,6 +326,15 @@ class TableLayout(_Frozen):
     row_axis: str
     column_axis: str
     where: dict[str, Level | list[Level]] = {}
+
+
+class VariabilityLayout(_Frozen):
+    """Rows of a reported table are model sets; columns are variability metrics
+    (``sd_accuracy``, ``sd_cross_entropy``, ``disagreement``, ``correlation``, ``ensemble_gain``) or
+    ``reduction_original`` / ``reduction_recalculated`` (variability reduction %, two ways)."""
+
+    rows: dict[str, ModelSet]
+    reference: str | None = Field(None, description="row the reductions are computed against")
 
 
 class ReportedTable(_Frozen):
@@ -290,7 +351,7 @@ class ReportedTable(_Frozen):
     rows: list[str] = Field(min_length=1)
     columns: list[str] = Field(min_length=1)
     values: dict[str, dict[str, float | ReportedValue | None]]
-    layout: TableLayout | None = None
+    layout: TableLayout | VariabilityLayout | None = None
 
     _id = field_validator("id")(_check_id)
 
@@ -354,9 +415,12 @@ class Study(_Frozen):
         for t in self.tables:
             if t.document not in docs:
                 raise ValueError(f"tables[{t.id}].document: unknown document {t.document!r}; known: {sorted(docs)}")
-            if t.layout is not None:
+            if isinstance(t.layout, TableLayout):
                 _check_selector_axes(exps, t.layout.experiment, [t.layout.row_axis, t.layout.column_axis,
                                                                  *t.layout.where], f"tables[{t.id}].layout")
+            elif isinstance(t.layout, VariabilityLayout):
+                for name, ms in t.layout.rows.items():
+                    _check_selector_axes(exps, ms.experiment, list(ms.where), f"tables[{t.id}].layout.rows.{name}")
         for c in self.claims:
             where = f"claims[{c.id}]"
             if isinstance(c, NumericClaim):
@@ -396,6 +460,8 @@ def _claim_selectors(c: Any) -> list[Selector]:
         return [c.select] + ([c.baseline] if c.baseline else [])
     if isinstance(c, ThresholdClaim):
         return [c.select]
+    if isinstance(c, VariabilityClaim):
+        return [g.selector() for g in c.groups] + ([c.reference.selector()] if c.reference else [])
     return []
 
 
