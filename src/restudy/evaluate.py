@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,3 +43,11 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, split: st
              memory_format: torch.memory_format = torch.contiguous_format) -> tuple[SplitEval, torch.Tensor]:
     logits = predict(model, x, batch_size, memory_format)
     return metrics_from_logits(logits, y, split), logits
+
+
+def mean_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Element-wise mean of several models' logits: an ensemble by averaging logits, not
+    probabilities (originals.md §4.4–§4.5)."""
+    if not logits:
+        raise ValueError("mean_logits needs at least one logits tensor")
+    return torch.stack([t.float() for t in logits]).mean(0)

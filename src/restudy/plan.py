@@ -21,6 +21,7 @@ from . import __version__
 from .errors import StudyError
 from .seeding import run_seeds
 from .study import Hyper, Randomness, Rule, Study, _level_str
+from .tta import tta_names_problem
 
 PASSTHROUGH_PREFIXES = ("model.", "data.", "method.")
 
@@ -69,8 +70,11 @@ ENGINE_SETTINGS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "optimizer.weight_decay": (0.0, _num(0, INF)),
     "optimizer.betas": ([0.9, 0.999], _betas),
     "optimizer.eps": (1e-8, _num(0, INF, lo_open=True)),
-    "schedule": ("constant", _in(("constant", "linear", "cosine", "exponential"))),
+    "optimizer.lr_mult_bias_bn": (1.0, _num(0, INF)),
+    "schedule": ("constant", _in(("constant", "linear", "cosine", "exponential", "snapshot"))),
     "schedule.warmup_epochs": (0.0, _num(0, INF)),
+    # Snapshot ensembles: cycles of the cyclic schedule = snapshots (originals.md §4.5).
+    "schedule.cycles": (5, _num(1, 100000, integer=True)),
     "schedule.gamma": (1.0, _num(0, 1, lo_open=True, hi_open=False)),
     "epochs": (None, _num(1, 100000, integer=True)),
     "batch_size": (None, _num(1, 10**7, integer=True)),
@@ -80,6 +84,12 @@ ENGINE_SETTINGS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "label_smoothing": (0.0, _num(0, 1)),
     "augment": ("none", _in(("none", "flip", "crop", "flip_crop"))),
     "augment.pad": (4, _num(0, 64, integer=True)),
+    # One-ulp change of one weight after initialization (originals.md §4.3 "Random bit change").
+    "perturb": ("none", _in(("none", "one_ulp"))),
+    "perturb.param": ("first", _str),
+    # Test-time augmentation strategies evaluated on the final model (originals.md §4.6).
+    "tta": ([], tta_names_problem),
+    "tta.pad": (4, _num(1, 64, integer=True, hi_open=False)),
 }
 
 
@@ -213,13 +223,24 @@ def resolve_settings(study: Study, experiment_id: str, variant: dict[str, str], 
     return settings
 
 
+class _NonEmpty:
+    """A value set for ``_ONLY_WHEN`` that holds every non-empty value (e.g. a non-empty list)."""
+
+    def __contains__(self, value: Any) -> bool:
+        return bool(value)
+
+
 # Settings that only matter for some choices of another setting: dropped otherwise, so a report
 # never lists (as "assumed") a hyperparameter the run did not use.
 _ONLY_WHEN = {
     "optimizer.momentum": ("optimizer", ("sgd",)), "optimizer.nesterov": ("optimizer", ("sgd",)),
     "optimizer.betas": ("optimizer", ("adam",)), "optimizer.eps": ("optimizer", ("adam",)),
-    "schedule.gamma": ("schedule", ("exponential",)), "schedule.warmup_epochs": ("schedule", ("cosine",)),
+    "schedule.gamma": ("schedule", ("exponential",)),
+    "schedule.warmup_epochs": ("schedule", ("cosine", "snapshot")),
+    "schedule.cycles": ("schedule", ("snapshot",)),
     "augment.pad": ("augment", ("crop", "flip_crop")),
+    "perturb.param": ("perturb", ("one_ulp",)),
+    "tta.pad": ("tta", _NonEmpty()),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
+from .errors import RestudyError
 from .evaluate import evaluate
 
 
@@ -33,6 +34,11 @@ class TrainResult:
     test_logits: torch.Tensor | None = None
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
+    # Snapshot ensembles (originals.md §4.5): test logits (and, if asked, CPU copies of the
+    # state_dict) at the end of each requested epoch, in epoch order; shorter if the run diverged.
+    snapshot_epochs: list[int] = field(default_factory=list)
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    snapshot_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
 
 def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
@@ -42,16 +48,24 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
           augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
           eval_batch_size: int = 1024, label_smoothing: float = 0.0,
           memory_format: torch.memory_format = torch.contiguous_format,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          snapshot_epochs: Sequence[int] = (), keep_snapshot_states: bool = False) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
     Args:
         order: generator of the data-order stream (one ``randperm`` per epoch).
         hooks: objects whose ``step()`` runs after every ``optimizer.step()``.
         augment: batch-wise augmentation (draws from its own generator), or None.
+        snapshot_epochs: 1-based epochs at whose end the test logits are kept as snapshots
+            (the ends of the cycles of a snapshot schedule, originals.md §4.5).
+        keep_snapshot_states: also keep a CPU copy of the model's ``state_dict`` at each snapshot
+            (needed to evaluate each snapshot again later, e.g. with test-time augmentation).
     Returns:
-        A ``TrainResult``; its ``test_logits`` are the final per-example test logits.
+        A ``TrainResult``; its ``test_logits`` are the final per-example test logits and its
+        ``snapshots`` the test logits at the end of each epoch in ``snapshot_epochs`` (the
+        snapshot at the last epoch is the final ``test_logits``).
     """
+    wanted = _check_snapshot_epochs(snapshot_epochs, epochs)
     n = x_train.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
     result = TrainResult(status="finished")
@@ -72,7 +86,7 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
                 xb = xb.contiguous(memory_format=memory_format)
             lr = schedule(step, epoch)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)
             loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
             loss_f = loss.item()  # one sync per step, as cheap as any finiteness check on a tensor
             if not math.isfinite(loss_f):
@@ -101,6 +115,8 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
                "train_s": train_s, "eval_s": eval_s}
         result.curves.append(row)
         result.epochs_done = epoch + 1 if result.status == "finished" else epoch
+        if result.status == "finished" and epoch + 1 in wanted:
+            _keep_snapshot(result, model, epoch + 1, test_logits, keep_snapshot_states)
         if on_epoch is not None:
             on_epoch(row)
         if result.status != "finished":
@@ -108,3 +124,23 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
     result.steps = step
     result.test_logits = test_logits
     return result
+
+
+def _check_snapshot_epochs(snapshot_epochs: Sequence[int], epochs: int) -> set[int]:
+    """The requested snapshot epochs as a set, after checking they lie in ``1..epochs``."""
+    wanted = set(snapshot_epochs)
+    bad = [e for e in wanted if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= epochs]
+    if bad or len(wanted) != len(snapshot_epochs):
+        raise RestudyError("snapshot epochs must be distinct epochs of the run", where="snapshot_epochs",
+                           got=list(snapshot_epochs), allowed=f"1..{epochs}")
+    return wanted
+
+
+def _keep_snapshot(result: TrainResult, model: torch.nn.Module, epoch: int,
+                   test_logits: torch.Tensor, keep_state: bool) -> None:
+    """Record the end-of-epoch test logits (and a CPU state_dict copy) as a snapshot."""
+    result.snapshot_epochs.append(epoch)
+    result.snapshots.append(test_logits)
+    if keep_state:
+        result.snapshot_states.append(
+            {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})

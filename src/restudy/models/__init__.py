@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import conv, fc
+from . import conv, fc, resnet
 
-__all__ = ["conv", "fc"]
+__all__ = ["conv", "fc", "resnet"]
