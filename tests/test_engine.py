@@ -104,3 +104,11 @@ def test_runs_reused_from_another_environment_are_flagged(tmp_path):
     victim.write_text(json.dumps(rec))
     again = run_study(st, "smoke", tmp_path, executor=InlineExecutor(1))
     assert again.executed == [] and again.env_mismatch == [first.records[0]["key"]]
+
+
+def test_penultimate_features_are_stored_for_cka(tmp_path):
+    specs = plan(load_study("enorm"), "smoke", overrides=parse_overrides(["cka_examples=20"]))
+    rec = execute(_one(specs, method="baseline", depth="1").to_dict(), str(tmp_path), threads=1)
+    feats = load_tensors(tmp_path / LOGITS_FILE)["features"]
+    assert rec["status"] == "finished" and feats.shape == (20, 16)   # width 16 at smoke scale
+    assert torch.all(feats >= 0)                                     # after the last hidden ReLU

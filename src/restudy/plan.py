@@ -71,6 +71,7 @@ ENGINE_SETTINGS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "optimizer.betas": ([0.9, 0.999], _betas),
     "optimizer.eps": (1e-8, _num(0, INF, lo_open=True)),
     "optimizer.lr_mult_bias_bn": (1.0, _num(0, INF)),
+    "cka_examples": (0, _num(0, 10**6, integer=True)),
     "schedule": ("constant", _in(("constant", "linear", "cosine", "exponential", "snapshot"))),
     "schedule.warmup_epochs": (0.0, _num(0, INF)),
     # Snapshot ensembles: cycles of the cyclic schedule = snapshots (originals.md §4.5).

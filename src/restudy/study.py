@@ -280,13 +280,15 @@ class ModelSet(_Frozen):
     experiment: str
     where: dict[str, Level | list[Level]] = {}
     view: str = Field("test", pattern=r"^(test|tta:[a-z0-9_+]+|ensemble|ensemble\+tta:[a-z0-9_+]+)$")
+    first: int | None = Field(None, ge=2, description="use only the first N models (by seed index)")
     label: str = ""
 
     def selector(self) -> Selector:
         return Selector(experiment=self.experiment, where=self.where)
 
     def name(self) -> str:
-        return self.label or (self.selector().label() + ("" if self.view == "test" else f" ({self.view})"))
+        name = self.label or (self.selector().label() + ("" if self.view == "test" else f" ({self.view})"))
+        return name + (f", first {self.first}" if self.first and not self.label else "")
 
 
 class VariabilityClaim(_ClaimBase):

@@ -166,11 +166,43 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         record.metrics.update(extra_metrics)
         if extra:
             record.timings["extras_s"] = time.perf_counter() - t1
+        if s.get("cka_examples", 0):
+            extra["features"] = penultimate_features(model, x_te[:s["cka_examples"]], s["eval_batch_size"],
+                                                     memory_format)
+            what.append(f"penultimate features of the first {s['cka_examples']} test examples (for CKA)")
         sha = save_tensors(out / LOGITS_FILE, {"logits": result.test_logits, "labels": y_te,
                                                "index": data.idx_test, **extra})
         record.artifacts[LOGITS_FILE] = {"sha256": sha, "what": "; ".join(
             ["final-epoch test logits, labels, example index", *what])}
     record.env["dataset"] = data.description
+
+
+def penultimate_features(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int,
+                         memory_format: "torch.memory_format") -> "torch.Tensor":
+    """The representation the classifier reads: ``model.features(x)`` when the model has it (the
+    ResNets), else the output of all but the last layer of an ``nn.Sequential`` (the MLPs).
+
+    Which layer CKA should compare is not stated by the original (originals.md §4.4 item 6): this
+    choice is an assumption a study marks as such.
+    """
+    import torch
+
+    if hasattr(model, "features") and callable(model.features):
+        body = model.features
+    elif isinstance(model, torch.nn.Sequential):
+        body = model[:-1]
+    else:
+        raise RestudyError("cannot find the penultimate layer: give the model a features() method",
+                           where="cka_examples", got=type(model).__name__)
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            out.append(body(xb.contiguous(memory_format=memory_format) if xb.dim() == 4 else xb).flatten(1).float())
+    model.train(was_training)
+    return torch.cat(out).cpu()
 
 
 @dataclass(frozen=True)
