@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from restudy.compare import compare
@@ -197,3 +198,140 @@ def test_paper_scale_report_judges_numeric_cells(tmp_path: Path) -> None:
     assert verdicts[("1", "baseline")] == "reproduced"   # 59.3 ± 0.3 vs 60.0 with a floor
     assert verdicts[("5", "enorm")] == "not_reproduced"  # 57.9 vs 66.0 (floor SD 1.6 pp at n_test=1000)
     assert (tmp_path / "figures" / "claim-table1.png").is_file()
+
+
+# ------------------------------------------------------------------------------ variability
+
+V_N, V_C = 400, 5
+_V_RNG = np.random.default_rng(0)
+V_LABELS = _V_RNG.integers(0, V_C, V_N)
+V_SIGNAL = 2.0 * np.eye(V_C)[V_LABELS] + _V_RNG.normal(size=(V_N, V_C))
+V_NOISE = {"deterministic": 0.0, "init": 1.0, "all": 1.0}
+
+
+def _v_predictions(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Shared signal + per-run noise; the 'ensemble' view of 'all' runs has a third of it."""
+    exp, seed = key.split("-")[0], int(key.split("-")[1])
+    if view not in ("test", "ensemble") or (view == "ensemble" and exp != "all"):
+        return None
+    scale = V_NOISE[exp] / (3.0 if view == "ensemble" else 1.0)
+    rng = np.random.default_rng(100 * list(V_NOISE).index(exp) + (seed if scale else 0))
+    return (V_SIGNAL + scale * rng.normal(size=(V_N, V_C))).astype(np.float32), V_LABELS
+
+
+def _v_study() -> Study:
+    return Study.model_validate({
+        "id": "nondet", "title": "Variability toy", "paper": {"title": "Nondeterminism"},
+        "randomness": {"kernels": "nondeterministic"},
+        "documents": [{"id": "rep", "kind": "reproduction", "title": "The reproduction"}],
+        "experiments": [{"id": "deterministic",
+                         "randomness": {"vary": [], "kernels": "deterministic"}},
+                        {"id": "init", "randomness": {"vary": ["init"], "kernels": "deterministic"}},
+                        {"id": "all"}],
+        "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "digits"}},
+        "claims": [
+            {"id": "zero", "statement": "Deterministic runs are identical", "kind": "variability",
+             "relation": "zero", "groups": [{"experiment": "deterministic"}]},
+            {"id": "like_all", "statement": "Init alone is like all sources", "kind": "variability",
+             "relation": "comparable", "groups": [{"experiment": "init"}],
+             "reference": {"experiment": "all"}},
+            {"id": "ens_lower", "statement": "Ensembles vary less", "kind": "variability",
+             "relation": "lower", "groups": [{"experiment": "all", "view": "ensemble"}],
+             "reference": {"experiment": "all"}}],
+        "tables": [{
+            "id": "sources", "title": "Variability by source", "document": "rep",
+            "where": "Table 4", "dataset": "CIFAR-10", "unit": "",
+            "rows": ["determinism", "init", "all", "acc_ens"],
+            "columns": ["sd_accuracy", "disagreement", "correlation", "reduction_original",
+                        "reduction_recalculated"],
+            "values": {"init": {"sd_accuracy": {"value": 0.22, "pm": 0.02}, "disagreement": 10.7},
+                       "acc_ens": {"reduction_original": 48, "reduction_recalculated": 37}},
+            "layout": {"reference": "all", "rows": {
+                "determinism": {"experiment": "deterministic"}, "init": {"experiment": "init"},
+                "all": {"experiment": "all"},
+                "acc_ens": {"experiment": "all", "view": "ensemble",
+                            "label": "accelerated ensemble"}}}}]})
+
+
+def _v_records(scale: str, device: str = "cpu", seeds: int = 20) -> list[dict[str, Any]]:
+    recs = []
+    for exp, kernels in (("deterministic", "deterministic"), ("init", "deterministic"),
+                         ("all", "nondeterministic")):
+        for s in range(seeds):
+            rec = _record(exp, {}, s, 60.0, scale)
+            rec["key"] = f"{exp}-{s}-{scale}"
+            rec["spec"]["kernels"] = kernels
+            rec["env"] = {"fingerprint": "f00", "device": device,
+                          "determinism": {"kernels": kernels}}
+            recs.append(rec)
+    return recs
+
+
+def _v_report(out: Path, scale: str, device: str = "cpu") -> dict[str, Path]:
+    study = _v_study()
+    recs = _v_records(scale, device)
+    comp = compare(study, scale, [row(r) for r in recs], predictions=_v_predictions)
+    info = {"scale_description": "", "dataset": study.scales[scale].dataset, "deviations": [],
+            "settings": {}, "reused_env_mismatch": [], "wall_s_total": 1.0, "workers": 1,
+            "command": ""}
+    return write_report(out, study, scale, comp, recs, ENV, plan_info=info)
+
+
+@pytest.fixture(scope="module")
+def v_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _v_report(tmp_path_factory.mktemp("var"), "paper")
+
+
+def test_variability_markdown_has_tables_and_figures(v_report: dict[str, Path]) -> None:
+    md = v_report["markdown"].read_text()
+    section = md[md.index("## Run-to-run variability"):md.index("## Training curves")]
+    assert "### Variability by source (Table 4)" in section
+    assert "| model set | models | SD accuracy (%) [95% CI] | reported |" in section
+    assert "0.22 ± 0.02" in section and "| accelerated ensemble (acc_ens) |" in section
+    assert "| model set | original paper's formula [95% CI] | reported | reproduction's " \
+           "recalculation [95% CI] | reported |" in section
+    assert "![sources](figures/var-sources.png)" in section
+    assert "Reported cells: " in section and "🔴 not reproduced" in section
+    assert "![like_all](figures/claim-like_all.png)" in md
+    assert "ratio r of V" in md and "Relation comparable" in md
+
+
+def test_variability_verdicts_in_results_json(v_report: dict[str, Path]) -> None:
+    data = json.loads(v_report["results"].read_text())
+    for key in ("study", "scale", "dataset", "env", "claims", "cells", "runs", "tables"):
+        assert key in data
+    verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
+    assert verdicts["zero"] == "reproduced" and verdicts["ens_lower"] == "reproduced"
+    # same noise level: never rejected (with 20 models the SDs' ratios may stay undecided)
+    assert verdicts["like_all"] in ("reproduced", "inconclusive")
+    rows = {(v["table"], v["row"]): v for v in data["variability"]}
+    assert set(rows) == {("sources", r) for r in ("determinism", "init", "all", "acc_ens")}
+    init = rows[("sources", "init")]
+    assert init["n_models"] == 20
+    sd = init["metrics"]["sd_accuracy"]
+    assert sd["ci_low"] <= sd["value"] <= sd["ci_high"]
+    assert {c["column"] for c in init["cells"]} == {"sd_accuracy", "disagreement"}
+    assert rows[("sources", "determinism")]["metrics"]["disagreement"]["value"] == 0.0
+    red = rows[("sources", "acc_ens")]["reductions"]
+    assert set(red) == {"original", "recalculated"} and red["original"]["value"] > 0
+    assert "original paper" in red["original"]["label"]
+
+
+def test_variability_html_and_figures(v_report: dict[str, Path]) -> None:
+    page = v_report["html"].read_text()
+    assert "<h2>Run-to-run variability</h2>" in page
+    assert page.count("<img ") == len([k for k in v_report if ":" in k])
+    assert "variability:sources" in v_report and "claim:ens_lower" in v_report
+    for key in ("variability:sources", "claim:zero", "claim:like_all", "claim:ens_lower"):
+        assert v_report[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_runs_say_kernels_add_no_variability(v_report: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    md = v_report["markdown"].read_text()
+    assert "On CPU, PyTorch's kernels are deterministic" in md
+    assert "experiments asking for nondeterministic kernels: all" in md
+    gpu = _v_report(tmp_path, "small", device="cuda")["markdown"].read_text()
+    assert "PyTorch's kernels are deterministic" not in gpu
+    assert "alues are not comparable" in gpu  # small-scale numbers are shown, not judged
+    assert "Reported cells:" not in gpu

@@ -33,23 +33,57 @@ Verdict rules (α is the claim's ``alpha``; every verdict is one of :data:`VERDI
 * **numeric claim**: its cells' verdicts: all reproduced → reproduced; any not reproduced → not
   reproduced; all not evaluated → not evaluated; else inconclusive.
 
+* **variability** (:class:`restudy.study.VariabilityClaim`): each model set's runs (usable rows of
+  its experiment and axis levels, in seed-index order) are stacked from their stored predictions
+  (``predictions``, e.g. :func:`load_predictions`) and measured with
+  :func:`restudy.metrics.variability`. V is the metric as an amount of variability (1 − ρ for the
+  correlation). Uncertainty comes from a seeded percentile bootstrap over **models** (4,000
+  resamples): sets of different runs are resampled independently; two views of the *same* runs
+  (e.g. TTA vs plain logits) are resampled jointly, since they are paired model by model.
+
+  - ``zero``: reproduced iff every group has ≥ 2 models and every requested metric shows exactly no
+    variability (SDs = 0, disagreement = 0, correlation = 1, ensemble gain = 0); not reproduced
+    otherwise, naming the metric and its value. No statistics: bit-identical runs give exact zeros.
+  - ``comparable``: per group and metric, r = V_group/V_reference with its (1 − 2α/k) bootstrap CI
+    (k groups, Bonferroni as for a_beats_b; metrics are not corrected: they measure one property
+    and move together). Reproduced if every CI lies inside ``band`` (an equivalence test); not
+    reproduced if any CI lies entirely outside it; else inconclusive, with an *estimate* of the
+    models per set that would decide, from the CI width shrinking as 1/√M at the observed ratio.
+  - ``lower``: the same ratios; a CI entirely below 1 is reproduced, entirely above 1 not
+    reproduced, else inconclusive; the (group, metric) verdicts combine as numeric cells do. The
+    evidence adds the variability reduction % both ways (:func:`restudy.metrics.reduction_percent`).
+  - ``not_evaluated`` when a set has fewer than 2 models with predictions or none are stored.
+
+* **Variability tables** (``VariabilityLayout``): every row's metrics (and reductions against the
+  layout's reference row) are always computed with their 95 % bootstrap CIs — at any scale they
+  are the main output of such a study. A reported cell is judged only at the table's scale:
+  reproduced if the reported value lies in the CI widened by the reported ± (in quadrature, as a
+  normal SE) and by half a unit of the reported value's last printed digit (exact 0 and
+  correlation 1 are not rounded), or within a claim's tolerance; not reproduced outside it with
+  ≥ 3 models; else inconclusive.
+
 A claim is ``not_evaluated`` when the scale is not among its ``scales`` or no run is selected.
 
-Imports study and stats (numpy for NaN-aware means); no torch.
+Imports study, stats and metrics (numpy; safetensors to read stored predictions); no torch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import stats
-from .study import (BeatsClaim, NumericClaim, ReportedTable, ReportedValue, Selector, Study,
-                    ThresholdClaim, TrendClaim)
+from . import metrics, stats
+from .study import (BeatsClaim, ModelSet, NumericClaim, ReportedTable, ReportedValue, Selector,
+                    Study, TableLayout, ThresholdClaim, TrendClaim, VariabilityClaim,
+                    VariabilityLayout)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +100,13 @@ POWER = 0.8
 MIN_SEEDS_TO_REJECT = 3
 
 Row = dict[str, Any]
+Predictions = Callable[[str, str], "tuple[np.ndarray, np.ndarray] | None"]
+"""(run key, view) → (logits [examples, classes], labels [examples]), or None when not stored."""
+
+LOGITS_FILE = "test_logits.safetensors"  # what restudy.worker writes per run (worker.LOGITS_FILE)
+VAR_RESAMPLES = 4000
+VAR_CONFIDENCE = 0.95
+MAX_MODELS = 100000
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +245,9 @@ class ClaimResult(_ToDict):
         summary: one sentence with the numbers.
         evidence: the test details (JSON-safe dict).
         seeds_needed: for inconclusive claims, the seeds (or seed pairs) a test would need at the
-            observed effect for 80 % power; None when no count would do or it is not estimated.
+            observed effect for 80 % power; for variability claims, the models per set at which
+            the CIs would likely decide (an estimate from CI width ∝ 1/√M); None when no count
+            would do or it is not estimated.
         scale_note: which scale and data set the verdict comes from, or why none was given.
     """
 
@@ -220,6 +263,102 @@ class ClaimResult(_ToDict):
 
 
 @dataclass(frozen=True)
+class VariabilityCell(_ToDict):
+    """One reported cell of a variability table against the reproduced model set.
+
+    Attributes:
+        table, row, column: the cell (column: a metric or ``reduction_original`` /
+            ``reduction_recalculated``).
+        value: the reproduced value; ci_low, ci_high its bootstrap CI (over models) at
+            ``confidence``; se the bootstrap SD of the estimate.
+        n_models: models behind the value.
+        reported, reported_pm: the reported value and its ± (None if not given).
+        interval_low, interval_high: the CI widened by the reported ± and rounding (the verdict
+            interval).
+        rel_error: (value − reported)/|reported|.
+        light: ``black`` (within 10 %), ``green`` (less variable than reported), ``red`` (more),
+            ``gray``.
+        verdict, note: the verdict (only at the table's scale) and why.
+    """
+
+    table: str
+    row: str
+    column: str
+    value: float
+    ci_low: float
+    ci_high: float
+    se: float
+    n_models: int
+    reported: float
+    reported_pm: float | None
+    interval_low: float
+    interval_high: float
+    rel_error: float
+    light: str
+    verdict: str
+    note: str
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class VariabilityRow(_ToDict):
+    """One model set of a variability table, reproduced.
+
+    Attributes:
+        table, row: where it sits.
+        label: the model set's name; experiment, view: what it selects.
+        n_runs: usable runs selected; n_models: those whose predictions were stacked.
+        missing: run keys without stored predictions for the view; nonfinite: run keys left out
+            because their logits are not finite (e.g. diverged runs).
+        why: why no metric could be computed ('' if they were).
+        metrics: metric → {value, ci_low, ci_high, se} (95 % bootstrap CI over models), every metric
+            of :data:`restudy.metrics.SUMMARY_METRICS` plus ``mean_accuracy``.
+        reductions: ``original`` / ``recalculated`` → {value, ci_low, ci_high, se, label} against the
+            layout's reference row (None for the reference itself or without one).
+    """
+
+    table: str
+    row: str
+    label: str
+    experiment: str
+    view: str
+    n_runs: int
+    n_models: int
+    missing: list[str]
+    nonfinite: list[str]
+    why: str
+    metrics: dict[str, dict[str, float]]
+    reductions: dict[str, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class VariabilityTableResult(_ToDict):
+    """A reported variability table: rows reproduced, reported cells judged.
+
+    Attributes:
+        table, title: the table; columns its columns; reference its reduction reference row.
+        scale, dataset: of the runs; reported_scale, reported_dataset: of the reported numbers.
+        comparable: whether the runs' scale is the table's (only then do cells get verdicts).
+        note: comparability note.
+        rows: one :class:`VariabilityRow` per model set.
+        cells: one :class:`VariabilityCell` per reported value.
+    """
+
+    table: str
+    title: str
+    columns: list[str]
+    reference: str | None
+    scale: str
+    dataset: str
+    reported_scale: str
+    reported_dataset: str
+    comparable: bool
+    note: str
+    rows: list[VariabilityRow]
+    cells: list[VariabilityCell]
+
+
+@dataclass(frozen=True)
 class Comparison(_ToDict):
     """Everything compare computed for one study at one scale."""
 
@@ -230,6 +369,7 @@ class Comparison(_ToDict):
     cells: list[CellResult] = field(default_factory=list)
     tables: list[TableResult] = field(default_factory=list)
     claims: list[ClaimResult] = field(default_factory=list)
+    variability: list[VariabilityTableResult] = field(default_factory=list)
 
     def verdict_counts(self) -> dict[str, int]:
         """Returns the number of claims per verdict (every verdict present, possibly 0)."""
@@ -416,9 +556,10 @@ def _cell_rules(study: Study) -> dict[tuple[str, str, str], _CellRule]:
 
 
 def cell_runs(table: ReportedTable, row: str, column: str, rows: Iterable[Row]) -> list[Row]:
-    """Returns the rows (any status) behind one cell of a result table."""
+    """Returns the rows (any status) behind one cell of a result table (none for variability
+    tables, whose cells are computed from a whole model set's predictions)."""
     layout = table.layout
-    if layout is None:
+    if not isinstance(layout, TableLayout):
         return []
     where = {**layout.where, layout.row_axis: row, layout.column_axis: column}
     return select_runs(rows, Selector(experiment=layout.experiment, where=where))
@@ -581,13 +722,16 @@ def pair_runs(a_runs: Sequence[Row], b_runs: Sequence[Row], a_sel: Selector,
 
 @dataclass(frozen=True)
 class _Ctx:
-    """What every claim evaluation needs."""
+    """What every claim evaluation needs (``sets`` caches model sets' variability by key)."""
 
     study: Study
     scale: str
     dataset: str
     rows: list[Row]
     rules: dict[tuple[str, str, str], _CellRule]
+    predictions: Predictions | None = None
+    sets: dict[tuple[str, str, str], "_SetData"] = field(default_factory=dict)
+    var_rows: dict[tuple[str, str], VariabilityRow] = field(default_factory=dict)
 
 
 def _label(sel: Selector, other: Selector | None = None) -> str:
@@ -837,6 +981,9 @@ def _claim_numeric(claim: NumericClaim, ctx: _Ctx) -> ClaimResult:
         reported = table.value(ref.row, ref.column)
         if reported is None:
             continue
+        if isinstance(table.layout, VariabilityLayout):
+            cells.append(_variability_cell_result(table, ref.row, ref.column, reported, ctx, rule))
+            continue
         runs = cell_runs(table, ref.row, ref.column, ctx.rows)
         cells.append(evaluate_cell(table, ref.row, ref.column, reported, runs, ctx.scale,
                                    ctx.dataset, rule))
@@ -857,6 +1004,600 @@ def _claim_numeric(claim: NumericClaim, ctx: _Ctx) -> ClaimResult:
                    _max_seeds([c.to_dict() for c in cells]), note)
 
 
+# --------------------------------------------------------------------------------------------
+# stored predictions and model sets
+# --------------------------------------------------------------------------------------------
+
+
+def view_tensor(view: str) -> str:
+    """The tensor of ``test_logits.safetensors`` that holds a model-set view.
+
+    ``test`` → ``logits``; ``tta:<s>`` → ``tta_<s>``; ``ensemble`` → ``ensemble``;
+    ``ensemble+tta:<s>`` → ``ensemble_tta_<s>`` (the names restudy.worker writes).
+
+    Raises:
+        ValueError: for a view outside that grammar.
+    """
+    if view in ("test", "ensemble", "features"):
+        return {"test": "logits"}.get(view, view)
+    kind, _, strategy = view.partition(":")
+    prefix = {"tta": "tta_", "ensemble+tta": "ensemble_tta_"}.get(kind)
+    if prefix is None or not strategy:
+        raise ValueError(f"unknown view {view!r}; allowed: test, tta:<s>, ensemble, "
+                         "ensemble+tta:<s>")
+    return prefix + strategy
+
+
+def _read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Reads one view's logits and the labels from a run's safetensors file (None if absent)."""
+    from safetensors import safe_open
+
+    name = view_tensor(view)
+    with safe_open(str(path), framework="numpy") as f:
+        names = set(f.keys())
+        if name not in names:
+            name = name.replace("+", "_")  # a strategy spelled 'flip+crop81' in the view
+        if name not in names or "labels" not in names:
+            return None
+        return f.get_tensor(name), f.get_tensor("labels")
+
+
+def load_predictions(out_dir: str | Path) -> Predictions:
+    """The default predictions loader: reads ``<out_dir>/runs/<key>/test_logits.safetensors``.
+
+    Only the requested tensor and ``labels`` are read (lazily, as numpy arrays, so compare never
+    needs torch). A missing or unreadable file, or a view the run did not store, gives None.
+
+    Args:
+        out_dir: the study's output directory (the run store's root).
+
+    Returns:
+        A callable (run key, view) → (logits [examples, classes], labels) or None.
+    """
+    root = Path(out_dir) / "runs"
+
+    def load(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
+        path = root / key / LOGITS_FILE
+        if not path.is_file():
+            return None
+        try:
+            return _read_view(path, view)
+        except Exception as e:  # a corrupt file counts as missing; the report says so
+            log.warning("cannot read %s (%s): %s", path, view, e)
+            return None
+
+    return load
+
+
+@dataclass
+class _SetData:
+    """A model set's stacked predictions, measured (``why`` says why not, when not)."""
+
+    name: str
+    n_runs: int
+    keys: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    nonfinite: list[str] = field(default_factory=list)
+    why: str = ""
+    pairwise: metrics.Pairwise | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    mean_accuracy: float = math.nan
+    seed: int = 0
+    _draws: dict[str, np.ndarray] | None = None
+
+    @property
+    def n_models(self) -> int:
+        """Models whose predictions were stacked."""
+        return len(self.keys) if self.pairwise is not None else 0
+
+    def weights(self) -> np.ndarray:
+        """The set's own seeded model resamples ([VAR_RESAMPLES, M] counts)."""
+        rng = np.random.default_rng(self.seed)
+        return metrics.resample_weights(self.n_models, VAR_RESAMPLES, rng)
+
+    def draws(self) -> dict[str, np.ndarray]:
+        """Every metric on the set's own resamples (computed once; empty below 2 models)."""
+        if self._draws is None:
+            self._draws = metrics.bootstrap_draws(self.pairwise, self.weights()) \
+                if self.pairwise is not None and self.n_models >= 2 else {}
+        return self._draws
+
+
+def _set_key(ms: ModelSet) -> tuple[str, ...]:
+    return ms.experiment, json.dumps(ms.where, sort_keys=True, default=str), ms.view, str(ms.first or "")
+
+
+def _stable_seed(key: tuple[str, ...]) -> int:
+    """A resampling seed that depends only on the model set (reports are reproducible)."""
+    return int.from_bytes(hashlib.sha256("|".join(key).encode()).digest()[:8], "little")
+
+
+def _stack(loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]]
+           ) -> tuple[np.ndarray | None, np.ndarray | None, list[str], str]:
+    """Stacks loaded predictions: (logits, labels, keys left out as non-finite, problem)."""
+    first_logits, labels = loaded[0][1]
+    keep, nonfinite = [], []
+    for key, (logits, lab) in loaded:
+        if logits.ndim != 2:
+            return None, None, [], (f"run {key}: logits shaped {tuple(logits.shape)}, not "
+                                    "(examples, classes)")
+        if logits.shape != first_logits.shape or not np.array_equal(lab, labels):
+            return None, None, [], (f"run {key} was evaluated on other test examples than run "
+                                    f"{loaded[0][0]} (shape {tuple(logits.shape)})")
+        (keep if np.all(np.isfinite(logits)) else nonfinite).append((key, logits))
+    if not keep:
+        return None, None, [k for k, _ in nonfinite], "every run's logits are non-finite"
+    return (np.stack([lg for _, lg in keep]).astype(np.float32), np.asarray(labels),
+            [k for k, _ in nonfinite], "")
+
+
+def _measure(data: _SetData, loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]]) -> None:
+    """Fills ``data`` from the loaded predictions of its runs."""
+    logits, labels, data.nonfinite, problem = _stack(loaded)
+    if logits is None:
+        data.why = problem
+        return
+    data.keys = [k for k, _ in loaded if k not in data.nonfinite]
+    data.pairwise = metrics.pairwise_stats(logits, labels)
+    data.values = metrics.summarize(data.pairwise)
+    data.mean_accuracy = float(np.mean(data.pairwise.accuracy))
+
+
+def model_set_runs(rows: Iterable[Row], ms: ModelSet) -> list[Row]:
+    """The usable runs of a model set, in seed-index (then variant) order; only the first
+    ``ms.first`` of them when the set asks for a subset (the number-of-models ablation)."""
+    runs = sorted(usable(select_runs(rows, ms.selector())), key=lambda r: (r["seed_index"], r["variant_id"]))
+    return runs[:ms.first] if ms.first else runs
+
+
+def _model_set(ctx: _Ctx, ms: ModelSet) -> _SetData:
+    """Loads and measures a model set once per compare (cached in ``ctx.sets``)."""
+    key = _set_key(ms)
+    if key in ctx.sets:
+        return ctx.sets[key]
+    runs = model_set_runs(ctx.rows, ms)
+    data = _SetData(name=ms.name(), n_runs=len(runs), seed=_stable_seed(key))
+    ctx.sets[key] = data
+    if ctx.predictions is None:
+        data.why = "no stored predictions were available to compare (no loader given)"
+        return data
+    loaded = [(r["key"], ctx.predictions(r["key"], ms.view)) for r in runs]
+    data.missing = [k for k, p in loaded if p is None]
+    present = [(k, p) for k, p in loaded if p is not None]
+    if present:
+        _measure(data, present)
+        if ms.view == "test" and data.keys:
+            _measure_cka(ctx, data)
+    if not data.why and data.n_models < 2:
+        data.why = (f"{data.n_models} of {len(runs)} usable runs have finite stored predictions "
+                    f"for view '{ms.view}' ({len(data.missing)} missing, {len(data.nonfinite)} "
+                    "non-finite): at least 2 models are needed")
+    return data
+
+
+def _measure_cka(ctx: _Ctx, data: _SetData) -> None:
+    """Mean pairwise linear CKA of the models' stored penultimate features (``cka_examples``
+    setting), when every model stored them. CKA's variant and layer are assumptions
+    (originals.md §4.4 item 6): the value is labelled so wherever it is shown."""
+    feats = [ctx.predictions(k, "features") for k in data.keys]
+    if len(feats) < 2 or any(f is None for f in feats):
+        return
+    shapes = {f[0].shape for f in feats}
+    if len(shapes) == 1:
+        data.values["cka"] = metrics.mean_pairwise_cka(np.stack([f[0] for f in feats]))
+
+
+def _paired(a: _SetData, b: _SetData) -> bool:
+    """Whether two sets are views of the same runs (resampled jointly, model by model)."""
+    return a.keys == b.keys and a.pairwise is not None and b.pairwise is not None
+
+
+def _joint_draws(a: _SetData, b: _SetData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Bootstrap draws of two sets: on shared resamples when paired, else each its own."""
+    if _paired(a, b):
+        w = b.weights()
+        return metrics.bootstrap_draws(a.pairwise, w), b.draws()  # type: ignore[arg-type]
+    return a.draws(), b.draws()
+
+
+# --------------------------------------------------------------------------------------------
+# variability claims
+# --------------------------------------------------------------------------------------------
+
+
+def _no_variability(metric: str, value: float) -> bool:
+    return value == (1.0 if metric.startswith("correlation") else 0.0)
+
+
+def _zero_group(claim: VariabilityClaim, data: _SetData) -> dict[str, Any]:
+    """One group of a ``zero`` claim: exact values, no statistics."""
+    base = {"group": data.name, "n_models": data.n_models, "missing": len(data.missing)}
+    if data.why:
+        return {**base, "verdict": NOT_EVALUATED, "sentence": f"{data.name}: {data.why}"}
+    values = {m: data.values[m] for m in claim.metrics}
+    off = [f"{m} = {_f(v, 4)}" for m, v in values.items() if not _no_variability(m, v)]
+    verdict = NOT_REPRODUCED if off else REPRODUCED
+    sentence = (f"{data.name}: {data.n_models} models; " +
+                (f"variability found: {', '.join(off)}" if off else
+                 "every metric shows exactly no variability (bit-identical predictions)"))
+    return {**base, "values": values, "verdict": verdict, "sentence": sentence}
+
+
+def _band_verdict(low: float, high: float, band: tuple[float, float]) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return INCONCLUSIVE
+    if band[0] <= low and high <= band[1]:
+        return REPRODUCED
+    if high < band[0] or low > band[1]:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def _models_needed(ratio: float, low: float, high: float, targets: Sequence[float],
+                   n: int) -> int | None:
+    """Models per set for the CI to clear the nearest decisive edge, assuming its width shrinks
+    as 1/√M around the observed ratio (an estimate, not a power analysis)."""
+    if not all(math.isfinite(x) for x in (ratio, low, high)):
+        return None
+    shrink = []
+    for t in targets:
+        if low < t <= ratio and ratio > low:
+            shrink.append((ratio - t) / (ratio - low))
+        elif ratio <= t < high and high > ratio:
+            shrink.append((t - ratio) / (high - ratio))
+    factor = min(shrink) if shrink else 0.0
+    if factor <= 0.0:
+        return None
+    needed = math.ceil(n / factor ** 2)
+    return needed if needed <= MAX_MODELS else None
+
+
+def _ratio_one(claim: VariabilityClaim, metric: str, g: _SetData, ref: _SetData,
+               draws: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+               confidence: float) -> dict[str, Any]:
+    """r = V_group/V_reference for one metric with its bootstrap CI and verdict."""
+    vg = metrics.variability_value(metric, g.values[metric])
+    vr = metrics.variability_value(metric, ref.values[metric])
+    base = {"group": g.name, "metric": metric, "value_group": g.values[metric],
+            "value_reference": ref.values[metric], "v_group": vg, "v_reference": vr}
+    if not vr > 0:
+        return {**base, "ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "verdict": NOT_EVALUATED, "models_needed": None,
+                "sentence": f"{metric}: the reference shows no variability (V = {_f(vr, 4)}): "
+                            "the ratio is undefined"}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_draws = (metrics.variability_value(metric, draws[0][metric]) /
+                   metrics.variability_value(metric, draws[1][metric]))
+    ratio = vg / vr
+    low, high = metrics.percentile_ci(r_draws, confidence)
+    if claim.relation == "lower":
+        verdict = _directional_verdict(low - 1.0, high - 1.0, claimed_positive=False)
+        targets: Sequence[float] = (1.0,) if ratio < 1.0 else ()
+    else:
+        verdict = _band_verdict(low, high, claim.band)
+        targets = claim.band
+    needed = _models_needed(ratio, low, high, targets, max(g.n_models, ref.n_models)) \
+        if verdict == INCONCLUSIVE else None
+    sentence = (f"{metric}: r = {_f(ratio)} ({pct(confidence)} CI [{_f(low)}, {_f(high)}]; "
+                f"V {_f(vg, 4)} vs {_f(vr, 4)})")
+    return {**base, "ratio": ratio, "ci_low": low, "ci_high": high, "verdict": verdict,
+            "models_needed": needed, "sentence": sentence}
+
+
+def _reduction_evidence(g: _SetData, ref: _SetData) -> dict[str, Any]:
+    """Variability reduction % of a group against the reference, both formulas, labelled."""
+    red = metrics.reduction_percent(g.values, ref.values)
+    return {"original": red["original"], "recalculated": red["recalculated"],
+            "per_metric": red["per_metric"],
+            "labels": {"original": "original paper's formula", "recalculated":
+                       "reproduction's recalculation"},
+            "definitions": red["labels"]}
+
+
+def _group_sentence(claim: VariabilityClaim, g: _SetData, comps: list[dict[str, Any]],
+                    reduction: dict[str, Any] | None) -> str:
+    ok = sum(c["verdict"] == REPRODUCED for c in comps)
+    ratios = [c["ratio"] for c in comps if math.isfinite(c["ratio"])]
+    span = f" (r {_f(min(ratios))}–{_f(max(ratios))})" if ratios else ""
+    if claim.relation == "lower":
+        head = f"{g.name}: CI of r below 1 in {ok}/{len(comps)} metrics{span}"
+    else:
+        head = (f"{g.name}: CI of r inside [{claim.band[0]:g}, {claim.band[1]:g}] in "
+                f"{ok}/{len(comps)} metrics{span}")
+    bad = [c["sentence"] for c in comps if c["verdict"] == NOT_REPRODUCED]
+    if bad:
+        head += "; against: " + "; ".join(bad)
+    open_ = [c["metric"] for c in comps if c["verdict"] in (INCONCLUSIVE, NOT_EVALUATED)]
+    if open_:
+        head += f"; undecided: {', '.join(open_)}"
+    if reduction is not None:
+        head += (f"; reduction {_f(reduction['original'], 1)}% (original paper's formula) / "
+                 f"{_f(reduction['recalculated'], 1)}% (reproduction's recalculation)")
+    return head
+
+
+def _ratio_group(claim: VariabilityClaim, g: _SetData, ref: _SetData,
+                 confidence: float) -> dict[str, Any]:
+    """One group of a ``comparable`` or ``lower`` claim against the reference."""
+    base = {"group": g.name, "n_models": g.n_models, "missing": len(g.missing),
+            "paired_with_reference": _paired(g, ref)}
+    if g.why or ref.why:
+        why = f"{g.name}: {g.why}" if g.why else f"reference {ref.name}: {ref.why}"
+        return {**base, "verdict": NOT_EVALUATED, "comparisons": [], "sentence": why}
+    draws = _joint_draws(g, ref)
+    comps = [_ratio_one(claim, m, g, ref, draws, confidence) for m in claim.metrics]
+    reduction = _reduction_evidence(g, ref) if claim.relation == "lower" else None
+    verdict = _combine([c["verdict"] for c in comps])
+    needed = [c["models_needed"] for c in comps if c.get("models_needed")]
+    return {**base, "verdict": verdict, "comparisons": comps, "reduction": reduction,
+            "models_needed": max(needed) if needed and verdict == INCONCLUSIVE else None,
+            "sentence": _group_sentence(claim, g, comps, reduction)}
+
+
+def _set_evidence(data: _SetData) -> dict[str, Any]:
+    return {"name": data.name, "n_runs": data.n_runs, "n_models": data.n_models,
+            "missing": data.missing, "nonfinite": data.nonfinite, "why": data.why,
+            "values": data.values, "mean_accuracy": data.mean_accuracy}
+
+
+def _variability_summary(claim: VariabilityClaim, groups: list[dict[str, Any]],
+                         verdict: str, needed: int | None) -> str:
+    summary = "; ".join(g["sentence"] for g in groups)
+    if verdict == INCONCLUSIVE and claim.relation != "zero":
+        summary += (f". To decide: about {needed} models per set (estimate: CI width ∝ 1/√M at "
+                    "the observed ratios)" if needed else
+                    ". No model count is likely to decide at the observed ratios")
+    return summary
+
+
+def _claim_variability(claim: VariabilityClaim, ctx: _Ctx) -> ClaimResult:
+    groups = [_model_set(ctx, g) for g in claim.groups]
+    ref = _model_set(ctx, claim.reference) if claim.reference is not None else None
+    confidence = 1.0 - 2.0 * claim.alpha / len(groups)
+    if claim.relation == "zero":
+        parts = [_zero_group(claim, g) for g in groups]
+    else:
+        parts = [_ratio_group(claim, g, ref, confidence) for g in groups]  # type: ignore[arg-type]
+    verdict = _combine([p["verdict"] for p in parts])
+    needed = _max_models(parts) if verdict == INCONCLUSIVE else None
+    evidence = {"relation": claim.relation, "metrics": list(claim.metrics),
+                "band": list(claim.band), "confidence": confidence,
+                "correction": f"Bonferroni over {len(groups)} group(s)",
+                "resamples": VAR_RESAMPLES, "groups": parts,
+                "sets": [_set_evidence(g) for g in groups] + ([_set_evidence(ref)] if ref else []),
+                "reference": ref.name if ref else None}
+    result = _result(claim, verdict, _variability_summary(claim, parts, verdict, needed), evidence,
+                     ctx, needed)
+    return replace(result, metric=", ".join(claim.metrics))
+
+
+def _max_models(parts: list[dict[str, Any]]) -> int | None:
+    needed = [p["models_needed"] for p in parts if p.get("models_needed")]
+    return max(needed) if needed else None
+
+
+# --------------------------------------------------------------------------------------------
+# variability tables
+# --------------------------------------------------------------------------------------------
+
+REDUCTION_COLUMNS: dict[str, str] = {"reduction_original": "original",
+                                     "reduction_recalculated": "recalculated"}
+
+
+def _metric_entries(data: _SetData, confidence: float = VAR_CONFIDENCE
+                    ) -> dict[str, dict[str, float]]:
+    """metric → {value, ci_low, ci_high, se} with the bootstrap CI over models."""
+    out: dict[str, dict[str, float]] = {}
+    draws = data.draws()
+    for metric in metrics.SUMMARY_METRICS:
+        value = data.values.get(metric, math.nan)
+        d = draws.get(metric)
+        low, high = metrics.percentile_ci(d, confidence) if d is not None else (math.nan, math.nan)
+        out[metric] = {"value": value, "ci_low": low, "ci_high": high,
+                       "se": metrics.bootstrap_sd(d) if d is not None else math.nan}
+    out["mean_accuracy"] = {"value": data.mean_accuracy, "ci_low": math.nan, "ci_high": math.nan,
+                            "se": math.nan}
+    if "cka" in data.values:  # no bootstrap: one CKA per pair is already costly
+        out["cka"] = {"value": data.values["cka"], "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
+    return out
+
+
+def _reduction_entries(data: _SetData, ref: _SetData, confidence: float = VAR_CONFIDENCE
+                       ) -> dict[str, dict[str, Any]] | None:
+    """Reduction % against the reference, both formulas, with bootstrap CIs (None if unusable)."""
+    if data.why or ref.why or data.n_models < 2 or ref.n_models < 2:
+        return None
+    point = metrics.reduction_percent(data.values, ref.values)
+    draws_g, draws_r = _joint_draws(data, ref)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = metrics.reduction_percent(draws_g, draws_r)
+    out = {}
+    for kind in ("original", "recalculated"):
+        low, high = metrics.percentile_ci(np.asarray(boot[kind]), confidence)
+        out[kind] = {"value": point[kind], "ci_low": low, "ci_high": high,
+                     "se": metrics.bootstrap_sd(np.asarray(boot[kind])),
+                     "label": point["labels"][kind],
+                     "per_metric": point["per_metric"][kind]}
+    return out
+
+
+def _variability_row(table: ReportedTable, name: str, ms: ModelSet, ctx: _Ctx) -> VariabilityRow:
+    layout = table.layout
+    assert isinstance(layout, VariabilityLayout)
+    data = _model_set(ctx, ms)
+    reductions = None
+    if layout.reference and name != layout.reference and layout.reference in layout.rows:
+        reductions = _reduction_entries(data, _model_set(ctx, layout.rows[layout.reference]))
+    return VariabilityRow(table=table.id, row=name, label=ms.label or name, experiment=ms.experiment,
+                          view=ms.view, n_runs=data.n_runs, n_models=data.n_models,
+                          missing=list(data.missing), nonfinite=list(data.nonfinite),
+                          why=data.why, metrics=_metric_entries(data), reductions=reductions)
+
+
+def _rounding(value: float, column: str) -> float:
+    """Half a unit of the reported value's last printed digit (0 for exact no-variability
+    values: SD 0, correlation 1). Trailing zeros are lost in parsing: 8.0 reads as 8."""
+    if column in REDUCTION_COLUMNS or not _no_variability(column, value):
+        text = repr(float(value))
+        if "e" in text or "." not in text:
+            return 0.0
+        decimals = len(text.split(".")[1].rstrip("0"))
+        return 0.5 * 10.0 ** (-decimals)
+    return 0.0
+
+
+def _column_entry(row: VariabilityRow, column: str) -> dict[str, Any] | None:
+    if column in REDUCTION_COLUMNS:
+        return (row.reductions or {}).get(REDUCTION_COLUMNS[column])
+    return row.metrics.get(column)
+
+
+def _var_higher_is_better(column: str) -> bool:
+    """Less variability counts as better: higher correlations and reductions are better."""
+    return column.startswith("correlation") or column in REDUCTION_COLUMNS
+
+
+def _var_verdict(entry: dict[str, Any], reported: ReportedValue, column: str, row: VariabilityRow,
+                 rule: _CellRule) -> tuple[str, str, float, float]:
+    """Verdict, note and the verdict interval of one reported variability cell."""
+    value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
+    if row.n_models < 2:
+        return NOT_EVALUATED, row.why, math.nan, math.nan
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return INCONCLUSIVE, "no bootstrap interval (too few models)", math.nan, math.nan
+    z = NormalDist().inv_cdf(0.5 + rule.confidence / 2.0)
+    extra = z * (reported.pm or 0.0)
+    slack = _rounding(reported.value, column)
+    lo = value - math.hypot(value - low, extra) - slack
+    hi = value + math.hypot(high - value, extra) + slack
+    widened = " widened by the reported ±" if reported.pm else ""
+    widened += " and rounding" if slack else ""
+    span = f"{pct(rule.confidence)} bootstrap CI{widened} [{_f(lo, 4)}, {_f(hi, 4)}]"
+    rel = stats.relative_error(value, reported.value)
+    if lo <= reported.value <= hi:
+        return REPRODUCED, f"reported value lies in the {span} (M={row.n_models})", lo, hi
+    if rule.tolerance is not None and math.isfinite(rel) and abs(rel) <= rule.tolerance:
+        note = f"|rel. error| {abs(rel):.1%} within the tolerance {rule.tolerance:.1%}"
+        return REPRODUCED, note, lo, hi
+    if row.n_models >= MIN_SEEDS_TO_REJECT:
+        return NOT_REPRODUCED, f"reported value lies outside the {span} (M={row.n_models})", lo, hi
+    return INCONCLUSIVE, f"outside the {span}, but M={row.n_models} models are too few", lo, hi
+
+
+def variability_cell(table: ReportedTable, row: VariabilityRow, column: str,
+                     reported: ReportedValue, scale: str, dataset: str,
+                     rule: _CellRule | None = None,
+                     entry: dict[str, Any] | None = None) -> VariabilityCell:
+    """Judges one reported cell of a variability table (only at the table's scale).
+
+    Args:
+        table: the reported table; row: its reproduced row; column: the cell's column.
+        reported: the reported value (its ± is taken as a normal SE).
+        scale, dataset: of the runs.
+        rule: CI level and tolerance (default 95 %, none).
+        entry: {value, ci_low, ci_high, se} at ``rule.confidence`` (default: the row's 95 % one).
+
+    Returns:
+        The :class:`VariabilityCell`; ``not_evaluated`` at another scale than the table's.
+    """
+    rule = rule or _CellRule()
+    known = entry if entry is not None else _column_entry(row, column)
+    entry = known or {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
+    rel = stats.relative_error(entry["value"], reported.value)
+    light = stats.traffic_light(entry["value"], reported.value, _var_higher_is_better(column))
+    if known is None:
+        verdict, note, lo, hi = NOT_EVALUATED, _missing_note(table, row, column), math.nan, math.nan
+    elif scale != table.scale:
+        verdict, note, lo, hi = NOT_EVALUATED, _scale_note(table, scale, dataset), math.nan, math.nan
+    else:
+        verdict, note, lo, hi = _var_verdict(entry, reported, column, row, rule)
+    return VariabilityCell(table=table.id, row=row.row, column=column, value=entry["value"],
+                           ci_low=entry["ci_low"], ci_high=entry["ci_high"], se=entry["se"],
+                           n_models=row.n_models, reported=reported.value,
+                           reported_pm=reported.pm, interval_low=lo, interval_high=hi,
+                           rel_error=rel, light=light, verdict=verdict, note=note,
+                           confidence=rule.confidence)
+
+
+def _missing_note(table: ReportedTable, row: VariabilityRow, column: str) -> str:
+    if column in REDUCTION_COLUMNS:
+        reference = getattr(table.layout, "reference", None)
+        if row.row == reference:
+            return "the reference row itself has no reduction"
+        return row.why or ("no reduction: the reference row has no usable models" if reference
+                           else "no reduction: the table's layout names no reference row")
+    return f"unknown column '{column}'; known: {', '.join(metrics.SUMMARY_METRICS)}"
+
+
+def _variability_table(table: ReportedTable, ctx: _Ctx) -> VariabilityTableResult:
+    """Reproduces every row of a variability table and judges its reported cells."""
+    layout = table.layout
+    assert isinstance(layout, VariabilityLayout)
+    rows = []
+    for name in table.rows:
+        ms = layout.rows.get(name)
+        if ms is None:
+            log.warning("table %s: row %r has no model set in its layout", table.id, name)
+            continue
+        row = _variability_row(table, name, ms, ctx)
+        ctx.var_rows[(table.id, name)] = row
+        rows.append(row)
+    cells = [_judged_cell(table, r.row, c, rep, ctx, ctx.rules.get((table.id, r.row, c)))
+             for r in rows for c in table.columns if (rep := table.value(r.row, c)) is not None]
+    comparable = ctx.scale == table.scale
+    note = ("reproduced and reported numbers are comparable" if comparable else
+            "values are not comparable: " + _scale_note(table, ctx.scale, ctx.dataset))
+    return VariabilityTableResult(
+        table=table.id, title=table.title, columns=list(table.columns), reference=layout.reference,
+        scale=ctx.scale, dataset=ctx.dataset, reported_scale=table.scale,
+        reported_dataset=table.dataset, comparable=comparable, note=note, rows=rows, cells=cells)
+
+
+def _entry_at(table: ReportedTable, row: str, column: str, ctx: _Ctx,
+              confidence: float) -> dict[str, Any] | None:
+    """A cell's {value, ci_low, ci_high, se} with the CI at ``confidence`` (same draws)."""
+    layout = table.layout
+    assert isinstance(layout, VariabilityLayout)
+    data = _model_set(ctx, layout.rows[row])
+    if column in REDUCTION_COLUMNS:
+        ref = layout.reference
+        if not ref or ref == row or ref not in layout.rows:
+            return None
+        red = _reduction_entries(data, _model_set(ctx, layout.rows[ref]), confidence)
+        return None if red is None else red[REDUCTION_COLUMNS[column]]
+    return _metric_entries(data, confidence).get(column)
+
+
+def _judged_cell(table: ReportedTable, row: str, column: str, reported: ReportedValue, ctx: _Ctx,
+                 rule: _CellRule | None) -> VariabilityCell:
+    """A variability cell judged with ``rule`` (its CI recomputed when the level is not 95 %)."""
+    rule = rule or _CellRule()
+    vrow = ctx.var_rows[(table.id, row)]
+    entry = None if rule.confidence == VAR_CONFIDENCE else \
+        _entry_at(table, row, column, ctx, rule.confidence)
+    return variability_cell(table, vrow, column, reported, ctx.scale, ctx.dataset, rule, entry)
+
+
+def _variability_cell_result(table: ReportedTable, row: str, column: str,
+                             reported: ReportedValue, ctx: _Ctx, rule: _CellRule) -> CellResult:
+    """A numeric claim's cell in a variability table, as a :class:`CellResult` (mean = the
+    reproduced value, sd = its bootstrap SD, n = models, CI = the verdict interval)."""
+    vrow = ctx.var_rows.get((table.id, row))
+    if vrow is None:
+        nan = math.nan
+        return CellResult(table=table.id, row=row, column=column, reported=reported.value,
+                          reported_pm=reported.pm, reported_n=reported.n, mean=nan, sd=nan, n=0,
+                          ci_low=nan, ci_high=nan, abs_error=nan, rel_error=nan, light="gray",
+                          verdict=NOT_EVALUATED, note="no model set for this row",
+                          scale=ctx.scale, dataset=ctx.dataset)
+    vc = _judged_cell(table, row, column, reported, ctx, rule)
+    return CellResult(table=table.id, row=row, column=column, reported=reported.value,
+                      reported_pm=reported.pm, reported_n=reported.n, mean=vc.value, sd=vc.se,
+                      n=vc.n_models, ci_low=vc.ci_low, ci_high=vc.ci_high,
+                      abs_error=vc.value - reported.value, rel_error=vc.rel_error, light=vc.light,
+                      verdict=vc.verdict, note=vc.note, scale=ctx.scale, dataset=ctx.dataset)
+
+
 def evaluate_claim(claim: Any, ctx: _Ctx) -> ClaimResult:
     """Evaluates one claim at ``ctx.scale`` (``not_evaluated`` if the claim skips that scale)."""
     if ctx.scale not in claim.scales:
@@ -869,6 +1610,8 @@ def evaluate_claim(claim: Any, ctx: _Ctx) -> ClaimResult:
         return _claim_trend(claim, ctx)
     if isinstance(claim, ThresholdClaim):
         return _claim_threshold(claim, ctx)
+    if isinstance(claim, VariabilityClaim):
+        return _claim_variability(claim, ctx)
     return _claim_numeric(claim, ctx)
 
 
@@ -884,32 +1627,40 @@ def _dataset(study: Study, scale: str, rows: list[Row]) -> str:
     return _datasets(rows, "")
 
 
-def compare(study: Study, scale: str, rows: list[Row]) -> Comparison:
+def compare(study: Study, scale: str, rows: list[Row],
+            predictions: Predictions | None = None) -> Comparison:
     """Compares the runs of one scale with the study's reported tables and claims.
 
     Args:
         study: the study.
         scale: the scale the runs were made at; rows recording another scale are ignored.
         rows: run rows (:func:`restudy.record.row`) of any status.
+        predictions: (run key, view) → (logits [examples, classes], labels) or None, for
+            variability claims and tables (e.g. :func:`load_predictions`); without it they are
+            not evaluated.
 
     Returns:
         The :class:`Comparison`: a summary per (experiment, variant), one result per reported
-        cell of each result table, one per such table, one per claim.
+        cell of each result table, one per such table, one per variability table, one per claim.
     """
     kept = [r for r in rows if r.get("scale") in (scale, None)]
     if len(kept) < len(rows):
         log.info("ignoring %d runs made at another scale than %s", len(rows) - len(kept), scale)
     dataset = _dataset(study, scale, kept)
-    ctx = _Ctx(study, scale, dataset, kept, _cell_rules(study))
+    ctx = _Ctx(study, scale, dataset, kept, _cell_rules(study), predictions)
     groups = [_group_summary(runs) for runs in group_rows(kept).values()]
     cells: list[CellResult] = []
     tables: list[TableResult] = []
+    variability: list[VariabilityTableResult] = []
     for table in study.tables:
         if table.kind != "result" or table.layout is None:
+            continue
+        if isinstance(table.layout, VariabilityLayout):
+            variability.append(_variability_table(table, ctx))
             continue
         tcells = _table_cells(table, kept, scale, dataset, ctx.rules)
         cells += tcells
         tables.append(_table_result(table, tcells, scale, dataset))
     claims = [evaluate_claim(c, ctx) for c in study.claims]
     return Comparison(study=study.id, scale=scale, dataset=dataset, groups=groups, cells=cells,
-                      tables=tables, claims=claims)
+                      tables=tables, claims=claims, variability=variability)

@@ -67,7 +67,9 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
               "seeds (Bonferroni over the b's); a *trend* is the slope of a least-squares fit with "
               "its CI; a *threshold* compares an interval (exact binomial for divergence rates) "
               "with the value; a *numeric* cell is reproduced when the reported value lies in the "
-              "95% CI of the reproduced mean, whose SD is at least the binomial test-set noise. "
+              "95% CI of the reproduced mean, whose SD is at least the binomial test-set noise; a "
+              "*variability* claim compares ratios of run-to-run variability between model sets "
+              "with bootstrap CIs over models (or requires exact zeros). "
               "Inconclusive means the data cannot decide at this number of seeds.", ""]
     return lines
 
@@ -87,6 +89,38 @@ def _claims(ctx: dict[str, Any]) -> list[str]:
             lines += table(c["table"])
         if c["figure"]:
             lines += [f"![{c['id']}]({c['figure']})", ""]
+    return lines
+
+
+def _variability(ctx: dict[str, Any]) -> list[str]:
+    """Run-to-run variability: per table, model set × metric, reductions, judged cells, figure."""
+    if not ctx["has_variability"]:
+        return []
+    lines = ["## Run-to-run variability", "",
+             "Metrics of Summers & Dinneen (2021) over each set of models, from their stored test "
+             "logits: SDs are population SDs over models; pairwise metrics average over model "
+             "pairs. Brackets: 95% percentile bootstrap CIs over models.", ""]
+    lines += [f"> ⚠️ {note}" for note in ctx["variability_notes"]]
+    if ctx["variability_notes"]:
+        lines.append("")
+    for t in ctx["variability"]:
+        lines += [f"### {t['title']} ({t['where'] or t['id']})", "",
+                  f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
+                  f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on "
+                  f"{ctx['dataset']}.", ""]
+        if not t["comparable"]:
+            lines += [f"> ⚠️ {t['note'][0].upper() + t['note'][1:]}.", ""]
+        if t["table"]:
+            lines += table(t["table"])
+        if t["reduction"]:
+            lines += [f"Variability reduction % against **{t['reference']}**, two ways: the "
+                      "original paper's formula (V = 1 − correlation for the correlation) and the "
+                      "reproduction's recalculation (relative change of the correlation).", ""]
+            lines += table(t["reduction"])
+        if t["cells"]:
+            lines += [f"Reported cells: {t['evaluated']}.", ""] + table(t["cells"])
+        if t["figure"]:
+            lines += [f"![{t['id']}]({t['figure']})", ""]
     return lines
 
 
@@ -177,7 +211,7 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     Returns:
         The Markdown text.
     """
-    parts = (_header, _summary, _claims, _curves, _reported, _groups, _hyper, _deviations,
+    parts = (_header, _summary, _claims, _variability, _curves, _reported, _groups, _hyper, _deviations,
              _environment, _cost, _reused)
     lines: list[str] = []
     for part in parts:

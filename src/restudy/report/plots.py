@@ -1,4 +1,5 @@
-"""Report figures: one per claim and one of training curves per experiment (matplotlib, Agg).
+"""Report figures: one per claim, one of training curves per experiment and one per variability
+table (matplotlib, Agg).
 
 Each figure shows the runs themselves (one point per seed) next to the summary a verdict rests on
 (mean ± 95 % CI, or a rate with its exact interval), so a reader sees the noise the verdict had to
@@ -19,12 +20,13 @@ import matplotlib
 matplotlib.use("Agg")  # must precede the pyplot import: never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import compare as cmp  # noqa: E402
-from .. import stats  # noqa: E402
-from ..study import BeatsClaim, NumericClaim, Selector, Study, ThresholdClaim, TrendClaim  # noqa: E402
+from .. import metrics, stats  # noqa: E402
+from ..study import (BeatsClaim, NumericClaim, Selector, Study, ThresholdClaim,  # noqa: E402
+                     TrendClaim, VariabilityClaim)
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +276,78 @@ def _numeric_figure(claim: NumericClaim, result: cmp.ClaimResult, study: Study, 
     return _save(fig, path)
 
 
+def _ratio_panel(ax: Any, result: cmp.ClaimResult) -> bool:
+    """Ratios r = V_group/V_reference per (group, metric) with their CIs, the band or 1 marked."""
+    ev = result.evidence
+    groups = [g for g in ev.get("groups", []) if g.get("comparisons")]
+    metric_names = list(ev.get("metrics") or [])
+    colors = plt.get_cmap("tab10")
+    width = 0.7 / max(1, len(metric_names))
+    drawn, positive = False, True
+    for gi, g in enumerate(groups):
+        for mi, c in enumerate(g["comparisons"]):
+            x = gi + (mi - (len(metric_names) - 1) / 2) * width
+            ratio = c.get("ratio")
+            if ratio is None or not math.isfinite(ratio):
+                continue
+            lo, hi = c.get("ci_low"), c.get("ci_high")
+            _errorbar(ax, x, ratio, lo if lo is not None else math.nan,
+                      hi if hi is not None else math.nan, colors(mi % 10),
+                      c["metric"] if gi == 0 else None)
+            drawn = True
+            positive = positive and ratio > 0 and (lo is None or lo > 0)
+    band = ev.get("band") or [1.0, 1.0]
+    if ev.get("relation") == "comparable":
+        ax.axhspan(band[0], band[1], color="tab:green", alpha=0.1, label="band")
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(groups)), [g["group"] for g in groups], rotation=20, ha="right",
+                  fontsize=7)
+    ax.set_ylabel(f"V(group) / V({ev.get('reference')}), {cmp.pct(ev.get('confidence') or 0.95)} CI")
+    if drawn and positive:  # ratios: a log axis makes r and 1/r equally far from 1
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    if drawn:
+        ax.legend(fontsize=7, loc="best")
+    return drawn
+
+
+def _zero_panel(ax: Any, result: cmp.ClaimResult) -> bool:
+    """Variability V of each group per metric (0 means none; V = 1 − correlation)."""
+    ev = result.evidence
+    groups = [g for g in ev.get("groups", []) if g.get("values")]
+    colors = plt.get_cmap("tab10")
+    names = list(ev.get("metrics") or [])
+    width = 0.8 / max(1, len(groups))
+    for gi, g in enumerate(groups):
+        vals = [g["values"].get(m) for m in names]
+        v = [(1.0 - x if m.startswith("correlation") else x) if x is not None else math.nan
+             for m, x in zip(names, vals)]
+        ax.bar(np.arange(len(names)) + (gi - (len(groups) - 1) / 2) * width, v, width,
+               color=colors(gi % 10), label=f"{g['group']} ({g['n_models']} models)")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    if groups and all(g.get("verdict") == cmp.REPRODUCED for g in groups):
+        ax.text(0.5, 0.6, "every metric exactly 0: no variability", transform=ax.transAxes,
+                ha="center", fontsize=9, color="tab:green")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("variability V (0 = none; 1 − corr. for correlations)")
+    if groups:
+        ax.legend(fontsize=7)
+    return bool(groups)
+
+
+def _variability_claim_figure(result: cmp.ClaimResult, path: Path) -> Path | None:
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    zero = result.evidence.get("relation") == "zero"
+    drawn = _zero_panel(ax, result) if zero else _ratio_panel(ax, result)
+    if not drawn:
+        plt.close(fig)
+        return None
+    _title(ax, result)
+    return _save(fig, path)
+
+
 def claim_figure(claim: Any, result: cmp.ClaimResult, study: Study, rows: list[Row],
                  path: Path) -> Path | None:
     """Draws the figure of one claim.
@@ -296,7 +370,78 @@ def claim_figure(claim: Any, result: cmp.ClaimResult, study: Study, rows: list[R
         return _threshold_figure(claim, result, rows, path)
     if isinstance(claim, NumericClaim) and result.evidence.get("cells"):
         return _numeric_figure(claim, result, study, rows, path)
+    if isinstance(claim, VariabilityClaim):
+        return _variability_claim_figure(result, path)
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# variability tables
+# --------------------------------------------------------------------------------------------
+
+
+def _panel_entry(row: cmp.VariabilityRow, column: str) -> dict[str, Any] | None:
+    if column in cmp.REDUCTION_COLUMNS:
+        return (row.reductions or {}).get(cmp.REDUCTION_COLUMNS[column])
+    return row.metrics.get(column)
+
+
+def _bar(ax: Any, x: float, entry: dict[str, Any], label: str | None) -> bool:
+    """One reproduced value as a bar with its CI; False when there is no finite value."""
+    value = entry.get("value")
+    if value is None or not math.isfinite(value):
+        return False
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    err = None
+    if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+        err = [[max(0.0, value - lo)], [max(0.0, hi - value)]]
+    ax.bar(x, value, color="tab:blue", alpha=0.7, yerr=err, capsize=3, label=label)
+    return True
+
+
+def _variability_panel(ax: Any, t: cmp.VariabilityTableResult, column: str, study: Study) -> None:
+    """Bars of one metric by model set with 95 % bootstrap CIs; reported values as red crosses
+    (only when the runs' scale is the table's: other scales' numbers are not drawn beside them)."""
+    decl = study.table(t.table)
+    bar_label, rep_label = "reproduced (95% CI)", "reported (± as given)"
+    for i, r in enumerate(t.rows):
+        if _bar(ax, i, _panel_entry(r, column) or {}, bar_label):
+            bar_label = None
+        reported = decl.value(r.row, column) if t.comparable else None
+        if reported is not None:
+            pm = reported.pm or 0.0
+            ax.errorbar([i + 0.25], [reported.value], yerr=[[pm], [pm]], fmt="x", color="tab:red",
+                        capsize=3, label=rep_label)
+            rep_label = None
+    ax.set_xticks(range(len(t.rows)), [r.row for r in t.rows], rotation=35, ha="right", fontsize=7)
+    ax.set_title(column, fontsize=9)
+
+
+def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path) -> Path | None:
+    """One panel per column of a variability table: bars by model set with CI error bars.
+
+    Returns:
+        ``path``, or None when no row has a value.
+    """
+    columns = [c for c in t.columns if c in cmp.REDUCTION_COLUMNS or c in metrics.SUMMARY_METRICS]
+    if not columns or not any(r.n_models for r in t.rows):
+        return None
+    ncols = min(3, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    for ax, column in zip(axes.flat, columns):
+        _variability_panel(ax, t, column, study)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="upper right", fontsize=7)
+    fig.suptitle(f"{t.title} ({t.scale} scale)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +560,8 @@ def make_figures(fig_dir: Path, study: Study, comparison: cmp.Comparison, rows: 
         records: full run records at that scale (for the curves).
 
     Returns:
-        ``"claim:<id>"`` / ``"curves:<experiment>"`` → PNG path, for the figures drawn.
+        ``"claim:<id>"`` / ``"curves:<experiment>"`` / ``"variability:<table>"`` → PNG path, for
+        the figures drawn.
     """
     figures: dict[str, Path] = {}
     results = {c.id: c for c in comparison.claims}
@@ -424,6 +570,10 @@ def make_figures(fig_dir: Path, study: Study, comparison: cmp.Comparison, rows: 
                             fig_dir / f"claim-{_safe_name(claim.id)}.png")
         if path is not None:
             figures[f"claim:{claim.id}"] = path
+    for t in comparison.variability:
+        path = variability_figure(t, study, fig_dir / f"var-{_safe_name(t.table)}.png")
+        if path is not None:
+            figures[f"variability:{t.table}"] = path
     for exp in study.experiments:
         recs = [r for r in records if r["spec"].get("experiment") == exp.id]
         path = curves_figure(exp.id, recs, fig_dir / f"curves-{_safe_name(exp.id)}.png")

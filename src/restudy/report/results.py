@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from .. import compare as cmp
 from ..record import row as record_row
-from ..study import BeatsClaim, Study, ThresholdClaim, TrendClaim
+from ..study import BeatsClaim, Study, ThresholdClaim, TrendClaim, VariabilityClaim
 
 VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced",
                 "inconclusive": "inconclusive", "not_evaluated": "not evaluated"}
@@ -32,6 +32,19 @@ ENV_KEYS = (("python", "Python"), ("torch", "torch"), ("numpy", "numpy"), ("rest
             ("determinism", "determinism flags"), ("memory_format", "memory format"),
             ("fingerprint", "environment fingerprint"))
 MAX_LISTED = 8
+METRIC_LABELS = {"sd_accuracy": "SD accuracy (%)", "sd_cross_entropy": "SD cross-entropy",
+                 "disagreement": "pairwise disagreement (%)",
+                 "correlation": "pairwise corr. (Spearman)",
+                 "correlation_spearman": "pairwise corr. (Spearman)",
+                 "correlation_pearson": "pairwise corr. (Pearson)",
+                 "ensemble_gain": "ensemble Δ accuracy (%)", "ensemble_gain_ce": "ensemble Δ CE",
+                 "reduction_original": "reduction % (original paper's formula)",
+                 "reduction_recalculated": "reduction % (reproduction's recalculation)",
+                 "cka": "pairwise linear CKA (assumed variant)"}
+METRIC_DIGITS = {"sd_accuracy": 3, "sd_cross_entropy": 4, "disagreement": 2, "correlation": 3,
+                 "correlation_spearman": 3, "correlation_pearson": 3, "ensemble_gain": 2,
+                 "ensemble_gain_ce": 4, "reduction_original": 1, "reduction_recalculated": 1,
+                 "cka": 3}
 Cell = dict[str, str]
 Table = dict[str, Any]
 
@@ -138,6 +151,17 @@ def _cell_entry(c: cmp.CellResult) -> dict[str, Any]:
     return {**head, **{k: v for k, v in d.items() if k not in head}}
 
 
+def _variability_entries(comparison: cmp.Comparison) -> list[dict[str, Any]]:
+    """One entry per (variability table, row): the reproduced metrics with their bootstrap CIs,
+    the reductions (both formulas) and the reported cells of that row with their verdicts."""
+    out = []
+    for t in comparison.variability:
+        for r in t.rows:
+            cells = [c.to_dict() for c in t.cells if c.row == r.row]
+            out.append({**r.to_dict(), "comparable": t.comparable, "cells": cells})
+    return out
+
+
 def build_results(study: Study, scale: str, comparison: cmp.Comparison,
                   records: Sequence[dict[str, Any]], env: dict[str, Any],
                   plan_info: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +169,9 @@ def build_results(study: Study, scale: str, comparison: cmp.Comparison,
 
     Keys ``study, scale, dataset, env, claims [id, statement, verdict, evidence], cells [table, row,
     column, reported, mean, sd, n, rel_error], runs [id, experiment, variant, seed_index, status,
-    train_acc, test_acc, wall_s]`` are fixed; more keys are added after them.
+    train_acc, test_acc, wall_s]`` are fixed; more keys are added after them, among them
+    ``variability`` (one entry per row of each variability table: metric → value, CI, SE;
+    reductions; reported cells with verdicts).
     """
     comp = comparison.to_dict()
     return {
@@ -156,6 +182,7 @@ def build_results(study: Study, scale: str, comparison: cmp.Comparison,
         "title": study.title, "paper": study.paper.model_dump(),
         "verdict_counts": comparison.verdict_counts(), "tables": comp["tables"],
         "groups": comp["groups"],
+        "variability": _variability_entries(comparison),
         "plan": {k: plan_info.get(k) for k in ("scale_description", "deviations",
                                                "reused_env_mismatch", "wall_s_total", "workers",
                                                "command")},
@@ -222,6 +249,46 @@ def _numeric_table(cells: Sequence[dict[str, Any]]) -> Table:
                   "verdict", "note"], rows)
 
 
+def _variability_claim_lines(ev: dict[str, Any]) -> tuple[list[str], Table | None]:
+    """Evidence of a variability claim: how it was judged, per group; ratios per metric."""
+    relation = ev.get("relation")
+    lines = [_RELATION_TEXT.get(relation, "").format(
+        band=f"[{fnum((ev.get('band') or [0, 0])[0], 2)}, {fnum((ev.get('band') or [0, 0])[1], 2)}]",
+        conf=cmp.pct(ev.get("confidence") or 0.95), resamples=ev.get("resamples"),
+        correction=ev.get("correction", ""))]
+    for s in ev.get("sets", []):
+        extra = f"; {len(s['missing'])} without stored predictions" if s.get("missing") else ""
+        if s.get("nonfinite"):
+            extra += f"; {len(s['nonfinite'])} with non-finite logits left out"
+        lines.append(f"Set {s['name']}: {s['n_models']} models of {s['n_runs']} usable runs{extra}"
+                     + (f" — {s['why']}" if s.get("why") else ""))
+    for g in ev.get("groups", []):
+        paired = " (same runs as the reference: resampled jointly)" \
+            if g.get("paired_with_reference") else ""
+        lines.append(f"{VERDICT_TEXT.get(g['verdict'], g['verdict'])}: {g['sentence']}{paired}")
+    rows = [[g["group"], METRIC_LABELS.get(c["metric"], c["metric"]),
+             fnum(c["value_group"], METRIC_DIGITS.get(c["metric"], 3)),
+             fnum(c["value_reference"], METRIC_DIGITS.get(c["metric"], 3)), fnum(c["ratio"]),
+             f"[{fnum(c['ci_low'])}, {fnum(c['ci_high'])}]", verdict_cell(c["verdict"])]
+            for g in ev.get("groups", []) for c in g.get("comparisons", [])]
+    tab = table(["group", "metric", "group value", "reference value", "ratio r of V",
+                 f"{cmp.pct(ev.get('confidence') or 0.95)} CI of r", "verdict"], rows)
+    return lines, (tab if rows else None)
+
+
+_RELATION_TEXT = {
+    "zero": ("Relation zero: every metric must show exactly no variability (SDs 0, disagreement "
+             "0, correlation 1, ensemble Δ 0) over at least 2 models; no statistics needed."),
+    "comparable": ("Relation comparable: r = V_group / V_reference (V = 1 − correlation for the "
+                   "correlation); reproduced when every {conf} bootstrap CI of r (over models, "
+                   "{resamples} resamples, {correction}) lies inside {band}, not reproduced when "
+                   "one lies entirely outside."),
+    "lower": ("Relation lower: r = V_group / V_reference (V = 1 − correlation for the correlation); "
+              "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, "
+              "{correction}) lies below 1, not reproduced when one lies entirely above 1."),
+}
+
+
 def _rel(x: Any) -> str:
     return "–" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.1%}"
 
@@ -238,9 +305,14 @@ def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict
         lines = [f"Failed runs (excluded): {ev.get('n_failed', 0)}."]
         if ev.get("note"):
             lines.append(ev["note"])
+    elif isinstance(claim, VariabilityClaim):
+        lines, tab = _variability_claim_lines(ev)
     elif ev.get("cells"):
         tab = _numeric_table(ev["cells"])
-    if result.seeds_needed:
+    if result.seeds_needed and isinstance(claim, VariabilityClaim):
+        lines.append(f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "
+                     f"observed ratios): {result.seeds_needed}.")
+    elif result.seeds_needed:
         lines.append(f"Seeds needed to decide (80% power at the observed effect): "
                      f"{result.seeds_needed}.")
     return {"id": result.id, "statement": result.statement, "kind": result.kind,
@@ -271,6 +343,137 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                     "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
                     "table": _numeric_table(cells)})
     return out
+
+
+def _ci_text(entry: dict[str, Any] | None, digits: int) -> str:
+    """``value [low, high]``, or the value alone without a CI, or an en dash."""
+    if not entry or not isinstance(entry.get("value"), (int, float)):
+        return "–"
+    text = fnum(entry["value"], digits)
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and \
+            math.isfinite(lo) and math.isfinite(hi):
+        text += f" [{fnum(lo, digits)}, {fnum(hi, digits)}]"
+    return text
+
+
+def _reported_text(value: Any) -> str:
+    """A reported value with its ± when given: ``0.26 ± 0.02``."""
+    if value is None:
+        return "–"
+    if value.pm is not None:
+        return f"{value.value:g} ± {value.pm:g}"
+    return f"{value.value:g}"
+
+
+def _metric_columns(t: cmp.VariabilityTableResult) -> list[str]:
+    return [c for c in t.columns if c not in cmp.REDUCTION_COLUMNS]
+
+
+def _source_metric_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
+    """Model set × metric: reproduced value [95 % CI] and, beside it, the reported value."""
+    columns = _metric_columns(t)
+    reported_cols = {c for c in columns if any(decl.value(r.row, c) is not None for r in t.rows)}
+    headers = ["model set", "models"]
+    for c in columns:
+        headers.append(f"{METRIC_LABELS.get(c, c)} [95% CI]")
+        if c in reported_cols:
+            headers.append("reported")
+    rows = []
+    for r in t.rows:
+        line = [cell(f"{r.label} ({r.row})" if r.label != r.row else r.row), cell(_models_text(r))]
+        for c in columns:
+            line.append(cell(_ci_text(r.metrics.get(c), METRIC_DIGITS.get(c, 3))))
+            if c in reported_cols:
+                line.append(cell(_reported_text(decl.value(r.row, c))))
+        rows.append(line)
+    return table(headers, rows)
+
+
+def _models_text(r: cmp.VariabilityRow) -> str:
+    text = f"{r.n_models} of {r.n_runs}"
+    return f"{text} ({r.why})" if r.why else text
+
+
+def _reduction_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
+    """Reduction % against the reference row, both formulas side by side, each labelled."""
+    rows = []
+    for r in t.rows:
+        if r.row == t.reference:
+            continue
+        line = [r.label if r.label == r.row else f"{r.label} ({r.row})"]
+        for kind, column in (("original", "reduction_original"),
+                             ("recalculated", "reduction_recalculated")):
+            line += [_ci_text((r.reductions or {}).get(kind), 1),
+                     _reported_text(decl.value(r.row, column))]
+        rows.append(line)
+    return table(["model set", "original paper's formula [95% CI]", "reported",
+                  "reproduction's recalculation [95% CI]", "reported"], rows)
+
+
+def _variability_cells_table(t: cmp.VariabilityTableResult) -> Table:
+    rows = [[f"{c.row} / {METRIC_LABELS.get(c.column, c.column)}",
+             _ci_text(c.to_dict(), METRIC_DIGITS.get(c.column, 3)),
+             fnum(c.reported, METRIC_DIGITS.get(c.column, 3)) +
+             (f" ± {c.reported_pm:g}" if c.reported_pm is not None else ""),
+             _rel(c.rel_error), light_cell(c.light), verdict_cell(c.verdict), c.note]
+            for c in t.cells]
+    return table(["cell", "reproduced [CI]", "reported", "rel. error", "light", "verdict", "note"],
+                 rows)
+
+
+def _variability_views(study: Study, comparison: cmp.Comparison,
+                       figures: dict[str, str]) -> list[dict[str, Any]]:
+    """One view per variability table: metric table, reduction table, judged cells, figure."""
+    docs = {d.id: d.title for d in study.documents}
+    out = []
+    for t in comparison.variability:
+        decl = study.table(t.table)
+        has_reduction = bool(t.reference) or any(c in cmp.REDUCTION_COLUMNS for c in t.columns)
+        judged = sum(c.verdict != cmp.NOT_EVALUATED for c in t.cells)
+        out.append({
+            "id": t.table, "title": t.title, "where": decl.where,
+            "document": docs.get(decl.document, decl.document),
+            "reported_scale": t.reported_scale,
+            "reported_dataset": t.reported_dataset or "the paper data",
+            "comparable": t.comparable, "note": t.note,
+            "table": _source_metric_table(t, decl) if _metric_columns(t) else None,
+            "reduction": _reduction_table(t, decl) if has_reduction else None,
+            "reference": t.reference or "",
+            "cells": _variability_cells_table(t) if t.comparable and t.cells else None,
+            "evaluated": f"{judged} of {len(t.cells)} reported cells judged",
+            "figure": figures.get(f"variability:{t.table}")})
+    return out
+
+
+def kernels_note(study: Study, records: Sequence[dict[str, Any]]) -> str | None:
+    """A warning when the study varies kernel determinism but the runs ran on CPU.
+
+    The ``kernels`` source of nondeterminism (cuDNN autotuning and atomics, Summers & Dinneen's
+    "cuDNN" row) exists only on GPUs: PyTorch's CPU kernels give the same result run after run at
+    a fixed thread count, so on CPU an experiment that asks for nondeterministic kernels measures
+    the other sources only.
+
+    Returns:
+        The note, or None when kernels do not vary across experiments or no run ran on CPU.
+    """
+    kinds = {(e.randomness or study.randomness).kernels for e in study.experiments}
+    cpu = [r for r in records if (r.get("env") or {}).get("device") == "cpu"]
+    if len(kinds) < 2 or not cpu:
+        return None
+    asked = sorted({str((r.get("spec") or {}).get("experiment")) for r in cpu
+                    if _kernels_of(r) == "nondeterministic"})
+    which = f"; experiments asking for nondeterministic kernels: {', '.join(asked)}" if asked else ""
+    return (f"The study varies kernel determinism across experiments (randomness.kernels), but "
+            f"{len(cpu)} of {len(records)} runs ran on CPU (env.device = cpu{which}). On CPU, "
+            "PyTorch's kernels are deterministic (at a fixed thread count), so the 'kernels' "
+            "source adds no variability there: those experiments measure their other sources only.")
+
+
+def _kernels_of(record: dict[str, Any]) -> str | None:
+    spec_kernels = (record.get("spec") or {}).get("kernels")
+    flags = (record.get("env") or {}).get("determinism") or {}
+    return spec_kernels or (flags.get("kernels") if isinstance(flags, dict) else None)
 
 
 def _groups_table(comparison: cmp.Comparison) -> Table:
@@ -362,7 +565,8 @@ def report_context(study: Study, scale: str, comparison: cmp.Comparison,
         env: the environment of this invocation.
         plan_info: scale description, data set, deviations, settings with provenance, reused
             runs, elapsed time, workers and command.
-        figures: ``"claim:<id>"`` / ``"curves:<experiment>"`` → figure path relative to the report.
+        figures: ``"claim:<id>"`` / ``"curves:<experiment>"`` / ``"variability:<table>"`` →
+            figure path relative to the report.
 
     Returns:
         A dict of strings, numbers and tables, in report order.
@@ -383,6 +587,10 @@ def report_context(study: Study, scale: str, comparison: cmp.Comparison,
                     "figure": figures[f"curves:{e.id}"]}
                    for e in study.experiments if f"curves:{e.id}" in figures],
         "reported": _reported_views(study, comparison),
+        "variability": _variability_views(study, comparison, figures),
+        "variability_notes": [n for n in (kernels_note(study, records),) if n],
+        "has_variability": bool(comparison.variability) or any(
+            isinstance(c, VariabilityClaim) for c in study.claims),
         "groups": _groups_table(comparison),
         "hyper": _hyper_views(plan_info.get("settings") or {}),
         "deviations": list(plan_info.get("deviations") or []),
