@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="Reproduce the claims of deep-learning papers under controlled randomness.")
 
 INVOCATION = "invocation.json"
+RUN_EXECUTION_MODES = ("auto", "stacked", "pool")   # --workers 0 runs inline whatever the mode
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -100,6 +101,8 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
         threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
         out: Optional[Path] = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
         fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
+        execution: str = typer.Option("auto", help="auto, stacked (train the seeds of tiny models as one "
+                                      "stacked model) or pool (one run per worker process)."),
         ) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
     from .console import RunProgress, console, verdict_table
@@ -111,6 +114,9 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
 
     if scale not in SCALES:
         raise RestudyError("unknown scale", where="--scale", got=scale, allowed=SCALES)
+    if execution not in RUN_EXECUTION_MODES:
+        raise RestudyError("unknown execution mode", where="--execution", got=execution,
+                           allowed=RUN_EXECUTION_MODES)
     path = resolve_study_path(study)
     st = load_study(path)
     ov = parse_overrides(overrides or [])
@@ -124,7 +130,7 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
     console.print(f"[bold]{st.title}[/] — {scale} scale: {len(specs)} runs → {out}")
     with RunProgress() as progress:
         outcome = run_study(st, scale, out, seeds=seeds, workers=workers, threads=threads, fresh=fresh,
-                            overrides=ov, progress=progress, study_path=str(path))
+                            overrides=ov, progress=progress, study_path=str(path), execution=execution)
     comparison, paths = _compare_and_report(st, scale, out, outcome.records, outcome.env, command=command,
                                             specs=outcome.specs, env_mismatch=outcome.env_mismatch,
                                             wall_s=outcome.wall_s, workers=workers)
@@ -135,12 +141,12 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
 
 def _compare_and_report(st: Any, scale: str, out: Path, records: list[dict], env: dict, *, command: str,
                         specs: list, env_mismatch: list[str], wall_s: float, workers: int | None):
-    from .compare import compare
+    from .compare import compare, load_predictions
     from .executor import default_workers
     from .record import row
     from .report import write_report
 
-    comparison = compare(st, scale, [row(r) for r in records])
+    comparison = compare(st, scale, [row(r) for r in records], predictions=load_predictions(out))
     env = {**env, **_run_env(records)}
     sc = st.scales.get(scale)
     settings: dict[str, dict[str, dict]] = {}

@@ -18,7 +18,7 @@ from typing import Any
 
 # Keys whose change can change results bit-for-bit (fingerprinted).
 FINGERPRINT_KEYS = ("python", "torch", "numpy", "cpu", "device", "gpu", "cuda", "cudnn", "threads",
-                    "mkl", "restudy")
+                    "mkl", "restudy", "execution")
 
 
 def cpu_model() -> str:
@@ -69,7 +69,7 @@ def git_state(path: str | os.PathLike[str] | None) -> dict[str, Any] | None:
 
 def capture(*, threads: int | None = None, determinism: dict[str, Any] | None = None,
             memory_format: str | None = None, study_path: str | None = None,
-            with_packages: bool = True) -> dict[str, Any]:
+            with_packages: bool = True, execution: str | None = None) -> dict[str, Any]:
     """The environment as a JSON-safe dict."""
     import numpy
     import torch
@@ -92,6 +92,7 @@ def capture(*, threads: int | None = None, determinism: dict[str, Any] | None = 
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "determinism": determinism,
         "memory_format": memory_format,
+        "execution": execution,   # "single" or "stacked": results differ at rounding level between them
         "hostname": platform.node(),
     }
     git = git_state(study_path)

@@ -3,7 +3,9 @@
 ``LocalExecutor`` is a process pool (spawn) of single-threaded workers, one per core by default:
 on a small CPU, N one-thread processes train N seeds faster than one N-thread process (see
 benchmarks/bench_pool.py). A crashing run becomes a ``failed`` record; the others continue.
-``InlineExecutor`` runs in the calling process (tests, debugging).
+``InlineExecutor`` runs in the calling process (tests, debugging). ``StackedExecutor`` trains the
+seeds of tiny models as stacks (one stacked model per pool task, see ``restudy.stacked``) and the
+other runs like ``LocalExecutor``; ``choose_executor`` picks one of them for a list of runs.
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
+from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord
 from .seeding import prepare_process_env
+
+
+EXECUTION_MODES = ("auto", "stacked", "pool", "inline")
+# "auto" stacks only when every group of seeds is at least this large: smaller stacks gain little
+# over the process pool, which already runs one seed per core.
+MIN_AUTO_STACK = 4
+
+Task = list[tuple[RunSpec, Path]]   # one pool task: a single run, or the runs of one stack
 
 
 class Executor(Protocol):
@@ -107,3 +118,129 @@ class LocalExecutor:
                 except Exception as e:  # e.g. a spec that cannot be sent to a worker
                     yield _failed(spec, f"{type(e).__name__}: {e}")
         return left
+
+
+class StackedExecutor(LocalExecutor):
+    """A ``LocalExecutor`` that trains the seeds of tiny models as stacks.
+
+    Runs that differ only in their seeds and are stackable (``restudy.stacked.stackable``) are split
+    into stacks of at most ``max_stack`` runs; each stack is one task of the process pool, so
+    ``workers`` single-threaded processes train ``workers`` stacks at once. Groups smaller than
+    ``min_stack`` and runs that cannot be stacked are ordinary pool tasks, one run each.
+    """
+
+    def __init__(self, max_stack: int = 32, workers: int | None = None, threads: int = 1,
+                 min_stack: int = 2) -> None:
+        super().__init__(workers, threads)
+        if max_stack < 1 or min_stack < 1:
+            raise RestudyError("stack sizes must be at least 1", got={"max_stack": max_stack,
+                                                                     "min_stack": min_stack})
+        self.max_stack = max_stack
+        self.min_stack = min_stack
+
+    def tasks(self, pending: Sequence[tuple[RunSpec, Path]]) -> list[Task]:
+        """``pending`` cut into pool tasks (stacks and single runs), largest first."""
+        from .stacked import group_specs, stackable
+
+        groups = group_specs([spec for spec, _ in pending])
+        spread = -(-self.workers // max(1, len(groups)))  # parts per group that keep every worker busy
+        out: list[Task] = []
+        for idx in groups:
+            members = [pending[i] for i in idx]
+            if len(members) < self.min_stack or not stackable(members[0][0]):
+                out.extend([m] for m in members)
+            else:
+                out.extend(_split(members, self.max_stack, spread, max(self.min_stack, MIN_AUTO_STACK)))
+        return sorted(out, key=len, reverse=True)
+
+    def _run_pool(self, pending: list[tuple[RunSpec, Path]]) -> Iterator[dict]:
+        """Run ``pending`` as tasks; if the pool breaks (a worker died), return what was not run."""
+        ctx = mp.get_context("spawn")
+        tasks = self.tasks(pending)
+        left: list[tuple[RunSpec, Path]] = []
+        with cf.ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
+                                    initializer=_init_worker, initargs=(self.threads,)) as pool:
+            futures = {self._submit(pool, task): task for task in tasks}
+            broken = False
+            for fut in cf.as_completed(futures):
+                task = futures[fut]
+                try:
+                    yield from fut.result()
+                except cf.process.BrokenProcessPool:
+                    if not broken:
+                        # The task whose worker died is blamed once (all its runs); the rest are re-queued.
+                        broken = True
+                        for spec, _ in task:
+                            yield _failed(spec, "the worker process died (killed or crashed) during this run")
+                    else:
+                        left.extend(task)
+                except Exception as e:  # e.g. a spec that cannot be sent to a worker
+                    for spec, _ in task:
+                        yield _failed(spec, f"{type(e).__name__}: {e}")
+        return left
+
+    def _submit(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future:
+        """Submit one task; its future's result is a list of records."""
+        from .stacked import execute_stack
+
+        if len(task) == 1:
+            spec, d = task[0]
+            return pool.submit(_execute_one, spec.to_dict(), str(d), self.threads)
+        return pool.submit(execute_stack, [spec.to_dict() for spec, _ in task], [str(d) for _, d in task],
+                           self.threads)
+
+
+def _execute_one(spec_dict: dict, run_dir: str, threads: int) -> list[dict]:
+    """``worker.execute`` for one run, its record in a list (the shape of a stack's result)."""
+    from .worker import execute
+
+    return [execute(spec_dict, run_dir, threads)]
+
+
+def _split(members: Task, max_stack: int, spread: int, min_part: int) -> list[Task]:
+    """``members`` in near-equal stacks of at most ``max_stack``; into ``spread`` stacks when
+    that keeps each at least ``min_part`` runs (so that a single group still uses every worker)."""
+    n = len(members)
+    parts = max(-(-n // max_stack), min(spread, max(1, n // min_part)))
+    size, extra = divmod(n, parts)
+    out, start = [], 0
+    for p in range(parts):
+        end = start + size + (p < extra)
+        out.append(members[start:end])
+        start = end
+    return out
+
+
+def all_stackable(specs: Sequence[RunSpec], min_seeds: int = MIN_AUTO_STACK) -> bool:
+    """True when every group of ``specs`` that differ only in seeds is stackable and has at least
+    ``min_seeds`` runs."""
+    from .stacked import group_specs, stackable, structural_reason
+
+    groups = group_specs(specs)
+    # The cheap checks first: the size check loads the data set to learn its input size.
+    return (bool(groups) and all(len(g) >= min_seeds and not structural_reason(specs[g[0]]) for g in groups)
+            and all(stackable(specs[g[0]]) for g in groups))
+
+
+def choose_executor(specs: Sequence[RunSpec], mode: str = "auto", workers: int | None = None,
+                    threads: int = 1) -> Executor:
+    """The executor for ``specs``.
+
+    Args:
+        specs: the runs to execute.
+        mode: ``"inline"`` (this process), ``"pool"`` (``LocalExecutor``), ``"stacked"``
+            (``StackedExecutor``: stackable groups as stacks, the rest in its pool) or ``"auto"``:
+            stacked when every group of seeds is stackable and has at least ``MIN_AUTO_STACK`` runs,
+            else pool.
+        workers, threads: worker processes and intra-op threads per worker (or for inline).
+
+    Raises:
+        RestudyError: an unknown mode.
+    """
+    if mode not in EXECUTION_MODES:
+        raise RestudyError("unknown execution mode", where="--execution", got=mode, allowed=EXECUTION_MODES)
+    if mode == "inline":
+        return InlineExecutor(threads)
+    if mode == "stacked" or (mode == "auto" and all_stackable(specs)):
+        return StackedExecutor(workers=workers, threads=threads)
+    return LocalExecutor(workers, threads)

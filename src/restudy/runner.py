@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .env import capture, fingerprint
-from .executor import Executor, InlineExecutor, LocalExecutor
+from .executor import Executor, choose_executor
 from .plan import RunSpec, plan
 from .record import DONE_STATUSES
 from .store import Store
@@ -33,9 +33,10 @@ class RunOutcome:
     env: dict[str, Any] = field(default_factory=dict)
 
 
-def worker_fingerprint(threads: int) -> str:
-    """Fingerprint of the environment a worker of this process would record."""
-    env = capture(threads=threads, with_packages=False)
+def worker_fingerprint(threads: int, execution: str | None = "single") -> str:
+    """Fingerprint of the environment a worker of this process would record (for runs executed
+    one by one, or stacked)."""
+    env = capture(threads=threads, with_packages=False, execution=execution)
     return fingerprint(env)
 
 
@@ -43,17 +44,22 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
               workers: int | None = None, threads: int = 1, fresh: bool = False,
               overrides: list[tuple[str | None, str, Any]] = (), executor: Executor | None = None,
               progress: Progress | None = None, study_path: str | None = None,
-              wait_for_others_s: float = 3600.0, check_data: bool = True) -> RunOutcome:
-    """Run every planned run of ``study`` at ``scale`` that has not ended yet; return all records."""
+              wait_for_others_s: float = 3600.0, check_data: bool = True,
+              execution: str = "auto") -> RunOutcome:
+    """Run every planned run of ``study`` at ``scale`` that has not ended yet; return all records.
+
+    ``execution`` (``auto``, ``stacked``, ``pool``; see ``executor.choose_executor``) picks the
+    executor when none is given; ``workers=0`` always runs inline.
+    """
     t0 = time.perf_counter()
     notify = progress or (lambda event, info: None)
     specs = plan(study, scale, seeds=seeds, overrides=list(overrides))
     if check_data:
         preflight_data(specs)
     if executor is None:
-        executor = InlineExecutor(threads) if workers == 0 else LocalExecutor(workers, threads)
+        executor = choose_executor(specs, "inline" if workers == 0 else execution, workers, threads)
     env = capture(threads=threads, study_path=study_path)
-    current_fp = worker_fingerprint(threads)
+    current_fp = {mode: worker_fingerprint(threads, mode) for mode in ("single", "stacked")}
     with Store(out) as store:
         store.reindex()
         done = set() if fresh else store.done_keys()
@@ -85,8 +91,10 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
     by_key = {r["key"]: r for r in records}
     ordered = [by_key[s.key] for s in specs if s.key in by_key]
     reused = [r["key"] for r in ordered if r["key"] not in executed]
-    mismatch = [r["key"] for r in ordered
-                if r["key"] in reused and r.get("env", {}).get("fingerprint") not in (None, current_fp)]
+    # A reused run is flagged when the environment changed since it ran (versions, CPU, threads...);
+    # its execution mode is part of its own fingerprint, so runs are compared like for like.
+    mismatch = [r["key"] for r in ordered if r["key"] in reused and r.get("env", {}).get("fingerprint")
+                not in (None, current_fp.get(r.get("env", {}).get("execution") or "single"))]
     return RunOutcome(specs=specs, records=ordered, executed=executed, reused=reused,
                       env_mismatch=mismatch, wall_s=time.perf_counter() - t0, env=env)
 

@@ -108,7 +108,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
     s = spec.settings
     flags = apply_determinism(spec.kernels, threads)
     record.env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
-                                 with_packages=False)
+                                 with_packages=False, execution="single")
     registry.load_builtins()
     if spec.study_module:
         registry.import_study_module(spec.study_module)
