@@ -226,7 +226,11 @@ def test_what_may_be_stacked():
 def test_choose_executor():
     tiny, enorm = _specs(), _specs(method="enorm")
     assert isinstance(choose_executor(tiny), StackedExecutor)
-    assert type(choose_executor(tiny + enorm)) is LocalExecutor              # one group is not stackable
+    mixed = choose_executor(tiny + enorm)                                   # one group is not stackable:
+    assert isinstance(mixed, StackedExecutor)                                # it runs one by one, the other stacked
+    tasks = mixed.tasks([(s, None) for s in tiny + enorm])
+    assert sorted(len(t) for t in tasks if len(t) > 1) and all(len(t) == 1 for t in tasks
+                                                                 if t[0][0].settings["method"] == "enorm")
     assert type(choose_executor(_specs(overrides=["model.width=2048"]))) is LocalExecutor  # too big
     assert type(choose_executor(_specs(seeds=2))) is LocalExecutor          # too few seeds to gain
     assert isinstance(choose_executor(tiny + enorm, "stacked"), StackedExecutor)

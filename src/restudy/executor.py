@@ -211,15 +211,14 @@ def _split(members: Task, max_stack: int, spread: int, min_part: int) -> list[Ta
     return out
 
 
-def all_stackable(specs: Sequence[RunSpec], min_seeds: int = MIN_AUTO_STACK) -> bool:
-    """True when every group of ``specs`` that differ only in seeds is stackable and has at least
-    ``min_seeds`` runs."""
+def any_stackable(specs: Sequence[RunSpec], min_seeds: int = MIN_AUTO_STACK) -> bool:
+    """True when some group of ``specs`` that differ only in seeds is stackable and has at least
+    ``min_seeds`` runs (the stacked executor sends the other groups to its process pool)."""
     from .stacked import group_specs, stackable, structural_reason
 
-    groups = group_specs(specs)
+    groups = [g for g in group_specs(specs) if len(g) >= min_seeds]
     # The cheap checks first: the size check loads the data set to learn its input size.
-    return (bool(groups) and all(len(g) >= min_seeds and not structural_reason(specs[g[0]]) for g in groups)
-            and all(stackable(specs[g[0]]) for g in groups))
+    return any(stackable(specs[g[0]]) for g in groups if not structural_reason(specs[g[0]]))
 
 
 def choose_executor(specs: Sequence[RunSpec], mode: str = "auto", workers: int | None = None,
@@ -230,8 +229,9 @@ def choose_executor(specs: Sequence[RunSpec], mode: str = "auto", workers: int |
         specs: the runs to execute.
         mode: ``"inline"`` (this process), ``"pool"`` (``LocalExecutor``), ``"stacked"``
             (``StackedExecutor``: stackable groups as stacks, the rest in its pool) or ``"auto"``:
-            stacked when every group of seeds is stackable and has at least ``MIN_AUTO_STACK`` runs,
-            else pool.
+            stacked when some group of seeds is stackable (tiny models) and has at least
+            ``MIN_AUTO_STACK`` runs — those groups are stacked, the others run one by one in the
+            pool — else pool.
         workers, threads: worker processes and intra-op threads per worker (or for inline).
 
     Raises:
@@ -241,6 +241,6 @@ def choose_executor(specs: Sequence[RunSpec], mode: str = "auto", workers: int |
         raise RestudyError("unknown execution mode", where="--execution", got=mode, allowed=EXECUTION_MODES)
     if mode == "inline":
         return InlineExecutor(threads)
-    if mode == "stacked" or (mode == "auto" and all_stackable(specs)):
+    if mode == "stacked" or (mode == "auto" and any_stackable(specs)):
         return StackedExecutor(workers=workers, threads=threads)
     return LocalExecutor(workers, threads)
