@@ -34,6 +34,16 @@ class TrainResult:
     test_logits: torch.Tensor | None = None
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
+
+    def final_metrics(self, n_test: int, n_train: int) -> dict[str, Any]:
+        """The run's metrics as its record stores them: the last epoch's, per split."""
+        last = self.curves[-1] if self.curves else {}
+        return {
+            "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
+            "test_loss": last.get("test_loss"), "train_loss": last.get("train_loss"),
+            "diverged": 1.0 if self.status == "diverged" else 0.0,
+            "epochs_done": self.epochs_done, "n_test": n_test, "n_train": n_train,
+        }
     # Snapshot ensembles (originals.md §4.5): test logits (and, if asked, CPU copies of the
     # state_dict) at the end of each requested epoch, in epoch order; shorter if the run diverged.
     snapshot_epochs: list[int] = field(default_factory=list)

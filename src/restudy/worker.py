@@ -153,13 +153,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
     record.reason = result.reason
     record.curves = result.curves
     record.timings.update(train_s=result.train_wall_s, eval_s=result.eval_wall_s)
-    last = result.curves[-1] if result.curves else {}
-    record.metrics = {
-        "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
-        "test_loss": last.get("test_loss"), "train_loss": last.get("train_loss"),
-        "diverged": 1.0 if result.status == "diverged" else 0.0,
-        "epochs_done": result.epochs_done, "n_test": int(y_te.shape[0]), "n_train": int(y_tr.shape[0]),
-    }
+    record.metrics = result.final_metrics(int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:
         t1 = time.perf_counter()
         extra, extra_metrics, what = _extras(result, model, x_te, y_te, tta, snap_epochs, s, memory_format)

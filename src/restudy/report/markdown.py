@@ -104,12 +104,7 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
     if ctx["variability_notes"]:
         lines.append("")
     for t in ctx["variability"]:
-        lines += [f"### {t['title']} ({t['where'] or t['id']})", "",
-                  f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
-                  f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on "
-                  f"{ctx['dataset']}.", ""]
-        if not t["comparable"]:
-            lines += [f"> ⚠️ {t['note'][0].upper() + t['note'][1:]}.", ""]
+        lines += _table_heading(t, ctx)
         if t["table"]:
             lines += table(t["table"])
         if t["reduction"]:
@@ -121,6 +116,17 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
             lines += [f"Reported cells: {t['evaluated']}.", ""] + table(t["cells"])
         if t["figure"]:
             lines += [f"![{t['id']}]({t['figure']})", ""]
+    return lines
+
+
+def _table_heading(t: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
+    """Title, where the numbers were reported and where reproduced, and a warning when the two
+    are not comparable (other scale or data)."""
+    lines = [f"### {t['title']} ({t['where'] or t['id']})", "",
+             f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
+             f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on {ctx['dataset']}.", ""]
+    if not t["comparable"]:
+        lines += [f"> ⚠️ {t['note'][0].upper() + t['note'][1:]}.", ""]
     return lines
 
 
@@ -142,12 +148,7 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     if not ctx["reported"]:
         return lines + ["_(the study declares no result tables)_", ""]
     for t in ctx["reported"]:
-        lines += [f"### {t['title']} ({t['where'] or t['id']})", "",
-                  f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
-                  f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on "
-                  f"{ctx['dataset']}.", ""]
-        if not t["comparable"]:
-            lines += [f"> ⚠️ {t['note'][0].upper() + t['note'][1:]}.", ""]
+        lines += _table_heading(t, ctx)
         lines += table(t["table"])
         lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
     return lines
