@@ -369,7 +369,10 @@ def percentile_ci(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     if keep.size < 2:
         return (math.nan, math.nan)
     a = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(keep, [a, 100.0 - a])
+    # Interpolating between infinite draws (a ratio over a resample with no variability) gives
+    # inf - inf = NaN: then take sample points themselves.
+    method = "linear" if np.all(np.isfinite(keep)) else "inverted_cdf"
+    low, high = np.percentile(keep, [a, 100.0 - a], method=method)
     return (float(low), float(high))
 
 
