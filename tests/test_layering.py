@@ -24,6 +24,10 @@ MUST_NOT_IMPORT = {
     "data": {"study", "train", "store", "runner"},
     "models": {"study", "train", "store", "runner"},
     "methods": {"study", "train", "store", "runner"},
+    "metrics": {"torch", "study", "store", "runner", "train", "compare", "plan"},
+    "stacked": {"study", "studyfile", "store", "runner", "cli", "rich", "compare"},
+    "tta": {"study", "store", "runner", "cli", "rich"},
+    "perturb": {"study", "store", "runner", "cli", "rich"},
 }
 
 
