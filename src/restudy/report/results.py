@@ -319,8 +319,8 @@ def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict
             "metric": result.metric, "verdict": result.verdict,
             "verdict_text": VERDICT_TEXT.get(result.verdict, result.verdict),
             "summary": result.summary, "scale_note": result.scale_note,
-            "source": getattr(claim, "source", ""), "lines": lines, "table": tab,
-            "figure": figure}
+            "source": getattr(claim, "source", ""), "lines": [ln for ln in lines if ln and ln.strip()],
+            "table": tab, "figure": figure}
 
 
 # --------------------------------------------------------------------------------------------
