@@ -77,6 +77,7 @@ def test_smoke_study_end_to_end_writes_report_and_results(tmp_path):
     md = (out / "report.md").read_text()
     assert "smoke" in md and "synthetic" in md            # says which scale and data produced the numbers
     assert "**assumed**" in md or "assumed" in md
+    assert "Initial learning rates" in md                 # the authors' lr grid, as reported
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and 'src="http' not in html and "<link" not in html
     assert list((out / "figures").glob("*.png"))

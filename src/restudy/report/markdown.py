@@ -170,6 +170,9 @@ def _hyper(ctx: dict[str, Any]) -> list[str]:
         lines += table(h["table"])
     if not ctx["hyper"]:
         lines += ["_(no settings recorded)_", ""]
+    for t in ctx["hyper_tables"]:
+        lines += [f"### {t['title']}", "", f"As reported in: {t['document']}, {t['where']}.", ""]
+        lines += table(t["table"])
     return lines
 
 

@@ -499,6 +499,20 @@ def _setting_row(name: str, entries: list[dict[str, Any]]) -> list[Cell]:
     return [cell(name, cls), cell(value, cls), cell(prov, cls), cell(_listing(sources, 3), cls)]
 
 
+def _hyper_table_views(study: Study) -> list[dict[str, Any]]:
+    """Hyperparameter tables a source reports (e.g. a learning-rate grid the authors gave)."""
+    docs = {d.id: d.title for d in study.documents}
+    out = []
+    for t in study.tables:
+        if t.kind != "hyperparameter":
+            continue
+        rows = [[r, *[("" if (v := t.value(r, c)) is None else f"{v.value:g}") for c in t.columns]]
+                for r in t.rows]
+        out.append({"title": t.title, "where": t.where, "document": docs.get(t.document, t.document),
+                    "metric": str(t.metric), "table": table([str(t.metric) or "", *t.columns], rows)})
+    return out
+
+
 def _hyper_views(settings: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     out = []
     for exp, variants in settings.items():
@@ -593,6 +607,7 @@ def report_context(study: Study, scale: str, comparison: cmp.Comparison,
             isinstance(c, VariabilityClaim) for c in study.claims),
         "groups": _groups_table(comparison),
         "hyper": _hyper_views(plan_info.get("settings") or {}),
+        "hyper_tables": _hyper_table_views(study),
         "deviations": list(plan_info.get("deviations") or []),
         "environment": _env_table(env),
         "cost": _cost_view(rows, plan_info),
