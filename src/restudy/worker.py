@@ -100,8 +100,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
 
     from . import env as env_mod
     from .batches import make_augment
-    from .optim import param_groups
-    from .optim import snapshot_epochs
+    from .optim import param_groups, snapshot_epochs
     from .seeding import apply_determinism, generator, scoped_seed
     from .train import train
 
