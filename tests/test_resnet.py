@@ -42,7 +42,6 @@ def test_resnet34_runs_on_cifar100_shape():
 
 def test_bias_and_bn_scales_get_the_lr_multiplier_like_the_original():
     from restudy.optim import param_groups, sgd
-    from restudy.train import train  # noqa: F401  (the loop applies group["lr_mult"])
 
     m = create("model", "resnet14", input_shape=(3, 32, 32), num_classes=10)
     groups = param_groups(m, 0.1)
@@ -55,3 +54,16 @@ def test_bias_and_bn_scales_get_the_lr_multiplier_like_the_original():
     assert len(param_groups(m, 1.0)) == 1
     opt = sgd(groups, lr=0.4, momentum=0.9)
     assert len(opt.param_groups) == 2
+
+
+def test_the_training_loop_applies_each_group_lr_multiplier():
+    from restudy.optim import constant, param_groups, sgd
+    from restudy.seeding import generator
+    from restudy.train import train
+
+    m = create("model", "fc", input_shape=(4,), num_classes=3, hidden=1, width=8, bias=True)
+    opt = sgd(param_groups(m, 0.1), lr=0.5)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    train(m, x, y, x, y, optimizer=opt, schedule=constant(lr=0.5), epochs=1, batch_size=16,
+          order=generator(0))
+    assert [g["lr"] for g in opt.param_groups] == [0.05, 0.5]
