@@ -92,32 +92,45 @@ class LocalExecutor:
             os.environ.clear()
             os.environ.update(saved)
 
-    def _run_pool(self, pending: list[tuple[RunSpec, Path]]) -> Iterator[dict]:
-        """Run ``pending``; if the pool breaks (a worker died), return what was not run."""
-        from .worker import execute
+    def tasks(self, pending: Sequence[tuple[RunSpec, Path]]) -> list[Task]:
+        """``pending`` cut into pool tasks: here one run each."""
+        return [[m] for m in pending]
 
+    def _run_pool(self, pending: list[tuple[RunSpec, Path]]) -> Iterator[dict]:
+        """Run ``pending`` as tasks; if the pool breaks (a worker died), return what was not run."""
         ctx = mp.get_context("spawn")
-        workers = min(self.workers, len(pending))
+        tasks = self.tasks(pending)
         left: list[tuple[RunSpec, Path]] = []
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(self.threads,)) as pool:
-            futures = {pool.submit(execute, spec.to_dict(), str(d), self.threads): (spec, d)
-                       for spec, d in pending}
+        with cf.ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
+                                    initializer=_init_worker, initargs=(self.threads,)) as pool:
+            futures = {self._submit(pool, task): task for task in tasks}
             broken = False
             for fut in cf.as_completed(futures):
-                spec, d = futures[fut]
+                task = futures[fut]
                 try:
-                    yield fut.result()
+                    yield from fut.result()
                 except cf.process.BrokenProcessPool:
                     if not broken:
-                        # The run whose worker died is blamed once; the rest are re-queued.
+                        # The task whose worker died is blamed once (all its runs); the rest are re-queued.
                         broken = True
-                        yield _failed(spec, "the worker process died (killed or crashed) during this run")
+                        for spec, _ in task:
+                            yield _failed(spec, "the worker process died (killed or crashed) during this run")
                     else:
-                        left.append((spec, d))
+                        left.extend(task)
                 except Exception as e:  # e.g. a spec that cannot be sent to a worker
-                    yield _failed(spec, f"{type(e).__name__}: {e}")
+                    for spec, _ in task:
+                        yield _failed(spec, f"{type(e).__name__}: {e}")
         return left
+
+    def _submit(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future:
+        """Submit one task (one run, or a stack); its future's result is a list of records."""
+        if len(task) == 1:
+            spec, d = task[0]
+            return pool.submit(_execute_one, spec.to_dict(), str(d), self.threads)
+        from .stacked import execute_stack
+
+        return pool.submit(execute_stack, [spec.to_dict() for spec, _ in task], [str(d) for _, d in task],
+                           self.threads)
 
 
 class StackedExecutor(LocalExecutor):
@@ -152,42 +165,6 @@ class StackedExecutor(LocalExecutor):
             else:
                 out.extend(_split(members, self.max_stack, spread, max(self.min_stack, MIN_AUTO_STACK)))
         return sorted(out, key=len, reverse=True)
-
-    def _run_pool(self, pending: list[tuple[RunSpec, Path]]) -> Iterator[dict]:
-        """Run ``pending`` as tasks; if the pool breaks (a worker died), return what was not run."""
-        ctx = mp.get_context("spawn")
-        tasks = self.tasks(pending)
-        left: list[tuple[RunSpec, Path]] = []
-        with cf.ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
-                                    initializer=_init_worker, initargs=(self.threads,)) as pool:
-            futures = {self._submit(pool, task): task for task in tasks}
-            broken = False
-            for fut in cf.as_completed(futures):
-                task = futures[fut]
-                try:
-                    yield from fut.result()
-                except cf.process.BrokenProcessPool:
-                    if not broken:
-                        # The task whose worker died is blamed once (all its runs); the rest are re-queued.
-                        broken = True
-                        for spec, _ in task:
-                            yield _failed(spec, "the worker process died (killed or crashed) during this run")
-                    else:
-                        left.extend(task)
-                except Exception as e:  # e.g. a spec that cannot be sent to a worker
-                    for spec, _ in task:
-                        yield _failed(spec, f"{type(e).__name__}: {e}")
-        return left
-
-    def _submit(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future:
-        """Submit one task; its future's result is a list of records."""
-        from .stacked import execute_stack
-
-        if len(task) == 1:
-            spec, d = task[0]
-            return pool.submit(_execute_one, spec.to_dict(), str(d), self.threads)
-        return pool.submit(execute_stack, [spec.to_dict() for spec, _ in task], [str(d) for _, d in task],
-                           self.threads)
 
 
 def _execute_one(spec_dict: dict, run_dir: str, threads: int) -> list[dict]:
