@@ -46,7 +46,7 @@ from .plan import RunSpec
 from .record import RunRecord
 from .safeio import save_tensors, write_json
 from .train import TrainResult
-from .worker import LOGITS_FILE, _args, _dataset, _device, _freeze, _now
+from .worker import LOGITS_FILE, _args, _freeze, _now, prepare
 
 __all__ = ["STACK_FLOP_LIMIT", "Stackability", "StackedBatchNorm", "StackedMLP", "build_stack", "check_group",
            "data_shape", "execute_stack", "group_key", "group_specs", "layer_sizes", "per_model_loss", "stackable",
@@ -619,28 +619,16 @@ def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
 
 def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path], threads: int) -> None:
     """Build, train and record the stack (mirrors ``worker._run`` for K runs)."""
-    from . import env as env_mod
     from .batches import make_augment
-    from .seeding import apply_determinism, generator
+    from .seeding import generator
 
     check_group(specs)
     s = specs[0].settings
-    flags = apply_determinism(specs[0].kernels, threads)
-    env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
-                          with_packages=False, execution="stacked")
+    env, device, data, (x_tr, y_tr, x_te, y_te), load_s = prepare(specs[0], threads, "stacked")
+    load_s /= len(specs)
     env.update(stack_size=len(specs))
     for rec in records:
         rec.env = dict(env)
-    registry.load_builtins()
-    if specs[0].study_module:
-        registry.import_study_module(specs[0].study_module)
-    device = _device(s["device"])
-
-    t0 = time.perf_counter()
-    data = _dataset(s["data"], tuple(sorted((k, _freeze(v)) for k, v in _args(s, "data").items())))
-    x_tr, y_tr = data.x_train.to(device), data.y_train.to(device)
-    x_te, y_te = data.x_test.to(device), data.y_test.to(device)
-    load_s = (time.perf_counter() - t0) / len(specs)
 
     model, perturbations = build_stack(specs, tuple(data.input_shape), data.num_classes, device)
     for rec, change in zip(records, perturbations):

@@ -95,29 +95,41 @@ def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[s
     return d
 
 
-def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
-    import torch
+def prepare(spec: RunSpec, threads: int, execution: str) -> tuple[dict[str, Any], str, Any, tuple, float]:
+    """What every run needs before its model: determinism flags and threads applied, the
+    environment captured, registries loaded (the study's module too), the data on its device.
 
+    Returns:
+        (environment, device, dataset, (x_train, y_train, x_test, y_test) on the device, load seconds).
+    """
     from . import env as env_mod
-    from .batches import make_augment
-    from .optim import param_groups, snapshot_epochs
-    from .seeding import apply_determinism, generator, scoped_seed
-    from .train import train
+    from .seeding import apply_determinism
 
     s = spec.settings
     flags = apply_determinism(spec.kernels, threads)
-    record.env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
-                                 with_packages=False, execution="single")
+    env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
+                          with_packages=False, execution=execution)
     registry.load_builtins()
     if spec.study_module:
         registry.import_study_module(spec.study_module)
     device = _device(s["device"])
-
     t0 = time.perf_counter()
     data = _dataset(s["data"], tuple(sorted((k, _freeze(v)) for k, v in _args(s, "data").items())))
-    x_tr, y_tr = data.x_train.to(device), data.y_train.to(device)
-    x_te, y_te = data.x_test.to(device), data.y_test.to(device)
-    record.timings["load_s"] = time.perf_counter() - t0
+    tensors = (data.x_train.to(device), data.y_train.to(device), data.x_test.to(device), data.y_test.to(device))
+    return env, device, data, tensors, time.perf_counter() - t0
+
+
+def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
+    import torch
+
+    from .batches import make_augment
+    from .optim import param_groups, snapshot_epochs
+    from .seeding import generator, scoped_seed
+    from .train import train
+
+    s = spec.settings
+    record.env, device, data, (x_tr, y_tr, x_te, y_te), record.timings["load_s"] = \
+        prepare(spec, threads, "single")
 
     tta = _tta_setup(s, data)
     with scoped_seed(spec.seeds["init"]):
