@@ -582,13 +582,12 @@ def test_variability_comparison_is_strict_json(v_result: cmp.Comparison) -> None
 def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None:
     import torch
 
-    from restudy import worker
+    from restudy.artifacts import LOGITS_FILE, run_dir
     from restudy.safeio import save_tensors
 
-    assert cmp.LOGITS_FILE == worker.LOGITS_FILE
     logits, flip = torch.randn(6, 3), torch.randn(6, 3)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    save_tensors(tmp_path / "runs" / "k1" / cmp.LOGITS_FILE,
+    save_tensors(run_dir(tmp_path, "k1") / LOGITS_FILE,
                  {"logits": logits, "labels": labels, "tta_flip_crop81": flip,
                   "ensemble": 2 * logits, "ensemble_tta_flip": 3 * logits})
     load = cmp.load_predictions(tmp_path)
@@ -601,7 +600,7 @@ def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None
     assert np.array_equal(load("k1", "ensemble+tta:flip")[0], 3 * logits.numpy())
     assert load("k1", "tta:crop25") is None and load("missing", "test") is None
     (tmp_path / "runs" / "bad").mkdir()
-    (tmp_path / "runs" / "bad" / cmp.LOGITS_FILE).write_bytes(b"not a safetensors file")
+    (run_dir(tmp_path, "bad") / LOGITS_FILE).write_bytes(b"not a safetensors file")
     assert load("bad", "test") is None
 
 

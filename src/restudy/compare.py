@@ -80,7 +80,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import metrics, stats
+from . import artifacts, metrics, stats
 from .study import (BeatsClaim, ModelSet, NumericClaim, ReportedTable, ReportedValue, Selector,
                     Study, TableLayout, ThresholdClaim, TrendClaim, VariabilityClaim,
                     VariabilityLayout)
@@ -103,7 +103,6 @@ Row = dict[str, Any]
 Predictions = Callable[[str, str], "tuple[np.ndarray, np.ndarray] | None"]
 """(run key, view) → (logits [examples, classes], labels [examples]), or None when not stored."""
 
-LOGITS_FILE = "test_logits.safetensors"  # what restudy.worker writes per run (worker.LOGITS_FILE)
 VAR_RESAMPLES = 4000
 VAR_CONFIDENCE = 0.95
 MAX_MODELS = 100000
@@ -1009,30 +1008,11 @@ def _claim_numeric(claim: NumericClaim, ctx: _Ctx) -> ClaimResult:
 # --------------------------------------------------------------------------------------------
 
 
-def view_tensor(view: str) -> str:
-    """The tensor of ``test_logits.safetensors`` that holds a model-set view.
-
-    ``test`` → ``logits``; ``tta:<s>`` → ``tta_<s>``; ``ensemble`` → ``ensemble``;
-    ``ensemble+tta:<s>`` → ``ensemble_tta_<s>`` (the names restudy.worker writes).
-
-    Raises:
-        ValueError: for a view outside that grammar.
-    """
-    if view in ("test", "ensemble", "features"):
-        return {"test": "logits"}.get(view, view)
-    kind, _, strategy = view.partition(":")
-    prefix = {"tta": "tta_", "ensemble+tta": "ensemble_tta_"}.get(kind)
-    if prefix is None or not strategy:
-        raise ValueError(f"unknown view {view!r}; allowed: test, tta:<s>, ensemble, "
-                         "ensemble+tta:<s>")
-    return prefix + strategy
-
-
 def _read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray] | None:
     """Reads one view's logits and the labels from a run's safetensors file (None if absent)."""
     from safetensors import safe_open
 
-    name = view_tensor(view)
+    name = artifacts.view_tensor(view)
     with safe_open(str(path), framework="numpy") as f:
         names = set(f.keys())
         if name not in names:
@@ -1054,10 +1034,10 @@ def load_predictions(out_dir: str | Path) -> Predictions:
     Returns:
         A callable (run key, view) → (logits [examples, classes], labels) or None.
     """
-    root = Path(out_dir) / "runs"
+    root = artifacts.runs_dir(out_dir)
 
     def load(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
-        path = root / key / LOGITS_FILE
+        path = root / key / artifacts.LOGITS_FILE
         if not path.is_file():
             return None
         try:

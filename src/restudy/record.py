@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .artifacts import variant_id
+
 STATUSES = ("finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")   # never redone on resume; "failed" is retried
 
@@ -44,7 +46,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "key": record["key"],
         "experiment": spec["experiment"],
         "variant": variant,
-        "variant_id": ",".join(f"{k}={v}" for k, v in variant.items()) or "-",
+        "variant_id": variant_id(variant),
         "seed_index": spec["seed_index"],
         "scale": spec.get("scale"),
         "dataset": spec.get("dataset_label"),

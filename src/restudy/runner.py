@@ -16,6 +16,7 @@ from .env import capture, fingerprint
 from .executor import Executor, choose_executor
 from .plan import RunSpec, plan
 from .record import DONE_STATUSES
+from .settings import part_args
 from .store import Store
 from .study import Study
 
@@ -106,7 +107,7 @@ def preflight_data(specs: list[RunSpec]) -> None:
 
     seen = set()
     for s in specs:
-        args = {k[len("data."):]: v for k, v in s.settings.items() if k.startswith("data.")}
+        args = part_args(s.settings, "data")
         ident = (s.settings["data"], repr(sorted(args.items())))
         if ident not in seen:
             seen.add(ident)

@@ -46,7 +46,8 @@ from .plan import RunSpec
 from .record import RunRecord
 from .safeio import save_tensors, write_json
 from .train import TrainResult
-from .worker import LOGITS_FILE, _args, _freeze, _now, prepare
+from .artifacts import LOGITS_FILE, RUN_FILE
+from .worker import _args, _freeze, _now, prepare
 
 __all__ = ["STACK_FLOP_LIMIT", "Stackability", "StackedBatchNorm", "StackedMLP", "build_stack", "check_group",
            "data_shape", "execute_stack", "group_key", "group_specs", "layer_sizes", "per_model_loss", "stackable",
@@ -613,7 +614,7 @@ def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
     for rec, out in zip(records, outs):
         rec.timings.update(wall_s=wall / len(records), stack_wall_s=wall)
         rec.finished_at = finished
-        write_json(out / "run.json", rec.to_dict())
+        write_json(out / RUN_FILE, rec.to_dict())
     return [rec.to_dict() for rec in records]
 
 

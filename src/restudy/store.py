@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import artifacts
 from .errors import StoreError
 from .record import DONE_STATUSES
 from .safeio import read_json
@@ -36,10 +37,10 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.runs_dir = self.root / "runs"
+        self.runs_dir = artifacts.runs_dir(self.root)
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.root / "store.db", timeout=60, isolation_level=None)
+            self.db = sqlite3.connect(self.root / artifacts.STORE_FILE, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA busy_timeout=60000")
             self.db.executescript(SCHEMA)
@@ -69,7 +70,7 @@ class Store:
                  json.dumps(spec.get("variant", {}), sort_keys=True), spec.get("seed_index"),
                  record["status"], record.get("reason", ""), json.dumps(record.get("metrics", {})),
                  record.get("timings", {}).get("wall_s"), record.get("env", {}).get("fingerprint"),
-                 record.get("finished_at"), str(self.run_dir(record["key"]) / "run.json")))
+                 record.get("finished_at"), str(self.run_dir(record["key"]) / artifacts.RUN_FILE)))
 
     def statuses(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, status FROM runs").fetchall())
@@ -81,7 +82,7 @@ class Store:
 
     def ended_on_disk(self, key: str) -> bool:
         """Whether the run's run.json exists and says it ended (finished or diverged)."""
-        p = self.run_dir(key) / "run.json"
+        p = self.run_dir(key) / artifacts.RUN_FILE
         if not p.exists():
             return False
         try:
@@ -90,7 +91,7 @@ class Store:
             return False
 
     def load(self, key: str) -> dict[str, Any]:
-        return read_json(self.run_dir(key) / "run.json")
+        return read_json(self.run_dir(key) / artifacts.RUN_FILE)
 
     def records(self, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Full records of ``keys`` (or all indexed runs), read from their run.json."""
@@ -98,7 +99,7 @@ class Store:
             keys = [k for (k,) in self.db.execute("SELECT key FROM runs ORDER BY experiment, variant, seed_index")]
         out = []
         for k in keys:
-            p = self.run_dir(k) / "run.json"
+            p = self.run_dir(k) / artifacts.RUN_FILE
             if p.exists():
                 out.append(read_json(p))
         return out
@@ -108,7 +109,7 @@ class Store:
         worker's write and its own). Returns how many were added or updated."""
         known = self.statuses()
         n = 0
-        for p in self.runs_dir.glob("*/run.json"):
+        for p in self.runs_dir.glob(f"*/{artifacts.RUN_FILE}"):
             key = p.parent.name
             try:
                 rec = read_json(p)
@@ -121,7 +122,7 @@ class Store:
 
     # -- claims (several drivers on one directory) ----------------------------------------
     def _claim_path(self, key: str) -> Path:
-        return self.run_dir(key) / ".claim"
+        return self.run_dir(key) / artifacts.CLAIM_FILE
 
     def claim(self, key: str) -> bool:
         """Take the run for this process; False if a live process holds it.

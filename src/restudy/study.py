@@ -5,7 +5,7 @@ stated in the paper, found in the code, told by the authors, or assumed) with a 
 Experiments are flat maps of dotted setting names (``optimizer.lr``, ``model.hidden``) to such
 hyperparameters, swept over named variant axes, run at one of three scales.
 
-Imports pydantic only (no torch, nothing of the engine).
+Imports pydantic and the file-format names of ``artifacts`` only (no torch, nothing of the engine).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .artifacts import VIEW_PATTERN
 
 Provenance = Literal["paper", "code", "authors", "assumed"]
 PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "assumed")
@@ -279,7 +281,7 @@ class ModelSet(_Frozen):
 
     experiment: str
     where: dict[str, Level | list[Level]] = {}
-    view: str = Field("test", pattern=r"^(test|tta:[a-z0-9_+]+|ensemble|ensemble\+tta:[a-z0-9_+]+)$")
+    view: str = Field("test", pattern=VIEW_PATTERN)
     first: int | None = Field(None, ge=2, description="use only the first N models (by seed index)")
     label: str = ""
 

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import registry
+from .artifacts import LOGITS_FILE, RUN_FILE
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord
 from .safeio import save_tensors, write_json
+from .settings import part_args
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
     from .data import Dataset
     from .train import TrainResult
 
-LOGITS_FILE = "test_logits.safetensors"
 
 
 def _now() -> str:
@@ -52,7 +53,7 @@ def _now() -> str:
 
 
 def _args(settings: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix) + 1:]: v for k, v in settings.items() if k.startswith(prefix + ".")}
+    return part_args(settings, prefix)
 
 
 @functools.lru_cache(maxsize=4)
@@ -91,7 +92,7 @@ def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[s
     record.timings["wall_s"] = time.perf_counter() - t_start
     record.finished_at = _now()
     d = record.to_dict()
-    write_json(out / "run.json", d)
+    write_json(out / RUN_FILE, d)
     return d
 
 
