@@ -1,4 +1,8 @@
-"""Registries: name -> factory for datasets, models, methods, optimizers and schedules.
+"""Registries: name -> factory for every part a study may add or choose by name.
+
+Kinds: datasets, models, methods, optimizers, schedules and batch augmentations (what a run is
+built from); per-run metrics (measured on the trained model); claim kinds and model-set views
+(how compare judges and reads runs).
 
 A built-in or user study contributes parts by decorating factories::
 
@@ -17,7 +21,7 @@ from typing import Any, Callable
 
 from .errors import RestudyError
 
-KINDS = ("dataset", "model", "method", "optimizer", "schedule")
+KINDS = ("dataset", "model", "method", "optimizer", "schedule", "augment", "run_metric", "claim", "view")
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
 # Modules that register the built-in parts; imported lazily on first lookup.
