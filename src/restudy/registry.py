@@ -24,9 +24,11 @@ from .errors import RestudyError
 KINDS = ("dataset", "model", "method", "optimizer", "schedule", "augment", "run_metric", "claim", "view")
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
-# Modules that register the built-in parts; imported lazily on first lookup.
-_BUILTIN_MODULES = ("restudy.data", "restudy.models", "restudy.methods", "restudy.optim")
-_loaded_builtins = False
+# Modules that register the built-in parts of each kind; imported lazily on the kind's first
+# lookup, so that e.g. reading a study file (claim kinds) never imports torch (models).
+_TRAINING_MODULES = ("restudy.data", "restudy.models", "restudy.methods", "restudy.optim")
+BUILTIN_MODULES: dict[str, tuple[str, ...]] = {kind: _TRAINING_MODULES for kind in KINDS}
+_loaded: set[str] = set()
 
 
 def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -47,13 +49,14 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
     return deco
 
 
-def load_builtins() -> None:
-    """Import the modules that register restudy's own parts (idempotent)."""
-    global _loaded_builtins
-    if not _loaded_builtins:
-        _loaded_builtins = True
-        for mod in _BUILTIN_MODULES:
-            importlib.import_module(mod)
+def load_builtins(kind: str | None = None) -> None:
+    """Import the modules that register restudy's own parts of ``kind`` (every kind when None);
+    idempotent."""
+    for k in KINDS if kind is None else (kind,):
+        for mod in BUILTIN_MODULES[k]:
+            if mod not in _loaded:
+                _loaded.add(mod)
+                importlib.import_module(mod)
 
 
 def import_study_module(module: str) -> None:
@@ -65,13 +68,13 @@ def import_study_module(module: str) -> None:
 
 
 def names(kind: str) -> list[str]:
-    load_builtins()
+    load_builtins(kind)
     return sorted(_REGISTRY[kind])
 
 
 def get(kind: str, name: str) -> Callable[..., Any]:
     """The factory registered as ``name``; a clear error listing known names otherwise."""
-    load_builtins()
+    load_builtins(kind)
     table = _REGISTRY[kind]
     if name not in table:
         known = sorted(table)
