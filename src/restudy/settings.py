@@ -136,3 +136,14 @@ def part_args(settings: dict[str, Any], part: str) -> dict[str, Any]:
     """The ``part.*`` settings as keyword arguments: ``{"model.width": 64}`` -> ``{"width": 64}``."""
     prefix = part + "."
     return {k[len(prefix):]: v for k, v in settings.items() if k.startswith(prefix)}
+
+
+def value(settings: dict[str, Any], name: str) -> Any:
+    """The resolved value of engine setting ``name``, or its declared default when the plan left it
+    out because it does not apply (e.g. ``augment.pad`` without cropping). Never restate a
+    default elsewhere: ask this."""
+    if name in settings:
+        return settings[name]
+    if name not in ENGINE_SETTINGS:
+        raise KeyError(name)
+    return ENGINE_SETTINGS[name][0]
