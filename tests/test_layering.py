@@ -1,66 +1,162 @@
-"""The module map holds: the training loop knows nothing of studies, stores or the CLI; pure
-statistics import no torch; only the CLI and console render."""
+"""The module map holds (style.md §3): each module imports only what its row allows, third-party
+packages stay where they are confined, and nothing unpickles.
+
+Every module and package under ``src/restudy`` has one row in ``MAY_IMPORT``; a module without a row,
+or an import outside its row, fails. Adding a module is adding one line.
+"""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "restudy"
 
-MUST_NOT_IMPORT = {
-    "train": {"study", "studyfile", "plan", "store", "runner", "executor", "cli", "console", "compare", "report", "rich"},
-    "evaluate": {"study", "store", "runner", "cli", "rich"},
-    "study": {"torch", "plan", "store", "runner", "worker", "train"},
-    "studyfile": {"torch", "store", "runner", "worker", "train"},
-    "plan": {"torch", "store", "runner", "worker", "train"},
-    "stats": {"torch", "study", "store", "runner", "train", "compare"},
-    "compare": {"torch", "store", "runner", "train", "worker"},
-    "store": {"torch", "study", "train", "worker"},
-    "worker": {"study", "studyfile", "store", "executor", "runner", "cli", "rich"},
-    "registry": {"torch", "study", "store"},
-    "data": {"study", "train", "store", "runner"},
-    "models": {"study", "train", "store", "runner"},
-    "methods": {"study", "train", "store", "runner"},
-    "metrics": {"torch", "study", "store", "runner", "train", "compare", "plan"},
-    "stacked": {"study", "studyfile", "store", "runner", "cli", "rich", "compare"},
-    "tta": {"study", "store", "runner", "cli", "rich"},
-    "perturb": {"study", "store", "runner", "cli", "rich"},
+# Allowed everywhere: the exception hierarchy and the package root (its ``__version__``).
+EVERYWHERE = {"errors", "__init__"}
+ENGINE = {"artifacts", "batches", "data", "env", "evaluate", "executor", "methods", "models", "optim", "perturb",
+          "plan", "record", "registry", "runner", "safeio", "seeding", "settings", "stacked", "store", "study",
+          "studyfile", "train", "tta", "worker"}
+
+# module or package -> the restudy modules it may import (style.md §3 "may import", plus what the code
+# legitimately needs today).
+MAY_IMPORT: dict[str, set[str]] = {
+    "__init__": set(),
+    "errors": set(),
+    "artifacts": set(),
+    "safeio": set(),
+    "study": {"artifacts"},
+    "studyfile": {"study", "safeio"},
+    "settings": {"tta"},
+    "registry": set(),
+    "seeding": set(),
+    "env": set(),
+    "data": {"registry", "safeio"},
+    "batches": {"seeding"},
+    "models": {"registry"},
+    "methods": {"registry"},
+    "optim": {"registry"},
+    "perturb": set(),
+    "tta": set(),
+    "train": {"batches", "seeding", "evaluate"},
+    "evaluate": {"batches"},
+    "metrics": set(),
+    "stats": set(),
+    "plan": {"study", "seeding", "settings", "artifacts"},
+    "record": {"env", "artifacts"},
+    "build": {"plan", "registry", "settings", "data", "models", "methods", "optim", "batches", "seeding", "perturb",
+              "tta"},  # planned: style.md §3.1
+    "worker": {"plan", "registry", "data", "models", "optim", "train", "evaluate", "seeding", "env", "record",
+               "safeio", "artifacts", "batches", "perturb", "settings", "tta", "build"},
+    "stacked": {"plan", "registry", "data", "train", "evaluate", "seeding", "record", "safeio", "artifacts",
+                "batches", "worker", "settings", "build", "optim"},
+    "executor": {"plan", "record", "worker", "stacked", "seeding"},
+    "ray_executor": {"plan", "record", "worker"},
+    "store": {"record", "safeio", "artifacts"},
+    "runner": {"plan", "executor", "store", "record", "env", "study", "data", "settings"},
+    "claims": {"study", "stats", "metrics", "registry", "artifacts"},  # planned: style.md §3.1
+    "compare": {"study", "record", "stats", "metrics", "artifacts", "registry", "claims", "safeio"},
+    "report": {"compare", "record", "env", "safeio", "study", "stats", "metrics", "claims", "artifacts"},
+    "export": {"record", "store"},
+    "console": set(),
+    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build"},
+    "studies": {"registry", "models", "batches"},
 }
+
+ANY = None
+# third-party package -> the modules that may import it (ANY: not confined). A new dependency needs a row.
+THIRD_PARTY: dict[str, set[str] | None] = {
+    "numpy": ANY,
+    "torch": {"batches", "data", "env", "evaluate", "executor", "methods", "models", "optim", "perturb", "seeding",
+              "stacked", "train", "tta", "worker", "build", "studies", "ray_executor"},
+    "safetensors": {"safeio", "data", "compare"},
+    "scipy": {"stats", "metrics"},
+    "pydantic": {"study", "studyfile", "claims"},
+    "yaml": {"studyfile", "safeio"},
+    "sklearn": {"data"},
+    "mnist1d": {"data"},
+    "matplotlib": {"report"},
+    "jinja2": {"report"},
+    "rich": {"cli", "console"},
+    "typer": {"cli"},
+    "ray": {"ray_executor"},
+    "mlflow": {"export"},
+}
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+
+
+def _unit(path: Path) -> str:
+    """The row a file belongs to: a top-level module's name, or its package's."""
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
+    """Top-level names imported by ``path``: restudy modules by their name, others by their package."""
+    here = list(path.relative_to(PKG).parent.parts)
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            for alias in node.names:
+                parts = alias.name.split(".")
+                names.add(parts[1] if parts[0] == "restudy" and len(parts) > 1 else parts[0])
         elif isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level:  # relative: restudy module
-                names.add(mod.split(".")[0] if mod else "")
-                names |= {a.name for a in node.names} if not mod else set()
+            parts = (node.module or "").split(".") if node.module else []
+            if node.level:  # relative: resolve against this file's package
+                full = here[: len(here) - node.level + 1] + parts
+                names |= {full[0]} if full else {a.name for a in node.names}
+            elif parts[0] == "restudy":
+                names.add(parts[1] if len(parts) > 1 else "__init__")
             else:
-                names.add(mod.split(".")[0])
-                if mod.startswith("restudy."):
-                    names.add(mod.split(".")[1])
-    return names
+                names.add(parts[0])
+    return {"__init__" if n == "__version__" else n for n in names}
 
 
-@pytest.mark.parametrize("module", sorted(MUST_NOT_IMPORT))
-def test_module_respects_the_map(module):
-    target = PKG / f"{module}.py"
-    files = [target] if target.exists() else sorted((PKG / module).glob("*.py"))
-    assert files, module
-    for f in files:
-        bad = _imports(f) & MUST_NOT_IMPORT[module]
-        assert not bad, f"{f.relative_to(PKG)} imports {sorted(bad)}"
+FILES = sorted(PKG.rglob("*.py"))
+
+
+def test_every_module_has_a_row():
+    missing = sorted({_unit(f) for f in FILES} - set(MAY_IMPORT))
+    assert not missing, f"declare these modules in MAY_IMPORT (style.md §3): {missing}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PKG)))
+def test_module_imports_only_what_its_row_allows(path: Path):
+    unit = _unit(path)
+    allowed = MAY_IMPORT.get(unit, set()) | EVERYWHERE | {unit}
+    imported = _imports(path) - STDLIB
+    ours = {n for n in imported if n in MAY_IMPORT or (PKG / f"{n}.py").exists() or (PKG / n).is_dir()}
+    bad = sorted(ours - allowed)
+    assert not bad, f"{path.relative_to(PKG)} ({unit}) imports {bad}; its row allows {sorted(allowed)}"
+    for package in sorted(imported - ours):
+        assert package in THIRD_PARTY, f"{path.relative_to(PKG)} imports {package!r}: declare it in THIRD_PARTY"
+        where = THIRD_PARTY[package]
+        assert where is ANY or unit in where, f"{path.relative_to(PKG)} imports {package!r}, confined to {sorted(where)}"
+
+
+def test_reading_planning_and_comparing_need_no_torch():
+    """Loading a study, planning it, the store and the statistics import neither torch nor a renderer."""
+    code = (
+        "import sys\n"
+        "import restudy.stats, restudy.metrics, restudy.store, restudy.record, restudy.compare\n"
+        "from restudy.studyfile import load_study\n"
+        "from restudy.plan import plan\n"
+        "for name in ('enorm', 'nondeterminism'):\n"
+        "    plan(load_study(name), 'smoke')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib', 'rich', 'typer'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(PKG.parent)})
+    assert out.stdout.strip() == "[]"
 
 
 def test_nothing_unpickles():
-    for f in PKG.rglob("*.py"):
+    for f in FILES:
         text = f.read_text()
         assert "pickle.load" not in text and "import pickle" not in text, f
         assert "torch.load(" not in text or "weights_only=True" in text, f
