@@ -19,9 +19,32 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "restudy"
 
 # Allowed everywhere: the exception hierarchy and the package root (its ``__version__``).
 EVERYWHERE = {"errors", "__init__"}
-ENGINE = {"artifacts", "batches", "data", "env", "evaluate", "executor", "methods", "models", "optim", "perturb",
-          "plan", "record", "registry", "runner", "safeio", "seeding", "settings", "stacked", "store", "study",
-          "studyfile", "train", "tta", "worker"}
+ENGINE = {
+    "artifacts",
+    "batches",
+    "data",
+    "env",
+    "evaluate",
+    "executor",
+    "methods",
+    "models",
+    "optim",
+    "perturb",
+    "plan",
+    "record",
+    "registry",
+    "runner",
+    "safeio",
+    "seeding",
+    "settings",
+    "stacked",
+    "store",
+    "study",
+    "studyfile",
+    "train",
+    "tta",
+    "worker",
+}
 
 # module or package -> the restudy modules it may import (style.md §3 "may import", plus what the code
 # legitimately needs today).
@@ -49,12 +72,54 @@ MAY_IMPORT: dict[str, set[str]] = {
     "stats": set(),
     "plan": {"study", "seeding", "settings", "artifacts"},
     "record": {"env", "artifacts"},
-    "build": {"plan", "registry", "settings", "data", "models", "methods", "optim", "batches", "seeding", "perturb",
-              "tta"},  # planned: style.md §3.1
-    "worker": {"plan", "registry", "data", "models", "optim", "train", "evaluate", "seeding", "env", "record",
-               "safeio", "artifacts", "batches", "perturb", "settings", "tta", "build"},
-    "stacked": {"plan", "registry", "data", "train", "evaluate", "seeding", "record", "safeio", "artifacts",
-                "batches", "worker", "settings", "build", "optim"},
+    "build": {
+        "plan",
+        "registry",
+        "settings",
+        "data",
+        "models",
+        "methods",
+        "optim",
+        "batches",
+        "seeding",
+        "perturb",
+        "tta",
+    },  # planned: style.md §3.1
+    "worker": {
+        "plan",
+        "registry",
+        "data",
+        "models",
+        "optim",
+        "train",
+        "evaluate",
+        "seeding",
+        "env",
+        "record",
+        "safeio",
+        "artifacts",
+        "batches",
+        "perturb",
+        "settings",
+        "tta",
+        "build",
+    },
+    "stacked": {
+        "plan",
+        "registry",
+        "data",
+        "train",
+        "evaluate",
+        "seeding",
+        "record",
+        "safeio",
+        "artifacts",
+        "batches",
+        "worker",
+        "settings",
+        "build",
+        "optim",
+    },
     "executor": {"plan", "record", "worker", "stacked", "seeding"},
     "ray_executor": {"plan", "record", "worker"},
     "store": {"record", "safeio", "artifacts"},
@@ -72,8 +137,25 @@ ANY = None
 # third-party package -> the modules that may import it (ANY: not confined). A new dependency needs a row.
 THIRD_PARTY: dict[str, set[str] | None] = {
     "numpy": ANY,
-    "torch": {"batches", "data", "env", "evaluate", "executor", "methods", "models", "optim", "perturb", "seeding",
-              "stacked", "train", "tta", "worker", "build", "studies", "ray_executor"},
+    "torch": {
+        "batches",
+        "data",
+        "env",
+        "evaluate",
+        "executor",
+        "methods",
+        "models",
+        "optim",
+        "perturb",
+        "seeding",
+        "stacked",
+        "train",
+        "tta",
+        "worker",
+        "build",
+        "studies",
+        "ray_executor",
+    },
     "safetensors": {"safeio", "data", "compare"},
     "scipy": {"stats", "metrics"},
     "pydantic": {"study", "studyfile", "claims"},
@@ -136,7 +218,9 @@ def test_module_imports_only_what_its_row_allows(path: Path):
     for package in sorted(imported - ours):
         assert package in THIRD_PARTY, f"{path.relative_to(PKG)} imports {package!r}: declare it in THIRD_PARTY"
         where = THIRD_PARTY[package]
-        assert where is ANY or unit in where, f"{path.relative_to(PKG)} imports {package!r}, confined to {sorted(where)}"
+        assert where is ANY or unit in where, (
+            f"{path.relative_to(PKG)} imports {package!r}, confined to {sorted(where)}"
+        )
 
 
 def test_reading_planning_and_comparing_need_no_torch():
@@ -150,8 +234,13 @@ def test_reading_planning_and_comparing_need_no_torch():
         "    plan(load_study(name), 'smoke')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib', 'rich', 'typer'}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(PKG.parent)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(PKG.parent)},
+    )
     assert out.stdout.strip() == "[]"
 
 

@@ -1,4 +1,6 @@
-"""Models: the ENorm paper's FC net (originals.md §3.3) and the small ENorm-compatible CNN."""
+"""Models: every registered architecture builds, runs forward and backward with finite values, and
+has the parameter count its paper states; the ENorm paper's FC net (originals.md §3.3), the small
+ENorm-compatible CNN and the CIFAR ResNets in detail."""
 
 from __future__ import annotations
 
@@ -8,9 +10,94 @@ import pytest
 import torch
 from torch import nn
 
+from restudy import registry
 from restudy.errors import RestudyError
 from restudy.models.conv import small_cnn
 from restudy.models.fc import fc
+from restudy.registry import create
+
+# A small, fast configuration of every registered model: a new model adds one line here.
+SMALL: dict[str, dict] = {
+    "fc": {"input_shape": (3, 8, 8), "hidden": 2, "width": 16, "bias": True},
+    "small_cnn": {"input_shape": (3, 16, 16), "width": 4},
+    "resnet14": {"input_shape": (3, 16, 16), "width": 4},
+    "resnet34": {"input_shape": (3, 16, 16), "width": 4},
+}
+CLASSES = 7
+
+
+def _count(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_every_registered_model_has_a_test_configuration():
+    assert sorted(SMALL) == registry.names("model")
+
+
+@pytest.mark.parametrize("name", registry.names("model"))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_forward_shape_and_finite_outputs(name: str, mode: str):
+    torch.manual_seed(0)
+    model = create("model", name, num_classes=CLASSES, **SMALL[name])
+    model.train(mode == "train")
+    out = model(torch.randn(4, *SMALL[name]["input_shape"]))
+    assert out.shape == (4, CLASSES)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", registry.names("model"))
+def test_backward_reaches_every_parameter(name: str):
+    torch.manual_seed(0)
+    model = create("model", name, num_classes=CLASSES, **SMALL[name])
+    loss = nn.functional.cross_entropy(model(torch.randn(4, *SMALL[name]["input_shape"])), torch.arange(4))
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+# Parameter counts stated by a paper (or derived from the original code where no paper states one).
+STATED_COUNTS = [
+    # Zhang et al. 2017, Table 1 (originals.md §2.3): MLP 1x512 = 2352 -> 512 -> 10 with biases.
+    pytest.param(
+        "fc",
+        {"input_shape": (3, 28, 28), "hidden": 0, "width": 512, "bias": True},
+        10,
+        1_209_866,
+        id="mlp_1x512_zhang2017",
+    ),
+    # Zhang et al. 2017, Table 1: MLP 3x512 = 2352 -> 512 -> 512 -> 512 -> 10 with biases.
+    pytest.param(
+        "fc",
+        {"input_shape": (3, 28, 28), "hidden": 2, "width": 512, "bias": True},
+        10,
+        1_735_178,
+        id="mlp_3x512_zhang2017",
+    ),
+    # ENorm (Stock et al. 2019; rep2019 §2): 3072-500x(p)-10, bias-free, p = 1 ... 19 intermediary layers.
+    *[
+        pytest.param(
+            "fc",
+            {"input_shape": (3, 32, 32), "hidden": p},
+            10,
+            3072 * 500 + p * 500 * 500 + 500 * 10,
+            id=f"enorm_fc_p{p}",
+        )
+        for p in (1, 9, 19)
+    ],
+    # ResNet-14 of Summers & Dinneen's code (originals.md §4.1); the paper states no count, this is the
+    # arithmetic of that architecture (see test_resnet14_structure_and_size).
+    pytest.param("resnet14", {"input_shape": (3, 32, 32)}, 10, 172_602, id="resnet14_summers2021_code"),
+    # ResNet-34 of rep2022 Table 1 (3/4/6/3 blocks, 64-512 wide) with a 3x3 stem and 1x1 projection
+    # shortcuts (assumed): 21,282,122 for 10 classes, the usual CIFAR ResNet-34; CIFAR-100 as in rep2022 §4.2.
+    pytest.param("resnet34", {"input_shape": (3, 32, 32)}, 10, 21_282_122, id="resnet34_cifar10"),
+    pytest.param("resnet34", {"input_shape": (3, 32, 32)}, 100, 21_282_122 + 512 * 90 + 90, id="resnet34_rep2022"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,classes,count", STATED_COUNTS)
+def test_parameter_count_as_stated(name: str, kwargs: dict, classes: int, count: int):
+    assert _count(create("model", name, num_classes=classes, **kwargs)) == count
 
 
 def _fc_param_count(n_in: int, hidden: int, width: int, k: int, bias: bool, bn: bool) -> int:
@@ -52,8 +139,7 @@ def test_fc_without_bias_has_no_bias_parameters() -> None:
 def test_fc_layer_order() -> None:
     """ReLU after every non-final Linear; BatchNorm1d between Linear and ReLU; none at the end."""
     kinds = [type(m) for m in fc((8,), 3, hidden=1, width=6, norm="bn")]
-    assert kinds == [nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d,
-                     nn.ReLU, nn.Linear]
+    assert kinds == [nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
     kinds = [type(m) for m in fc((8,), 3, hidden=1, width=6)]
     assert kinds == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
 
@@ -123,3 +209,60 @@ def test_models_are_registered() -> None:
     assert model(torch.randn(2, 3, 4, 4)).shape == (2, 10)
     model = create("model", "small_cnn", input_shape=(1, 8, 8), num_classes=4)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 4)
+
+
+def test_resnet14_structure_and_size():
+    m = create("model", "resnet14", input_shape=(3, 32, 32), num_classes=10)
+    convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert len(convs) == 13  # stem + 12 block convs: no 1x1 shortcut convs
+    assert sum(1 for x in m.modules() if isinstance(x, torch.nn.Linear)) == 1
+    # conv weights: 3*16*9 + 4*16*16*9 + (16*32 + 3*32*32)*9 + (32*64 + 3*64*64)*9; fc 64*10+10;
+    # BN: 2 per block (2*(16*4 + 32*4 + 64*4)) + stem 2*16 + two shortcut BNs 2*(16+32)
+    conv = 3 * 16 * 9 + 4 * 16 * 16 * 9 + (16 * 32 + 3 * 32 * 32) * 9 + (32 * 64 + 3 * 64 * 64) * 9
+    bn = 2 * (16 * 4 + 32 * 4 + 64 * 4) + 2 * 16 + 2 * (16 + 32)
+    assert _count(m) == conv + bn + 64 * 10 + 10
+    out = m(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+
+
+def test_resnet14_residual_branches_start_at_zero_and_bn_names_match_the_original():
+    m = create("model", "resnet14", input_shape=(3, 32, 32), num_classes=10)
+    names = dict(m.named_parameters())
+    second_bns = [n for n in names if n.endswith("bn2.weight")]
+    assert len(second_bns) == 6 and all(torch.all(names[n] == 0) for n in second_bns)
+    # The downsampling BatchNorm has no "bn" in its name (it lands in the plain lr group).
+    shortcut_bn = [n for n in names if "shortcut" in n]
+    assert shortcut_bn and all("bn" not in n for n in shortcut_bn)
+
+
+def test_resnet34_runs_on_cifar100_shape():
+    m = create("model", "resnet34", input_shape=(3, 32, 32), num_classes=100, width=8)
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_bias_and_bn_scales_get_the_lr_multiplier_like_the_original():
+    from restudy.optim import param_groups, sgd
+
+    m = create("model", "resnet14", input_shape=(3, 32, 32), num_classes=10)
+    groups = param_groups(m, 0.1)
+    names = {id(p): n for n, p in m.named_parameters()}
+    slow = {names[id(p)] for p in groups[0]["params"]}
+    assert groups[0]["lr_mult"] == 0.1 and groups[1]["lr_mult"] == 1.0
+    assert "fc.bias" in slow and "bn1.weight" in slow and "layers.0.bn2.weight" in slow
+    assert "layers.2.shortcut.body.1.weight" not in slow  # no "bn" in its name: full lr (quirk kept)
+    assert "conv1.weight" not in slow
+    assert len(param_groups(m, 1.0)) == 1
+    opt = sgd(groups, lr=0.4, momentum=0.9)
+    assert len(opt.param_groups) == 2
+
+
+def test_the_training_loop_applies_each_group_lr_multiplier():
+    from restudy.optim import constant, param_groups, sgd
+    from restudy.seeding import generator
+    from restudy.train import train
+
+    m = create("model", "fc", input_shape=(4,), num_classes=3, hidden=1, width=8, bias=True)
+    opt = sgd(param_groups(m, 0.1), lr=0.5)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    train(m, x, y, x, y, optimizer=opt, schedule=constant(lr=0.5), epochs=1, batch_size=16, order=generator(0))
+    assert [g["lr"] for g in opt.param_groups] == [0.05, 0.5]
