@@ -223,6 +223,30 @@ def test_module_imports_only_what_its_row_allows(path: Path):
         )
 
 
+# Modules whose tests live in another module's file today; every other module has tests/test_<module>.py.
+TESTED_IN = {
+    "methods": "test_enorm.py",
+    "studies": "test_enorm.py",
+    "study": "test_studyfile.py",
+    "plan": "test_studyfile.py",
+    "settings": "test_studyfile.py",
+    "optim": "test_models.py",
+    "train": "test_engine.py",
+    "worker": "test_engine.py",
+    "runner": "test_engine.py",
+}
+
+
+def test_tests_mirror_the_modules():
+    tests = Path(__file__).parent
+    missing = sorted(
+        unit
+        for unit in {_unit(f) for f in FILES} - {"__init__"}
+        if not (tests / f"test_{unit}.py").exists() and not (tests / TESTED_IN.get(unit, "-")).exists()
+    )
+    assert not missing, f"add tests/test_<module>.py for {missing}"
+
+
 def test_reading_planning_and_comparing_need_no_torch():
     """Loading a study, planning it, the store and the statistics import neither torch nor a renderer."""
     code = (
