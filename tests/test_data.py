@@ -12,8 +12,9 @@ import random
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,8 +30,6 @@ TRAIN_RECORDS = 8  # per fake CIFAR-10 train batch; 5 batches -> 40 train exampl
 TEST_RECORDS = 6
 
 
-
-
 # --- fake CIFAR files ---------------------------------------------------------------------------
 
 
@@ -38,8 +37,7 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def write_fake_cifar(root: Path, spec: cifar_mod.CifarSpec, seed: int = 0
-                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def write_fake_cifar(root: Path, spec: cifar_mod.CifarSpec, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Write every file of ``spec`` under ``root/spec.folder`` in the real binary format.
 
     Returns:
@@ -67,8 +65,9 @@ def fake_md5s(root: Path, spec: cifar_mod.CifarSpec) -> dict[str, str]:
 
 
 @pytest.fixture(params=["cifar10", "cifar100"])
-def fake_cifar(request: pytest.FixtureRequest, tmp_path: Path
-               ) -> tuple[cifar_mod.CifarSpec, Path, dict[str, Any], dict[str, str]]:
+def fake_cifar(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[cifar_mod.CifarSpec, Path, dict[str, Any], dict[str, str]]:
     """(spec, root, file contents, true md5s) of a fake CIFAR-10 or CIFAR-100 under tmp_path."""
     spec = cifar_mod.CIFAR10 if request.param == "cifar10" else cifar_mod.CIFAR100
     contents = write_fake_cifar(tmp_path, spec)
@@ -153,11 +152,31 @@ def test_subsets_are_prefixes(name: str, tmp_path: Path) -> None:
 def test_dataset_rejects_bad_tensors() -> None:
     good = load_dataset("synthetic", n_train=10, n_test=5)
     with pytest.raises(DataError, match="float32"):
-        Dataset(good.name, good.x_train.double(), good.y_train, good.x_test, good.y_test,
-                good.num_classes, good.idx_train, good.idx_test, "d", {})
+        Dataset(
+            good.name,
+            good.x_train.double(),
+            good.y_train,
+            good.x_test,
+            good.y_test,
+            good.num_classes,
+            good.idx_train,
+            good.idx_test,
+            "d",
+            {},
+        )
     with pytest.raises(DataError, match="out of range"):
-        Dataset(good.name, good.x_train, good.y_train + 10, good.x_test, good.y_test,
-                good.num_classes, good.idx_train, good.idx_test, "d", {})
+        Dataset(
+            good.name,
+            good.x_train,
+            good.y_train + 10,
+            good.x_test,
+            good.y_test,
+            good.num_classes,
+            good.idx_train,
+            good.idx_test,
+            "d",
+            {},
+        )
 
 
 def test_bad_arguments_are_reported() -> None:
@@ -221,8 +240,9 @@ def test_mnist1d_cache_is_not_shared_mutably() -> None:
 # --- CIFAR binary loader ------------------------------------------------------------------------
 
 
-def _expected_records(spec: cifar_mod.CifarSpec, contents: dict[str, Any], files: tuple[str, ...]
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _expected_records(
+    spec: cifar_mod.CifarSpec, contents: dict[str, Any], files: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     labels = np.concatenate([contents[f][0][:, spec.label_column] for f in files]).astype(np.int64)
     pixels = np.concatenate([contents[f][1] for f in files])
     return labels, pixels
@@ -240,8 +260,7 @@ def test_cifar_round_trip(fake_cifar: Any) -> None:
     assert float(ds.x_train[0, 1, 0, 0]) * 255 == pytest.approx(pixels[0, 1024])
     test_labels, test_pixels = _expected_records(spec, contents, spec.test_files)
     assert torch.equal(ds.y_test, torch.from_numpy(test_labels))
-    assert torch.allclose(ds.x_test[-1].flatten() * 255, torch.from_numpy(test_pixels[-1]).float(),
-                          atol=1e-3)
+    assert torch.allclose(ds.x_test[-1].flatten() * 255, torch.from_numpy(test_pixels[-1]).float(), atol=1e-3)
     assert ds.normalization["kind"] == "none" and "checksums verified" in ds.description
 
 
@@ -249,8 +268,7 @@ def test_cifar_fixed_and_train_stats_normalisation(fake_cifar: Any) -> None:
     spec, root, contents, md5 = fake_cifar
     raw = load_dataset(spec.name, root=str(root), md5=md5, normalize="none", n_train=10)
     mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
-    fixed = load_dataset(spec.name, root=str(root), md5=md5, normalize="fixed", mean=mean,
-                         std=std, n_train=10)
+    fixed = load_dataset(spec.name, root=str(root), md5=md5, normalize="fixed", mean=mean, std=std, n_train=10)
     expect = (raw.x_test - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     assert torch.allclose(fixed.x_test, expect, atol=1e-5)
     assert fixed.normalization == {"mean": list(mean), "std": list(std), "computed_on": "fixed"}
@@ -300,8 +318,7 @@ def test_cifar_truncated_file(fake_cifar: Any) -> None:
         load_dataset(spec.name, root=str(root))
 
 
-def test_cifar_verify_false_and_default_root(fake_cifar: Any,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cifar_verify_false_and_default_root(fake_cifar: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     spec, root, _, _ = fake_cifar
     monkeypatch.setenv("RESTUDY_DATA", str(root))
     ds = load_dataset(spec.name, verify=False)  # fake files: not the official size or checksum
@@ -354,10 +371,8 @@ def test_tar_guard_refuses_escaping_members(bad: str, tmp_path: Path) -> None:
 
 def test_tar_guard_refuses_links_and_extracts_safe_archives(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a file"):
-        cifar_mod.safe_extract_tar(_tar_with(tmp_path / "l.tar.gz", {}, symlink="/etc"),
-                                   tmp_path / "d1")
-    cifar_mod.safe_extract_tar(_tar_with(tmp_path / "s.tar.gz", {"a/b.txt": b"hi"}),
-                               tmp_path / "d2")
+        cifar_mod.safe_extract_tar(_tar_with(tmp_path / "l.tar.gz", {}, symlink="/etc"), tmp_path / "d1")
+    cifar_mod.safe_extract_tar(_tar_with(tmp_path / "s.tar.gz", {"a/b.txt": b"hi"}), tmp_path / "d2")
     assert (tmp_path / "d2" / "a" / "b.txt").read_bytes() == b"hi"
 
 
@@ -373,8 +388,7 @@ def _fake_archive(tmp_path: Path) -> tuple[bytes, dict[str, str]]:
     return archive.read_bytes(), md5
 
 
-def test_cifar_download_from_a_local_fake_server(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cifar_download_from_a_local_fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data, md5 = _fake_archive(tmp_path)
     urls = []
 
@@ -421,6 +435,6 @@ def test_mnist1d_disk_cache_gives_the_same_data(tmp_path, monkeypatch):
     files = list((tmp_path / "mnist1d").glob("*.safetensors"))
     assert len(files) == 1
     m._generate.cache_clear()
-    second = load_dataset("mnist1d", num_samples=200)   # read back from disk, not generated
+    second = load_dataset("mnist1d", num_samples=200)  # read back from disk, not generated
     assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
     m._generate.cache_clear()

@@ -36,9 +36,15 @@ def _conv_flatten_linear(seed: int = 0) -> nn.Sequential:
     """Conv layers followed by Flatten and Linear layers (a conv → linear pair over H·W blocks)."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.ReLU(),
-        nn.Flatten(), nn.Linear(6 * 4 * 4, 7, bias=False), nn.ReLU(), nn.Linear(7, 5, bias=False),
+        nn.Conv2d(3, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 4 * 4, 7, bias=False),
+        nn.ReLU(),
+        nn.Linear(7, 5, bias=False),
     ).double()
 
 
@@ -50,8 +56,7 @@ def _units(w: torch.Tensor, n: int) -> torch.Tensor:
     return w.reshape(w.shape[0], n, -1)
 
 
-def _reference_cycle(weights: list[torch.Tensor], c: float, p: float,
-                     gauss_seidel: bool = False) -> list[torch.Tensor]:
+def _reference_cycle(weights: list[torch.Tensor], c: float, p: float, gauss_seidel: bool = False) -> list[torch.Tensor]:
     """Straight from the formula: d_j = (r_j / (c ℓ_j))^½ for hidden layers i = 1 … L-2.
 
     Jacobi (default): every norm from the pre-cycle weights. Gauss–Seidel: norms from the weights
@@ -217,8 +222,7 @@ def test_conv_cycle_matches_reference_with_p2() -> None:
 
 def _sgd_step(model: nn.Module, momentum: float) -> torch.optim.SGD:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=momentum, weight_decay=1e-3)
-    x = torch.randn(8, 3, *(8, 8) if isinstance(balanced_layers(model)[0], nn.Conv2d) else (4, 4),
-                    dtype=torch.float64)
+    x = torch.randn(8, 3, *(8, 8) if isinstance(balanced_layers(model)[0], nn.Conv2d) else (4, 4), dtype=torch.float64)
     model(x).square().mean().backward()
     opt.step()
     return opt
@@ -234,8 +238,10 @@ def test_momentum_buffers_rescaled_inversely(build) -> None:
     enorm = ENorm(model, opt, c=C)
     enorm.step()
     # d^{(k)}: scales of the units feeding W_k; 1 for inputs, the last hidden layer and outputs.
-    ones = [torch.ones(n, dtype=torch.float64) for n in
-            (layers[0].weight.shape[1], layers[-1].weight.shape[1], layers[-1].weight.shape[0])]
+    ones = [
+        torch.ones(n, dtype=torch.float64)
+        for n in (layers[0].weight.shape[1], layers[-1].weight.shape[1], layers[-1].weight.shape[0])
+    ]
     d = ones[:1] + enorm.scales + ones[1:]
     for k, layer in enumerate(layers):  # buffer of W_k: rows × 1/d^{(k+1)}, columns × d^{(k)}
         want = bufs[k] / d[k + 1].reshape((-1,) + (1,) * (bufs[k].dim() - 1))

@@ -48,10 +48,16 @@ def _reference(z: np.ndarray, y: np.ndarray) -> dict[str, float]:
             ce_ens = np.mean([_ce(ens[k], y[k]) for k in range(len(y))])
             gains += [acc_ens - acc[i], acc_ens - acc[j]]
             gains_ce += [ce_ens - ce[i], ce_ens - ce[j]]
-    return {"sd_accuracy": float(np.std(acc)), "sd_cross_entropy": float(np.std(ce)),
-            "disagreement": float(np.mean(dis)), "correlation_spearman": float(np.mean(spear)),
-            "correlation_pearson": float(np.mean(pear)), "ensemble_gain": float(np.mean(gains)),
-            "ensemble_gain_ce": float(np.mean(gains_ce)), "mean_accuracy": float(np.mean(acc))}
+    return {
+        "sd_accuracy": float(np.std(acc)),
+        "sd_cross_entropy": float(np.std(ce)),
+        "disagreement": float(np.mean(dis)),
+        "correlation_spearman": float(np.mean(spear)),
+        "correlation_pearson": float(np.mean(pear)),
+        "ensemble_gain": float(np.mean(gains)),
+        "ensemble_gain_ce": float(np.mean(gains_ce)),
+        "mean_accuracy": float(np.mean(acc)),
+    }
 
 
 def _noisy_models(m: int, n: int, c: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,9 @@ from restudy.safeio import load_tensors
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("nd") / "nondeterminism-smoke"
-    r = CliRunner().invoke(app, ["run", "nondeterminism", "--scale", "smoke", "--out", str(out)],
-                           env={"COLUMNS": "200"})
+    r = CliRunner().invoke(
+        app, ["run", "nondeterminism", "--scale", "smoke", "--out", str(out)], env={"COLUMNS": "200"}
+    )
     assert r.exit_code == 0, r.output
     return out, json.loads((out / "results.json").read_text())
 
@@ -51,9 +52,13 @@ def test_report_has_variability_tables_claims_and_the_cpu_kernels_note(smoke):
     tables = {t["table"] for t in results["variability"]}
     assert {"sources", "instability", "reduction", "n_models", "n_epochs"} <= tables
     verdicts = {c["id"]: c["verdict"] for c in results["claims"]}
-    assert verdicts["kernels_like_all"] == "not_evaluated"            # paper scale only
-    assert set(verdicts) >= {"each_source_like_all", "one_bit_like_all", "tta_reduces_variability",
-                             "ensembles_reduce_variability"}
+    assert verdicts["kernels_like_all"] == "not_evaluated"  # paper scale only
+    assert set(verdicts) >= {
+        "each_source_like_all",
+        "one_bit_like_all",
+        "tta_reduces_variability",
+        "ensembles_reduce_variability",
+    }
     md = (out / "report.md").read_text()
     assert "Run-to-run variability" in md and "kernels" in md and "CPU" in md
     snap = _runs(out, "snapshot")[0]

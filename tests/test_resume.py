@@ -55,10 +55,12 @@ def test_sigkill_then_resume_redoes_nothing_and_matches_uninterrupted(tmp_path):
     ref = _restudy(clean)
     out2, _ = ref.communicate(timeout=300)
     assert ref.returncode == 0, out2
-    assert _results(killed) == _results(clean)   # bit-identical metrics, same run ids
+    assert _results(killed) == _results(clean)  # bit-identical metrics, same run ids
     for key in after:
         a = json.loads(after[key])["artifacts"]["test_logits.safetensors"]["sha256"]
-        b = json.loads((clean / "runs" / key / "run.json").read_text())["artifacts"]["test_logits.safetensors"]["sha256"]
+        b = json.loads((clean / "runs" / key / "run.json").read_text())["artifacts"]["test_logits.safetensors"][
+            "sha256"
+        ]
         assert a == b
 
 
@@ -70,5 +72,5 @@ def test_two_drivers_on_one_directory_lose_nothing(tmp_path):
     runs = _finished(out)
     assert len(runs) == 24 and all(json.loads(t)["status"] == "finished" for t in runs.values())
     ran = sum(int(o.split("ran ")[1].split(" ")[0]) for o in outputs)
-    assert ran == 24, outputs          # every run executed exactly once between the two
+    assert ran == 24, outputs  # every run executed exactly once between the two
     assert len(_results(out)) == 24

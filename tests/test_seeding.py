@@ -20,9 +20,9 @@ def test_sources_have_distinct_seeds_and_are_stable():
 def test_holding_one_source_fixed_leaves_the_others_varying():
     vary_all = [run_seeds(1, i, SOURCES) for i in range(4)]
     no_order = [run_seeds(1, i, ["init", "augment", "dropout"]) for i in range(4)]
-    assert len({s["order"] for s in no_order}) == 1           # held at index 0
+    assert len({s["order"] for s in no_order}) == 1  # held at index 0
     assert no_order[0]["order"] == vary_all[0]["order"]
-    for a, b in zip(vary_all, no_order):                       # others unchanged
+    for a, b in zip(vary_all, no_order):  # others unchanged
         assert {k: a[k] for k in ("init", "augment", "dropout")} == {k: b[k] for k in ("init", "augment", "dropout")}
 
 

@@ -11,7 +11,6 @@ from scipy import stats as st
 
 from restudy import stats as rs
 
-
 # ------------------------------------------------------------------------------- summarize
 
 
@@ -221,8 +220,7 @@ def test_seeds_needed_edge_cases() -> None:
     assert rs.seeds_needed(1.0, 0.0) == 2
     assert rs.seeds_needed(-1.0, 1.0) is None  # cannot show a > b
     assert rs.seeds_needed(-1.0, 1.0, alternative="less") == 8
-    assert rs.seeds_needed(-1.0, 1.0, alternative="two-sided") == rs.seeds_needed(
-        1.0, 1.0, alternative="two-sided")
+    assert rs.seeds_needed(-1.0, 1.0, alternative="two-sided") == rs.seeds_needed(1.0, 1.0, alternative="two-sided")
     assert rs.seeds_needed(0.01, 1.0, max_n=100) is None
     assert rs.seeds_needed(0.01, 1.0) is None  # needs ~61 800 > max_n = 10 000
     # normal approximation ((z_.95 + z_.8) / d)^2 = 61 828; exact t is within a few seeds
