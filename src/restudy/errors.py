@@ -16,12 +16,16 @@ class RestudyError(Exception):
         where: the place: a file (and line) and/or a field path such as ``experiments.fc.lr``.
         got: the offending value, if any.
         allowed: the allowed values or range, if known.
+        path: the field path as keys (a setting name such as ``optimizer.lr`` is one key), for
+            programs; ``where`` is what a user reads.
     """
 
     def __init__(self, message: str, *, where: str | None = None, got: Any = None,
-                 allowed: Iterable[Any] | str | None = None) -> None:
+                 allowed: Iterable[Any] | str | None = None,
+                 path: tuple[str | int, ...] | None = None) -> None:
         self.message = message
         self.where = where
+        self.path = path
         self.got = got
         if allowed is not None and not isinstance(allowed, str):
             allowed = ", ".join(str(a) for a in allowed)
