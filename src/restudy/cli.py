@@ -76,8 +76,8 @@ def show(study: str = typer.Argument(..., help="Built-in study id or path to a s
 
     from .console import console
     from .plan import plan, validate
-    from .studyfile import load_study
     from .study import SCALES
+    from .studyfile import load_study
 
     st = load_study(study)
     if settings:

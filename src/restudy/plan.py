@@ -29,6 +29,7 @@ from .study import SCALES, Hyper, Randomness, Rule, Study, _level_str
 from .studyfile import study_dir
 from .studyfile import where as source_where
 
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run, in plain values. ``settings`` are resolved; ``provenance`` says where each came from."""
@@ -132,7 +133,7 @@ def _refuse(study: Study | None, path: Path_ | None, name: str, value: Any, wher
                      path=path)
 
 
-_VALIDATED: "weakref.WeakValueDictionary[int, Study]" = weakref.WeakValueDictionary()
+_VALIDATED: weakref.WeakValueDictionary[int, Study] = weakref.WeakValueDictionary()
 
 
 def validate(study: Study) -> None:

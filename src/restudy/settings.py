@@ -82,10 +82,8 @@ class Number(Constraint):
     def problem(self, v: Any) -> Problem | None:
         kind = "an integer" if self.integer else "a number"
         ok_type = isinstance(v, int) if self.integer else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok_type:
-            return f"must be {kind}", None
-        inside = (math.isfinite(v) and self.lo <= v <= self.hi and not (self.lo_open and v == self.lo)
-                  and not (self.hi_open and v == self.hi))
+        inside = (ok_type and not isinstance(v, bool) and math.isfinite(v) and self.lo <= v <= self.hi
+                  and not (self.lo_open and v == self.lo) and not (self.hi_open and v == self.hi))
         return None if inside else (f"must be {kind} in {self.describe()}", None)
 
     def invalid(self) -> list[Any]:
