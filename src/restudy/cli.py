@@ -126,7 +126,7 @@ def _settings_table() -> Any:
     rows = [declaration_row(d) for d in DECLARATIONS]
     t = Table(title="Engine settings (model.*, data.*, method.* are passed to the part as arguments)")
     for col in rows[0]:
-        t.add_column(col, overflow="fold")
+        t.add_column(col, overflow="fold", no_wrap=col in ("name", "type", "default"))
     for r in rows:
         t.add_row(*r.values())
     return t

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 
+_NOTHING: Any = object()   # no offending value (``None`` may be one: ``got: None``)
+
+
 class RestudyError(Exception):
     """Base of every error restudy raises on purpose (bad input, missing data, unsafe files).
 
@@ -20,13 +23,14 @@ class RestudyError(Exception):
             programs; ``where`` is what a user reads.
     """
 
-    def __init__(self, message: str, *, where: str | None = None, got: Any = None,
+    def __init__(self, message: str, *, where: str | None = None, got: Any = _NOTHING,
                  allowed: Iterable[Any] | str | None = None,
                  path: tuple[str | int, ...] | None = None) -> None:
         self.message = message
         self.where = where
         self.path = path
-        self.got = got
+        self.has_got = got is not _NOTHING
+        self.got = got if self.has_got else None
         if allowed is not None and not isinstance(allowed, str):
             allowed = ", ".join(str(a) for a in allowed)
         self.allowed = allowed
@@ -36,7 +40,7 @@ class RestudyError(Exception):
         parts = [f"{self.where}: {self.message}" if self.where else self.message]
         if self.allowed is not None:
             parts.append(f"allowed: {self.allowed}")
-        if self.got is not None:
+        if self.has_got:
             parts.append(f"got: {self.got!r}")
         return "; ".join(parts)
 

@@ -177,7 +177,8 @@ class PartName(Constraint):
         return None
 
     def describe(self) -> str:
-        return f"a registered {self.kind} name"
+        known = self.known()
+        return f"a registered {self.kind} name" + (f": {', '.join(known)}" if known else "")
 
     def invalid(self) -> list[Any]:
         return ["no_such_part", "", 3]
@@ -204,7 +205,8 @@ class PartNames(Constraint):
         return None
 
     def describe(self) -> str:
-        return f"a list of registered {self.kind} names"
+        known = PartName(self.kind).known()
+        return f"a list of registered {self.kind} names" + (f": {', '.join(known)}" if known else "")
 
     def invalid(self) -> list[Any]:
         return ["not_a_list", ["no_such_part"]]
