@@ -116,10 +116,10 @@ def preflight_data(specs: list[RunSpec]) -> None:
     seen = set()
     for s in specs:
         args = part_args(s.settings, "data")
-        ident = (s.settings["data"], repr(sorted(args.items())))
+        ident = (s.engine.data, repr(sorted(args.items())))
         if ident not in seen:
             seen.add(ident)
-            load_dataset(s.settings["data"], **args)
+            load_dataset(s.engine.data, **args)
 
 
 def _wait_for_others(store: Store, specs: list[RunSpec], have: set[str], limit_s: float,

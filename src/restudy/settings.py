@@ -298,8 +298,7 @@ DECLARATIONS: tuple[Setting, ...] = (
     Setting("data", PartName("dataset"), "the registered data set to train and test on"),
     Setting("method", PartName("method"), "a training-time method hooked after every optimizer step",
             default="none", reason="plain training"),
-    Setting("optimizer", PartName("optimizer"), "the registered optimizer", default="sgd",
-            reason="the optimizer of most papers reproduced here"),
+    Setting("optimizer", PartName("optimizer"), "the registered optimizer", default="sgd"),
     Setting("optimizer.lr", Number(0, INF, lo_open=True), "initial (or peak) learning rate"),
     Setting("optimizer.momentum", Number(0, 1), "SGD momentum", default=0.0, applies_when=_when("optimizer", "sgd"),
             reason="plain SGD"),
@@ -313,7 +312,7 @@ DECLARATIONS: tuple[Setting, ...] = (
     Setting("optimizer.lr_mult_bias_bn", Number(0, INF), "learning-rate factor for biases and normalization "
             "scales", default=1.0, reason="one learning rate for all parameters"),
     Setting("cka_examples", Number(0, 10**6, integer=True), "test examples whose penultimate features are "
-            "stored for CKA (0: none)", default=0, reason="storing features costs disk space"),
+            "stored for CKA (0: none)", default=0, reason="features are stored only when asked for: they take disk space"),
     Setting("schedule", PartName("schedule"), "the registered learning-rate schedule", default="constant"),
     Setting("schedule.warmup_epochs", Number(0, INF), "epochs of linear warm-up", default=0.0,
             applies_when=_when("schedule", "cosine", "snapshot")),
@@ -326,7 +325,7 @@ DECLARATIONS: tuple[Setting, ...] = (
     Setting("epochs", Number(1, 100000, integer=True), "training epochs"),
     Setting("batch_size", Number(1, 10**7, integer=True), "training batch size"),
     Setting("eval_batch_size", Number(1, 10**7, integer=True), "evaluation batch size (does not change "
-            "results)", default=1024, reason="fits the built-in models in a few GB"),
+            "results)", default=1024),
     Setting("memory_format", Choice(("contiguous", "channels_last")), "memory layout of 4-D activations "
             "(speed only)", default="contiguous"),
     Setting("device", Choice(("auto", "cpu", "cuda")), "where a run trains (auto: cuda when available)",
@@ -345,7 +344,7 @@ DECLARATIONS: tuple[Setting, ...] = (
     Setting("tta", TTANames(), "test-time augmentation strategies evaluated on the final model",
             default=[]),
     Setting("tta.pad", Number(1, 64, integer=True, hi_open=False), "padding of TTA crops", default=4,
-            applies_when=_when("tta"), reason="the CIFAR convention"),
+            applies_when=_when("tta"), reason="the original's crop25/crop81 on 32x32 images (originals.md §4.6)"),
     Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model",
             default=[]),
 )

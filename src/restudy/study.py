@@ -50,14 +50,15 @@ class Hyper(_Frozen):
 # A setting's value where a bare value is allowed: a ``Hyper`` (a mapping with value and
 # provenance) or a plain value, whose provenance is then "assumed".
 Plain = Union[bool, int, float, str, None, list[Any]]
-SETTING_TAGS: tuple[str, ...] = ("hyper", "plain")
+# The union's tags appear in pydantic's error locations; error messages leave them out.
+SETTING_TAGS: tuple[str, ...] = ("<with provenance>", "<bare value>")
 
 
 def _setting_form(v: Any) -> str:
-    return "hyper" if isinstance(v, (dict, Hyper)) else "plain"
+    return SETTING_TAGS[0] if isinstance(v, (dict, Hyper)) else SETTING_TAGS[1]
 
 
-SettingValue = Annotated[Union[Annotated[Hyper, Tag("hyper")], Annotated[Plain, Tag("plain")]],
+SettingValue = Annotated[Union[Annotated[Hyper, Tag(SETTING_TAGS[0])], Annotated[Plain, Tag(SETTING_TAGS[1])]],
                          Discriminator(_setting_form)]
 Settings = dict[str, SettingValue]
 

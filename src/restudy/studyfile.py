@@ -107,7 +107,7 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
     """One line per problem: ``file:line field.path: message; got: value``."""
     lines = [f"{path}: {e.error_count()} problem(s) in the study file"]
     for err in e.errors(include_url=False):
-        loc = [p for p in err["loc"] if not _is_union_tag(p) and p not in SETTING_TAGS]
+        loc = [p for p in err["loc"] if not _is_union_tag(p)]
         line = _line_of(root, loc) if root is not None else None
         where = f"{path}:{line}" if line else str(path)
         field = _dotted(loc) or "(top level)"
@@ -130,7 +130,7 @@ def _is_union_tag(p: Any) -> bool:
 
 def _dotted(loc: list[Any]) -> str:
     out = ""
-    for p in loc:
+    for p in (p for p in loc if p not in SETTING_TAGS):
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
 
@@ -159,24 +159,7 @@ def _locate(node: yaml.Node | None, path: tuple[str | int, ...]) -> tuple[int | 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
     """1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for p in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = None
-            for k, v in node.value:
-                if str(k.value) == str(p):
-                    nxt = v
-                    line = k.start_mark.line + 1
-                    break
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(p, int) and p < len(node.value):
-            node = node.value[p]
-            line = node.start_mark.line + 1
-        else:
-            break
-        if node is None:
-            break
-    return line
+    return _locate(node, tuple(p for p in loc if p not in SETTING_TAGS))[0]
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str | None, str, Any]]:
