@@ -10,8 +10,19 @@ import pytest
 from restudy import registry
 from restudy.errors import StudyError
 from restudy.plan import plan
-from restudy.settings import (DECLARATIONS, SETTINGS, Number, PartName, PartNames, check, declaration_row,
-                              part_args, relevant, typed, value)
+from restudy.settings import (
+    DECLARATIONS,
+    SETTINGS,
+    Number,
+    PartName,
+    PartNames,
+    check,
+    declaration_row,
+    part_args,
+    relevant,
+    typed,
+    value,
+)
 from restudy.studyfile import load_study
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-
-
 _NOTHING: Any = object()   # no offending value (``None`` may be one: ``got: None``)
 
 
