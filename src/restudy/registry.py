@@ -70,7 +70,7 @@ def import_study_module(module: str, search_path: str | None = None) -> None:
         sys.path.insert(0, search_path)
     try:
         importlib.import_module(module)
-    except ImportError as e:
+    except (ImportError, SyntaxError) as e:
         where = f"module (looked in {search_path} and on sys.path)" if search_path else "module"
         raise RestudyError(f"cannot import the study module: {e}", where=where, got=module) from e
 
