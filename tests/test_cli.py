@@ -37,7 +37,7 @@ def test_show_settings_lists_every_declared_setting_with_its_default():
     assert r.exit_code == 0, r.output
     for decl in DECLARATIONS:
         assert decl.name in r.output
-    for words in ("optimizer.momentum", "[0, 1)", "optimizer is sgd", "(required)", "run_metrics",
+    for words in ("optimizer.momentum", "[0, 1)", "list[number]", "optimizer is sgd", "(required)", "run_metrics",
                   "per-run metrics", "a registered model name: fc, resnet14", "applies when"):
         assert words in r.output, words
     r = runner.invoke(app, ["settings"], env={"COLUMNS": "400"})

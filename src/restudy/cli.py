@@ -119,6 +119,7 @@ def settings_cmd() -> None:
 
 
 def _settings_table() -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     from .settings import DECLARATIONS, declaration_row
@@ -128,7 +129,7 @@ def _settings_table() -> Any:
     for col in rows[0]:
         t.add_column(col, overflow="fold", no_wrap=col in ("name", "type", "default"))
     for r in rows:
-        t.add_row(*r.values())
+        t.add_row(*(escape(v) for v in r.values()))
     return t
 
 
