@@ -30,7 +30,9 @@ _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused wherever the schema expects a number (a setting's own value is
+    # checked against its declaration when the study is planned).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_id(v: str) -> str:
