@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import restudy.plan
 import restudy.runner
+from restudy import registry
 from restudy.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,8 @@ def own_study(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "mystudy", raising=False)
     yield folder / "study.yaml"
     sys.modules.pop("mystudy", None)
+    registry._REGISTRY["dataset"].pop("own_blobs", None)   # other tests list the registered parts
+    registry._REGISTRY["model"].pop("own_linear", None)
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
