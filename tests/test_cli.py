@@ -12,7 +12,7 @@ from restudy.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("cmd", [[], ["list"], ["show"], ["run"], ["report"], ["env"], ["schema"]])
+@pytest.mark.parametrize("cmd", [[], ["list"], ["show"], ["run"], ["report"], ["env"], ["schema"], ["settings"]])
 def test_help_on_every_command(cmd):
     r = runner.invoke(app, [*cmd, "--help"])
     assert r.exit_code == 0 and "Usage" in r.output
@@ -28,6 +28,20 @@ def test_show_lists_claims_settings_and_provenance():
     assert r.exit_code == 0, r.output
     for word in ("enorm_beats_baseline_deep", "optimizer.lr", "authors", "assumed", "small: 150 runs"):
         assert word in r.output
+
+
+def test_show_settings_lists_every_declared_setting_with_its_default():
+    from restudy.settings import DECLARATIONS
+
+    r = runner.invoke(app, ["show", "enorm", "--settings"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    for decl in DECLARATIONS:
+        assert decl.name in r.output
+    for words in ("optimizer.momentum", "[0, 1)", "list[number]", "optimizer is sgd", "(required)", "run_metrics",
+                  "per-run metrics", "a registered model name", "resnet14", "applies when"):
+        assert words in r.output, words
+    r = runner.invoke(app, ["settings"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0 and "optimizer.weight_decay" in r.output
 
 
 def test_schema_is_json_schema_of_a_study():
@@ -48,6 +62,11 @@ def test_env_reports_versions_and_threads():
     (["run", "enorm", "--scale", "smoke", "optimizer.lr=-1"], ["optimizer.lr", "(0, inf)", "-1"]),
     (["run", "enorm", "--scale", "smoke", "lr"], ["key=value", "lr"]),
     (["run", "enorm", "--scale", "smoke", "--seeds", "0"], ["--seeds"]),
+    (["run", "enorm", "--scale", "smoke", "--execution", "inline"], ["--execution", "auto, stacked, pool", "inline"]),
+    (["run", "enorm", "--scale", "smoke", "--execution", "fast"], ["--execution", "auto, stacked, pool", "fast"]),
+    (["run", "enorm", "--scale", "smoke", "optimizer=rmsprop"],
+     ["command line: optimizer=rmsprop", "unknown optimizer 'rmsprop'", "adam, sgd"]),
+    (["show", "enorm", "--scale", "huge"], ["--scale", "smoke, small, paper", "huge"]),
     (["run", "missing.yaml"], ["study file not found", "missing.yaml"]),
     (["report", "/nonexistent-dir"], ["not a restudy output directory"]),
 ])

@@ -69,6 +69,13 @@ BAD = [
     (_set(["scales", "small", "experiments"], {"cnn": {}}), ["scales.small.experiments", "cnn", "fc"]),
     (_set(["documents", 0, "kind"], "blog"), ["documents[0].kind", "original", "reproduction"]),
     (_set(["experiments", 1, "rules", 0, "when"], "always"), ["experiments[1].rules[0].when", "valid dictionary"]),
+    # Rules, axis levels and scales take a value with its provenance, or a bare value.
+    (_set(["experiments", 0, "rules", 0, "set", "optimizer.lr"], {"value": 0.05}),
+     ["experiments[0].rules[0].set.optimizer.lr.provenance", "required"]),
+    (_set(["scales", "small", "settings", "epochs"], {"value": 3, "provenance": "guessed"}),
+     ["scales.small.settings.epochs.provenance", "paper", "assumed", "guessed"]),
+    (_set(["experiments", 0, "axes", "method", "bn"], {"model.norm": {"value": "bn", "provenance": "x"}}),
+     ["experiments[0].axes.method.levels.bn.model.norm.provenance", "'x'"]),
 ]
 
 

@@ -20,7 +20,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="Reproduce the claims of deep-learning papers under controlled randomness.")
 
 INVOCATION = "invocation.json"
-RUN_EXECUTION_MODES = ("auto", "stacked", "pool")   # --workers 0 runs inline whatever the mode
+
+
+def _execution_mode(value: str) -> str:
+    """``--execution``: an executor mode (``executor.EXECUTION_MODES``) other than ``inline``,
+    which ``--workers 0`` selects."""
+    from .executor import EXECUTION_MODES
+
+    allowed = [m for m in EXECUTION_MODES if m != "inline"]
+    if value not in allowed:
+        raise typer.BadParameter(f"unknown execution mode {value!r}; allowed: {', '.join(allowed)}")
+    return value
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,15 +68,23 @@ def list_cmd() -> None:
 @app.command()
 @_user_errors
 def show(study: str = typer.Argument(..., help="Built-in study id or path to a study YAML file."),
-         scale: str = typer.Option("small", help="Scale whose settings are shown: smoke, small or paper.")) -> None:
+         scale: str = typer.Option("small", help="Scale whose settings are shown: smoke, small or paper."),
+         settings: bool = typer.Option(False, "--settings", help="List every engine setting (type, default, "
+                                       "constraint, when it applies) with the study's parts registered.")) -> None:
     """Show a study: paper, claims, experiments, settings with provenance, runs per scale."""
     from rich.table import Table
 
     from .console import console
-    from .plan import plan, resolve_settings, variants
+    from .plan import plan, validate
+    from .study import SCALES
     from .studyfile import load_study
 
     st = load_study(study)
+    if settings:
+        validate(st)   # imports the study's module: its parts are listed with the built-in ones
+        console.print(_settings_table())
+        return
+    runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}
     console.print(f"[bold]{st.title}[/]\n{', '.join(st.paper.authors)} — {st.paper.venue} {st.paper.year or ''}"
                   f"\n{st.paper.url}")
     claims = Table(title="Claims")
@@ -76,18 +94,43 @@ def show(study: str = typer.Argument(..., help="Built-in study id or path to a s
         claims.add_row(c.id, c.kind, c.statement)
     console.print(claims)
     for exp in st.experiments:
-        vs = variants(st, exp.id, scale)
-        settings = resolve_settings(st, exp.id, vs[0], scale) if vs else {}
-        t = Table(title=f"{exp.id} at {scale} scale — {len(vs)} variants; settings of {vs[0] if vs else '-'}")
+        specs = [s for s in runs[scale] if s.experiment == exp.id and s.seed_index == 0]
+        t = Table(title=f"{exp.id} at {scale} scale — {len(specs)} variants; settings of "
+                        f"{specs[0].variant if specs else '-'}")
         for col in ("setting", "value", "provenance", "source"):
             t.add_column(col, overflow="fold")
-        for k, h in sorted(settings.items()):
-            style = "bold yellow" if h.provenance == "assumed" else ""
-            t.add_row(k, json.dumps(h.value), f"[{style}]{h.provenance}[/]" if style else h.provenance, h.source)
+        for k, v in sorted(specs[0].settings.items()) if specs else ():
+            prov = specs[0].provenance[k]
+            style = "bold yellow" if prov["provenance"] == "assumed" else ""
+            t.add_row(k, json.dumps(v), f"[{style}]{prov['provenance']}[/]" if style else prov["provenance"],
+                      prov["source"])
         console.print(t)
-    for sc in ("smoke", "small", "paper"):
-        console.print(f"{sc}: {len(plan(st, sc))} runs"
-                      + (f" — {st.scales[sc].description}" if sc in st.scales else ""))
+    for sc in SCALES:
+        console.print(f"{sc}: {len(runs[sc])} runs" + (f" — {st.scales[sc].description}" if sc in st.scales else ""))
+
+
+@app.command("settings")
+@_user_errors
+def settings_cmd() -> None:
+    """List every engine setting: name, type, default, constraint, when it applies, help."""
+    from .console import console
+
+    console.print(_settings_table())
+
+
+def _settings_table() -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .settings import DECLARATIONS, declaration_row
+
+    rows = [declaration_row(d) for d in DECLARATIONS]
+    t = Table(title="Engine settings (model.*, data.*, method.* are passed to the part as arguments)")
+    for col in rows[0]:
+        t.add_column(col, overflow="fold", no_wrap=col in ("name", "type", "default"))
+    for r in rows:
+        t.add_row(*(escape(v) for v in r.values()))
+    return t
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -101,7 +144,8 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
         threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
         out: Optional[Path] = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
         fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
-        execution: str = typer.Option("auto", help="auto, stacked (train the seeds of tiny models as one "
+        execution: str = typer.Option("auto", callback=_execution_mode,
+                                      help="auto, stacked (train the seeds of tiny models as one "
                                       "stacked model) or pool (one run per worker process)."),
         ) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
@@ -110,17 +154,11 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
     from .runner import run_study
     from .safeio import atomic_write_text, write_json
     from .studyfile import load_study, parse_overrides, resolve_study_path
-    from .study import SCALES
 
-    if scale not in SCALES:
-        raise RestudyError("unknown scale", where="--scale", got=scale, allowed=SCALES)
-    if execution not in RUN_EXECUTION_MODES:
-        raise RestudyError("unknown execution mode", where="--execution", got=execution,
-                           allowed=RUN_EXECUTION_MODES)
     path = resolve_study_path(study)
     st = load_study(path)
     ov = parse_overrides(overrides or [])
-    specs = plan(st, scale, seeds=seeds, overrides=ov)  # validate everything before starting
+    specs = plan(st, scale, seeds=seeds, overrides=ov)  # the one plan; everything is checked before starting
     out = out or Path("results") / f"{st.id}-{scale}"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
@@ -130,7 +168,8 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
     console.print(f"[bold]{st.title}[/] — {scale} scale: {len(specs)} runs → {out}")
     with RunProgress() as progress:
         outcome = run_study(st, scale, out, seeds=seeds, workers=workers, threads=threads, fresh=fresh,
-                            overrides=ov, progress=progress, study_path=str(path), execution=execution)
+                            overrides=ov, progress=progress, study_path=str(path), execution=execution,
+                            specs=specs)
     comparison, paths = _compare_and_report(st, scale, out, outcome.records, outcome.env, command=command,
                                             specs=outcome.specs, env_mismatch=outcome.env_mismatch,
                                             wall_s=outcome.wall_s, workers=workers)
@@ -197,7 +236,9 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     if not inv_path.exists():
         raise RestudyError("not a restudy output directory (no invocation.json)", where=str(directory))
     inv = read_json(inv_path)
-    st = load_study(directory / "study.yaml")
+    # The study's own module lives next to the original study file, not in the output directory.
+    origin = Path(inv["study_file"]).parent if inv.get("study_file") else None
+    st = load_study(directory / "study.yaml", module_dir=origin if origin and origin.is_dir() else None)
     specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=parse_overrides(inv.get("overrides", [])))
     with Store(directory) as store:
         store.reindex()

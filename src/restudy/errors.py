@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+_NOTHING: Any = object()   # no offending value (``None`` may be one: ``got: None``)
+
 
 class RestudyError(Exception):
     """Base of every error restudy raises on purpose (bad input, missing data, unsafe files).
@@ -16,13 +18,18 @@ class RestudyError(Exception):
         where: the place: a file (and line) and/or a field path such as ``experiments.fc.lr``.
         got: the offending value, if any.
         allowed: the allowed values or range, if known.
+        path: the field path as keys (a setting name such as ``optimizer.lr`` is one key), for
+            programs; ``where`` is what a user reads.
     """
 
-    def __init__(self, message: str, *, where: str | None = None, got: Any = None,
-                 allowed: Iterable[Any] | str | None = None) -> None:
+    def __init__(self, message: str, *, where: str | None = None, got: Any = _NOTHING,
+                 allowed: Iterable[Any] | str | None = None,
+                 path: tuple[str | int, ...] | None = None) -> None:
         self.message = message
         self.where = where
-        self.got = got
+        self.path = path
+        self.has_got = got is not _NOTHING
+        self.got = got if self.has_got else None
         if allowed is not None and not isinstance(allowed, str):
             allowed = ", ".join(str(a) for a in allowed)
         self.allowed = allowed
@@ -32,7 +39,7 @@ class RestudyError(Exception):
         parts = [f"{self.where}: {self.message}" if self.where else self.message]
         if self.allowed is not None:
             parts.append(f"allowed: {self.allowed}")
-        if self.got is not None:
+        if self.has_got:
             parts.append(f"got: {self.got!r}")
         return "; ".join(parts)
 

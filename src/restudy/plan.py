@@ -4,9 +4,11 @@ Each run is a frozen ``RunSpec`` of plain values (resolved settings, per-source 
 switch); nothing below this module sees the study. A run's key is a hash of its resolved spec and
 the restudy version, so the same run is recognised across invocations (resume).
 
-Settings resolve in this order, later winning: study defaults → experiment settings → variant axis
-levels → experiment rules → scale settings → scale rules → scale's per-experiment settings and
-rules → command-line overrides.
+Every setting the study file sets is checked once (:func:`validate`, at every scale, after the
+study's module registered its parts), with the file's ``file:line`` in each error. Settings then
+resolve in this order, later winning: study defaults → experiment settings → variant axis levels →
+experiment rules → scale settings → scale rules → scale's per-experiment settings and rules →
+command-line overrides.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator, Mapping
 
-from . import __version__
+from . import __version__, registry
 from .artifacts import variant_id
-from .errors import StudyError
+from .errors import RestudyError, StudyError
 from .seeding import run_seeds
-from .study import Hyper, Randomness, Rule, Study, _level_str
-from .settings import ENGINE_SETTINGS, check_setting, relevant
+from .settings import DECLARATIONS, check, relevant, typed
+from .study import SCALES, Hyper, Randomness, Rule, Study, _level_str
+from .studyfile import study_dir
+from .studyfile import where as source_where
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -43,10 +49,16 @@ class RunSpec:
     study_module: str | None = None
     dataset_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    study_dir: str | None = None   # the folder ``study_module`` is imported from (not part of the key)
 
     @property
     def variant_id(self) -> str:
         return variant_id(self.variant)
+
+    @property
+    def engine(self) -> Any:
+        """The engine settings as a frozen ``settings.Engine`` (``spec.engine.optimizer_lr``)."""
+        return typed(self.settings)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -60,36 +72,113 @@ class RunSpec:
         return cls(**d)
 
 
-def _as_hyper(value: Any, default_prov: Hyper | None, source: str) -> Hyper:
+Override = tuple[str | None, str, Any]   # (experiment or None for all, setting, value)
+Path_ = tuple[str | int, ...]
+
+
+def _plain(v: Any) -> Any:
+    return v.value if isinstance(v, Hyper) else v
+
+
+def _as_hyper(value: Any, base: Hyper | None, source: str) -> Hyper:
     """A bare value inherits nothing: it is marked by where it was set (``source``)."""
     if isinstance(value, Hyper):
         return value
-    if isinstance(value, dict) and "value" in value and "provenance" in value:
-        try:
-            return Hyper.model_validate(value)
-        except Exception as e:  # pydantic error -> clear message
-            raise StudyError(f"bad hyperparameter: {e}", where=source, got=value) from None
-    if default_prov is not None and source.startswith("variant"):
+    if base is not None and source.startswith("variant"):
         # Variant levels are the experiment's design: the value keeps its base provenance.
-        return Hyper(value=value, provenance=default_prov.provenance,
-                     source=f"{source}" + (f"; base: {default_prov.source}" if default_prov.source else ""))
+        return Hyper(value=value, provenance=base.provenance,
+                     source=f"{source}" + (f"; base: {base.source}" if base.source else ""))
     return Hyper(value=value, provenance="assumed", source=source)
 
+
+# --- validation: every setting the study file sets, once, with file:line ---------------------------
+
+def _occurrences(study: Study) -> Iterator[tuple[Path_, str, Any]]:
+    """Every (field path, setting name, value) the study sets, in file order."""
+    def mapping(path: Path_, values: Mapping[str, Any]) -> Iterator[tuple[Path_, str, Any]]:
+        for name, v in values.items():
+            yield (*path, name), name, _plain(v)
+
+    def rules(path: Path_, rs: list[Rule]) -> Iterator[tuple[Path_, str, Any]]:
+        for j, rule in enumerate(rs):
+            yield from mapping((*path, "rules", j, "set"), rule.set)
+
+    yield from mapping(("defaults",), study.defaults)
+    for i, exp in enumerate(study.experiments):
+        yield from mapping(("experiments", i, "settings"), exp.settings)
+        for a, axis in exp.axes.items():
+            if axis.levels is not None:
+                for level, values in axis.levels.items():
+                    yield from mapping(("experiments", i, "axes", a, "levels", level), values)
+            else:
+                for k, v in enumerate(axis.values or []):
+                    yield ("experiments", i, "axes", a, "values", k), str(axis.path), v
+        yield from rules(("experiments", i), exp.rules)
+    for name, sc in study.scales.items():
+        yield from mapping(("scales", name, "settings"), sc.settings)
+        yield from rules(("scales", name), sc.rules)
+        for eid, se in sc.experiments.items():
+            yield from mapping(("scales", name, "experiments", eid, "settings"), se.settings)
+            yield from rules(("scales", name, "experiments", eid), se.rules)
+
+
+def _refuse(study: Study | None, path: Path_ | None, name: str, value: Any, where: str | None = None) -> None:
+    problem = check(name, value)
+    if problem is None:
+        return
+    message, allowed = problem
+    if path is not None and path[-1] != name:
+        message = f"{name}: {message}"   # e.g. a swept value, at axes.NAME.values[k]
+    raise StudyError(message, where=where or source_where(study, path or ()), got=value, allowed=allowed,
+                     path=path)
+
+
+_VALIDATED: weakref.WeakValueDictionary[int, Study] = weakref.WeakValueDictionary()
+
+
+def validate(study: Study) -> None:
+    """Import the study's module (its parts register) and check every setting the study sets,
+    at every scale; an error names ``file:line``, the field path, the value and what is allowed.
+    Done once per loaded study."""
+    if _VALIDATED.get(id(study)) is study:
+        return
+    if study.module:
+        try:
+            registry.import_study_module(study.module, study_dir(study))
+        except RestudyError as e:
+            raise StudyError(e.message, where=source_where(study, ("module",)), got=study.module,
+                             path=("module",)) from None
+    for path, name, value in _occurrences(study):
+        _refuse(study, path, name, value)
+    _VALIDATED[id(study)] = study
+
+
+def _override_text(oexp: str | None, key: str, value: Any) -> str:
+    shown = value if isinstance(value, str) else json.dumps(value)
+    return f"command line: {oexp + ':' if oexp else ''}{key}={shown}"
+
+
+def _check_overrides(study: Study, overrides: list[Override]) -> None:
+    known = [e.id for e in study.experiments]
+    for oexp, key, value in overrides:
+        if oexp is not None and oexp not in known:
+            raise StudyError("override names an unknown experiment", where=_override_text(oexp, key, value),
+                             got=oexp, allowed=known)
+        _refuse(None, None, key, value, where=_override_text(oexp, key, value))
+
+
+# --- resolution ------------------------------------------------------------------------------------
 
 NAMED_PARTS = ("model", "data", "method")
 
 
-def _apply(settings: dict[str, Hyper], overrides: dict[str, Any], source: str) -> None:
+def _apply(settings: dict[str, Hyper], overrides: Mapping[str, Any], source: str) -> None:
     # Part names first: switching a part (e.g. data: cifar10 -> mnist1d) drops the arguments that
     # were set for the previous part, so they are never passed to a factory that does not take them.
     for k, v in sorted(overrides.items(), key=lambda kv: kv[0] not in NAMED_PARTS):
-        if k in NAMED_PARTS and k in settings:
-            new = v.value if isinstance(v, Hyper) else (v["value"] if isinstance(v, dict) and "value" in v else v)
-            if new != settings[k].value:
-                for old in [o for o in settings if o.startswith(k + ".")]:
-                    del settings[old]
-        check_setting(k, v.value if isinstance(v, Hyper) else (v["value"] if isinstance(v, dict) and "value" in v else v),
-                      source)
+        if k in NAMED_PARTS and k in settings and _plain(v) != settings[k].value:
+            for old in [o for o in settings if o.startswith(k + ".")]:
+                del settings[old]
         settings[k] = _as_hyper(v, settings.get(k), source)
 
 
@@ -100,13 +189,15 @@ def _apply_rules(settings: dict[str, Hyper], rules: list[Rule], variant: dict[st
 
 
 def resolve_settings(study: Study, experiment_id: str, variant: dict[str, str], scale: str,
-                     overrides: list[tuple[str | None, str, Any]] = ()) -> dict[str, Hyper]:
+                     overrides: list[Override] = ()) -> dict[str, Hyper]:
     """All settings of one variant at one scale, each with its provenance."""
-    exp = study.experiment(experiment_id)
+    validate(study)
+    index = [e.id for e in study.experiments].index(experiment_id)
+    exp = study.experiments[index]
     sc = study.scales.get(scale)
     settings: dict[str, Hyper] = {}
-    _apply(settings, dict(study.defaults), "defaults")
-    _apply(settings, dict(exp.settings), f"experiments[{exp.id}].settings")
+    _apply(settings, study.defaults, "defaults")
+    _apply(settings, exp.settings, f"experiments[{exp.id}].settings")
     for axis_name, level in variant.items():
         _apply(settings, exp.axes[axis_name].overrides(level), f"variant {axis_name}={level}")
     _apply_rules(settings, exp.rules, variant, f"experiments[{exp.id}]")
@@ -120,14 +211,16 @@ def resolve_settings(study: Study, experiment_id: str, variant: dict[str, str], 
     cli = {key: Hyper(value=value, provenance="assumed", source="command-line override")
            for oexp, key, value in overrides if oexp is None or oexp == exp.id}
     _apply(settings, cli, "command line")
-    for name, (default, _check) in ENGINE_SETTINGS.items():
-        if name not in settings:
-            if default is None:
-                raise StudyError("required setting is missing", where=f"experiments[{exp.id}].settings.{name}")
-            settings[name] = Hyper(value=default, provenance="assumed", source="restudy default")
-    for name in [n for n in settings if not relevant(n, {k: h.value for k, h in settings.items()})]:
-        del settings[name]
-    return settings
+    for decl in DECLARATIONS:
+        if decl.name not in settings:
+            if decl.required:
+                raise StudyError(f"required setting '{decl.name}' is not set (set it in defaults, the "
+                                 f"experiment's settings or a scale's settings)",
+                                 where=source_where(study, ("experiments", index, "settings")),
+                                 path=("experiments", index, "settings", decl.name))
+            settings[decl.name] = Hyper(value=decl.default, provenance="assumed", source="restudy default")
+    values = {k: h.value for k, h in settings.items()}
+    return {k: h for k, h in settings.items() if relevant(k, values)}
 
 
 def variants(study: Study, experiment_id: str, scale: str) -> list[dict[str, str]]:
@@ -143,8 +236,10 @@ def variants(study: Study, experiment_id: str, scale: str) -> list[dict[str, str
             want = [_level_str(v) for v in levels]
             bad = [w for w in want if w not in known]
             if bad:
+                path = ("scales", scale, "axes", axis) if source is sc.axes else \
+                    ("scales", scale, "experiments", exp.id, "axes", axis)
                 raise StudyError(f"scale restricts axis '{axis}' to unknown levels",
-                                 where=f"scales.{scale}.axes.{axis}", got=bad, allowed=known)
+                                 where=source_where(study, path), got=bad, allowed=known, path=path)
             restrict[axis] = want
     names = list(exp.axes)
     levels = [restrict.get(a, exp.axes[a].level_names()) for a in names]
@@ -169,21 +264,17 @@ def run_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()[:20]
 
 
-def plan(study: Study, scale: str, *, seeds: int | None = None,
-         overrides: list[tuple[str | None, str, Any]] = (),
+def plan(study: Study, scale: str, *, seeds: int | None = None, overrides: list[Override] = (),
          experiments: list[str] | None = None) -> list[RunSpec]:
     """All runs of ``study`` at ``scale``, in a stable order (experiment, variant, seed index)."""
-    from .study import SCALES
-
     if scale not in SCALES:
         raise StudyError("unknown scale", where="--scale", got=scale, allowed=SCALES)
-    for oexp, _k, _v in overrides:
-        if oexp is not None and oexp not in {e.id for e in study.experiments}:
-            raise StudyError("override names an unknown experiment", where="command line", got=oexp,
-                             allowed=[e.id for e in study.experiments])
     if seeds is not None and seeds < 1:
         raise StudyError("--seeds must be at least 1", got=seeds)
+    validate(study)
+    _check_overrides(study, list(overrides))
     sc = study.scales.get(scale)
+    folder = study_dir(study) if study.module else None
     specs: list[RunSpec] = []
     for exp in study.experiments:
         if experiments is not None and exp.id not in experiments:
@@ -207,5 +298,6 @@ def plan(study: Study, scale: str, *, seeds: int | None = None,
                     seed_index=i, settings=values, provenance=prov, seeds=seeds_i, kernels=rnd.kernels,
                     vary=tuple(rnd.vary), streams=rnd.streams, study_module=study.module,
                     dataset_label=(sc.dataset if sc and sc.dataset else str(values.get("data"))),
+                    study_dir=folder,
                 ))
     return specs

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from typing import Any, Callable
 
 from .errors import RestudyError
@@ -59,12 +60,19 @@ def load_builtins(kind: str | None = None) -> None:
                 importlib.import_module(mod)
 
 
-def import_study_module(module: str) -> None:
-    """Import a study's own module (its models, layers, transforms register on import)."""
+def import_study_module(module: str, search_path: str | None = None) -> None:
+    """Import a study's own module (its models, layers, transforms register on import).
+
+    ``search_path``: a folder to import it from (the study file's folder), put first on
+    ``sys.path`` of this process; worker processes started afterwards inherit it.
+    """
+    if search_path and search_path not in sys.path:
+        sys.path.insert(0, search_path)
     try:
         importlib.import_module(module)
-    except ImportError as e:
-        raise RestudyError(f"cannot import the study module: {e}", where="module", got=module) from e
+    except (ImportError, SyntaxError) as e:
+        where = f"module (looked in {search_path} and on sys.path)" if search_path else "module"
+        raise RestudyError(f"cannot import the study module: {e}", where=where, got=module) from e
 
 
 def names(kind: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The driver: plan → skip finished runs → execute the rest → index records.
+"""The driver: plan (once) → check the data → skip finished runs → execute the rest → index records.
 
 ``run_study`` resumes by default: runs that ended (finished or diverged) are never redone unless
 ``fresh``; failed runs are retried. Progress is reported through a callback so that the CLI can
@@ -16,6 +16,7 @@ from .env import capture, fingerprint
 from .executor import Executor, choose_executor
 from .plan import RunSpec, plan
 from .record import DONE_STATUSES
+from .registry import import_study_module
 from .settings import part_args
 from .store import Store
 from .study import Study
@@ -46,15 +47,18 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
               overrides: list[tuple[str | None, str, Any]] = (), executor: Executor | None = None,
               progress: Progress | None = None, study_path: str | None = None,
               wait_for_others_s: float = 3600.0, check_data: bool = True,
-              execution: str = "auto") -> RunOutcome:
+              execution: str = "auto", specs: list[RunSpec] | None = None) -> RunOutcome:
     """Run every planned run of ``study`` at ``scale`` that has not ended yet; return all records.
 
-    ``execution`` (``auto``, ``stacked``, ``pool``; see ``executor.choose_executor``) picks the
-    executor when none is given; ``workers=0`` always runs inline.
+    ``specs``: the plan, when the caller made it already (``plan(study, scale, seeds=...,
+    overrides=...)``); planned here otherwise. ``execution`` (``auto``, ``stacked``, ``pool``; see
+    ``executor.choose_executor``) picks the executor when none is given; ``workers=0`` always runs
+    inline.
     """
     t0 = time.perf_counter()
     notify = progress or (lambda event, info: None)
-    specs = plan(study, scale, seeds=seeds, overrides=list(overrides))
+    if specs is None:
+        specs = plan(study, scale, seeds=seeds, overrides=list(overrides))
     if check_data:
         preflight_data(specs)
     if executor is None:
@@ -102,16 +106,20 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
 
 def preflight_data(specs: list[RunSpec]) -> None:
     """Load each distinct data set once before any run starts, so that missing or corrupt data is
-    one clear error (``DataError``) instead of every run failing with it."""
+    one clear error (``DataError``) instead of every run failing with it. The study's own module is
+    imported first: it may register the data set."""
     from .data import load_dataset
 
+    for module, folder in sorted({(s.study_module, s.study_dir) for s in specs if s.study_module},
+                                 key=str):
+        import_study_module(module, folder)
     seen = set()
     for s in specs:
         args = part_args(s.settings, "data")
-        ident = (s.settings["data"], repr(sorted(args.items())))
+        ident = (s.engine.data, repr(sorted(args.items())))
         if ident not in seen:
             seen.add(ident)
-            load_dataset(s.settings["data"], **args)
+            load_dataset(s.engine.data, **args)
 
 
 def _wait_for_others(store: Store, specs: list[RunSpec], have: set[str], limit_s: float,

@@ -1,149 +1,439 @@
-"""Engine settings: every setting's name, default and check, declared once.
+"""Engine settings: every setting declared once (name, type, default, constraint, when it applies, help).
 
 A setting is a dotted name. ``model``, ``data`` and ``method`` name registered parts, and
 ``model.*``, ``data.*``, ``method.*`` are passed to them as keyword arguments (:func:`part_args`);
-the other names are the engine's own, declared in ``ENGINE_SETTINGS``.
+the other names are the engine's own, each declared once in :data:`DECLARATIONS`. Names of parts
+(``model``, ``data``, ``method``, ``optimizer``, ``schedule``, ``augment``, ``run_metrics``) are
+checked against the registry (:mod:`restudy.registry`), never against a second list.
+
+:func:`check` validates one value; :func:`typed` gives the resolved settings of a run as a frozen
+object with attributes (``optimizer.lr`` -> ``optimizer_lr``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
 
-from .errors import StudyError
 from .tta import tta_names_problem
 
 PASSTHROUGH_PREFIXES = ("model.", "data.", "method.")
-
-
-def _in(allowed: tuple[Any, ...]) -> Callable[[Any], str | None]:
-    return lambda v: None if v in allowed else f"must be one of {', '.join(map(str, allowed))}"
-
-
-def _num(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = True,
-         integer: bool = False) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        kind = "an integer" if integer else "a number"
-        ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok_type:
-            return f"must be {kind}"
-        left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
-        if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-            return f"must be {kind} in {left}{lo}, {hi}{right}"
-        return None
-    return check
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-def _str(v: Any) -> str | None:
-    return None if isinstance(v, str) and v else "must be a non-empty name"
-
-
-def _betas(v: Any) -> str | None:
-    ok = isinstance(v, list) and len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v)
-    return None if ok else "must be a list of two numbers in [0, 1)"
-
-
+PASSTHROUGH_NAMES = ("model.*", "data.*", "method.*")
 INF = float("inf")
-# name -> (default, check). ``None`` default means required.
-ENGINE_SETTINGS: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
-    "model": (None, _str),
-    "data": (None, _str),
-    "method": ("none", _str),
-    "optimizer": ("sgd", _in(("sgd", "adam"))),
-    "optimizer.lr": (None, _num(0, INF, lo_open=True)),
-    "optimizer.momentum": (0.0, _num(0, 1)),
-    "optimizer.nesterov": (False, _bool),
-    "optimizer.weight_decay": (0.0, _num(0, INF)),
-    "optimizer.betas": ([0.9, 0.999], _betas),
-    "optimizer.eps": (1e-8, _num(0, INF, lo_open=True)),
-    "optimizer.lr_mult_bias_bn": (1.0, _num(0, INF)),
-    "cka_examples": (0, _num(0, 10**6, integer=True)),
-    "schedule": ("constant", _in(("constant", "linear", "cosine", "exponential", "snapshot"))),
-    "schedule.warmup_epochs": (0.0, _num(0, INF)),
+
+# A problem with a value: (what is wrong, the allowed values or None).
+Problem = tuple[str, "str | list[str] | None"]
+
+
+class _Required:
+    """The default of a setting every study must set (``model``, ``epochs``, ...)."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+
+
+# --- constraints ---------------------------------------------------------------------------------
+
+class Constraint:
+    """What values a setting takes. ``problem`` says why a value is not one (None if it is)."""
+
+    type_name = "value"
+    py_type: Any = object
+
+    def problem(self, value: Any) -> Problem | None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def invalid(self) -> list[Any]:
+        """Values this constraint refuses (for tests, like scikit-learn's invalid-parameter checks)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Number(Constraint):
+    """A finite number (or integer) in an interval, open or closed at each end."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = True
+    integer: bool = False
+
+    @property
+    def type_name(self) -> str:  # type: ignore[override]
+        return "integer" if self.integer else "number"
+
+    @property
+    def py_type(self) -> Any:  # type: ignore[override]
+        return int if self.integer else float
+
+    def describe(self) -> str:
+        left, right = ("(" if self.lo_open else "["), (")" if self.hi_open else "]")
+        return f"{left}{_num(self.lo)}, {_num(self.hi)}{right}"
+
+    def problem(self, v: Any) -> Problem | None:
+        kind = "an integer" if self.integer else "a number"
+        ok_type = isinstance(v, int) if self.integer else isinstance(v, (int, float))
+        inside = (ok_type and not isinstance(v, bool) and math.isfinite(v) and self.lo <= v <= self.hi
+                  and not (self.lo_open and v == self.lo) and not (self.hi_open and v == self.hi))
+        return None if inside else (f"must be {kind} in {self.describe()}", None)
+
+    def invalid(self) -> list[Any]:
+        below = self.lo if self.lo_open else self.lo - 1
+        out: list[Any] = [below, "1", True, float("nan")]
+        if math.isfinite(self.hi):
+            out.append(self.hi if self.hi_open else self.hi + 1)
+        else:
+            out.append(INF)
+        if self.integer:
+            out.append(self.lo + 0.5)
+        return out
+
+
+def _num(x: float) -> str:
+    if x == INF:
+        return "inf"
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass(frozen=True)
+class Flag(Constraint):
+    type_name = "bool"
+    py_type = bool
+
+    def problem(self, v: Any) -> Problem | None:
+        return None if isinstance(v, bool) else ("must be true or false", None)
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def invalid(self) -> list[Any]:
+        return ["yes", 1, None]
+
+
+@dataclass(frozen=True)
+class Text(Constraint):
+    type_name = "text"
+    py_type = str
+
+    def problem(self, v: Any) -> Problem | None:
+        return None if isinstance(v, str) and v else ("must be a non-empty name", None)
+
+    def describe(self) -> str:
+        return "a non-empty name"
+
+    def invalid(self) -> list[Any]:
+        return ["", 3]
+
+
+@dataclass(frozen=True)
+class Choice(Constraint):
+    """One of a fixed set of words that are not registered parts (e.g. a memory format)."""
+
+    values: tuple[str, ...]
+    type_name = "choice"
+    py_type = str
+
+    def problem(self, v: Any) -> Problem | None:
+        return None if v in self.values else (f"must be one of {', '.join(self.values)}", None)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.values)
+
+    def invalid(self) -> list[Any]:
+        return ["no_such_choice", 1, None]
+
+
+@dataclass(frozen=True)
+class PartName(Constraint):
+    """The name of a registered part of registry kind ``kind`` (after the study's module registered
+    its own). A kind with nothing registered yet is not checked here; building the part reports it."""
+
+    kind: str
+    type_name = "name"
+    py_type = str
+
+    def known(self) -> list[str]:
+        from . import registry
+
+        return registry.names(self.kind)
+
+    def problem(self, v: Any) -> Problem | None:
+        if not isinstance(v, str) or not v:
+            return f"must be the name of a registered {self.kind}", self.known() or None
+        known = self.known()
+        if known and v not in known:
+            close = difflib.get_close_matches(v, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return f"unknown {self.kind} '{v}'{hint}", known
+        return None
+
+    def describe(self) -> str:
+        known = self.known()
+        return f"a registered {self.kind} name" + (f": {', '.join(known)}" if known else "")
+
+    def invalid(self) -> list[Any]:
+        return ["no_such_part", "", 3]
+
+
+@dataclass(frozen=True)
+class PartNames(Constraint):
+    """A list of distinct names of registered parts of kind ``kind`` (may be empty)."""
+
+    kind: str
+    type_name = "list[name]"
+    py_type = tuple
+
+    def problem(self, v: Any) -> Problem | None:
+        one = PartName(self.kind)
+        if not isinstance(v, list):
+            return f"must be a list of {self.kind} names", one.known() or None
+        for name in v:
+            p = one.problem(name)
+            if p:
+                return p
+        if len(set(v)) != len(v):
+            return f"must not name a {self.kind} twice", None
+        return None
+
+    def describe(self) -> str:
+        known = PartName(self.kind).known()
+        return f"a list of registered {self.kind} names" + (f": {', '.join(known)}" if known else "")
+
+    def invalid(self) -> list[Any]:
+        return ["not_a_list", ["no_such_part"]]
+
+
+@dataclass(frozen=True)
+class Betas(Constraint):
+    type_name = "list[number]"
+    py_type = tuple
+
+    def problem(self, v: Any) -> Problem | None:
+        ok = isinstance(v, list) and len(v) == 2 and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
+        return None if ok else ("must be a list of two numbers in [0, 1)", None)
+
+    def describe(self) -> str:
+        return "two numbers in [0, 1)"
+
+    def invalid(self) -> list[Any]:
+        return [[0.9], [0.9, 1.0], [0.9, float("nan")], 0.9]
+
+
+@dataclass(frozen=True)
+class TTANames(Constraint):
+    type_name = "list[name]"
+    py_type = tuple
+
+    def problem(self, v: Any) -> Problem | None:
+        p = tta_names_problem(v)
+        return None if p is None else (p, None)
+
+    def describe(self) -> str:
+        return "a list of TTA strategies: flip, cropN or flip_cropN (N = k*k, k >= 2)"
+
+    def invalid(self) -> list[Any]:
+        return ["flip", ["crop3"], ["flip", "flip"]]
+
+
+# --- declarations --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AppliesWhen:
+    """A setting matters only when setting ``on`` has one of ``values`` (None: any non-empty value)."""
+
+    on: str
+    values: tuple[str, ...] | None = None
+
+    def holds(self, settings: Mapping[str, Any]) -> bool:
+        v = settings[self.on] if self.on in settings else SETTINGS[self.on].default
+        return bool(v) if self.values is None else v in self.values
+
+    def describe(self) -> str:
+        if self.values is None:
+            return f"{self.on} is not empty"
+        return f"{self.on} is " + " or ".join(self.values)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One engine setting, declared once."""
+
+    name: str
+    constraint: Constraint
+    help: str
+    default: Any = REQUIRED
+    applies_when: AppliesWhen | None = None
+    reason: str = ""   # why the default is what it is, where it is a choice
+
+    @property
+    def type_name(self) -> str:
+        return self.constraint.type_name
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def attr(self) -> str:
+        """The attribute name in the typed view: ``optimizer.lr`` -> ``optimizer_lr``."""
+        return self.name.replace(".", "_")
+
+
+def _when(on: str, *values: str) -> AppliesWhen:
+    return AppliesWhen(on, values or None)
+
+
+DECLARATIONS: tuple[Setting, ...] = (
+    Setting("model", PartName("model"), "the registered model to train"),
+    Setting("data", PartName("dataset"), "the registered data set to train and test on"),
+    Setting("method", PartName("method"), "a training-time method hooked after every optimizer step",
+            default="none", reason="plain training"),
+    Setting("optimizer", PartName("optimizer"), "the registered optimizer", default="sgd"),
+    Setting("optimizer.lr", Number(0, INF, lo_open=True), "initial (or peak) learning rate"),
+    Setting("optimizer.momentum", Number(0, 1), "SGD momentum", default=0.0, applies_when=_when("optimizer", "sgd"),
+            reason="plain SGD"),
+    Setting("optimizer.nesterov", Flag(), "Nesterov momentum for SGD", default=False,
+            applies_when=_when("optimizer", "sgd")),
+    Setting("optimizer.weight_decay", Number(0, INF), "L2 weight decay (coupled, as in torch.optim)", default=0.0),
+    Setting("optimizer.betas", Betas(), "Adam's moment decay rates", default=[0.9, 0.999],
+            applies_when=_when("optimizer", "adam"), reason="torch.optim.Adam's defaults"),
+    Setting("optimizer.eps", Number(0, INF, lo_open=True), "Adam's denominator term", default=1e-8,
+            applies_when=_when("optimizer", "adam"), reason="torch.optim.Adam's default"),
+    Setting("optimizer.lr_mult_bias_bn", Number(0, INF), "learning-rate factor for biases and normalization "
+            "scales", default=1.0, reason="one learning rate for all parameters"),
+    Setting("cka_examples", Number(0, 10**6, integer=True), "test examples whose penultimate features are "
+            "stored for CKA (0: none)", default=0, reason="features are stored only when asked for: they take disk space"),
+    Setting("schedule", PartName("schedule"), "the registered learning-rate schedule", default="constant"),
+    Setting("schedule.warmup_epochs", Number(0, INF), "epochs of linear warm-up", default=0.0,
+            applies_when=_when("schedule", "cosine", "snapshot")),
     # Snapshot ensembles: cycles of the cyclic schedule = snapshots (originals.md §4.5).
-    "schedule.cycles": (5, _num(1, 100000, integer=True)),
-    "schedule.gamma": (1.0, _num(0, 1, lo_open=True, hi_open=False)),
-    "epochs": (None, _num(1, 100000, integer=True)),
-    "batch_size": (None, _num(1, 10**7, integer=True)),
-    "eval_batch_size": (1024, _num(1, 10**7, integer=True)),
-    "memory_format": ("contiguous", _in(("contiguous", "channels_last"))),
-    "device": ("auto", _in(("auto", "cpu", "cuda"))),
-    "label_smoothing": (0.0, _num(0, 1)),
-    "augment": ("none", _in(("none", "flip", "crop", "flip_crop"))),
-    "augment.pad": (4, _num(0, 64, integer=True)),
+    Setting("schedule.cycles", Number(1, 100000, integer=True), "cycles of the snapshot schedule (one "
+            "snapshot per cycle)", default=5, applies_when=_when("schedule", "snapshot"),
+            reason="the original's 'snapshot5'"),
+    Setting("schedule.gamma", Number(0, 1, lo_open=True, hi_open=False), "per-epoch decay factor",
+            default=1.0, applies_when=_when("schedule", "exponential")),
+    Setting("epochs", Number(1, 100000, integer=True), "training epochs"),
+    Setting("batch_size", Number(1, 10**7, integer=True), "training batch size"),
+    Setting("eval_batch_size", Number(1, 10**7, integer=True), "evaluation batch size (does not change "
+            "results)", default=1024),
+    Setting("memory_format", Choice(("contiguous", "channels_last")), "memory layout of 4-D activations "
+            "(speed only)", default="contiguous"),
+    Setting("device", Choice(("auto", "cpu", "cuda")), "where a run trains (auto: cuda when available)",
+            default="auto"),
+    Setting("label_smoothing", Number(0, 1), "label smoothing of the cross-entropy loss", default=0.0),
+    Setting("augment", PartName("augment"), "the registered batch augmentation of training inputs",
+            default="none"),
+    Setting("augment.pad", Number(0, 64, integer=True), "padding of random crops", default=4,
+            applies_when=_when("augment", "crop", "flip_crop"), reason="the CIFAR convention (RandomCrop(32, 4))"),
     # One-ulp change of one weight after initialization (originals.md §4.3 "Random bit change").
-    "perturb": ("none", _in(("none", "one_ulp"))),
-    "perturb.param": ("first", _str),
+    Setting("perturb", Choice(("none", "one_ulp")), "a change of the initial weights (one_ulp: one float "
+            "ULP of one weight)", default="none"),
+    Setting("perturb.param", Text(), "the parameter the one-ULP change hits ('first': the first weight "
+            "tensor, or a parameter name)", default="first", applies_when=_when("perturb", "one_ulp")),
     # Test-time augmentation strategies evaluated on the final model (originals.md §4.6).
-    "tta": ([], tta_names_problem),
-    "tta.pad": (4, _num(1, 64, integer=True, hi_open=False)),
-}
+    Setting("tta", TTANames(), "test-time augmentation strategies evaluated on the final model",
+            default=[]),
+    Setting("tta.pad", Number(1, 64, integer=True, hi_open=False), "padding of TTA crops", default=4,
+            applies_when=_when("tta"), reason="the original's crop25/crop81 on 32x32 images (originals.md §4.6)"),
+    Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model",
+            default=[]),
+)
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in DECLARATIONS}
+# Kept for callers of the first declaration table: name -> declaration.
+ENGINE_SETTINGS = SETTINGS
 
 
-def check_setting(name: str, value: Any, where: str) -> None:
-    """Raise a ``StudyError`` naming ``where`` if ``name``/``value`` is not a valid setting."""
-    if name.startswith(PASSTHROUGH_PREFIXES):
+# --- checking ------------------------------------------------------------------------------------
+
+def is_passthrough(name: str) -> bool:
+    """Whether ``name`` is a part argument (``model.width``) rather than an engine setting."""
+    return name.startswith(PASSTHROUGH_PREFIXES)
+
+
+def check(name: str, value: Any) -> Problem | None:
+    """Why ``name: value`` is not a valid setting (message, allowed values), or None if it is.
+
+    Part names are checked against the registry, so import the study's module first.
+    """
+    if is_passthrough(name):
         if name.count(".") != 1 or not name.split(".", 1)[1]:
-            raise StudyError("argument settings look like model.NAME, data.NAME or method.NAME",
-                             where=where, got=name)
-        return
-    if name not in ENGINE_SETTINGS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(ENGINE_SETTINGS), n=1)
+            return "part arguments look like model.NAME, data.NAME or method.NAME", None
+        return None
+    decl = SETTINGS.get(name)
+    if decl is None:
+        close = difflib.get_close_matches(name, list(SETTINGS), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise StudyError(f"unknown setting '{name}'{hint}",
-                         where=where, allowed=sorted(ENGINE_SETTINGS) + ["model.*", "data.*", "method.*"])
-    problem = ENGINE_SETTINGS[name][1](value)
-    if problem:
-        sep = "." if where.startswith(("experiments", "defaults", "scales")) else " "
-        raise StudyError(problem, where=where if where.endswith(name) else f"{where}{sep}{name}", got=value)
+        return f"unknown setting '{name}'{hint}", sorted(SETTINGS) + list(PASSTHROUGH_NAMES)
+    return decl.constraint.problem(value)
 
 
-class _NonEmpty:
-    """A value set for ``_ONLY_WHEN`` that holds every non-empty value (e.g. a non-empty list)."""
-
-    def __contains__(self, value: Any) -> bool:
-        return bool(value)
-
-
-# Settings that only matter for some choices of another setting: dropped otherwise, so a report
-# never lists (as "assumed") a hyperparameter the run did not use.
-_ONLY_WHEN = {
-    "optimizer.momentum": ("optimizer", ("sgd",)), "optimizer.nesterov": ("optimizer", ("sgd",)),
-    "optimizer.betas": ("optimizer", ("adam",)), "optimizer.eps": ("optimizer", ("adam",)),
-    "schedule.gamma": ("schedule", ("exponential",)),
-    "schedule.warmup_epochs": ("schedule", ("cosine", "snapshot")),
-    "schedule.cycles": ("schedule", ("snapshot",)),
-    "augment.pad": ("augment", ("crop", "flip_crop")),
-    "perturb.param": ("perturb", ("one_ulp",)),
-    "tta.pad": ("tta", _NonEmpty()),
-}
+def relevant(name: str, values: Mapping[str, Any]) -> bool:
+    """Whether setting ``name`` matters given the other settings' ``values`` (its ``applies_when``):
+    settings that do not apply are dropped from a run, so a report never lists (as "assumed") a
+    hyperparameter the run did not use."""
+    decl = SETTINGS.get(name)
+    return decl is None or decl.applies_when is None or decl.applies_when.holds(values)
 
 
-def relevant(name: str, values: dict[str, Any]) -> bool:
-    """Whether setting ``name`` matters given the other settings' ``values`` (see ``_ONLY_WHEN``)."""
-    if name not in _ONLY_WHEN:
-        return True
-    on, allowed = _ONLY_WHEN[name]
-    return values[on] in allowed
-
-
-def part_args(settings: dict[str, Any], part: str) -> dict[str, Any]:
+def part_args(settings: Mapping[str, Any], part: str) -> dict[str, Any]:
     """The ``part.*`` settings as keyword arguments: ``{"model.width": 64}`` -> ``{"width": 64}``."""
     prefix = part + "."
     return {k[len(prefix):]: v for k, v in settings.items() if k.startswith(prefix)}
 
 
-def value(settings: dict[str, Any], name: str) -> Any:
+def value(settings: Mapping[str, Any], name: str) -> Any:
     """The resolved value of engine setting ``name``, or its declared default when the plan left it
     out because it does not apply (e.g. ``augment.pad`` without cropping). Never restate a
     default elsewhere: ask this."""
     if name in settings:
         return settings[name]
-    if name not in ENGINE_SETTINGS:
+    if name not in SETTINGS:
         raise KeyError(name)
-    return ENGINE_SETTINGS[name][0]
+    default = SETTINGS[name].default
+    if default is REQUIRED:
+        raise KeyError(f"required setting '{name}' is not set")
+    return default
+
+
+# --- typed view ----------------------------------------------------------------------------------
+
+def _frozen(v: Any) -> Any:
+    return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
+
+
+Engine = dataclasses.make_dataclass(
+    "Engine", [(s.attr, s.constraint.py_type) for s in DECLARATIONS], frozen=True,
+    namespace={"__doc__": "The engine settings of one run as attributes (``optimizer.lr`` -> "
+                          "``optimizer_lr``; lists as tuples); defaults where a setting does not apply."})
+Engine.__module__ = __name__
+
+
+def typed(settings: Mapping[str, Any]) -> Any:
+    """The engine settings of resolved ``settings`` as a frozen :class:`Engine`."""
+    return Engine(**{s.attr: _frozen(value(settings, s.name)) for s in DECLARATIONS})
+
+
+def declaration_row(decl: Setting) -> dict[str, str]:
+    """One declaration as text columns: name, type, default, constraint, applies when, help, reason."""
+    default = "(required)" if decl.required else _show(decl.default)
+    return {"name": decl.name, "type": decl.type_name, "default": default,
+            "constraint": decl.constraint.describe(),
+            "applies when": decl.applies_when.describe() if decl.applies_when else "always",
+            "help": decl.help, "default's reason": decl.reason}
+
+
+def _show(v: Any) -> str:
+    import json
+
+    return json.dumps(v)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from .artifacts import VIEW_PATTERN
 
@@ -30,7 +30,9 @@ _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused wherever the schema expects a number (a setting's own value is
+    # checked against its declaration when the study is planned).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_id(v: str) -> str:
@@ -45,6 +47,22 @@ class Hyper(_Frozen):
     value: Any
     provenance: Provenance
     source: str = Field("", description="short note: 'Sec. 4.1', 'main.py', 'seed 002 Table 1'")
+
+
+# A setting's value where a bare value is allowed: a ``Hyper`` (a mapping with value and
+# provenance) or a plain value, whose provenance is then "assumed".
+Plain = Union[bool, int, float, str, None, list[Any]]
+# The union's tags appear in pydantic's error locations; error messages leave them out.
+SETTING_TAGS: tuple[str, ...] = ("<with provenance>", "<bare value>")
+
+
+def _setting_form(v: Any) -> str:
+    return SETTING_TAGS[0] if isinstance(v, (dict, Hyper)) else SETTING_TAGS[1]
+
+
+SettingValue = Annotated[Union[Annotated[Hyper, Tag(SETTING_TAGS[0])], Annotated[Plain, Tag(SETTING_TAGS[1])]],
+                         Discriminator(_setting_form)]
+Settings = dict[str, SettingValue]
 
 
 class Paper(_Frozen):
@@ -77,7 +95,7 @@ class Axis(_Frozen):
     """A variant axis. Either named levels, each a map of setting overrides, or one setting swept
     over values (``path`` + ``values``)."""
 
-    levels: dict[str, dict[str, Any]] | None = None
+    levels: dict[str, Settings] | None = None
     path: str | None = None
     values: list[Level] | None = None
     provenance: Provenance = Field("paper", description="where the swept values come from (path form)")
@@ -106,7 +124,7 @@ class Axis(_Frozen):
             return list(self.levels)
         return [_level_str(v) for v in self.values or []]
 
-    def overrides(self, level: str) -> dict[str, Any]:
+    def overrides(self, level: str) -> Settings:
         if self.levels is not None:
             return dict(self.levels[level])
         for v in self.values or []:
@@ -126,7 +144,7 @@ class Rule(_Frozen):
     """Settings applied to the variants whose axis levels match ``when`` (a level or a list)."""
 
     when: dict[str, Level | list[Level]]
-    set: dict[str, Any]
+    set: Settings
 
     def matches(self, variant: dict[str, str]) -> bool:
         for axis, want in self.when.items():
@@ -163,7 +181,9 @@ class Experiment(_Frozen):
 
 
 class ScaleExperiment(_Frozen):
-    settings: dict[str, Any] = {}
+    """What a scale changes for one experiment (after the scale's own changes)."""
+
+    settings: Settings = {}
     axes: dict[str, list[Level]] = {}
     rules: list[Rule] = []
     seeds: int | None = Field(None, ge=1, le=10000)
@@ -176,7 +196,7 @@ class Scale(_Frozen):
     description: str = ""
     dataset: str = Field("", description="the data this scale runs on, as a report names it")
     deviations: list[str] = []
-    settings: dict[str, Any] = Field({}, description="overrides for every experiment; bare values are 'assumed'")
+    settings: Settings = Field({}, description="overrides for every experiment; bare values are 'assumed'")
     axes: dict[str, list[Level]] = Field({}, description="restrict axes to these levels")
     rules: list[Rule] = []
     seeds: int | None = Field(None, ge=1, le=10000)

@@ -1,11 +1,15 @@
 """Study files: YAML -> ``Study``, with errors that name the file, line, field path and value.
 
-Built-in studies live in ``restudy/studies/<id>/study.yaml``; a user passes a path instead.
+Built-in studies live in ``restudy/studies/<id>/study.yaml``; a user passes a path instead. A loaded
+study keeps its source (file, YAML node tree, the folder its ``module`` is imported from), so that
+errors found later, while planning, still point at ``file:line`` (:func:`where`).
 """
 
 from __future__ import annotations
 
 import re
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import StudyError
-from .study import Study
+from .study import SETTING_TAGS, Study
 
 BUILTIN_DIR = Path(__file__).parent / "studies"
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -41,8 +45,44 @@ def resolve_study_path(name_or_path: str) -> Path:
     raise StudyError(f"unknown study '{name_or_path}'{hint}", allowed=sorted(builtins) + ["a path to a .yaml file"])
 
 
-def load_study(name_or_path: str | Path) -> Study:
-    """Read and validate a study file; every error names file:line and the field path."""
+@dataclass(frozen=True)
+class Source:
+    """Where a loaded study came from."""
+
+    path: Path                   # as the user named it (errors print it so)
+    root: yaml.Node | None       # the YAML node tree, for line numbers
+    module_dir: Path | None      # the folder the study's ``module`` is imported from
+
+
+_SOURCES: dict[int, Source] = {}
+
+
+def source_of(study: Study) -> Source | None:
+    """The source of a study read by :func:`load_study` (None for one built in code)."""
+    return _SOURCES.get(id(study))
+
+
+def study_dir(study: Study) -> str | None:
+    """The folder a study's own ``module`` may live in (its file's folder), or None."""
+    src = source_of(study)
+    return str(src.module_dir.resolve()) if src and src.module_dir else None
+
+
+def where(study: Study, path: tuple[str | int, ...]) -> str:
+    """``file:line field.path`` of the key at ``path`` in ``study``'s file (a setting name such as
+    ``optimizer.lr`` is one key); the field path alone for a study not read from a file."""
+    src = source_of(study)
+    if src is None:
+        return _dotted(list(path))
+    line, shown = _locate(src.root, path)
+    return f"{src.path}:{line} {_dotted(shown)}" if line else f"{src.path} {_dotted(shown)}"
+
+
+def load_study(name_or_path: str | Path, *, module_dir: str | Path | None = None) -> Study:
+    """Read and validate a study file; every error names file:line and the field path.
+
+    ``module_dir``: the folder the study's ``module`` is imported from (default: the file's folder).
+    """
     path = resolve_study_path(str(name_or_path))
     text = path.read_text(encoding="utf-8")
     try:
@@ -54,9 +94,13 @@ def load_study(name_or_path: str | Path) -> Study:
         raise StudyError("a study file must be a YAML mapping at the top level", where=str(path),
                          got=type(data).__name__)
     try:
-        return Study.model_validate(data)
+        study = Study.model_validate(data)
     except ValidationError as e:
         raise StudyError(format_validation_error(e, path, root)) from None
+    key = id(study)
+    _SOURCES[key] = Source(path, root, Path(module_dir) if module_dir is not None else path.parent)
+    weakref.finalize(study, _SOURCES.pop, key, None)
+    return study
 
 
 def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Node | None = None) -> str:
@@ -86,31 +130,36 @@ def _is_union_tag(p: Any) -> bool:
 
 def _dotted(loc: list[Any]) -> str:
     out = ""
-    for p in loc:
+    for p in (p for p in loc if p not in SETTING_TAGS):
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
 
 
-def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
+def _locate(node: yaml.Node | None, path: tuple[str | int, ...]) -> tuple[int | None, list[str | int]]:
+    """Line of the key at ``path`` (or of its closest existing parent) and the path as the file
+    spells it: ``levels`` is left out for an axis written in its short form."""
     line = node.start_mark.line + 1 if node is not None else None
-    for p in loc:
+    shown: list[str | int] = []
+    for i, p in enumerate(path):
         if isinstance(node, yaml.MappingNode):
-            nxt = None
-            for k, v in node.value:
-                if str(k.value) == str(p):
-                    nxt = v
-                    line = k.start_mark.line + 1
-                    break
-            node = nxt
+            found = next(((k, v) for k, v in node.value if str(k.value) == str(p)), None)
+            if found is None:
+                if p == "levels":
+                    continue
+                return line, shown + list(path[i:])
+            line, node = found[0].start_mark.line + 1, found[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(p, int) and p < len(node.value):
             node = node.value[p]
             line = node.start_mark.line + 1
         else:
-            break
-        if node is None:
-            break
-    return line
+            return line, shown + list(path[i:])
+        shown.append(p)
+    return line, shown
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its closest existing parent)."""
+    return _locate(node, tuple(p for p in loc if p not in SETTING_TAGS))[0]
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str | None, str, Any]]:

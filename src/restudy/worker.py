@@ -112,7 +112,7 @@ def prepare(spec: RunSpec, threads: int, execution: str) -> tuple[dict[str, Any]
                           with_packages=False, execution=execution)
     registry.load_builtins()
     if spec.study_module:
-        registry.import_study_module(spec.study_module)
+        registry.import_study_module(spec.study_module, spec.study_dir)
     device = _device(s["device"])
     t0 = time.perf_counter()
     data = _dataset(s["data"], tuple(sorted((k, _freeze(v)) for k, v in _args(s, "data").items())))

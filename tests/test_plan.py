@@ -1,0 +1,127 @@
+"""Planning: runs of a study at a scale, settings resolved in a documented order with provenance,
+every settings error with file:line, run keys stable and typed run specs."""
+
+from __future__ import annotations
+
+import pytest
+
+import restudy.plan as plan_mod
+from restudy.errors import StudyError
+from restudy.plan import RunSpec, plan, resolve_settings, variants
+from restudy.study import Study
+from restudy.studyfile import load_study, parse_overrides
+
+
+@pytest.fixture(scope="module")
+def enorm():
+    return load_study("enorm")
+
+
+def _spec(specs, experiment="fc", method="baseline", depth="1", seed_index=0):
+    return next(s for s in specs if s.experiment == experiment and s.variant == {"method": method, "depth": depth}
+                and s.seed_index == seed_index)
+
+
+def test_plans_are_stable_and_keys_unique(enorm):
+    a, b = plan(enorm, "smoke"), plan(load_study("enorm"), "smoke")
+    assert [s.key for s in a] == [s.key for s in b]
+    assert len({s.key for s in a}) == len(a) == 24
+    assert [(s.experiment, s.seed_index) for s in a][:2] == [("fc", 0), ("fc", 1)]
+
+
+def test_later_sources_win_and_provenance_says_which(enorm):
+    spec = _spec(plan(enorm, "smoke", overrides=parse_overrides(["fc:batch_size=32"])), method="enorm", depth="9")
+    assert spec.settings["epochs"] == 2 and spec.provenance["epochs"]["source"] == "scale smoke"
+    assert spec.settings["batch_size"] == 32
+    assert spec.provenance["batch_size"] == {"provenance": "assumed", "source": "command-line override"}
+    assert spec.settings["optimizer.lr"] == 0.05 and spec.provenance["optimizer.lr"]["provenance"] == "authors"
+    assert spec.settings["model.hidden"] == 9 and spec.provenance["model.hidden"]["provenance"] == "paper"
+    assert spec.settings["method"] == "enorm" and spec.settings["method.c"] == 1.2
+    assert spec.provenance["label_smoothing"] == {"provenance": "assumed", "source": "restudy default"}
+
+
+def test_switching_a_part_drops_the_previous_parts_arguments(enorm):
+    spec = _spec(plan(enorm, "smoke"))
+    assert spec.settings["data"] == "synthetic"
+    assert "data.flatten" not in spec.settings and "data.mean" not in spec.settings     # cifar10's
+    assert spec.settings["data.n_train"] == 400
+
+
+def test_settings_that_do_not_apply_are_not_in_the_spec(enorm):
+    spec = _spec(plan(enorm, "smoke"))
+    assert spec.settings["optimizer"] == "sgd" and "optimizer.momentum" in spec.settings
+    assert "optimizer.betas" not in spec.settings and "tta.pad" not in spec.settings
+    adam = _spec(plan(enorm, "smoke", overrides=parse_overrides(["optimizer=adam"])))
+    assert "optimizer.betas" in adam.settings and "optimizer.momentum" not in adam.settings
+
+
+def test_typed_spec_and_round_trip(enorm):
+    spec = _spec(plan(enorm, "smoke"))
+    assert spec.engine.batch_size == spec.settings["batch_size"] == 64
+    assert spec.engine.schedule == "linear" and spec.engine.method == "none"
+    again = RunSpec.from_dict(spec.to_dict())
+    assert again == spec and again.engine == spec.engine
+
+
+def test_the_study_folder_travels_with_the_spec_but_not_in_its_key(enorm, study_file):
+    here = plan(enorm, "smoke")
+    copy = plan(load_study(study_file()), "smoke")
+    assert here[0].study_dir != copy[0].study_dir
+    assert [s.key for s in here] == [s.key for s in copy]
+
+
+def test_settings_are_checked_once_per_study(enorm, monkeypatch):
+    st = load_study("enorm")
+    calls = []
+    real = plan_mod.check
+    monkeypatch.setattr(plan_mod, "check", lambda name, value: calls.append(name) or real(name, value))
+    plan(st, "smoke")
+    first = len(calls)
+    assert first >= len(st.defaults)
+    plan(st, "small")
+    plan(st, "paper", overrides=parse_overrides(["epochs=3"]))
+    assert len(calls) == first + 1          # only the command-line override is new
+
+
+def test_a_bad_setting_at_another_scale_is_found_at_any_scale(study_file):
+    def mutate(d):
+        d["scales"]["small"]["settings"]["batch_size"] = -4
+    path = study_file(mutate)
+    with pytest.raises(StudyError) as e:
+        plan(load_study(path), "smoke")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "batch_size: -4" in text)
+    assert f"{path}:{line} scales.small.settings.batch_size: must be an integer in [1, 10000000); got: -4" \
+        in str(e.value)
+    assert e.value.path == ("scales", "small", "settings", "batch_size")
+
+
+@pytest.mark.parametrize("override,words", [
+    ("optimizer.lr=-0.1", ["command line: optimizer.lr=-0.1", "must be a number in (0, inf)", "got: -0.1"]),
+    ("fc:epochs=0", ["command line: fc:epochs=0", "[1, 100000)"]),
+    ("optimiser=adam", ["command line: optimiser=adam", "unknown setting 'optimiser'", "did you mean 'optimizer'"]),
+    ("cnn:epochs=3", ["command line: cnn:epochs=3", "unknown experiment", "fc, fc_bias"]),
+    ("data=cifar11", ["command line: data=cifar11", "unknown dataset 'cifar11'", "did you mean 'cifar10'"]),
+])
+def test_command_line_override_errors_quote_the_override(enorm, override, words):
+    with pytest.raises(StudyError) as e:
+        plan(enorm, "smoke", overrides=parse_overrides([override]))
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
+def test_scale_and_seeds_are_checked(enorm):
+    with pytest.raises(StudyError, match="--scale.*smoke, small, paper.*'huge'"):
+        plan(enorm, "huge")
+    with pytest.raises(StudyError, match="--seeds"):
+        plan(enorm, "smoke", seeds=0)
+    assert len(plan(enorm, "smoke", seeds=1)) == 12
+
+
+def test_a_study_built_in_code_plans_and_names_field_paths(enorm):
+    data = enorm.model_dump()
+    data["defaults"]["epochs"] = {"value": 0, "provenance": "paper", "source": ""}
+    st = Study.model_validate(data)
+    with pytest.raises(StudyError, match=r"^defaults\.epochs: must be an integer"):
+        plan(st, "smoke")
+    assert variants(enorm, "fc", "smoke")[0] == {"method": "baseline", "depth": "1"}
+    assert resolve_settings(enorm, "fc", {"method": "bn", "depth": "9"}, "smoke")["model.norm"].value == "bn"

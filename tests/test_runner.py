@@ -1,0 +1,130 @@
+"""The driver: plans once, imports a study's own module before checking data, and runs a study whose
+module (in the study file's folder) registers its own data set and model, inline and in workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import restudy.plan
+import restudy.runner
+from restudy import registry
+from restudy.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STUDY_MODULE = '''
+"""A user's study module: a data set and a model registered by name."""
+import dataclasses
+
+import torch
+
+from restudy.data.synthetic import synthetic
+from restudy.registry import register
+
+
+@register("dataset", "own_blobs")
+def own_blobs(n_train=64, n_test=32):
+    return dataclasses.replace(synthetic(n_train=n_train, n_test=n_test, dim=6, num_classes=3), name="own_blobs")
+
+
+@register("model", "own_linear")
+def own_linear(input_shape, num_classes, scale=1.0):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(input_shape[-1], num_classes))
+'''
+
+STUDY_FILE = '''
+id: own
+title: A study with its own parts
+paper: {title: Own parts}
+module: mystudy
+defaults:
+  model: {value: own_linear, provenance: assumed}
+  data: {value: own_blobs, provenance: assumed}
+  optimizer.lr: {value: 0.1, provenance: assumed}
+  epochs: {value: 2, provenance: assumed}
+  batch_size: {value: 16, provenance: assumed}
+experiments:
+  - id: base
+    seeds: 2
+scales:
+  smoke:
+    settings: {data.n_train: 48}
+'''
+
+
+@pytest.fixture
+def own_study(tmp_path, monkeypatch):
+    """A study folder with ``study.yaml`` and ``mystudy.py``; sys.path and modules restored after."""
+    folder = tmp_path / "own"
+    folder.mkdir()
+    (folder / "mystudy.py").write_text(textwrap.dedent(STUDY_MODULE))
+    (folder / "study.yaml").write_text(STUDY_FILE)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "mystudy", raising=False)
+    yield folder / "study.yaml"
+    sys.modules.pop("mystudy", None)
+    registry._REGISTRY["dataset"].pop("own_blobs", None)   # other tests list the registered parts
+    registry._REGISTRY["model"].pop("own_linear", None)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_study_module_next_to_the_study_file_registers_data_and_model(own_study, tmp_path, workers):
+    out = tmp_path / f"out{workers}"
+    r = CliRunner().invoke(app, ["run", str(own_study), "--scale", "smoke", "--workers", workers,
+                                 "--out", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "ran 2 run(s)" in r.output
+    results = json.loads((out / "results.json").read_text())
+    assert [run["status"] for run in results["runs"]] == ["finished", "finished"]
+    assert (out / "report.md").exists()
+    r = CliRunner().invoke(app, ["report", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+
+
+def test_run_plans_once(own_study, tmp_path, monkeypatch):
+    calls = []
+    real = restudy.plan.plan
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(restudy.plan, "plan", counting)
+    monkeypatch.setattr(restudy.runner, "plan", counting)
+    r = CliRunner().invoke(app, ["run", str(own_study), "--scale", "smoke", "--workers", "0",
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert calls == ["smoke"]
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert calls == ["smoke", "smoke"]
+
+
+def test_data_preflight_imports_the_study_module_first(own_study, tmp_path):
+    """In a fresh process that knows only the planned runs (as a driver resuming from them would),
+    the preflight finds the data set that the study's module registers."""
+    from restudy.studyfile import load_study
+
+    specs = restudy.plan.plan(load_study(own_study), "smoke")
+    (tmp_path / "specs.json").write_text(json.dumps([s.to_dict() for s in specs]))
+    code = ("import json, sys; from restudy.plan import RunSpec; from restudy.runner import preflight_data; "
+            "preflight_data([RunSpec.from_dict(d) for d in json.load(open(sys.argv[1]))]); print('ok')")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "specs.json")], capture_output=True, text=True,
+                       cwd=tmp_path, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_an_unknown_part_of_the_study_module_is_named_with_its_line(own_study):
+    from restudy.errors import StudyError
+    from restudy.studyfile import load_study
+
+    own_study.write_text(own_study.read_text().replace("value: own_blobs", "value: own_blob"))
+    with pytest.raises(StudyError) as e:
+        restudy.plan.plan(load_study(own_study), "smoke")
+    assert f"{own_study}:8 defaults.data: unknown dataset 'own_blob' (did you mean 'own_blobs'?)" in str(e.value)
