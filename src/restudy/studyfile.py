@@ -63,7 +63,7 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
     """One line per problem: ``file:line field.path: message; got: value``."""
     lines = [f"{path}: {e.error_count()} problem(s) in the study file"]
     for err in e.errors(include_url=False):
-        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        loc = _without_kind_tag(list(err["loc"]))
         line = _line_of(root, loc) if root is not None else None
         where = f"{path}:{line}" if line else str(path)
         field = _dotted(loc) or "(top level)"
@@ -73,15 +73,29 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
         elif err["type"] == "union_tag_invalid":
-            msg = f"unknown kind; allowed: {err['ctx'].get('expected_tags')}"
+            msg = f"unknown claim kind {err['ctx'].get('tag')!r}; allowed: {', '.join(claim_kinds())}"
+            loc.append("kind")
+        elif err["type"] == "union_tag_not_found":
+            msg = f"a claim needs a 'kind'; allowed: {', '.join(claim_kinds())}"
         got = err.get("input")
         got_s = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f"; got: {got!r}"
         lines.append(f"  {where} {field}: {msg}{got_s}")
     return "\n".join(lines)
 
 
-def _is_union_tag(p: Any) -> bool:
-    return isinstance(p, str) and p in ("numeric", "a_beats_b", "trend", "threshold")
+def claim_kinds() -> list[str]:
+    """The registered claim kinds (what ``kind:`` of a claim may say)."""
+    from . import registry
+
+    return registry.names("claim")
+
+
+def _without_kind_tag(loc: list[Any]) -> list[Any]:
+    """Drops the claim kind pydantic puts after ``claims[i]`` in a location (``claims.0.trend.over``
+    is ``claims[0].over`` in the file)."""
+    if len(loc) > 2 and loc[0] == "claims" and isinstance(loc[1], int) and loc[2] in claim_kinds():
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _dotted(loc: list[Any]) -> str:
