@@ -64,6 +64,8 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
     lines = [f"{path}: {e.error_count()} problem(s) in the study file"]
     for err in e.errors(include_url=False):
         loc = _without_kind_tag(list(err["loc"]))
+        if err["type"] == "union_tag_invalid" and loc[:1] == ["claims"]:
+            loc.append("kind")
         line = _line_of(root, loc) if root is not None else None
         where = f"{path}:{line}" if line else str(path)
         field = _dotted(loc) or "(top level)"
@@ -74,7 +76,6 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
             msg = f"must be one of {err['ctx']['expected']}"
         elif err["type"] == "union_tag_invalid":
             msg = f"unknown claim kind {err['ctx'].get('tag')!r}; allowed: {', '.join(claim_kinds())}"
-            loc.append("kind")
         elif err["type"] == "union_tag_not_found":
             msg = f"a claim needs a 'kind'; allowed: {', '.join(claim_kinds())}"
         got = err.get("input")

@@ -218,6 +218,7 @@ def make_figures(fig_dir: Path, study: Study, comparison: cmp.Comparison,
         the figures drawn.
     """
     figures: dict[str, Path] = {}
+    fig_dir.mkdir(parents=True, exist_ok=True)
     results = {c.id: c for c in comparison.claims}
     for claim in study.claims:
         path = claim_kind(claim.kind).figure(claim, results[claim.id],
