@@ -200,9 +200,17 @@ class Selector(_Frozen):
 
 
 class CellRef(_Frozen):
+    """One cell of a reported table, named by its row and column (numbers are read as text, as the
+    table's own rows and columns are)."""
+
     table: str
     row: str
     column: str
+
+    @field_validator("row", "column", mode="before")
+    @classmethod
+    def _str(cls, v: Any) -> Any:
+        return _level_str(v) if isinstance(v, (int, float, bool)) else v
 
 
 Metric = Literal["test_acc", "train_acc", "test_loss", "train_loss", "diverged", "wall_s"]
@@ -232,8 +240,9 @@ class ClaimBase(_Frozen):
         the study's experiments and axes)."""
         return []
 
-    def problems(self, study: "Study") -> list[tuple[Loc, str]]:
-        """Other references that do not resolve in ``study`` (field path, message)."""
+    def problems(self, study: "Study") -> list[tuple[Any, ...]]:
+        """Other references that do not resolve in ``study``: (field path, message) or (field
+        path, message, bad value); the value at the path is shown when none is given."""
         return []
 
 
@@ -261,12 +270,16 @@ class ModelSet(_Frozen):
         from .errors import RestudyError
 
         name, _, arg = v.partition(":")
+        allowed = (f"views: {', '.join(registry.names('view'))} (tta and ensemble+tta take "
+                   "':<strategy>', e.g. tta:flip)")
         try:
             fn = registry.get("view", name)
         except RestudyError:
-            raise ValueError(f"unknown view {name!r}; allowed: {', '.join(registry.names('view'))}"
-                             " (tta and ensemble+tta take ':<strategy>')") from None
-        fn(arg)
+            raise ValueError(f"unknown view {name!r}; {allowed}") from None
+        try:
+            fn(arg)
+        except ValueError as e:
+            raise ValueError(f"{e}; {allowed}") from None
         return v
 
     def selector(self) -> Selector:
@@ -413,14 +426,26 @@ class Study(_Frozen):
         raise KeyError(id)
 
 
-def selector_problems(study: "Study", sel: Selector) -> list[tuple[Loc, str]]:
-    """What a selector names that the study lacks: its experiment or an axis of it."""
+def selector_problems(study: "Study", sel: Selector) -> list[tuple[Loc, str, Any]]:
+    """What a selector names that the study lacks: its experiment, an axis of it or a level
+    (field path in the selector, message, the bad value)."""
     exps = {e.id: e for e in study.experiments}
     if sel.experiment not in exps:
-        return [(("experiment",), f"unknown experiment {sel.experiment!r}; known: {sorted(exps)}")]
-    known = sorted(exps[sel.experiment].axes)
-    return [(("where", a), f"experiment {sel.experiment!r} has no axis {a!r}; axes: {known}")
-            for a in sel.where if a not in known]
+        return [(("experiment",), f"unknown experiment {sel.experiment!r}; known: {sorted(exps)}",
+                 sel.experiment)]
+    axes = exps[sel.experiment].axes
+    out: list[tuple[Loc, str, Any]] = []
+    for a, want in sel.where.items():
+        if a not in axes:
+            out.append((("where", a), f"experiment {sel.experiment!r} has no axis {a!r}; axes: "
+                                      f"{sorted(axes)}", a))
+            continue
+        levels = axes[a].level_names()
+        for w in want if isinstance(want, list) else [want]:
+            if _level_str(w) not in levels:
+                out.append((("where", a), f"axis {a!r} of experiment {sel.experiment!r} has no level "
+                                          f"{_level_str(w)!r}; allowed: {', '.join(levels)}", w))
+    return out
 
 
 def _check_claim_references(study: "Study", exps: dict[str, Experiment]) -> None:
@@ -429,10 +454,12 @@ def _check_claim_references(study: "Study", exps: dict[str, Experiment]) -> None
 
     errors = []
     for i, c in enumerate(study.claims):
-        found = [(loc + sub, msg) for loc, sel in c.selectors() for sub, msg in selector_problems(study, sel)]
-        for loc, msg in found + c.problems(study):
+        found = [(loc + p[0], *p[1:]) for loc, sel in c.selectors() for p in selector_problems(study, sel)]
+        for problem in found + list(c.problems(study)):
+            loc, msg = problem[0], problem[1]
+            got = problem[2] if len(problem) > 2 else _at(c, loc)
             errors.append({"type": PydanticCustomError("claim_reference", msg), "loc": ("claims", i, *loc),
-                           "input": _at(c, loc)})
+                           "input": got})
     if errors:
         raise ValidationError.from_exception_data("Study", errors)
 
@@ -442,10 +469,8 @@ def _at(obj: Any, loc: Loc) -> Any:
     for p in loc:
         if isinstance(obj, BaseModel):
             obj = getattr(obj, str(p), None)
-        elif isinstance(obj, (list, tuple)) and isinstance(p, int) and p < len(obj):
-            obj = obj[p]
-        elif isinstance(obj, dict):
-            obj = p if p in obj else None  # an axis name: the key itself is what is wrong
+        elif isinstance(obj, (list, tuple, dict)):
+            obj = obj[p] if (p in obj if isinstance(obj, dict) else isinstance(p, int) and p < len(obj)) else None
         else:
             return None
     return obj.model_dump() if isinstance(obj, BaseModel) else obj

@@ -75,9 +75,10 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
         elif err["type"] == "union_tag_invalid":
-            msg = f"unknown claim kind {err['ctx'].get('tag')!r}; allowed: {', '.join(claim_kinds())}"
+            msg = (f"unknown claim kind; allowed: {', '.join(repr(k) for k in claim_kinds())}; "
+                   f"got: {err['ctx'].get('tag')!r}")
         elif err["type"] == "union_tag_not_found":
-            msg = f"a claim needs a 'kind'; allowed: {', '.join(claim_kinds())}"
+            msg = f"a claim needs a 'kind'; allowed: {', '.join(repr(k) for k in claim_kinds())}"
         got = err.get("input")
         got_s = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f"; got: {got!r}"
         lines.append(f"  {where} {field}: {msg}{got_s}")

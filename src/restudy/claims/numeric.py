@@ -21,7 +21,7 @@ from ..compare.cells import CellRule, cell_runs, evaluate_cell
 from ..compare.results import NOT_EVALUATED, VERDICTS, combine
 from ..compare.select import metric_value, usable
 from ..compare.variability import variability_cell_result
-from ..study import CellRef, ClaimBase, Loc, ScaleName, Study, VariabilityLayout
+from ..study import CellRef, ClaimBase, ScaleName, Study, VariabilityLayout
 from .base import ClaimKind, register_claim_kind
 
 
@@ -34,9 +34,9 @@ class NumericClaim(ClaimBase):
     tolerance: float | None = Field(None, ge=0, description="relative error accepted besides the CI")
     scales: list[ScaleName] = ["paper"]
 
-    def problems(self, study: Study) -> list[tuple[Loc, str]]:
+    def problems(self, study: Study) -> list[tuple[Any, ...]]:
         tables = {t.id: t for t in study.tables}
-        out: list[tuple[Loc, str]] = []
+        out: list[tuple[Any, ...]] = []
         for i, ref in enumerate(self.cells):
             t = tables.get(ref.table)
             if t is None:

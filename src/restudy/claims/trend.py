@@ -42,11 +42,11 @@ class TrendClaim(ClaimBase):
     def selectors(self) -> list[tuple[Loc, Selector]]:
         return [(("select",), self.select)] + ([(("baseline",), self.baseline)] if self.baseline else [])
 
-    def problems(self, study: Study) -> list[tuple[Loc, str]]:
+    def problems(self, study: Study) -> list[tuple[Any, ...]]:
         sel = Selector(experiment=self.select.experiment, where={self.over: []})
         if selector_problems(study, Selector(experiment=self.select.experiment)):
             return []  # the unknown experiment is reported at select.experiment
-        return [(("over",), msg) for _, msg in selector_problems(study, sel)]
+        return [(("over",), msg, self.over) for _, msg, _ in selector_problems(study, sel)]
 
 
 def trend_points(claim: TrendClaim, rows: Sequence[Row]) -> tuple[list[tuple[Any, float]], dict[str, Any]]:

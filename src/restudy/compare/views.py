@@ -10,19 +10,17 @@ A study adds a view like any other part::
     def snapshot(arg: str) -> str:
         return artifacts.snapshot_tensor(int(arg))
 
-Imports registry and artifacts only.
+Imports registry, artifacts and the (torch-free) strategy check of tta.
 """
 
 from __future__ import annotations
 
-import re
-
 from .. import artifacts
 from ..errors import RestudyError
 from ..registry import get, names, register
+from ..tta import tta_names_problem
 
 FEATURES = "features"  # penultimate features for CKA: read internally, not a study's view
-_STRATEGY = re.compile(r"^[a-z0-9_+]+$")
 
 
 def _no_argument(name: str, arg: str) -> None:
@@ -31,9 +29,9 @@ def _no_argument(name: str, arg: str) -> None:
 
 
 def _strategy(name: str, arg: str) -> str:
-    if not _STRATEGY.match(arg):
-        raise ValueError(f"view '{name}' needs a TTA strategy of lowercase letters, digits, '_' or "
-                         f"'+' ({name}:flip, {name}:crop25)")
+    problem = tta_names_problem([arg.replace("+", "_")])  # 'flip+crop81' is stored as flip_crop81
+    if problem:
+        raise ValueError(f"view '{name}:<strategy>': {problem}")
     return arg
 
 
