@@ -123,8 +123,8 @@ def test_its_errors_name_the_claim_field_and_line(tmp_path: Path) -> None:
                                           "is above 100%", "kind: median_below\n    statement: x"))
     with pytest.raises(StudyError) as e:
         load_study(path)
-    assert "claims[1].kind: unknown claim kind 'median_below'" in str(e.value)
-    assert "median_above" in str(e.value) and "a_beats_b" in str(e.value)
+    assert "claims[1].kind: unknown claim kind" in str(e.value) and "got: 'median_below'" in str(e.value)
+    assert "'median_above'" in str(e.value) and "'a_beats_b'" in str(e.value)
 
 
 def test_verdict_evidence_and_figure_reach_the_report(tmp_path: Path) -> None:
@@ -156,3 +156,42 @@ def test_a_study_can_register_a_view() -> None:
         return "logits"
 
     assert ModelSet(experiment="fc", view="last").view == "last"
+
+
+KIND_MODULE = '''
+"""A study's own module: registers the claim kind ``all_finished``."""
+from typing import Literal
+
+from restudy.claims import ClaimBase, ClaimKind, Selector, register_claim_kind
+
+
+class AllFinished(ClaimBase):
+    kind: Literal["all_finished"]
+    select: Selector
+
+    def selectors(self):
+        return [(("select",), self.select)]
+
+
+@register_claim_kind
+class AllFinishedKind(ClaimKind):
+    schema = AllFinished
+
+    @staticmethod
+    def evaluate(claim, ctx):
+        runs = ctx.select(claim.select)
+        done = sum(r["status"] == "finished" for r in runs)
+        return ctx.result(claim, "reproduced" if runs and done == len(runs) else "not_reproduced",
+                          f"{done}/{len(runs)} runs finished", {"finished": done, "runs": len(runs)})
+'''
+
+
+def test_a_kind_registered_by_the_study_module_is_known_when_the_file_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "toy_kinds.py").write_text(KIND_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = STUDY.replace("paper: {title: A toy paper}\n", "paper: {title: A toy paper}\nmodule: toy_kinds\n")
+    text = text.replace("defaults:\n", "  - id: all_done\n    kind: all_finished\n    statement: Every run "
+                                        "finishes\n    select: {experiment: fc}\ndefaults:\n")
+    study = load_study(_write(tmp_path, text))
+    assert [c.kind for c in study.claims] == ["median_above", "median_above", "all_finished"]

@@ -53,6 +53,10 @@ def load_study(name_or_path: str | Path) -> Study:
     if not isinstance(data, dict):
         raise StudyError("a study file must be a YAML mapping at the top level", where=str(path),
                          got=type(data).__name__)
+    if isinstance(data.get("module"), str):  # it may register claim kinds and views the file uses
+        from .registry import import_study_module
+
+        import_study_module(data["module"])
     try:
         return Study.model_validate(data)
     except ValidationError as e:
