@@ -396,7 +396,6 @@ class Study(_Frozen):
         if len(exps) != len(self.experiments):
             raise ValueError("experiment ids must be unique")
         docs = {d.id for d in self.documents}
-        tables = {t.id: t for t in self.tables}
         for t in self.tables:
             if t.document not in docs:
                 raise ValueError(f"tables[{t.id}].document: unknown document {t.document!r}; known: {sorted(docs)}")
@@ -406,7 +405,7 @@ class Study(_Frozen):
             elif isinstance(t.layout, VariabilityLayout):
                 for name, ms in t.layout.rows.items():
                     _check_selector_axes(exps, ms.experiment, list(ms.where), f"tables[{t.id}].layout.rows.{name}")
-        _check_claim_references(self, exps)
+        _check_claim_references(self)
         for name, sc in self.scales.items():
             for eid in sc.experiments:
                 if eid not in exps:
@@ -448,7 +447,7 @@ def selector_problems(study: "Study", sel: Selector) -> list[tuple[Loc, str, Any
     return out
 
 
-def _check_claim_references(study: "Study", exps: dict[str, Experiment]) -> None:
+def _check_claim_references(study: "Study") -> None:
     """Every claim's selectors and other references resolve; errors carry ``claims[i].field``."""
     from pydantic_core import PydanticCustomError, ValidationError
 
