@@ -174,7 +174,8 @@ class ClaimResult(_ToDict):
         id, statement, kind, metric: the claim.
         verdict: one of :data:`VERDICTS`.
         summary: one sentence with the numbers.
-        evidence: the test details (JSON-safe dict).
+        evidence: what the kind's evaluator returned (JSON-safe): the test details and the
+            numbers its figure and report section show.
         seeds_needed: for inconclusive claims, the seeds (or seed pairs) a test would need at the
             observed effect for 80 % power; for variability claims, the models per set at which
             the CIs would likely decide (an estimate from CI width ∝ 1/√M); None when no count
