@@ -5,7 +5,9 @@ stated in the paper, found in the code, told by the authors, or assumed) with a 
 Experiments are flat maps of dotted setting names (``optimizer.lr``, ``model.hidden``) to such
 hyperparameters, swept over named variant axes, run at one of three scales.
 
-Imports pydantic and the file-format names of ``artifacts`` only (no torch, nothing of the engine).
+Claims are plug-ins: each kind's schema subclasses :class:`ClaimBase` and registers in the ``claim``
+registry (:mod:`restudy.claims`); ``Study.claims`` accepts every registered kind. Model-set views are
+looked up in the ``view`` registry. Imports pydantic and registry only (no torch, nothing of the engine).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
-
-from .artifacts import VIEW_PATTERN
 
 Provenance = Literal["paper", "code", "authors", "assumed"]
 PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "assumed")
@@ -220,16 +220,33 @@ class Selector(_Frozen):
 
 
 class CellRef(_Frozen):
+    """One cell of a reported table, named by its row and column (numbers are read as text, as the
+    table's own rows and columns are)."""
+
     table: str
     row: str
     column: str
+
+    @field_validator("row", "column", mode="before")
+    @classmethod
+    def _str(cls, v: Any) -> Any:
+        return _level_str(v) if isinstance(v, (int, float, bool)) else v
 
 
 Metric = Literal["test_acc", "train_acc", "test_loss", "train_loss", "diverged", "wall_s"]
 
 
-class _ClaimBase(_Frozen):
+Loc = tuple[Union[str, int], ...]
+"""A field path inside a claim, as pydantic writes locations: ``("b", 0, "experiment")``."""
+
+
+class ClaimBase(_Frozen):
+    """The fields every claim has. A claim kind's schema subclasses it with ``kind:
+    Literal["<name>"]`` and registers through :func:`restudy.claims.register_claim_kind`; the
+    ``claims`` list of a study accepts every registered kind."""
+
     id: str
+    kind: str
     statement: str
     metric: Metric = "test_acc"
     alpha: float = Field(0.05, gt=0, lt=0.5)
@@ -238,72 +255,52 @@ class _ClaimBase(_Frozen):
 
     _id = field_validator("id")(_check_id)
 
+    def selectors(self) -> list[tuple[Loc, Selector]]:
+        """The run sets the claim selects, each with its field path in the claim (checked against
+        the study's experiments and axes)."""
+        return []
 
-class NumericClaim(_ClaimBase):
-    """Reported table cells are reproduced: each reported value lies in the CI of the reproduced mean
-    (or within ``tolerance`` relative error when one is given)."""
-
-    kind: Literal["numeric"]
-    cells: list[CellRef] = Field(min_length=1)
-    tolerance: float | None = Field(None, ge=0, description="relative error accepted besides the CI")
-    scales: list[ScaleName] = ["paper"]
-
-
-class BeatsClaim(_ClaimBase):
-    """Runs selected by ``a`` score higher than those of every ``b`` (paired over shared seeds and
-    the axes both leave free); ``margin`` in metric units."""
-
-    kind: Literal["a_beats_b"]
-    a: Selector
-    b: list[Selector] = Field(min_length=1)
-    margin: float = 0.0
-    higher_is_better: bool = True
-
-    @field_validator("b", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, dict) else v
-
-
-class TrendClaim(_ClaimBase):
-    """The metric of ``select`` (or its paired difference to ``baseline``) rises or falls along the
-    numeric axis ``over``."""
-
-    kind: Literal["trend"]
-    select: Selector
-    over: str
-    direction: Literal["increasing", "decreasing"]
-    baseline: Selector | None = None
-
-
-class ThresholdClaim(_ClaimBase):
-    """The mean of the metric over the selected runs is above/below ``value`` (for ``diverged``,
-    the rate of diverged runs, with an exact binomial interval)."""
-
-    kind: Literal["threshold"]
-    select: Selector
-    op: Literal[">=", "<="]
-    value: float
-
-
-VARIABILITY_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy", "disagreement", "correlation",
-                                        "ensemble_gain")
+    def problems(self, study: "Study") -> list[tuple[Any, ...]]:
+        """Other references that do not resolve in ``study``: (field path, message) or (field
+        path, message, bad value); the value at the path is shown when none is given."""
+        return []
 
 
 class ModelSet(_Frozen):
     """A set of trained models whose test predictions are compared with each other: the runs of one
     experiment (optionally some axis levels), seen through one ``view`` of their stored predictions.
 
-    Views: ``test`` (final-epoch test logits), ``tta:<strategy>`` (test-time augmentation, e.g.
-    ``tta:flip``, ``tta:crop25``), ``ensemble`` (the run's snapshot ensemble) and
-    ``ensemble+tta:<strategy>``.
+    Views (the ``view`` registry, :mod:`restudy.compare.views`): ``test`` (final-epoch test
+    logits), ``tta:<strategy>`` (test-time augmentation, e.g. ``tta:flip``, ``tta:crop25``),
+    ``ensemble`` (the run's snapshot ensemble) and ``ensemble+tta:<strategy>``; a study may
+    register more.
     """
 
     experiment: str
     where: dict[str, Level | list[Level]] = {}
-    view: str = Field("test", pattern=VIEW_PATTERN)
+    view: str = Field("test", description="a registered view: test, tta:<strategy>, ensemble, "
+                                          "ensemble+tta:<strategy>")
     first: int | None = Field(None, ge=2, description="use only the first N models (by seed index)")
     label: str = ""
+
+    @field_validator("view")
+    @classmethod
+    def _known_view(cls, v: str) -> str:
+        from . import registry
+        from .errors import RestudyError
+
+        name, _, arg = v.partition(":")
+        allowed = (f"views: {', '.join(registry.names('view'))} (tta and ensemble+tta take "
+                   "':<strategy>', e.g. tta:flip)")
+        try:
+            fn = registry.get("view", name)
+        except RestudyError:
+            raise ValueError(f"unknown view {name!r}; {allowed}") from None
+        try:
+            fn(arg)
+        except ValueError as e:
+            raise ValueError(f"{e}; {allowed}") from None
+        return v
 
     def selector(self) -> Selector:
         return Selector(experiment=self.experiment, where=self.where)
@@ -313,34 +310,8 @@ class ModelSet(_Frozen):
         return name + (f", first {self.first}" if self.first and not self.label else "")
 
 
-class VariabilityClaim(_ClaimBase):
-    """Run-to-run variability of model sets, measured on their stored test predictions
-    (``restudy.metrics.variability``), compared with a reference set or with zero.
-
-    ``comparable``: every metric of every group lies within ``band`` × the reference's value (its
-    bootstrap CI inside the band: reproduced; outside: not reproduced). ``lower``: every metric of
-    every group shows less variability than the reference. ``zero``: every metric shows no
-    variability at all (bit-identical models)."""
-
-    kind: Literal["variability"]
-    groups: list[ModelSet] = Field(min_length=1)
-    reference: ModelSet | None = None
-    relation: Literal["comparable", "lower", "zero"]
-    metrics: list[Literal["sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain"]] = \
-        list(VARIABILITY_METRICS)
-    band: tuple[float, float] = (0.5, 2.0)
-
-    @model_validator(mode="after")
-    def _needs_reference(self) -> "VariabilityClaim":
-        if self.relation != "zero" and self.reference is None:
-            raise ValueError(f"relation '{self.relation}' needs a 'reference' model set")
-        if not 0 < self.band[0] <= 1 <= self.band[1]:
-            raise ValueError("band must be (low, high) with 0 < low <= 1 <= high")
-        return self
-
-
-Claim = Annotated[Union[NumericClaim, BeatsClaim, TrendClaim, ThresholdClaim, VariabilityClaim],
-                  Field(discriminator="kind")]
+Claim = ClaimBase
+"""The type of a study's claims: an instance of a registered claim kind's schema."""
 
 
 class TableLayout(_Frozen):
@@ -421,7 +392,7 @@ class Study(_Frozen):
     seed: int = Field(0, ge=0, lt=2**63, description="root seed every run's streams derive from")
     randomness: Randomness = Randomness()
     documents: list[Document] = []
-    claims: list[Claim] = []
+    claims: list[ClaimBase] = Field([], description="claims of any registered kind (restudy.claims)")
     tables: list[ReportedTable] = []
     defaults: dict[str, Hyper] = Field({}, description="settings shared by every experiment")
     experiments: list[Experiment] = Field(min_length=1)
@@ -429,13 +400,22 @@ class Study(_Frozen):
 
     _id = field_validator("id")(_check_id)
 
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> "Study":
+        """Validates a study (its claims against every registered claim kind)."""
+        use_registered_claim_kinds()
+        return super().model_validate(obj, *args, **kwargs)
+
+    def __init__(self, **data: Any) -> None:
+        use_registered_claim_kinds()
+        super().__init__(**data)
+
     @model_validator(mode="after")
     def _cross_references(self) -> "Study":
         exps = {e.id: e for e in self.experiments}
         if len(exps) != len(self.experiments):
             raise ValueError("experiment ids must be unique")
         docs = {d.id for d in self.documents}
-        tables = {t.id: t for t in self.tables}
         for t in self.tables:
             if t.document not in docs:
                 raise ValueError(f"tables[{t.id}].document: unknown document {t.document!r}; known: {sorted(docs)}")
@@ -445,19 +425,7 @@ class Study(_Frozen):
             elif isinstance(t.layout, VariabilityLayout):
                 for name, ms in t.layout.rows.items():
                     _check_selector_axes(exps, ms.experiment, list(ms.where), f"tables[{t.id}].layout.rows.{name}")
-        for c in self.claims:
-            where = f"claims[{c.id}]"
-            if isinstance(c, NumericClaim):
-                for ref in c.cells:
-                    t = tables.get(ref.table)
-                    if t is None:
-                        raise ValueError(f"{where}.cells: unknown table {ref.table!r}; known: {sorted(tables)}")
-                    if ref.row not in t.rows or ref.column not in t.columns:
-                        raise ValueError(f"{where}.cells: no cell ({ref.row!r}, {ref.column!r}) in table {t.id}")
-            for sel in _claim_selectors(c):
-                _check_selector_axes(exps, sel.experiment, list(sel.where), where)
-            if isinstance(c, TrendClaim):
-                _check_selector_axes(exps, c.select.experiment, [c.over], where + ".over")
+        _check_claim_references(self)
         for name, sc in self.scales.items():
             for eid in sc.experiments:
                 if eid not in exps:
@@ -477,16 +445,54 @@ class Study(_Frozen):
         raise KeyError(id)
 
 
-def _claim_selectors(c: Any) -> list[Selector]:
-    if isinstance(c, BeatsClaim):
-        return [c.a, *c.b]
-    if isinstance(c, TrendClaim):
-        return [c.select] + ([c.baseline] if c.baseline else [])
-    if isinstance(c, ThresholdClaim):
-        return [c.select]
-    if isinstance(c, VariabilityClaim):
-        return [g.selector() for g in c.groups] + ([c.reference.selector()] if c.reference else [])
-    return []
+def selector_problems(study: "Study", sel: Selector) -> list[tuple[Loc, str, Any]]:
+    """What a selector names that the study lacks: its experiment, an axis of it or a level
+    (field path in the selector, message, the bad value)."""
+    exps = {e.id: e for e in study.experiments}
+    if sel.experiment not in exps:
+        return [(("experiment",), f"unknown experiment {sel.experiment!r}; known: {sorted(exps)}",
+                 sel.experiment)]
+    axes = exps[sel.experiment].axes
+    out: list[tuple[Loc, str, Any]] = []
+    for a, want in sel.where.items():
+        if a not in axes:
+            out.append((("where", a), f"experiment {sel.experiment!r} has no axis {a!r}; axes: "
+                                      f"{sorted(axes)}", a))
+            continue
+        levels = axes[a].level_names()
+        for w in want if isinstance(want, list) else [want]:
+            if _level_str(w) not in levels:
+                out.append((("where", a), f"axis {a!r} of experiment {sel.experiment!r} has no level "
+                                          f"{_level_str(w)!r}; allowed: {', '.join(levels)}", w))
+    return out
+
+
+def _check_claim_references(study: "Study") -> None:
+    """Every claim's selectors and other references resolve; errors carry ``claims[i].field``."""
+    from pydantic_core import PydanticCustomError, ValidationError
+
+    errors = []
+    for i, c in enumerate(study.claims):
+        found = [(loc + p[0], *p[1:]) for loc, sel in c.selectors() for p in selector_problems(study, sel)]
+        for problem in found + list(c.problems(study)):
+            loc, msg = problem[0], problem[1]
+            got = problem[2] if len(problem) > 2 else _at(c, loc)
+            errors.append({"type": PydanticCustomError("claim_reference", msg), "loc": ("claims", i, *loc),
+                           "input": got})
+    if errors:
+        raise ValidationError.from_exception_data("Study", errors)
+
+
+def _at(obj: Any, loc: Loc) -> Any:
+    """The value at a field path of a model (None where the path ends early)."""
+    for p in loc:
+        if isinstance(obj, BaseModel):
+            obj = getattr(obj, str(p), None)
+        elif isinstance(obj, (list, tuple, dict)):
+            obj = obj[p] if (p in obj if isinstance(obj, dict) else isinstance(p, int) and p < len(obj)) else None
+        else:
+            return None
+    return obj.model_dump() if isinstance(obj, BaseModel) else obj
 
 
 def _check_selector_axes(exps: dict[str, Experiment], eid: str, axes: list[str], where: str) -> None:
@@ -498,6 +504,24 @@ def _check_selector_axes(exps: dict[str, Experiment], eid: str, axes: list[str],
             raise ValueError(f"{where}: experiment {eid!r} has no axis {a!r}; axes: {sorted(known)}")
 
 
+def use_registered_claim_kinds() -> None:
+    """Makes ``Study.claims`` accept exactly the registered claim kinds (a discriminated union on
+    ``kind``, so errors and the JSON schema name every kind); loads the built-in kinds first."""
+    from . import registry
+
+    schemas = tuple(registry.get("claim", n).schema for n in registry.names("claim"))
+    if schemas == _claim_schemas[0]:
+        return
+    item: Any = schemas[0] if len(schemas) == 1 else Annotated[Union[schemas], Field(discriminator="kind")]
+    Study.model_fields["claims"].annotation = list[item] if schemas else list[ClaimBase]
+    Study.model_rebuild(force=True)
+    _claim_schemas[0] = schemas
+
+
+_claim_schemas: list[tuple[type[ClaimBase], ...]] = [()]
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a study file."""
+    """The JSON Schema of a study file (with every registered claim kind)."""
+    use_registered_claim_kinds()
     return Study.model_json_schema()

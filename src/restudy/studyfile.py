@@ -93,6 +93,10 @@ def load_study(name_or_path: str | Path, *, module_dir: str | Path | None = None
     if not isinstance(data, dict):
         raise StudyError("a study file must be a YAML mapping at the top level", where=str(path),
                          got=type(data).__name__)
+    if isinstance(data.get("module"), str):  # it may register claim kinds and views the file uses
+        from .registry import import_study_module
+
+        import_study_module(data["module"])
     try:
         study = Study.model_validate(data)
     except ValidationError as e:
@@ -107,7 +111,9 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
     """One line per problem: ``file:line field.path: message; got: value``."""
     lines = [f"{path}: {e.error_count()} problem(s) in the study file"]
     for err in e.errors(include_url=False):
-        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        loc = _without_kind_tag(list(err["loc"]))
+        if err["type"] == "union_tag_invalid" and loc[:1] == ["claims"]:
+            loc.append("kind")
         line = _line_of(root, loc) if root is not None else None
         where = f"{path}:{line}" if line else str(path)
         field = _dotted(loc) or "(top level)"
@@ -117,15 +123,29 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
         elif err["type"] == "union_tag_invalid":
-            msg = f"unknown kind; allowed: {err['ctx'].get('expected_tags')}"
+            msg = (f"unknown claim kind; allowed: {', '.join(repr(k) for k in claim_kinds())}; "
+                   f"got: {err['ctx'].get('tag')!r}")
+        elif err["type"] == "union_tag_not_found":
+            msg = f"a claim needs a 'kind'; allowed: {', '.join(repr(k) for k in claim_kinds())}"
         got = err.get("input")
         got_s = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f"; got: {got!r}"
         lines.append(f"  {where} {field}: {msg}{got_s}")
     return "\n".join(lines)
 
 
-def _is_union_tag(p: Any) -> bool:
-    return isinstance(p, str) and p in ("numeric", "a_beats_b", "trend", "threshold")
+def claim_kinds() -> list[str]:
+    """The registered claim kinds (what ``kind:`` of a claim may say)."""
+    from . import registry
+
+    return registry.names("claim")
+
+
+def _without_kind_tag(loc: list[Any]) -> list[Any]:
+    """Drops the claim kind pydantic puts after ``claims[i]`` in a location (``claims.0.trend.over``
+    is ``claims[0].over`` in the file)."""
+    if len(loc) > 2 and loc[0] == "claims" and isinstance(loc[1], int) and loc[2] in claim_kinds():
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _dotted(loc: list[Any]) -> str:

@@ -4,7 +4,7 @@
 the view model and ``results.json`` (``results``), renders Markdown (``markdown``) and HTML
 (``html``) from the same view model, and writes the files.
 
-Imports compare, record, study, safeio (no torch).
+Imports compare, claims, study, safeio (no torch).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import compare as cmp
-from ..record import row as record_row
 from ..safeio import atomic_write_text, write_json
 from ..study import Study
 from . import html, markdown, plots, results
@@ -53,8 +52,7 @@ def write_report(out_dir: Path, study: Study, scale: str, comparison: cmp.Compar
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = _at_scale(records, scale)
-    rows = [record_row(r) for r in records]
-    figures = plots.make_figures(out_dir / FIGURES, study, comparison, rows, records)
+    figures = plots.make_figures(out_dir / FIGURES, study, comparison, records)
     relative = {key: f"{FIGURES}/{path.name}" for key, path in figures.items()}
     ctx = results.report_context(study, scale, comparison, records, env, plan_info, relative)
     paths = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",

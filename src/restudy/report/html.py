@@ -9,10 +9,12 @@ Imports nothing from restudy (jinja2 only).
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -23,11 +25,19 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def emphasis(text: str) -> markupsafe.Markup:
+    """Escapes ``text`` and turns ``*words*`` (Markdown emphasis) into ``<em>words</em>``."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped))
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                              trim_blocks=True, lstrip_blocks=True,
-                              undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["emphasis"] = emphasis
+    return env
 
 
 def render_html(ctx: dict[str, Any], figure_files: dict[str, Path]) -> str:

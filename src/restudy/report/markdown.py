@@ -63,13 +63,8 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{v} {k}" for k, v in ctx["verdict_counts"].items() if v)
     lines = ["## Verdicts", "", f"{len(ctx['claims'])} claims: {counts or 'none'}.", ""]
     lines += table(ctx["verdicts"])
-    lines += ["How verdicts are reached: *a beats b* is a one-sided paired t-test over shared "
-              "seeds (Bonferroni over the b's); a *trend* is the slope of a least-squares fit with "
-              "its CI; a *threshold* compares an interval (exact binomial for divergence rates) "
-              "with the value; a *numeric* cell is reproduced when the reported value lies in the "
-              "95% CI of the reproduced mean, whose SD is at least the binomial test-set noise; a "
-              "*variability* claim compares ratios of run-to-run variability between model sets "
-              "with bootstrap CIs over models (or requires exact zeros). "
+    rules = "; ".join(ctx["rules"])
+    lines += [f"How verdicts are reached: {rules + '. ' if rules else ''}"
               "Inconclusive means the data cannot decide at this number of seeds.", ""]
     return lines
 

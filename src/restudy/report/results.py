@@ -4,27 +4,27 @@ Everything here is pure: it turns a study, its :class:`restudy.compare.Compariso
 and the plan information into dicts of numbers and preformatted strings. ``markdown.py`` and
 ``html.py`` only arrange them, so both formats always say the same thing.
 
-A table in the view model is ``{"headers": [str], "rows": [[cell]]}`` where a cell is
-``{"text": str, "cls": str}``; ``cls`` names a style: ``verdict <verdict>``, ``light <colour>`` or
-``assumed`` (a hyperparameter whose value was assumed, not found in the paper, code or authors).
+Tables and cells are those of :mod:`restudy.report.tables` (``assumed`` marks a hyperparameter
+whose value was assumed, not found in the paper, code or authors). A claim's evidence is written by
+its kind's ``render`` (:mod:`restudy.claims`), or shown by a default rendering; nothing here
+computes a statistic.
 
-Imports compare, record, study (no torch, no matplotlib).
+Imports compare, claims, record, study (no torch, no matplotlib).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, Sequence
 
 from .. import compare as cmp
+from ..claims import claim_kind
+from ..numbers import MISSING, fmt, signed_percent
 from ..record import row as record_row
-from ..study import BeatsClaim, Study, ThresholdClaim, TrendClaim, VariabilityClaim
+from ..study import ModelSet, Study
+from .tables import (METRIC_DIGITS, METRIC_LABELS, VERDICT_TEXT, Cell, Table, cell, cells_table,
+                     ci_text, duration, evidence_lines, light_cell, mean_sd_n, seeds_line, table,
+                     value_text, verdict_cell)
 
-VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced",
-                "inconclusive": "inconclusive", "not_evaluated": "not evaluated"}
-LIGHT_TEXT = {"black": "within 10%", "green": "better by >10%", "red": "worse by >10%",
-              "gray": "n/a"}
 ENV_KEYS = (("python", "Python"), ("torch", "torch"), ("numpy", "numpy"), ("restudy", "restudy"),
             ("platform", "platform"), ("cpu", "CPU"), ("cpu_count", "CPU cores"),
             ("threads", "threads per run"), ("device", "device"), ("gpu", "GPU"),
@@ -32,89 +32,6 @@ ENV_KEYS = (("python", "Python"), ("torch", "torch"), ("numpy", "numpy"), ("rest
             ("determinism", "determinism flags"), ("memory_format", "memory format"),
             ("fingerprint", "environment fingerprint"))
 MAX_LISTED = 8
-METRIC_LABELS = {"sd_accuracy": "SD accuracy (%)", "sd_cross_entropy": "SD cross-entropy",
-                 "disagreement": "pairwise disagreement (%)",
-                 "correlation": "pairwise corr. (Spearman)",
-                 "correlation_spearman": "pairwise corr. (Spearman)",
-                 "correlation_pearson": "pairwise corr. (Pearson)",
-                 "ensemble_gain": "ensemble Δ accuracy (%)", "ensemble_gain_ce": "ensemble Δ CE",
-                 "reduction_original": "reduction % (original paper's formula)",
-                 "reduction_recalculated": "reduction % (reproduction's recalculation)",
-                 "cka": "pairwise linear CKA (assumed variant)"}
-METRIC_DIGITS = {"sd_accuracy": 3, "sd_cross_entropy": 4, "disagreement": 2, "correlation": 3,
-                 "correlation_spearman": 3, "correlation_pearson": 3, "ensemble_gain": 2,
-                 "ensemble_gain_ce": 4, "reduction_original": 1, "reduction_recalculated": 1,
-                 "cka": 3}
-Cell = dict[str, str]
-Table = dict[str, Any]
-
-
-# --------------------------------------------------------------------------------------------
-# formatting
-# --------------------------------------------------------------------------------------------
-
-
-def fnum(x: Any, digits: int = 2) -> str:
-    """A number with ``digits`` decimals, or an en dash when missing or not finite."""
-    if x is None or isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "–"
-    return f"{x:.{digits}f}"
-
-
-def fp(p: Any) -> str:
-    """A p-value as ``p=0.012`` or ``p<0.001``."""
-    if not isinstance(p, (int, float)) or not math.isfinite(p):
-        return "p=–"
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
-
-
-def mean_sd_n(mean: Any, sd: Any, n: int) -> str:
-    """``mean ± SD (n)``; ``mean (1)`` for one run; an en dash for none."""
-    if not n:
-        return "–"
-    if n == 1 or sd is None or (isinstance(sd, float) and not math.isfinite(sd)):
-        return f"{fnum(mean)} ({n})"
-    return f"{fnum(mean)} ± {fnum(sd)} ({n})"
-
-
-def duration(seconds: Any) -> str:
-    """Seconds as ``1h 02m``, ``3m 05s`` or ``12.3 s``."""
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-        return "–"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.1f} s"
-    if s < 3600:
-        return f"{int(s // 60)}m {int(s % 60):02d}s"
-    return f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m"
-
-
-def value_text(v: Any) -> str:
-    """A setting's value as compact text (JSON for lists and maps)."""
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, ensure_ascii=False, default=str)
-
-
-def cell(text: Any, cls: str = "") -> Cell:
-    """One table cell."""
-    return {"text": str(text), "cls": cls}
-
-
-def verdict_cell(verdict: str) -> Cell:
-    """A verdict as a styled cell."""
-    return cell(VERDICT_TEXT.get(verdict, verdict), f"verdict {verdict}")
-
-
-def light_cell(light: str) -> Cell:
-    """A traffic light as a styled cell."""
-    return cell(f"{light} ({LIGHT_TEXT.get(light, '')})", f"light {light}")
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Cell | str]]) -> Table:
-    """A table of cells (plain strings become unstyled cells)."""
-    return {"headers": list(headers),
-            "rows": [[c if isinstance(c, dict) else cell(c) for c in r] for r in rows]}
 
 
 def _listing(values: Sequence[str], limit: int = MAX_LISTED) -> str:
@@ -211,116 +128,32 @@ def _verdict_table(comparison: cmp.Comparison) -> Table:
     return table(["claim", "verdict", "summary"], rows)
 
 
-def _beats_lines(ev: dict[str, Any]) -> list[str]:
-    lines = [f"α = {fnum(ev.get('alpha_per_comparison'), 4)} per comparison "
-             f"({ev.get('correction', '')}); one-sided tests, CI at 1 − 2α."]
-    for comp in ev.get("comparisons", []):
-        line = f"{VERDICT_TEXT.get(comp['verdict'], comp['verdict'])}: {comp['sentence']}"
-        if comp.get("fallback"):
-            line += f"; {comp['fallback']}"
-        elif "by" in comp:
-            line += (f"; paired by {', '.join(comp['by'])}, unpaired runs: "
-                     f"{comp.get('unpaired_a', 0)} (a) / {comp.get('unpaired_b', 0)} (b)")
-        if comp.get("wilcoxon_p") is not None:
-            line += f"; Wilcoxon {fp(comp['wilcoxon_p'])}"
-        if comp.get("seeds_note"):
-            line += f"; {comp['seeds_note']}"
-        lines.append(line)
-    return lines
-
-
-def _trend_lines(ev: dict[str, Any]) -> tuple[list[str], Table | None]:
-    lines = [f"Values: {ev.get('values', 'per run')}"
-             + (f", paired by {', '.join(ev['by'])}" if ev.get("by") else "") + "."]
-    if ev.get("r") is not None:
-        lines.append(f"Pearson r = {fnum(ev['r'], 3)}; CI level {fnum(ev.get('confidence'), 2)}.")
-    levels = ev.get("levels") or []
-    tab = table(["level", "mean", "n"], [[fnum(lv["x"], 3).rstrip("0").rstrip("."),
-                                          fnum(lv["mean"]), str(lv["n"])] for lv in levels])
-    return lines, (tab if levels else None)
-
-
-def _numeric_table(cells: Sequence[dict[str, Any]]) -> Table:
-    rows = [[f"{c['table']}: {c['row']} / {c['column']}", mean_sd_n(c["mean"], c["sd"], c["n"]),
-             f"[{fnum(c['ci_low'])}, {fnum(c['ci_high'])}]", fnum(c["reported"]),
-             _rel(c["rel_error"]), light_cell(c["light"]), verdict_cell(c["verdict"]), c["note"]]
-            for c in cells]
-    return table(["cell", "reproduced mean ± SD (n)", "CI", "reported", "rel. error", "light",
-                  "verdict", "note"], rows)
-
-
-def _variability_claim_lines(ev: dict[str, Any]) -> tuple[list[str], Table | None]:
-    """Evidence of a variability claim: how it was judged, per group; ratios per metric."""
-    relation = ev.get("relation")
-    lines = [_RELATION_TEXT.get(relation, "").format(
-        band=f"[{fnum((ev.get('band') or [0, 0])[0], 2)}, {fnum((ev.get('band') or [0, 0])[1], 2)}]",
-        conf=cmp.pct(ev.get("confidence") or 0.95), resamples=ev.get("resamples"),
-        correction=ev.get("correction", ""))]
-    for s in ev.get("sets", []):
-        extra = f"; {len(s['missing'])} without stored predictions" if s.get("missing") else ""
-        if s.get("nonfinite"):
-            extra += f"; {len(s['nonfinite'])} with non-finite logits left out"
-        lines.append(f"Set {s['name']}: {s['n_models']} models of {s['n_runs']} usable runs{extra}"
-                     + (f" — {s['why']}" if s.get("why") else ""))
-    for g in ev.get("groups", []):
-        paired = " (same runs as the reference: resampled jointly)" \
-            if g.get("paired_with_reference") else ""
-        lines.append(f"{VERDICT_TEXT.get(g['verdict'], g['verdict'])}: {g['sentence']}{paired}")
-    rows = [[g["group"], METRIC_LABELS.get(c["metric"], c["metric"]),
-             fnum(c["value_group"], METRIC_DIGITS.get(c["metric"], 3)),
-             fnum(c["value_reference"], METRIC_DIGITS.get(c["metric"], 3)), fnum(c["ratio"]),
-             f"[{fnum(c['ci_low'])}, {fnum(c['ci_high'])}]", verdict_cell(c["verdict"])]
-            for g in ev.get("groups", []) for c in g.get("comparisons", [])]
-    tab = table(["group", "metric", "group value", "reference value", "ratio r of V",
-                 f"{cmp.pct(ev.get('confidence') or 0.95)} CI of r", "verdict"], rows)
-    return lines, (tab if rows else None)
-
-
-_RELATION_TEXT = {
-    "zero": ("Relation zero: every metric must show exactly no variability (SDs 0, disagreement "
-             "0, correlation 1, ensemble Δ 0) over at least 2 models; no statistics needed."),
-    "comparable": ("Relation comparable: r = V_group / V_reference (V = 1 − correlation for the "
-                   "correlation); reproduced when every {conf} bootstrap CI of r (over models, "
-                   "{resamples} resamples, {correction}) lies inside {band}, not reproduced when "
-                   "one lies entirely outside."),
-    "lower": ("Relation lower: r = V_group / V_reference (V = 1 − correlation for the correlation); "
-              "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, "
-              "{correction}) lies below 1, not reproduced when one lies entirely above 1."),
-}
-
-
-def _rel(x: Any) -> str:
-    return "–" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.1%}"
-
-
 def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict[str, Any]:
-    ev = result.evidence
-    lines: list[str] = []
-    tab: Table | None = None
-    if isinstance(claim, BeatsClaim):
-        lines = _beats_lines(ev)
-    elif isinstance(claim, TrendClaim):
-        lines, tab = _trend_lines(ev)
-    elif isinstance(claim, ThresholdClaim):
-        lines = [f"Failed runs (excluded): {ev.get('n_failed', 0)}."]
-        if ev.get("note"):
-            lines.append(ev["note"])
-    elif isinstance(claim, VariabilityClaim):
-        lines, tab = _variability_claim_lines(ev)
-    elif ev.get("cells"):
-        tab = _numeric_table(ev["cells"])
-    if result.seeds_needed and isinstance(claim, VariabilityClaim):
-        lines.append(f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "
-                     f"observed ratios): {result.seeds_needed}.")
-    elif result.seeds_needed:
-        lines.append(f"Seeds needed to decide (80% power at the observed effect): "
-                     f"{result.seeds_needed}.")
+    """A claim's section: its kind renders the evidence (the default shows its top-level numbers)."""
+    rendered = claim_kind(claim.kind).render(claim, result) if result.evidence else None
+    if rendered is None:
+        lines, tab = (evidence_lines(result) if result.evidence else [seeds_line(result)]), None
+    else:
+        lines, tab = rendered
     return {"id": result.id, "statement": result.statement, "kind": result.kind,
             "metric": result.metric, "verdict": result.verdict,
             "verdict_text": VERDICT_TEXT.get(result.verdict, result.verdict),
             "summary": result.summary, "scale_note": result.scale_note,
             "source": getattr(claim, "source", ""), "lines": [ln for ln in lines if ln and ln.strip()],
             "table": tab, "figure": figure}
+
+
+def _uses_model_sets(claim: Any) -> bool:
+    """Whether a claim compares model sets (its variability shows in the variability section)."""
+    values = [v for f in type(claim).model_fields for v in (getattr(claim, f),)]
+    return any(isinstance(v, ModelSet) or (isinstance(v, list) and any(isinstance(x, ModelSet) for x in v))
+               for v in values)
+
+
+def _rules(study: Study) -> list[str]:
+    """How each kind of claim in the study reaches its verdict (its kind's ``rule``)."""
+    kinds = dict.fromkeys(c.kind for c in study.claims)
+    return [rule for k in kinds if (rule := claim_kind(k).rule)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,28 +172,16 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                     "reported_scale": t.reported_scale,
                     "reported_dataset": t.reported_dataset or "the paper data",
                     "comparable": t.comparable, "note": t.note,
-                    "msd": f"{fnum(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
+                    "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
                     "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
-                    "table": _numeric_table(cells)})
+                    "table": cells_table(cells)})
     return out
-
-
-def _ci_text(entry: dict[str, Any] | None, digits: int) -> str:
-    """``value [low, high]``, or the value alone without a CI, or an en dash."""
-    if not entry or not isinstance(entry.get("value"), (int, float)):
-        return "–"
-    text = fnum(entry["value"], digits)
-    lo, hi = entry.get("ci_low"), entry.get("ci_high")
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and \
-            math.isfinite(lo) and math.isfinite(hi):
-        text += f" [{fnum(lo, digits)}, {fnum(hi, digits)}]"
-    return text
 
 
 def _reported_text(value: Any) -> str:
     """A reported value with its ± when given: ``0.26 ± 0.02``."""
     if value is None:
-        return "–"
+        return MISSING
     if value.pm is not None:
         return f"{value.value:g} ± {value.pm:g}"
     return f"{value.value:g}"
@@ -383,7 +204,7 @@ def _source_metric_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
     for r in t.rows:
         line = [cell(f"{r.label} ({r.row})" if r.label != r.row else r.row), cell(_models_text(r))]
         for c in columns:
-            line.append(cell(_ci_text(r.metrics.get(c), METRIC_DIGITS.get(c, 3))))
+            line.append(cell(ci_text(r.metrics.get(c), METRIC_DIGITS.get(c, 3))))
             if c in reported_cols:
                 line.append(cell(_reported_text(decl.value(r.row, c))))
         rows.append(line)
@@ -404,7 +225,7 @@ def _reduction_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
         line = [r.label if r.label == r.row else f"{r.label} ({r.row})"]
         for kind, column in (("original", "reduction_original"),
                              ("recalculated", "reduction_recalculated")):
-            line += [_ci_text((r.reductions or {}).get(kind), 1),
+            line += [ci_text((r.reductions or {}).get(kind), 1),
                      _reported_text(decl.value(r.row, column))]
         rows.append(line)
     return table(["model set", "original paper's formula [95% CI]", "reported",
@@ -413,10 +234,10 @@ def _reduction_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
 
 def _variability_cells_table(t: cmp.VariabilityTableResult) -> Table:
     rows = [[f"{c.row} / {METRIC_LABELS.get(c.column, c.column)}",
-             _ci_text(c.to_dict(), METRIC_DIGITS.get(c.column, 3)),
-             fnum(c.reported, METRIC_DIGITS.get(c.column, 3)) +
+             ci_text(c.to_dict(), METRIC_DIGITS.get(c.column, 3)),
+             fmt(c.reported, METRIC_DIGITS.get(c.column, 3)) +
              (f" ± {c.reported_pm:g}" if c.reported_pm is not None else ""),
-             _rel(c.rel_error), light_cell(c.light), verdict_cell(c.verdict), c.note]
+             signed_percent(c.rel_error), light_cell(c.light), verdict_cell(c.verdict), c.note]
             for c in t.cells]
     return table(["cell", "reproduced [CI]", "reported", "rel. error", "light", "verdict", "note"],
                  rows)
@@ -529,7 +350,7 @@ def _env_table(env: dict[str, Any]) -> Table:
     git = env.get("study_git") or env.get("git")
     if isinstance(git, dict):
         dirty = " (uncommitted changes)" if git.get("dirty") else ""
-        rows.append(["git", f"{git.get('commit') or '–'}{dirty} in {git.get('repo', '')}".strip()])
+        rows.append(["git", f"{git.get('commit') or MISSING}{dirty} in {git.get('repo', '')}".strip()])
     elif git:
         rows.append(["git", value_text(git)])
     return table(["item", "value"], rows)
@@ -551,7 +372,7 @@ def _cost_view(rows: list[dict[str, Any]], plan_info: dict[str, Any]) -> dict[st
                             "run time (sum)", "per run"], lines),
             "runs": len(rows), "run_time": duration(total),
             "elapsed": duration(plan_info.get("wall_s_total")),
-            "workers": plan_info.get("workers", "–"), "command": plan_info.get("command", "")}
+            "workers": plan_info.get("workers", MISSING), "command": plan_info.get("command", "")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,8 +424,8 @@ def report_context(study: Study, scale: str, comparison: cmp.Comparison,
         "reported": _reported_views(study, comparison),
         "variability": _variability_views(study, comparison, figures),
         "variability_notes": [n for n in (kernels_note(study, records),) if n],
-        "has_variability": bool(comparison.variability) or any(
-            isinstance(c, VariabilityClaim) for c in study.claims),
+        "has_variability": bool(comparison.variability) or any(map(_uses_model_sets, study.claims)),
+        "rules": _rules(study),
         "groups": _groups_table(comparison),
         "hyper": _hyper_views(plan_info.get("settings") or {}),
         "hyper_tables": _hyper_table_views(study),

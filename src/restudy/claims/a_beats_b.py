@@ -1,0 +1,267 @@
+"""Claim kind ``a_beats_b``: the runs selected by ``a`` score higher than those of every ``b``.
+
+Runs of ``a`` and each ``b`` are paired by seed index and by the level of every axis that neither
+selector pins to a single level; d = a − b (b − a if lower is better) minus ``margin``. Each of
+the k comparisons gets α/k (Bonferroni) and a one-sided paired t-test; its CI is the two-sided
+(1 − 2α/k) interval, whose lower bound is the one-sided (1 − α/k) bound, so "p < α/k" and "CI low
+> 0" agree. ``reproduced`` if both hold; ``not_reproduced`` if the CI's upper bound is < 0 (the
+data exclude the claimed direction); else ``inconclusive`` with the seed pairs needed for 80 %
+power at the observed difference. Without pairs: Welch's test.
+
+The evidence adds what the figure draws: per-seed points and mean ± 95 % CI per group and level
+of the free axis (``series``), and the paired differences a − b per level (``differences``).
+
+Imports study, stats and compare (matplotlib only inside ``figure``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+from pydantic import Field, field_validator
+
+from .. import stats
+from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED, combine
+from ..compare.select import (Row, metric_value, pair_runs, pinned_axes, select_runs, series,
+                              short_label, unit, usable)
+from ..numbers import fmt, p_value, pct
+from ..study import ClaimBase, Loc, Selector
+from .base import ClaimKind, register_claim_kind
+
+
+class BeatsClaim(ClaimBase):
+    """Runs selected by ``a`` score higher than those of every ``b`` (paired over shared seeds and
+    the axes both leave free); ``margin`` in metric units."""
+
+    kind: Literal["a_beats_b"]
+    a: Selector
+    b: list[Selector] = Field(min_length=1)
+    margin: float = 0.0
+    higher_is_better: bool = True
+
+    @field_validator("b", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+    def selectors(self) -> list[tuple[Loc, Selector]]:
+        return [(("a",), self.a), *[(("b", i), b) for i, b in enumerate(self.b)]]
+
+
+# --------------------------------------------------------------------------------------------
+# the test
+# --------------------------------------------------------------------------------------------
+
+
+def _test(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row],
+          alpha: float) -> tuple[stats.PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
+    """Runs the paired (or, without pairs, Welch) one-sided test of a beating b."""
+    sign = 1.0 if claim.higher_is_better else -1.0
+    conf = 1.0 - 2.0 * alpha
+    pairs, info = pair_runs(a_runs, b_runs, claim.a, b)
+    if pairs:
+        a = [sign * metric_value(x, claim.metric) - claim.margin for x, _ in pairs]
+        bb = [sign * metric_value(y, claim.metric) for _, y in pairs]
+        return stats.paired_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
+    why = "pairing ambiguous (a key occurs twice on one side)" if info["ambiguous"] else \
+        "no run pairs share seed index and free-axis levels"
+    info["fallback"] = f"Welch's unpaired test: {why}"
+    a = [sign * metric_value(x, claim.metric) - claim.margin for x in a_runs]
+    bb = [sign * metric_value(y, claim.metric) for y in b_runs]
+    return stats.welch_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
+
+
+def _seeds(res: stats.PairedResult, alpha: float, cells: int = 1) -> tuple[int | None, str]:
+    """Seeds per variant for 80 % power at the observed difference, with an explanation.
+
+    The paired test pools ``cells`` pairs per seed index (one per level of the free axes), so the
+    pairs it needs are divided by ``cells`` to give seeds per variant.
+    """
+    if not math.isfinite(res.mean_diff) or res.mean_diff <= 0:
+        return None, "no seed count would: the observed difference has the wrong sign"
+    if not math.isfinite(res.sd_diff):
+        return None, "fewer than 2 runs per side: the spread is unknown"
+    n = stats.seeds_needed(res.mean_diff, res.sd_diff, alpha=alpha, power=POWER,
+                           paired=res.test == "paired-t", alternative="greater")
+    if n and res.test == "paired-t":
+        pairs, n = n, max(2, math.ceil(n / max(1, cells)))
+        return n, (f"about {n} seeds per variant ({pairs} pairs) for 80% power at the observed difference")
+    return n, (f"about {n} seeds per side for 80% power at the observed difference" if n else
+               "more than 10000 seeds would be needed at the observed difference")
+
+
+def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: float) -> str:
+    u = unit(claim.metric)
+    raw = res.mean_diff + claim.margin
+    lo, hi = res.ci_low + claim.margin, res.ci_high + claim.margin
+    head = f"{a} beats {b} by {raw:+.2f}{u}" if raw > 0 else \
+        f"{a} does not beat {b} (difference {fmt(raw)}{u})"
+    if res.test == "paired-t":
+        test = f"paired t {p_value(res.p_value)}, n={res.n} pairs"
+    else:
+        test = f"Welch t {p_value(res.p_value)}, n={res.n_a} vs {res.n_b} runs, unpaired"
+    margin = f", margin {claim.margin:g}{u}" if claim.margin else ""
+    return f"{head} ({pct(conf)} CI [{fmt(lo)}, {fmt(hi)}], {test}{margin})"
+
+
+def _one(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row],
+         alpha: float) -> tuple[dict[str, Any], list[tuple[Row, Row]]]:
+    """One a-versus-b comparison as an evidence dict with its own verdict, and its run pairs."""
+    a_lbl, b_lbl = short_label(claim.a, b), short_label(b, claim.a)
+    base = {"a": claim.a.label(), "b": b.label(), "alpha": alpha, "margin": claim.margin}
+    if not a_runs or not b_runs:
+        return {**base, "verdict": NOT_EVALUATED, "seeds_needed": None,
+                "sentence": f"{a_lbl} vs {b_lbl}: no runs ({len(a_runs)} vs {len(b_runs)})"}, []
+    res, info, pairs = _test(claim, b, a_runs, b_runs, alpha)
+    conf = 1.0 - 2.0 * alpha
+    shown = math.isfinite(res.p_value) and res.p_value < alpha and res.ci_low > 0
+    verdict = REPRODUCED if shown else NOT_REPRODUCED if res.ci_high < 0 else INCONCLUSIVE
+    seeds, seeds_note = _seeds(res, alpha, info.get("cells", 1)) if verdict == INCONCLUSIVE else (None, "")
+    raw = {k: getattr(res, k) + claim.margin for k in ("mean_diff", "ci_low", "ci_high")}
+    return {**base, **info, **res.to_dict(), **raw, "confidence": conf, "verdict": verdict,
+            "seeds_needed": seeds, "seeds_note": seeds_note,
+            "sentence": _sentence(a_lbl, b_lbl, res, claim, conf)}, pairs
+
+
+def _max_seeds(items: Iterable[dict[str, Any]]) -> int | None:
+    needed = [e["seeds_needed"] for e in items if e.get("seeds_needed")]
+    return max(needed) if needed else None
+
+
+# --------------------------------------------------------------------------------------------
+# what the figure draws
+# --------------------------------------------------------------------------------------------
+
+
+def _free_axis(runs: Sequence[Row], selectors: Sequence[Selector]) -> str | None:
+    """The first axis with several levels that no selector pins: the figure's x axis."""
+    pinned = set().union(*(pinned_axes(s) for s in selectors))
+    axes: dict[str, set[str]] = {}
+    for r in runs:
+        for ax, lv in (r.get("variant") or {}).items():
+            axes.setdefault(ax, set()).add(lv)
+    for ax, levels in axes.items():
+        if ax not in pinned and len(levels) > 1:
+            return ax
+    return None
+
+
+def _differences(claim: BeatsClaim, b: Selector, pairs: list[tuple[Row, Row]],
+                 axis: str | None) -> dict[str, Any]:
+    """Paired differences a − b (what the test sees) per level, with mean ± 95 % CI."""
+    pts = [((ra.get("variant") or {}).get(axis) if axis else b.label(),
+            metric_value(ra, claim.metric) - metric_value(rb, claim.metric)) for ra, rb in pairs]
+    levels = []
+    for lv in dict.fromkeys(x for x, _ in pts):
+        s = stats.summarize([y for x, y in pts if x == lv])
+        levels.append({"x": lv, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high})
+    return {"label": b.label(), "points": [list(p) for p in pts], "levels": levels}
+
+
+def evaluate(claim: BeatsClaim, ctx: Any) -> Any:
+    """Tests a against each b (Bonferroni) and combines the comparisons' verdicts."""
+    alpha = claim.alpha / len(claim.b)
+    a_runs = usable(select_runs(ctx.rows, claim.a))
+    comps, all_pairs = [], []
+    for b in claim.b:
+        comp, pairs = _one(claim, b, a_runs, usable(select_runs(ctx.rows, b)), alpha)
+        comps.append(comp)
+        all_pairs.append(pairs)
+    verdict = combine([c["verdict"] for c in comps])
+    notes = [(f"vs {c['b']}: " if len(comps) > 1 else "") + c["seeds_note"]
+             for c in comps if c.get("seeds_note")]
+    summary = "; ".join(c["sentence"] for c in comps)
+    if verdict == INCONCLUSIVE and notes:
+        summary += f". To decide: {'; '.join(dict.fromkeys(notes))}"
+    selected = [(sel.label(), select_runs(ctx.rows, sel)) for sel in (claim.a, *claim.b)]
+    axis = _free_axis([r for _, runs in selected for r in runs], [claim.a, *claim.b])
+    evidence = {"comparisons": comps, "alpha_per_comparison": alpha,
+                "correction": f"Bonferroni over {len(claim.b)}",
+                "higher_is_better": claim.higher_is_better, "axis": axis,
+                "series": [series(lbl, usable(runs), claim.metric, axis) for lbl, runs in selected],
+                "differences": [_differences(claim, b, p, axis) for b, p in zip(claim.b, all_pairs)]}
+    return ctx.result(claim, verdict, summary, evidence, _max_seeds(comps))
+
+
+# --------------------------------------------------------------------------------------------
+# figure and report lines
+# --------------------------------------------------------------------------------------------
+
+
+def _diff_panel(ax: Any, claim: BeatsClaim, ev: dict[str, Any], draw: Any) -> None:
+    """Paired differences a − b: points per pair, mean ± 95 % CI, per b and level."""
+    axis, diffs = ev.get("axis"), ev.get("differences") or []
+    all_levels: list[Any] = []
+    for i, d in enumerate(diffs):
+        levels = draw.ordered_levels([lv["x"] for lv in d["levels"]])
+        all_levels += levels
+        pos = draw.positions(levels) if axis else {lv: float(i) for lv in levels}
+        width = draw.offset_width(pos, len(diffs)) if axis else 0.0
+        means = {lv["x"]: lv for lv in d["levels"]}
+        for lv in levels:
+            ys = draw.floats([y for x, y in d["points"] if x == lv])
+            x = pos[lv] + (i - (len(diffs) - 1) / 2) * width
+            ax.scatter([x] * len(ys), ys, s=14, color=draw.color(i + 1), alpha=0.5)
+            m = means[lv]
+            draw.errorbar(ax, x, m["mean"], m["ci_low"], m["ci_high"], draw.color(i + 1),
+                          f"− {d['label']}" if lv == levels[0] else None)
+    ax.axhline(claim.margin, color="grey", linewidth=0.8)
+    ax.set_title(f"paired differences ({claim.a.label()} − b), mean ± 95% CI", fontsize=8)
+    ax.set_xlabel(axis or "")
+    if not axis:
+        ax.set_xticks(range(len(claim.b)), [b.label() for b in claim.b], fontsize=7)
+    elif all_levels:
+        levels = draw.ordered_levels(all_levels)
+        ax.set_xticks(list(draw.positions(levels).values()), [str(lv) for lv in levels])
+    ax.legend(fontsize=7)
+
+
+def figure(claim: BeatsClaim, result: Any, path: Path) -> Path | None:
+    """Left: per-seed points and group means ± 95 % CI; right: the paired differences."""
+    ev = result.evidence
+    if "series" not in ev:
+        return None
+    from ..report import draw
+
+    fig, (left, right) = draw.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    draw.series_panel(left, ev["series"], ev.get("axis"))
+    left.set_ylabel(claim.metric)
+    left.set_title("per seed; mean ± 95% CI per group", fontsize=8)
+    left.legend(fontsize=7, loc="best")
+    _diff_panel(right, claim, ev, draw)
+    fig.suptitle(f"{result.id}: {result.verdict.replace('_', ' ')}", fontsize=10)
+    fig.tight_layout()
+    return draw.save(fig, path)
+
+
+def render(claim: BeatsClaim, result: Any) -> tuple[list[str], None]:
+    """One line per comparison: verdict, sentence, pairing, Wilcoxon p, seeds needed."""
+    from ..report.tables import VERDICT_TEXT, seeds_line
+
+    ev = result.evidence
+    lines = [f"α = {fmt(ev.get('alpha_per_comparison'), 4)} per comparison "
+             f"({ev.get('correction', '')}); one-sided tests, CI at 1 − 2α."]
+    for comp in ev.get("comparisons", []):
+        line = f"{VERDICT_TEXT.get(comp['verdict'], comp['verdict'])}: {comp['sentence']}"
+        if comp.get("fallback"):
+            line += f"; {comp['fallback']}"
+        elif "by" in comp:
+            line += (f"; paired by {', '.join(comp['by'])}, unpaired runs: "
+                     f"{comp.get('unpaired_a', 0)} (a) / {comp.get('unpaired_b', 0)} (b)")
+        if comp.get("wilcoxon_p") is not None:
+            line += f"; Wilcoxon {p_value(comp['wilcoxon_p'])}"
+        if comp.get("seeds_note"):
+            line += f"; {comp['seeds_note']}"
+        lines.append(line)
+    return lines + [seeds_line(result)], None
+
+
+@register_claim_kind
+class ABeatsB(ClaimKind):
+    schema = BeatsClaim
+    rule = "*a beats b* is a one-sided paired t-test over shared seeds (Bonferroni over the b's)"
+    evaluate = staticmethod(evaluate)
+    figure = staticmethod(figure)
+    render = staticmethod(render)

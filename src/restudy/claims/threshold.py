@@ -1,0 +1,157 @@
+"""Claim kind ``threshold``: the mean of the metric over the selected runs is above/below ``value``.
+
+For ``diverged`` the rate k/n with its Clopper–Pearson (1 − 2α) interval, else the (1 − 2α) mean
+CI (n ≥ 2). ``>=``: reproduced if CI low ≥ value, not reproduced if CI high < value; ``<=``
+mirrors it. The evidence adds, per variant, the rate with its interval (``groups``) or the runs'
+values with mean ± 95 % CI (``series``): what the figure draws.
+
+Imports study, stats and compare (matplotlib only inside ``figure``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import stats
+from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED
+from ..compare.select import Row, group_rows, metric_value, select_runs, series, summarize_runs, unit, usable
+from ..numbers import fmt, pct
+from ..study import ClaimBase, Loc, Selector
+from .base import ClaimKind, register_claim_kind
+
+
+class ThresholdClaim(ClaimBase):
+    """The mean of the metric over the selected runs is above/below ``value`` (for ``diverged``,
+    the rate of diverged runs, with an exact binomial interval)."""
+
+    kind: Literal["threshold"]
+    select: Selector
+    op: Literal[">=", "<="]
+    value: float
+
+    def selectors(self) -> list[tuple[Loc, Selector]]:
+        return [(("select",), self.select)]
+
+
+def _verdict(op: str, low: float, high: float, value: float) -> str:
+    if op == ">=":
+        return REPRODUCED if low >= value else NOT_REPRODUCED if high < value else INCONCLUSIVE
+    return REPRODUCED if high <= value else NOT_REPRODUCED if low > value else INCONCLUSIVE
+
+
+def _rate(label: str, runs: list[Row], conf: float) -> dict[str, Any]:
+    k = int(sum(metric_value(r, "diverged") >= 0.5 for r in runs))
+    low, high = stats.rate_ci(k, len(runs), conf)
+    return {"label": label, "k": k, "n": len(runs), "rate": k / len(runs), "ci_low": low, "ci_high": high}
+
+
+def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tuple[str, str, dict]:
+    k = int(sum(metric_value(r, "diverged") >= 0.5 for r in runs))
+    n = len(runs)
+    value, note = claim.value, ""
+    if value > 1.0:
+        value, note = value / 100.0, "value > 1 was read as a percentage"
+    low, high = stats.rate_ci(k, n, conf)
+    verdict = _verdict(claim.op, low, high, value)
+    summary = (f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
+               f"[{low:.0%}, {high:.0%}]); claimed {claim.op} {value:.0%}")
+    groups = [_rate(vid, rs, conf) for (_, vid), rs in group_rows(runs).items()] + [_rate("all", runs, conf)]
+    return verdict, summary, {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high,
+                              "confidence": conf, "value": value, "op": claim.op, "note": note,
+                              "groups": groups}
+
+
+def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float
+                    ) -> tuple[str, str, dict, int | None]:
+    s, floor = summarize_runs(runs, claim.metric, conf)
+    u = unit(claim.metric)
+    evidence = {**s.to_dict(), "sd_floor": floor, "confidence": conf, "value": claim.value,
+                "op": claim.op,
+                "series": [series(vid, rs, claim.metric) for (_, vid), rs in group_rows(runs).items()]}
+    summary = (f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
+               f"{fmt(s.ci_high)}], n={s.n}); claimed {claim.op} {claim.value:g}{u}")
+    if s.n < 2:
+        return INCONCLUSIVE, summary + "; one run has no seed-to-seed spread", evidence, None
+    verdict = _verdict(claim.op, s.ci_low, s.ci_high, claim.value)
+    seeds = None
+    if verdict == INCONCLUSIVE:
+        effect = s.mean - claim.value if claim.op == ">=" else claim.value - s.mean
+        if effect > 0 and math.isfinite(s.sd_used):
+            seeds = stats.seeds_needed(effect, s.sd_used, alpha=claim.alpha, power=POWER)
+    return verdict, summary, evidence, seeds
+
+
+def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
+    """Compares the rate's or the mean's interval with the claimed value."""
+    all_runs = select_runs(ctx.rows, claim.select)
+    runs = usable(all_runs)
+    if not runs:
+        why = f"all {len(all_runs)} selected runs failed" if all_runs else "no runs selected"
+        return ctx.result(claim, NOT_EVALUATED, why, {"n_failed": len(all_runs)})
+    conf = 1.0 - 2.0 * claim.alpha
+    seeds = None
+    if claim.metric == "diverged":
+        verdict, summary, evidence = _rate_threshold(claim, runs, conf)
+    else:
+        verdict, summary, evidence, seeds = _mean_threshold(claim, runs, conf)
+    evidence["n_failed"] = len(all_runs) - len(runs)
+    return ctx.result(claim, verdict, summary, evidence, seeds)
+
+
+def _rate_bars(ax: Any, groups: list[dict[str, Any]], value: float, confidence: float, draw: Any) -> None:
+    for i, g in enumerate(groups):
+        color = "tab:grey" if g["label"] == "all" else "tab:orange"
+        ax.bar(i, g["rate"], color=color, alpha=0.7)
+        ax.errorbar([i], [g["rate"]], yerr=[[g["rate"] - g["ci_low"]], [g["ci_high"] - g["rate"]]],
+                    color="black", capsize=4)
+        ax.text(i, 0.03, f"{g['k']}/{g['n']}", ha="center", fontsize=8)
+    ax.axhline(value if value <= 1 else value / 100, color="tab:red", linestyle="--",
+               label="claimed threshold")
+    ax.set_xticks(range(len(groups)), [g["label"] for g in groups], rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"fraction of runs diverged ({pct(confidence)} exact CI)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def figure(claim: ThresholdClaim, result: Any, path: Path) -> Path | None:
+    """Divergence rates per variant with exact CIs, or per-run values with mean ± 95 % CI, and
+    the claimed threshold."""
+    ev = result.evidence
+    if "n_failed" not in ev:
+        return None
+    from ..report import draw
+
+    fig, ax = draw.subplots(figsize=(7.5, 4.2))
+    if ev.get("groups"):
+        _rate_bars(ax, ev["groups"], claim.value, ev.get("confidence") or 0.95, draw)
+    else:
+        draw.series_panel(ax, ev.get("series") or [], None)
+        ax.axhline(claim.value, color="tab:red", linestyle="--", label="claimed threshold")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.set_ylabel(claim.metric)
+        ax.legend(fontsize=8)
+    draw.title(ax, result)
+    return draw.save(fig, path)
+
+
+def render(claim: ThresholdClaim, result: Any) -> tuple[list[str], None]:
+    """Failed runs left out, and how the value was read."""
+    from ..report.tables import seeds_line
+
+    ev = result.evidence
+    lines = [f"Failed runs (excluded): {ev.get('n_failed', 0)}."]
+    if ev.get("note"):
+        lines.append(ev["note"])
+    return lines + [seeds_line(result)], None
+
+
+@register_claim_kind
+class Threshold(ClaimKind):
+    schema = ThresholdClaim
+    rule = ("a *threshold* compares an interval (exact binomial for divergence rates) with the "
+            "value")
+    evaluate = staticmethod(evaluate)
+    figure = staticmethod(figure)
+    render = staticmethod(render)

@@ -1,0 +1,172 @@
+"""Claim kind ``trend``: the metric of ``select`` (or its paired difference to ``baseline``) rises or
+falls along the numeric axis ``over``.
+
+Least-squares slope of the metric (or difference), one point per run (or pair), on the levels of
+``over``; two-sided (1 − 2α) CI of the slope (a one-sided α test in the claimed direction).
+``reproduced`` if the CI excludes 0 on the claimed side, ``not_reproduced`` if it excludes 0 on
+the other side, else ``inconclusive``. The evidence holds the points, the per-level means with
+95 % CIs and the fitted line, which the figure draws.
+
+Imports study, stats and compare (matplotlib only inside ``figure``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from .. import stats
+from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, directional_verdict
+from ..compare.select import Row, metric_value, pair_runs, select_runs, unit, usable
+from ..numbers import fmt, p_value, pct
+from ..study import ClaimBase, Loc, Selector, Study, selector_problems
+from .base import ClaimKind, register_claim_kind
+
+log = logging.getLogger(__name__)
+
+
+class TrendClaim(ClaimBase):
+    """The metric of ``select`` (or its paired difference to ``baseline``) rises or falls along the
+    numeric axis ``over``."""
+
+    kind: Literal["trend"]
+    select: Selector
+    over: str
+    direction: Literal["increasing", "decreasing"]
+    baseline: Selector | None = None
+
+    def selectors(self) -> list[tuple[Loc, Selector]]:
+        return [(("select",), self.select)] + ([(("baseline",), self.baseline)] if self.baseline else [])
+
+    def problems(self, study: Study) -> list[tuple[Any, ...]]:
+        sel = Selector(experiment=self.select.experiment, where={self.over: []})
+        if selector_problems(study, Selector(experiment=self.select.experiment)):
+            return []  # the unknown experiment is reported at select.experiment
+        return [(("over",), msg, self.over) for _, msg, _ in selector_problems(study, sel)]
+
+
+def trend_points(claim: TrendClaim, rows: Sequence[Row]) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
+    """Returns (level of ``over``, value) per run, or per pair when the claim has a baseline.
+
+    Args:
+        claim: the trend claim.
+        rows: run rows (failed ones are dropped here).
+
+    Returns:
+        The points (levels as in the variants, strings) and pairing info for the evidence.
+    """
+    runs = usable(select_runs(rows, claim.select))
+    if claim.baseline is None:
+        pts = [(r["variant"].get(claim.over), metric_value(r, claim.metric)) for r in runs]
+        return pts, {"values": "per run"}
+    base = usable(select_runs(rows, claim.baseline))
+    pairs, info = pair_runs(runs, base, claim.select, claim.baseline)
+    pts = [(a["variant"].get(claim.over),
+            metric_value(a, claim.metric) - metric_value(b, claim.metric)) for a, b in pairs]
+    return pts, {"values": f"paired difference to {claim.baseline.label()}", **info}
+
+
+def _level_means(xs: list[float], ys: list[float]) -> list[dict[str, Any]]:
+    """Mean, n and 95 % CI of the finite values at each level (ascending)."""
+    out = []
+    for x in sorted(set(xs)):
+        v = np.array([y for xx, y in zip(xs, ys) if xx == x], dtype=float)
+        v = v[~np.isnan(v)]
+        s = stats.summarize(v[np.isfinite(v)])
+        out.append({"x": x, "mean": float(np.mean(v)) if v.size else math.nan, "n": int(v.size),
+                    "ci_low": s.ci_low, "ci_high": s.ci_high})
+    return out
+
+
+def _sentence(claim: TrendClaim, res: stats.SlopeResult, conf: float, n_levels: int) -> str:
+    what = "difference" if claim.baseline else claim.metric
+    if not math.isfinite(res.slope):
+        return (f"slope of the {what} over {claim.over} is undefined: n={res.n} points on "
+                f"{n_levels} level(s) of {claim.over}")
+    return (f"slope of the {what} over {claim.over}: {res.slope:+.3f}{unit(claim.metric)} per "
+            f"unit ({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
+            f"two-sided {p_value(res.p_value)}, n={res.n}); claimed {claim.direction}")
+
+
+def evaluate(claim: TrendClaim, ctx: Any) -> Any:
+    """Fits the slope over ``over`` and judges its CI against the claimed direction."""
+    pts, info = trend_points(claim, ctx.rows)
+    if not pts:
+        return ctx.result(claim, NOT_EVALUATED, "no runs (or no pairs) selected", info)
+    try:
+        xs = [float(x) for x, _ in pts]
+    except (TypeError, ValueError):
+        log.warning("claim %s: levels of axis %r are not numeric", claim.id, claim.over)
+        return ctx.result(claim, NOT_EVALUATED, f"levels of axis '{claim.over}' are not numeric", info)
+    ys = [y for _, y in pts]
+    conf = 1.0 - 2.0 * claim.alpha
+    res = stats.slope_test(xs, ys, confidence=conf)
+    up = claim.direction == "increasing"
+    verdict = INCONCLUSIVE if not math.isfinite(res.slope) else directional_verdict(res.ci_low, res.ci_high, up)
+    finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+    intercept = float(np.mean([y for _, y in finite]) - res.slope * np.mean([x for x, _ in finite])) \
+        if finite and math.isfinite(res.slope) else math.nan
+    evidence = {**info, **res.to_dict(), "confidence": conf, "direction": claim.direction,
+                "levels": _level_means(xs, ys),
+                "seeds_note": "seeds needed are not estimated for trends",
+                "points": [[x, y] for x, y in zip(xs, ys)], "intercept": intercept}
+    return ctx.result(claim, verdict, _sentence(claim, res, conf, len(set(xs))), evidence)
+
+
+def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
+    """The points, each level's mean ± 95 % CI and the fitted line."""
+    ev = result.evidence
+    pts = [(x, y) for x, y in ev.get("points") or [] if y is not None and math.isfinite(y)]
+    if not ev.get("points"):
+        return None
+    from ..report import draw
+
+    fig, ax = draw.subplots(figsize=(7.5, 4.2))
+    if pts:
+        xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+        ax.scatter(xs, ys, s=14, alpha=0.5, color="tab:blue",
+                   label=("one run pair" if claim.baseline else "one run") + "; mean ± 95% CI")
+        for lv in ev.get("levels") or []:
+            if lv["n"]:
+                draw.errorbar(ax, float(lv["x"]), lv["mean"], lv["ci_low"], lv["ci_high"], "tab:blue")
+        slope, intercept = ev.get("slope"), ev.get("intercept")
+        if slope is not None and intercept is not None:
+            grid = np.linspace(xs.min(), xs.max(), 50)
+            ax.plot(grid, intercept + slope * grid, color="tab:red", label=f"fit, slope {slope:+.3f}")
+        ax.legend(fontsize=8)
+    if claim.baseline is not None:
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_ylabel(f"{claim.metric}: {claim.select.label()} − {claim.baseline.label()}", fontsize=8)
+    else:
+        ax.set_ylabel(claim.metric)
+    ax.set_xlabel(claim.over)
+    draw.title(ax, result)
+    return draw.save(fig, path)
+
+
+def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
+    """How the values were formed, Pearson r, and the per-level means as a table."""
+    from ..report.tables import seeds_line, table
+
+    ev = result.evidence
+    lines = [f"Values: {ev.get('values', 'per run')}"
+             + (f", paired by {', '.join(ev['by'])}" if ev.get("by") else "") + "."]
+    if ev.get("r") is not None:
+        lines.append(f"Pearson r = {fmt(ev['r'], 3)}; CI level {fmt(ev.get('confidence'), 2)}.")
+    levels = ev.get("levels") or []
+    tab = table(["level", "mean", "n"], [[fmt(lv["x"], 3).rstrip("0").rstrip("."),
+                                          fmt(lv["mean"]), str(lv["n"])] for lv in levels])
+    return lines + [seeds_line(result)], (tab if levels else None)
+
+
+@register_claim_kind
+class Trend(ClaimKind):
+    schema = TrendClaim
+    rule = "a *trend* is the slope of a least-squares fit with its CI"
+    evaluate = staticmethod(evaluate)
+    figure = staticmethod(figure)
+    render = staticmethod(render)

@@ -1,0 +1,97 @@
+"""What a claim kind's evaluator is given: :class:`EvaluationContext`, the runs of one scale with
+the study, the data set, stored predictions, and the helpers to select, pair and summarise runs and
+to build the :class:`~restudy.compare.results.ClaimResult`.
+
+An evaluator is ``evaluate(claim, ctx) -> ClaimResult``; it is called only at the scales the claim
+asks for (``claim.scales``). Everything it needs from the runs goes through ``ctx``::
+
+    runs = ctx.runs(claim.select)                 # usable runs (failed ones dropped)
+    summary, floor = ctx.summarize(runs, claim.metric, confidence=0.9)
+    return ctx.result(claim, verdict, "one sentence with the numbers", {"points": ...})
+
+Imports study and the sibling modules results, select, cells and modelsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .. import stats
+from ..study import ModelSet, Selector, Study
+from .cells import CellRule
+from .modelsets import ModelSets, Predictions, SetData
+from .results import ClaimResult, VariabilityRow, clean
+from .select import Row, metric_value, pair_runs, select_runs, summarize_runs, usable
+
+
+@dataclass
+class EvaluationContext:
+    """The runs of one scale and what a claim evaluation needs besides them.
+
+    Attributes:
+        study: the study.
+        scale: the scale the runs were made at.
+        dataset: the data set those runs used, as the report names it.
+        rows: run rows (:func:`restudy.record.row`) of that scale, any status.
+        rules: (table, row, column) → :class:`~restudy.compare.cells.CellRule` (the CI level and
+            tolerance set by the first claim naming a cell).
+        predictions: (run key, view) → (logits, labels) or None; None when not available.
+        model_sets: the model-set cache (each set loaded and measured once).
+        var_rows: (table, row) → reproduced row of each variability table, once computed.
+    """
+
+    study: Study
+    scale: str
+    dataset: str
+    rows: list[Row]
+    rules: dict[tuple[str, str, str], CellRule] = field(default_factory=dict)
+    predictions: Predictions | None = None
+    model_sets: ModelSets = None  # type: ignore[assignment]
+    var_rows: dict[tuple[str, str], VariabilityRow] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model_sets is None:
+            self.model_sets = ModelSets(self.rows, self.predictions)
+
+    def select(self, selector: Selector) -> list[Row]:
+        """The runs (any status) of the selector's experiment and axis levels."""
+        return select_runs(self.rows, selector)
+
+    def runs(self, selector: Selector) -> list[Row]:
+        """The usable runs (finished or diverged) of a selector."""
+        return usable(select_runs(self.rows, selector))
+
+    @staticmethod
+    def value(run: Row, metric: str) -> float:
+        """One run's value of ``metric`` (NaN when missing)."""
+        return metric_value(run, metric)
+
+    @staticmethod
+    def pair(a_runs: Sequence[Row], b_runs: Sequence[Row], a: Selector,
+             b: Selector) -> tuple[list[tuple[Row, Row]], dict[str, Any]]:
+        """Runs of two selectors paired by seed index and the axes both leave free
+        (:func:`restudy.compare.select.pair_runs`)."""
+        return pair_runs(a_runs, b_runs, a, b)
+
+    @staticmethod
+    def summarize(runs: Sequence[Row], metric: str, confidence: float = 0.95
+                  ) -> tuple[stats.Summary, float]:
+        """Mean, SD and CI of a metric over runs (accuracies floored by the binomial test-set SD);
+        returns the summary and the floor used."""
+        return summarize_runs(runs, metric, confidence)
+
+    def model_set(self, ms: ModelSet) -> SetData:
+        """A model set's stacked, measured predictions (loaded once per compare)."""
+        return self.model_sets.get(ms)
+
+    def result(self, claim: Any, verdict: str, summary: str, evidence: dict[str, Any],
+               seeds: int | None = None, scale_note: str | None = None,
+               metric: str | None = None) -> ClaimResult:
+        """The claim's result: ``evidence`` is made JSON-safe (NaN → None); the scale note says
+        which runs the verdict comes from unless given."""
+        note = scale_note or f"from {self.scale}-scale runs on {self.dataset or 'unknown data'}"
+        return ClaimResult(id=claim.id, statement=claim.statement, kind=claim.kind,
+                           metric=metric if metric is not None else claim.metric, verdict=verdict,
+                           summary=summary, evidence=clean(evidence), seeds_needed=seeds,
+                           scale_note=note)

@@ -1,0 +1,224 @@
+"""Model sets from stored predictions: each set's runs (usable rows of one experiment and axis
+levels, in seed-index order) stacked from their stored test logits through a view, measured with
+:func:`restudy.metrics.summarize`, and resampled over models for bootstrap CIs.
+
+Uncertainty comes from a seeded percentile bootstrap over **models** (:data:`VAR_RESAMPLES`
+resamples, seeded by the model set so reports are reproducible): sets of different runs are
+resampled independently; two views of the *same* runs (e.g. TTA vs plain logits) are resampled
+jointly, since they are paired model by model.
+
+Imports study, metrics (numpy), the sibling modules select and views; safetensors to read
+stored predictions. No torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .. import artifacts, metrics
+from ..study import ModelSet
+from .select import Row, select_runs, usable
+from .views import FEATURES, view_tensor
+
+log = logging.getLogger(__name__)
+
+Predictions = Callable[[str, str], "tuple[np.ndarray, np.ndarray] | None"]
+"""(run key, view) → (logits [examples, classes], labels [examples]), or None when not stored."""
+
+VAR_RESAMPLES = 4000
+VAR_CONFIDENCE = 0.95
+
+
+def _read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Reads one view's logits and the labels from a run's safetensors file (None if absent)."""
+    from safetensors import safe_open
+
+    name = view_tensor(view)
+    with safe_open(str(path), framework="numpy") as f:
+        names = set(f.keys())
+        if name not in names:
+            name = name.replace("+", "_")  # a strategy spelled 'flip+crop81' in the view
+        if name not in names or artifacts.TENSOR_LABELS not in names:
+            return None
+        return f.get_tensor(name), f.get_tensor(artifacts.TENSOR_LABELS)
+
+
+def load_predictions(out_dir: str | Path) -> Predictions:
+    """The default predictions loader: reads ``<out_dir>/runs/<key>/test_logits.safetensors``.
+
+    Only the requested tensor and ``labels`` are read (lazily, as numpy arrays, so compare never
+    needs torch). A missing or unreadable file, or a view the run did not store, gives None.
+
+    Args:
+        out_dir: the study's output directory (the run store's root).
+
+    Returns:
+        A callable (run key, view) → (logits [examples, classes], labels) or None.
+    """
+    root = artifacts.runs_dir(out_dir)
+
+    def load(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
+        path = root / key / artifacts.LOGITS_FILE
+        if not path.is_file():
+            return None
+        try:
+            return _read_view(path, view)
+        except Exception as e:  # a corrupt file counts as missing; the report says so
+            log.warning("cannot read %s (%s): %s", path, view, e)
+            return None
+
+    return load
+
+
+@dataclass
+class SetData:
+    """A model set's stacked predictions, measured (``why`` says why not, when not)."""
+
+    name: str
+    n_runs: int
+    keys: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    nonfinite: list[str] = field(default_factory=list)
+    why: str = ""
+    pairwise: metrics.Pairwise | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    mean_accuracy: float = math.nan
+    seed: int = 0
+    _draws: dict[str, np.ndarray] | None = None
+
+    @property
+    def n_models(self) -> int:
+        """Models whose predictions were stacked."""
+        return len(self.keys) if self.pairwise is not None else 0
+
+    def weights(self) -> np.ndarray:
+        """The set's own seeded model resamples ([VAR_RESAMPLES, M] counts)."""
+        rng = np.random.default_rng(self.seed)
+        return metrics.resample_weights(self.n_models, VAR_RESAMPLES, rng)
+
+    def draws(self) -> dict[str, np.ndarray]:
+        """Every metric on the set's own resamples (computed once; empty below 2 models)."""
+        if self._draws is None:
+            self._draws = metrics.bootstrap_draws(self.pairwise, self.weights()) \
+                if self.pairwise is not None and self.n_models >= 2 else {}
+        return self._draws
+
+
+def _set_key(ms: ModelSet) -> tuple[str, ...]:
+    return ms.experiment, json.dumps(ms.where, sort_keys=True, default=str), ms.view, str(ms.first or "")
+
+
+def _stable_seed(key: tuple[str, ...]) -> int:
+    """A resampling seed that depends only on the model set (reports are reproducible)."""
+    return int.from_bytes(hashlib.sha256("|".join(key).encode()).digest()[:8], "little")
+
+
+def _stack(loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]]
+           ) -> tuple[np.ndarray | None, np.ndarray | None, list[str], str]:
+    """Stacks loaded predictions: (logits, labels, keys left out as non-finite, problem)."""
+    first_logits, labels = loaded[0][1]
+    keep, nonfinite = [], []
+    for key, (logits, lab) in loaded:
+        if logits.ndim != 2:
+            return None, None, [], (f"run {key}: logits shaped {tuple(logits.shape)}, not "
+                                    "(examples, classes)")
+        if logits.shape != first_logits.shape or not np.array_equal(lab, labels):
+            return None, None, [], (f"run {key} was evaluated on other test examples than run "
+                                    f"{loaded[0][0]} (shape {tuple(logits.shape)})")
+        (keep if np.all(np.isfinite(logits)) else nonfinite).append((key, logits))
+    if not keep:
+        return None, None, [k for k, _ in nonfinite], "every run's logits are non-finite"
+    return (np.stack([lg for _, lg in keep]).astype(np.float32), np.asarray(labels),
+            [k for k, _ in nonfinite], "")
+
+
+def _measure(data: SetData, loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]]) -> None:
+    """Fills ``data`` from the loaded predictions of its runs."""
+    logits, labels, data.nonfinite, problem = _stack(loaded)
+    if logits is None:
+        data.why = problem
+        return
+    data.keys = [k for k, _ in loaded if k not in data.nonfinite]
+    data.pairwise = metrics.pairwise_stats(logits, labels)
+    data.values = metrics.summarize(data.pairwise)
+    data.mean_accuracy = float(np.mean(data.pairwise.accuracy))
+
+
+def model_set_runs(rows: Iterable[Row], ms: ModelSet) -> list[Row]:
+    """The usable runs of a model set, in seed-index (then variant) order; only the first
+    ``ms.first`` of them when the set asks for a subset (the number-of-models ablation)."""
+    runs = sorted(usable(select_runs(rows, ms.selector())), key=lambda r: (r["seed_index"], r["variant_id"]))
+    return runs[:ms.first] if ms.first else runs
+
+
+class ModelSets:
+    """Loads and measures each model set once per compare (a cache keyed by experiment, axis
+    levels, view and subset)."""
+
+    def __init__(self, rows: list[Row], predictions: Predictions | None) -> None:
+        self.rows = rows
+        self.predictions = predictions
+        self._sets: dict[tuple[str, ...], SetData] = {}
+
+    def get(self, ms: ModelSet) -> SetData:
+        """The model set's stacked, measured predictions (``why`` says why none, when none)."""
+        key = _set_key(ms)
+        if key in self._sets:
+            return self._sets[key]
+        runs = model_set_runs(self.rows, ms)
+        data = SetData(name=ms.name(), n_runs=len(runs), seed=_stable_seed(key))
+        self._sets[key] = data
+        if self.predictions is None:
+            data.why = "no stored predictions were available to compare (no loader given)"
+            return data
+        loaded = [(r["key"], self.predictions(r["key"], ms.view)) for r in runs]
+        data.missing = [k for k, p in loaded if p is None]
+        present = [(k, p) for k, p in loaded if p is not None]
+        if present:
+            _measure(data, present)
+            if ms.view == "test" and data.keys:
+                _measure_cka(self.predictions, data)
+        if not data.why and data.n_models < 2:
+            data.why = (f"{data.n_models} of {len(runs)} usable runs have finite stored predictions "
+                        f"for view '{ms.view}' ({len(data.missing)} missing, {len(data.nonfinite)} "
+                        "non-finite): at least 2 models are needed")
+        return data
+
+
+def _measure_cka(predictions: Predictions, data: SetData) -> None:
+    """Mean pairwise linear CKA of the models' stored penultimate features (``cka_examples``
+    setting), when every model stored them. CKA's variant and layer are assumptions
+    (originals.md §4.4 item 6): the value is labelled so wherever it is shown."""
+    feats = [predictions(k, FEATURES) for k in data.keys]
+    if len(feats) < 2 or any(f is None for f in feats):
+        return
+    shapes = {f[0].shape for f in feats}  # type: ignore[index]
+    if len(shapes) == 1:
+        data.values["cka"] = metrics.mean_pairwise_cka(np.stack([f[0] for f in feats]))  # type: ignore[index]
+
+
+def paired(a: SetData, b: SetData) -> bool:
+    """Whether two sets are views of the same runs (resampled jointly, model by model)."""
+    return a.keys == b.keys and a.pairwise is not None and b.pairwise is not None
+
+
+def joint_draws(a: SetData, b: SetData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Bootstrap draws of two sets: on shared resamples when paired, else each its own."""
+    if paired(a, b):
+        w = b.weights()
+        return metrics.bootstrap_draws(a.pairwise, w), b.draws()  # type: ignore[arg-type]
+    return a.draws(), b.draws()
+
+
+
+def no_variability(metric: str, value: float) -> bool:
+    """Whether a metric's value means no variability at all (correlations 1, the others 0)."""
+    return value == (1.0 if metric.startswith("correlation") else 0.0)

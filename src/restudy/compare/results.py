@@ -1,0 +1,318 @@
+"""What compare returns: the verdict vocabulary and the frozen, JSON-safe result dataclasses.
+
+:class:`Comparison` holds a :class:`GroupSummary` per (experiment, variant), a :class:`CellResult`
+per reported cell, a :class:`TableResult` per result table, a :class:`VariabilityTableResult` per
+variability table and a :class:`ClaimResult` per claim (whose ``evidence`` is whatever its claim
+kind's evaluator returned, JSON-safe). ``to_dict()`` turns any of them into plain values (NaN and
+±inf become None), as ``results.json`` stores them.
+
+Imports numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not_reproduced"
+INCONCLUSIVE = "inconclusive"
+NOT_EVALUATED = "not_evaluated"
+VERDICTS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_EVALUATED)
+POWER = 0.8
+MIN_SEEDS_TO_REJECT = 3
+
+
+def combine(verdicts: Sequence[str]) -> str:
+    """Aggregates sub-verdicts: any not reproduced wins, all reproduced is reproduced, all not
+    evaluated (or none) is not evaluated, anything else inconclusive."""
+    if not verdicts or all(v == NOT_EVALUATED for v in verdicts):
+        return NOT_EVALUATED
+    if NOT_REPRODUCED in verdicts:
+        return NOT_REPRODUCED
+    if all(v == REPRODUCED for v in verdicts):
+        return REPRODUCED
+    return INCONCLUSIVE
+
+
+def directional_verdict(low: float, high: float, claimed_positive: bool) -> str:
+    """reproduced if the interval excludes 0 on the claimed side, not reproduced if on the other."""
+    if claimed_positive:
+        return REPRODUCED if low > 0 else NOT_REPRODUCED if high < 0 else INCONCLUSIVE
+    return REPRODUCED if high < 0 else NOT_REPRODUCED if low > 0 else INCONCLUSIVE
+
+
+def clean(obj: Any) -> Any:
+    """Returns ``obj`` as JSON-safe Python values; NaN and ±inf become None."""
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return clean(obj.to_dict())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: clean(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return clean(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+class _ToDict:
+    """Mixin: ``to_dict()`` of a frozen dataclass as JSON-safe values (NaN/inf → None)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the fields as a JSON-safe dict."""
+        items = fields(self)  # type: ignore[arg-type]
+        return {f.name: clean(getattr(self, f.name)) for f in items}
+
+
+@dataclass(frozen=True)
+class GroupSummary(_ToDict):
+    """The runs of one (experiment, variant) and their metric summaries.
+
+    Attributes:
+        experiment: experiment id.
+        variant: axis → level.
+        variant_id: ``"axis=level,..."``.
+        n_runs: runs of any status.
+        n_finished: runs that finished.
+        n_diverged: runs that diverged (their accuracies are included in ``metrics``).
+        n_failed: runs that failed (excluded from ``metrics``).
+        metrics: metric → :class:`restudy.stats.Summary` as a dict (95 % CI; accuracies floored by
+            the binomial test-set SD).
+    """
+
+    experiment: str
+    variant: dict[str, str]
+    variant_id: str
+    n_runs: int
+    n_finished: int
+    n_diverged: int
+    n_failed: int
+    metrics: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CellResult(_ToDict):
+    """One reported table cell against the runs of that cell.
+
+    Attributes:
+        table, row, column: the cell.
+        reported: the reported value; reported_pm / reported_n its ± and run count if given.
+        mean, sd, n, ci_low, ci_high: reproduced mean, sample SD, runs used and the CI.
+        abs_error: mean − reported, signed, in metric units.
+        rel_error: (mean − reported)/|reported|, a signed fraction.
+        light: traffic light ``black`` (within 10 %), ``green`` (better), ``red`` (worse), ``gray``.
+        verdict: one of :data:`VERDICTS`.
+        note: why, in one sentence (scale and dataset when not comparable).
+        seeds_needed: for an inconclusive cell, seeds to detect the observed gap (80 % power).
+        sd_floor: the binomial test-set SD used as the least SD (0 if none).
+        scale, dataset: the scale and data set of the runs behind ``mean``.
+    """
+
+    table: str
+    row: str
+    column: str
+    reported: float
+    reported_pm: float | None
+    reported_n: int | None
+    mean: float
+    sd: float
+    n: int
+    ci_low: float
+    ci_high: float
+    abs_error: float
+    rel_error: float
+    light: str
+    verdict: str
+    note: str
+    seeds_needed: int | None = None
+    sd_floor: float = 0.0
+    scale: str = ""
+    dataset: str = ""
+
+
+@dataclass(frozen=True)
+class TableResult(_ToDict):
+    """A reported table as a whole.
+
+    Attributes:
+        table, title: the table.
+        scale, dataset: scale and data set of the runs compared with it.
+        msd: mean squared deviation of reproduced means from reported values (metric unit²), over
+            cells with runs, at any scale (not comparable when ``comparable`` is False).
+        n_cells: reported cells.
+        n_evaluated: cells with a verdict other than ``not_evaluated``.
+        note: comparability note.
+        reported_scale, reported_dataset: where the reported numbers come from.
+        comparable: whether the runs' scale is the table's.
+    """
+
+    table: str
+    title: str
+    scale: str
+    dataset: str
+    msd: float
+    n_cells: int
+    n_evaluated: int
+    note: str
+    reported_scale: str = "paper"
+    reported_dataset: str = ""
+    comparable: bool = True
+
+
+@dataclass(frozen=True)
+class ClaimResult(_ToDict):
+    """A claim's verdict with the numbers behind it.
+
+    Attributes:
+        id, statement, kind, metric: the claim.
+        verdict: one of :data:`VERDICTS`.
+        summary: one sentence with the numbers.
+        evidence: what the kind's evaluator returned (JSON-safe): the test details and the
+            numbers its figure and report section show.
+        seeds_needed: for inconclusive claims, the seeds (or seed pairs) a test would need at the
+            observed effect for 80 % power; for variability claims, the models per set at which
+            the CIs would likely decide (an estimate from CI width ∝ 1/√M); None when no count
+            would do or it is not estimated.
+        scale_note: which scale and data set the verdict comes from, or why none was given.
+    """
+
+    id: str
+    statement: str
+    kind: str
+    metric: str
+    verdict: str
+    summary: str
+    evidence: dict[str, Any]
+    seeds_needed: int | None
+    scale_note: str
+
+
+@dataclass(frozen=True)
+class VariabilityCell(_ToDict):
+    """One reported cell of a variability table against the reproduced model set.
+
+    Attributes:
+        table, row, column: the cell (column: a metric or ``reduction_original`` /
+            ``reduction_recalculated``).
+        value: the reproduced value; ci_low, ci_high its bootstrap CI (over models) at
+            ``confidence``; se the bootstrap SD of the estimate.
+        n_models: models behind the value.
+        reported, reported_pm: the reported value and its ± (None if not given).
+        interval_low, interval_high: the CI widened by the reported ± and rounding (the verdict
+            interval).
+        rel_error: (value − reported)/|reported|.
+        light: ``black`` (within 10 %), ``green`` (less variable than reported), ``red`` (more),
+            ``gray``.
+        verdict, note: the verdict (only at the table's scale) and why.
+    """
+
+    table: str
+    row: str
+    column: str
+    value: float
+    ci_low: float
+    ci_high: float
+    se: float
+    n_models: int
+    reported: float
+    reported_pm: float | None
+    interval_low: float
+    interval_high: float
+    rel_error: float
+    light: str
+    verdict: str
+    note: str
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class VariabilityRow(_ToDict):
+    """One model set of a variability table, reproduced.
+
+    Attributes:
+        table, row: where it sits.
+        label: the model set's name; experiment, view: what it selects.
+        n_runs: usable runs selected; n_models: those whose predictions were stacked.
+        missing: run keys without stored predictions for the view; nonfinite: run keys left out
+            because their logits are not finite (e.g. diverged runs).
+        why: why no metric could be computed ('' if they were).
+        metrics: metric → {value, ci_low, ci_high, se} (95 % bootstrap CI over models), every metric
+            of :data:`restudy.metrics.SUMMARY_METRICS` plus ``mean_accuracy``.
+        reductions: ``original`` / ``recalculated`` → {value, ci_low, ci_high, se, label} against the
+            layout's reference row (None for the reference itself or without one).
+    """
+
+    table: str
+    row: str
+    label: str
+    experiment: str
+    view: str
+    n_runs: int
+    n_models: int
+    missing: list[str]
+    nonfinite: list[str]
+    why: str
+    metrics: dict[str, dict[str, float]]
+    reductions: dict[str, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class VariabilityTableResult(_ToDict):
+    """A reported variability table: rows reproduced, reported cells judged.
+
+    Attributes:
+        table, title: the table; columns its columns; reference its reduction reference row.
+        scale, dataset: of the runs; reported_scale, reported_dataset: of the reported numbers.
+        comparable: whether the runs' scale is the table's (only then do cells get verdicts).
+        note: comparability note.
+        rows: one :class:`VariabilityRow` per model set.
+        cells: one :class:`VariabilityCell` per reported value.
+    """
+
+    table: str
+    title: str
+    columns: list[str]
+    reference: str | None
+    scale: str
+    dataset: str
+    reported_scale: str
+    reported_dataset: str
+    comparable: bool
+    note: str
+    rows: list[VariabilityRow]
+    cells: list[VariabilityCell]
+
+
+@dataclass(frozen=True)
+class Comparison(_ToDict):
+    """Everything compare computed for one study at one scale."""
+
+    study: str
+    scale: str
+    dataset: str
+    groups: list[GroupSummary] = field(default_factory=list)
+    cells: list[CellResult] = field(default_factory=list)
+    tables: list[TableResult] = field(default_factory=list)
+    claims: list[ClaimResult] = field(default_factory=list)
+    variability: list[VariabilityTableResult] = field(default_factory=list)
+
+    def verdict_counts(self) -> dict[str, int]:
+        """Returns the number of claims per verdict (every verdict present, possibly 0)."""
+        counts = {v: 0 for v in VERDICTS}
+        for c in self.claims:
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the comparison as a JSON-safe dict, with ``verdict_counts``."""
+        d = super().to_dict()
+        d["verdict_counts"] = self.verdict_counts()
+        return d
+

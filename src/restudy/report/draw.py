@@ -1,0 +1,138 @@
+"""Drawing primitives every report figure shares (matplotlib, Agg: never a window): figures,
+axes positions for levels, error bars from given numbers, per-seed points with their means, saving.
+
+Nothing here computes a statistic: means and intervals come in from the evidence.
+
+Imports matplotlib and numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # must precede the pyplot import: never open a window
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+import numpy as np
+
+DPI = 100
+
+
+def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """A new figure and its axes (``plt.subplots``)."""
+    return plt.subplots(*args, **kwargs)
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Writes the figure as PNG and closes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def close(fig: Any) -> None:
+    """Discards a figure without writing it."""
+    plt.close(fig)
+
+
+def color(i: int) -> Any:
+    """The i-th colour of the report's palette (tab10)."""
+    return plt.get_cmap("tab10")(i)
+
+
+def floats(values: Sequence[Any]) -> list[float]:
+    """Evidence values as floats (None, i.e. a stored NaN, back to NaN)."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def numeric(levels: Sequence[Any]) -> bool:
+    """Whether every level reads as a number."""
+    try:
+        [float(v) for v in levels]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def ordered_levels(values: Sequence[Any]) -> list[Any]:
+    """Distinct levels, numerically sorted when all are numbers, else in first-seen order."""
+    uniq = list(dict.fromkeys(values))
+    return sorted(uniq, key=float) if numeric(uniq) else uniq
+
+
+def positions(levels: list[Any]) -> dict[Any, float]:
+    """x position per level: its value when numeric, else its index."""
+    if numeric(levels):
+        return {lv: float(lv) for lv in levels}
+    return {lv: float(i) for i, lv in enumerate(levels)}
+
+
+def offset_width(pos: dict[Any, float], n_series: int) -> float:
+    """Horizontal offset between series at one x level: they share 60 % of the gap."""
+    xs = sorted(set(pos.values()))
+    gap = min((b - a for a, b in zip(xs, xs[1:])), default=1.0)
+    return 0.6 * gap / max(1, n_series)
+
+
+def errorbar(ax: Any, x: float, mean: Any, low: Any, high: Any, col: Any,
+             label: str | None = None) -> None:
+    """A mean with its interval (a missing bound draws no bar on that side; no mean, nothing)."""
+    if not _finite(mean):
+        return
+    lo = mean - low if _finite(low) else 0.0
+    hi = high - mean if _finite(high) else 0.0
+    ax.errorbar([x], [mean], yerr=[[lo], [hi]], fmt="o", color=col, markersize=7,
+                markeredgecolor="black", capsize=4, linewidth=1.5, label=label, zorder=3)
+
+
+def series_panel(ax: Any, series: list[dict[str, Any]], axis: str | None) -> None:
+    """Per-seed points (jittered) and mean ± CI per (series, x level), series side by side.
+
+    ``series``: ``{"label", "points": [[x, value]], "levels": [{"x", "mean", "ci_low",
+    "ci_high"}]}`` as :func:`restudy.compare.select.series` returns them; x is a level of
+    ``axis`` (each series at its own position when there is no axis).
+    """
+    if axis is None:
+        levels: list[Any] = [s["label"] for s in series]
+    else:
+        levels = ordered_levels([x for s in series for x, _ in s["points"]])
+    pos = positions(levels)
+    width = offset_width(pos, len(series))
+    for i, s in enumerate(series):
+        col = color(i % 10)
+        offset = (i - (len(series) - 1) / 2) * width if axis is not None else 0.0
+        means = {lv["x"]: lv for lv in s["levels"]}
+        for j, lv in enumerate(levels if axis is not None else [s["label"]]):
+            vals = floats([y for x, y in s["points"] if x == lv])
+            x = pos[lv] + offset
+            jitter = np.linspace(-width / 4, width / 4, len(vals)) if len(vals) > 1 else [0.0]
+            if vals:
+                ax.scatter(x + np.asarray(jitter), vals, s=14, color=col, alpha=0.5, zorder=2)
+            m = means.get(lv)
+            if m is not None:
+                errorbar(ax, x, m["mean"], m["ci_low"], m["ci_high"], col, s["label"] if j == 0 else None)
+    ax.set_xticks(list(pos.values()), [str(lv) for lv in levels])
+    ax.set_xlabel(axis or "")
+
+
+def log_ratio_axis(ax: Any) -> None:
+    """A log y axis for ratios (r and 1/r equally far from 1), ticks at 1, 2, 5 × 10^k."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def title(ax: Any, result: Any) -> None:
+    """``<claim id>: <verdict>`` as the axes title."""
+    ax.set_title(f"{result.id}: {result.verdict.replace('_', ' ')}", fontsize=10)
