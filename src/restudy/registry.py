@@ -28,6 +28,7 @@ _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KIND
 # lookup, so that e.g. reading a study file (claim kinds) never imports torch (models).
 _TRAINING_MODULES = ("restudy.data", "restudy.models", "restudy.methods", "restudy.optim")
 BUILTIN_MODULES: dict[str, tuple[str, ...]] = {kind: _TRAINING_MODULES for kind in KINDS}
+BUILTIN_MODULES["augment"] = ("restudy.batches",)
 _loaded: set[str] = set()
 
 
