@@ -310,3 +310,31 @@ def test_tta_snapshot_and_lr_groups_are_not_stacked():
     assert "snapshot" in stackable(RunSpec.from_dict(snap), (1, 8, 8), 10).reason
     paper = {s.experiment: s for s in plan(load_study("nondeterminism"), "paper", seeds=1)}
     assert not stackable(paper["init"], (3, 32, 32), 10)
+
+
+def test_every_unsupported_setting_is_declared_in_one_place():
+    from restudy.plan import RunSpec
+    from restudy.stacked import NOT_STACKED, structural_reason
+
+    base = _specs()[0]
+    assert structural_reason(base) == ""
+    unsupported = {"model": "small_cnn", "model.norm": "ln", "method": "enorm", "tta": ["flip"],
+                   "schedule": "snapshot", "optimizer.lr_mult_bias_bn": 0.5, "run_metrics": ["weight_norm"]}
+    assert set(unsupported) == set(NOT_STACKED)
+    for name, value in unsupported.items():
+        d = base.to_dict()
+        d["settings"] = {**d["settings"], name: value}
+        reason = structural_reason(RunSpec.from_dict(d))
+        assert reason.startswith(name) and NOT_STACKED[name][1] in reason, (name, reason)
+
+
+def test_fc_sizes_come_from_the_model_factory_defaults():
+    import inspect
+
+    from restudy.models.fc import fc
+    from restudy.stacked import layer_sizes
+
+    defaults = inspect.signature(fc).parameters
+    width, hidden = defaults["width"].default, defaults["hidden"].default
+    assert layer_sizes({"model": "fc"}, (20,), 4) == [20] + [width] * (hidden + 1) + [4]
+    assert layer_sizes({"model": "fc", "model.width": 8, "model.hidden": 2}, (2, 5), 3) == [10, 8, 8, 8, 3]
