@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     from .data import Dataset
     from .plan import RunSpec
-    from .train import Augment, Schedule, StepHook
+    from .batches import Augment
+    from .optim import Schedule
+    from .train import StepHook
 
 
 # --------------------------------------------------------------------------- before the model

@@ -50,7 +50,9 @@ from .plan import RunSpec
 from .record import RunRecord, now
 from .safeio import write_json
 from .settings import part_args, value
-from .train import Augment, Schedule, fill_record, train_stacked
+from .batches import Augment
+from .optim import Schedule
+from .train import fill_record, train_stacked
 
 __all__ = ["NOT_STACKED", "STACK_FLOP_LIMIT", "Stack", "Stackability", "StackedBatchNorm", "StackedMLP",
            "build_stack", "check_group", "data_shape", "execute_stack", "group_key", "group_specs", "layer_sizes",

@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
+from .batches import Augment
 from .errors import RestudyError
 from .evaluate import SplitEval, evaluate, metrics_from_logits
+from .optim import Schedule
 
 if TYPE_CHECKING:
     from .record import RunRecord
-
-Schedule = Callable[[int, int], float]
-Augment = Callable[[torch.Tensor], torch.Tensor]
 
 
 class StepHook(Protocol):
