@@ -136,24 +136,18 @@ def specs_for(workload: Workload, epochs: int, seeds: int = 1):
     return specs
 
 
-def data_args(settings: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix) + 1:]: v for k, v in settings.items() if k.startswith(prefix + ".")}
-
-
 def load_data(spec):
-    from restudy.data import load_dataset
+    """The spec's data set, loaded as its run loads it (``restudy.build.load_data``)."""
+    from restudy.build import load_data as load
 
-    return load_dataset(spec.settings["data"], **data_args(spec.settings, "data"))
+    return load(spec.settings)
 
 
 def build_model(spec, data) -> torch.nn.Module:
-    """The spec's model, initialised exactly as the worker does (init seed, global RNG scoped)."""
-    from restudy import registry
-    from restudy.seeding import scoped_seed
+    """The spec's model, initialised exactly as its run does (``restudy.build.build_model``)."""
+    from restudy.build import build_model as build
 
-    with scoped_seed(spec.seeds["init"]):
-        return registry.create("model", spec.settings["model"], input_shape=tuple(data.input_shape),
-                               num_classes=data.num_classes, **data_args(spec.settings, "model"))
+    return build(spec, tuple(data.input_shape), data.num_classes)[0]
 
 
 # --------------------------------------------------------------------------- the bare loop

@@ -70,26 +70,21 @@ print(json.dumps({"import_s": t1 - t0, "execute_s": t2 - t1, "status": rec["stat
 
 
 def run_restudy(spec, data, x_tr, y_tr, x_te, y_te):
-    """``train()`` exactly as the worker calls it (minus the worker's setup)."""
-    from restudy import registry
-    from restudy.seeding import generator
+    """``train()`` exactly as the worker calls it, on the parts ``build_run`` makes (the worker's
+    preparation, evaluation extras and writes left out)."""
+    from restudy.build import build_run
     from restudy.train import train
 
     s = spec.settings
-    model = C.build_model(spec, data)
-    optimizer = registry.create("optimizer", s["optimizer"], params=model.parameters(),
-                                **C.data_args(s, "optimizer"))
-    steps_per_epoch = -(-x_tr.shape[0] // s["batch_size"])
-    schedule = registry.create("schedule", s["schedule"], lr=s["optimizer.lr"], epochs=s["epochs"],
-                               steps_per_epoch=steps_per_epoch, **C.data_args(s, "schedule"))
-    order = generator(spec.seeds["order"])
+    parts = build_run(spec, data)
     t = time.perf_counter()
-    res = train(model, x_tr, y_tr, x_te, y_te, optimizer=optimizer, schedule=schedule, epochs=s["epochs"],
-                batch_size=s["batch_size"], order=order, hooks=[], augment=None,
-                eval_batch_size=s["eval_batch_size"], label_smoothing=s["label_smoothing"])
+    res = train(parts.model, x_tr, y_tr, x_te, y_te, optimizer=parts.optimizer, schedule=parts.schedule,
+                epochs=s["epochs"], batch_size=s["batch_size"], order=parts.order, hooks=parts.hooks,
+                augment=parts.augment, eval_batch_size=s["eval_batch_size"], label_smoothing=s["label_smoothing"],
+                memory_format=parts.memory_format)
     total = time.perf_counter() - t
     assert res.status == "finished", res.reason
-    return {"train_s": res.train_wall_s, "eval_s": res.eval_wall_s, "total_s": total}, model
+    return {"train_s": res.train_wall_s, "eval_s": res.eval_wall_s, "total_s": total}, parts.model
 
 
 def run_bare(spec, data, x_tr, y_tr, x_te, y_te, with_eval: bool):
@@ -154,14 +149,15 @@ def profile(spec, data, tensors, top: int = 22) -> None:
 EXTRAS = {
     "bare": (),
     "bare (again)": (),                # noise floor: the same loop measured twice per repeat
-    "+isfinite": ("isfinite",),        # train.py:77  if not torch.isfinite(loss): ... (13 aten calls + sync)
-    "+loss_sum": ("loss_sum",),        # train.py:86  loss_sum += loss.detach()
-    "+lr/step": ("lr",),               # train.py:73-75  schedule(step, epoch); param_groups[...]["lr"] = lr
+    "+isfinite": ("isfinite",),        # an earlier check: if not torch.isfinite(loss): ... (13 aten calls + sync)
+    "+loss_sum": ("loss_sum",),        # an earlier running sum: loss_sum += loss.detach()
+    "+lr/step": ("lr",),               # train.lr_step(): schedule(step, epoch); param_groups[...]["lr"] = lr
     "+all three": ("isfinite", "loss_sum", "lr"),
-    "+eval": ("eval",),                # train.py:92-93  evaluate train and test between epochs (untimed)
+    "+eval": ("eval",),                # train(): evaluate train and test between epochs (untimed)
     "+all three +eval": ("isfinite", "loss_sum", "lr", "eval"),
-    # A cheaper equivalent of the first two: one .item() per step, the check and the running sum in
-    # Python floats (no extra aten kernels; on CUDA the sync is the same as bool(tensor)'s).
+    # A cheaper equivalent of the first two, what train() does now (train.divergence()): one .item()
+    # per step, the check and the running sum in Python floats (no extra aten kernels; on CUDA the
+    # sync is the same as bool(tensor)'s).
     "+item-based +lr +eval": ("item", "lr", "eval"),
 }
 

@@ -4,10 +4,10 @@ K seeds of an fc net on MNIST-1D (enorm small scale: 4,000 train / 1,000 test se
 values; SGD lr 0.1 or 0.05, weight decay 1e-3, linear decay, deterministic kernels), planned with
 ``restudy.plan.plan(..., seeds=K)``, are trained in this process by:
 
-* ``looped``  -- what a worker does per run, K times: build the model under its init seed, its
-  optimizer and schedule, then ``restudy.train.train`` with its own order generator;
-* ``stacked`` -- ``restudy.stacked.build_stack`` (the same K initializations) and one
-  ``restudy.stacked.train_stacked`` call over the stacked parameters.
+* ``looped``  -- what a worker does per run, K times: ``restudy.build.build_run`` (the model under
+  its init seed, its optimizer, schedule and order generator), then ``restudy.train.train``;
+* ``stacked`` -- ``restudy.stacked.build_stack`` (the same K members, one optimizer and schedule)
+  and one ``restudy.train.train_stacked`` call over the stacked parameters.
 
 Both evaluate train and test after every epoch, as runs do; data loading and file writes are
 outside the timed region. Each repeat runs the two in a rotating order; first with 1 intra-op
@@ -33,10 +33,10 @@ import torch
 
 import _common as C
 from restudy import registry
-from restudy.seeding import apply_determinism, generator, scoped_seed
-from restudy.stacked import build_stack, layer_sizes, step_flops, train_stacked
-from restudy.train import train
-from restudy.worker import _args
+from restudy.build import build_run
+from restudy.seeding import apply_determinism
+from restudy.stacked import build_stack, layer_sizes, step_flops
+from restudy.train import train, train_stacked
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,10 @@ def specs_for(workload: Workload, k: int, epochs: int):
     return specs
 
 
-def _optimizer_and_schedule(settings: dict[str, Any], params, n_train: int) -> dict[str, Any]:
-    """The keyword arguments of train()/train_stacked() that come from the settings, as the worker
-    builds them."""
-    optimizer = registry.create("optimizer", settings["optimizer"], params=params, **_args(settings, "optimizer"))
-    schedule = registry.create("schedule", settings["schedule"], lr=settings["optimizer.lr"],
-                               epochs=settings["epochs"], steps_per_epoch=-(-n_train // settings["batch_size"]),
-                               **_args(settings, "schedule"))
-    return {"optimizer": optimizer, "schedule": schedule, "epochs": settings["epochs"],
-            "batch_size": settings["batch_size"], "eval_batch_size": settings["eval_batch_size"],
-            "label_smoothing": settings["label_smoothing"]}
+def _loop_args(settings: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of train()/train_stacked() that come straight from the settings."""
+    return {"epochs": settings["epochs"], "batch_size": settings["batch_size"],
+            "eval_batch_size": settings["eval_batch_size"], "label_smoothing": settings["label_smoothing"]}
 
 
 def run_looped(specs, data) -> dict[str, Any]:
@@ -84,24 +78,20 @@ def run_looped(specs, data) -> dict[str, Any]:
     t = time.perf_counter()
     results = []
     for spec in specs:
-        s = spec.settings
-        with scoped_seed(spec.seeds["init"]):
-            model = registry.create("model", s["model"], input_shape=tuple(data.input_shape),
-                                    num_classes=data.num_classes, **_args(s, "model"))
-        results.append(train(model, data.x_train, data.y_train, data.x_test, data.y_test,
-                             order=generator(spec.seeds["order"]),
-                             **_optimizer_and_schedule(s, model.parameters(), data.x_train.shape[0])))
+        parts = build_run(spec, data)
+        results.append(train(parts.model, data.x_train, data.y_train, data.x_test, data.y_test,
+                             optimizer=parts.optimizer, schedule=parts.schedule, order=parts.order,
+                             augment=parts.augment, **_loop_args(spec.settings)))
     return {"wall_s": time.perf_counter() - t, "results": results}
 
 
 def run_stacked(specs, data) -> dict[str, Any]:
     """The K runs as one stack."""
     t = time.perf_counter()
-    s = specs[0].settings
-    stack, _ = build_stack(specs, tuple(data.input_shape), data.num_classes)
-    results = train_stacked(stack, data.x_train, data.y_train, data.x_test, data.y_test,
-                            orders=[generator(sp.seeds["order"]) for sp in specs],
-                            **_optimizer_and_schedule(s, stack.parameters(), data.x_train.shape[0]))
+    stack = build_stack(specs, data)
+    results = train_stacked(stack.model, data.x_train, data.y_train, data.x_test, data.y_test,
+                            optimizer=stack.optimizer, schedule=stack.schedule, orders=stack.orders,
+                            augments=stack.augments, **_loop_args(specs[0].settings))
     return {"wall_s": time.perf_counter() - t, "results": results}
 
 

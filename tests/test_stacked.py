@@ -22,18 +22,18 @@ import pytest
 import torch
 
 from restudy import registry
-from restudy.batches import make_augment
+from restudy.build import build_model, load_data, optimizer_and_schedule, steps_per_epoch, streams
 from restudy.errors import RestudyError
 from restudy.executor import InlineExecutor, LocalExecutor, StackedExecutor, choose_executor
 from restudy.plan import plan
 from restudy.runner import run_study
 from restudy.safeio import load_tensors
-from restudy.seeding import generator, scoped_seed
-from restudy.stacked import (STACK_FLOP_LIMIT, StackedMLP, build_stack, execute_stack, stackable, step_flops,
-                             train_stacked)
+from restudy.seeding import scoped_seed
+from restudy.settings import part_args
+from restudy.stacked import STACK_FLOP_LIMIT, StackedMLP, build_stack, execute_stack, stackable, step_flops
 from restudy.studyfile import load_study, parse_overrides
-from restudy.train import train
-from restudy.worker import LOGITS_FILE, _args, _dataset, _freeze, execute
+from restudy.train import train, train_stacked
+from restudy.worker import LOGITS_FILE, execute
 
 RTOL = 1e-5            # float32: global relative difference of logits, losses and parameters
 RTOL_FLOAT64 = 1e-12   # float64 parameters: the stacked and the looped algorithm are the same
@@ -54,8 +54,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _data(spec):
-    s = spec.settings
-    return _dataset(s["data"], tuple(sorted((k, _freeze(v)) for k, v in _args(s, "data").items())))
+    return load_data(spec.settings)
 
 
 def _close(a: float, b: float, rtol: float) -> bool:
@@ -116,38 +115,33 @@ def test_a_stack_equals_its_runs_one_by_one(tmp_path, case):
 
 
 def _reference_and_stack(specs, dtype: torch.dtype, tweak=None):
-    """Each spec trained alone by ``train()`` and all of them by ``train_stacked()``, the way the
-    worker sets them up, in ``dtype``; ``tweak(k, model)`` may change model k before training."""
+    """Each spec trained alone by ``train()`` and all of them by ``train_stacked()``, built the way
+    the runs build them (``restudy.build``), in ``dtype``; ``tweak(k, model)`` may change model k
+    before training."""
     s, data = specs[0].settings, _data(specs[0])
     x, y, xt, yt = data.x_train.to(dtype), data.y_train, data.x_test.to(dtype), data.y_test
-    steps = -(-x.shape[0] // s["batch_size"])
+    steps = steps_per_epoch(s, x.shape[0])
 
     def model(k):
-        with scoped_seed(specs[k].seeds["init"]):
-            m = registry.create("model", "fc", input_shape=tuple(data.input_shape), num_classes=data.num_classes,
-                                **_args(s, "model")).to(dtype)
+        m = build_model(specs[k], tuple(data.input_shape), data.num_classes)[0].to(dtype)
         if tweak is not None:
             tweak(k, m)
         return m
 
-    def setup(k, params):
-        return dict(optimizer=registry.create("optimizer", s["optimizer"], params=params, **_args(s, "optimizer")),
-                    schedule=registry.create("schedule", s["schedule"], lr=s["optimizer.lr"], epochs=s["epochs"],
-                                             steps_per_epoch=steps, **_args(s, "schedule")),
-                    epochs=s["epochs"], batch_size=s["batch_size"], label_smoothing=s["label_smoothing"])
-
-    def augment(k):
-        return make_augment(s["augment"], generator(specs[k].seeds["augment"]), s.get("augment.pad", 0))
+    def setup(m):
+        optimizer, schedule = optimizer_and_schedule(m, s, steps)
+        return dict(optimizer=optimizer, schedule=schedule, epochs=s["epochs"], batch_size=s["batch_size"],
+                    label_smoothing=s["label_smoothing"])
 
     ks = range(len(specs))
     alone = []
     for k in ks:
         m = model(k)
-        alone.append((m, train(m, x, y, xt, yt, order=generator(specs[k].seeds["order"]), augment=augment(k),
-                               **setup(k, m.parameters()))))
+        order, augment = streams(specs[k], "cpu")
+        alone.append((m, train(m, x, y, xt, yt, order=order, augment=augment, **setup(m))))
     stack = StackedMLP.from_models([model(k) for k in ks])
-    results = train_stacked(stack, x, y, xt, yt, orders=[generator(specs[k].seeds["order"]) for k in ks],
-                            augments=[augment(k) for k in ks], **setup(0, stack.parameters()))
+    orders, augments = zip(*(streams(specs[k], "cpu") for k in ks))
+    results = train_stacked(stack, x, y, xt, yt, orders=orders, augments=augments, **setup(stack))
     return alone, stack, results
 
 
@@ -267,11 +261,11 @@ def test_run_study_stacks_what_it_can_and_pools_the_rest(tmp_path):
 def test_build_stack_keeps_each_models_initialization():
     specs = _specs("fc_bias", depth="9")
     data = _data(specs[0])
-    stack, _ = build_stack(specs, tuple(data.input_shape), data.num_classes)
+    stack = build_stack(specs, data).model
     for k, spec in enumerate(specs):
         with scoped_seed(spec.seeds["init"]):
             module = registry.create("model", "fc", input_shape=tuple(data.input_shape),
-                                     num_classes=data.num_classes, **_args(spec.settings, "model"))
+                                     num_classes=data.num_classes, **part_args(spec.settings, "model"))
         assert _param_rel(module, stack, k) == 0.0
         assert all(float(b[k].detach().abs().max()) == 0.0 for b in stack.biases)
 
@@ -316,3 +310,31 @@ def test_tta_snapshot_and_lr_groups_are_not_stacked():
     assert "snapshot" in stackable(RunSpec.from_dict(snap), (1, 8, 8), 10).reason
     paper = {s.experiment: s for s in plan(load_study("nondeterminism"), "paper", seeds=1)}
     assert not stackable(paper["init"], (3, 32, 32), 10)
+
+
+def test_every_unsupported_setting_is_declared_in_one_place():
+    from restudy.plan import RunSpec
+    from restudy.stacked import NOT_STACKED, structural_reason
+
+    base = _specs()[0]
+    assert structural_reason(base) == ""
+    unsupported = {"model": "small_cnn", "model.norm": "ln", "method": "enorm", "tta": ["flip"],
+                   "schedule": "snapshot", "optimizer.lr_mult_bias_bn": 0.5, "run_metrics": ["weight_norm"]}
+    assert set(unsupported) == set(NOT_STACKED)
+    for name, value in unsupported.items():
+        d = base.to_dict()
+        d["settings"] = {**d["settings"], name: value}
+        reason = structural_reason(RunSpec.from_dict(d))
+        assert reason.startswith(name) and NOT_STACKED[name][1] in reason, (name, reason)
+
+
+def test_fc_sizes_come_from_the_model_factory_defaults():
+    import inspect
+
+    from restudy.models.fc import fc
+    from restudy.stacked import layer_sizes
+
+    defaults = inspect.signature(fc).parameters
+    width, hidden = defaults["width"].default, defaults["hidden"].default
+    assert layer_sizes({"model": "fc"}, (20,), 4) == [20] + [width] * (hidden + 1) + [4]
+    assert layer_sizes({"model": "fc", "model.width": 8, "model.hidden": 2}, (2, 5), 3) == [10, 8, 8, 8, 3]

@@ -13,13 +13,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
 from .errors import RestudyError
 from .plan import RunSpec
-from .record import RunRecord
+from .record import RunRecord, now
 from .seeding import prepare_process_env
 
 
@@ -50,9 +49,9 @@ def _init_worker(threads: int) -> None:
 
 
 def _failed(spec: RunSpec, reason: str) -> dict:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    at = now()
     return RunRecord(key=spec.key, spec=spec.to_dict(), status="failed", reason=reason,
-                     started_at=now, finished_at=now).to_dict()
+                     started_at=at, finished_at=at).to_dict()
 
 
 class InlineExecutor:

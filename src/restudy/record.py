@@ -7,12 +7,18 @@ A record is a JSON-safe dict written as ``runs/<key>/run.json``; ``RunRecord`` g
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from .artifacts import variant_id
 
 STATUSES = ("finished", "diverged", "failed")
 DONE_STATUSES = ("finished", "diverged")   # never redone on resume; "failed" is retried
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second: a record's ``started_at`` and ``finished_at``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass

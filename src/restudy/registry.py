@@ -32,6 +32,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {kind: _TRAINING_MODULES for kind 
 BUILTIN_MODULES["claim"] = ("restudy.claims.numeric", "restudy.claims.a_beats_b", "restudy.claims.trend",
                             "restudy.claims.threshold", "restudy.claims.variability")
 BUILTIN_MODULES["view"] = ("restudy.compare.views",)
+BUILTIN_MODULES["augment"] = ("restudy.batches",)
 _loaded: set[str] = set()
 
 

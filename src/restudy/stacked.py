@@ -5,8 +5,8 @@ arithmetic; stacking K such models into batched matmuls (``torch.baddbmm`` over 
 ``[K, in, out]``) runs them 2-3x faster than a loop over models (shared/research/perf.md §4;
 benchmarks/bench_stacked.py). Each of the K models keeps everything that makes it a separate run:
 
-* its own initialization: built exactly as a single run builds it (``scoped_seed(seeds["init"])`` +
-  ``registry.create("model", ...)``), then its weights are copied into slice k of the stack;
+* its own initialization: built exactly as a single run builds it (``restudy.build.build_member``:
+  the ``init`` stream, the one-ULP change), then its weights are copied into slice k of the stack;
 * its own data order (one ``randperm`` per epoch from its own order generator; every model takes
   its own mini-batch each step) and its own augmentation stream;
 * the same optimizer semantics: SGD (momentum, nesterov, weight decay) and Adam act elementwise, so
@@ -17,21 +17,24 @@ benchmarks/bench_stacked.py). Each of the K models keeps everything that makes i
 Results therefore equal training the K models one by one up to float32 rounding (the batched and
 the single matmul kernels round differently; tests/test_stacked.py states the tolerance measured).
 
-What may be stacked (:func:`stackable`): the ``fc`` model with ``model.norm`` ``none`` or ``bn``
-(BatchNorm with per-model batch statistics: the K models' channels are laid side by side, so one
-``batch_norm`` call normalises each model over its own batch), no method (a method such as ENorm
-hooks into one model), identical settings across the stack apart from seeds, and a step small
-enough (``STACK_FLOP_LIMIT``) for stacking to pay off.
+What may be stacked (:func:`stackable`): identical settings across the stack apart from seeds, a
+step small enough (``STACK_FLOP_LIMIT``) for stacking to pay off, and none of the settings that
+``NOT_STACKED`` declares unsupported: the stack is of ``fc`` nets with ``model.norm`` ``none`` or
+``bn`` (BatchNorm with per-model batch statistics: the K models' channels are laid side by side, so
+one ``batch_norm`` call normalises each model over its own batch), without a method (ENorm hooks into
+one model), test-time augmentation, snapshot ensembles, per-group learning rates or per-run metrics.
+The training loop itself is :func:`restudy.train.train_stacked`, next to the single-run loop.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -40,18 +43,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import registry
+from .artifacts import RUN_FILE, TENSOR_FEATURES
+from .build import Member, build_member, data_key, optimizer_and_schedule, prepare, run_metric_names, steps_per_epoch
 from .errors import RestudyError
-from .evaluate import SplitEval, metrics_from_logits
 from .plan import RunSpec
-from .record import RunRecord
-from .safeio import save_tensors, write_json
-from .train import TrainResult
-from .artifacts import LOGITS_FILE, RUN_FILE
-from .worker import _args, _freeze, _now, prepare
+from .record import RunRecord, now
+from .safeio import write_json
+from .settings import part_args, value
+from .batches import Augment
+from .optim import Schedule
+from .train import fill_record, train_stacked
 
-__all__ = ["STACK_FLOP_LIMIT", "Stackability", "StackedBatchNorm", "StackedMLP", "build_stack", "check_group",
-           "data_shape", "execute_stack", "group_key", "group_specs", "layer_sizes", "per_model_loss", "stackable",
-           "step_flops", "structural_reason", "train_stacked", "zero_optimizer_slice"]
+__all__ = ["NOT_STACKED", "STACK_FLOP_LIMIT", "Stack", "Stackability", "StackedBatchNorm", "StackedMLP",
+           "build_stack", "check_group", "data_shape", "execute_stack", "group_key", "group_specs", "layer_sizes",
+           "model_args", "stackable", "step_flops", "structural_reason"]
 
 # Above a few 1e7 FLOP per training step one model's matmuls already keep a core busy and stacking
 # stops paying (perf.md §4: 1.0-1.1x for a 3072-512-10 MLP at B=32, 2.1-2.7x at width 64;
@@ -61,7 +66,19 @@ STACK_FLOP_LIMIT = 2e7
 STACKABLE_MODELS = ("fc",)
 STACKABLE_NORMS = ("none", "bn")
 
-Augment = Callable[[torch.Tensor], torch.Tensor]
+# What the stacked path does not support, in one place: setting -> (unsupported(value), why).
+# A run with such a value trains one by one (the single-run path), with the same results.
+NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: v not in STACKABLE_MODELS, f"only {', '.join(STACKABLE_MODELS)} nets are stacked"),
+    "model.norm": (lambda v: v not in STACKABLE_NORMS,
+                   f"only model.norm {' or '.join(STACKABLE_NORMS)} is stacked"),
+    "method": (lambda v: v != "none", "a method hooks into each model separately"),
+    "tta": (bool, "test-time augmentation is evaluated per model (single-run path)"),
+    "schedule": (lambda v: v == "snapshot", "snapshot ensembles keep per-model snapshots (single-run path)"),
+    "optimizer.lr_mult_bias_bn": (lambda v: v != 1.0,
+                                  "per-group learning rates (optimizer.lr_mult_bias_bn) are not stacked"),
+    "run_metrics": (bool, "per-run metrics are measured on each model (single-run path)"),
+}
 
 
 # --------------------------------------------------------------------------- what may be stacked
@@ -79,22 +96,30 @@ class Stackability:
         return self.ok
 
 
+def model_args(settings: dict[str, Any]) -> dict[str, Any]:
+    """The model factory's keyword arguments: its own defaults (from its signature), then the
+    run's ``model.*`` settings."""
+    factory = registry.get("model", settings["model"])
+    defaults = {name: p.default for name, p in inspect.signature(factory).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return {**defaults, **part_args(settings, "model")}
+
+
+def _setting(settings: dict[str, Any], name: str) -> Any:
+    """A setting's value for the ``NOT_STACKED`` checks (the model factory's default for ``model.*``)."""
+    if name == "run_metrics":
+        return run_metric_names(settings)
+    if name.startswith("model."):
+        return model_args(settings).get(name.split(".", 1)[1])
+    return value(settings, name)
+
+
 def structural_reason(spec: RunSpec) -> str:
     """Why ``spec`` cannot be trained stacked at all ("" when it can); ignores its size."""
-    s = spec.settings
-    if s.get("model") not in STACKABLE_MODELS:
-        return f"model '{s.get('model')}' is not stackable (only {', '.join(STACKABLE_MODELS)})"
-    norm = s.get("model.norm", "none")
-    if norm not in STACKABLE_NORMS:
-        return f"model.norm '{norm}' is not stackable"
-    if s.get("method", "none") != "none":
-        return f"method '{s.get('method')}' hooks into each model separately"
-    if s.get("tta"):
-        return "test-time augmentation is evaluated per model (single-run path)"
-    if s.get("schedule") == "snapshot":
-        return "snapshot ensembles keep per-model snapshots (single-run path)"
-    if s.get("optimizer.lr_mult_bias_bn", 1.0) != 1.0:
-        return "per-group learning rates (optimizer.lr_mult_bias_bn) are not stacked"
+    for name, (unsupported, why) in NOT_STACKED.items():
+        v = _setting(spec.settings, name)
+        if unsupported(v):
+            return f"{name} {v!r}: {why}"
     return ""
 
 
@@ -114,15 +139,13 @@ def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...],
 
 def data_shape(spec: RunSpec) -> tuple[tuple[int, ...], int]:
     """``(input_shape, num_classes)`` of the data set ``spec`` trains on (loads it once)."""
-    s = spec.settings
-    items = tuple(sorted((k, _freeze(v)) for k, v in _args(s, "data").items()))
-    return _data_shape(s["data"], items, spec.study_module)
+    return _data_shape(*data_key(spec.settings), spec.study_module)
 
 
 def layer_sizes(settings: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> list[int]:
     """Widths of the ``fc`` net's activations, input first: [in, width, ..., width, classes]."""
-    hidden = int(settings.get("model.hidden", 1))
-    width = int(settings.get("model.width", 500))
+    args = model_args(settings)
+    hidden, width = int(args["hidden"]), int(args["width"])
     return [math.prod(input_shape)] + [width] * (hidden + 1) + [num_classes]
 
 
@@ -361,232 +384,38 @@ class StackedMLP(nn.Module):
         return [w[k].t() for w in self.weights]
 
 
-def per_model_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy of each model over its own batch: ``[K]`` from logits ``[K, B, C]``."""
-    k, b, c = logits.shape
-    ce = F.cross_entropy(logits.reshape(k * b, c), y.reshape(k * b), reduction="none",
-                         label_smoothing=label_smoothing)
-    return ce.view(k, b).mean(1)
-
-
-@torch.no_grad()
-def zero_optimizer_slice(optimizer: torch.optim.Optimizer, k: int) -> None:
-    """Zero model ``k``'s slice of every per-element optimizer state (momentum, Adam moments)."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for v in optimizer.state.get(p, {}).values():
-                if isinstance(v, torch.Tensor) and v.shape == p.shape:
-                    v[k].zero_()
-
-
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- building and executing a stack
 
 
 @dataclass
-class _Member:
-    """Book-keeping of one stacked model, mirroring the locals of ``restudy.train.train``."""
-
-    result: TrainResult = field(default_factory=lambda: TrainResult(status="finished"))
-    active: bool = True
-    lr: float = 0.0
-    loss_sum: float = 0.0
-    done_steps: int = 0
-    snapshot: list[torch.Tensor] | None = None   # weights when it diverged, for its last evaluation
-
-
-@dataclass
-class _Loop:
-    """What every epoch of :func:`train_stacked` needs."""
+class Stack:
+    """The parts a stack of runs trains with, built by :func:`build_stack`."""
 
     model: StackedMLP
     optimizer: torch.optim.Optimizer
-    schedule: Callable[[int, int], float]
-    batch_size: int
-    orders: Sequence[torch.Generator]
-    augments: Sequence[Augment | None]
-    label_smoothing: float
-    members: list[_Member]
+    schedule: Schedule
+    orders: list[torch.Generator]
+    augments: list[Augment | None]
+    perturbations: list[dict[str, Any] | None]   # each run's one-ULP change, None without one
 
 
-def train_stacked(model: StackedMLP, x_train: torch.Tensor, y_train: torch.Tensor,
-                  x_test: torch.Tensor, y_test: torch.Tensor, *,
-                  optimizer: torch.optim.Optimizer, schedule: Callable[[int, int], float], epochs: int,
-                  batch_size: int, orders: Sequence[torch.Generator],
-                  augments: Sequence[Augment | None] | None = None, eval_batch_size: int = 1024,
-                  label_smoothing: float = 0.0) -> list[TrainResult]:
-    """Train the K models of ``model`` in place, step for step as ``restudy.train.train`` would
-    train each one alone, and evaluate them after each epoch.
-
-    Divergence is per model: when model k's loss is non-finite it is marked ``diverged`` with
-    ``train()``'s reason, excluded from the loss from that step on, its weights at that moment kept
-    for its end-of-epoch evaluation (as ``train()`` evaluates a diverged run once more), and its
-    live slice and optimizer state are then set to zero. A zero slice whose loss is excluded gets an
-    exactly zero gradient, so SGD (weight decay, momentum) and Adam leave it at zero: it stays
-    inert and finite while the others go on. The loop ends when every model has diverged.
-
-    Timing: the stack's time of an epoch (training, evaluation) is split evenly among the models
-    that took part in that epoch, so the runs' times add up to the stack's.
+def build_stack(specs: Sequence[RunSpec], data: Any, device: str = "cpu") -> Stack:
+    """Each spec's model and streams built exactly as a single run builds them
+    (:func:`restudy.build.build_member`), the models stacked, and one optimizer and schedule over
+    the stack (:func:`restudy.build.optimizer_and_schedule`).
 
     Args:
-        model: the K stacked models.
-        x_train, y_train, x_test, y_test: the data, shared by all models (inputs are flattened).
-        optimizer: one optimizer over ``model.parameters()``; it must act elementwise.
-        schedule: ``lr(step, epoch)``, evaluated every step.
-        orders: K generators of the data-order streams (one ``randperm`` per epoch each).
-        augments: K batch augmentations (each with its own generator), or None.
-    Returns:
-        One ``TrainResult`` per model, as ``train()`` would have returned it.
+        specs: runs that differ only in their seeds (see :func:`check_group`).
+        data: their data set (a ``restudy.data.Dataset``: shapes and the number of examples).
+        device: where the stack lives.
     """
-    k = model.size
-    augments = list(augments) if augments is not None else [None] * k
-    if len(orders) != k or len(augments) != k:
-        raise RestudyError("one order generator and one augmentation per stacked model",
-                           got=(k, len(orders), len(augments)))
-    loop = _Loop(model, optimizer, schedule, batch_size, orders, augments, label_smoothing,
-                 [_Member() for _ in range(k)])
-    step = 0
-    for epoch in range(epochs):
-        taking_part = [i for i, m in enumerate(loop.members) if m.active]
-        if not taking_part:
-            break
-        t0 = time.perf_counter()
-        model.train()
-        step = _train_epoch(loop, x_train, y_train, epoch, step)
-        train_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        evals = _evaluate(loop, taking_part, x_train, y_train, x_test, y_test, eval_batch_size)
-        eval_s = time.perf_counter() - t1
-        for i in taking_part:
-            _record_epoch(loop.members[i], epoch, evals[i], train_s / len(taking_part),
-                          eval_s / len(taking_part), step)
-    return [m.result for m in loop.members]
-
-
-def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> int:
-    """One epoch of every active model; returns the step counter after it."""
-    n = x.shape[0]
-    steps_per_epoch = math.ceil(n / loop.batch_size)
-    lr = loop.schedule(step, epoch)
-    for m in loop.members:
-        if m.active:
-            m.lr, m.loss_sum, m.done_steps = lr, 0.0, steps_per_epoch
-    perms = _permutations(loop, n, x.device)
-    for b in range(steps_per_epoch):
-        idx = perms[:, b * loop.batch_size:(b + 1) * loop.batch_size]
-        xb, yb = _batch(loop, x, y, idx)
-        lr = loop.schedule(step, epoch)
-        for group in loop.optimizer.param_groups:
-            group["lr"] = lr
-        losses = per_model_loss(loop.model(xb), yb, loop.label_smoothing)
-        values = losses.tolist()  # one sync per step, as train()'s loss.item()
-        newly = _check_divergence(loop, values, lr, epoch, step, b)
-        active = [i for i, m in enumerate(loop.members) if m.active]
-        if not active:
-            break
-        _optimizer_step(loop, losses, active)
-        for i in newly:  # after the step: their parameters were saved by the forward pass
-            loop.model.zero_slice(i)
-            zero_optimizer_slice(loop.optimizer, i)
-        for i in active:
-            loop.members[i].loss_sum += values[i]
-        step += 1
-    return step
-
-
-def _permutations(loop: _Loop, n: int, device: torch.device) -> torch.Tensor:
-    """``[K, n]``: this epoch's order of each model; a fixed order for models that ended (their
-    order stream is not drawn from again, as a run that ended draws nothing more)."""
-    rows = [torch.randperm(n, generator=g, device=g.device).to(device) if m.active
-            else torch.arange(n, device=device) for g, m in zip(loop.orders, loop.members)]
-    return torch.stack(rows)
-
-
-def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each model's own mini-batch: inputs ``[K, b, features]``, labels ``[K, b]``."""
-    k, b = idx.shape
-    if all(a is None for a in loop.augments):
-        return x.reshape(x.shape[0], -1)[idx], y[idx]
-    rows = []
-    for i in range(k):  # augmentations draw from per-model generators, one model at a time
-        xi = x[idx[i]]
-        augment = loop.augments[i]
-        if augment is not None and loop.members[i].active:
-            xi = augment(xi)
-        rows.append(xi.reshape(b, -1))
-    return torch.stack(rows), y[idx]
-
-
-def _check_divergence(loop: _Loop, values: list[float], lr: float, epoch: int, step: int,
-                      b: int) -> list[int]:
-    """Mark the active models whose loss is non-finite as diverged; returns their indices."""
-    newly = []
-    for i, m in enumerate(loop.members):
-        if not m.active:
-            continue
-        m.lr = lr
-        if not math.isfinite(values[i]):
-            m.active = False
-            m.done_steps = b
-            m.result.status = "diverged"
-            m.result.reason = f"non-finite loss ({values[i]}) at epoch {epoch}, step {step}"
-            m.result.steps = step
-            m.snapshot = loop.model.slice_state(i)
-            newly.append(i)
-    return newly
-
-
-def _optimizer_step(loop: _Loop, losses: torch.Tensor, active: list[int]) -> None:
-    """Backward pass of Σ mean-CE over the active models, then one optimizer step for all."""
-    if len(active) == len(loop.members):
-        total = losses.sum()
-    else:  # indexing gives the excluded models an exactly zero gradient (a NaN·0 mask would not)
-        total = losses[torch.tensor(active, device=losses.device)].sum()
-    loop.optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    loop.optimizer.step()
-
-
-def _evaluate(loop: _Loop, which: list[int], x_train: torch.Tensor, y_train: torch.Tensor,
-              x_test: torch.Tensor, y_test: torch.Tensor, batch_size: int
-              ) -> dict[int, tuple[SplitEval, SplitEval, torch.Tensor]]:
-    """Train and test metrics (and test logits) of models ``which``, each split on its own.
-
-    A model that diverged during this epoch is evaluated with its weights from that moment, then
-    zeroed again.
-    """
-    model = loop.model
-    restored = [i for i in which if loop.members[i].snapshot is not None]
-    for i in restored:
-        model.load_slice(i, loop.members[i].snapshot)
-    train_logits = model.predict(x_train, batch_size)
-    test_logits = model.predict(x_test, batch_size)
-    for i in restored:
-        model.zero_slice(i)
-        loop.members[i].snapshot = None
-    return {i: (metrics_from_logits(train_logits[i], y_train, "train"),
-                metrics_from_logits(test_logits[i], y_test, "test"), test_logits[i].clone())
-            for i in which}
-
-
-def _record_epoch(m: _Member, epoch: int, evals: tuple[SplitEval, SplitEval, torch.Tensor],
-                  train_s: float, eval_s: float, step: int) -> None:
-    """Append the epoch's curve row to the model's result, with ``train()``'s keys and meaning."""
-    tr, te, logits = evals
-    r = m.result
-    r.curves.append({"epoch": epoch + 1, "lr": m.lr,
-                     "train_loss_running": m.loss_sum / m.done_steps if m.done_steps else float("nan"),
-                     "train_acc": tr.acc, "train_loss": tr.loss, "test_acc": te.acc, "test_loss": te.loss,
-                     "train_s": train_s, "eval_s": eval_s})
-    r.train_wall_s += train_s
-    r.eval_wall_s += eval_s
-    r.test_logits = logits
-    r.epochs_done = epoch + 1 if m.active else epoch
-    if m.active:
-        r.steps = step
-
-
-# --------------------------------------------------------------------------- executing a stack
+    s = specs[0].settings
+    members: list[Member] = [build_member(spec, tuple(data.input_shape), data.num_classes, device)
+                             for spec in specs]
+    model = StackedMLP.from_models([m.model for m in members]).to(device)
+    optimizer, schedule = optimizer_and_schedule(model, s, steps_per_epoch(s, int(data.x_train.shape[0])))
+    return Stack(model, optimizer, schedule, [m.order for m in members], [m.augment for m in members],
+                 [m.perturbation for m in members])
 
 
 def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
@@ -600,7 +429,7 @@ def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
     """
     t_start = time.perf_counter()
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
-    records = [RunRecord(key=s.key, spec=s.to_dict(), status="failed", started_at=_now()) for s in specs]
+    records = [RunRecord(key=s.key, spec=s.to_dict(), status="failed", started_at=now()) for s in specs]
     outs = [Path(d) for d in run_dirs]
     try:
         _run_stack(specs, records, outs, threads)
@@ -610,7 +439,7 @@ def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
             rec.status, rec.reason, rec.metrics = "failed", f"{type(e).__name__}: {e}", {}
             rec.env.setdefault("traceback", tb)
     wall = time.perf_counter() - t_start
-    finished = _now()
+    finished = now()
     for rec, out in zip(records, outs):
         rec.timings.update(wall_s=wall / len(records), stack_wall_s=wall)
         rec.finished_at = finished
@@ -619,73 +448,30 @@ def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
 
 
 def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path], threads: int) -> None:
-    """Build, train and record the stack (mirrors ``worker._run`` for K runs)."""
-    from .batches import make_augment
-    from .seeding import generator
+    """Build, train and record the stack (as ``worker`` does for one run)."""
+    from .worker import save_test_tensors
 
     check_group(specs)
     s = specs[0].settings
-    env, device, data, (x_tr, y_tr, x_te, y_te), load_s = prepare(specs[0], threads, "stacked")
-    load_s /= len(specs)
-    env.update(stack_size=len(specs))
+    prep = prepare(specs[0], threads, "stacked")
+    data, (x_tr, y_tr, x_te, y_te) = prep.data, prep.tensors
+    prep.env.update(stack_size=len(specs))
     for rec in records:
-        rec.env = dict(env)
-
-    model, perturbations = build_stack(specs, tuple(data.input_shape), data.num_classes, device)
-    for rec, change in zip(records, perturbations):
+        rec.env = dict(prep.env)
+    stack = build_stack(specs, data, prep.device)
+    for rec, change in zip(records, stack.perturbations):
         if change is not None:
             rec.env["perturbation"] = change
-    opt_args = _args(s, "optimizer")
-    opt_args.pop("lr_mult_bias_bn", None)  # 1.0 here: structural_reason refuses anything else
-    optimizer = registry.create("optimizer", s["optimizer"], params=model.parameters(), **opt_args)
-    steps_per_epoch = -(-x_tr.shape[0] // s["batch_size"])
-    schedule = registry.create("schedule", s["schedule"], lr=s["optimizer.lr"], epochs=s["epochs"],
-                               steps_per_epoch=steps_per_epoch, **_args(s, "schedule"))
-    gen_device = "cuda" if device == "cuda" else "cpu"
-    orders = [generator(sp.seeds["order"], gen_device) for sp in specs]
-    augments = [make_augment(s["augment"], generator(sp.seeds["augment"], gen_device), s.get("augment.pad", 0))
-                for sp in specs]
     # No dropout stream: the fc net draws nothing at random while training.
-    results = train_stacked(model, x_tr, y_tr, x_te, y_te, optimizer=optimizer, schedule=schedule,
-                            epochs=s["epochs"], batch_size=s["batch_size"], orders=orders, augments=augments,
-                            eval_batch_size=s["eval_batch_size"], label_smoothing=s["label_smoothing"])
-    n_feat = s.get("cka_examples", 0)
+    results = train_stacked(stack.model, x_tr, y_tr, x_te, y_te, optimizer=stack.optimizer,
+                            schedule=stack.schedule, epochs=s["epochs"], batch_size=s["batch_size"],
+                            orders=stack.orders, augments=stack.augments, eval_batch_size=s["eval_batch_size"],
+                            label_smoothing=s["label_smoothing"])
+    n_feat = s["cka_examples"]
     for k, (rec, out, result) in enumerate(zip(records, outs, results)):
-        rec.timings["load_s"] = load_s
-        extra = {"features": model.features(k, x_te[:n_feat]).cpu()} if n_feat else {}
-        _fill_record(rec, result, out, y_te, data, extra)
-
-
-def build_stack(specs: Sequence[RunSpec], input_shape: tuple[int, ...], num_classes: int,
-                device: str = "cpu") -> tuple[StackedMLP, list[dict[str, Any] | None]]:
-    """Each spec's model built exactly as a single run builds it (one-ULP change included), then
-    stacked. Returns the stack and each run's perturbation record (None without one)."""
-    from .seeding import scoped_seed
-    from .worker import _perturb
-
-    models, changes = [], []
-    for spec in specs:
-        with scoped_seed(spec.seeds["init"]):
-            model = registry.create("model", spec.settings["model"], input_shape=input_shape,
-                                    num_classes=num_classes, **_args(spec.settings, "model"))
-        changes.append(_perturb(model, spec))
-        models.append(model)
-    return StackedMLP.from_models(models).to(device), changes
-
-
-def _fill_record(record: RunRecord, result: TrainResult, out: Path, y_test: torch.Tensor, data: Any,
-                 extra: dict[str, torch.Tensor] | None = None) -> None:
-    """Status, curves, metrics, timings and the logits artifact, as ``worker._run`` records them."""
-    record.status = result.status
-    record.reason = result.reason
-    record.curves = result.curves
-    record.timings.update(train_s=result.train_wall_s, eval_s=result.eval_wall_s)
-    record.metrics = result.final_metrics(int(y_test.shape[0]), int(data.y_train.shape[0]))
-    if result.test_logits is not None:
-        sha = save_tensors(out / LOGITS_FILE, {"logits": result.test_logits, "labels": y_test,
-                                               "index": data.idx_test, **(extra or {})})
-        what = "final-epoch test logits, labels, example index"
-        if extra and "features" in extra:
-            what += f"; penultimate features of the first {extra['features'].shape[0]} test examples (for CKA)"
-        record.artifacts[LOGITS_FILE] = {"sha256": sha, "what": what}
-    record.env["dataset"] = data.description
+        rec.timings["load_s"] = prep.load_s / len(specs)
+        fill_record(rec, result, int(y_te.shape[0]), int(y_tr.shape[0]))
+        if result.test_logits is not None:
+            extra = {TENSOR_FEATURES: stack.model.features(k, x_te[:n_feat]).cpu()} if n_feat else {}
+            save_test_tensors(rec, out, result.test_logits, y_te, data, extra, [])
+        rec.env["dataset"] = data.description

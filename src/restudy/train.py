@@ -1,9 +1,15 @@
-"""The training loop, shared by every study.
+"""The training loop, shared by every study: one model (:func:`train`) or K stacked ones (:func:`train_stacked`).
 
 It knows nothing about studies: it receives a model, tensors, an optimizer, a schedule, a
 generator for data order and optional method hooks (e.g. an ENorm cycle after each optimizer step).
 A non-finite loss ends the run with status ``diverged``; train and test are evaluated after every
 epoch and recorded separately.
+
+The two loops share, written once here: the lr step (:func:`lr_step`), the divergence check
+(:func:`divergence`), the curve row (:func:`curve_row`, :func:`end_epoch`) and the filling of a run
+record from a result (:func:`fill_record`). A feature of training is added in these functions, or
+in both loops side by side; what the stacked loop does not support is declared in
+``restudy.stacked.NOT_STACKED``.
 """
 
 from __future__ import annotations
@@ -11,13 +17,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .batches import Augment
 from .errors import RestudyError
-from .evaluate import evaluate
+from .evaluate import SplitEval, evaluate, metrics_from_logits
+from .optim import Schedule
+
+if TYPE_CHECKING:
+    from .record import RunRecord
 
 
 class StepHook(Protocol):
@@ -34,6 +45,15 @@ class TrainResult:
     test_logits: torch.Tensor | None = None
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
+    # Snapshot ensembles (originals.md §4.5): test logits (and, if asked, CPU copies of the
+    # state_dict) at the end of each requested epoch, in epoch order; shorter if the run diverged.
+    snapshot_epochs: list[int] = field(default_factory=list)
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    snapshot_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
 
     def final_metrics(self, n_test: int, n_train: int) -> dict[str, Any]:
         """The run's metrics as its record stores them: the last epoch's, per split."""
@@ -44,18 +64,64 @@ class TrainResult:
             "diverged": 1.0 if self.status == "diverged" else 0.0,
             "epochs_done": self.epochs_done, "n_test": n_test, "n_train": n_train,
         }
-    # Snapshot ensembles (originals.md §4.5): test logits (and, if asked, CPU copies of the
-    # state_dict) at the end of each requested epoch, in epoch order; shorter if the run diverged.
-    snapshot_epochs: list[int] = field(default_factory=list)
-    snapshots: list[torch.Tensor] = field(default_factory=list)
-    snapshot_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- shared by both loops
+
+
+def lr_step(optimizer: torch.optim.Optimizer, schedule: Schedule, step: int, epoch: int) -> float:
+    """Set every parameter group's lr to ``schedule(step, epoch)`` times the group's ``lr_mult``
+    (1 when it has none); returns the scheduled lr."""
+    lr = schedule(step, epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)
+    return lr
+
+
+def divergence(loss: float, epoch: int, step: int) -> str:
+    """Why a run with this step's ``loss`` diverged, or "" when the loss is finite."""
+    if math.isfinite(loss):
+        return ""
+    return f"non-finite loss ({loss}) at epoch {epoch}, step {step}"
+
+
+def curve_row(epoch: int, lr: float, loss_sum: float, done_steps: int, tr: SplitEval, te: SplitEval,
+              train_s: float, eval_s: float) -> dict[str, Any]:
+    """One epoch's curve row (``epoch`` is 0-based, the row's 1-based); ``train_loss_running`` is
+    the mean training loss over the steps done this epoch (NaN when none was)."""
+    return {"epoch": epoch + 1, "lr": lr,
+            "train_loss_running": loss_sum / done_steps if done_steps else float("nan"),
+            "train_acc": tr.acc, "train_loss": tr.loss, "test_acc": te.acc, "test_loss": te.loss,
+            "train_s": train_s, "eval_s": eval_s}
+
+
+def end_epoch(result: TrainResult, row: dict[str, Any], test_logits: torch.Tensor) -> None:
+    """Record an evaluated epoch in ``result``: its curve row, times, test logits and, while the run
+    has not diverged, the epoch as done (a diverged run's last epoch is evaluated, not done)."""
+    result.curves.append(row)
+    result.train_wall_s += row["train_s"]
+    result.eval_wall_s += row["eval_s"]
+    result.test_logits = test_logits
+    result.epochs_done = row["epoch"] if result.finished else row["epoch"] - 1
+
+
+def fill_record(record: "RunRecord", result: TrainResult, n_test: int, n_train: int) -> None:
+    """Status, reason, curves, train/eval times and final metrics of a trained run, in its record."""
+    record.status = result.status
+    record.reason = result.reason
+    record.curves = result.curves
+    record.timings.update(train_s=result.train_wall_s, eval_s=result.eval_wall_s)
+    record.metrics = result.final_metrics(n_test, n_train)
+
+
+# --------------------------------------------------------------------------- one model
 
 
 def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
           x_test: torch.Tensor, y_test: torch.Tensor, *,
-          optimizer: torch.optim.Optimizer, schedule: Callable[[int, int], float], epochs: int,
+          optimizer: torch.optim.Optimizer, schedule: Schedule, epochs: int,
           batch_size: int, order: torch.Generator, hooks: Sequence[StepHook] = (),
-          augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          augment: Augment | None = None,
           eval_batch_size: int = 1024, label_smoothing: float = 0.0,
           memory_format: torch.memory_format = torch.contiguous_format,
           on_epoch: Callable[[dict[str, Any]], None] | None = None,
@@ -80,13 +146,12 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
     steps_per_epoch = math.ceil(n / batch_size)
     result = TrainResult(status="finished")
     step = 0
-    test_logits = None
     for epoch in range(epochs):
         t0 = time.perf_counter()
         model.train()
         lr = schedule(step, epoch)
         perm = torch.randperm(n, generator=order, device=order.device).to(x_train.device)
-        loss_sum = 0.0
+        loss_sum, done_steps = 0.0, steps_per_epoch
         for b in range(steps_per_epoch):
             idx = perm[b * batch_size:(b + 1) * batch_size]
             xb, yb = x_train[idx], y_train[idx]
@@ -94,14 +159,12 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
                 xb = augment(xb)
             if xb.dim() == 4:
                 xb = xb.contiguous(memory_format=memory_format)
-            lr = schedule(step, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_mult", 1.0)
+            lr = lr_step(optimizer, schedule, step, epoch)
             loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
             loss_f = loss.item()  # one sync per step, as cheap as any finiteness check on a tensor
-            if not math.isfinite(loss_f):
-                result.status = "diverged"
-                result.reason = f"non-finite loss ({loss_f}) at epoch {epoch}, step {step}"
+            reason = divergence(loss_f, epoch, step)
+            if reason:
+                result.status, result.reason, done_steps = "diverged", reason, b
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -111,28 +174,19 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
             loss_sum += loss_f
             step += 1
         train_s = time.perf_counter() - t0
-        result.train_wall_s += train_s
         # Evaluate both splits with the weights as they are now; never mixed.
         t1 = time.perf_counter()
         tr, _ = evaluate(model, x_train, y_train, "train", eval_batch_size, memory_format)
         te, test_logits = evaluate(model, x_test, y_test, "test", eval_batch_size, memory_format)
-        eval_s = time.perf_counter() - t1
-        result.eval_wall_s += eval_s
-        done_steps = steps_per_epoch if result.status == "finished" else (b if steps_per_epoch else 0)
-        row = {"epoch": epoch + 1, "lr": lr,
-               "train_loss_running": loss_sum / done_steps if done_steps else float("nan"),
-               "train_acc": tr.acc, "train_loss": tr.loss, "test_acc": te.acc, "test_loss": te.loss,
-               "train_s": train_s, "eval_s": eval_s}
-        result.curves.append(row)
-        result.epochs_done = epoch + 1 if result.status == "finished" else epoch
-        if result.status == "finished" and epoch + 1 in wanted:
+        row = curve_row(epoch, lr, loss_sum, done_steps, tr, te, train_s, time.perf_counter() - t1)
+        end_epoch(result, row, test_logits)
+        if result.finished and epoch + 1 in wanted:
             _keep_snapshot(result, model, epoch + 1, test_logits, keep_snapshot_states)
         if on_epoch is not None:
             on_epoch(row)
-        if result.status != "finished":
+        if not result.finished:
             break
     result.steps = step
-    result.test_logits = test_logits
     return result
 
 
@@ -154,3 +208,228 @@ def _keep_snapshot(result: TrainResult, model: torch.nn.Module, epoch: int,
     if keep_state:
         result.snapshot_states.append(
             {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+
+
+# --------------------------------------------------------------------------- K stacked models
+
+
+class StackedModel(Protocol):
+    """What :func:`train_stacked` needs of a stack of K models (``restudy.stacked.StackedMLP``):
+    logits ``[K, B, C]`` from inputs ``[K, B, features]``, every parameter and buffer with the
+    model index as its first dimension."""
+
+    size: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def train(self, mode: bool = True) -> Any: ...
+    def parameters(self) -> Any: ...
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor: ...
+    def slice_state(self, k: int) -> list[torch.Tensor]: ...
+    def load_slice(self, k: int, state: Sequence[torch.Tensor]) -> None: ...
+    def zero_slice(self, k: int) -> None: ...
+
+
+def per_model_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of each model over its own batch: ``[K]`` from logits ``[K, B, C]``."""
+    k, b, c = logits.shape
+    ce = F.cross_entropy(logits.reshape(k * b, c), y.reshape(k * b), reduction="none",
+                         label_smoothing=label_smoothing)
+    return ce.view(k, b).mean(1)
+
+
+@torch.no_grad()
+def zero_optimizer_slice(optimizer: torch.optim.Optimizer, k: int) -> None:
+    """Zero model ``k``'s slice of every per-element optimizer state (momentum, Adam moments)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for v in optimizer.state.get(p, {}).values():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape:
+                    v[k].zero_()
+
+
+@dataclass
+class _Member:
+    """Book-keeping of one stacked model, mirroring the locals of :func:`train`."""
+
+    result: TrainResult = field(default_factory=lambda: TrainResult(status="finished"))
+    active: bool = True
+    lr: float = 0.0
+    loss_sum: float = 0.0
+    done_steps: int = 0
+    snapshot: list[torch.Tensor] | None = None   # weights when it diverged, for its last evaluation
+
+
+@dataclass
+class _Loop:
+    """What every epoch of :func:`train_stacked` needs."""
+
+    model: StackedModel
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    batch_size: int
+    orders: Sequence[torch.Generator]
+    augments: Sequence[Augment | None]
+    label_smoothing: float
+    members: list[_Member]
+
+
+def train_stacked(model: StackedModel, x_train: torch.Tensor, y_train: torch.Tensor,
+                  x_test: torch.Tensor, y_test: torch.Tensor, *,
+                  optimizer: torch.optim.Optimizer, schedule: Schedule, epochs: int,
+                  batch_size: int, orders: Sequence[torch.Generator],
+                  augments: Sequence[Augment | None] | None = None, eval_batch_size: int = 1024,
+                  label_smoothing: float = 0.0) -> list[TrainResult]:
+    """Train the K models of ``model`` in place, step for step as :func:`train` would train each
+    one alone, and evaluate them after each epoch.
+
+    Divergence is per model: when model k's loss is non-finite it is marked ``diverged`` with
+    ``train()``'s reason, excluded from the loss from that step on, its weights at that moment kept
+    for its end-of-epoch evaluation (as ``train()`` evaluates a diverged run once more), and its
+    live slice and optimizer state are then set to zero. A zero slice whose loss is excluded gets an
+    exactly zero gradient, so SGD (weight decay, momentum) and Adam leave it at zero: it stays
+    inert and finite while the others go on. The loop ends when every model has diverged.
+
+    Timing: the stack's time of an epoch (training, evaluation) is split evenly among the models
+    that took part in that epoch, so the runs' times add up to the stack's.
+
+    Args:
+        model: the K stacked models.
+        x_train, y_train, x_test, y_test: the data, shared by all models (inputs are flattened).
+        optimizer: one optimizer over ``model.parameters()``; it must act elementwise.
+        schedule: ``lr(step, epoch)``, evaluated every step.
+        orders: K generators of the data-order streams (one ``randperm`` per epoch each).
+        augments: K batch augmentations (each with its own generator), or None.
+    Returns:
+        One ``TrainResult`` per model, as ``train()`` would have returned it.
+    """
+    k = model.size
+    augments = list(augments) if augments is not None else [None] * k
+    if len(orders) != k or len(augments) != k:
+        raise RestudyError("one order generator and one augmentation per stacked model",
+                           got=(k, len(orders), len(augments)))
+    loop = _Loop(model, optimizer, schedule, batch_size, orders, augments, label_smoothing,
+                 [_Member() for _ in range(k)])
+    step = 0
+    for epoch in range(epochs):
+        taking_part = [i for i, m in enumerate(loop.members) if m.active]
+        if not taking_part:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        step = _train_epoch(loop, x_train, y_train, epoch, step)
+        train_s = (time.perf_counter() - t0) / len(taking_part)
+        t1 = time.perf_counter()
+        evals = _evaluate_stack(loop, taking_part, x_train, y_train, x_test, y_test, eval_batch_size)
+        eval_s = (time.perf_counter() - t1) / len(taking_part)
+        for i in taking_part:
+            m = loop.members[i]
+            tr, te, logits = evals[i]
+            end_epoch(m.result, curve_row(epoch, m.lr, m.loss_sum, m.done_steps, tr, te, train_s, eval_s),
+                      logits)
+            if m.active:
+                m.result.steps = step
+    return [m.result for m in loop.members]
+
+
+def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> int:
+    """One epoch of every active model; returns the step counter after it."""
+    n = x.shape[0]
+    steps_per_epoch = math.ceil(n / loop.batch_size)
+    lr = loop.schedule(step, epoch)
+    for m in loop.members:
+        if m.active:
+            m.lr, m.loss_sum, m.done_steps = lr, 0.0, steps_per_epoch
+    perms = _permutations(loop, n, x.device)
+    for b in range(steps_per_epoch):
+        idx = perms[:, b * loop.batch_size:(b + 1) * loop.batch_size]
+        xb, yb = _batch(loop, x, y, idx)
+        lr = lr_step(loop.optimizer, loop.schedule, step, epoch)
+        losses = per_model_loss(loop.model(xb), yb, loop.label_smoothing)
+        values = losses.tolist()  # one sync per step, as train()'s loss.item()
+        newly = _check_divergence(loop, values, lr, epoch, step, b)
+        active = [i for i, m in enumerate(loop.members) if m.active]
+        if not active:
+            break
+        _optimizer_step(loop, losses, active)
+        for i in newly:  # after the step: their parameters were saved by the forward pass
+            loop.model.zero_slice(i)
+            zero_optimizer_slice(loop.optimizer, i)
+        for i in active:
+            loop.members[i].loss_sum += values[i]
+        step += 1
+    return step
+
+
+def _permutations(loop: _Loop, n: int, device: torch.device) -> torch.Tensor:
+    """``[K, n]``: this epoch's order of each model; a fixed order for models that ended (their
+    order stream is not drawn from again, as a run that ended draws nothing more)."""
+    rows = [torch.randperm(n, generator=g, device=g.device).to(device) if m.active
+            else torch.arange(n, device=device) for g, m in zip(loop.orders, loop.members)]
+    return torch.stack(rows)
+
+
+def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each model's own mini-batch: inputs ``[K, b, features]``, labels ``[K, b]``."""
+    k, b = idx.shape
+    if all(a is None for a in loop.augments):
+        return x.reshape(x.shape[0], -1)[idx], y[idx]
+    rows = []
+    for i in range(k):  # augmentations draw from per-model generators, one model at a time
+        xi = x[idx[i]]
+        augment = loop.augments[i]
+        if augment is not None and loop.members[i].active:
+            xi = augment(xi)
+        rows.append(xi.reshape(b, -1))
+    return torch.stack(rows), y[idx]
+
+
+def _check_divergence(loop: _Loop, values: list[float], lr: float, epoch: int, step: int,
+                      b: int) -> list[int]:
+    """Mark the active models whose loss is non-finite as diverged; returns their indices."""
+    newly = []
+    for i, m in enumerate(loop.members):
+        if not m.active:
+            continue
+        m.lr = lr
+        reason = divergence(values[i], epoch, step)
+        if reason:
+            m.active = False
+            m.done_steps = b
+            m.result.status, m.result.reason, m.result.steps = "diverged", reason, step
+            m.snapshot = loop.model.slice_state(i)
+            newly.append(i)
+    return newly
+
+
+def _optimizer_step(loop: _Loop, losses: torch.Tensor, active: list[int]) -> None:
+    """Backward pass of Σ mean-CE over the active models, then one optimizer step for all."""
+    if len(active) == len(loop.members):
+        total = losses.sum()
+    else:  # indexing gives the excluded models an exactly zero gradient (a NaN·0 mask would not)
+        total = losses[torch.tensor(active, device=losses.device)].sum()
+    loop.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    loop.optimizer.step()
+
+
+def _evaluate_stack(loop: _Loop, which: list[int], x_train: torch.Tensor, y_train: torch.Tensor,
+                    x_test: torch.Tensor, y_test: torch.Tensor, batch_size: int
+                    ) -> dict[int, tuple[SplitEval, SplitEval, torch.Tensor]]:
+    """Train and test metrics (and test logits) of models ``which``, each split on its own.
+
+    A model that diverged during this epoch is evaluated with its weights from that moment, then
+    zeroed again.
+    """
+    model = loop.model
+    restored = [i for i in which if loop.members[i].snapshot is not None]
+    for i in restored:
+        model.load_slice(i, loop.members[i].snapshot)
+    train_logits = model.predict(x_train, batch_size)
+    test_logits = model.predict(x_test, batch_size)
+    for i in restored:
+        model.zero_slice(i)
+        loop.members[i].snapshot = None
+    return {i: (metrics_from_logits(train_logits[i], y_train, "train"),
+                metrics_from_logits(test_logits[i], y_test, "test"), test_logits[i].clone())
+            for i in which}

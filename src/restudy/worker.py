@@ -1,9 +1,10 @@
-"""Execute one run inside a worker process: seed, build, train, evaluate, write artifacts.
+"""Execute one run inside a worker process: prepare, build, train, evaluate, write artifacts.
 
 ``execute(spec_dict, run_dir, threads)`` never raises for a problem of the run itself: a crash
 becomes a record with status ``failed`` and the error, a non-finite loss one with status
 ``diverged``. It writes ``run.json`` (atomically) and the final per-example test logits
-(safetensors) into ``run_dir`` and returns the record as a dict.
+(safetensors) into ``run_dir`` and returns the record as a dict. The run's parts come from
+:func:`restudy.build.build_run`, its training from :func:`restudy.train.train`.
 
 Optional extras, each driven by a setting:
 
@@ -17,9 +18,13 @@ Optional extras, each driven by a setting:
   as ``snapshot_<i>`` (i = 0-based cycle), their mean (logits averaged) as ``ensemble``, its
   accuracy as ``test_acc_ensemble``; with ``tta`` also ``ensemble_tta_<strategy>`` (the mean over
   snapshots of each snapshot model's TTA logits) and ``test_acc_ensemble_tta_<strategy>``.
+* ``cka_examples: n``: the penultimate features of the first n test examples, as ``features``.
+* ``run_metrics: [name, ...]``: per-run metrics (registry kind ``run_metric``), each a function
+  ``fn(model=, x_train=, y_train=, x_test=, y_test=, settings=) -> {metric_name: float}`` called
+  on the trained model (as training left it); the values join ``record.metrics``.
 
 The extras are computed for finished runs only; a diverged run stores the plain logits and
-reports the extras' metrics as ``None``.
+reports the TTA and ensemble metrics as ``None`` (run metrics are absent).
 """
 
 from __future__ import annotations
@@ -27,18 +32,16 @@ from __future__ import annotations
 import functools
 import time
 import traceback
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import registry
-from .artifacts import LOGITS_FILE, RUN_FILE
+from .artifacts import (LOGITS_FILE, RUN_FILE, TENSOR_ENSEMBLE, TENSOR_FEATURES, TENSOR_INDEX, TENSOR_LABELS,
+                        TENSOR_LOGITS, ensemble_tta_tensor, snapshot_tensor, tta_tensor)
+from .build import RunParts, TTASetup, build_run, prepare
 from .errors import RestudyError
 from .plan import RunSpec
-from .record import RunRecord
+from .record import RunRecord, now
 from .safeio import save_tensors, write_json
-from .settings import part_args
 
 if TYPE_CHECKING:
     import torch
@@ -46,41 +49,14 @@ if TYPE_CHECKING:
     from .data import Dataset
     from .train import TrainResult
 
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _args(settings: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return part_args(settings, prefix)
-
-
-@functools.lru_cache(maxsize=4)
-def _dataset(name: str, args_items: tuple[tuple[str, Any], ...]):
-    """Datasets are cached per worker process: many runs share one in-memory copy."""
-    from .data import load_dataset
-
-    return load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
-
-
-def _freeze(v: Any) -> Any:
-    return tuple(_freeze(x) for x in v) if isinstance(v, list) else v
-
-
-def _device(setting: str) -> str:
-    import torch
-
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
+__all__ = ["LOGITS_FILE", "execute", "penultimate_features", "save_test_tensors"]
 
 
 def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[str, Any]:
     """Run one spec; always returns (and writes) a record."""
     t_start = time.perf_counter()
     spec = RunSpec.from_dict(spec_dict)
-    record = RunRecord(key=spec.key, spec=spec.to_dict(), status="failed", started_at=_now())
+    record = RunRecord(key=spec.key, spec=spec.to_dict(), status="failed", started_at=now())
     out = Path(run_dir)
     try:
         _run(spec, record, out, threads)
@@ -90,97 +66,82 @@ def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[s
         record.metrics = {}
         record.env.setdefault("traceback", traceback.format_exc(limit=20))
     record.timings["wall_s"] = time.perf_counter() - t_start
-    record.finished_at = _now()
+    record.finished_at = now()
     d = record.to_dict()
     write_json(out / RUN_FILE, d)
     return d
 
 
-def prepare(spec: RunSpec, threads: int, execution: str) -> tuple[dict[str, Any], str, Any, tuple, float]:
-    """What every run needs before its model: determinism flags and threads applied, the
-    environment captured, registries loaded (the study's module too), the data on its device.
-
-    Returns:
-        (environment, device, dataset, (x_train, y_train, x_test, y_test) on the device, load seconds).
-    """
-    from . import env as env_mod
-    from .seeding import apply_determinism
-
-    s = spec.settings
-    flags = apply_determinism(spec.kernels, threads)
-    env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
-                          with_packages=False, execution=execution)
-    registry.load_builtins()
-    if spec.study_module:
-        registry.import_study_module(spec.study_module, spec.study_dir)
-    device = _device(s["device"])
-    t0 = time.perf_counter()
-    data = _dataset(s["data"], tuple(sorted((k, _freeze(v)) for k, v in _args(s, "data").items())))
-    tensors = (data.x_train.to(device), data.y_train.to(device), data.x_test.to(device), data.y_test.to(device))
-    return env, device, data, tensors, time.perf_counter() - t0
-
-
 def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
-    import torch
-
-    from .batches import make_augment
-    from .optim import param_groups, snapshot_epochs
-    from .seeding import generator, scoped_seed
-    from .train import train
+    from .train import fill_record, train
 
     s = spec.settings
-    record.env, device, data, (x_tr, y_tr, x_te, y_te), record.timings["load_s"] = \
-        prepare(spec, threads, "single")
+    prep = prepare(spec, threads, "single")
+    record.env, record.timings["load_s"] = prep.env, prep.load_s
+    data, (x_tr, y_tr, x_te, y_te) = prep.data, prep.tensors
+    parts = build_run(spec, data, prep.device)
+    if parts.perturbation is not None:
+        record.env["perturbation"] = parts.perturbation
 
-    tta = _tta_setup(s, data)
-    with scoped_seed(spec.seeds["init"]):
-        model = registry.create("model", s["model"], input_shape=tuple(data.input_shape),
-                                num_classes=data.num_classes, **_args(s, "model"))
-    memory_format = torch.channels_last if s["memory_format"] == "channels_last" else torch.contiguous_format
-    model = model.to(device=device, memory_format=memory_format) if x_tr.dim() == 4 else model.to(device)
-    perturbation = _perturb(model, spec)
-    if perturbation is not None:
-        record.env["perturbation"] = perturbation
-
-    opt_args = _args(s, "optimizer")
-    groups = param_groups(model, opt_args.pop("lr_mult_bias_bn", 1.0))
-    optimizer = registry.create("optimizer", s["optimizer"], params=groups, **opt_args)
-    steps_per_epoch = -(-x_tr.shape[0] // s["batch_size"])
-    schedule = registry.create("schedule", s["schedule"], lr=s["optimizer.lr"], epochs=s["epochs"],
-                               steps_per_epoch=steps_per_epoch, **_args(s, "schedule"))
-    snap_epochs = snapshot_epochs(s["epochs"], s.get("schedule.cycles", 5)) if s["schedule"] == "snapshot" else []
-    hook = registry.create("method", s["method"], model=model, optimizer=optimizer, **_args(s, "method"))
-    gen_device = "cuda" if device == "cuda" else "cpu"
-    order = generator(spec.seeds["order"], gen_device)
-    augment = make_augment(s["augment"], generator(spec.seeds["augment"], gen_device), s.get("augment.pad", 0))
-    torch.manual_seed(spec.seeds["dropout"])  # the only global draws left in training are dropout's
-
-    result = train(model, x_tr, y_tr, x_te, y_te, optimizer=optimizer, schedule=schedule,
-                   epochs=s["epochs"], batch_size=s["batch_size"], order=order,
-                   hooks=[hook] if hook is not None else [], augment=augment,
-                   eval_batch_size=s["eval_batch_size"], label_smoothing=s["label_smoothing"],
-                   memory_format=memory_format, snapshot_epochs=snap_epochs,
-                   keep_snapshot_states=bool(snap_epochs and tta.strategies))
-    record.status = result.status
-    record.reason = result.reason
-    record.curves = result.curves
-    record.timings.update(train_s=result.train_wall_s, eval_s=result.eval_wall_s)
-    record.metrics = result.final_metrics(int(y_te.shape[0]), int(y_tr.shape[0]))
+    result = train(parts.model, x_tr, y_tr, x_te, y_te, optimizer=parts.optimizer, schedule=parts.schedule,
+                   epochs=s["epochs"], batch_size=s["batch_size"], order=parts.order, hooks=parts.hooks,
+                   augment=parts.augment, eval_batch_size=s["eval_batch_size"],
+                   label_smoothing=s["label_smoothing"], memory_format=parts.memory_format,
+                   snapshot_epochs=parts.snapshot_epochs,
+                   keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies))
+    fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:
         t1 = time.perf_counter()
-        extra, extra_metrics, what = _extras(result, model, x_te, y_te, tta, snap_epochs, s, memory_format)
+        extra, extra_metrics, what = _extras(result, parts, x_te, y_te, s)
         record.metrics.update(extra_metrics)
         if extra:
             record.timings["extras_s"] = time.perf_counter() - t1
-        if s.get("cka_examples", 0):
-            extra["features"] = penultimate_features(model, x_te[:s["cka_examples"]], s["eval_batch_size"],
-                                                     memory_format)
-            what.append(f"penultimate features of the first {s['cka_examples']} test examples (for CKA)")
-        sha = save_tensors(out / LOGITS_FILE, {"logits": result.test_logits, "labels": y_te,
-                                               "index": data.idx_test, **extra})
-        record.artifacts[LOGITS_FILE] = {"sha256": sha, "what": "; ".join(
-            ["final-epoch test logits, labels, example index", *what])}
+        if result.finished and parts.run_metrics:
+            record.metrics.update(_run_metrics(parts, record.metrics, prep.tensors, s))
+        if s["cka_examples"]:
+            extra[TENSOR_FEATURES] = penultimate_features(parts.model, x_te[:s["cka_examples"]],
+                                                          s["eval_batch_size"], parts.memory_format)
+        save_test_tensors(record, out, result.test_logits, y_te, data, extra, what)
     record.env["dataset"] = data.description
+
+
+def save_test_tensors(record: RunRecord, out: Path, logits: "torch.Tensor", labels: "torch.Tensor",
+                      data: "Dataset", extra: dict[str, "torch.Tensor"], what: list[str]) -> None:
+    """Write the run's test tensors file (final logits, labels, example index and ``extra``) and
+    its artifact entry, described by ``what`` (one phrase per extra; CKA features are described
+    here)."""
+    what = ["final-epoch test logits, labels, example index", *what]
+    if TENSOR_FEATURES in extra:
+        what.append(f"penultimate features of the first {extra[TENSOR_FEATURES].shape[0]} test examples "
+                    "(for CKA)")
+    sha = save_tensors(out / LOGITS_FILE, {TENSOR_LOGITS: logits, TENSOR_LABELS: labels,
+                                           TENSOR_INDEX: data.idx_test, **extra})
+    record.artifacts[LOGITS_FILE] = {"sha256": sha, "what": "; ".join(what)}
+
+
+def _run_metrics(parts: RunParts, known: dict[str, Any], tensors: tuple["torch.Tensor", ...],
+                 settings: dict[str, Any]) -> dict[str, float]:
+    """The values of the run's per-run metrics (setting ``run_metrics``) on the trained model.
+
+    Raises:
+        RestudyError: a metric function returned something other than ``{name: number}``, or a
+            name the record already has.
+    """
+    x_tr, y_tr, x_te, y_te = tensors
+    out: dict[str, float] = {}
+    for name, fn in parts.run_metrics.items():
+        values = fn(model=parts.model, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, settings=settings)
+        ok = isinstance(values, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in values.items())
+        if not ok:
+            raise RestudyError("a run metric must return {metric_name: number}", where=f"run_metrics: {name}",
+                               got=repr(values)[:200])
+        clash = sorted(set(values) & (set(known) | set(out)))
+        if clash:
+            raise RestudyError("a run metric must not replace a metric the run already has",
+                               where=f"run_metrics: {name}", got=clash)
+        out.update({k: float(v) for k, v in values.items()})
+    return out
 
 
 def penultimate_features(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int,
@@ -211,89 +172,41 @@ def penultimate_features(model: "torch.nn.Module", x: "torch.Tensor", batch_size
     return torch.cat(out).cpu()
 
 
-@dataclass(frozen=True)
-class _TTA:
-    """The run's test-time augmentation: strategy names, crop pad and per-channel pad value."""
-
-    strategies: tuple[str, ...] = ()
-    pad: int = 4
-    pad_value: tuple[float, ...] = ()
-
-
-def _tta_setup(s: dict[str, Any], data: "Dataset") -> _TTA:
-    """Validate the ``tta`` settings against the data before any training (fail fast).
-
-    The pad value is the normalised raw 0 per channel, from ``data.normalization``
-    (originals.md §4.6; see :func:`restudy.tta.pad_value_from_normalization`).
-
-    Raises:
-        RestudyError: a strategy needs a stride that ``tta.pad`` does not allow, or the inputs are
-            flattened images (views of a flattened image are not defined).
-    """
-    from .tta import parse_strategy, pad_value_from_normalization
-
-    names = tuple(s.get("tta", ()))
-    if not names:
-        return _TTA()
-    if s.get("data.flatten"):
-        raise RestudyError("test-time augmentation needs unflattened inputs", where="tta",
-                           got={"data.flatten": True, "tta": list(names)})
-    pad = int(s.get("tta.pad", 4))
-    for name in names:
-        parse_strategy(name).offsets(pad)
-    shape = tuple(data.input_shape)
-    channels = shape[0] if len(shape) >= 2 else 1
-    return _TTA(strategies=names, pad=pad,
-                pad_value=tuple(pad_value_from_normalization(data.normalization, channels)))
-
-
-def _perturb(model: "torch.nn.Module", spec: RunSpec) -> dict[str, Any] | None:
-    """Apply the ``perturb`` setting to the fresh model; what changed, or None (originals.md §4.3)."""
-    s = spec.settings
-    if s.get("perturb", "none") == "none":
-        return None
-    from .perturb import one_ulp_change
-    from .seeding import generator
-
-    # A CPU generator: the drawn index and direction do not depend on the device.
-    return one_ulp_change(model, generator(spec.seeds["perturb"], "cpu"), s.get("perturb.param", "first"))
-
-
-def _extras(result: "TrainResult", model: "torch.nn.Module", x_te: "torch.Tensor", y_te: "torch.Tensor",
-            tta: _TTA, snap_epochs: list[int], s: dict[str, Any], memory_format: "torch.memory_format"
-            ) -> tuple[dict[str, "torch.Tensor"], dict[str, float | None], list[str]]:
+def _extras(result: "TrainResult", parts: RunParts, x_te: "torch.Tensor", y_te: "torch.Tensor",
+            s: dict[str, Any]) -> tuple[dict[str, "torch.Tensor"], dict[str, float | None], list[str]]:
     """TTA and snapshot-ensemble tensors, their metrics and a description of what was stored."""
     from .evaluate import mean_logits, metrics_from_logits
 
-    names = [f"test_acc_tta_{n}" for n in tta.strategies]
+    tta, snap_epochs, model = parts.tta, parts.snapshot_epochs, parts.model
+    names = [f"test_acc_{tta_tensor(n)}" for n in tta.strategies]
     if snap_epochs:
-        names += ["test_acc_ensemble", *(f"test_acc_ensemble_tta_{n}" for n in tta.strategies)]
+        names += [f"test_acc_{TENSOR_ENSEMBLE}", *(f"test_acc_{ensemble_tta_tensor(n)}" for n in tta.strategies)]
     metrics: dict[str, float | None] = dict.fromkeys(names)
-    if result.status != "finished":
+    if not result.finished:
         return {}, metrics, []
     run_tta = functools.partial(_tta_all, x=x_te, tta=tta, batch_size=s["eval_batch_size"],
-                                memory_format=memory_format)
-    tensors: dict[str, "torch.Tensor"] = {f"tta_{n}": t for n, t in run_tta(model).items()}
+                                memory_format=parts.memory_format)
+    tensors: dict[str, "torch.Tensor"] = {tta_tensor(n): t for n, t in run_tta(model).items()}
     what = [f"TTA logits {', '.join(tensors)}"] if tensors else []
     if snap_epochs:
         # Copies: the last snapshot is the final logits' tensor, and safetensors refuses shared memory.
-        tensors.update({f"snapshot_{i}": t.clone() for i, t in enumerate(result.snapshots)})
-        tensors["ensemble"] = mean_logits(result.snapshots)
-        what.append(f"snapshot logits snapshot_0..{len(result.snapshots) - 1} (epochs "
-                    f"{', '.join(map(str, result.snapshot_epochs))}), their mean 'ensemble'")
+        tensors.update({snapshot_tensor(i): t.clone() for i, t in enumerate(result.snapshots)})
+        tensors[TENSOR_ENSEMBLE] = mean_logits(result.snapshots)
+        what.append(f"snapshot logits {snapshot_tensor(0)}..{len(result.snapshots) - 1} (epochs "
+                    f"{', '.join(map(str, result.snapshot_epochs))}), their mean '{TENSOR_ENSEMBLE}'")
         if tta.strategies:
-            final = {n: tensors[f"tta_{n}"] for n in tta.strategies}
+            final = {n: tensors[tta_tensor(n)] for n in tta.strategies}
             per_snapshot = _snapshot_tta(result, model, run_tta, final)
             for n in tta.strategies:
-                tensors[f"ensemble_tta_{n}"] = mean_logits([d[n] for d in per_snapshot])
-            what.append("ensemble_tta_<strategy>: mean over snapshots of each snapshot's TTA logits")
+                tensors[ensemble_tta_tensor(n)] = mean_logits([d[n] for d in per_snapshot])
+            what.append(f"{ensemble_tta_tensor('<strategy>')}: mean over snapshots of each snapshot's TTA logits")
     for key, t in tensors.items():
-        if key.startswith(("tta_", "ensemble")):
+        if not key.startswith("snapshot_"):
             metrics[f"test_acc_{key}"] = metrics_from_logits(t, y_te, "test").acc
     return tensors, metrics, what
 
 
-def _tta_all(model: "torch.nn.Module", *, x: "torch.Tensor", tta: _TTA, batch_size: int,
+def _tta_all(model: "torch.nn.Module", *, x: "torch.Tensor", tta: TTASetup, batch_size: int,
              memory_format: "torch.memory_format") -> dict[str, "torch.Tensor"]:
     """TTA test logits of ``model`` for every strategy of the run."""
     from .tta import tta_logits

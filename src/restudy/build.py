@@ -1,0 +1,312 @@
+"""Building a run from its spec: data, model, optimizer, schedule, generators, augmentation, extras.
+
+The one way a run's parts are made, for the single-run path (``restudy.worker``), the stacked path
+(``restudy.stacked``, member by member), the tests and the benchmarks:
+
+* :func:`prepare` -- what every run needs before its model: determinism flags and threads, the
+  environment, registries (the study's module too), the data on its device;
+* :func:`build_member` -- one model as its run initialises it (the ``init`` stream, device and
+  memory format, the one-ULP change of ``perturb``) with its order and augmentation streams;
+* :func:`optimizer_and_schedule` -- the optimizer (parameter groups included) and lr schedule of a
+  model from the settings; the only place they are constructed;
+* :func:`build_run` -- all of a single run's parts (:class:`RunParts`).
+
+Settings are read with ``restudy.settings.value`` (a default is declared once, in settings.py) and
+``part_args`` (a part's keyword arguments).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import registry
+from .errors import RestudyError
+from .settings import part_args, value
+
+if TYPE_CHECKING:
+    import torch
+
+    from .data import Dataset
+    from .plan import RunSpec
+    from .batches import Augment
+    from .optim import Schedule
+    from .train import StepHook
+
+
+# --------------------------------------------------------------------------- before the model
+
+
+def device_for(setting: str) -> str:
+    """The torch device of setting ``device``: ``auto`` is CUDA when available, else the CPU."""
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting
+
+
+def _freeze(v: Any) -> Any:
+    return tuple(_freeze(x) for x in v) if isinstance(v, list) else v
+
+
+def data_key(settings: dict[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """The data set's name and its ``data.*`` arguments as a hashable key (a cache key)."""
+    return settings["data"], tuple(sorted((k, _freeze(v)) for k, v in part_args(settings, "data").items()))
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(name: str, args_items: tuple[tuple[str, Any], ...]) -> "Dataset":
+    from .data import load_dataset
+
+    return load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
+
+
+def load_data(settings: dict[str, Any]) -> "Dataset":
+    """The run's data set (setting ``data`` and its ``data.*`` arguments), on the CPU. Cached per
+    process: the runs of one worker share one in-memory copy."""
+    return _dataset(*data_key(settings))
+
+
+@dataclass
+class Prepared:
+    """The prepared environment and data of a run (or of a stack of runs)."""
+
+    env: dict[str, Any]
+    device: str
+    data: "Dataset"
+    tensors: tuple["torch.Tensor", ...]     # x_train, y_train, x_test, y_test on the device
+    load_s: float
+
+
+def prepare(spec: "RunSpec", threads: int, execution: str) -> Prepared:
+    """What every run needs before its model: determinism flags and threads applied, the
+    environment captured (``execution``: ``single`` or ``stacked``), registries loaded (the study's
+    module too), the data on its device."""
+    from . import env as env_mod
+    from .seeding import apply_determinism
+
+    s = spec.settings
+    flags = apply_determinism(spec.kernels, threads)
+    env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
+                          with_packages=False, execution=execution)
+    registry.load_builtins()
+    if spec.study_module:
+        registry.import_study_module(spec.study_module, spec.study_dir)
+    device = device_for(s["device"])
+    t0 = time.perf_counter()
+    data = load_data(s)
+    tensors = tuple(t.to(device) for t in (data.x_train, data.y_train, data.x_test, data.y_test))
+    return Prepared(env, device, data, tensors, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- one model and its streams
+
+
+def memory_format(settings: dict[str, Any]) -> "torch.memory_format":
+    """The layout of 4-D inputs and weights (setting ``memory_format``)."""
+    import torch
+
+    return torch.channels_last if settings["memory_format"] == "channels_last" else torch.contiguous_format
+
+
+def build_model(spec: "RunSpec", input_shape: tuple[int, ...], num_classes: int,
+                device: str = "cpu") -> tuple["torch.nn.Module", dict[str, Any] | None]:
+    """The run's model, initialised as its run does: built under the ``init`` seed stream (the
+    global RNG scoped), moved to ``device`` (and, for image inputs, the memory format), then the
+    ``perturb`` change applied (originals.md §4.3).
+
+    Returns:
+        ``(model, perturbation)``: what the one-ULP change did, or None without one.
+    """
+    from .seeding import scoped_seed
+
+    s = spec.settings
+    with scoped_seed(spec.seeds["init"]):
+        model = registry.create("model", s["model"], input_shape=tuple(input_shape), num_classes=num_classes,
+                                **part_args(s, "model"))
+    if len(input_shape) == 3:  # images [N, C, H, W]
+        model = model.to(device=device, memory_format=memory_format(s))
+    else:
+        model = model.to(device)
+    return model, _perturb(model, spec)
+
+
+def _perturb(model: "torch.nn.Module", spec: "RunSpec") -> dict[str, Any] | None:
+    """Apply the ``perturb`` setting to the fresh model; what changed, or None (originals.md §4.3)."""
+    s = spec.settings
+    if value(s, "perturb") == "none":
+        return None
+    from .perturb import one_ulp_change
+    from .seeding import generator
+
+    # A CPU generator: the drawn index and direction do not depend on the device.
+    return one_ulp_change(model, generator(spec.seeds["perturb"], "cpu"), value(s, "perturb.param"))
+
+
+def streams(spec: "RunSpec", device: str) -> tuple["torch.Generator", "Augment | None"]:
+    """The run's data-order generator and its batch augmentation (drawing from the ``augment``
+    stream), on the generators' device for ``device``."""
+    from .batches import make_augment
+    from .seeding import generator
+
+    s = spec.settings
+    gen_device = "cuda" if device == "cuda" else "cpu"
+    order = generator(spec.seeds["order"], gen_device)
+    augment = make_augment(s["augment"], generator(spec.seeds["augment"], gen_device), value(s, "augment.pad"))
+    return order, augment
+
+
+@dataclass
+class Member:
+    """One model of a run with its own streams: what a single run and a stack member share."""
+
+    model: "torch.nn.Module"
+    perturbation: dict[str, Any] | None
+    order: "torch.Generator"
+    augment: "Augment | None"
+
+
+def build_member(spec: "RunSpec", input_shape: tuple[int, ...], num_classes: int,
+                 device: str = "cpu") -> Member:
+    """The run's model (:func:`build_model`) and streams (:func:`streams`)."""
+    model, change = build_model(spec, input_shape, num_classes, device)
+    order, augment = streams(spec, device)
+    return Member(model, change, order, augment)
+
+
+# --------------------------------------------------------------------------- optimizer and schedule
+
+
+def steps_per_epoch(settings: dict[str, Any], n_train: int) -> int:
+    """Optimizer steps per epoch: ``ceil(n_train / batch_size)`` (the last batch may be smaller)."""
+    return -(-n_train // settings["batch_size"])
+
+
+def optimizer_and_schedule(model: "torch.nn.Module", settings: dict[str, Any], n_steps_per_epoch: int
+                           ) -> tuple["torch.optim.Optimizer", "Schedule"]:
+    """The optimizer over ``model``'s parameters and the lr schedule, from the settings.
+
+    Parameter groups follow ``optimizer.lr_mult_bias_bn`` (:func:`restudy.optim.param_groups`). The
+    optimizer is built with the schedule's lr at step 0 (times each group's ``lr_mult``), the lr
+    the first step trains with; the loop sets it again before every step
+    (:func:`restudy.train.lr_step`).
+    """
+    from .optim import param_groups
+    from .train import lr_step
+
+    s = settings
+    schedule = registry.create("schedule", s["schedule"], lr=s["optimizer.lr"], epochs=s["epochs"],
+                               steps_per_epoch=n_steps_per_epoch, **part_args(s, "schedule"))
+    args = part_args(s, "optimizer")
+    args.pop("lr_mult_bias_bn", None)
+    args["lr"] = schedule(0, 0)
+    groups = param_groups(model, value(s, "optimizer.lr_mult_bias_bn"))
+    optimizer = registry.create("optimizer", s["optimizer"], params=groups, **args)
+    lr_step(optimizer, schedule, 0, 0)
+    return optimizer, schedule
+
+
+# --------------------------------------------------------------------------- extras of a single run
+
+
+@dataclass(frozen=True)
+class TTASetup:
+    """The run's test-time augmentation: strategy names, crop pad and per-channel pad value."""
+
+    strategies: tuple[str, ...] = ()
+    pad: int = 0
+    pad_value: tuple[float, ...] = ()
+
+
+def tta_setup(settings: dict[str, Any], data: "Dataset") -> TTASetup:
+    """Validate the ``tta`` settings against the data before any training (fail fast).
+
+    The pad value is the normalised raw 0 per channel, from ``data.normalization``
+    (originals.md §4.6; see :func:`restudy.tta.pad_value_from_normalization`).
+
+    Raises:
+        RestudyError: a strategy needs a stride that ``tta.pad`` does not allow, or the inputs are
+            flattened images (views of a flattened image are not defined).
+    """
+    from .tta import pad_value_from_normalization, parse_strategy
+
+    names = tuple(value(settings, "tta"))
+    if not names:
+        return TTASetup()
+    if part_args(settings, "data").get("flatten"):
+        raise RestudyError("test-time augmentation needs unflattened inputs", where="tta",
+                           got={"data.flatten": True, "tta": list(names)})
+    pad = int(value(settings, "tta.pad"))
+    for name in names:
+        parse_strategy(name).offsets(pad)
+    shape = tuple(data.input_shape)
+    channels = shape[0] if len(shape) >= 2 else 1
+    return TTASetup(strategies=names, pad=pad,
+                    pad_value=tuple(pad_value_from_normalization(data.normalization, channels)))
+
+
+def snapshot_epochs(settings: dict[str, Any]) -> list[int]:
+    """The 1-based epochs whose test logits are kept as snapshots: the ends of the cycles of the
+    ``snapshot`` schedule (originals.md §4.5), none for other schedules."""
+    from .optim import snapshot_epochs as cycle_ends
+
+    if settings["schedule"] != "snapshot":
+        return []
+    return cycle_ends(settings["epochs"], value(settings, "schedule.cycles"))
+
+
+def run_metric_names(settings: dict[str, Any]) -> list[str]:
+    """The per-run metrics (kind ``run_metric``) a run measures after training: setting
+    ``run_metrics``, empty when this version does not declare it."""
+    try:
+        return list(value(settings, "run_metrics"))
+    except KeyError:
+        return []
+
+
+# --------------------------------------------------------------------------- a whole single run
+
+
+@dataclass
+class RunParts:
+    """Everything a single run trains with, built from its spec by :func:`build_run`."""
+
+    model: "torch.nn.Module"
+    optimizer: "torch.optim.Optimizer"
+    schedule: "Schedule"
+    steps_per_epoch: int
+    order: "torch.Generator"
+    augment: "Augment | None"
+    hooks: list["StepHook"]
+    memory_format: "torch.memory_format"
+    snapshot_epochs: list[int]
+    tta: TTASetup
+    perturbation: dict[str, Any] | None = None
+    run_metrics: dict[str, Callable[..., dict[str, float]]] = field(default_factory=dict)
+
+
+def build_run(spec: "RunSpec", data: "Dataset", device: str = "cpu") -> RunParts:
+    """All parts of ``spec``'s run on ``data`` (its shapes, size and normalisation) on ``device``.
+
+    Checks the TTA settings and the per-run metric names first (before any training), then builds
+    the member (:func:`build_member`), optimizer and schedule (:func:`optimizer_and_schedule`) and
+    the method's hook, and finally seeds torch's global RNG with the ``dropout`` stream: the only
+    global draws left in training are dropout's.
+    """
+    import torch
+
+    s = spec.settings
+    tta = tta_setup(s, data)
+    metrics = {name: registry.get("run_metric", name) for name in run_metric_names(s)}
+    member = build_member(spec, tuple(data.input_shape), data.num_classes, device)
+    n_steps = steps_per_epoch(s, int(data.x_train.shape[0]))
+    optimizer, schedule = optimizer_and_schedule(member.model, s, n_steps)
+    hook = registry.create("method", s["method"], model=member.model, optimizer=optimizer, **part_args(s, "method"))
+    torch.manual_seed(spec.seeds["dropout"])
+    return RunParts(model=member.model, optimizer=optimizer, schedule=schedule, steps_per_epoch=n_steps,
+                    order=member.order, augment=member.augment, hooks=[hook] if hook is not None else [],
+                    memory_format=memory_format(s), snapshot_epochs=snapshot_epochs(s), tta=tta,
+                    perturbation=member.perturbation, run_metrics=metrics)

@@ -1,0 +1,136 @@
+"""The training loops: one model and K stacked ones share the lr step, the divergence check, the
+curve row and the record filling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from restudy import registry
+from restudy.record import RunRecord
+from restudy.seeding import generator, scoped_seed
+from restudy.stacked import StackedMLP
+from restudy.train import TrainResult, curve_row, divergence, fill_record, lr_step, train, train_stacked
+
+
+def _blobs(n: int = 256, dim: int = 10, classes: int = 3, seed: int = 0):
+    """Linearly separable Gaussian blobs: a train and a test split."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, dim, generator=g) * 4
+    y = torch.randint(0, classes, (2 * n,), generator=g)
+    x = centers[y] + torch.randn(2 * n, dim, generator=g)
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def _fc(seed: int, dim: int = 10, classes: int = 3) -> nn.Module:
+    with scoped_seed(seed):
+        return registry.create("model", "fc", input_shape=(dim,), num_classes=classes, hidden=1, width=16)
+
+
+def test_loss_falls_on_separable_data():
+    x, y, xt, yt = _blobs()
+    model = _fc(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    result = train(model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=5, batch_size=32,
+                   order=generator(1))
+    assert result.status == "finished" and result.epochs_done == 5 and len(result.curves) == 5
+    assert result.curves[-1]["train_loss"] < result.curves[0]["train_loss"] / 2
+    assert result.curves[-1]["test_acc"] > 90
+    assert result.steps == 5 * math.ceil(256 / 32)
+
+
+class _NanAfter(nn.Module):
+    """A model whose output becomes NaN from its ``n``-th training forward pass on."""
+
+    def __init__(self, inner: nn.Module, n: int) -> None:
+        super().__init__()
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.n:
+                out = out * float("nan")
+        return out
+
+
+def test_a_nan_loss_ends_the_run_as_diverged_with_the_reason():
+    x, y, xt, yt = _blobs()
+    model = _NanAfter(_fc(0), n=10)   # 8 steps per epoch: the 11th step is step 2 of epoch 1
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    result = train(model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=4, batch_size=32,
+                   order=generator(1))
+    assert result.status == "diverged"
+    assert result.reason == "non-finite loss (nan) at epoch 1, step 10"
+    assert result.epochs_done == 1 and len(result.curves) == 2 and result.steps == 10
+    # the diverged epoch's running loss is the mean over the two steps it completed
+    assert math.isfinite(result.curves[1]["train_loss_running"])
+    assert result.final_metrics(256, 256)["diverged"] == 1.0
+
+
+def test_divergence_reason():
+    assert divergence(0.7, 3, 12) == ""
+    assert divergence(float("inf"), 3, 12) == "non-finite loss (inf) at epoch 3, step 12"
+    assert divergence(float("nan"), 0, 0) == "non-finite loss (nan) at epoch 0, step 0"
+
+
+def test_lr_step_honours_each_groups_lr_mult():
+    a, b = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([{"params": [a], "lr_mult": 1.0}, {"params": [b], "lr_mult": 0.25}], lr=1.0)
+    lr = lr_step(opt, lambda step, epoch: 0.1 * (step + 1) / (epoch + 1), 3, 1)
+    assert lr == pytest.approx(0.2)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.2), pytest.approx(0.05)]
+    plain = torch.optim.SGD([a], lr=1.0)   # a group without lr_mult takes the scheduled lr
+    assert lr_step(plain, lambda s, e: 0.3, 0, 0) == 0.3 and plain.param_groups[0]["lr"] == 0.3
+
+
+def test_lr_mult_slows_the_group_in_training():
+    x, y, xt, yt = _blobs()
+    models = [_fc(0), _fc(0)]
+    steps = []
+    for model, mult in zip(models, (1.0, 0.0)):
+        opt = torch.optim.SGD([{"params": list(model.parameters()), "lr_mult": mult}], lr=123.0)
+        train(model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=1, batch_size=32,
+              order=generator(1))
+        steps.append(opt.param_groups[0]["lr"])
+    assert steps == [0.05, 0.0]
+    assert all(torch.equal(p, q) for p, q in zip(models[1].parameters(), _fc(0).parameters()))  # lr 0: unchanged
+    assert not all(torch.equal(p, q) for p, q in zip(models[0].parameters(), _fc(0).parameters()))
+
+
+def test_single_and_stacked_loops_write_the_same_curve_rows():
+    x, y, xt, yt = _blobs()
+    single = _fc(0)
+    one = train(single, x, y, xt, yt, optimizer=torch.optim.SGD(single.parameters(), lr=0.05),
+                schedule=lambda s, e: 0.05, epochs=2, batch_size=32, order=generator(1))
+    stack = StackedMLP.from_models([_fc(0), _fc(1)])
+    many = train_stacked(stack, x, y, xt, yt, optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
+                         schedule=lambda s, e: 0.05, epochs=2, batch_size=32, orders=[generator(1), generator(2)])
+    assert len(many) == 2
+    for result in many:
+        assert [set(r) for r in result.curves] == [set(r) for r in one.curves]
+        assert [r["epoch"] for r in result.curves] == [1, 2]
+    # model 0 of the stack is the single model: the same run up to float rounding
+    assert many[0].curves[-1]["test_acc"] == pytest.approx(one.curves[-1]["test_acc"], abs=100 / 256)
+
+
+def test_curve_row_and_record_filling():
+    from restudy.evaluate import SplitEval
+
+    tr, te = SplitEval("train", 50.0, 1.2, 10), SplitEval("test", 40.0, 1.5, 5)
+    row = curve_row(0, 0.1, 3.0, 2, tr, te, 0.5, 0.25)
+    assert row == {"epoch": 1, "lr": 0.1, "train_loss_running": 1.5, "train_acc": 50.0, "train_loss": 1.2,
+                   "test_acc": 40.0, "test_loss": 1.5, "train_s": 0.5, "eval_s": 0.25}
+    assert math.isnan(curve_row(0, 0.1, 0.0, 0, tr, te, 0.0, 0.0)["train_loss_running"])
+    result = TrainResult(status="diverged", reason="why", curves=[row], epochs_done=0, train_wall_s=0.5,
+                         eval_wall_s=0.25)
+    record = RunRecord(key="k", spec={}, status="failed")
+    fill_record(record, result, n_test=5, n_train=10)
+    assert (record.status, record.reason, record.curves) == ("diverged", "why", [row])
+    assert record.timings == {"train_s": 0.5, "eval_s": 0.25}
+    assert record.metrics["test_acc"] == 40.0 and record.metrics["diverged"] == 1.0
+    assert record.metrics["n_test"] == 5 and record.metrics["n_train"] == 10 and record.metrics["epochs_done"] == 0
