@@ -46,8 +46,8 @@ _HINTS = {
     "readonly": "the folder or its store.db is read-only; use a writable --out",
     "unable to open": "the folder cannot hold the index (missing, not a folder, or not writable)",
     "disk i/o error": "the disk failed to read or write the index",
-    "malformed": "the index is damaged; delete store.db (it is rebuilt from the run folders)",
-    "not a database": "store.db is not an SQLite file; delete it (it is rebuilt from the run folders)",
+    "malformed": "the index is damaged: delete store.db, it is rebuilt from the run folders",
+    "not a database": "store.db is not an SQLite file: delete store.db, it is rebuilt from the run folders",
 }
 
 
@@ -284,6 +284,8 @@ class Store:
             raise StoreError(f"cannot write a claim file: {e.strerror or e}", where=str(path)) from e
         try:
             got = self._link_or_take_over(tmp, path)
+        except OSError as e:
+            raise StoreError(f"cannot take a claim: {e.strerror or e}", where=str(path)) from e
         finally:
             tmp.unlink(missing_ok=True)
         if got:
@@ -301,7 +303,8 @@ class Store:
                 pass
             seen = _read_claim(path)
             state = self._judge(path, seen)
-            if state == "mine":
+            if state == "mine":  # ours already: renew it (it may be near its expiry)
+                os.replace(tmp, path)
                 return True
             if state != "expired":
                 return False
@@ -432,5 +435,5 @@ class _SqlErrors:
             return False
         text = str(e)
         hint = next((h for k, h in _HINTS.items() if k in text.lower()), None)
-        raise StoreError(f"cannot {self.doing} the run index: {text}" + (f" ({hint})" if hint else ""),
+        raise StoreError(f"cannot {self.doing} the run index: {text}" + (f"; {hint}" if hint else ""),
                          where=str(self.path)) from e
