@@ -378,3 +378,41 @@ def test_a_read_only_folder_is_a_store_error(tmp_path: Path):
         assert str(out) in str(info.value)
     finally:
         out.chmod(0o755)
+
+
+# --- end to end: the next `restudy run` redoes what is missing or damaged, and only that ------------
+
+
+def _restudy_run(out: Path) -> str:
+    cmd = [sys.executable, "-m", "restudy.cli", "run", "enorm", "--scale", "smoke", "--out", str(out), "--workers", "0"]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": SRC, "COLUMNS": "200"}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _run_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "runs").glob("*/*")) if p.name[0] != "."}
+
+
+def test_the_next_run_redoes_a_removed_and_a_tampered_run_and_ends_as_before(tmp_path: Path, unrelated_pid: int):
+    _restudy_run(tmp_path)
+    before = _run_files(tmp_path)
+    a, b, c = sorted(p.name for p in (tmp_path / "runs").iterdir())[:3]
+    shutil.rmtree(tmp_path / "runs" / a)  # removed, and an expired claim on it by a live process
+    claim = {"host": socket.gethostname(), "pid": unrelated_pid, "driver": "gone", "time": time.time() - 3600}
+    (tmp_path / "runs" / a).mkdir()
+    (tmp_path / "runs" / a / artifacts.CLAIM_FILE).write_text(json.dumps(claim))
+    shutil.copy(tmp_path / "runs" / b / artifacts.LOGITS_FILE, tmp_path / "runs" / c / artifacts.LOGITS_FILE)
+    out = _restudy_run(tmp_path)
+    assert "22 of 24 runs already done" in out
+    after = _run_files(tmp_path)
+    assert after.keys() == before.keys()
+    assert all(after[f] == before[f] for f in before if "/run.json" not in f)  # the same tensors
+    for f in before:  # the same records but for when they ran
+        if f.endswith("/run.json"):
+            x, y = json.loads(before[f]), json.loads(after[f])
+            assert {
+                k: v for k, v in x.items() if k not in ("timings", "started_at", "finished_at", "curves", "env")
+            } == {k: v for k, v in y.items() if k not in ("timings", "started_at", "finished_at", "curves", "env")}
