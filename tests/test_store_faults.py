@@ -237,6 +237,15 @@ def test_a_lost_claim_is_reported_by_the_heartbeat(tmp_path: Path):
         assert other.owns("k")
 
 
+def test_a_waiting_driver_takes_over_what_a_killed_driver_left(three: Path, unrelated_pid: int):
+    with Store(three) as store:
+        _write_claim(store, "ka", pid=unrelated_pid, time=time.time() - 3600)  # done, though claimed
+        _write_claim(store, "held", pid=unrelated_pid, time=time.time())  # a live driver's
+        _write_claim(store, "left", pid=unrelated_pid, time=time.time() - 3600)  # a killed driver's
+        assert store.claim_pending(["ka", "held", "left", "never", "kb"]) == ["left", "never"]
+        assert store.owns("left") and store.owns("never") and not store.owns("held")
+
+
 def _python(code: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],

@@ -69,6 +69,8 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"   # a run key or an artifact: one plain file name
 COUNT_METRICS = ("epochs_done", "n_test", "n_train")
+ACCURACY_PREFIXES = ("test_acc", "train_acc")       # test_acc, test_acc_tta_<s>, test_acc_ensemble...: percent
+LOSS_PREFIXES = ("test_loss", "train_loss")
 
 
 class _Spec(BaseModel):
@@ -82,13 +84,14 @@ class _Spec(BaseModel):
     variant: dict[str, str]
     seed_index: int = Field(ge=0)
     settings: dict[str, Any] = Field(default_factory=dict)
-    provenance: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Below: recorded for people and provenance; their types are checked, their values not.
+    provenance: dict[str, Any] = Field(default_factory=dict)
     seeds: dict[str, int] = Field(default_factory=dict)
     kernels: str | None = None
     vary: list[str] = Field(default_factory=list)
     streams: str | None = None
     study_module: str | None = None
-    dataset_label: str = ""
+    dataset_label: str | None = ""
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -118,8 +121,9 @@ def validate(d: Any, folder_key: str | None = None, *, where: str | None = None)
 
     Checks: the fields and their types (``spec`` with the fields of ``RunSpec``, ``variant`` a
     mapping of strings, ``seed_index`` an integer >= 0), ``status`` in :data:`STATUSES`, every
-    metric a finite number in its range or null (accuracies in [0, 100], losses >= 0, ``diverged``
-    0 or 1, counts integers >= 0), timings finite and >= 0, artifact names plain file names with a
+    metric a finite number in its range or null (accuracies ``test_acc*``/``train_acc*`` in
+    [0, 100], losses ``test_loss*``/``train_loss*`` >= 0, ``diverged`` 0 or 1, counts integers
+    >= 0, any other metric finite), timings finite and >= 0, artifact names plain file names with a
     sha256, the spec's key equal to the record's, and the record's key equal to ``folder_key``
     (the name of the folder it was read from: a run.json copied from another run is refused).
 
@@ -171,9 +175,9 @@ def _check_metric(name: str, value: Any, where: str | None) -> None:
     else:
         ok = type(value) in (int, float) and math.isfinite(value)
         allowed = "a finite number or null"
-        if "acc" in name:
+        if name.startswith(ACCURACY_PREFIXES):
             ok, allowed = ok and 0 <= value <= 100, "a number in [0, 100] (percent) or null"
-        elif "loss" in name:
+        elif name.startswith(LOSS_PREFIXES):
             ok, allowed = ok and value >= 0, "a number >= 0 or null"
     if not ok:
         raise StoreError(f"field metrics.{name}: out of range or not a number", where=where,

@@ -344,6 +344,20 @@ class Store:
             return "expired"
         return "held"
 
+    def claim_pending(self, keys: Iterable[str]) -> list[str]:
+        """Claim every run of ``keys`` that has not validly ended and that no live driver holds
+        (never claimed, released, or its claim expired: its driver was killed); returns those
+        now held by this driver, in order. A driver that waited for another calls this to take
+        over the runs the other left behind."""
+        taken = []
+        for key in keys:
+            if not self.ended_on_disk(key) and self.claim(key):
+                if self.ended_on_disk(key):  # ended between the two looks
+                    self.release(key)
+                else:
+                    taken.append(key)
+        return taken
+
     def release(self, key: str) -> None:
         """Give the run up (only if this driver still holds it: a taken-over claim is left alone)."""
         with self._lock:
