@@ -7,6 +7,7 @@ checksum is on record are read through :func:`load_verified`, which refuses a fi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import RestudyError, StoreError, UnsafeFileError
+from .errors import RestudyError, StoreError, StudyError, UnsafeFileError
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 
@@ -214,12 +215,10 @@ def load_yaml_text(text: str, *, where: str | None = None, max_bytes: int = MAX_
     """
     import yaml
 
-    from .errors import StudyError
-
     size = len(text.encode("utf-8", errors="replace"))
     if size > max_bytes:
         raise StudyError(f"the YAML document is {size} bytes; the limit is {max_bytes}", where=where)
-    loader = _BoundedLoader(text)
+    loader = _bounded_loader()(text)
     loader.max_aliases = max_aliases
     try:
         root = loader.get_single_node()
@@ -246,8 +245,10 @@ class _YamlLimit(Exception):
         self.line, self.message = line, message
 
 
-def _make_bounded_loader() -> type:
-    """The pure-Python ``SafeLoader`` (the C one composes out of reach) counting aliases."""
+@functools.cache
+def _bounded_loader() -> type:
+    """The pure-Python ``SafeLoader``, counting aliases as it composes (the C loader composes out
+    of reach). Built on first use so that importing safeio does not import yaml."""
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
@@ -264,20 +265,6 @@ def _make_bounded_loader() -> type:
             return super().compose_node(parent, index)
 
     return BoundedLoader
-
-
-class _LazyLoader:
-    """Builds the loader class on first use, so importing safeio does not import yaml."""
-
-    cls: type | None = None
-
-    def __call__(self, text: str) -> Any:
-        if _LazyLoader.cls is None:
-            _LazyLoader.cls = _make_bounded_loader()
-        return _LazyLoader.cls(text)
-
-
-_BoundedLoader = _LazyLoader()
 
 
 def _check_tree(root: Any, max_nodes: int, max_depth: int) -> None:
