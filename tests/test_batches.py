@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restudy.batches import AUGMENTATIONS, make_augment, random_crop, random_flip
+from restudy import registry
+from restudy.batches import make_augment, random_crop, random_flip
 from restudy.errors import RestudyError
 
 
@@ -13,21 +14,21 @@ def _images(n: int = 16) -> torch.Tensor:
     return torch.arange(n * 2 * 5 * 6, dtype=torch.float32).reshape(n, 2, 5, 6)
 
 
-@pytest.mark.parametrize("name", [a for a in AUGMENTATIONS if a != "none"])
+@pytest.mark.parametrize("name", [a for a in registry.names("augment") if a != "none"])
 def test_same_generator_seed_same_batch_and_the_global_rng_is_untouched(name: str):
     x = _images()
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    a = make_augment(name, torch.Generator().manual_seed(7))(x)
-    b = make_augment(name, torch.Generator().manual_seed(7))(x)
-    c = make_augment(name, torch.Generator().manual_seed(8))(x)
+    a = make_augment(name, torch.Generator().manual_seed(7), 4)(x)
+    b = make_augment(name, torch.Generator().manual_seed(7), 4)(x)
+    c = make_augment(name, torch.Generator().manual_seed(8), 4)(x)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(torch.random.get_rng_state(), before)
     assert a.shape == x.shape
 
 
 def test_none_is_no_augmentation():
-    assert make_augment("none", torch.Generator()) is None
+    assert make_augment("none", torch.Generator(), 4) is None
 
 
 def test_flip_mirrors_some_images_and_leaves_the_others():
@@ -51,7 +52,7 @@ def test_crop_translates_with_zero_fill_by_at_most_pad():
 
 def test_unknown_augmentation_and_non_image_input_are_errors():
     with pytest.raises(RestudyError) as info:
-        make_augment("mixup", torch.Generator())
-    assert "got: 'mixup'" in str(info.value) and "flip_crop" in str(info.value)
+        make_augment("mixup", torch.Generator(), 4)
+    assert "'mixup'" in str(info.value) and "flip_crop" in str(info.value)
     with pytest.raises(RestudyError, match=r"\(N, C, H, W\)"):
-        make_augment("flip", torch.Generator())(torch.ones(4, 10))
+        make_augment("flip", torch.Generator(), 4)(torch.ones(4, 10))

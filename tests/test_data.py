@@ -438,3 +438,70 @@ def test_mnist1d_disk_cache_gives_the_same_data(tmp_path, monkeypatch):
     second = load_dataset("mnist1d", num_samples=200)  # read back from disk, not generated
     assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
     m._generate.cache_clear()
+
+
+def _mnist1d_cache(tmp_path: Path) -> Path:
+    files = list((tmp_path / "mnist1d").glob("*.safetensors"))
+    assert len(files) == 1
+    return files[0]
+
+
+def _fresh_mnist1d(**kw) -> Dataset:
+    mnist1d_mod._generate.cache_clear()
+    return load_dataset("mnist1d", **kw)
+
+
+def _same(a: Dataset, b: Dataset) -> bool:
+    return all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("x_train", "y_train", "x_test", "y_test"))
+
+
+def _rewrite_cache(path: Path, change: Callable[[dict[str, np.ndarray], dict[str, str]], None]) -> None:
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    with safe_open(str(path), framework="numpy") as f:
+        arrays, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    change(arrays, meta)
+    path.write_bytes(save(arrays, metadata=meta or None))
+
+
+MNIST1D_CACHE_DAMAGE: dict[str, Callable[[Path], None]] = {
+    # a valid file whose labels are all 0: 100 % train accuracy, 10 % test, if it were trusted
+    "labels all 0": lambda p: _rewrite_cache(p, lambda a, m: a.update(y_train=np.zeros_like(a["y_train"]))),
+    "one input changed": lambda p: _rewrite_cache(p, lambda a, m: a["x_test"].__setitem__((0, 0), 9.0)),
+    "no checksum (an earlier version's cache)": lambda p: _rewrite_cache(p, lambda a, m: m.clear()),
+    "made for other arguments": lambda p: _rewrite_cache(
+        p, lambda a, m: m.update(args=m["args"].replace("200", "300"))
+    ),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:500]),
+    "not safetensors": lambda p: p.write_bytes(b"\x80\x04garbage"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(MNIST1D_CACHE_DAMAGE))
+def test_mnist1d_a_cache_that_fails_its_checksum_is_rebuilt_not_trusted(tmp_path, monkeypatch, caplog, damage):
+    monkeypatch.setenv("RESTUDY_CACHE", str(tmp_path))
+    fresh = _fresh_mnist1d(num_samples=200)
+    path = _mnist1d_cache(tmp_path)
+    MNIST1D_CACHE_DAMAGE[damage](path)
+    with caplog.at_level("WARNING", logger=mnist1d_mod.__name__):
+        rebuilt = _fresh_mnist1d(num_samples=200)
+    assert _same(rebuilt, fresh)  # the freshly generated data, not the damaged cache
+    assert any(str(path) in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=mnist1d_mod.__name__):
+        again = _fresh_mnist1d(num_samples=200)  # the rewritten cache is valid again
+    assert _same(again, fresh) and not caplog.records
+    mnist1d_mod._generate.cache_clear()
+
+
+def test_mnist1d_a_valid_cache_is_used_without_generating(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESTUDY_CACHE", str(tmp_path))
+    fresh = _fresh_mnist1d(num_samples=200)
+
+    def must_not_generate(*args):
+        raise AssertionError("generated although the cache is valid")
+
+    monkeypatch.setattr(mnist1d_mod, "_make", must_not_generate)
+    assert _same(_fresh_mnist1d(num_samples=200), fresh)
+    mnist1d_mod._generate.cache_clear()

@@ -158,7 +158,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
     },
     "safetensors": {"safeio", "data", "compare"},
     "scipy": {"stats", "metrics"},
-    "pydantic": {"study", "studyfile", "claims"},
+    "pydantic": {"study", "studyfile", "claims", "record"},  # record: the run.json schema
     "yaml": {"studyfile", "safeio"},
     "sklearn": {"data"},
     "mnist1d": {"data"},

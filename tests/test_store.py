@@ -77,10 +77,14 @@ def test_two_writers_lose_no_record(tmp_path: Path):
     code = (
         "import sys\n"
         "from restudy.store import Store\n"
+        "from restudy.safeio import write_json\n"
         "tag = sys.argv[1]\n"
         "with Store(sys.argv[2]) as s:\n"
         "    for i in range(60):\n"
-        "        s.put({'key': f'{tag}{i}', 'spec': {'experiment': 'fc', 'seed_index': i}, 'status': 'finished'})\n"
+        "        rec = {'key': f'{tag}{i}', 'status': 'finished', 'spec': {'study': 's', 'scale': 'smoke',\n"
+        "               'experiment': 'fc', 'variant': {}, 'seed_index': i}}\n"
+        "        write_json(s.run_dir(rec['key']) / 'run.json', rec)\n"
+        "        s.put(rec)\n"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code, tag, str(tmp_path)], env={**os.environ, "PYTHONPATH": SRC})

@@ -6,6 +6,9 @@ the network and reads/writes a pickle file, and restudy never unpickles.
 ``make_dataset`` seeds the *global* numpy and Python RNGs (``mnist1d.utils.set_seed``); we save and
 restore both around the call so that loading data cannot change a training run's random stream.
 
+The disk cache carries the generating arguments and a sha256 of its arrays; a cache that fails
+either (edited, truncated, copied from other arguments) is rebuilt with a warning, never trusted.
+
 Layout: the natural MNIST-1D layout ``[N, 40]`` is returned whether or not ``flatten`` is set
 (a 1-D model that wants channels can ``unsqueeze(1)``).
 """
@@ -14,13 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.metadata
+import json
 import logging
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +74,41 @@ def _cache_file(num_samples: int, train_split: float, seed: int) -> Path:
     return root / "mnist1d" / f"mnist1d-{version}-n{num_samples}-split{train_split:g}-seed{seed}.safetensors"
 
 
+def _cache_args(num_samples: int, train_split: float, seed: int) -> str:
+    """The generating arguments as the cache records them (canonical JSON)."""
+    return json.dumps({"mnist1d": importlib.metadata.version("mnist1d"), "num_samples": num_samples,
+                       "train_split": train_split, "seed": seed}, sort_keys=True)
+
+
+def _cache_digest(args: str, arrays: tuple[np.ndarray, ...]) -> str:
+    """sha256 of the arguments and of every array's name, dtype, shape and bytes."""
+    h = hashlib.sha256(args.encode())
+    for name, a in zip(_KEYS, arrays):
+        h.update(f"|{name}:{a.dtype.str}:{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, args: str) -> tuple[np.ndarray, ...] | None:
+    """The cached arrays if the file exists and passes its checksum; else None (warned)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = tuple(f.get_tensor(k) for k in _KEYS)
+    except Exception as e:  # truncated, not safetensors, a key missing: rebuild
+        log.warning("MNIST-1D cache %s is unreadable (%s); rebuilding it", path, e)
+        return None
+    if meta.get("args") != args or meta.get("sha256") != _cache_digest(args, arrays):
+        log.warning("MNIST-1D cache %s fails its checksum (changed, or made for other arguments); "
+                    "rebuilding it", path)
+        return None
+    return arrays
+
+
 @functools.lru_cache(maxsize=4)
 def _generate(num_samples: int, train_split: float, seed: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -75,22 +116,23 @@ def _generate(num_samples: int, train_split: float, seed: int
 
     Importing the package and generating take about a second each; every worker process of a
     study would pay them again without the disk cache. The generator is deterministic in its
-    arguments and package version, which name the cache file.
+    arguments and package version, which name the cache file and are recorded in it with a
+    checksum of the arrays; a cache that fails the check is regenerated and rewritten.
 
     Returns:
         ``(x_train, y_train, x_test, y_test)`` as read-only numpy arrays (read-only because the
         cache hands the same arrays to every caller).
     """
-    from safetensors.numpy import load_file, save
+    from safetensors.numpy import save
 
     path = _cache_file(num_samples, train_split, seed)
-    try:
-        cached = load_file(str(path))
-        arrays = tuple(cached[k] for k in _KEYS)
-    except Exception:  # missing or unreadable cache: generate
+    args = _cache_args(num_samples, train_split, seed)
+    arrays = _read_cache(path, args)
+    if arrays is None:
         arrays = _make(num_samples, train_split, seed)
         try:
-            atomic_write_bytes(path, save(dict(zip(_KEYS, arrays))))
+            meta = {"args": args, "sha256": _cache_digest(args, arrays)}
+            atomic_write_bytes(path, save(dict(zip(_KEYS, arrays)), metadata=meta))
         except OSError as e:
             log.info("cannot cache MNIST-1D at %s: %s", path, e)
     for a in arrays:
