@@ -5,7 +5,6 @@ One number formatter writes every number, with one mark for a missing one."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from restudy import artifacts
 from restudy import compare as cmp
 from restudy.claims import claim_kind
 from restudy.compare.views import view_tensor
-from restudy.numbers import MISSING, fmt, p_value, pct, signed_percent
 from restudy.study import Study
 
 
@@ -111,14 +109,6 @@ def test_a_claim_not_evaluated_at_this_scale_has_no_evidence_and_no_figure(tmp_p
     assert skipped.verdict == "not_evaluated" and skipped.evidence == {}
     claim = only_paper.claims[0]
     assert claim_kind(claim.kind).figure(claim, skipped, tmp_path / "x.png") is None
-
-
-def test_one_formatter_one_missing_mark() -> None:
-    assert fmt(None) == fmt(math.nan) == fmt("x") == fmt(True) == MISSING
-    assert fmt(math.inf) == "inf" and fmt(-math.inf) == "-inf" and fmt(1.23456, 3) == "1.235"
-    assert p_value(None) == f"p={MISSING}" and p_value(0.0001) == "p<0.001" and p_value(0.25) == "p=0.250"
-    assert pct(0.9) == "90%" and pct(1 - 0.1 / 3) == "96.7%"
-    assert signed_percent(0.042) == "+4.2%" and signed_percent(None) == MISSING
 
 
 @pytest.mark.parametrize("view", ["test", "tta:flip", "tta:crop25", "ensemble", "ensemble+tta:flip_crop81"])

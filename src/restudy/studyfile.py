@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import StudyError
+from .safeio import load_yaml_text
 from .study import SETTING_TAGS, Study
 
 BUILTIN_DIR = Path(__file__).parent / "studies"
@@ -84,25 +85,35 @@ def load_study(name_or_path: str | Path, *, module_dir: str | Path | None = None
     ``module_dir``: the folder the study's ``module`` is imported from (default: the file's folder).
     """
     path = resolve_study_path(str(name_or_path))
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        raise StudyError(f"not valid YAML: {e}", where=str(path)) from e
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise StudyError(f"a study file must be UTF-8 text; byte {e.start} is not ({e.reason})",
+                         where=str(path)) from None
+    except OSError as e:
+        raise StudyError(f"cannot read the study file: {e.strerror or e}", where=str(path)) from None
+    data, root = load_yaml_text(text, where=str(path))
     if not isinstance(data, dict):
         raise StudyError("a study file must be a YAML mapping at the top level", where=str(path),
-                         got=type(data).__name__)
+                         got="an empty file" if data is None else type(data).__name__)
+    module_dir = Path(module_dir) if module_dir is not None else path.parent
     if isinstance(data.get("module"), str):  # it may register claim kinds and views the file uses
         from .registry import import_study_module
 
-        import_study_module(data["module"])
+        from .errors import RestudyError
+
+        try:
+            import_study_module(data["module"], str(module_dir))
+        except RestudyError as e:
+            line = _line_of(root, ["module"])
+            raise StudyError(f"cannot import the study module from {module_dir} or sys.path: "
+                             f"{e.__cause__ or e}", where=f"{path}:{line} module", got=data["module"]) from e
     try:
         study = Study.model_validate(data)
     except ValidationError as e:
         raise StudyError(format_validation_error(e, path, root)) from None
     key = id(study)
-    _SOURCES[key] = Source(path, root, Path(module_dir) if module_dir is not None else path.parent)
+    _SOURCES[key] = Source(path, root, module_dir)
     weakref.finalize(study, _SOURCES.pop, key, None)
     return study
 
