@@ -16,8 +16,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from restudy.env import cpu_model
 STUDY = "enorm"
 SCALE = "small"
 EXPERIMENT = "fc"
-VARIANT = {"method": "baseline", "depth": "9"}   # lr 0.05, wd 1e-3, no momentum, linear decay
+VARIANT = {"method": "baseline", "depth": "9"}  # lr 0.05, wd 1e-3, no momentum, linear decay
 
 
 # --------------------------------------------------------------------------- machine
@@ -52,12 +53,16 @@ def machine() -> dict[str, Any]:
 
 def print_machine(extra: str = "") -> None:
     m = machine()
-    print(f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-          f"torch {m['torch']} (intra-op threads now: {m['torch_threads']}), python {m['python']}, "
-          f"mkl={m['mkl']}, {m['platform']}")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+        f"torch {m['torch']} (intra-op threads now: {m['torch_threads']}), python {m['python']}, "
+        f"mkl={m['mkl']}, {m['platform']}"
+    )
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}" + (f"; {extra}" if extra else ""))
-    print("note: absolute times on this shared host drift by up to ~2x over minutes; "
-          "only the side-by-side ratios are meant to be compared.")
+    print(
+        "note: absolute times on this shared host drift by up to ~2x over minutes; "
+        "only the side-by-side ratios are meant to be compared."
+    )
 
 
 def probe(threads: int = 1, n: int = 512, reps: int = 5) -> float:
@@ -73,7 +78,7 @@ def probe(threads: int = 1, n: int = 512, reps: int = 5) -> float:
             t = time.perf_counter()
             torch.mm(a, b, out=c)
             best = min(best, time.perf_counter() - t)
-        return 2 * n ** 3 / best / 1e9
+        return 2 * n**3 / best / 1e9
     finally:
         torch.set_num_threads(old)
 
@@ -104,21 +109,27 @@ class Workload:
     """One training configuration, expressed as overrides of the enorm small-scale baseline run."""
 
     name: str
-    label: str          # for the final lines
+    label: str  # for the final lines
     overrides: tuple[tuple[str | None, str, Any], ...]
 
 
 MNIST1D = Workload(
     name="mnist1d",
     label="MNIST-1D fc 128x9, B=64",
-    overrides=(),       # the enorm small-scale run itself: 4000 train / 1000 test, 40 inputs
+    overrides=(),  # the enorm small-scale run itself: 4000 train / 1000 test, 40 inputs
 )
 CIFAR_SHAPE = Workload(
     name="cifar-shape",
     label="synthetic 3072-d fc 500x9, B=256",
-    overrides=((None, "data", "synthetic"), (None, "data.n_train", 5120), (None, "data.n_test", 1024),
-               (None, "data.dim", 3072), (None, "data.num_classes", 10), (None, "model.width", 500),
-               (None, "batch_size", 256)),
+    overrides=(
+        (None, "data", "synthetic"),
+        (None, "data.n_train", 5120),
+        (None, "data.n_test", 1024),
+        (None, "data.dim", 3072),
+        (None, "data.num_classes", 10),
+        (None, "model.width", 500),
+        (None, "batch_size", 256),
+    ),
 )
 WORKLOADS = {w.name: w for w in (MNIST1D, CIFAR_SHAPE)}
 
@@ -130,8 +141,11 @@ def specs_for(workload: Workload, epochs: int, seeds: int = 1):
 
     study = load_study(STUDY)
     overrides = list(workload.overrides) + [(None, "epochs", epochs)]
-    specs = [s for s in plan(study, SCALE, seeds=seeds, overrides=overrides, experiments=[EXPERIMENT])
-             if s.variant == VARIANT]
+    specs = [
+        s
+        for s in plan(study, SCALE, seeds=seeds, overrides=overrides, experiments=[EXPERIMENT])
+        if s.variant == VARIANT
+    ]
     assert len(specs) == seeds, (len(specs), seeds)
     return specs
 
@@ -157,15 +171,24 @@ def build_model(spec, data) -> torch.nn.Module:
 def bare_eval(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
     """Accuracy and mean cross-entropy on one split, logits computed in batches."""
     model.eval()
-    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     model.train()
     return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
-def bare_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, weight_decay: float,
-               epochs: int, batch_size: int, order_seed: int,
-               eval_splits: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-               eval_batch_size: int = 1024) -> dict[str, float]:
+def bare_train(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    batch_size: int,
+    order_seed: int,
+    eval_splits: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+    eval_batch_size: int = 1024,
+) -> dict[str, float]:
     """A hand-written SGD loop: randperm per epoch, slice, forward, CE, zero_grad, backward, step.
 
     The learning rate decays linearly per epoch (lr·(E−e)/E, the study's schedule) and is set once
@@ -184,7 +207,7 @@ def bare_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: 
             group["lr"] = lr * (epochs - epoch) / epochs
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -246,8 +269,10 @@ def cold_start_breakdown() -> dict[str, float]:
 
 def print_cold_start() -> None:
     parts = cold_start_breakdown()
-    print("cold start of one fresh worker process, measured once (seconds): "
-          + "; ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    print(
+        "cold start of one fresh worker process, measured once (seconds): "
+        + "; ".join(f"{k} {v:.2f}" for k, v in parts.items())
+    )
 
 
 def spawn_probe(hold_s: float) -> dict[str, float]:
@@ -255,6 +280,7 @@ def spawn_probe(hold_s: float) -> dict[str, float]:
     run, then hold the worker for ``hold_s`` so that every task lands on a different worker."""
     t = time.perf_counter()
     import restudy.worker  # noqa: F401  (torch is already imported by this module)
+
     imported = time.perf_counter() - t
     time.sleep(hold_s)
     return {"pid": os.getpid(), "import_s": imported}

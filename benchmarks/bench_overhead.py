@@ -78,10 +78,23 @@ def run_restudy(spec, data, x_tr, y_tr, x_te, y_te):
     s = spec.settings
     parts = build_run(spec, data)
     t = time.perf_counter()
-    res = train(parts.model, x_tr, y_tr, x_te, y_te, optimizer=parts.optimizer, schedule=parts.schedule,
-                epochs=s["epochs"], batch_size=s["batch_size"], order=parts.order, hooks=parts.hooks,
-                augment=parts.augment, eval_batch_size=s["eval_batch_size"], label_smoothing=s["label_smoothing"],
-                memory_format=parts.memory_format)
+    res = train(
+        parts.model,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        optimizer=parts.optimizer,
+        schedule=parts.schedule,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        order=parts.order,
+        hooks=parts.hooks,
+        augment=parts.augment,
+        eval_batch_size=s["eval_batch_size"],
+        label_smoothing=s["label_smoothing"],
+        memory_format=parts.memory_format,
+    )
     total = time.perf_counter() - t
     assert res.status == "finished", res.reason
     return {"train_s": res.train_wall_s, "eval_s": res.eval_wall_s, "total_s": total}, parts.model
@@ -91,9 +104,18 @@ def run_bare(spec, data, x_tr, y_tr, x_te, y_te, with_eval: bool):
     s = spec.settings
     model = C.build_model(spec, data)
     splits = [(x_tr, y_tr), (x_te, y_te)] if with_eval else []
-    out = C.bare_train(model, x_tr, y_tr, lr=s["optimizer.lr"], weight_decay=s["optimizer.weight_decay"],
-                       epochs=s["epochs"], batch_size=s["batch_size"], order_seed=spec.seeds["order"],
-                       eval_splits=splits, eval_batch_size=s["eval_batch_size"])
+    out = C.bare_train(
+        model,
+        x_tr,
+        y_tr,
+        lr=s["optimizer.lr"],
+        weight_decay=s["optimizer.weight_decay"],
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        order_seed=spec.seeds["order"],
+        eval_splits=splits,
+        eval_batch_size=s["eval_batch_size"],
+    )
     return out, model
 
 
@@ -118,22 +140,31 @@ def run_process(spec, tmp: Path):
     spec_file.write_text(json.dumps(spec.to_dict()))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", CHILD, str(spec_file), str(run_dir)], env=env,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, str(spec_file), str(run_dir)], env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t
     if p.returncode != 0:
         raise RuntimeError(f"child failed:\n{p.stderr}")
     info = json.loads(p.stdout.strip().splitlines()[-1])
     assert info["status"] == "finished", info
     tm = info["timings"]
-    return {"wall_s": wall, "import_s": info["import_s"], "execute_s": info["execute_s"],
-            "train_s": tm["train_s"], "eval_s": tm["eval_s"], "load_s": tm["load_s"]}
+    return {
+        "wall_s": wall,
+        "import_s": info["import_s"],
+        "execute_s": info["execute_s"],
+        "train_s": tm["train_s"],
+        "eval_s": tm["eval_s"],
+        "load_s": tm["load_s"],
+    }
 
 
 def profile(spec, data, tensors, top: int = 22) -> None:
     """cProfile of restudy's train() and of the bare loop with evaluation (same run)."""
-    for name, fn in (("restudy train()", lambda: run_restudy(spec, data, *tensors)),
-                     ("bare+eval", lambda: run_bare(spec, data, *tensors, with_eval=True))):
+    for name, fn in (
+        ("restudy train()", lambda: run_restudy(spec, data, *tensors)),
+        ("bare+eval", lambda: run_bare(spec, data, *tensors, with_eval=True)),
+    ):
         pr = cProfile.Profile()
         pr.enable()
         fn()
@@ -148,12 +179,12 @@ def profile(spec, data, tensors, top: int = 22) -> None:
 # (src/restudy/train.py) has, to attribute a difference in step time.
 EXTRAS = {
     "bare": (),
-    "bare (again)": (),                # noise floor: the same loop measured twice per repeat
-    "+isfinite": ("isfinite",),        # an earlier check: if not torch.isfinite(loss): ... (13 aten calls + sync)
-    "+loss_sum": ("loss_sum",),        # an earlier running sum: loss_sum += loss.detach()
-    "+lr/step": ("lr",),               # train.lr_step(): schedule(step, epoch); param_groups[...]["lr"] = lr
+    "bare (again)": (),  # noise floor: the same loop measured twice per repeat
+    "+isfinite": ("isfinite",),  # an earlier check: if not torch.isfinite(loss): ... (13 aten calls + sync)
+    "+loss_sum": ("loss_sum",),  # an earlier running sum: loss_sum += loss.detach()
+    "+lr/step": ("lr",),  # train.lr_step(): schedule(step, epoch); param_groups[...]["lr"] = lr
     "+all three": ("isfinite", "loss_sum", "lr"),
-    "+eval": ("eval",),                # train(): evaluate train and test between epochs (untimed)
+    "+eval": ("eval",),  # train(): evaluate train and test between epochs (untimed)
     "+all three +eval": ("isfinite", "loss_sum", "lr", "eval"),
     # A cheaper equivalent of the first two, what train() does now (train.divergence()): one .item()
     # per step, the check and the running sum in Python floats (no extra aten kernels; on CUDA the
@@ -187,7 +218,7 @@ def bare_with_extras(spec, data, extras: tuple[str, ...]) -> float:
         loss_sum = torch.zeros(())
         loss_sum_f = 0.0
         for i in range(0, n, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             if do_lr:
                 lr = schedule(step, epoch)
                 for group in opt.param_groups:
@@ -234,10 +265,12 @@ def op_diff(spec, data, tensors) -> None:
     cb, tb = ops(lambda: run_bare(spec, data, *tensors, with_eval=True))
     extra = {k: (cr[k] - cb[k]) / steps for k in set(cr) | set(cb) if k.startswith("aten::")}
     extra = {k: v for k, v in extra.items() if abs(v) >= 0.5}
-    print(f"\n--- torch.profiler, {spec.settings['epochs']} epochs: aten calls per step, restudy train() "
-          f"{sum(v for k, v in cr.items() if k.startswith('aten::')) / steps:.1f} vs bare+eval "
-          f"{sum(v for k, v in cb.items() if k.startswith('aten::')) / steps:.1f}; the differing ones "
-          "(extra calls per step, extra self CPU us per step under the profiler):")
+    print(
+        f"\n--- torch.profiler, {spec.settings['epochs']} epochs: aten calls per step, restudy train() "
+        f"{sum(v for k, v in cr.items() if k.startswith('aten::')) / steps:.1f} vs bare+eval "
+        f"{sum(v for k, v in cb.items() if k.startswith('aten::')) / steps:.1f}; the differing ones "
+        "(extra calls per step, extra self CPU us per step under the profiler):"
+    )
     for k, v in sorted(extra.items(), key=lambda kv: -(tr[kv[0]] - tb[kv[0]])):
         print(f"  {k:28s} {v:+5.2f}  {(tr[k] - tb[k]) / steps:+6.2f} us")
 
@@ -256,26 +289,31 @@ def explain(workload: C.Workload, epochs: int, repeats: int) -> None:
     for rep in range(repeats):
         for name in C.rotation(list(configs), rep):
             times[name].append(configs[name]())
-    print(f"\n--- explain: {workload.label}, {epochs} epochs = {steps} steps, {repeats} interleaved repeats; "
-          "extra time per step vs the bare loop (paired by repeat), and bare/variant ratio ---")
+    print(
+        f"\n--- explain: {workload.label}, {epochs} epochs = {steps} steps, {repeats} interleaved repeats; "
+        "extra time per step vs the bare loop (paired by repeat), and bare/variant ratio ---"
+    )
     for name in configs:
         delta = [1e6 * (a - b) / steps for a, b in zip(times[name], times["bare"])]
         ratio = [b / a for a, b in zip(times[name], times["bare"])]
         print(f"  {name:22s} {C.fmt(delta, ' us/step', 1):40s} {C.fmt(ratio, 'x', 3)}")
 
 
-def bench(workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile: bool,
-          process_repeats: int) -> list[str]:
+def bench(
+    workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile: bool, process_repeats: int
+) -> list[str]:
     spec = C.specs_for(workload, epochs)[0]
     s = spec.settings
     data = C.load_data(spec)
     tensors = (data.x_train, data.y_train, data.x_test, data.y_test)
     n_tr, n_te = data.y_train.shape[0], data.y_test.shape[0]
     steps = epochs * -(-n_tr // s["batch_size"])
-    print(f"\n== {workload.label}: {n_tr} train / {n_te} test, input {tuple(data.input_shape)}, "
-          f"fc width {s['model.width']} hidden {s['model.hidden']}, SGD lr {s['optimizer.lr']} "
-          f"wd {s['optimizer.weight_decay']} ({s['schedule']} schedule), {epochs} epochs = {steps} steps, "
-          f"eval batch {s['eval_batch_size']}, kernels={spec.kernels} (execute/process only), 1 thread")
+    print(
+        f"\n== {workload.label}: {n_tr} train / {n_te} test, input {tuple(data.input_shape)}, "
+        f"fc width {s['model.width']} hidden {s['model.hidden']}, SGD lr {s['optimizer.lr']} "
+        f"wd {s['optimizer.weight_decay']} ({s['schedule']} schedule), {epochs} epochs = {steps} steps, "
+        f"eval batch {s['eval_batch_size']}, kernels={spec.kernels} (execute/process only), 1 thread"
+    )
 
     # Warm-up (untimed) on a 1-epoch copy: allocator, caches, the worker's dataset cache; and check
     # that restudy's loop and the bare loop compute the same thing.
@@ -283,8 +321,10 @@ def bench(workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile
     _, m_r = run_restudy(warm, data, *tensors)
     _, m_b = run_bare(warm, data, *tensors, with_eval=False)
     diff = C.max_param_diff(m_r, m_b)
-    print(f"check: after 1 epoch, max |param(restudy) - param(bare)| = {diff:.3g} "
-          f"({'bitwise identical' if diff == 0 else 'NOT identical'})")
+    print(
+        f"check: after 1 epoch, max |param(restudy) - param(bare)| = {diff:.3g} "
+        f"({'bitwise identical' if diff == 0 else 'NOT identical'})"
+    )
     run_execute(warm, tmp)
 
     if do_profile:
@@ -305,13 +345,19 @@ def bench(workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile
         r = {name: configs[name]() for name in order}
         r.setdefault("process", None)
         rows.append(r)
-        print(f"rep {rep + 1}/{repeats} (probe {gf:.0f} GFLOP/s, order {' '.join(order)}): "
-              f"restudy train {r['restudy']['train_s']:.3f}s + eval {r['restudy']['eval_s']:.3f}s | "
-              f"bare {r['bare']['train_s']:.3f}s | bare+eval train {r['bare+eval']['train_s']:.3f}s "
-              f"+ eval {r['bare+eval']['eval_s']:.3f}s | execute {r['execute']['wall_s']:.3f}s "
-              f"(train {r['execute']['train_s']:.3f}s)" + (
-                  "" if r["process"] is None else f" | process {r['process']['wall_s']:.3f}s "
-                  f"(import {r['process']['import_s']:.2f}s, load {r['process']['load_s']:.2f}s)"))
+        print(
+            f"rep {rep + 1}/{repeats} (probe {gf:.0f} GFLOP/s, order {' '.join(order)}): "
+            f"restudy train {r['restudy']['train_s']:.3f}s + eval {r['restudy']['eval_s']:.3f}s | "
+            f"bare {r['bare']['train_s']:.3f}s | bare+eval train {r['bare+eval']['train_s']:.3f}s "
+            f"+ eval {r['bare+eval']['eval_s']:.3f}s | execute {r['execute']['wall_s']:.3f}s "
+            f"(train {r['execute']['train_s']:.3f}s)"
+            + (
+                ""
+                if r["process"] is None
+                else f" | process {r['process']['wall_s']:.3f}s "
+                f"(import {r['process']['import_s']:.2f}s, load {r['process']['load_s']:.2f}s)"
+            )
+        )
 
     def col(f):
         return [f(r) for r in rows]
@@ -337,22 +383,27 @@ def bench(workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile
 
     tag = f"{workload.label}, {epochs} epochs, 1 thread"
     print(f"\nresults, {tag} -- ratios are bare/restudy (>1: restudy faster):")
-    print(f"  step time (absolute, host-dependent): bare {C.fmt(bare_ms, ' ms', 3)}, "
-          f"restudy {C.fmt(restudy_ms, ' ms', 3)}")
+    print(
+        f"  step time (absolute, host-dependent): bare {C.fmt(bare_ms, ' ms', 3)}, "
+        f"restudy {C.fmt(restudy_ms, ' ms', 3)}"
+    )
     print(f"  training phase, restudy train() vs bare (no eval):        {C.fmt(ratio_train, 'x', 3)}")
     print(f"  training phase, restudy train() vs bare+eval's training:  {C.fmt(ratio_train_e, 'x', 3)}")
     print(f"  evaluation phase (train+test every epoch):                 {C.fmt(ratio_eval, 'x', 3)}")
     print(f"  end to end incl. evaluation, train() vs bare+eval:         {C.fmt(ratio_e2e, 'x', 3)}")
-    print(f"  training phase inside worker.execute (kernels={spec.kernels}) vs bare: "
-          f"{C.fmt(ratio_exec_train, 'x', 3)}")
+    print(f"  training phase inside worker.execute (kernels={spec.kernels}) vs bare: {C.fmt(ratio_exec_train, 'x', 3)}")
     print(f"  worker.execute, warm worker, vs bare+eval:                 {C.fmt(ratio_exec, 'x', 3)}")
     print(f"  worker.execute in a fresh process vs bare+eval:            {C.fmt(ratio_proc, 'x', 3)}")
     print("  per-run fixed overhead in seconds:")
-    print(f"    warm worker: execute wall - (train + eval) = {C.fmt(fixed_exec, ' s', 3)}; "
-          f"execute wall - bare+eval = {C.fmt(fixed_exec_vs_bare, ' s', 3)}")
-    print(f"    fresh process: wall - (train + eval) = {C.fmt(fixed_proc, ' s', 2)}; "
-          f"wall - bare+eval = {C.fmt(fixed_proc_vs_bare, ' s', 2)}; of which interpreter-measured "
-          f"import of torch+restudy.worker {C.fmt(imports, ' s', 2)}, dataset load {C.fmt(loads, ' s', 2)}")
+    print(
+        f"    warm worker: execute wall - (train + eval) = {C.fmt(fixed_exec, ' s', 3)}; "
+        f"execute wall - bare+eval = {C.fmt(fixed_exec_vs_bare, ' s', 3)}"
+    )
+    print(
+        f"    fresh process: wall - (train + eval) = {C.fmt(fixed_proc, ' s', 2)}; "
+        f"wall - bare+eval = {C.fmt(fixed_proc_vs_bare, ' s', 2)}; of which interpreter-measured "
+        f"import of torch+restudy.worker {C.fmt(imports, ' s', 2)}, dataset load {C.fmt(loads, ' s', 2)}"
+    )
     return [
         f"restudy/bare training ({tag}): {C.fmt(ratio_train)}",
         f"restudy/bare end-to-end incl. eval ({tag}): {C.fmt(ratio_e2e)}",
@@ -365,13 +416,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=None, help="repeats (default 7; --quick: 3)")
     ap.add_argument("--quick", action="store_true", help="short smoke check (< 60 s)")
-    ap.add_argument("--workloads", default="mnist1d,cifar-shape",
-                    help=f"comma-separated, from {', '.join(C.WORKLOADS)}")
-    ap.add_argument("--epochs", default=None,
-                    help="epochs per workload, e.g. 'mnist1d=20,cifar-shape=2' (default; --quick: 3 and 1)")
+    ap.add_argument(
+        "--workloads", default="mnist1d,cifar-shape", help=f"comma-separated, from {', '.join(C.WORKLOADS)}"
+    )
+    ap.add_argument(
+        "--epochs",
+        default=None,
+        help="epochs per workload, e.g. 'mnist1d=20,cifar-shape=2' (default; --quick: 3 and 1)",
+    )
     ap.add_argument("--profile", action="store_true", help="also print a cProfile of both loops")
-    ap.add_argument("--explain", action="store_true",
-                    help="only run the per-step ablation (bare loop + each of restudy's per-step extras)")
+    ap.add_argument(
+        "--explain",
+        action="store_true",
+        help="only run the per-step ablation (bare loop + each of restudy's per-step extras)",
+    )
     args = ap.parse_args()
     repeats = args.repeats or (3 if args.quick else 7)
     epochs = {"mnist1d": 3, "cifar-shape": 1} if args.quick else {"mnist1d": 20, "cifar-shape": 2}
@@ -389,8 +447,14 @@ def main() -> None:
     finals: list[str] = []
     with tempfile.TemporaryDirectory(prefix="restudy-bench-") as tmp:
         for name in args.workloads.split(","):
-            finals += bench(C.WORKLOADS[name], epochs[name], repeats, Path(tmp), args.profile,
-                            process_repeats=1 if args.quick else repeats)
+            finals += bench(
+                C.WORKLOADS[name],
+                epochs[name],
+                repeats,
+                Path(tmp),
+                args.profile,
+                process_repeats=1 if args.quick else repeats,
+            )
     print(f"\n(benchmark wall time {time.perf_counter() - t0:.0f} s)")
     for line in finals:
         print(line)

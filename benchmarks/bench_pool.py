@@ -69,8 +69,9 @@ def run_pool(specs, out: Path, workers: int) -> dict:
 def run_inline(spec_file: Path, out: Path, threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", INLINE, str(spec_file), str(out), str(threads)], env=env,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", INLINE, str(spec_file), str(out), str(threads)], env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t
     if p.returncode != 0:
         raise RuntimeError(f"inline child failed:\n{p.stderr}")
@@ -91,8 +92,9 @@ def run_spawn(workers: int, hold_s: float = 0.5) -> dict:
     prepare_process_env(1, "deterministic")
     try:
         t = time.perf_counter()
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                    initializer=_init_worker, initargs=(1,)) as pool:
+        with cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(1,)
+        ) as pool:
             res = list(pool.map(C.spawn_probe, [hold_s] * workers))
         wall = time.perf_counter() - t - hold_s
     finally:
@@ -113,10 +115,12 @@ def bench(workload, k: int, epochs: int, repeats: int, workers: int, tmp: Path) 
     s = specs[0].settings
     spec_file = tmp / f"{workload.name}-specs.json"
     spec_file.write_text(json.dumps([sp.to_dict() for sp in specs]))
-    print(f"\n== {workload.label}: K={k} seeds x {epochs} epochs (fc width {s['model.width']} hidden "
-          f"{s['model.hidden']}, data {s['data']}, kernels={specs[0].kernels}); "
-          f"pool = LocalExecutor(workers={workers}, threads=1) vs inline2 = InlineExecutor(threads=2) "
-          f"in one fresh process")
+    print(
+        f"\n== {workload.label}: K={k} seeds x {epochs} epochs (fc width {s['model.width']} hidden "
+        f"{s['model.hidden']}, data {s['data']}, kernels={specs[0].kernels}); "
+        f"pool = LocalExecutor(workers={workers}, threads=1) vs inline2 = InlineExecutor(threads=2) "
+        f"in one fresh process"
+    )
 
     configs = {
         "pool": lambda out: run_pool(specs, out, workers),
@@ -135,12 +139,13 @@ def bench(workload, k: int, epochs: int, repeats: int, workers: int, tmp: Path) 
             bad = [x["status"] for x in r[name]["records"] if x["status"] != "finished"]
             assert not bad, (name, bad)
         rows.append(r)
-        print(f"rep {rep + 1}/{repeats} (probe 1 thread {gf1:.0f}, 2 threads {gf2:.0f} GFLOP/s; order "
-              f"{' '.join(order)}): pool {r['pool']['wall_s']:.2f}s | inline2 {r['inline2']['wall_s']:.2f}s "
-              f"(imports {r['inline2']['import_s']:.2f}s) | spawn {r['spawn']['wall_s']:.2f}s "
-              f"({r['spawn']['pids']} workers) | ratio {r['inline2']['wall_s'] / r['pool']['wall_s']:.3f}"
-              + ("  [2-thread probe < 1.3x the 1-thread one: another process held a core]"
-                 if gf2 < 1.3 * gf1 else ""))
+        print(
+            f"rep {rep + 1}/{repeats} (probe 1 thread {gf1:.0f}, 2 threads {gf2:.0f} GFLOP/s; order "
+            f"{' '.join(order)}): pool {r['pool']['wall_s']:.2f}s | inline2 {r['inline2']['wall_s']:.2f}s "
+            f"(imports {r['inline2']['import_s']:.2f}s) | spawn {r['spawn']['wall_s']:.2f}s "
+            f"({r['spawn']['pids']} workers) | ratio {r['inline2']['wall_s'] / r['pool']['wall_s']:.3f}"
+            + ("  [2-thread probe < 1.3x the 1-thread one: another process held a core]" if gf2 < 1.3 * gf1 else "")
+        )
 
     def col(f):
         return [f(r) for r in rows]
@@ -158,17 +163,25 @@ def bench(workload, k: int, epochs: int, repeats: int, workers: int, tmp: Path) 
     print(f"\nresults, {tag} -- inline2/pool (> 1: the pool is faster):")
     print(f"  wall clock, start-up included:                         {C.fmt(ratio, 'x', 3)}")
     print(f"  training+evaluation time only (busy time / concurrency): {C.fmt(work_ratio, 'x', 3)}")
-    print(f"  one run's train+eval (absolute): 1 thread in the pool {C.fmt(run_1t, ' s', 2)}, "
-          f"2 threads inline {C.fmt(run_2t, ' s', 2)}")
-    print(f"  pool start-up: spawn {workers} workers + import restudy.worker {C.fmt(spawn, ' s', 2)}, "
-          f"i.e. {C.fmt([x / k for x in spawn], ' s', 3)} per run amortised over K={k}")
-    print(f"  pool wall - busy/{workers} (spawn, imports, first-run costs incl. dataset load, tail "
-          f"imbalance, IPC, writes) {C.fmt(pool_over, ' s', 2)} = {C.fmt([x / k for x in pool_over], ' s', 3)} "
-          f"per run; summed dataset load_s in the pool {C.fmt(pool_load, ' s', 2)}")
+    print(
+        f"  one run's train+eval (absolute): 1 thread in the pool {C.fmt(run_1t, ' s', 2)}, "
+        f"2 threads inline {C.fmt(run_2t, ' s', 2)}"
+    )
+    print(
+        f"  pool start-up: spawn {workers} workers + import restudy.worker {C.fmt(spawn, ' s', 2)}, "
+        f"i.e. {C.fmt([x / k for x in spawn], ' s', 3)} per run amortised over K={k}"
+    )
+    print(
+        f"  pool wall - busy/{workers} (spawn, imports, first-run costs incl. dataset load, tail "
+        f"imbalance, IPC, writes) {C.fmt(pool_over, ' s', 2)} = {C.fmt([x / k for x in pool_over], ' s', 3)} "
+        f"per run; summed dataset load_s in the pool {C.fmt(pool_load, ' s', 2)}"
+    )
     print(f"  inline2 wall - busy (process start, imports, dataset load, writes) {C.fmt(inline_over, ' s', 2)}")
-    return [f"local pool (2 procs x 1 thread) vs 1 proc x 2 threads ({tag}): {C.fmt(ratio)}",
-            f"  same, training+evaluation time only ({tag}): {C.fmt(work_ratio)}; "
-            f"pool start-up {C.fmt(spawn, ' s')} = {C.fmt([x / k for x in spawn], ' s', 3)} per run"]
+    return [
+        f"local pool (2 procs x 1 thread) vs 1 proc x 2 threads ({tag}): {C.fmt(ratio)}",
+        f"  same, training+evaluation time only ({tag}): {C.fmt(work_ratio)}; "
+        f"pool start-up {C.fmt(spawn, ' s')} = {C.fmt([x / k for x in spawn], ' s', 3)} per run",
+    ]
 
 
 def main() -> None:
@@ -177,10 +190,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="repeats (default 3; --quick: 2)")
     ap.add_argument("--quick", action="store_true", help="short smoke check (< 60 s)")
     ap.add_argument("--workers", type=int, default=2, help="pool workers (default 2: one per core)")
-    ap.add_argument("--workloads", default=None,
-                    help="comma-separated: mnist1d, cifar-shape (default both; --quick: mnist1d)")
-    ap.add_argument("--epochs", default=None,
-                    help="epochs per workload, e.g. 'mnist1d=20,cifar-shape=2' (default; --quick: 3 and 1)")
+    ap.add_argument(
+        "--workloads", default=None, help="comma-separated: mnist1d, cifar-shape (default both; --quick: mnist1d)"
+    )
+    ap.add_argument(
+        "--epochs",
+        default=None,
+        help="epochs per workload, e.g. 'mnist1d=20,cifar-shape=2' (default; --quick: 3 and 1)",
+    )
     args = ap.parse_args()
     k = args.k or (4 if args.quick else 8)
     repeats = args.repeats or (2 if args.quick else 3)

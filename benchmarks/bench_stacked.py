@@ -43,14 +43,15 @@ from restudy.train import train, train_stacked
 class Workload:
     name: str
     label: str
-    depth: str                      # the enorm study's depth level (model.hidden)
+    depth: str  # the enorm study's depth level (model.hidden)
     overrides: tuple[tuple[str | None, str, Any], ...]
-    ks: tuple[int, ...]             # stack sizes measured by default
+    ks: tuple[int, ...]  # stack sizes measured by default
 
 
 WORKLOADS = {
-    "tiny": Workload("tiny", "MNIST-1D fc 40-64-64-10, B=32", "1",
-                     ((None, "model.width", 64), (None, "batch_size", 32)), (8, 32)),
+    "tiny": Workload(
+        "tiny", "MNIST-1D fc 40-64-64-10, B=32", "1", ((None, "model.width", 64), (None, "batch_size", 32)), (8, 32)
+    ),
     "d9": Workload("d9", "MNIST-1D fc 40-128x10-10 (small scale, depth 9), B=64", "9", (), (8,)),
 }
 
@@ -61,16 +62,23 @@ def specs_for(workload: Workload, k: int, epochs: int):
     from restudy.studyfile import load_study
 
     overrides = list(workload.overrides) + [(None, "epochs", epochs)]
-    specs = [s for s in plan(load_study("enorm"), "small", seeds=k, overrides=overrides, experiments=["fc"])
-             if s.variant == {"method": "baseline", "depth": workload.depth}]
+    specs = [
+        s
+        for s in plan(load_study("enorm"), "small", seeds=k, overrides=overrides, experiments=["fc"])
+        if s.variant == {"method": "baseline", "depth": workload.depth}
+    ]
     assert len(specs) == k, (len(specs), k)
     return specs
 
 
 def _loop_args(settings: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of train()/train_stacked() that come straight from the settings."""
-    return {"epochs": settings["epochs"], "batch_size": settings["batch_size"],
-            "eval_batch_size": settings["eval_batch_size"], "label_smoothing": settings["label_smoothing"]}
+    return {
+        "epochs": settings["epochs"],
+        "batch_size": settings["batch_size"],
+        "eval_batch_size": settings["eval_batch_size"],
+        "label_smoothing": settings["label_smoothing"],
+    }
 
 
 def run_looped(specs, data) -> dict[str, Any]:
@@ -79,9 +87,20 @@ def run_looped(specs, data) -> dict[str, Any]:
     results = []
     for spec in specs:
         parts = build_run(spec, data)
-        results.append(train(parts.model, data.x_train, data.y_train, data.x_test, data.y_test,
-                             optimizer=parts.optimizer, schedule=parts.schedule, order=parts.order,
-                             augment=parts.augment, **_loop_args(spec.settings)))
+        results.append(
+            train(
+                parts.model,
+                data.x_train,
+                data.y_train,
+                data.x_test,
+                data.y_test,
+                optimizer=parts.optimizer,
+                schedule=parts.schedule,
+                order=parts.order,
+                augment=parts.augment,
+                **_loop_args(spec.settings),
+            )
+        )
     return {"wall_s": time.perf_counter() - t, "results": results}
 
 
@@ -89,9 +108,18 @@ def run_stacked(specs, data) -> dict[str, Any]:
     """The K runs as one stack."""
     t = time.perf_counter()
     stack = build_stack(specs, data)
-    results = train_stacked(stack.model, data.x_train, data.y_train, data.x_test, data.y_test,
-                            optimizer=stack.optimizer, schedule=stack.schedule, orders=stack.orders,
-                            augments=stack.augments, **_loop_args(specs[0].settings))
+    results = train_stacked(
+        stack.model,
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        optimizer=stack.optimizer,
+        schedule=stack.schedule,
+        orders=stack.orders,
+        augments=stack.augments,
+        **_loop_args(specs[0].settings),
+    )
     return {"wall_s": time.perf_counter() - t, "results": results}
 
 
@@ -102,8 +130,10 @@ def train_seconds(run: dict[str, Any]) -> float:
 
 def max_logit_diff(a: dict[str, Any], b: dict[str, Any]) -> float:
     """Largest ‖Δ‖/‖·‖ of the final test logits over the K models."""
-    return max(((x.test_logits - y.test_logits).norm() / y.test_logits.norm()).item()
-               for x, y in zip(a["results"], b["results"]))
+    return max(
+        ((x.test_logits - y.test_logits).norm() / y.test_logits.norm()).item()
+        for x, y in zip(a["results"], b["results"])
+    )
 
 
 def bench(workload: Workload, k: int, epochs: int, repeats: int, threads: int) -> list[str]:
@@ -112,8 +142,10 @@ def bench(workload: Workload, k: int, epochs: int, repeats: int, threads: int) -
     data = C.load_data(specs[0])
     apply_determinism(specs[0].kernels, threads)
     flops = step_flops(s["batch_size"], layer_sizes(s, data.input_shape, data.num_classes))
-    print(f"\n== {workload.label}: K={k} x {epochs} epochs, {threads} thread(s), ~{flops:.2g} FLOP/step/model, "
-          f"{-(-data.x_train.shape[0] // s['batch_size'])} steps/epoch, kernels={specs[0].kernels}")
+    print(
+        f"\n== {workload.label}: K={k} x {epochs} epochs, {threads} thread(s), ~{flops:.2g} FLOP/step/model, "
+        f"{-(-data.x_train.shape[0] // s['batch_size'])} steps/epoch, kernels={specs[0].kernels}"
+    )
     configs = {"looped": run_looped, "stacked": run_stacked}
     rows = []
     for rep in range(repeats):
@@ -124,10 +156,12 @@ def bench(workload: Workload, k: int, epochs: int, repeats: int, threads: int) -
             bad = [x.status for x in r[name]["results"] if x.status != "finished"]
             assert not bad, (name, bad)
         rows.append(r)
-        print(f"rep {rep + 1}/{repeats} (probe {gf:.0f} GFLOP/s; order {' '.join(order)}): "
-              f"looped {r['looped']['wall_s']:.2f}s | stacked {r['stacked']['wall_s']:.2f}s | "
-              f"ratio {r['looped']['wall_s'] / r['stacked']['wall_s']:.2f} | "
-              f"max logit rel. diff {max_logit_diff(r['stacked'], r['looped']):.1e}")
+        print(
+            f"rep {rep + 1}/{repeats} (probe {gf:.0f} GFLOP/s; order {' '.join(order)}): "
+            f"looped {r['looped']['wall_s']:.2f}s | stacked {r['stacked']['wall_s']:.2f}s | "
+            f"ratio {r['looped']['wall_s'] / r['stacked']['wall_s']:.2f} | "
+            f"max logit rel. diff {max_logit_diff(r['stacked'], r['looped']):.1e}"
+        )
     ratio = [r["looped"]["wall_s"] / r["stacked"]["wall_s"] for r in rows]
     step_ratio = [train_seconds(r["looped"]) / train_seconds(r["stacked"]) for r in rows]
     per_model = [r["looped"]["wall_s"] / k for r in rows]
@@ -160,8 +194,11 @@ def main() -> None:
         print(f"\n#### {threads} intra-op thread(s) (torch.get_num_threads() = {torch.get_num_threads()})")
         for name in names:
             w = WORKLOADS[name]
-            ks = [int(x) for x in args.k.split(",")] if args.k and name == "tiny" else (
-                [8] if args.quick else list(w.ks))
+            ks = (
+                [int(x) for x in args.k.split(",")]
+                if args.k and name == "tiny"
+                else ([8] if args.quick else list(w.ks))
+            )
             for k in ks:
                 finals += bench(w, k, epochs, repeats, threads)
     print(f"\n(benchmark wall time {time.perf_counter() - t0:.0f} s)")

@@ -19,11 +19,15 @@ from restudy.studyfile import load_study, parse_overrides
 from restudy.worker import execute
 
 
-def _spec(*overrides: str, experiment: str = "fc", method: str = "baseline", depth: str = "1",
-          seed_index: int = 0) -> RunSpec:
+def _spec(
+    *overrides: str, experiment: str = "fc", method: str = "baseline", depth: str = "1", seed_index: int = 0
+) -> RunSpec:
     specs = plan(load_study("enorm"), "smoke", seeds=2, overrides=parse_overrides(list(overrides)))
-    return next(s for s in specs if s.experiment == experiment and s.variant == {"method": method, "depth": depth}
-                and s.seed_index == seed_index)
+    return next(
+        s
+        for s in specs
+        if s.experiment == experiment and s.variant == {"method": method, "depth": depth} and s.seed_index == seed_index
+    )
 
 
 def _with(spec: RunSpec, **settings) -> RunSpec:
@@ -40,7 +44,7 @@ def test_optimizer_schedule_and_steps_follow_the_settings():
     assert isinstance(parts.optimizer, torch.optim.SGD)
     (group,) = parts.optimizer.param_groups
     assert group["momentum"] == 0.9 and group["weight_decay"] == 0.001
-    assert group["lr"] == s["optimizer.lr"]                      # the linear schedule's lr at step 0
+    assert group["lr"] == s["optimizer.lr"]  # the linear schedule's lr at step 0
     assert parts.steps_per_epoch == math.ceil(data.x_train.shape[0] / s["batch_size"])
     e = s["epochs"]
     assert [parts.schedule(0, k) for k in range(e)] == [s["optimizer.lr"] * (e - k) / e for k in range(e)]
@@ -51,7 +55,7 @@ def test_optimizer_schedule_and_steps_follow_the_settings():
 def test_the_optimizer_starts_at_the_schedules_first_lr():
     spec = _spec("schedule=cosine", "schedule.warmup_epochs=1")
     parts = build_run(spec, load_data(spec.settings))
-    assert parts.optimizer.param_groups[0]["lr"] == 0.0 == parts.schedule(0, 0)   # warmup starts at 0
+    assert parts.optimizer.param_groups[0]["lr"] == 0.0 == parts.schedule(0, 0)  # warmup starts at 0
     adam = _spec("optimizer=adam", "optimizer.lr=0.003")
     parts = build_run(adam, load_data(adam.settings))
     assert isinstance(parts.optimizer, torch.optim.Adam) and parts.optimizer.param_groups[0]["lr"] == 0.003
@@ -74,8 +78,9 @@ def test_generators_come_from_the_specs_streams():
     spec = _spec("data=digits", "augment=flip")
     parts = build_run(spec, load_data(spec.settings))
     n = 50
-    assert torch.equal(torch.randperm(n, generator=parts.order),
-                       torch.randperm(n, generator=generator(spec.seeds["order"])))
+    assert torch.equal(
+        torch.randperm(n, generator=parts.order), torch.randperm(n, generator=generator(spec.seeds["order"]))
+    )
     x = torch.randn(8, 1, 8, 8)
     assert torch.equal(parts.augment(x), random_flip(x, generator(spec.seeds["augment"])))
     assert build_run(_spec("data=digits"), load_data(spec.settings)).augment is None
@@ -125,8 +130,11 @@ def _negate(generator: torch.Generator, pad: int):
 @register("run_metric", "test_weight_stats")
 def _weight_stats(model, x_train, y_train, x_test, y_test, settings) -> dict[str, float]:
     params = list(model.parameters())
-    return {"n_params": float(sum(p.numel() for p in params)), "n_test_seen": float(x_test.shape[0]),
-            "width_setting": float(settings["model.width"])}
+    return {
+        "n_params": float(sum(p.numel() for p in params)),
+        "n_test_seen": float(x_test.shape[0]),
+        "width_setting": float(settings["model.width"]),
+    }
 
 
 @register("run_metric", "test_bad")
@@ -153,7 +161,7 @@ def test_a_registered_run_metric_ends_up_in_the_record(tmp_path):
     rec = execute(spec.to_dict(), str(tmp_path), threads=1)
     assert rec["status"] == "finished", rec["reason"]
     width = spec.settings["model.width"]
-    assert rec["metrics"]["n_params"] == float(20 * width + width * width + width * 4)   # fc 20-w-w-4, no bias
+    assert rec["metrics"]["n_params"] == float(20 * width + width * width + width * 4)  # fc 20-w-w-4, no bias
     assert rec["metrics"]["n_test_seen"] == rec["metrics"]["n_test"]
     assert rec["metrics"]["width_setting"] == float(width)
     assert "test_acc" in rec["metrics"]
@@ -166,4 +174,4 @@ def test_bad_or_unknown_run_metrics_fail_the_run_clearly(tmp_path):
     assert rec["status"] == "failed" and "run_metrics: test_bad" in rec["reason"]
     rec = execute(_with(_spec("epochs=1"), run_metrics=["no_such"]).to_dict(), str(tmp_path / "b"), threads=1)
     assert rec["status"] == "failed" and "unknown run_metric 'no_such'" in rec["reason"]
-    assert rec["curves"] == []      # refused before any training
+    assert rec["curves"] == []  # refused before any training

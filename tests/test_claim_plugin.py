@@ -44,8 +44,12 @@ class MedianAboveKind(ClaimKind):
             return ctx.result(claim, NOT_EVALUATED, "no runs selected", {})
         median = statistics.median(values)
         verdict = REPRODUCED if median > claim.value else NOT_REPRODUCED
-        return ctx.result(claim, verdict, f"median {claim.metric} {median:.2f} vs {claim.value:g}",
-                          {"median": median, "value": claim.value, "n": len(values), "values": values})
+        return ctx.result(
+            claim,
+            verdict,
+            f"median {claim.metric} {median:.2f} vs {claim.value:g}",
+            {"median": median, "value": claim.value, "n": len(values), "values": values},
+        )
 
     @staticmethod
     def figure(claim: MedianAbove, result: Any, path: Path) -> Path | None:
@@ -119,8 +123,13 @@ def test_its_errors_name_the_claim_field_and_line(tmp_path: Path) -> None:
     with pytest.raises(StudyError) as e:
         load_study(path)
     assert f"{path}:14 claims[1].value:" in str(e.value) and "'high'" in str(e.value)
-    path = _write(tmp_path, STUDY.replace("kind: median_above\n    statement: The median test accuracy "
-                                          "is above 100%", "kind: median_below\n    statement: x"))
+    path = _write(
+        tmp_path,
+        STUDY.replace(
+            "kind: median_above\n    statement: The median test accuracy is above 100%",
+            "kind: median_below\n    statement: x",
+        ),
+    )
     with pytest.raises(StudyError) as e:
         load_study(path)
     assert "claims[1].kind: unknown claim kind" in str(e.value) and "got: 'median_below'" in str(e.value)
@@ -129,8 +138,11 @@ def test_its_errors_name_the_claim_field_and_line(tmp_path: Path) -> None:
 
 def test_verdict_evidence_and_figure_reach_the_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["run", str(_write(tmp_path, STUDY)), "--scale", "smoke", "--workers", "0",
-                                 "--out", str(out)], env={"COLUMNS": "200"})
+    r = CliRunner().invoke(
+        app,
+        ["run", str(_write(tmp_path, STUDY)), "--scale", "smoke", "--workers", "0", "--out", str(out)],
+        env={"COLUMNS": "200"},
+    )
     assert r.exit_code == 0, r.output
     claims = {c["id"]: c for c in json.loads((out / "results.json").read_text())["claims"]}
     high, perfect = claims["median_high"], claims["median_perfect"]
@@ -141,8 +153,8 @@ def test_verdict_evidence_and_figure_reach_the_report(tmp_path: Path) -> None:
     assert (out / "figures" / "claim-median_high.png").stat().st_size > 1000
     md = (out / "report.md").read_text()
     assert "![median_high](figures/claim-median_high.png)" in md
-    assert "Evidence: median " in md                           # the default evidence rendering
-    assert "a *median above* claim holds" in md                # the kind's rule
+    assert "Evidence: median " in md  # the default evidence rendering
+    assert "a *median above* claim holds" in md  # the kind's rule
     html = (out / "report.html").read_text()
     assert "<em>median above</em>" in html and html.count("data:image/png;base64,") >= 2
 
@@ -187,11 +199,15 @@ class AllFinishedKind(ClaimKind):
 
 
 def test_a_kind_registered_by_the_study_module_is_known_when_the_file_is_read(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "toy_kinds.py").write_text(KIND_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     text = STUDY.replace("paper: {title: A toy paper}\n", "paper: {title: A toy paper}\nmodule: toy_kinds\n")
-    text = text.replace("defaults:\n", "  - id: all_done\n    kind: all_finished\n    statement: Every run "
-                                        "finishes\n    select: {experiment: fc}\ndefaults:\n")
+    text = text.replace(
+        "defaults:\n",
+        "  - id: all_done\n    kind: all_finished\n    statement: Every run "
+        "finishes\n    select: {experiment: fc}\ndefaults:\n",
+    )
     study = load_study(_write(tmp_path, text))
     assert [c.kind for c in study.claims] == ["median_above", "median_above", "all_finished"]

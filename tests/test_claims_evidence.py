@@ -18,41 +18,97 @@ from restudy.study import Study
 
 
 def _study(claims: list[dict[str, Any]]) -> Study:
-    return Study.model_validate({
-        "id": "toy", "title": "Toy", "paper": {"title": "A toy paper"},
-        "documents": [{"id": "orig", "kind": "original", "title": "The paper"}],
-        "experiments": [{"id": "fc", "axes": {"method": {"baseline": {}, "enorm": {"method": "enorm"}},
-                                              "depth": {"path": "model.hidden", "values": [1, 3]}}}],
-        "tables": [{"id": "t1", "title": "Accuracy", "document": "orig", "rows": [1, 3],
+    return Study.model_validate(
+        {
+            "id": "toy",
+            "title": "Toy",
+            "paper": {"title": "A toy paper"},
+            "documents": [{"id": "orig", "kind": "original", "title": "The paper"}],
+            "experiments": [
+                {
+                    "id": "fc",
+                    "axes": {
+                        "method": {"baseline": {}, "enorm": {"method": "enorm"}},
+                        "depth": {"path": "model.hidden", "values": [1, 3]},
+                    },
+                }
+            ],
+            "tables": [
+                {
+                    "id": "t1",
+                    "title": "Accuracy",
+                    "document": "orig",
+                    "rows": [1, 3],
                     "columns": ["baseline", "enorm"],
                     "values": {1: {"baseline": 60.0, "enorm": {"value": 62.0, "pm": 0.5}}},
-                    "layout": {"experiment": "fc", "row_axis": "depth", "column_axis": "method"}}],
-        "claims": claims})
+                    "layout": {"experiment": "fc", "row_axis": "depth", "column_axis": "method"},
+                }
+            ],
+            "claims": claims,
+        }
+    )
 
 
 def _row(method: str, depth: str, seed: int, acc: float, status: str = "finished") -> dict[str, Any]:
     variant = {"method": method, "depth": depth}
     vid = f"method={method},depth={depth}"
-    return {"key": f"{vid}-{seed}", "experiment": "fc", "variant": variant, "variant_id": vid,
-            "seed_index": seed, "scale": "paper", "dataset": "CIFAR-10", "status": status, "reason": "",
-            "metrics": {"test_acc": acc, "n_test": 10000, "diverged": float(status == "diverged")},
-            "wall_s": 1.0, "env_fingerprint": "abc"}
+    return {
+        "key": f"{vid}-{seed}",
+        "experiment": "fc",
+        "variant": variant,
+        "variant_id": vid,
+        "seed_index": seed,
+        "scale": "paper",
+        "dataset": "CIFAR-10",
+        "status": status,
+        "reason": "",
+        "metrics": {"test_acc": acc, "n_test": 10000, "diverged": float(status == "diverged")},
+        "wall_s": 1.0,
+        "env_fingerprint": "abc",
+    }
 
 
-ROWS = [_row(m, d, s, 60.0 + (2.0 if m == "enorm" else 0.0) * int(d) + 0.3 * s - 0.1 * (s % 2) * int(d),
-             "diverged" if (m, d, s) == ("enorm", "3", 3) else "finished")
-        for m in ("baseline", "enorm") for d in ("1", "3") for s in range(4)]
+ROWS = [
+    _row(
+        m,
+        d,
+        s,
+        60.0 + (2.0 if m == "enorm" else 0.0) * int(d) + 0.3 * s - 0.1 * (s % 2) * int(d),
+        "diverged" if (m, d, s) == ("enorm", "3", 3) else "finished",
+    )
+    for m in ("baseline", "enorm")
+    for d in ("1", "3")
+    for s in range(4)
+]
 SEL = {"experiment": "fc", "where": {"method": "enorm"}}
 BASE = {"experiment": "fc", "where": {"method": "baseline"}}
 CLAIMS = [
     {"id": "beats", "kind": "a_beats_b", "statement": "s", "a": SEL, "b": BASE},
-    {"id": "trend", "kind": "trend", "statement": "s", "select": SEL, "baseline": BASE, "over": "depth",
-     "direction": "increasing"},
+    {
+        "id": "trend",
+        "kind": "trend",
+        "statement": "s",
+        "select": SEL,
+        "baseline": BASE,
+        "over": "depth",
+        "direction": "increasing",
+    },
     {"id": "mean", "kind": "threshold", "statement": "s", "select": SEL, "op": ">=", "value": 50},
-    {"id": "rate", "kind": "threshold", "statement": "s", "metric": "diverged", "select": SEL,
-     "op": "<=", "value": 0.5},
-    {"id": "cells", "kind": "numeric", "statement": "s",
-     "cells": [{"table": "t1", "row": 1, "column": "baseline"}, {"table": "t1", "row": 1, "column": "enorm"}]},
+    {
+        "id": "rate",
+        "kind": "threshold",
+        "statement": "s",
+        "metric": "diverged",
+        "select": SEL,
+        "op": "<=",
+        "value": 0.5,
+    },
+    {
+        "id": "cells",
+        "kind": "numeric",
+        "statement": "s",
+        "cells": [{"table": "t1", "row": 1, "column": "baseline"}, {"table": "t1", "row": 1, "column": "enorm"}],
+    },
 ]
 
 
@@ -76,9 +132,10 @@ def test_beats_evidence_holds_every_run_and_every_pair(judged) -> None:
     ev = results["beats"].evidence
     assert ev["axis"] == "depth"
     a, b = ev["series"]
-    assert len(a["points"]) == 8 and len(b["points"]) == 8          # diverged runs are in, failed would not be
-    assert sorted(p[1] for p in a["points"]) == sorted(r["metrics"]["test_acc"] for r in ROWS
-                                                       if r["variant"]["method"] == "enorm")
+    assert len(a["points"]) == 8 and len(b["points"]) == 8  # diverged runs are in, failed would not be
+    assert sorted(p[1] for p in a["points"]) == sorted(
+        r["metrics"]["test_acc"] for r in ROWS if r["variant"]["method"] == "enorm"
+    )
     diffs = [p[1] for p in ev["differences"][0]["points"]]
     assert len(diffs) == ev["comparisons"][0]["n"] == 8
     assert sum(diffs) / len(diffs) == pytest.approx(ev["comparisons"][0]["mean_diff"])
@@ -94,8 +151,11 @@ def test_trend_and_threshold_evidence_are_what_is_drawn(judged) -> None:
     assert trend["intercept"] + trend["slope"] * 1.0 == pytest.approx(trend["levels"][0]["mean"], abs=0.5)
     rate = results["rate"].evidence
     assert [(g["label"], g["k"], g["n"]) for g in rate["groups"]] == [
-        ("method=enorm,depth=1", 0, 4), ("method=enorm,depth=3", 1, 4), ("all", 1, 8)]
-    assert rate["groups"][-1]["ci_low"] == rate["ci_low"]        # "all" is the tested rate
+        ("method=enorm,depth=1", 0, 4),
+        ("method=enorm,depth=3", 1, 4),
+        ("all", 1, 8),
+    ]
+    assert rate["groups"][-1]["ci_low"] == rate["ci_low"]  # "all" is the tested rate
     mean = results["mean"].evidence
     assert [len(s["points"]) for s in mean["series"]] == [4, 4]
     cells = results["cells"].evidence
@@ -116,9 +176,14 @@ def test_builtin_views_read_the_tensors_the_runs_store(view: str) -> None:
     assert view_tensor(view) == artifacts.view_tensor(view)
 
 
-@pytest.mark.parametrize("view,words", [("tta:spin", ["unknown TTA strategy 'spin'", "flip"]),
-                                        ("logits", ["unknown view 'logits'", "ensemble", "tta"]),
-                                        ("test:flip", ["takes no ':argument'"])])
+@pytest.mark.parametrize(
+    "view,words",
+    [
+        ("tta:spin", ["unknown TTA strategy 'spin'", "flip"]),
+        ("logits", ["unknown view 'logits'", "ensemble", "tta"]),
+        ("test:flip", ["takes no ':argument'"]),
+    ],
+)
 def test_bad_views_say_what_is_allowed(view: str, words: list[str]) -> None:
     from restudy.study import ModelSet
 

@@ -37,8 +37,18 @@ def test_show_settings_lists_every_declared_setting_with_its_default():
     assert r.exit_code == 0, r.output
     for decl in DECLARATIONS:
         assert decl.name in r.output
-    for words in ("optimizer.momentum", "[0, 1)", "list[number]", "optimizer is sgd", "(required)", "run_metrics",
-                  "per-run metrics", "a registered model name", "resnet14", "applies when"):
+    for words in (
+        "optimizer.momentum",
+        "[0, 1)",
+        "list[number]",
+        "optimizer is sgd",
+        "(required)",
+        "run_metrics",
+        "per-run metrics",
+        "a registered model name",
+        "resnet14",
+        "applies when",
+    ):
         assert words in r.output, words
     r = runner.invoke(app, ["settings"], env={"COLUMNS": "400"})
     assert r.exit_code == 0 and "optimizer.weight_decay" in r.output
@@ -56,20 +66,28 @@ def test_env_reports_versions_and_threads():
     assert {"python", "torch", "numpy", "cpu", "threads", "packages", "fingerprint"} <= set(env)
 
 
-@pytest.mark.parametrize("args,words", [
-    (["run", "enorm", "--scale", "huge"], ["--scale", "smoke, small, paper", "huge"]),
-    (["run", "enrom"], ["unknown study", "did you mean 'enorm'"]),
-    (["run", "enorm", "--scale", "smoke", "optimizer.lr=-1"], ["optimizer.lr", "(0, inf)", "-1"]),
-    (["run", "enorm", "--scale", "smoke", "lr"], ["key=value", "lr"]),
-    (["run", "enorm", "--scale", "smoke", "--seeds", "0"], ["--seeds"]),
-    (["run", "enorm", "--scale", "smoke", "--execution", "inline"], ["--execution", "auto, stacked, pool", "inline"]),
-    (["run", "enorm", "--scale", "smoke", "--execution", "fast"], ["--execution", "auto, stacked, pool", "fast"]),
-    (["run", "enorm", "--scale", "smoke", "optimizer=rmsprop"],
-     ["command line: optimizer=rmsprop", "unknown optimizer 'rmsprop'", "adam, sgd"]),
-    (["show", "enorm", "--scale", "huge"], ["--scale", "smoke, small, paper", "huge"]),
-    (["run", "missing.yaml"], ["study file not found", "missing.yaml"]),
-    (["report", "/nonexistent-dir"], ["not a restudy output directory"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["run", "enorm", "--scale", "huge"], ["--scale", "smoke, small, paper", "huge"]),
+        (["run", "enrom"], ["unknown study", "did you mean 'enorm'"]),
+        (["run", "enorm", "--scale", "smoke", "optimizer.lr=-1"], ["optimizer.lr", "(0, inf)", "-1"]),
+        (["run", "enorm", "--scale", "smoke", "lr"], ["key=value", "lr"]),
+        (["run", "enorm", "--scale", "smoke", "--seeds", "0"], ["--seeds"]),
+        (
+            ["run", "enorm", "--scale", "smoke", "--execution", "inline"],
+            ["--execution", "auto, stacked, pool", "inline"],
+        ),
+        (["run", "enorm", "--scale", "smoke", "--execution", "fast"], ["--execution", "auto, stacked, pool", "fast"]),
+        (
+            ["run", "enorm", "--scale", "smoke", "optimizer=rmsprop"],
+            ["command line: optimizer=rmsprop", "unknown optimizer 'rmsprop'", "adam, sgd"],
+        ),
+        (["show", "enorm", "--scale", "huge"], ["--scale", "smoke, small, paper", "huge"]),
+        (["run", "missing.yaml"], ["study file not found", "missing.yaml"]),
+        (["report", "/nonexistent-dir"], ["not a restudy output directory"]),
+    ],
+)
 def test_bad_values_give_clear_errors_and_exit_2(args, words, tmp_path):
     r = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert r.exit_code == 2, r.output
@@ -80,30 +98,36 @@ def test_bad_values_give_clear_errors_and_exit_2(args, words, tmp_path):
 
 def test_smoke_study_end_to_end_writes_report_and_results(tmp_path):
     out = tmp_path / "enorm-smoke"
-    r = runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)],
-                      env={"COLUMNS": "200"})
+    r = runner.invoke(
+        app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)], env={"COLUMNS": "200"}
+    )
     assert r.exit_code == 0, r.output
     assert "enorm_beats_baseline_deep" in r.output and "ran 24 run(s)" in r.output
     results = json.loads((out / "results.json").read_text())
     assert list(results)[:7] == ["study", "scale", "dataset", "env", "claims", "cells", "runs"]
     assert results["scale"] == "smoke" and len(results["runs"]) == 24
-    assert {c["id"] for c in results["claims"]} >= {"enorm_beats_baseline_deep", "enorm_bn_is_best",
-                                                    "bias_enorm_deep_diverges"}
-    assert all(c["verdict"] in ("reproduced", "not_reproduced", "inconclusive", "not_evaluated")
-               for c in results["claims"])
+    assert {c["id"] for c in results["claims"]} >= {
+        "enorm_beats_baseline_deep",
+        "enorm_bn_is_best",
+        "bias_enorm_deep_diverges",
+    }
+    assert all(
+        c["verdict"] in ("reproduced", "not_reproduced", "inconclusive", "not_evaluated") for c in results["claims"]
+    )
     for run in results["runs"]:
         assert run["status"] == "finished" and 0 <= run["test_acc"] <= 100 and run["wall_s"] > 0
     md = (out / "report.md").read_text()
-    assert "smoke" in md and "synthetic" in md            # says which scale and data produced the numbers
+    assert "smoke" in md and "synthetic" in md  # says which scale and data produced the numbers
     assert "**assumed**" in md or "assumed" in md
-    assert "Initial learning rates" in md                 # the authors' lr grid, as reported
+    assert "Initial learning rates" in md  # the authors' lr grid, as reported
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and 'src="http' not in html and "<link" not in html
     assert list((out / "figures").glob("*.png"))
 
     # Resuming reuses every run; `restudy report` rebuilds the same verdicts from the store.
-    again = runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)],
-                          env={"COLUMNS": "200"})
+    again = runner.invoke(
+        app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)], env={"COLUMNS": "200"}
+    )
     assert again.exit_code == 0 and "ran 0 run(s), reused 24" in again.output
     (out / "results.json").unlink()
     rep = runner.invoke(app, ["report", str(out)], env={"COLUMNS": "200"})

@@ -17,41 +17,79 @@ N_TEST = 10000
 
 def _study(claims: list[dict[str, Any]], tables: list[dict[str, Any]] | None = None) -> Study:
     """A tiny study: experiment ``fc`` with axes method × depth, experiment ``bias``."""
-    axes = {"method": {"baseline": {}, "enorm": {"method": "enorm"}, "bn": {"model.norm": "bn"}},
-            "depth": {"path": "model.hidden", "values": [1, 3, 5]}}
-    return Study.model_validate({
-        "id": "toy", "title": "Toy study", "paper": {"title": "A toy paper"},
-        "documents": [{"id": "orig", "kind": "original", "title": "The paper"}],
-        "experiments": [{"id": "fc", "axes": axes},
-                        {"id": "bias", "axes": {"method": axes["method"]}}],
-        "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "MNIST-1D"}},
-        "tables": tables or [], "claims": claims})
+    axes = {
+        "method": {"baseline": {}, "enorm": {"method": "enorm"}, "bn": {"model.norm": "bn"}},
+        "depth": {"path": "model.hidden", "values": [1, 3, 5]},
+    }
+    return Study.model_validate(
+        {
+            "id": "toy",
+            "title": "Toy study",
+            "paper": {"title": "A toy paper"},
+            "documents": [{"id": "orig", "kind": "original", "title": "The paper"}],
+            "experiments": [{"id": "fc", "axes": axes}, {"id": "bias", "axes": {"method": axes["method"]}}],
+            "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "MNIST-1D"}},
+            "tables": tables or [],
+            "claims": claims,
+        }
+    )
 
 
-def _row(exp: str, variant: dict[str, str], seed: int, acc: float | None, *,
-         status: str = "finished", scale: str = "paper", n_test: int = N_TEST) -> dict[str, Any]:
+def _row(
+    exp: str,
+    variant: dict[str, str],
+    seed: int,
+    acc: float | None,
+    *,
+    status: str = "finished",
+    scale: str = "paper",
+    n_test: int = N_TEST,
+) -> dict[str, Any]:
     vid = ",".join(f"{k}={v}" for k, v in variant.items())
     metrics: dict[str, Any] = {}
     if status != "failed":
-        metrics = {"test_acc": acc, "train_acc": (acc or 0) + 5.0, "n_test": n_test,
-                   "test_loss": math.nan if status == "diverged" else 1.0,
-                   "train_loss": math.nan if status == "diverged" else 0.5,
-                   "diverged": 1.0 if status == "diverged" else 0.0, "epochs_done": 3}
-    return {"key": f"{exp}-{vid}-{seed}", "experiment": exp, "variant": variant,
-            "variant_id": vid, "seed_index": seed, "scale": scale,
-            "dataset": "CIFAR-10" if scale == "paper" else "MNIST-1D", "status": status,
-            "reason": "", "metrics": metrics, "wall_s": 1.5, "env_fingerprint": "abc"}
+        metrics = {
+            "test_acc": acc,
+            "train_acc": (acc or 0) + 5.0,
+            "n_test": n_test,
+            "test_loss": math.nan if status == "diverged" else 1.0,
+            "train_loss": math.nan if status == "diverged" else 0.5,
+            "diverged": 1.0 if status == "diverged" else 0.0,
+            "epochs_done": 3,
+        }
+    return {
+        "key": f"{exp}-{vid}-{seed}",
+        "experiment": exp,
+        "variant": variant,
+        "variant_id": vid,
+        "seed_index": seed,
+        "scale": scale,
+        "dataset": "CIFAR-10" if scale == "paper" else "MNIST-1D",
+        "status": status,
+        "reason": "",
+        "metrics": metrics,
+        "wall_s": 1.5,
+        "env_fingerprint": "abc",
+    }
 
 
 def _grid(acc: dict[str, Any], seeds: int = 3, depths=("1", "3", "5"), **kw: Any) -> list[dict]:
     """Rows for fc: ``acc[method]`` is a function (depth, seed) -> accuracy."""
-    return [_row("fc", {"method": m, "depth": d}, s, f(int(d), s), **kw)
-            for m, f in acc.items() for d in depths for s in range(seeds)]
+    return [
+        _row("fc", {"method": m, "depth": d}, s, f(int(d), s), **kw)
+        for m, f in acc.items()
+        for d in depths
+        for s in range(seeds)
+    ]
 
 
-BEATS = {"id": "enorm_wins", "statement": "ENorm beats the baseline", "kind": "a_beats_b",
-         "a": {"experiment": "fc", "where": {"method": "enorm"}},
-         "b": {"experiment": "fc", "where": {"method": "baseline"}}}
+BEATS = {
+    "id": "enorm_wins",
+    "statement": "ENorm beats the baseline",
+    "kind": "a_beats_b",
+    "a": {"experiment": "fc", "where": {"method": "enorm"}},
+    "b": {"experiment": "fc", "where": {"method": "baseline"}},
+}
 
 _NOISE = np.random.default_rng(0).normal(0.0, 1.0, size=(10, 10))
 
@@ -68,8 +106,7 @@ def _claim(result: cmp.Comparison, cid: str) -> cmp.ClaimResult:
 
 
 def test_beats_reproduced_when_a_is_clearly_better() -> None:
-    rows = _grid({"enorm": lambda d, s: 60 + _noise(d, s) + 3.0 + 0.1 * s,
-                  "baseline": lambda d, s: 60 + _noise(d, s)})
+    rows = _grid({"enorm": lambda d, s: 60 + _noise(d, s) + 3.0 + 0.1 * s, "baseline": lambda d, s: 60 + _noise(d, s)})
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     assert c.verdict == "reproduced"
     comp = c.evidence["comparisons"][0]
@@ -79,8 +116,7 @@ def test_beats_reproduced_when_a_is_clearly_better() -> None:
 
 
 def test_beats_not_reproduced_when_a_is_clearly_worse() -> None:
-    rows = _grid({"enorm": lambda d, s: 55 + _noise(d, s) - 0.2 * s,
-                  "baseline": lambda d, s: 60 + _noise(d, s)})
+    rows = _grid({"enorm": lambda d, s: 55 + _noise(d, s) - 0.2 * s, "baseline": lambda d, s: 60 + _noise(d, s)})
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     assert c.verdict == "not_reproduced"
     assert c.seeds_needed is None
@@ -88,8 +124,11 @@ def test_beats_not_reproduced_when_a_is_clearly_worse() -> None:
 
 def test_beats_inconclusive_with_seeds_needed_for_small_effect() -> None:
     jitter = [0.9, -0.5, 0.1]
-    rows = _grid({"enorm": lambda d, s: 60 + _noise(d, s) + 0.3 + jitter[s],
-                  "baseline": lambda d, s: 60 + _noise(d, s)}, seeds=3, depths=("1",))
+    rows = _grid(
+        {"enorm": lambda d, s: 60 + _noise(d, s) + 0.3 + jitter[s], "baseline": lambda d, s: 60 + _noise(d, s)},
+        seeds=3,
+        depths=("1",),
+    )
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     assert c.verdict == "inconclusive"
     assert isinstance(c.seeds_needed, int) and c.seeds_needed > 3
@@ -98,8 +137,10 @@ def test_beats_inconclusive_with_seeds_needed_for_small_effect() -> None:
 
 def test_beats_inconclusive_wrong_sign_says_no_seed_count() -> None:
     jitter = [0.9, -0.5, -0.6]
-    rows = _grid({"enorm": lambda d, s: 60 + _noise(d, s) - 0.05 + jitter[s],
-                  "baseline": lambda d, s: 60 + _noise(d, s)}, depths=("1",))
+    rows = _grid(
+        {"enorm": lambda d, s: 60 + _noise(d, s) - 0.05 + jitter[s], "baseline": lambda d, s: 60 + _noise(d, s)},
+        depths=("1",),
+    )
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     assert c.verdict == "inconclusive" and c.seeds_needed is None
     assert "wrong sign" in c.summary
@@ -107,11 +148,11 @@ def test_beats_inconclusive_wrong_sign_says_no_seed_count() -> None:
 
 def test_beats_pairs_by_seed_and_free_axes() -> None:
     """Depth and seed move accuracy by tens of points; only the right pairing sees +0.5."""
+
     def base(d: int, s: int) -> float:
         return 40 + 5 * d + 7 * s
 
-    rows = _grid({"enorm": lambda d, s: base(d, s) + 0.5 + 0.01 * s * d,
-                  "baseline": base}, seeds=3)
+    rows = _grid({"enorm": lambda d, s: base(d, s) + 0.5 + 0.01 * s * d, "baseline": base}, seeds=3)
     rows = rows[::-1]  # order must not matter
     comp = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     ev = comp.evidence["comparisons"][0]
@@ -119,16 +160,19 @@ def test_beats_pairs_by_seed_and_free_axes() -> None:
     assert ev["by"] == ["seed_index", "depth"] and ev["n"] == 9 and ev["unpaired_a"] == 0
     # Unpaired, the same numbers are hopeless: depth and seed swamp the effect.
     from restudy import stats
+
     a = [r["metrics"]["test_acc"] for r in rows if r["variant"]["method"] == "enorm"]
     b = [r["metrics"]["test_acc"] for r in rows if r["variant"]["method"] == "baseline"]
     assert stats.welch_difference(a, b, confidence=0.9).ci_low < 0
 
 
 def test_beats_list_where_axis_is_paired_not_pinned() -> None:
-    claim = {**BEATS, "a": {"experiment": "fc", "where": {"method": "enorm", "depth": ["3", "5"]}},
-             "b": {"experiment": "fc", "where": {"method": "baseline", "depth": ["3", "5"]}}}
-    rows = _grid({"enorm": lambda d, s: 10 * d + s + 1.0 + 0.05 * s,
-                  "baseline": lambda d, s: 10 * d + s})
+    claim = {
+        **BEATS,
+        "a": {"experiment": "fc", "where": {"method": "enorm", "depth": ["3", "5"]}},
+        "b": {"experiment": "fc", "where": {"method": "baseline", "depth": ["3", "5"]}},
+    }
+    rows = _grid({"enorm": lambda d, s: 10 * d + s + 1.0 + 0.05 * s, "baseline": lambda d, s: 10 * d + s})
     c = _claim(cmp.compare(_study([claim]), "paper", rows), "enorm_wins")
     assert c.verdict == "reproduced"
     assert c.evidence["comparisons"][0]["n"] == 6
@@ -136,9 +180,13 @@ def test_beats_list_where_axis_is_paired_not_pinned() -> None:
 
 def test_beats_bonferroni_and_multiple_b() -> None:
     claim = {**BEATS, "b": [BEATS["b"], {"experiment": "fc", "where": {"method": "bn"}}]}
-    rows = _grid({"enorm": lambda d, s: 60 + _noise(d, s) + 3 + 0.1 * s,
-                  "baseline": lambda d, s: 60 + _noise(d, s),
-                  "bn": lambda d, s: 70 + _noise(d, s)})
+    rows = _grid(
+        {
+            "enorm": lambda d, s: 60 + _noise(d, s) + 3 + 0.1 * s,
+            "baseline": lambda d, s: 60 + _noise(d, s),
+            "bn": lambda d, s: 70 + _noise(d, s),
+        }
+    )
     c = _claim(cmp.compare(_study([claim]), "paper", rows), "enorm_wins")
     assert c.evidence["alpha_per_comparison"] == pytest.approx(0.025)
     assert [x["verdict"] for x in c.evidence["comparisons"]] == ["reproduced", "not_reproduced"]
@@ -156,8 +204,7 @@ def test_beats_falls_back_to_welch_without_pairs() -> None:
 
 
 def test_diverged_runs_count_failed_runs_do_not() -> None:
-    rows = _grid({"enorm": lambda d, s: 70.0 + 0.1 * s, "baseline": lambda d, s: 60.0 + 0.3 * s},
-                 depths=("1",))
+    rows = _grid({"enorm": lambda d, s: 70.0 + 0.1 * s, "baseline": lambda d, s: 60.0 + 0.3 * s}, depths=("1",))
     rows.append(_row("fc", {"method": "enorm", "depth": "1"}, 3, 10.0, status="diverged"))
     rows.append(_row("fc", {"method": "baseline", "depth": "1"}, 3, 60.0))
     rows.append(_row("fc", {"method": "enorm", "depth": "1"}, 4, None, status="failed"))
@@ -173,17 +220,22 @@ def test_diverged_runs_count_failed_runs_do_not() -> None:
 
 
 def _trend(direction: str) -> dict[str, Any]:
-    return {"id": "grows", "statement": "advantage grows with depth", "kind": "trend",
-            "select": {"experiment": "fc", "where": {"method": "enorm"}},
-            "baseline": {"experiment": "fc", "where": {"method": "baseline"}},
-            "over": "depth", "direction": direction}
+    return {
+        "id": "grows",
+        "statement": "advantage grows with depth",
+        "kind": "trend",
+        "select": {"experiment": "fc", "where": {"method": "enorm"}},
+        "baseline": {"experiment": "fc", "where": {"method": "baseline"}},
+        "over": "depth",
+        "direction": direction,
+    }
 
 
-@pytest.mark.parametrize("direction,verdict", [("increasing", "reproduced"),
-                                               ("decreasing", "not_reproduced")])
+@pytest.mark.parametrize("direction,verdict", [("increasing", "reproduced"), ("decreasing", "not_reproduced")])
 def test_trend_of_paired_difference(direction: str, verdict: str) -> None:
-    rows = _grid({"enorm": lambda d, s: 50 + _noise(d, s) + 1.0 * d + 0.1 * s,
-                  "baseline": lambda d, s: 50 + _noise(d, s)})
+    rows = _grid(
+        {"enorm": lambda d, s: 50 + _noise(d, s) + 1.0 * d + 0.1 * s, "baseline": lambda d, s: 50 + _noise(d, s)}
+    )
     c = _claim(cmp.compare(_study([_trend(direction)]), "paper", rows), "grows")
     assert c.verdict == verdict
     assert c.evidence["slope"] == pytest.approx(1.0, abs=0.05)
@@ -192,8 +244,7 @@ def test_trend_of_paired_difference(direction: str, verdict: str) -> None:
 
 def test_trend_flat_is_inconclusive() -> None:
     wobble = [0.3, -0.4, 0.2]
-    rows = _grid({"enorm": lambda d, s: 50 + wobble[s] + (0.1 if d == 3 else 0.0),
-                  "baseline": lambda d, s: 50.0})
+    rows = _grid({"enorm": lambda d, s: 50 + wobble[s] + (0.1 if d == 3 else 0.0), "baseline": lambda d, s: 50.0})
     c = _claim(cmp.compare(_study([_trend("increasing")]), "paper", rows), "grows")
     assert c.verdict == "inconclusive"
 
@@ -202,21 +253,32 @@ def test_trend_flat_is_inconclusive() -> None:
 
 
 def _threshold(op: str, value: float) -> dict[str, Any]:
-    return {"id": "diverges", "statement": "ENorm with bias diverges", "kind": "threshold",
-            "metric": "diverged", "select": {"experiment": "bias", "where": {"method": "enorm"}},
-            "op": op, "value": value}
+    return {
+        "id": "diverges",
+        "statement": "ENorm with bias diverges",
+        "kind": "threshold",
+        "metric": "diverged",
+        "select": {"experiment": "bias", "where": {"method": "enorm"}},
+        "op": op,
+        "value": value,
+    }
 
 
-@pytest.mark.parametrize("k,n,op,value,verdict", [
-    (10, 10, ">=", 0.5, "reproduced"),
-    (0, 10, ">=", 0.5, "not_reproduced"),
-    (3, 5, ">=", 0.5, "inconclusive"),
-    (0, 10, "<=", 0.5, "reproduced"),
-    (10, 10, "<=", 0.5, "not_reproduced"),
-])
+@pytest.mark.parametrize(
+    "k,n,op,value,verdict",
+    [
+        (10, 10, ">=", 0.5, "reproduced"),
+        (0, 10, ">=", 0.5, "not_reproduced"),
+        (3, 5, ">=", 0.5, "inconclusive"),
+        (0, 10, "<=", 0.5, "reproduced"),
+        (10, 10, "<=", 0.5, "not_reproduced"),
+    ],
+)
 def test_threshold_divergence_rate(k: int, n: int, op: str, value: float, verdict: str) -> None:
-    rows = [_row("bias", {"method": "enorm"}, s, 10.0 if s < k else 60.0,
-                 status="diverged" if s < k else "finished") for s in range(n)]
+    rows = [
+        _row("bias", {"method": "enorm"}, s, 10.0 if s < k else 60.0, status="diverged" if s < k else "finished")
+        for s in range(n)
+    ]
     rows.append(_row("bias", {"method": "enorm"}, n, None, status="failed"))
     c = _claim(cmp.compare(_study([_threshold(op, value)]), "paper", rows), "diverges")
     assert c.verdict == verdict
@@ -235,17 +297,31 @@ def test_threshold_on_mean_accuracy() -> None:
 
 
 def _table(**kw: Any) -> dict[str, Any]:
-    return {"id": "t1", "title": "Test accuracy", "document": "orig", "where": "Table 1",
-            "metric": "test_acc", "scale": "paper", "dataset": "CIFAR-10",
-            "rows": [1, 3], "columns": ["baseline", "enorm"],
-            "values": {1: {"baseline": 60.0, "enorm": {"value": 62.0, "pm": 0.3, "n": 5}},
-                       3: {"baseline": 58.0, "enorm": None}},
-            "layout": {"experiment": "fc", "row_axis": "depth", "column_axis": "method"}, **kw}
+    return {
+        "id": "t1",
+        "title": "Test accuracy",
+        "document": "orig",
+        "where": "Table 1",
+        "metric": "test_acc",
+        "scale": "paper",
+        "dataset": "CIFAR-10",
+        "rows": [1, 3],
+        "columns": ["baseline", "enorm"],
+        "values": {
+            1: {"baseline": 60.0, "enorm": {"value": 62.0, "pm": 0.3, "n": 5}},
+            3: {"baseline": 58.0, "enorm": None},
+        },
+        "layout": {"experiment": "fc", "row_axis": "depth", "column_axis": "method"},
+        **kw,
+    }
 
 
-NUMERIC = {"id": "table1", "statement": "Table 1 is reproduced", "kind": "numeric",
-           "cells": [{"table": "t1", "row": "1", "column": "baseline"},
-                     {"table": "t1", "row": "1", "column": "enorm"}]}
+NUMERIC = {
+    "id": "table1",
+    "statement": "Table 1 is reproduced",
+    "kind": "numeric",
+    "cells": [{"table": "t1", "row": "1", "column": "baseline"}, {"table": "t1", "row": "1", "column": "enorm"}],
+}
 
 
 def _cell(result: cmp.Comparison, row: str, col: str) -> cmp.CellResult:
@@ -253,8 +329,10 @@ def _cell(result: cmp.Comparison, row: str, col: str) -> cmp.CellResult:
 
 
 def test_numeric_cells_in_ci_reproduced_far_not() -> None:
-    rows = _grid({"baseline": lambda d, s: 60.0 + [0.2, -0.1, 0.0][s],
-                  "enorm": lambda d, s: 55.0 + [0.2, -0.1, 0.0][s]}, depths=("1", "3"))
+    rows = _grid(
+        {"baseline": lambda d, s: 60.0 + [0.2, -0.1, 0.0][s], "enorm": lambda d, s: 55.0 + [0.2, -0.1, 0.0][s]},
+        depths=("1", "3"),
+    )
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     near, far = _cell(result, "1", "baseline"), _cell(result, "1", "enorm")
     assert near.verdict == "reproduced" and near.n == 3
@@ -264,14 +342,17 @@ def test_numeric_cells_in_ci_reproduced_far_not() -> None:
     assert len(result.cells) == 3  # the None cell is not reported
     t = result.tables[0]
     assert t.n_cells == 3 and t.n_evaluated == 3 and t.comparable
-    assert t.msd == pytest.approx(np.mean([near.abs_error ** 2, far.abs_error ** 2,
-                                           _cell(result, "3", "baseline").abs_error ** 2]))
+    assert t.msd == pytest.approx(
+        np.mean([near.abs_error**2, far.abs_error**2, _cell(result, "3", "baseline").abs_error ** 2])
+    )
     assert _claim(result, "table1").verdict == "not_reproduced"
 
 
 def test_numeric_tolerance_rescues_a_cell() -> None:
-    rows = _grid({"baseline": lambda d, s: 60.0 + [0.2, -0.1, 0.0][s],
-                  "enorm": lambda d, s: 61.0 + [0.2, -0.1, 0.0][s]}, depths=("1",))
+    rows = _grid(
+        {"baseline": lambda d, s: 60.0 + [0.2, -0.1, 0.0][s], "enorm": lambda d, s: 61.0 + [0.2, -0.1, 0.0][s]},
+        depths=("1",),
+    )
     claim = {**NUMERIC, "tolerance": 0.05}
     result = cmp.compare(_study([claim], [_table()]), "paper", rows)
     assert _cell(result, "1", "enorm").verdict == "reproduced"
@@ -279,8 +360,7 @@ def test_numeric_tolerance_rescues_a_cell() -> None:
 
 
 def test_binomial_floor_gives_a_ci_when_seeds_agree() -> None:
-    rows = _grid({"baseline": lambda d, s: 60.3, "enorm": lambda d, s: 61.5}, depths=("1",),
-                 n_test=1000)
+    rows = _grid({"baseline": lambda d, s: 60.3, "enorm": lambda d, s: 61.5}, depths=("1",), n_test=1000)
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     cell = _cell(result, "1", "baseline")
     floor = 100 * math.sqrt(0.603 * 0.397 / 1000)
@@ -291,8 +371,7 @@ def test_binomial_floor_gives_a_ci_when_seeds_agree() -> None:
 
 
 def test_numeric_tiny_n_is_inconclusive_with_seeds() -> None:
-    rows = _grid({"baseline": lambda d, s: 61.0, "enorm": lambda d, s: 62.0}, seeds=1,
-                 depths=("1",))
+    rows = _grid({"baseline": lambda d, s: 61.0, "enorm": lambda d, s: 62.0}, seeds=1, depths=("1",))
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     cell = _cell(result, "1", "baseline")
     assert cell.verdict == "inconclusive" and cell.seeds_needed and cell.seeds_needed >= 3
@@ -300,8 +379,7 @@ def test_numeric_tiny_n_is_inconclusive_with_seeds() -> None:
 
 
 def test_numeric_not_evaluated_at_small_scale_with_note() -> None:
-    rows = _grid({"baseline": lambda d, s: 90.0 + s, "enorm": lambda d, s: 91.0 + s},
-                 depths=("1",), scale="small")
+    rows = _grid({"baseline": lambda d, s: 90.0 + s, "enorm": lambda d, s: 91.0 + s}, depths=("1",), scale="small")
     claim = {**NUMERIC, "scales": ["paper", "small"]}
     result = cmp.compare(_study([claim], [_table()]), "small", rows)
     cell = _cell(result, "1", "baseline")
@@ -323,8 +401,7 @@ def test_rows_of_other_scales_are_ignored_and_no_runs_not_evaluated() -> None:
 
 
 def test_to_dict_is_strict_json_and_counts() -> None:
-    rows = _grid({"enorm": lambda d, s: 70.0 + s, "baseline": lambda d, s: 60.0},
-                 status="diverged")
+    rows = _grid({"enorm": lambda d, s: 70.0 + s, "baseline": lambda d, s: 60.0}, status="diverged")
     result = cmp.compare(_study([BEATS, NUMERIC], [_table()]), "paper", rows)
     text = json.dumps(result.to_dict(), allow_nan=False)
     assert "NaN" not in text

@@ -28,8 +28,7 @@ V_N, V_C, V_M = 1500, 10, 30
 _V_RNG = np.random.default_rng(0)
 V_LABELS = _V_RNG.integers(0, V_C, V_N)
 V_SIGNAL = 2.0 * np.eye(V_C)[V_LABELS] + _V_RNG.normal(size=(V_N, V_C))
-V_NOISE = {"deterministic": 0.0, "init": 1.0, "all": 1.0, "quiet": 0.05, "loud": 3.0,
-           "snapshot": 1.0}
+V_NOISE = {"deterministic": 0.0, "init": 1.0, "all": 1.0, "quiet": 0.05, "loud": 3.0, "snapshot": 1.0}
 V_VIEW_NOISE = {"ensemble": 0.3, "tta:flip": 0.3}  # views with much less noise than the plain one
 V_EXPERIMENTS = list(V_NOISE)
 
@@ -50,20 +49,28 @@ def v_predictions(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _v_row(exp: str, seed: int, status: str = "finished", scale: str = "paper") -> dict[str, Any]:
-    return {"key": f"{exp}-{seed}", "experiment": exp, "variant": {}, "variant_id": "-",
-            "seed_index": seed, "scale": scale, "dataset": "CIFAR-10", "status": status,
-            "reason": "", "metrics": {"test_acc": 50.0} if status != "failed" else {},
-            "wall_s": 1.0, "env_fingerprint": "abc"}
+    return {
+        "key": f"{exp}-{seed}",
+        "experiment": exp,
+        "variant": {},
+        "variant_id": "-",
+        "seed_index": seed,
+        "scale": scale,
+        "dataset": "CIFAR-10",
+        "status": status,
+        "reason": "",
+        "metrics": {"test_acc": 50.0} if status != "failed" else {},
+        "wall_s": 1.0,
+        "env_fingerprint": "abc",
+    }
 
 
 def _v_rows(m: int = V_M, scale: str = "paper") -> list[dict[str, Any]]:
     return [_v_row(e, s, scale=scale) for e in V_EXPERIMENTS for s in range(m)]
 
 
-def _v_claim(cid: str, relation: str, groups: list[dict], reference: str | None = "all",
-             **kw: Any) -> dict[str, Any]:
-    claim = {"id": cid, "kind": "variability", "relation": relation, "statement": cid,
-             "groups": groups, **kw}
+def _v_claim(cid: str, relation: str, groups: list[dict], reference: str | None = "all", **kw: Any) -> dict[str, Any]:
+    claim = {"id": cid, "kind": "variability", "relation": relation, "statement": cid, "groups": groups, **kw}
     if reference:
         claim["reference"] = {"experiment": reference}
     return claim
@@ -74,33 +81,63 @@ V_CLAIMS = [
     _v_claim("zero_bad", "zero", [{"experiment": "init"}], None),
     _v_claim("like_all", "comparable", [{"experiment": "init", "label": "initialization"}]),
     _v_claim("quiet_like_all", "comparable", [{"experiment": "quiet"}]),
-    _v_claim("lower", "lower", [{"experiment": "snapshot", "view": "ensemble"},
-                                {"experiment": "all", "view": "tta:flip"}]),
+    _v_claim(
+        "lower", "lower", [{"experiment": "snapshot", "view": "ensemble"}, {"experiment": "all", "view": "tta:flip"}]
+    ),
     _v_claim("loud_lower", "lower", [{"experiment": "loud"}]),
 ]
 V_TABLE = {
-    "id": "sources", "title": "Variability by source", "document": "orig", "where": "Table 4",
-    "scale": "paper", "unit": "",
+    "id": "sources",
+    "title": "Variability by source",
+    "document": "orig",
+    "where": "Table 4",
+    "scale": "paper",
+    "unit": "",
     "rows": ["determinism", "init", "all", "acc_ens"],
-    "columns": ["sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain",
-                "reduction_original", "reduction_recalculated"],
-    "values": {"determinism": {"sd_accuracy": 0, "sd_cross_entropy": 0, "disagreement": 0,
-                               "correlation": 1, "ensemble_gain": 0},
-               "all": {"disagreement": 99.0, "sd_accuracy": {"value": 0.26, "pm": 0.02}}},
-    "layout": {"reference": "all",
-               "rows": {"determinism": {"experiment": "deterministic"}, "init": {"experiment": "init"},
-                        "all": {"experiment": "all"},
-                        "acc_ens": {"experiment": "snapshot", "view": "ensemble"}}}}
+    "columns": [
+        "sd_accuracy",
+        "sd_cross_entropy",
+        "disagreement",
+        "correlation",
+        "ensemble_gain",
+        "reduction_original",
+        "reduction_recalculated",
+    ],
+    "values": {
+        "determinism": {
+            "sd_accuracy": 0,
+            "sd_cross_entropy": 0,
+            "disagreement": 0,
+            "correlation": 1,
+            "ensemble_gain": 0,
+        },
+        "all": {"disagreement": 99.0, "sd_accuracy": {"value": 0.26, "pm": 0.02}},
+    },
+    "layout": {
+        "reference": "all",
+        "rows": {
+            "determinism": {"experiment": "deterministic"},
+            "init": {"experiment": "init"},
+            "all": {"experiment": "all"},
+            "acc_ens": {"experiment": "snapshot", "view": "ensemble"},
+        },
+    },
+}
 
 
 def _v_study(claims: list[dict] | None = None, tables: list[dict] | None = None) -> Study:
-    return Study.model_validate({
-        "id": "var", "title": "Variability toy", "paper": {"title": "Nondeterminism"},
-        "documents": [{"id": "orig", "kind": "reproduction", "title": "A reproduction"}],
-        "experiments": [{"id": e} for e in V_EXPERIMENTS],
-        "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "digits"}},
-        "claims": V_CLAIMS if claims is None else claims,
-        "tables": [V_TABLE] if tables is None else tables})
+    return Study.model_validate(
+        {
+            "id": "var",
+            "title": "Variability toy",
+            "paper": {"title": "Nondeterminism"},
+            "documents": [{"id": "orig", "kind": "reproduction", "title": "A reproduction"}],
+            "experiments": [{"id": e} for e in V_EXPERIMENTS],
+            "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "digits"}},
+            "claims": V_CLAIMS if claims is None else claims,
+            "tables": [V_TABLE] if tables is None else tables,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +162,13 @@ def test_variability_comparable_same_noise_is_reproduced(v_result: cmp.Compariso
     c = _claim(v_result, "like_all")
     assert c.verdict == "reproduced" and c.seeds_needed is None
     comps = c.evidence["groups"][0]["comparisons"]
-    assert [x["metric"] for x in comps] == ["sd_accuracy", "sd_cross_entropy", "disagreement",
-                                            "correlation", "ensemble_gain"]
+    assert [x["metric"] for x in comps] == [
+        "sd_accuracy",
+        "sd_cross_entropy",
+        "disagreement",
+        "correlation",
+        "ensemble_gain",
+    ]
     for x in comps:
         assert 0.5 <= x["ci_low"] <= x["ratio"] <= x["ci_high"] <= 2.0, x["metric"]
     assert c.evidence["confidence"] == pytest.approx(0.9)  # one group: 1 - 2α
@@ -154,12 +196,11 @@ def test_variability_lower_with_reductions_both_ways(v_result: cmp.Comparison) -
     assert c.verdict == "reproduced"
     ens, tta = c.evidence["groups"]
     assert not ens["paired_with_reference"]  # other runs: resampled independently
-    assert tta["paired_with_reference"]      # same runs, another view: resampled jointly
+    assert tta["paired_with_reference"]  # same runs, another view: resampled jointly
     for g in (ens, tta):
         assert all(x["ci_high"] < 1.0 for x in g["comparisons"])
         red = g["reduction"]
-        assert red["labels"] == {"original": "original paper's formula",
-                                 "recalculated": "reproduction's recalculation"}
+        assert red["labels"] == {"original": "original paper's formula", "recalculated": "reproduction's recalculation"}
         assert 0 < red["recalculated"] < 100 and 0 < red["original"] < 100
     assert "original paper's formula" in c.summary and "reproduction's recalculation" in c.summary
 
@@ -167,8 +208,7 @@ def test_variability_lower_with_reductions_both_ways(v_result: cmp.Comparison) -
 def test_variability_views_of_the_same_runs_are_compared_paired(v_result: cmp.Comparison) -> None:
     """Both views cut the noise to 0.3; resampling the same runs jointly gives a narrower CI."""
     ens, tta = _claim(v_result, "lower").evidence["groups"]
-    width = {g["group"]: {x["metric"]: x["ci_high"] - x["ci_low"] for x in g["comparisons"]}
-             for g in (ens, tta)}
+    width = {g["group"]: {x["metric"]: x["ci_high"] - x["ci_low"] for x in g["comparisons"]} for g in (ens, tta)}
     assert width[tta["group"]]["sd_cross_entropy"] < 0.5 * width[ens["group"]]["sd_cross_entropy"]
 
 
@@ -194,8 +234,7 @@ def test_variability_not_evaluated_when_a_view_is_missing_or_one_model() -> None
     c = _claim(result, "tta")
     assert c.verdict == "not_evaluated"
     assert "0 of 3 usable runs" in c.summary and "3 missing" in c.summary
-    rows = [_v_row("init", 0), _v_row("init", 1, status="failed")] + \
-        [_v_row("all", s) for s in range(3)]
+    rows = [_v_row("init", 0), _v_row("init", 1, status="failed")] + [_v_row("all", s) for s in range(3)]
     one = cmp.compare(_v_study([V_CLAIMS[2]], []), "paper", rows, predictions=v_predictions)
     assert _claim(one, "like_all").verdict == "not_evaluated"
     assert "at least 2 models" in _claim(one, "like_all").summary
@@ -214,15 +253,15 @@ def test_variability_table_rows_and_reductions(v_result: cmp.Comparison) -> None
     ens = metrics.variability(_stack("snapshot", "ensemble"), V_LABELS, bootstrap=0)
     red = metrics.reduction_percent(ens, expect)
     assert rows["acc_ens"].reductions["original"]["value"] == pytest.approx(red["original"])
-    assert rows["acc_ens"].reductions["recalculated"]["value"] == \
-        pytest.approx(red["recalculated"])
+    assert rows["acc_ens"].reductions["recalculated"]["value"] == pytest.approx(red["recalculated"])
 
 
 def test_variability_table_cells_judged_at_table_scale(v_result: cmp.Comparison) -> None:
     cells = {(c.row, c.column): c for c in v_result.variability[0].cells}
-    assert {cells[("determinism", m)].verdict for m in ("sd_accuracy", "sd_cross_entropy",
-                                                          "disagreement", "correlation",
-                                                          "ensemble_gain")} == {"reproduced"}
+    assert {
+        cells[("determinism", m)].verdict
+        for m in ("sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain")
+    } == {"reproduced"}
     far = cells[("all", "disagreement")]
     assert far.verdict == "not_reproduced" and far.rel_error < -0.3
     sd = cells[("all", "sd_accuracy")]  # noise 1.0 gives an SD of about 1 pp, not 0.26 ± 0.02
@@ -239,8 +278,7 @@ def test_variability_table_reproduced_value_passes() -> None:
 
 
 def test_variability_table_computed_but_not_judged_at_other_scales() -> None:
-    result = cmp.compare(_v_study([], [V_TABLE]), "small", _v_rows(m=5, scale="small"),
-                         predictions=v_predictions)
+    result = cmp.compare(_v_study([], [V_TABLE]), "small", _v_rows(m=5, scale="small"), predictions=v_predictions)
     (table,) = result.variability
     assert not table.comparable and "not comparable" in table.note
     assert all(r.n_models == 5 for r in table.rows)
@@ -249,10 +287,13 @@ def test_variability_table_computed_but_not_judged_at_other_scales() -> None:
 
 
 def test_numeric_claim_on_a_variability_cell() -> None:
-    numeric = {"id": "det_zero", "statement": "no variability", "kind": "numeric",
-               "cells": [{"table": "sources", "row": "determinism", "column": "disagreement"}]}
-    result = cmp.compare(_v_study([numeric], [V_TABLE]), "paper", _v_rows(m=3),
-                         predictions=v_predictions)
+    numeric = {
+        "id": "det_zero",
+        "statement": "no variability",
+        "kind": "numeric",
+        "cells": [{"table": "sources", "row": "determinism", "column": "disagreement"}],
+    }
+    result = cmp.compare(_v_study([numeric], [V_TABLE]), "paper", _v_rows(m=3), predictions=v_predictions)
     c = _claim(result, "det_zero")
     assert c.verdict == "reproduced"
     assert c.evidence["cells"][0]["n"] == 3 and c.evidence["cells"][0]["mean"] == 0.0
@@ -271,9 +312,16 @@ def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None
 
     logits, flip = torch.randn(6, 3), torch.randn(6, 3)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    save_tensors(run_dir(tmp_path, "k1") / LOGITS_FILE,
-                 {"logits": logits, "labels": labels, "tta_flip_crop81": flip,
-                  "ensemble": 2 * logits, "ensemble_tta_flip": 3 * logits})
+    save_tensors(
+        run_dir(tmp_path, "k1") / LOGITS_FILE,
+        {
+            "logits": logits,
+            "labels": labels,
+            "tta_flip_crop81": flip,
+            "ensemble": 2 * logits,
+            "ensemble_tta_flip": 3 * logits,
+        },
+    )
     load = cmp.load_predictions(tmp_path)
     got, lab = load("k1", "test")
     assert isinstance(got, np.ndarray) and np.array_equal(got, logits.numpy())
@@ -289,9 +337,14 @@ def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None
 
 
 def test_model_set_first_n_uses_only_the_first_models_by_seed() -> None:
-    table = {**V_TABLE, "id": "nmodels", "rows": ["all_5", "all_30"], "columns": ["sd_accuracy"],
-             "values": {}, "layout": {"rows": {"all_5": {"experiment": "all", "first": 5},
-                                               "all_30": {"experiment": "all"}}}}
+    table = {
+        **V_TABLE,
+        "id": "nmodels",
+        "rows": ["all_5", "all_30"],
+        "columns": ["sd_accuracy"],
+        "values": {},
+        "layout": {"rows": {"all_5": {"experiment": "all", "first": 5}, "all_30": {"experiment": "all"}}},
+    }
     result = cmp.compare(_v_study([], [table]), "paper", _v_rows(), predictions=v_predictions)
     rows = {r.row: r for r in result.variability[0].rows}
     assert rows["all_5"].n_models == 5 and rows["all_30"].n_models == V_M
@@ -306,12 +359,17 @@ def test_cka_from_stored_features_when_every_model_has_them() -> None:
     def with_features(key: str, view: str):
         if view == "features":
             exp, seed = key.rsplit("-", 1)
-            return (base if exp == "deterministic" else base + rng.normal(size=base.shape).astype(np.float32),
-                    V_LABELS)
+            return (base if exp == "deterministic" else base + rng.normal(size=base.shape).astype(np.float32), V_LABELS)
         return v_predictions(key, view)
 
-    table = {**V_TABLE, "id": "cka", "rows": ["det", "init"], "columns": ["cka"], "values": {},
-             "layout": {"rows": {"det": {"experiment": "deterministic"}, "init": {"experiment": "init"}}}}
+    table = {
+        **V_TABLE,
+        "id": "cka",
+        "rows": ["det", "init"],
+        "columns": ["cka"],
+        "values": {},
+        "layout": {"rows": {"det": {"experiment": "deterministic"}, "init": {"experiment": "init"}}},
+    }
     result = cmp.compare(_v_study([], [table]), "paper", _v_rows(m=4), predictions=with_features)
     rows = {r.row: r for r in result.variability[0].rows}
     assert rows["det"].metrics["cka"]["value"] == pytest.approx(1.0)

@@ -21,8 +21,11 @@ def smoke_specs():
 
 
 def _one(specs, experiment="fc", method="enorm", depth="9", seed_index=0):
-    return next(s for s in specs if s.experiment == experiment and s.variant == {"method": method, "depth": depth}
-                and s.seed_index == seed_index)
+    return next(
+        s
+        for s in specs
+        if s.experiment == experiment and s.variant == {"method": method, "depth": depth} and s.seed_index == seed_index
+    )
 
 
 def test_same_spec_twice_is_bit_identical(tmp_path, smoke_specs):
@@ -30,8 +33,10 @@ def test_same_spec_twice_is_bit_identical(tmp_path, smoke_specs):
     a = execute(spec.to_dict(), str(tmp_path / "a"), threads=1)
     b = execute(spec.to_dict(), str(tmp_path / "b"), threads=1)
     assert a["status"] == b["status"] == "finished"
-    assert a["curves"] == [{**row, "train_s": a["curves"][i]["train_s"], "eval_s": a["curves"][i]["eval_s"]}
-                           for i, row in enumerate(b["curves"])]
+    assert a["curves"] == [
+        {**row, "train_s": a["curves"][i]["train_s"], "eval_s": a["curves"][i]["eval_s"]}
+        for i, row in enumerate(b["curves"])
+    ]
     la, lb = load_tensors(tmp_path / "a" / LOGITS_FILE), load_tensors(tmp_path / "b" / LOGITS_FILE)
     assert torch.equal(la["logits"], lb["logits"])
     assert a["artifacts"][LOGITS_FILE]["sha256"] == b["artifacts"][LOGITS_FILE]["sha256"]
@@ -74,7 +79,7 @@ def test_nan_loss_marks_the_run_diverged_and_the_study_goes_on(tmp_path):
     for r in out.records:
         by_exp.setdefault(r["spec"]["experiment"], []).append(r["status"])
     assert "diverged" in by_exp["fc"]
-    assert all(s == "finished" for s in by_exp["fc_bias"])       # the other experiment is untouched
+    assert all(s == "finished" for s in by_exp["fc_bias"])  # the other experiment is untouched
     assert len(out.records) == len(out.specs)
     div = next(r for r in out.records if r["status"] == "diverged")
     assert "non-finite loss" in div["reason"] and div["metrics"]["diverged"] == 1.0
@@ -83,14 +88,14 @@ def test_nan_loss_marks_the_run_diverged_and_the_study_goes_on(tmp_path):
 def test_a_crashing_run_is_failed_with_its_error_and_others_finish(tmp_path):
     st = load_study("enorm")
     # A model argument the factory does not accept makes every fc run fail at build time.
-    out = run_study(st, "smoke", tmp_path, overrides=parse_overrides(["fc:model.colour=1"]),
-                    executor=InlineExecutor(1))
+    out = run_study(st, "smoke", tmp_path, overrides=parse_overrides(["fc:model.colour=1"]), executor=InlineExecutor(1))
     fc = [r for r in out.records if r["spec"]["experiment"] == "fc"]
     assert fc and all(r["status"] == "failed" and "colour" in r["reason"] for r in fc)
     assert all(r["status"] == "finished" for r in out.records if r["spec"]["experiment"] == "fc_bias")
     # Failed runs are retried on resume; finished ones are not.
-    again = run_study(st, "smoke", tmp_path, overrides=parse_overrides(["fc:model.colour=1"]),
-                      executor=InlineExecutor(1))
+    again = run_study(
+        st, "smoke", tmp_path, overrides=parse_overrides(["fc:model.colour=1"]), executor=InlineExecutor(1)
+    )
     assert sorted(again.executed) == sorted(r["key"] for r in fc)
 
 
@@ -110,5 +115,5 @@ def test_penultimate_features_are_stored_for_cka(tmp_path):
     specs = plan(load_study("enorm"), "smoke", overrides=parse_overrides(["cka_examples=20"]))
     rec = execute(_one(specs, method="baseline", depth="1").to_dict(), str(tmp_path), threads=1)
     feats = load_tensors(tmp_path / LOGITS_FILE)["features"]
-    assert rec["status"] == "finished" and feats.shape == (20, 16)   # width 16 at smoke scale
-    assert torch.all(feats >= 0)                                     # after the last hidden ReLU
+    assert rec["status"] == "finished" and feats.shape == (20, 16)  # width 16 at smoke scale
+    assert torch.all(feats >= 0)  # after the last hidden ReLU

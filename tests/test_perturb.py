@@ -32,7 +32,7 @@ def test_exactly_one_element_moves_by_one_ulp(memory_format):
     before = _state(model)
     info = one_ulp_change(model, generator(11))
     after = _state(model)
-    assert info["param"] == "0.weight"                     # the stem conv, like conv1.weight
+    assert info["param"] == "0.weight"  # the stem conv, like conv1.weight
     for name in before:
         if name != info["param"]:
             assert torch.equal(before[name], after[name])
@@ -58,7 +58,7 @@ def test_the_change_is_deterministic_given_the_seed():
 def test_different_seeds_pick_different_indices_and_both_directions():
     seeds = [derive_seed(2021, "perturb", i) for i in range(30)]
     infos = [one_ulp_change(_model(), generator(seed)) for seed in seeds]
-    assert len({i["index"] for i in infos}) >= 20            # 30 draws of 216: about 28 distinct
+    assert len({i["index"] for i in infos}) >= 20  # 30 draws of 216: about 28 distinct
     assert {i["direction"] for i in infos} == {"up", "down"}
     assert all(0 <= i["index"] < 3 * 8 * 9 for i in infos)
 
@@ -81,8 +81,11 @@ def test_parameter_selection():
 
 def _spec(*overrides: str):
     specs = plan(load_study("enorm"), "smoke", overrides=parse_overrides(list(overrides)))
-    return next(s for s in specs if s.experiment == "fc" and s.variant == {"method": "baseline", "depth": "1"}
-                and s.seed_index == 0)
+    return next(
+        s
+        for s in specs
+        if s.experiment == "fc" and s.variant == {"method": "baseline", "depth": "1"} and s.seed_index == 0
+    )
 
 
 def test_perturb_settings_in_the_plan():
@@ -102,5 +105,5 @@ def test_the_one_change_alone_changes_the_final_logits(tmp_path):
     assert "perturbation" not in runs["plain"][0]["env"]
     info = runs["a"][0]["env"]["perturbation"]
     assert info == runs["b"][0]["env"]["perturbation"] and info["param"] == "1.weight"
-    assert torch.equal(runs["a"][1], runs["b"][1])            # deterministic otherwise
-    assert not torch.equal(runs["plain"][1], runs["a"][1])    # one ULP alone changes the result
+    assert torch.equal(runs["a"][1], runs["b"][1])  # deterministic otherwise
+    assert not torch.equal(runs["plain"][1], runs["a"][1])  # one ULP alone changes the result

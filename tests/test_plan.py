@@ -18,8 +18,11 @@ def enorm():
 
 
 def _spec(specs, experiment="fc", method="baseline", depth="1", seed_index=0):
-    return next(s for s in specs if s.experiment == experiment and s.variant == {"method": method, "depth": depth}
-                and s.seed_index == seed_index)
+    return next(
+        s
+        for s in specs
+        if s.experiment == experiment and s.variant == {"method": method, "depth": depth} and s.seed_index == seed_index
+    )
 
 
 def test_plans_are_stable_and_keys_unique(enorm):
@@ -43,7 +46,7 @@ def test_later_sources_win_and_provenance_says_which(enorm):
 def test_switching_a_part_drops_the_previous_parts_arguments(enorm):
     spec = _spec(plan(enorm, "smoke"))
     assert spec.settings["data"] == "synthetic"
-    assert "data.flatten" not in spec.settings and "data.mean" not in spec.settings     # cifar10's
+    assert "data.flatten" not in spec.settings and "data.mean" not in spec.settings  # cifar10's
     assert spec.settings["data.n_train"] == 400
 
 
@@ -80,28 +83,33 @@ def test_settings_are_checked_once_per_study(enorm, monkeypatch):
     assert first >= len(st.defaults)
     plan(st, "small")
     plan(st, "paper", overrides=parse_overrides(["epochs=3"]))
-    assert len(calls) == first + 1          # only the command-line override is new
+    assert len(calls) == first + 1  # only the command-line override is new
 
 
 def test_a_bad_setting_at_another_scale_is_found_at_any_scale(study_file):
     def mutate(d):
         d["scales"]["small"]["settings"]["batch_size"] = -4
+
     path = study_file(mutate)
     with pytest.raises(StudyError) as e:
         plan(load_study(path), "smoke")
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "batch_size: -4" in text)
-    assert f"{path}:{line} scales.small.settings.batch_size: must be an integer in [1, 10000000); got: -4" \
-        in str(e.value)
+    assert f"{path}:{line} scales.small.settings.batch_size: must be an integer in [1, 10000000); got: -4" in str(
+        e.value
+    )
     assert e.value.path == ("scales", "small", "settings", "batch_size")
 
 
-@pytest.mark.parametrize("override,words", [
-    ("optimizer.lr=-0.1", ["command line: optimizer.lr=-0.1", "must be a number in (0, inf)", "got: -0.1"]),
-    ("fc:epochs=0", ["command line: fc:epochs=0", "[1, 100000)"]),
-    ("optimiser=adam", ["command line: optimiser=adam", "unknown setting 'optimiser'", "did you mean 'optimizer'"]),
-    ("cnn:epochs=3", ["command line: cnn:epochs=3", "unknown experiment", "fc, fc_bias"]),
-    ("data=cifar11", ["command line: data=cifar11", "unknown dataset 'cifar11'", "did you mean 'cifar10'"]),
-])
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ("optimizer.lr=-0.1", ["command line: optimizer.lr=-0.1", "must be a number in (0, inf)", "got: -0.1"]),
+        ("fc:epochs=0", ["command line: fc:epochs=0", "[1, 100000)"]),
+        ("optimiser=adam", ["command line: optimiser=adam", "unknown setting 'optimiser'", "did you mean 'optimizer'"]),
+        ("cnn:epochs=3", ["command line: cnn:epochs=3", "unknown experiment", "fc, fc_bias"]),
+        ("data=cifar11", ["command line: data=cifar11", "unknown dataset 'cifar11'", "did you mean 'cifar10'"]),
+    ],
+)
 def test_command_line_override_errors_quote_the_override(enorm, override, words):
     with pytest.raises(StudyError) as e:
         plan(enorm, "smoke", overrides=parse_overrides([override]))

@@ -20,57 +20,119 @@ METHODS = {"baseline": {}, "enorm": {"method": "enorm"}}
 
 
 def _study() -> Study:
-    return Study.model_validate({
-        "id": "toy", "title": "Toy study", "paper": {"title": "A toy paper", "authors": ["A. B."],
-                                                     "venue": "ICLR", "year": 2019},
-        "documents": [{"id": "orig", "kind": "original", "title": "The paper"}],
-        "experiments": [
-            {"id": "fc", "description": "plain nets",
-             "axes": {"method": METHODS, "depth": {"path": "model.hidden", "values": [1, 5]}}},
-            {"id": "bias", "axes": {"method": METHODS}}],
-        "scales": {"paper": {"dataset": "CIFAR-10"},
-                   "small": {"dataset": "MNIST-1D", "deviations": ["MNIST-1D instead of CIFAR-10"]}},
-        "tables": [{"id": "t1", "title": "Test accuracy", "document": "orig", "where": "Table 1",
-                    "dataset": "CIFAR-10", "rows": [1, 5], "columns": ["baseline", "enorm"],
-                    "values": {1: {"baseline": 60.0, "enorm": 62.0},
-                               5: {"baseline": 55.0, "enorm": 66.0}},
-                    "layout": {"experiment": "fc", "row_axis": "depth", "column_axis": "method"}}],
-        "claims": [
-            {"id": "beats", "statement": "ENorm beats the baseline", "kind": "a_beats_b",
-             "a": {"experiment": "fc", "where": {"method": "enorm"}},
-             "b": {"experiment": "fc", "where": {"method": "baseline"}}},
-            {"id": "grows", "statement": "The gain grows with depth", "kind": "trend",
-             "select": {"experiment": "fc", "where": {"method": "enorm"}},
-             "baseline": {"experiment": "fc", "where": {"method": "baseline"}},
-             "over": "depth", "direction": "increasing"},
-            {"id": "diverges", "statement": "ENorm with bias diverges", "kind": "threshold",
-             "metric": "diverged", "select": {"experiment": "bias", "where": {"method": "enorm"}},
-             "op": ">=", "value": 0.5},
-            {"id": "table1", "statement": "Table 1 holds", "kind": "numeric",
-             "cells": [{"table": "t1", "row": "1", "column": "baseline"},
-                       {"table": "t1", "row": "5", "column": "enorm"}]}]})
+    return Study.model_validate(
+        {
+            "id": "toy",
+            "title": "Toy study",
+            "paper": {"title": "A toy paper", "authors": ["A. B."], "venue": "ICLR", "year": 2019},
+            "documents": [{"id": "orig", "kind": "original", "title": "The paper"}],
+            "experiments": [
+                {
+                    "id": "fc",
+                    "description": "plain nets",
+                    "axes": {"method": METHODS, "depth": {"path": "model.hidden", "values": [1, 5]}},
+                },
+                {"id": "bias", "axes": {"method": METHODS}},
+            ],
+            "scales": {
+                "paper": {"dataset": "CIFAR-10"},
+                "small": {"dataset": "MNIST-1D", "deviations": ["MNIST-1D instead of CIFAR-10"]},
+            },
+            "tables": [
+                {
+                    "id": "t1",
+                    "title": "Test accuracy",
+                    "document": "orig",
+                    "where": "Table 1",
+                    "dataset": "CIFAR-10",
+                    "rows": [1, 5],
+                    "columns": ["baseline", "enorm"],
+                    "values": {1: {"baseline": 60.0, "enorm": 62.0}, 5: {"baseline": 55.0, "enorm": 66.0}},
+                    "layout": {"experiment": "fc", "row_axis": "depth", "column_axis": "method"},
+                }
+            ],
+            "claims": [
+                {
+                    "id": "beats",
+                    "statement": "ENorm beats the baseline",
+                    "kind": "a_beats_b",
+                    "a": {"experiment": "fc", "where": {"method": "enorm"}},
+                    "b": {"experiment": "fc", "where": {"method": "baseline"}},
+                },
+                {
+                    "id": "grows",
+                    "statement": "The gain grows with depth",
+                    "kind": "trend",
+                    "select": {"experiment": "fc", "where": {"method": "enorm"}},
+                    "baseline": {"experiment": "fc", "where": {"method": "baseline"}},
+                    "over": "depth",
+                    "direction": "increasing",
+                },
+                {
+                    "id": "diverges",
+                    "statement": "ENorm with bias diverges",
+                    "kind": "threshold",
+                    "metric": "diverged",
+                    "select": {"experiment": "bias", "where": {"method": "enorm"}},
+                    "op": ">=",
+                    "value": 0.5,
+                },
+                {
+                    "id": "table1",
+                    "statement": "Table 1 holds",
+                    "kind": "numeric",
+                    "cells": [
+                        {"table": "t1", "row": "1", "column": "baseline"},
+                        {"table": "t1", "row": "5", "column": "enorm"},
+                    ],
+                },
+            ],
+        }
+    )
 
 
-def _record(exp: str, variant: dict[str, str], seed: int, acc: float, scale: str,
-            status: str = "finished") -> dict[str, Any]:
+def _record(
+    exp: str, variant: dict[str, str], seed: int, acc: float, scale: str, status: str = "finished"
+) -> dict[str, Any]:
     dataset = "CIFAR-10" if scale == "paper" else "MNIST-1D"
     diverged = status == "diverged"
-    curves = [{"epoch": e, "lr": 0.1, "train_acc": acc * e / 3 + 3, "test_acc": acc * e / 3,
-               "train_loss": math.nan if diverged else 2.0 / e,
-               "test_loss": math.nan if diverged else 2.2 / e, "train_s": 0.1, "eval_s": 0.01}
-              for e in (1, 2, 3)]
-    metrics = {} if status == "failed" else {
-        "test_acc": acc, "train_acc": acc + 3, "test_loss": math.nan if diverged else 0.7,
-        "train_loss": math.nan if diverged else 0.6, "diverged": float(diverged),
-        "n_test": 1000, "epochs_done": 3}
+    curves = [
+        {
+            "epoch": e,
+            "lr": 0.1,
+            "train_acc": acc * e / 3 + 3,
+            "test_acc": acc * e / 3,
+            "train_loss": math.nan if diverged else 2.0 / e,
+            "test_loss": math.nan if diverged else 2.2 / e,
+            "train_s": 0.1,
+            "eval_s": 0.01,
+        }
+        for e in (1, 2, 3)
+    ]
+    metrics = (
+        {}
+        if status == "failed"
+        else {
+            "test_acc": acc,
+            "train_acc": acc + 3,
+            "test_loss": math.nan if diverged else 0.7,
+            "train_loss": math.nan if diverged else 0.6,
+            "diverged": float(diverged),
+            "n_test": 1000,
+            "epochs_done": 3,
+        }
+    )
     vid = ",".join(f"{k}={v}" for k, v in variant.items())
-    return {"key": f"{exp}-{vid}-{seed}-{scale}",
-            "spec": {"experiment": exp, "variant": variant, "seed_index": seed, "scale": scale,
-                     "dataset_label": dataset},
-            "status": status, "reason": "NaN loss" if diverged else "", "metrics": metrics,
-            "curves": [] if status == "failed" else curves,
-            "timings": {"wall_s": 2.0 + seed, "train_s": 1.5, "eval_s": 0.2, "load_s": 0.1},
-            "env": {"fingerprint": "f00"}}
+    return {
+        "key": f"{exp}-{vid}-{seed}-{scale}",
+        "spec": {"experiment": exp, "variant": variant, "seed_index": seed, "scale": scale, "dataset_label": dataset},
+        "status": status,
+        "reason": "NaN loss" if diverged else "",
+        "metrics": metrics,
+        "curves": [] if status == "failed" else curves,
+        "timings": {"wall_s": 2.0 + seed, "train_s": 1.5, "eval_s": 0.2, "load_s": 0.1},
+        "env": {"fingerprint": "f00"},
+    }
 
 
 def _records(scale: str) -> list[dict[str, Any]]:
@@ -79,36 +141,54 @@ def _records(scale: str) -> list[dict[str, Any]]:
         for d in ("1", "5"):
             base = 60.0 - int(d) + 0.3 * s
             recs.append(_record("fc", {"method": "baseline", "depth": d}, s, base, scale))
-            recs.append(_record("fc", {"method": "enorm", "depth": d}, s,
-                                base + 0.5 * int(d) + 0.1 * s, scale))
+            recs.append(_record("fc", {"method": "enorm", "depth": d}, s, base + 0.5 * int(d) + 0.1 * s, scale))
         recs.append(_record("bias", {"method": "enorm"}, s, 10.0, scale, status="diverged"))
         recs.append(_record("bias", {"method": "baseline"}, s, 50.0, scale))
-    recs += [_record("bias", {"method": "enorm"}, s, 10.0, scale, status="diverged")
-             for s in (3, 4)]  # 5/5 diverged: the exact 90% interval clears 0.5
+    recs += [
+        _record("bias", {"method": "enorm"}, s, 10.0, scale, status="diverged") for s in (3, 4)
+    ]  # 5/5 diverged: the exact 90% interval clears 0.5
     recs.append(_record("bias", {"method": "enorm"}, 5, 0.0, scale, status="failed"))
     return recs
 
 
 def _plan_info(study: Study, scale: str) -> dict[str, Any]:
-    settings = {"fc": {
-        "method=baseline,depth=1": {
-            "optimizer.lr": {"value": 0.1, "provenance": "authors", "source": "Table 1"},
-            "eval_batch_size": {"value": 1024, "provenance": "assumed", "source": "restudy default"},
-            "model.hidden": {"value": 1, "provenance": "paper", "source": "Sec. 2"}},
-        "method=enorm,depth=5": {
-            "optimizer.lr": {"value": 0.05, "provenance": "authors", "source": "Table 1"},
-            "eval_batch_size": {"value": 1024, "provenance": "assumed", "source": "restudy default"},
-            "model.hidden": {"value": 5, "provenance": "paper", "source": "Sec. 2"}}}}
+    settings = {
+        "fc": {
+            "method=baseline,depth=1": {
+                "optimizer.lr": {"value": 0.1, "provenance": "authors", "source": "Table 1"},
+                "eval_batch_size": {"value": 1024, "provenance": "assumed", "source": "restudy default"},
+                "model.hidden": {"value": 1, "provenance": "paper", "source": "Sec. 2"},
+            },
+            "method=enorm,depth=5": {
+                "optimizer.lr": {"value": 0.05, "provenance": "authors", "source": "Table 1"},
+                "eval_batch_size": {"value": 1024, "provenance": "assumed", "source": "restudy default"},
+                "model.hidden": {"value": 5, "provenance": "paper", "source": "Sec. 2"},
+            },
+        }
+    }
     sc = study.scales[scale]
-    return {"scale_description": f"{scale} runs", "dataset": sc.dataset,
-            "deviations": list(sc.deviations), "settings": settings,
-            "reused_env_mismatch": ["fc-method=baseline,depth=1-0-" + scale],
-            "wall_s_total": 123.4, "workers": 2, "command": f"restudy run toy --scale {scale}"}
+    return {
+        "scale_description": f"{scale} runs",
+        "dataset": sc.dataset,
+        "deviations": list(sc.deviations),
+        "settings": settings,
+        "reused_env_mismatch": ["fc-method=baseline,depth=1-0-" + scale],
+        "wall_s_total": 123.4,
+        "workers": 2,
+        "command": f"restudy run toy --scale {scale}",
+    }
 
 
-ENV = {"python": "3.11.2", "torch": "2.3.0", "cpu": "Test CPU", "threads": 1,
-       "determinism": {"deterministic_algorithms": True}, "memory_format": "contiguous",
-       "study_git": {"repo": "/x", "commit": "abc123", "dirty": False}, "fingerprint": "f00"}
+ENV = {
+    "python": "3.11.2",
+    "torch": "2.3.0",
+    "cpu": "Test CPU",
+    "threads": 1,
+    "determinism": {"deterministic_algorithms": True},
+    "memory_format": "contiguous",
+    "study_git": {"repo": "/x", "commit": "abc123", "dirty": False},
+    "fingerprint": "f00",
+}
 
 
 @pytest.fixture(scope="module")
@@ -128,20 +208,20 @@ def test_results_json_has_exact_keys(small_report: tuple[dict[str, Path], Path])
     assert (data["study"], data["scale"], data["dataset"]) == ("toy", "small", "MNIST-1D")
     claim = data["claims"][0]
     assert list(claim)[:4] == ["id", "statement", "verdict", "evidence"]
-    assert list(data["cells"][0])[:8] == ["table", "row", "column", "reported", "mean", "sd", "n",
-                                         "rel_error"]
+    assert list(data["cells"][0])[:8] == ["table", "row", "column", "reported", "mean", "sd", "n", "rel_error"]
     run = data["runs"][0]
-    assert list(run)[:8] == ["id", "experiment", "variant", "seed_index", "status", "train_acc",
-                             "test_acc", "wall_s"]
+    assert list(run)[:8] == ["id", "experiment", "variant", "seed_index", "status", "train_acc", "test_acc", "wall_s"]
     assert len(data["runs"]) == len(_records("small"))
     assert {c["id"]: c["verdict"] for c in data["claims"]} == {
-        "beats": "reproduced", "grows": "reproduced", "diverges": "reproduced",
-        "table1": "not_evaluated"}
+        "beats": "reproduced",
+        "grows": "reproduced",
+        "diverges": "reproduced",
+        "table1": "not_evaluated",
+    }
     assert not re.search(r"\bNaN\b(?! loss)|Infinity", paths["results"].read_text())
 
 
-def test_markdown_has_banner_verdicts_and_provenance(small_report: tuple[dict[str, Path], Path]
-                                                     ) -> None:
+def test_markdown_has_banner_verdicts_and_provenance(small_report: tuple[dict[str, Path], Path]) -> None:
     paths, _ = small_report
     md = paths["markdown"].read_text()
     assert "All numbers below come from small scale runs on MNIST-1D" in md
@@ -155,10 +235,21 @@ def test_markdown_has_banner_verdicts_and_provenance(small_report: tuple[dict[st
     assert "reported at paper scale on CIFAR-10" in md and "not comparable" in md
     assert "fc-method=baseline,depth=1-0-small" in md  # reused run flagged
     assert "![beats](figures/claim-beats.png)" in md
-    order = [md.index(h) for h in ("## Verdicts", "## Claims", "## Training curves",
-                                   "## Reported vs reproduced", "## All groups",
-                                   "## Hyperparameters", "## Deviations", "## Environment",
-                                   "## Cost", "## Runs reused")]
+    order = [
+        md.index(h)
+        for h in (
+            "## Verdicts",
+            "## Claims",
+            "## Training curves",
+            "## Reported vs reproduced",
+            "## All groups",
+            "## Hyperparameters",
+            "## Deviations",
+            "## Environment",
+            "## Cost",
+            "## Runs reused",
+        )
+    ]
     assert order == sorted(order)
 
 
@@ -177,8 +268,7 @@ def test_figures_are_png_files(small_report: tuple[dict[str, Path], Path]) -> No
     paths, out = small_report
     figs = sorted((out / "figures").glob("*.png"))
     names = {f.name for f in figs}
-    assert {"claim-beats.png", "claim-grows.png", "claim-diverges.png", "curves-fc.png",
-            "curves-bias.png"} <= names
+    assert {"claim-beats.png", "claim-grows.png", "claim-diverges.png", "curves-fc.png", "curves-bias.png"} <= names
     assert "claim-table1.png" not in names  # small-scale numbers are not drawn next to the paper's
     for f in figs:
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -188,14 +278,13 @@ def test_paper_scale_report_judges_numeric_cells(tmp_path: Path) -> None:
     study = _study()
     recs = _records("paper")
     comp = compare(study, "paper", [row(r) for r in recs])
-    paths = write_report(tmp_path, study, "paper", comp, recs, ENV,
-                         plan_info=_plan_info(study, "paper"))
+    paths = write_report(tmp_path, study, "paper", comp, recs, ENV, plan_info=_plan_info(study, "paper"))
     md = paths["markdown"].read_text()
     assert "All numbers below come from paper scale runs on CIFAR-10" in md
     assert "compared only at paper scale" not in md
     cells = json.loads(paths["results"].read_text())["cells"]
     verdicts = {(c["row"], c["column"]): c["verdict"] for c in cells}
-    assert verdicts[("1", "baseline")] == "reproduced"   # 59.3 ± 0.3 vs 60.0 with a floor
+    assert verdicts[("1", "baseline")] == "reproduced"  # 59.3 ± 0.3 vs 60.0 with a floor
     assert verdicts[("5", "enorm")] == "not_reproduced"  # 57.9 vs 66.0 (floor SD 1.6 pp at n_test=1000)
     assert (tmp_path / "figures" / "claim-table1.png").is_file()
 
@@ -220,49 +309,87 @@ def _v_predictions(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _v_study() -> Study:
-    return Study.model_validate({
-        "id": "nondet", "title": "Variability toy", "paper": {"title": "Nondeterminism"},
-        "randomness": {"kernels": "nondeterministic"},
-        "documents": [{"id": "rep", "kind": "reproduction", "title": "The reproduction"}],
-        "experiments": [{"id": "deterministic",
-                         "randomness": {"vary": [], "kernels": "deterministic"}},
-                        {"id": "init", "randomness": {"vary": ["init"], "kernels": "deterministic"}},
-                        {"id": "all"}],
-        "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "digits"}},
-        "claims": [
-            {"id": "zero", "statement": "Deterministic runs are identical", "kind": "variability",
-             "relation": "zero", "groups": [{"experiment": "deterministic"}]},
-            {"id": "like_all", "statement": "Init alone is like all sources", "kind": "variability",
-             "relation": "comparable", "groups": [{"experiment": "init"}],
-             "reference": {"experiment": "all"}},
-            {"id": "ens_lower", "statement": "Ensembles vary less", "kind": "variability",
-             "relation": "lower", "groups": [{"experiment": "all", "view": "ensemble"}],
-             "reference": {"experiment": "all"}}],
-        "tables": [{
-            "id": "sources", "title": "Variability by source", "document": "rep",
-            "where": "Table 4", "dataset": "CIFAR-10", "unit": "",
-            "rows": ["determinism", "init", "all", "acc_ens"],
-            "columns": ["sd_accuracy", "disagreement", "correlation", "reduction_original",
-                        "reduction_recalculated"],
-            "values": {"init": {"sd_accuracy": {"value": 0.22, "pm": 0.02}, "disagreement": 10.7},
-                       "acc_ens": {"reduction_original": 48, "reduction_recalculated": 37}},
-            "layout": {"reference": "all", "rows": {
-                "determinism": {"experiment": "deterministic"}, "init": {"experiment": "init"},
-                "all": {"experiment": "all"},
-                "acc_ens": {"experiment": "all", "view": "ensemble",
-                            "label": "accelerated ensemble"}}}}]})
+    return Study.model_validate(
+        {
+            "id": "nondet",
+            "title": "Variability toy",
+            "paper": {"title": "Nondeterminism"},
+            "randomness": {"kernels": "nondeterministic"},
+            "documents": [{"id": "rep", "kind": "reproduction", "title": "The reproduction"}],
+            "experiments": [
+                {"id": "deterministic", "randomness": {"vary": [], "kernels": "deterministic"}},
+                {"id": "init", "randomness": {"vary": ["init"], "kernels": "deterministic"}},
+                {"id": "all"},
+            ],
+            "scales": {"paper": {"dataset": "CIFAR-10"}, "small": {"dataset": "digits"}},
+            "claims": [
+                {
+                    "id": "zero",
+                    "statement": "Deterministic runs are identical",
+                    "kind": "variability",
+                    "relation": "zero",
+                    "groups": [{"experiment": "deterministic"}],
+                },
+                {
+                    "id": "like_all",
+                    "statement": "Init alone is like all sources",
+                    "kind": "variability",
+                    "relation": "comparable",
+                    "groups": [{"experiment": "init"}],
+                    "reference": {"experiment": "all"},
+                },
+                {
+                    "id": "ens_lower",
+                    "statement": "Ensembles vary less",
+                    "kind": "variability",
+                    "relation": "lower",
+                    "groups": [{"experiment": "all", "view": "ensemble"}],
+                    "reference": {"experiment": "all"},
+                },
+            ],
+            "tables": [
+                {
+                    "id": "sources",
+                    "title": "Variability by source",
+                    "document": "rep",
+                    "where": "Table 4",
+                    "dataset": "CIFAR-10",
+                    "unit": "",
+                    "rows": ["determinism", "init", "all", "acc_ens"],
+                    "columns": [
+                        "sd_accuracy",
+                        "disagreement",
+                        "correlation",
+                        "reduction_original",
+                        "reduction_recalculated",
+                    ],
+                    "values": {
+                        "init": {"sd_accuracy": {"value": 0.22, "pm": 0.02}, "disagreement": 10.7},
+                        "acc_ens": {"reduction_original": 48, "reduction_recalculated": 37},
+                    },
+                    "layout": {
+                        "reference": "all",
+                        "rows": {
+                            "determinism": {"experiment": "deterministic"},
+                            "init": {"experiment": "init"},
+                            "all": {"experiment": "all"},
+                            "acc_ens": {"experiment": "all", "view": "ensemble", "label": "accelerated ensemble"},
+                        },
+                    },
+                }
+            ],
+        }
+    )
 
 
 def _v_records(scale: str, device: str = "cpu", seeds: int = 20) -> list[dict[str, Any]]:
     recs = []
-    for exp, kernels in (("deterministic", "deterministic"), ("init", "deterministic"),
-                         ("all", "nondeterministic")):
+    for exp, kernels in (("deterministic", "deterministic"), ("init", "deterministic"), ("all", "nondeterministic")):
         for s in range(seeds):
             rec = _record(exp, {}, s, 60.0, scale)
             rec["key"] = f"{exp}-{s}-{scale}"
             rec["spec"]["kernels"] = kernels
-            rec["env"] = {"fingerprint": "f00", "device": device,
-                          "determinism": {"kernels": kernels}}
+            rec["env"] = {"fingerprint": "f00", "device": device, "determinism": {"kernels": kernels}}
             recs.append(rec)
     return recs
 
@@ -271,9 +398,16 @@ def _v_report(out: Path, scale: str, device: str = "cpu") -> dict[str, Path]:
     study = _v_study()
     recs = _v_records(scale, device)
     comp = compare(study, scale, [row(r) for r in recs], predictions=_v_predictions)
-    info = {"scale_description": "", "dataset": study.scales[scale].dataset, "deviations": [],
-            "settings": {}, "reused_env_mismatch": [], "wall_s_total": 1.0, "workers": 1,
-            "command": ""}
+    info = {
+        "scale_description": "",
+        "dataset": study.scales[scale].dataset,
+        "deviations": [],
+        "settings": {},
+        "reused_env_mismatch": [],
+        "wall_s_total": 1.0,
+        "workers": 1,
+        "command": "",
+    }
     return write_report(out, study, scale, comp, recs, ENV, plan_info=info)
 
 
@@ -284,12 +418,14 @@ def v_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_variability_markdown_has_tables_and_figures(v_report: dict[str, Path]) -> None:
     md = v_report["markdown"].read_text()
-    section = md[md.index("## Run-to-run variability"):md.index("## Training curves")]
+    section = md[md.index("## Run-to-run variability") : md.index("## Training curves")]
     assert "### Variability by source (Table 4)" in section
     assert "| model set | models | SD accuracy (%) [95% CI] | reported |" in section
     assert "0.22 ± 0.02" in section and "| accelerated ensemble (acc_ens) |" in section
-    assert "| model set | original paper's formula [95% CI] | reported | reproduction's " \
-           "recalculation [95% CI] | reported |" in section
+    assert (
+        "| model set | original paper's formula [95% CI] | reported | reproduction's "
+        "recalculation [95% CI] | reported |" in section
+    )
     assert "![sources](figures/var-sources.png)" in section
     assert "Reported cells: " in section and "🔴 not reproduced" in section
     assert "![like_all](figures/claim-like_all.png)" in md
@@ -326,8 +462,7 @@ def test_variability_html_and_figures(v_report: dict[str, Path]) -> None:
         assert v_report[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cpu_runs_say_kernels_add_no_variability(v_report: dict[str, Path],
-                                                 tmp_path: Path) -> None:
+def test_cpu_runs_say_kernels_add_no_variability(v_report: dict[str, Path], tmp_path: Path) -> None:
     md = v_report["markdown"].read_text()
     assert "On CPU, PyTorch's kernels are deterministic" in md
     assert "experiments asking for nondeterministic kernels: all" in md

@@ -39,7 +39,7 @@ def own_linear(input_shape, num_classes, scale=1.0):
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(input_shape[-1], num_classes))
 '''
 
-STUDY_FILE = '''
+STUDY_FILE = """
 id: own
 title: A study with its own parts
 paper: {title: Own parts}
@@ -56,7 +56,7 @@ experiments:
 scales:
   smoke:
     settings: {data.n_train: 48}
-'''
+"""
 
 
 @pytest.fixture
@@ -70,15 +70,18 @@ def own_study(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "mystudy", raising=False)
     yield folder / "study.yaml"
     sys.modules.pop("mystudy", None)
-    registry._REGISTRY["dataset"].pop("own_blobs", None)   # other tests list the registered parts
+    registry._REGISTRY["dataset"].pop("own_blobs", None)  # other tests list the registered parts
     registry._REGISTRY["model"].pop("own_linear", None)
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_a_study_module_next_to_the_study_file_registers_data_and_model(own_study, tmp_path, workers):
     out = tmp_path / f"out{workers}"
-    r = CliRunner().invoke(app, ["run", str(own_study), "--scale", "smoke", "--workers", workers,
-                                 "--out", str(out)], env={"COLUMNS": "200"})
+    r = CliRunner().invoke(
+        app,
+        ["run", str(own_study), "--scale", "smoke", "--workers", workers, "--out", str(out)],
+        env={"COLUMNS": "200"},
+    )
     assert r.exit_code == 0, r.output
     assert "ran 2 run(s)" in r.output
     results = json.loads((out / "results.json").read_text())
@@ -95,10 +98,12 @@ def test_run_plans_once(own_study, tmp_path, monkeypatch):
     def counting(*args, **kwargs):
         calls.append(args[1])
         return real(*args, **kwargs)
+
     monkeypatch.setattr(restudy.plan, "plan", counting)
     monkeypatch.setattr(restudy.runner, "plan", counting)
-    r = CliRunner().invoke(app, ["run", str(own_study), "--scale", "smoke", "--workers", "0",
-                                 "--out", str(tmp_path / "out")])
+    r = CliRunner().invoke(
+        app, ["run", str(own_study), "--scale", "smoke", "--workers", "0", "--out", str(tmp_path / "out")]
+    )
     assert r.exit_code == 0, r.output
     assert calls == ["smoke"]
     r = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
@@ -113,10 +118,18 @@ def test_data_preflight_imports_the_study_module_first(own_study, tmp_path):
 
     specs = restudy.plan.plan(load_study(own_study), "smoke")
     (tmp_path / "specs.json").write_text(json.dumps([s.to_dict() for s in specs]))
-    code = ("import json, sys; from restudy.plan import RunSpec; from restudy.runner import preflight_data; "
-            "preflight_data([RunSpec.from_dict(d) for d in json.load(open(sys.argv[1]))]); print('ok')")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "specs.json")], capture_output=True, text=True,
-                       cwd=tmp_path, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
+    code = (
+        "import json, sys; from restudy.plan import RunSpec; from restudy.runner import preflight_data; "
+        "preflight_data([RunSpec.from_dict(d) for d in json.load(open(sys.argv[1]))]); print('ok')"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "specs.json")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 

@@ -45,8 +45,14 @@ def test_run_metrics_is_a_list_of_registered_names_defaulting_to_none():
 
 
 def test_part_names_come_from_the_registry_not_a_second_list():
-    for name, kind in [("model", "model"), ("data", "dataset"), ("method", "method"), ("optimizer", "optimizer"),
-                       ("schedule", "schedule"), ("augment", "augment")]:
+    for name, kind in [
+        ("model", "model"),
+        ("data", "dataset"),
+        ("method", "method"),
+        ("optimizer", "optimizer"),
+        ("schedule", "schedule"),
+        ("augment", "augment"),
+    ]:
         assert SETTINGS[name].constraint == PartName(kind)
     assert check("optimizer", "sgd_for_this_test") is not None
 
@@ -79,6 +85,7 @@ def test_every_constrained_setting_refuses_an_invalid_value_naming_it(study_file
 
     def mutate(d):
         d["defaults"][name] = {"value": bad, "provenance": "assumed"}
+
     path = study_file(mutate)
     st = load_study(path)
     with pytest.raises(StudyError) as e:
@@ -102,7 +109,7 @@ def test_unknown_setting_suggests_the_closest_and_lists_all():
     message, allowed = check("optimizer.learning_rate", 0.1)
     assert "unknown setting 'optimizer.learning_rate'" in message and "did you mean 'optimizer.lr'" in message
     assert "optimizer.lr" in allowed and "model.*" in allowed
-    assert check("model.any_argument", {"nested": 1}) is None       # part arguments go to the part
+    assert check("model.any_argument", {"nested": 1}) is None  # part arguments go to the part
     assert "model.NAME" in check("model.a.b", 1)[0]
 
 
@@ -120,7 +127,7 @@ def test_typed_view_has_an_attribute_per_setting():
     engine = spec.engine
     assert engine == typed(spec.settings)
     assert engine.optimizer_lr == spec.settings["optimizer.lr"] and engine.epochs == spec.settings["epochs"]
-    assert engine.augment_pad == 4 and "augment.pad" not in spec.settings    # default where it does not apply
+    assert engine.augment_pad == 4 and "augment.pad" not in spec.settings  # default where it does not apply
     assert engine.tta == () and engine.run_metrics == ()
     with pytest.raises(AttributeError):
         engine.epochs = 3

@@ -31,18 +31,19 @@ def _reference(step: int, lr: float = LR, length: int = EPOCHS // CYCLES, warmup
 
 @pytest.fixture(scope="module")
 def snap():
-    return registry.create("schedule", "snapshot", lr=LR, epochs=EPOCHS, steps_per_epoch=SPE,
-                           cycles=CYCLES, warmup_epochs=WARMUP)
+    return registry.create(
+        "schedule", "snapshot", lr=LR, epochs=EPOCHS, steps_per_epoch=SPE, cycles=CYCLES, warmup_epochs=WARMUP
+    )
 
 
 def test_snapshot_schedule_at_known_steps(snap):
     cycle = 100 * SPE
     for c in range(CYCLES):
-        assert snap(c * cycle, 0) == 0.0                                   # each cycle restarts at 0
+        assert snap(c * cycle, 0) == 0.0  # each cycle restarts at 0
         assert snap(c * cycle + 3 * SPE - 1, 0) == pytest.approx(LR * (3 * SPE - 1) / (3 * SPE))
         assert snap(c * cycle + 3 * SPE, 0) == pytest.approx(0.5 * LR * (1 + math.cos(math.pi * 3 / 100)))
-        assert snap(c * cycle + 50 * SPE, 0) == pytest.approx(LR / 2)      # mid-cycle
-        assert 0.0 < snap((c + 1) * cycle - 1, 0) <= 1e-7 * LR            # the original asserts this
+        assert snap(c * cycle + 50 * SPE, 0) == pytest.approx(LR / 2)  # mid-cycle
+        assert 0.0 < snap((c + 1) * cycle - 1, 0) <= 1e-7 * LR  # the original asserts this
     for step in range(0, EPOCHS * SPE, 337):
         assert snap(step, 0) == pytest.approx(_reference(step), rel=1e-9, abs=1e-15)
         assert 0.0 <= snap(step, 0) <= LR
@@ -52,8 +53,7 @@ def test_snapshot_schedule_rejects_bad_cycles():
     with pytest.raises(RestudyError, match="divides"):
         registry.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=3)
     with pytest.raises(RestudyError, match="warmup"):
-        registry.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=5,
-                        warmup_epochs=2)
+        registry.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=5, warmup_epochs=2)
 
 
 def test_cosine_with_warmup_follows_the_paper_including_the_jump():
@@ -88,8 +88,20 @@ def test_train_returns_the_requested_snapshots():
         model = registry.create("model", "small_cnn", input_shape=(3, 8, 8), num_classes=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     sched = registry.create("schedule", "snapshot", lr=0.05, epochs=4, steps_per_epoch=4, cycles=2)
-    result = train(model, x_tr, y_tr, x_te, y_te, optimizer=opt, schedule=sched, epochs=4, batch_size=8,
-                   order=generator(1), snapshot_epochs=[2, 4], keep_snapshot_states=True)
+    result = train(
+        model,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        optimizer=opt,
+        schedule=sched,
+        epochs=4,
+        batch_size=8,
+        order=generator(1),
+        snapshot_epochs=[2, 4],
+        keep_snapshot_states=True,
+    )
     assert result.snapshot_epochs == [2, 4] and len(result.snapshots) == 2
     assert torch.equal(result.snapshots[-1], result.test_logits)
     assert not torch.equal(result.snapshots[0], result.snapshots[1])
@@ -105,14 +117,28 @@ def test_train_rejects_snapshot_epochs_outside_the_run():
     model = registry.create("model", "small_cnn", input_shape=(3, 8, 8), num_classes=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     with pytest.raises(RestudyError, match="snapshot"):
-        train(model, x_tr, y_tr, x_te, y_te, optimizer=opt, schedule=lambda s, e: 0.05, epochs=2,
-              batch_size=8, order=generator(1), snapshot_epochs=[3])
+        train(
+            model,
+            x_tr,
+            y_tr,
+            x_te,
+            y_te,
+            optimizer=opt,
+            schedule=lambda s, e: 0.05,
+            epochs=2,
+            batch_size=8,
+            order=generator(1),
+            snapshot_epochs=[3],
+        )
 
 
 def _spec(*overrides: str):
     specs = plan(load_study("enorm"), "smoke", overrides=parse_overrides(list(overrides)))
-    return next(s for s in specs if s.experiment == "fc" and s.variant == {"method": "baseline", "depth": "1"}
-                and s.seed_index == 0)
+    return next(
+        s
+        for s in specs
+        if s.experiment == "fc" and s.variant == {"method": "baseline", "depth": "1"} and s.seed_index == 0
+    )
 
 
 def test_schedule_settings_are_kept_only_where_relevant():
@@ -122,8 +148,16 @@ def test_schedule_settings_are_kept_only_where_relevant():
     assert snap.settings["schedule.cycles"] == 2 and snap.settings["schedule.warmup_epochs"] == 0.5
 
 
-DIGITS = ("model=small_cnn", "data=digits", "data.n_train=256", "data.n_test=96", "epochs=4",
-          "schedule=snapshot", "schedule.cycles=2", "schedule.warmup_epochs=0.5")
+DIGITS = (
+    "model=small_cnn",
+    "data=digits",
+    "data.n_train=256",
+    "data.n_test=96",
+    "epochs=4",
+    "schedule=snapshot",
+    "schedule.cycles=2",
+    "schedule.warmup_epochs=0.5",
+)
 
 
 def test_worker_stores_snapshots_and_their_mean(tmp_path):
@@ -147,8 +181,15 @@ def test_worker_ensembles_tta_over_snapshot_models(tmp_path):
         assert rec["metrics"][f"test_acc_{name}"] is not None
     # A one-cycle run of 2 epochs is exactly the first cycle (same init, order and lr per step):
     # its final model is snapshot 0, so the ensemble TTA is the mean of the two models' TTA.
-    one = _spec(*DIGITS[:4], "epochs=2", "schedule=snapshot", "schedule.cycles=1",
-                "schedule.warmup_epochs=0.5", "tta=[flip, crop9]", "tta.pad=1")
+    one = _spec(
+        *DIGITS[:4],
+        "epochs=2",
+        "schedule=snapshot",
+        "schedule.cycles=1",
+        "schedule.warmup_epochs=0.5",
+        "tta=[flip, crop9]",
+        "tta.pad=1",
+    )
     execute(one.to_dict(), str(tmp_path / "one"), threads=1)
     u = load_tensors(tmp_path / "one" / LOGITS_FILE)
     assert torch.equal(u["logits"], t["snapshot_0"])

@@ -35,16 +35,17 @@ from restudy.studyfile import load_study, parse_overrides
 from restudy.train import train, train_stacked
 from restudy.worker import LOGITS_FILE, execute
 
-RTOL = 1e-5            # float32: global relative difference of logits, losses and parameters
-RTOL_FLOAT64 = 1e-12   # float64 parameters: the stacked and the looped algorithm are the same
+RTOL = 1e-5  # float32: global relative difference of logits, losses and parameters
+RTOL_FLOAT64 = 1e-12  # float64 parameters: the stacked and the looped algorithm are the same
 RTOL_FLOAT32_CAST = 1e-7  # float64 runs' logits, which evaluation returns in float32
 DIGITS = ["data=digits", "data.n_train=400", "data.n_test=200"]
 
 
 def _specs(experiment: str = "fc", method: str = "baseline", depth: str = "1", overrides=(), seeds: int = 4):
     """``seeds`` runs of one smoke-scale variant of the ENorm study."""
-    specs = plan(load_study("enorm"), "smoke", seeds=seeds, overrides=parse_overrides(list(overrides)),
-                 experiments=[experiment])
+    specs = plan(
+        load_study("enorm"), "smoke", seeds=seeds, overrides=parse_overrides(list(overrides)), experiments=[experiment]
+    )
     return [s for s in specs if s.variant == {"method": method, "depth": depth}]
 
 
@@ -65,8 +66,7 @@ def _close(a: float, b: float, rtol: float) -> bool:
 def _assert_same_run(stacked: dict, looped: dict, stacked_dir, looped_dir) -> None:
     """Two records of one spec agree: status, curves (accuracies within one example, losses within
     RTOL) and final test logits (RTOL)."""
-    assert (stacked["key"], stacked["status"], stacked["reason"]) == (looped["key"], looped["status"],
-                                                                        looped["reason"])
+    assert (stacked["key"], stacked["status"], stacked["reason"]) == (looped["key"], looped["status"], looped["reason"])
     assert len(stacked["curves"]) == len(looped["curves"])
     n_train, n_test = looped["metrics"]["n_train"], looped["metrics"]["n_test"]
     for rs, rl in zip(stacked["curves"], looped["curves"]):
@@ -83,14 +83,26 @@ def _assert_same_run(stacked: dict, looped: dict, stacked_dir, looped_dir) -> No
 
 CASES = {
     "sgd-momentum-no-bias": ("fc", "baseline", "1", ["epochs=4", "optimizer.momentum=0.9"]),
-    "sgd-nesterov-bias-deep-cosine": ("fc_bias", "baseline", "9", ["epochs=4", "optimizer.momentum=0.9",
-                                                                   "optimizer.nesterov=true", "schedule=cosine"]),
+    "sgd-nesterov-bias-deep-cosine": (
+        "fc_bias",
+        "baseline",
+        "9",
+        ["epochs=4", "optimizer.momentum=0.9", "optimizer.nesterov=true", "schedule=cosine"],
+    ),
     "adam-no-bias-deep": ("fc", "baseline", "9", ["epochs=4", "optimizer=adam", "optimizer.lr=0.001"]),
-    "adam-bias-weight-decay": ("fc_bias", "baseline", "1", ["epochs=4", "optimizer=adam", "optimizer.lr=0.003",
-                                                            "optimizer.weight_decay=0.0005"]),
+    "adam-bias-weight-decay": (
+        "fc_bias",
+        "baseline",
+        "1",
+        ["epochs=4", "optimizer=adam", "optimizer.lr=0.003", "optimizer.weight_decay=0.0005"],
+    ),
     "batchnorm-sgd-momentum": ("fc", "bn", "1", ["epochs=4", "optimizer.momentum=0.9"]),
-    "augmented-images-bias": ("fc_bias", "baseline", "1", [*DIGITS, "epochs=3", "augment=flip_crop",
-                                                           "augment.pad=1", "optimizer.momentum=0.9"]),
+    "augmented-images-bias": (
+        "fc_bias",
+        "baseline",
+        "1",
+        [*DIGITS, "epochs=3", "augment=flip_crop", "augment.pad=1", "optimizer.momentum=0.9"],
+    ),
 }
 
 
@@ -130,8 +142,13 @@ def _reference_and_stack(specs, dtype: torch.dtype, tweak=None):
 
     def setup(m):
         optimizer, schedule = optimizer_and_schedule(m, s, steps)
-        return dict(optimizer=optimizer, schedule=schedule, epochs=s["epochs"], batch_size=s["batch_size"],
-                    label_smoothing=s["label_smoothing"])
+        return dict(
+            optimizer=optimizer,
+            schedule=schedule,
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            label_smoothing=s["label_smoothing"],
+        )
 
     ks = range(len(specs))
     alone = []
@@ -150,8 +167,9 @@ def _param_rel(module: torch.nn.Module, stack: StackedMLP, k: int) -> float:
     return max(_rel(w, lin.weight) for lin, w in zip(linears, stack.linear_weights(k)))
 
 
-@pytest.mark.parametrize("optimizer", [["optimizer.momentum=0.9", "optimizer.weight_decay=0.001"],
-                                       ["optimizer=adam", "optimizer.lr=0.001"]])
+@pytest.mark.parametrize(
+    "optimizer", [["optimizer.momentum=0.9", "optimizer.weight_decay=0.001"], ["optimizer=adam", "optimizer.lr=0.001"]]
+)
 def test_float64_stacking_is_exact(optimizer):
     """Without float32 rounding a setting that amplifies it (BatchNorm, depth 9, augmentation)
     agrees to float64 rounding: same initialization, batches, gradients and updates."""
@@ -220,13 +238,14 @@ def test_what_may_be_stacked():
 def test_choose_executor():
     tiny, enorm = _specs(), _specs(method="enorm")
     assert isinstance(choose_executor(tiny), StackedExecutor)
-    mixed = choose_executor(tiny + enorm)                                   # one group is not stackable:
-    assert isinstance(mixed, StackedExecutor)                                # it runs one by one, the other stacked
+    mixed = choose_executor(tiny + enorm)  # one group is not stackable:
+    assert isinstance(mixed, StackedExecutor)  # it runs one by one, the other stacked
     tasks = mixed.tasks([(s, None) for s in tiny + enorm])
-    assert sorted(len(t) for t in tasks if len(t) > 1) and all(len(t) == 1 for t in tasks
-                                                                 if t[0][0].settings["method"] == "enorm")
+    assert sorted(len(t) for t in tasks if len(t) > 1) and all(
+        len(t) == 1 for t in tasks if t[0][0].settings["method"] == "enorm"
+    )
     assert type(choose_executor(_specs(overrides=["model.width=2048"]))) is LocalExecutor  # too big
-    assert type(choose_executor(_specs(seeds=2))) is LocalExecutor          # too few seeds to gain
+    assert type(choose_executor(_specs(seeds=2))) is LocalExecutor  # too few seeds to gain
     assert isinstance(choose_executor(tiny + enorm, "stacked"), StackedExecutor)
     assert type(choose_executor(tiny, "pool")) is LocalExecutor
     assert isinstance(choose_executor(tiny, "inline"), InlineExecutor)
@@ -264,8 +283,13 @@ def test_build_stack_keeps_each_models_initialization():
     stack = build_stack(specs, data).model
     for k, spec in enumerate(specs):
         with scoped_seed(spec.seeds["init"]):
-            module = registry.create("model", "fc", input_shape=tuple(data.input_shape),
-                                     num_classes=data.num_classes, **part_args(spec.settings, "model"))
+            module = registry.create(
+                "model",
+                "fc",
+                input_shape=tuple(data.input_shape),
+                num_classes=data.num_classes,
+                **part_args(spec.settings, "model"),
+            )
         assert _param_rel(module, stack, k) == 0.0
         assert all(float(b[k].detach().abs().max()) == 0.0 for b in stack.biases)
 
@@ -289,7 +313,7 @@ def test_stacked_one_ulp_runs_and_cka_features_match_the_single_run_path(tmp_pat
     looped = [execute(s.to_dict(), str(tmp_path / "loop" / s.key), 1) for s in specs]
     stacked = execute_stack([s.to_dict() for s in specs], [str(tmp_path / "stack" / s.key) for s in specs], 1)
     for rs, rl in zip(stacked, looped):
-        assert rs["env"]["perturbation"] == rl["env"]["perturbation"]      # the same weight, the same ulp
+        assert rs["env"]["perturbation"] == rl["env"]["perturbation"]  # the same weight, the same ulp
         fs = load_tensors(tmp_path / "stack" / rs["key"] / "test_logits.safetensors")["features"]
         fl = load_tensors(tmp_path / "loop" / rl["key"] / "test_logits.safetensors")["features"]
         assert fs.shape == fl.shape
@@ -307,6 +331,7 @@ def test_tta_snapshot_and_lr_groups_are_not_stacked():
     snap = by_exp["snapshot"].to_dict()
     snap["settings"] = {k: v for k, v in snap["settings"].items() if not k.startswith("tta")}
     from restudy.plan import RunSpec
+
     assert "snapshot" in stackable(RunSpec.from_dict(snap), (1, 8, 8), 10).reason
     paper = {s.experiment: s for s in plan(load_study("nondeterminism"), "paper", seeds=1)}
     assert not stackable(paper["init"], (3, 32, 32), 10)
@@ -318,8 +343,15 @@ def test_every_unsupported_setting_is_declared_in_one_place():
 
     base = _specs()[0]
     assert structural_reason(base) == ""
-    unsupported = {"model": "small_cnn", "model.norm": "ln", "method": "enorm", "tta": ["flip"],
-                   "schedule": "snapshot", "optimizer.lr_mult_bias_bn": 0.5, "run_metrics": ["weight_norm"]}
+    unsupported = {
+        "model": "small_cnn",
+        "model.norm": "ln",
+        "method": "enorm",
+        "tta": ["flip"],
+        "schedule": "snapshot",
+        "optimizer.lr_mult_bias_bn": 0.5,
+        "run_metrics": ["weight_norm"],
+    }
     assert set(unsupported) == set(NOT_STACKED)
     for name, value in unsupported.items():
         d = base.to_dict()

@@ -24,6 +24,7 @@ def _set(path, value):
         for p in path[:-1]:
             node = node[p]
         node[path[-1]] = value
+
     return mutate
 
 
@@ -33,6 +34,7 @@ def _delete(path):
         for p in path[:-1]:
             node = node[p]
         del node[path[-1]]
+
     return mutate
 
 
@@ -47,15 +49,20 @@ BAD = [
     (_set(["experiments", 0, "seeds"], 0), ["experiments[0].seeds", "greater than or equal to 1"]),
     (_set(["experiments", 0, "id"], "1fc"), ["experiments[0].id", "must start with a letter"]),
     (_set(["experiments", 0, "sedes"], 3), ["experiments[0].sedes", "unknown field"]),
-    (_set(["defaults", "optimizer.lr"], {"value": 0.1, "provenance": "guess"}),
-     ["defaults.optimizer.lr.provenance", "paper", "code", "authors", "assumed", "guess"]),
+    (
+        _set(["defaults", "optimizer.lr"], {"value": 0.1, "provenance": "guess"}),
+        ["defaults.optimizer.lr.provenance", "paper", "code", "authors", "assumed", "guess"],
+    ),
     (_set(["defaults", "optimizer.lr"], 0.1), ["defaults.optimizer.lr", "valid dictionary"]),
     (_set(["defaults", "epochs"], {"value": 60}), ["defaults.epochs.provenance", "required"]),
     (_set(["claims", 0, "kind"], "better"), ["claims[0]", "numeric", "a_beats_b", "trend", "threshold"]),
     (_set(["claims", 0, "metric"], "accuracy"), ["claims[0]", "metric", "test_acc", "accuracy"]),
     (_set(["claims", 0, "alpha"], 0.9), ["claims[0]", "alpha", "less than 0.5"]),
     (_set(["claims", 0, "a"], {"experiment": "nope"}), ["claims[0].a.experiment", "unknown experiment", "nope"]),
-    (_set(["claims", 0, "a"], {"experiment": "fc", "where": {"width": 3}}), ["claims[0].a.where.width", "no axis", "width", "depth", "method"]),
+    (
+        _set(["claims", 0, "a"], {"experiment": "fc", "where": {"width": 3}}),
+        ["claims[0].a.where.width", "no axis", "width", "depth", "method"],
+    ),
     (_set(["claims", 4, "op"], ">"), ["claims[4]", "op", ">=", "<="]),
     (_set(["claims", 1, "over"], "epochs"), ["claims[1].over", "epochs"]),
     (_set(["claims", 1, "direction"], "up"), ["direction", "increasing", "decreasing"]),
@@ -70,12 +77,18 @@ BAD = [
     (_set(["documents", 0, "kind"], "blog"), ["documents[0].kind", "original", "reproduction"]),
     (_set(["experiments", 1, "rules", 0, "when"], "always"), ["experiments[1].rules[0].when", "valid dictionary"]),
     # Rules, axis levels and scales take a value with its provenance, or a bare value.
-    (_set(["experiments", 0, "rules", 0, "set", "optimizer.lr"], {"value": 0.05}),
-     ["experiments[0].rules[0].set.optimizer.lr.provenance", "required"]),
-    (_set(["scales", "small", "settings", "epochs"], {"value": 3, "provenance": "guessed"}),
-     ["scales.small.settings.epochs.provenance", "paper", "assumed", "guessed"]),
-    (_set(["experiments", 0, "axes", "method", "bn"], {"model.norm": {"value": "bn", "provenance": "x"}}),
-     ["experiments[0].axes.method.levels.bn.model.norm.provenance", "'x'"]),
+    (
+        _set(["experiments", 0, "rules", 0, "set", "optimizer.lr"], {"value": 0.05}),
+        ["experiments[0].rules[0].set.optimizer.lr.provenance", "required"],
+    ),
+    (
+        _set(["scales", "small", "settings", "epochs"], {"value": 3, "provenance": "guessed"}),
+        ["scales.small.settings.epochs.provenance", "paper", "assumed", "guessed"],
+    ),
+    (
+        _set(["experiments", 0, "axes", "method", "bn"], {"model.norm": {"value": "bn", "provenance": "x"}}),
+        ["experiments[0].axes.method.levels.bn.model.norm.provenance", "'x'"],
+    ),
 ]
 
 
@@ -100,19 +113,23 @@ def test_error_points_at_the_line(study_file):
     assert f"{path}:{line_no}" in str(e.value)
 
 
-@pytest.mark.parametrize("setting,value,words", [
-    ("optimizer.lr", -0.1, ["optimizer.lr", "(0, inf)", "-0.1"]),
-    ("optimizer", "rmsprop", ["optimizer", "sgd", "adam", "rmsprop"]),
-    ("schedule", "step", ["schedule", "constant", "linear", "cosine", "exponential"]),
-    ("epochs", 2.5, ["epochs", "integer"]),
-    ("batch_size", 0, ["batch_size", "[1,"]),
-    ("optimizer.momentum", 1.5, ["optimizer.momentum", "[0, 1)"]),
-    ("learning_rate", 0.1, ["unknown setting", "learning_rate"]),
-    ("optimizer.nesterov", "yes", ["optimizer.nesterov", "true or false"]),
-])
+@pytest.mark.parametrize(
+    "setting,value,words",
+    [
+        ("optimizer.lr", -0.1, ["optimizer.lr", "(0, inf)", "-0.1"]),
+        ("optimizer", "rmsprop", ["optimizer", "sgd", "adam", "rmsprop"]),
+        ("schedule", "step", ["schedule", "constant", "linear", "cosine", "exponential"]),
+        ("epochs", 2.5, ["epochs", "integer"]),
+        ("batch_size", 0, ["batch_size", "[1,"]),
+        ("optimizer.momentum", 1.5, ["optimizer.momentum", "[0, 1)"]),
+        ("learning_rate", 0.1, ["unknown setting", "learning_rate"]),
+        ("optimizer.nesterov", "yes", ["optimizer.nesterov", "true or false"]),
+    ],
+)
 def test_invalid_setting_values_fail_at_plan_time(study_file, setting, value, words):
     def mutate(d):
         d["defaults"][setting] = {"value": value, "provenance": "assumed"}
+
     st = load_study(study_file(mutate))
     with pytest.raises(StudyError) as e:
         plan(st, "smoke")

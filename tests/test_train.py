@@ -34,8 +34,9 @@ def test_loss_falls_on_separable_data():
     x, y, xt, yt = _blobs()
     model = _fc(0)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    result = train(model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=5, batch_size=32,
-                   order=generator(1))
+    result = train(
+        model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=5, batch_size=32, order=generator(1)
+    )
     assert result.status == "finished" and result.epochs_done == 5 and len(result.curves) == 5
     assert result.curves[-1]["train_loss"] < result.curves[0]["train_loss"] / 2
     assert result.curves[-1]["test_acc"] > 90
@@ -60,10 +61,11 @@ class _NanAfter(nn.Module):
 
 def test_a_nan_loss_ends_the_run_as_diverged_with_the_reason():
     x, y, xt, yt = _blobs()
-    model = _NanAfter(_fc(0), n=10)   # 8 steps per epoch: the 11th step is step 2 of epoch 1
+    model = _NanAfter(_fc(0), n=10)  # 8 steps per epoch: the 11th step is step 2 of epoch 1
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    result = train(model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=4, batch_size=32,
-                   order=generator(1))
+    result = train(
+        model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=4, batch_size=32, order=generator(1)
+    )
     assert result.status == "diverged"
     assert result.reason == "non-finite loss (nan) at epoch 1, step 10"
     assert result.epochs_done == 1 and len(result.curves) == 2 and result.steps == 10
@@ -84,7 +86,7 @@ def test_lr_step_honours_each_groups_lr_mult():
     lr = lr_step(opt, lambda step, epoch: 0.1 * (step + 1) / (epoch + 1), 3, 1)
     assert lr == pytest.approx(0.2)
     assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.2), pytest.approx(0.05)]
-    plain = torch.optim.SGD([a], lr=1.0)   # a group without lr_mult takes the scheduled lr
+    plain = torch.optim.SGD([a], lr=1.0)  # a group without lr_mult takes the scheduled lr
     assert lr_step(plain, lambda s, e: 0.3, 0, 0) == 0.3 and plain.param_groups[0]["lr"] == 0.3
 
 
@@ -94,8 +96,9 @@ def test_lr_mult_slows_the_group_in_training():
     steps = []
     for model, mult in zip(models, (1.0, 0.0)):
         opt = torch.optim.SGD([{"params": list(model.parameters()), "lr_mult": mult}], lr=123.0)
-        train(model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=1, batch_size=32,
-              order=generator(1))
+        train(
+            model, x, y, xt, yt, optimizer=opt, schedule=lambda s, e: 0.05, epochs=1, batch_size=32, order=generator(1)
+        )
         steps.append(opt.param_groups[0]["lr"])
     assert steps == [0.05, 0.0]
     assert all(torch.equal(p, q) for p, q in zip(models[1].parameters(), _fc(0).parameters()))  # lr 0: unchanged
@@ -105,11 +108,31 @@ def test_lr_mult_slows_the_group_in_training():
 def test_single_and_stacked_loops_write_the_same_curve_rows():
     x, y, xt, yt = _blobs()
     single = _fc(0)
-    one = train(single, x, y, xt, yt, optimizer=torch.optim.SGD(single.parameters(), lr=0.05),
-                schedule=lambda s, e: 0.05, epochs=2, batch_size=32, order=generator(1))
+    one = train(
+        single,
+        x,
+        y,
+        xt,
+        yt,
+        optimizer=torch.optim.SGD(single.parameters(), lr=0.05),
+        schedule=lambda s, e: 0.05,
+        epochs=2,
+        batch_size=32,
+        order=generator(1),
+    )
     stack = StackedMLP.from_models([_fc(0), _fc(1)])
-    many = train_stacked(stack, x, y, xt, yt, optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
-                         schedule=lambda s, e: 0.05, epochs=2, batch_size=32, orders=[generator(1), generator(2)])
+    many = train_stacked(
+        stack,
+        x,
+        y,
+        xt,
+        yt,
+        optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
+        schedule=lambda s, e: 0.05,
+        epochs=2,
+        batch_size=32,
+        orders=[generator(1), generator(2)],
+    )
     assert len(many) == 2
     for result in many:
         assert [set(r) for r in result.curves] == [set(r) for r in one.curves]
@@ -123,11 +146,21 @@ def test_curve_row_and_record_filling():
 
     tr, te = SplitEval("train", 50.0, 1.2, 10), SplitEval("test", 40.0, 1.5, 5)
     row = curve_row(0, 0.1, 3.0, 2, tr, te, 0.5, 0.25)
-    assert row == {"epoch": 1, "lr": 0.1, "train_loss_running": 1.5, "train_acc": 50.0, "train_loss": 1.2,
-                   "test_acc": 40.0, "test_loss": 1.5, "train_s": 0.5, "eval_s": 0.25}
+    assert row == {
+        "epoch": 1,
+        "lr": 0.1,
+        "train_loss_running": 1.5,
+        "train_acc": 50.0,
+        "train_loss": 1.2,
+        "test_acc": 40.0,
+        "test_loss": 1.5,
+        "train_s": 0.5,
+        "eval_s": 0.25,
+    }
     assert math.isnan(curve_row(0, 0.1, 0.0, 0, tr, te, 0.0, 0.0)["train_loss_running"])
-    result = TrainResult(status="diverged", reason="why", curves=[row], epochs_done=0, train_wall_s=0.5,
-                         eval_wall_s=0.25)
+    result = TrainResult(
+        status="diverged", reason="why", curves=[row], epochs_done=0, train_wall_s=0.5, eval_wall_s=0.25
+    )
     record = RunRecord(key="k", spec={}, status="failed")
     fill_record(record, result, n_test=5, n_train=10)
     assert (record.status, record.reason, record.curves) == ("diverged", "why", [row])

@@ -10,8 +10,14 @@ from restudy import registry
 from restudy.errors import RestudyError, StudyError
 from restudy.plan import plan
 from restudy.studyfile import load_study, parse_overrides
-from restudy.tta import (iter_views, num_views, pad_value_from_normalization, parse_strategy,
-                         tta_logits, tta_names_problem)
+from restudy.tta import (
+    iter_views,
+    num_views,
+    pad_value_from_normalization,
+    parse_strategy,
+    tta_logits,
+    tta_names_problem,
+)
 
 
 class Recorder(nn.Module):
@@ -33,8 +39,9 @@ def _images(n: int = 4, c: int = 3, h: int = 32, w: int = 32) -> torch.Tensor:
     return torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("strategy,views", [("flip", 2), ("crop25", 26), ("crop81", 82),
-                                            ("flip_crop25", 51), ("flip_crop81", 163)])
+@pytest.mark.parametrize(
+    "strategy,views", [("flip", 2), ("crop25", 26), ("crop81", 82), ("flip_crop25", 51), ("flip_crop81", 163)]
+)
 def test_view_counts_match_the_paper(strategy, views):
     x = _images(n=2)
     model = Recorder(3 * 32 * 32)
@@ -92,8 +99,9 @@ def test_logits_are_averaged_not_probabilities():
     model = Recorder(3 * 32 * 32)
     got = tta_logits(model, x, "flip_crop25", pad_value=[0.1, 0.2, 0.3], batch_size=64)
     with torch.no_grad():
-        per_view = torch.stack([model.proj(v.reshape(5, -1)) for v in iter_views(
-            x, "flip_crop25", pad_value=[0.1, 0.2, 0.3])])
+        per_view = torch.stack(
+            [model.proj(v.reshape(5, -1)) for v in iter_views(x, "flip_crop25", pad_value=[0.1, 0.2, 0.3])]
+        )
     torch.testing.assert_close(got, per_view.mean(0))
     via_probs = per_view.softmax(-1).mean(0).log()
     assert not torch.allclose(got, via_probs, atol=1e-3)
@@ -105,8 +113,9 @@ def test_chunked_evaluation_equals_unchunked():
     whole = tta_logits(model, x, "flip_crop25", pad_value=[-1.0, 0.0, 1.0], batch_size=1000)
     chunked = tta_logits(model, x, "flip_crop25", pad_value=[-1.0, 0.0, 1.0], batch_size=3)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
-    last = tta_logits(model, x, "flip_crop25", pad_value=[-1.0, 0.0, 1.0], batch_size=3,
-                      memory_format=torch.channels_last)
+    last = tta_logits(
+        model, x, "flip_crop25", pad_value=[-1.0, 0.0, 1.0], batch_size=3, memory_format=torch.channels_last
+    )
     torch.testing.assert_close(last, whole, rtol=1e-4, atol=1e-5)
 
 
@@ -140,7 +149,7 @@ def test_one_dimensional_analogues():
     assert len(views) == 1 + 5 == num_views("crop25", spatial_dims=1)
     assert torch.equal(views[1][:, :4], torch.full((2, 4), -7.0))
     assert torch.equal(views[1][:, 4:], x[:, :6])
-    assert torch.equal(views[3], x)                      # offset 4 is the original
+    assert torch.equal(views[3], x)  # offset 4 is the original
     assert torch.equal(views[5][:, :6], x[:, 4:])
     assert len(list(iter_views(x, "flip_crop81", pad_value=[0.0]))) == 1 + 2 * 9
     seq3 = x.reshape(2, 1, 10)

@@ -8,7 +8,7 @@ and datasets are.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -32,8 +32,8 @@ def random_crop(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tens
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=g, device=g.device).to(x.device)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=g, device=g.device).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])            # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])            # (n, w)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (n, w)
     idx_n = torch.arange(n, device=x.device)[:, None, None, None]
     idx_c = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
@@ -66,10 +66,10 @@ def flip_crop(generator: torch.Generator, pad: int) -> Augment:
 
 def _images(fn: Augment) -> Augment:
     """``fn`` for batches of images (N, C, H, W) only, with a clear error for other inputs."""
+
     def augment(x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
-            raise RestudyError("image augmentation needs (N, C, H, W) inputs", where="augment",
-                               got=tuple(x.shape))
+            raise RestudyError("image augmentation needs (N, C, H, W) inputs", where="augment", got=tuple(x.shape))
         return fn(x)
 
     return augment

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .errors import RestudyError
@@ -29,10 +30,10 @@ from .settings import part_args, value
 if TYPE_CHECKING:
     import torch
 
-    from .data import Dataset
-    from .plan import RunSpec
     from .batches import Augment
+    from .data import Dataset
     from .optim import Schedule
+    from .plan import RunSpec
     from .train import StepHook
 
 
@@ -58,13 +59,13 @@ def data_key(settings: dict[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(name: str, args_items: tuple[tuple[str, Any], ...]) -> "Dataset":
+def _dataset(name: str, args_items: tuple[tuple[str, Any], ...]) -> Dataset:
     from .data import load_dataset
 
     return load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
 
 
-def load_data(settings: dict[str, Any]) -> "Dataset":
+def load_data(settings: dict[str, Any]) -> Dataset:
     """The run's data set (setting ``data`` and its ``data.*`` arguments), on the CPU. Cached per
     process: the runs of one worker share one in-memory copy."""
     return _dataset(*data_key(settings))
@@ -76,12 +77,12 @@ class Prepared:
 
     env: dict[str, Any]
     device: str
-    data: "Dataset"
-    tensors: tuple["torch.Tensor", ...]     # x_train, y_train, x_test, y_test on the device
+    data: Dataset
+    tensors: tuple[torch.Tensor, ...]  # x_train, y_train, x_test, y_test on the device
     load_s: float
 
 
-def prepare(spec: "RunSpec", threads: int, execution: str) -> Prepared:
+def prepare(spec: RunSpec, threads: int, execution: str) -> Prepared:
     """What every run needs before its model: determinism flags and threads applied, the
     environment captured (``execution``: ``single`` or ``stacked``), registries loaded (the study's
     module too), the data on its device."""
@@ -90,8 +91,9 @@ def prepare(spec: "RunSpec", threads: int, execution: str) -> Prepared:
 
     s = spec.settings
     flags = apply_determinism(spec.kernels, threads)
-    env = env_mod.capture(threads=threads, determinism=flags, memory_format=s["memory_format"],
-                          with_packages=False, execution=execution)
+    env = env_mod.capture(
+        threads=threads, determinism=flags, memory_format=s["memory_format"], with_packages=False, execution=execution
+    )
     registry.load_builtins()
     if spec.study_module:
         registry.import_study_module(spec.study_module, spec.study_dir)
@@ -105,15 +107,16 @@ def prepare(spec: "RunSpec", threads: int, execution: str) -> Prepared:
 # --------------------------------------------------------------------------- one model and its streams
 
 
-def memory_format(settings: dict[str, Any]) -> "torch.memory_format":
+def memory_format(settings: dict[str, Any]) -> torch.memory_format:
     """The layout of 4-D inputs and weights (setting ``memory_format``)."""
     import torch
 
     return torch.channels_last if settings["memory_format"] == "channels_last" else torch.contiguous_format
 
 
-def build_model(spec: "RunSpec", input_shape: tuple[int, ...], num_classes: int,
-                device: str = "cpu") -> tuple["torch.nn.Module", dict[str, Any] | None]:
+def build_model(
+    spec: RunSpec, input_shape: tuple[int, ...], num_classes: int, device: str = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any] | None]:
     """The run's model, initialised as its run does: built under the ``init`` seed stream (the
     global RNG scoped), moved to ``device`` (and, for image inputs, the memory format), then the
     ``perturb`` change applied (originals.md §4.3).
@@ -125,8 +128,9 @@ def build_model(spec: "RunSpec", input_shape: tuple[int, ...], num_classes: int,
 
     s = spec.settings
     with scoped_seed(spec.seeds["init"]):
-        model = registry.create("model", s["model"], input_shape=tuple(input_shape), num_classes=num_classes,
-                                **part_args(s, "model"))
+        model = registry.create(
+            "model", s["model"], input_shape=tuple(input_shape), num_classes=num_classes, **part_args(s, "model")
+        )
     if len(input_shape) == 3:  # images [N, C, H, W]
         model = model.to(device=device, memory_format=memory_format(s))
     else:
@@ -134,7 +138,7 @@ def build_model(spec: "RunSpec", input_shape: tuple[int, ...], num_classes: int,
     return model, _perturb(model, spec)
 
 
-def _perturb(model: "torch.nn.Module", spec: "RunSpec") -> dict[str, Any] | None:
+def _perturb(model: torch.nn.Module, spec: RunSpec) -> dict[str, Any] | None:
     """Apply the ``perturb`` setting to the fresh model; what changed, or None (originals.md §4.3)."""
     s = spec.settings
     if value(s, "perturb") == "none":
@@ -146,7 +150,7 @@ def _perturb(model: "torch.nn.Module", spec: "RunSpec") -> dict[str, Any] | None
     return one_ulp_change(model, generator(spec.seeds["perturb"], "cpu"), value(s, "perturb.param"))
 
 
-def streams(spec: "RunSpec", device: str) -> tuple["torch.Generator", "Augment | None"]:
+def streams(spec: RunSpec, device: str) -> tuple[torch.Generator, Augment | None]:
     """The run's data-order generator and its batch augmentation (drawing from the ``augment``
     stream), on the generators' device for ``device``."""
     from .batches import make_augment
@@ -163,14 +167,13 @@ def streams(spec: "RunSpec", device: str) -> tuple["torch.Generator", "Augment |
 class Member:
     """One model of a run with its own streams: what a single run and a stack member share."""
 
-    model: "torch.nn.Module"
+    model: torch.nn.Module
     perturbation: dict[str, Any] | None
-    order: "torch.Generator"
-    augment: "Augment | None"
+    order: torch.Generator
+    augment: Augment | None
 
 
-def build_member(spec: "RunSpec", input_shape: tuple[int, ...], num_classes: int,
-                 device: str = "cpu") -> Member:
+def build_member(spec: RunSpec, input_shape: tuple[int, ...], num_classes: int, device: str = "cpu") -> Member:
     """The run's model (:func:`build_model`) and streams (:func:`streams`)."""
     model, change = build_model(spec, input_shape, num_classes, device)
     order, augment = streams(spec, device)
@@ -185,8 +188,9 @@ def steps_per_epoch(settings: dict[str, Any], n_train: int) -> int:
     return -(-n_train // settings["batch_size"])
 
 
-def optimizer_and_schedule(model: "torch.nn.Module", settings: dict[str, Any], n_steps_per_epoch: int
-                           ) -> tuple["torch.optim.Optimizer", "Schedule"]:
+def optimizer_and_schedule(
+    model: torch.nn.Module, settings: dict[str, Any], n_steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, Schedule]:
     """The optimizer over ``model``'s parameters and the lr schedule, from the settings.
 
     Parameter groups follow ``optimizer.lr_mult_bias_bn`` (:func:`restudy.optim.param_groups`). The
@@ -198,8 +202,14 @@ def optimizer_and_schedule(model: "torch.nn.Module", settings: dict[str, Any], n
     from .train import lr_step
 
     s = settings
-    schedule = registry.create("schedule", s["schedule"], lr=s["optimizer.lr"], epochs=s["epochs"],
-                               steps_per_epoch=n_steps_per_epoch, **part_args(s, "schedule"))
+    schedule = registry.create(
+        "schedule",
+        s["schedule"],
+        lr=s["optimizer.lr"],
+        epochs=s["epochs"],
+        steps_per_epoch=n_steps_per_epoch,
+        **part_args(s, "schedule"),
+    )
     args = part_args(s, "optimizer")
     args.pop("lr_mult_bias_bn", None)
     args["lr"] = schedule(0, 0)
@@ -221,7 +231,7 @@ class TTASetup:
     pad_value: tuple[float, ...] = ()
 
 
-def tta_setup(settings: dict[str, Any], data: "Dataset") -> TTASetup:
+def tta_setup(settings: dict[str, Any], data: Dataset) -> TTASetup:
     """Validate the ``tta`` settings against the data before any training (fail fast).
 
     The pad value is the normalised raw 0 per channel, from ``data.normalization``
@@ -237,15 +247,19 @@ def tta_setup(settings: dict[str, Any], data: "Dataset") -> TTASetup:
     if not names:
         return TTASetup()
     if part_args(settings, "data").get("flatten"):
-        raise RestudyError("test-time augmentation needs unflattened inputs", where="tta",
-                           got={"data.flatten": True, "tta": list(names)})
+        raise RestudyError(
+            "test-time augmentation needs unflattened inputs",
+            where="tta",
+            got={"data.flatten": True, "tta": list(names)},
+        )
     pad = int(value(settings, "tta.pad"))
     for name in names:
         parse_strategy(name).offsets(pad)
     shape = tuple(data.input_shape)
     channels = shape[0] if len(shape) >= 2 else 1
-    return TTASetup(strategies=names, pad=pad,
-                    pad_value=tuple(pad_value_from_normalization(data.normalization, channels)))
+    return TTASetup(
+        strategies=names, pad=pad, pad_value=tuple(pad_value_from_normalization(data.normalization, channels))
+    )
 
 
 def snapshot_epochs(settings: dict[str, Any]) -> list[int]:
@@ -274,21 +288,21 @@ def run_metric_names(settings: dict[str, Any]) -> list[str]:
 class RunParts:
     """Everything a single run trains with, built from its spec by :func:`build_run`."""
 
-    model: "torch.nn.Module"
-    optimizer: "torch.optim.Optimizer"
-    schedule: "Schedule"
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
     steps_per_epoch: int
-    order: "torch.Generator"
-    augment: "Augment | None"
-    hooks: list["StepHook"]
-    memory_format: "torch.memory_format"
+    order: torch.Generator
+    augment: Augment | None
+    hooks: list[StepHook]
+    memory_format: torch.memory_format
     snapshot_epochs: list[int]
     tta: TTASetup
     perturbation: dict[str, Any] | None = None
     run_metrics: dict[str, Callable[..., dict[str, float]]] = field(default_factory=dict)
 
 
-def build_run(spec: "RunSpec", data: "Dataset", device: str = "cpu") -> RunParts:
+def build_run(spec: RunSpec, data: Dataset, device: str = "cpu") -> RunParts:
     """All parts of ``spec``'s run on ``data`` (its shapes, size and normalisation) on ``device``.
 
     Checks the TTA settings and the per-run metric names first (before any training), then builds
@@ -306,7 +320,17 @@ def build_run(spec: "RunSpec", data: "Dataset", device: str = "cpu") -> RunParts
     optimizer, schedule = optimizer_and_schedule(member.model, s, n_steps)
     hook = registry.create("method", s["method"], model=member.model, optimizer=optimizer, **part_args(s, "method"))
     torch.manual_seed(spec.seeds["dropout"])
-    return RunParts(model=member.model, optimizer=optimizer, schedule=schedule, steps_per_epoch=n_steps,
-                    order=member.order, augment=member.augment, hooks=[hook] if hook is not None else [],
-                    memory_format=memory_format(s), snapshot_epochs=snapshot_epochs(s), tta=tta,
-                    perturbation=member.perturbation, run_metrics=metrics)
+    return RunParts(
+        model=member.model,
+        optimizer=optimizer,
+        schedule=schedule,
+        steps_per_epoch=n_steps,
+        order=member.order,
+        augment=member.augment,
+        hooks=[hook] if hook is not None else [],
+        memory_format=memory_format(s),
+        snapshot_epochs=snapshot_epochs(s),
+        tta=tta,
+        perturbation=member.perturbation,
+        run_metrics=metrics,
+    )

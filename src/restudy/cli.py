@@ -9,15 +9,20 @@ import functools
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any
 
 import typer
 
 from .errors import RestudyError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  help="Reproduce the claims of deep-learning papers under controlled randomness.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Reproduce the claims of deep-learning papers under controlled randomness.",
+)
 
 INVOCATION = "invocation.json"
 
@@ -43,6 +48,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
             error_panel(str(e), title=type(e).__name__)
             raise typer.Exit(2) from None
+
     return wrapper
 
 
@@ -60,17 +66,28 @@ def list_cmd() -> None:
         table.add_column(col)
     for sid, path in builtin_studies().items():
         st = load_study(path)
-        table.add_row(sid, f"{st.paper.title} ({st.paper.venue} {st.paper.year or ''})".strip(),
-                      str(len(st.experiments)), str(len(st.claims)), ", ".join(st.scales) or "paper")
+        table.add_row(
+            sid,
+            f"{st.paper.title} ({st.paper.venue} {st.paper.year or ''})".strip(),
+            str(len(st.experiments)),
+            str(len(st.claims)),
+            ", ".join(st.scales) or "paper",
+        )
     console.print(table)
 
 
 @app.command()
 @_user_errors
-def show(study: str = typer.Argument(..., help="Built-in study id or path to a study YAML file."),
-         scale: str = typer.Option("small", help="Scale whose settings are shown: smoke, small or paper."),
-         settings: bool = typer.Option(False, "--settings", help="List every engine setting (type, default, "
-                                       "constraint, when it applies) with the study's parts registered.")) -> None:
+def show(
+    study: str = typer.Argument(..., help="Built-in study id or path to a study YAML file."),
+    scale: str = typer.Option("small", help="Scale whose settings are shown: smoke, small or paper."),
+    settings: bool = typer.Option(
+        False,
+        "--settings",
+        help="List every engine setting (type, default, "
+        "constraint, when it applies) with the study's parts registered.",
+    ),
+) -> None:
     """Show a study: paper, claims, experiments, settings with provenance, runs per scale."""
     from rich.table import Table
 
@@ -81,12 +98,13 @@ def show(study: str = typer.Argument(..., help="Built-in study id or path to a s
 
     st = load_study(study)
     if settings:
-        validate(st)   # imports the study's module: its parts are listed with the built-in ones
+        validate(st)  # imports the study's module: its parts are listed with the built-in ones
         console.print(_settings_table())
         return
     runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}
-    console.print(f"[bold]{st.title}[/]\n{', '.join(st.paper.authors)} — {st.paper.venue} {st.paper.year or ''}"
-                  f"\n{st.paper.url}")
+    console.print(
+        f"[bold]{st.title}[/]\n{', '.join(st.paper.authors)} — {st.paper.venue} {st.paper.year or ''}\n{st.paper.url}"
+    )
     claims = Table(title="Claims")
     for col in ("id", "kind", "statement"):
         claims.add_column(col, overflow="fold")
@@ -95,15 +113,17 @@ def show(study: str = typer.Argument(..., help="Built-in study id or path to a s
     console.print(claims)
     for exp in st.experiments:
         specs = [s for s in runs[scale] if s.experiment == exp.id and s.seed_index == 0]
-        t = Table(title=f"{exp.id} at {scale} scale — {len(specs)} variants; settings of "
-                        f"{specs[0].variant if specs else '-'}")
+        t = Table(
+            title=f"{exp.id} at {scale} scale — {len(specs)} variants; settings of {specs[0].variant if specs else '-'}"
+        )
         for col in ("setting", "value", "provenance", "source"):
             t.add_column(col, overflow="fold")
         for k, v in sorted(specs[0].settings.items()) if specs else ():
             prov = specs[0].provenance[k]
             style = "bold yellow" if prov["provenance"] == "assumed" else ""
-            t.add_row(k, json.dumps(v), f"[{style}]{prov['provenance']}[/]" if style else prov["provenance"],
-                      prov["source"])
+            t.add_row(
+                k, json.dumps(v), f"[{style}]{prov['provenance']}[/]" if style else prov["provenance"], prov["source"]
+            )
         console.print(t)
     for sc in SCALES:
         console.print(f"{sc}: {len(runs[sc])} runs" + (f" — {st.scales[sc].description}" if sc in st.scales else ""))
@@ -135,19 +155,26 @@ def _settings_table() -> Any:
 
 @app.command(context_settings={"allow_extra_args": False})
 @_user_errors
-def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy list`) or a study YAML file."),
-        overrides: Optional[List[str]] = typer.Argument(
-            None, help="Setting overrides: key=value for every experiment, or experiment:key=value."),
-        scale: str = typer.Option("small", help="smoke (seconds), small (minutes on a CPU) or paper (original protocol)."),
-        seeds: Optional[int] = typer.Option(None, min=1, help="Seeds per variant (default: the study's, per scale)."),
-        workers: Optional[int] = typer.Option(None, min=0, help="Worker processes (default: one per core; 0 runs in this process)."),
-        threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
-        out: Optional[Path] = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
-        fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
-        execution: str = typer.Option("auto", callback=_execution_mode,
-                                      help="auto, stacked (train the seeds of tiny models as one "
-                                      "stacked model) or pool (one run per worker process)."),
-        ) -> None:
+def run(
+    study: str = typer.Argument(..., help="Built-in study id (see `restudy list`) or a study YAML file."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="Setting overrides: key=value for every experiment, or experiment:key=value."
+    ),
+    scale: str = typer.Option("small", help="smoke (seconds), small (minutes on a CPU) or paper (original protocol)."),
+    seeds: int | None = typer.Option(None, min=1, help="Seeds per variant (default: the study's, per scale)."),
+    workers: int | None = typer.Option(
+        None, min=0, help="Worker processes (default: one per core; 0 runs in this process)."
+    ),
+    threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
+    out: Path | None = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
+    execution: str = typer.Option(
+        "auto",
+        callback=_execution_mode,
+        help="auto, stacked (train the seeds of tiny models as one "
+        "stacked model) or pool (one run per worker process).",
+    ),
+) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
     from .console import RunProgress, console, verdict_table
     from .plan import plan
@@ -163,23 +190,65 @@ def run(study: str = typer.Argument(..., help="Built-in study id (see `restudy l
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     command = "restudy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    write_json(out / INVOCATION, {"study": st.id, "study_file": str(path.resolve()), "scale": scale,
-                                  "seeds": seeds, "overrides": overrides or [], "command": command})
+    write_json(
+        out / INVOCATION,
+        {
+            "study": st.id,
+            "study_file": str(path.resolve()),
+            "scale": scale,
+            "seeds": seeds,
+            "overrides": overrides or [],
+            "command": command,
+        },
+    )
     console.print(f"[bold]{st.title}[/] — {scale} scale: {len(specs)} runs → {out}")
     with RunProgress() as progress:
-        outcome = run_study(st, scale, out, seeds=seeds, workers=workers, threads=threads, fresh=fresh,
-                            overrides=ov, progress=progress, study_path=str(path), execution=execution,
-                            specs=specs)
-    comparison, paths = _compare_and_report(st, scale, out, outcome.records, outcome.env, command=command,
-                                            specs=outcome.specs, env_mismatch=outcome.env_mismatch,
-                                            wall_s=outcome.wall_s, workers=workers)
+        outcome = run_study(
+            st,
+            scale,
+            out,
+            seeds=seeds,
+            workers=workers,
+            threads=threads,
+            fresh=fresh,
+            overrides=ov,
+            progress=progress,
+            study_path=str(path),
+            execution=execution,
+            specs=specs,
+        )
+    comparison, paths = _compare_and_report(
+        st,
+        scale,
+        out,
+        outcome.records,
+        outcome.env,
+        command=command,
+        specs=outcome.specs,
+        env_mismatch=outcome.env_mismatch,
+        wall_s=outcome.wall_s,
+        workers=workers,
+    )
     console.print(verdict_table(comparison))
-    console.print(f"ran {len(outcome.executed)} run(s), reused {len(outcome.reused)}; "
-                  f"{outcome.wall_s:.1f} s. Report: {paths.get('html', out / 'report.html')}")
+    console.print(
+        f"ran {len(outcome.executed)} run(s), reused {len(outcome.reused)}; "
+        f"{outcome.wall_s:.1f} s. Report: {paths.get('html', out / 'report.html')}"
+    )
 
 
-def _compare_and_report(st: Any, scale: str, out: Path, records: list[dict], env: dict, *, command: str,
-                        specs: list, env_mismatch: list[str], wall_s: float, workers: int | None):
+def _compare_and_report(
+    st: Any,
+    scale: str,
+    out: Path,
+    records: list[dict],
+    env: dict,
+    *,
+    command: str,
+    specs: list,
+    env_mismatch: list[str],
+    wall_s: float,
+    workers: int | None,
+):
     from .compare import compare, load_predictions
     from .executor import default_workers
     from .record import row
@@ -191,7 +260,8 @@ def _compare_and_report(st: Any, scale: str, out: Path, records: list[dict], env
     settings: dict[str, dict[str, dict]] = {}
     for s in specs:
         settings.setdefault(s.experiment, {})[s.variant_id] = {
-            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()}
+            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()
+        }
     plan_info = {
         "scale_description": sc.description if sc else "",
         "dataset": (sc.dataset if sc and sc.dataset else (specs[0].dataset_label if specs else "")),
@@ -246,10 +316,18 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     if not records:
         raise RestudyError("no finished runs in this directory yet", where=str(directory))
     env = capture(threads=1)
-    comparison, paths = _compare_and_report(st, inv["scale"], directory, records, env, command=inv.get("command", ""),
-                                            specs=specs, env_mismatch=[], wall_s=sum(
-                                                (r.get("timings", {}).get("wall_s") or 0) for r in records),
-                                            workers=None)
+    comparison, paths = _compare_and_report(
+        st,
+        inv["scale"],
+        directory,
+        records,
+        env,
+        command=inv.get("command", ""),
+        specs=specs,
+        env_mismatch=[],
+        wall_s=sum((r.get("timings", {}).get("wall_s") or 0) for r in records),
+        workers=None,
+    )
     console.print(verdict_table(comparison))
     console.print(f"{len(records)} of {len(specs)} runs. Report: {paths.get('html', directory / 'report.html')}")
 

@@ -13,8 +13,12 @@ from rich.table import Table
 console = Console()
 err_console = Console(stderr=True)
 
-VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inconclusive": "bold yellow",
-                 "not_evaluated": "dim"}
+VERDICT_STYLE = {
+    "reproduced": "bold green",
+    "not_reproduced": "bold red",
+    "inconclusive": "bold yellow",
+    "not_evaluated": "dim",
+}
 
 
 def error_panel(message: str, title: str = "error") -> None:
@@ -25,14 +29,21 @@ class RunProgress:
     """A progress callback for ``runner.run_study``: one bar per experiment plus a total with ETA."""
 
     def __init__(self) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=console, transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
         self.tasks: dict[str, Any] = {}
         self.total: Any = None
         self.counts = {"finished": 0, "diverged": 0, "failed": 0}
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         self.progress.start()
         return self
 
@@ -52,8 +63,7 @@ class RunProgress:
                 console.print(f"resuming: {info['done']} of {info['total']} runs already done, {todo} to run")
             for exp, (n, done) in per_exp.items():
                 self.tasks[exp] = self.progress.add_task(f"{exp} (variants × seeds)", total=n, completed=done)
-            self.total = self.progress.add_task("[bold]all runs", total=info["total"],
-                                                completed=info["done"])
+            self.total = self.progress.add_task("[bold]all runs", total=info["total"], completed=info["done"])
         elif event == "run":
             rec = info["record"]
             exp = rec["spec"]["experiment"]
@@ -63,8 +73,10 @@ class RunProgress:
             if rec["status"] != "finished":
                 style = "yellow" if rec["status"] == "diverged" else "red"
                 var = ",".join(f"{k}={v}" for k, v in rec["spec"]["variant"].items())
-                self.progress.console.print(f"[{style}]{rec['status']}[/]: " + escape(
-                    f"{exp} {var} seed {rec['spec']['seed_index']} — {rec.get('reason', '')[:160]}"))
+                self.progress.console.print(
+                    f"[{style}]{rec['status']}[/]: "
+                    + escape(f"{exp} {var} seed {rec['spec']['seed_index']} — {rec.get('reason', '')[:160]}")
+                )
         elif event == "waiting":
             self.progress.console.print(f"waiting for {len(info['keys'])} run(s) held by another restudy process")
 

@@ -17,8 +17,20 @@ from pathlib import Path
 from typing import Any
 
 # Keys whose change can change results bit-for-bit (fingerprinted).
-FINGERPRINT_KEYS = ("python", "torch", "numpy", "cpu", "device", "gpu", "cuda", "cudnn", "threads",
-                    "mkl", "restudy", "execution")
+FINGERPRINT_KEYS = (
+    "python",
+    "torch",
+    "numpy",
+    "cpu",
+    "device",
+    "gpu",
+    "cuda",
+    "cudnn",
+    "threads",
+    "mkl",
+    "restudy",
+    "execution",
+)
 
 
 def cpu_model() -> str:
@@ -31,8 +43,10 @@ def cpu_model() -> str:
             info.setdefault(key.strip(), value.strip())
         flags = info.get("flags", "").split()
         isa = "avx512" if "avx512f" in flags else ("avx2" if "avx2" in flags else "no avx2")
-        return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, "
-                f"model {info.get('model', '?')}, {isa})")
+        return (
+            f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, "
+            f"model {info.get('model', '?')}, {isa})"
+        )
     except OSError:
         return platform.processor() or platform.machine()
 
@@ -54,22 +68,34 @@ def git_state(path: str | os.PathLike[str] | None) -> dict[str, Any] | None:
     d = Path(path).resolve()
     d = d if d.is_dir() else d.parent
     try:
-        top = subprocess.run(["git", "-C", str(d), "rev-parse", "--show-toplevel"], capture_output=True,
-                             text=True, timeout=5)
+        top = subprocess.run(
+            ["git", "-C", str(d), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5
+        )
         if top.returncode != 0:
             return None
-        commit = subprocess.run(["git", "-C", str(d), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(d), "status", "--porcelain"], capture_output=True, text=True,
-                               timeout=5).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "-C", str(d), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(d), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            != ""
+        )
         return {"repo": top.stdout.strip(), "commit": commit or None, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def capture(*, threads: int | None = None, determinism: dict[str, Any] | None = None,
-            memory_format: str | None = None, study_path: str | None = None,
-            with_packages: bool = True, execution: str | None = None) -> dict[str, Any]:
+def capture(
+    *,
+    threads: int | None = None,
+    determinism: dict[str, Any] | None = None,
+    memory_format: str | None = None,
+    study_path: str | None = None,
+    with_packages: bool = True,
+    execution: str | None = None,
+) -> dict[str, Any]:
     """The environment as a JSON-safe dict."""
     import numpy
     import torch
@@ -92,7 +118,7 @@ def capture(*, threads: int | None = None, determinism: dict[str, Any] | None = 
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "determinism": determinism,
         "memory_format": memory_format,
-        "execution": execution,   # "single" or "stacked": results differ at rounding level between them
+        "execution": execution,  # "single" or "stacked": results differ at rounding level between them
         "hostname": platform.node(),
     }
     git = git_state(study_path)

@@ -5,9 +5,10 @@ Imports nothing from restudy.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-_NOTHING: Any = object()   # no offending value (``None`` may be one: ``got: None``)
+_NOTHING: Any = object()  # no offending value (``None`` may be one: ``got: None``)
 
 
 class RestudyError(Exception):
@@ -22,9 +23,15 @@ class RestudyError(Exception):
             programs; ``where`` is what a user reads.
     """
 
-    def __init__(self, message: str, *, where: str | None = None, got: Any = _NOTHING,
-                 allowed: Iterable[Any] | str | None = None,
-                 path: tuple[str | int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        got: Any = _NOTHING,
+        allowed: Iterable[Any] | str | None = None,
+        path: tuple[str | int, ...] | None = None,
+    ) -> None:
         self.message = message
         self.where = where
         self.path = path

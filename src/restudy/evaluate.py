@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,21 +11,25 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class SplitEval:
-    split: str          # "train" or "test"
-    acc: float          # top-1 accuracy, %
-    loss: float         # mean cross-entropy (nan when the network outputs non-finite values)
+    split: str  # "train" or "test"
+    acc: float  # top-1 accuracy, %
+    loss: float  # mean cross-entropy (nan when the network outputs non-finite values)
     n: int
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024,
-            memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+def predict(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 1024,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
     """Logits for every row of ``x`` (eval mode; the caller's mode is restored)."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, x.shape[0], batch_size):
-        xb = x[i:i + batch_size]
+        xb = x[i : i + batch_size]
         if xb.dim() == 4:
             xb = xb.contiguous(memory_format=memory_format)
         out.append(model(xb).float())
@@ -39,8 +43,14 @@ def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, split: str) -> Sp
     return SplitEval(split=split, acc=acc, loss=loss, n=int(y.shape[0]))
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, split: str, batch_size: int = 1024,
-             memory_format: torch.memory_format = torch.contiguous_format) -> tuple[SplitEval, torch.Tensor]:
+def evaluate(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    split: str,
+    batch_size: int = 1024,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> tuple[SplitEval, torch.Tensor]:
     logits = predict(model, x, batch_size, memory_format)
     return metrics_from_logits(logits, y, split), logits
 

@@ -13,21 +13,21 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
 from .seeding import prepare_process_env
 
-
 EXECUTION_MODES = ("auto", "stacked", "pool", "inline")
 # "auto" stacks only when every group of seeds is at least this large: smaller stacks gain little
 # over the process pool, which already runs one seed per core.
 MIN_AUTO_STACK = 4
 
-Task = list[tuple[RunSpec, Path]]   # one pool task: a single run, or the runs of one stack
+Task = list[tuple[RunSpec, Path]]  # one pool task: a single run, or the runs of one stack
 
 
 class Executor(Protocol):
@@ -50,8 +50,9 @@ def _init_worker(threads: int) -> None:
 
 def _failed(spec: RunSpec, reason: str) -> dict:
     at = now()
-    return RunRecord(key=spec.key, spec=spec.to_dict(), status="failed", reason=reason,
-                     started_at=at, finished_at=at).to_dict()
+    return RunRecord(
+        key=spec.key, spec=spec.to_dict(), status="failed", reason=reason, started_at=at, finished_at=at
+    ).to_dict()
 
 
 class InlineExecutor:
@@ -100,8 +101,12 @@ class LocalExecutor:
         ctx = mp.get_context("spawn")
         tasks = self.tasks(pending)
         left: list[tuple[RunSpec, Path]] = []
-        with cf.ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
-                                    initializer=_init_worker, initargs=(self.threads,)) as pool:
+        with cf.ProcessPoolExecutor(
+            max_workers=min(self.workers, len(tasks)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.threads,),
+        ) as pool:
             futures = {self._submit(pool, task): task for task in tasks}
             broken = False
             for fut in cf.as_completed(futures):
@@ -128,8 +133,7 @@ class LocalExecutor:
             return pool.submit(_execute_one, spec.to_dict(), str(d), self.threads)
         from .stacked import execute_stack
 
-        return pool.submit(execute_stack, [spec.to_dict() for spec, _ in task], [str(d) for _, d in task],
-                           self.threads)
+        return pool.submit(execute_stack, [spec.to_dict() for spec, _ in task], [str(d) for _, d in task], self.threads)
 
 
 class StackedExecutor(LocalExecutor):
@@ -141,12 +145,10 @@ class StackedExecutor(LocalExecutor):
     ``min_stack`` and runs that cannot be stacked are ordinary pool tasks, one run each.
     """
 
-    def __init__(self, max_stack: int = 32, workers: int | None = None, threads: int = 1,
-                 min_stack: int = 2) -> None:
+    def __init__(self, max_stack: int = 32, workers: int | None = None, threads: int = 1, min_stack: int = 2) -> None:
         super().__init__(workers, threads)
         if max_stack < 1 or min_stack < 1:
-            raise RestudyError("stack sizes must be at least 1", got={"max_stack": max_stack,
-                                                                     "min_stack": min_stack})
+            raise RestudyError("stack sizes must be at least 1", got={"max_stack": max_stack, "min_stack": min_stack})
         self.max_stack = max_stack
         self.min_stack = min_stack
 
@@ -197,8 +199,9 @@ def any_stackable(specs: Sequence[RunSpec], min_seeds: int = MIN_AUTO_STACK) -> 
     return any(stackable(specs[g[0]]) for g in groups if not structural_reason(specs[g[0]]))
 
 
-def choose_executor(specs: Sequence[RunSpec], mode: str = "auto", workers: int | None = None,
-                    threads: int = 1) -> Executor:
+def choose_executor(
+    specs: Sequence[RunSpec], mode: str = "auto", workers: int | None = None, threads: int = 1
+) -> Executor:
     """The executor for ``specs``.
 
     Args:

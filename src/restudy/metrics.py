@@ -42,36 +42,64 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from .errors import RestudyError
 
-__all__ = ["Pairwise", "PAIRWISE_METRICS", "REDUCTION_LABELS", "SD_METRICS", "SUMMARY_METRICS",
-           "bootstrap_draws", "bootstrap_sd", "linear_cka", "mean_pairwise_cka", "pairwise_stats",
-           "percentile_ci",
-           "reduction_percent", "resample_weights", "summarize", "summarize_with_ci", "variability",
-           "variability_value"]
+__all__ = [
+    "Pairwise",
+    "PAIRWISE_METRICS",
+    "REDUCTION_LABELS",
+    "SD_METRICS",
+    "SUMMARY_METRICS",
+    "bootstrap_draws",
+    "bootstrap_sd",
+    "linear_cka",
+    "mean_pairwise_cka",
+    "pairwise_stats",
+    "percentile_ci",
+    "reduction_percent",
+    "resample_weights",
+    "summarize",
+    "summarize_with_ci",
+    "variability",
+    "variability_value",
+]
 
 SD_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy")
-PAIRWISE_METRICS: tuple[str, ...] = ("disagreement", "correlation", "correlation_spearman",
-                                     "correlation_pearson", "ensemble_gain", "ensemble_gain_ce")
+PAIRWISE_METRICS: tuple[str, ...] = (
+    "disagreement",
+    "correlation",
+    "correlation_spearman",
+    "correlation_pearson",
+    "ensemble_gain",
+    "ensemble_gain_ce",
+)
 SUMMARY_METRICS: tuple[str, ...] = SD_METRICS + PAIRWISE_METRICS
-REDUCTION_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy", "disagreement",
-                                      "correlation", "ensemble_gain")
+REDUCTION_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain")
 REDUCTION_LABELS: dict[str, str] = {
-    "original": ("original paper's formula: mean over the five metrics of 100·(1 − V/V_baseline), "
-                 "V = 1 − correlation for the correlation (re-derived from seed 003 Table 6)"),
-    "recalculated": ("reproduction's recalculation: mean of 100·(1 − V/V_baseline) for SD acc., SD "
-                     "CE, disagreement, ensemble Δ and 100·(corr − corr_baseline)/corr_baseline "
-                     "(seed 003 Tables 6–7)"),
+    "original": (
+        "original paper's formula: mean over the five metrics of 100·(1 − V/V_baseline), "
+        "V = 1 − correlation for the correlation (re-derived from seed 003 Table 6)"
+    ),
+    "recalculated": (
+        "reproduction's recalculation: mean of 100·(1 − V/V_baseline) for SD acc., SD "
+        "CE, disagreement, ensemble Δ and 100·(corr − corr_baseline)/corr_baseline "
+        "(seed 003 Tables 6–7)"
+    ),
 }
 _PAIR_FIELDS: dict[str, str] = {
-    "disagreement": "disagreement", "correlation": "spearman", "correlation_spearman": "spearman",
-    "correlation_pearson": "pearson", "ensemble_gain": "ensemble_gain",
-    "ensemble_gain_ce": "ensemble_gain_ce"}
+    "disagreement": "disagreement",
+    "correlation": "spearman",
+    "correlation_spearman": "spearman",
+    "correlation_pearson": "pearson",
+    "ensemble_gain": "ensemble_gain",
+    "ensemble_gain_ce": "ensemble_gain_ce",
+}
 _CHUNK_ELEMENTS = 1 << 23  # elements of one block of pairwise ensemble sums (32 MiB in float32)
 
 
@@ -97,20 +125,20 @@ def _check_inputs(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     y = _as_numpy(labels)
     where = "metrics.variability"
     if z.ndim != 3:
-        raise RestudyError("logits must be shaped (models, examples, classes)", where=where,
-                           got=tuple(z.shape))
+        raise RestudyError("logits must be shaped (models, examples, classes)", where=where, got=tuple(z.shape))
     if z.shape[0] == 0:
         raise RestudyError("no models: variability needs at least one model", where=where)
     if y.ndim != 1 or y.shape[0] != z.shape[1]:
-        raise RestudyError("labels must be shaped (examples,) like the logits' second axis",
-                           where=where, got=(tuple(y.shape), tuple(z.shape)))
+        raise RestudyError(
+            "labels must be shaped (examples,) like the logits' second axis",
+            where=where,
+            got=(tuple(y.shape), tuple(z.shape)),
+        )
     if z.shape[1] == 0 or z.shape[2] < 2:
-        raise RestudyError("need at least one example and two classes", where=where,
-                           got=tuple(z.shape))
+        raise RestudyError("need at least one example and two classes", where=where, got=tuple(z.shape))
     y = y.astype(np.int64)
     if y.min() < 0 or y.max() >= z.shape[2]:
-        raise RestudyError("labels must lie in [0, classes)", where=where,
-                           got=(int(y.min()), int(y.max())))
+        raise RestudyError("labels must lie in [0, classes)", where=where, got=(int(y.min()), int(y.max())))
     return np.ascontiguousarray(z, dtype=np.float32), y
 
 
@@ -168,8 +196,7 @@ def _accuracy(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return 100.0 * np.mean(pred == labels, axis=-1)
 
 
-def _cross_entropy_parts(z: np.ndarray, labels: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cross_entropy_parts(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per model: row maxima [M, N], exp(½(z − max)) [M, N, C] (float64) and mean label logit [M].
 
     The softmax CE of the ensemble ½(z_i + z_j) factorises: with E_k = exp(½(z_k − m_k)),
@@ -190,8 +217,8 @@ def _pair_logsumexp(m: np.ndarray, e: np.ndarray) -> np.ndarray:
     total = np.zeros((n_models, n_models))
     step = max(1, _CHUNK_ELEMENTS // max(1, n_models * n_models))
     for s in range(0, n, step):
-        block = np.transpose(e[:, s:s + step, :], (1, 0, 2))          # [n_b, M, C]
-        dots = np.matmul(block, np.transpose(block, (0, 2, 1)))      # [n_b, M, M]
+        block = np.transpose(e[:, s : s + step, :], (1, 0, 2))  # [n_b, M, C]
+        dots = np.matmul(block, np.transpose(block, (0, 2, 1)))  # [n_b, M, M]
         total += np.log(dots).sum(axis=0)
     mean_m = m.mean(axis=1)
     return total / n + 0.5 * (mean_m[:, None] + mean_m[None, :])
@@ -204,8 +231,8 @@ def _ensemble_accuracy(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     rows = max(1, _CHUNK_ELEMENTS // (n * c))
     for i in range(n_models):
         for s in range(i, n_models, rows):
-            block = z[i][None] + z[s:s + rows]                        # [b, N, C]
-            acc[i, s:s + rows] = _accuracy(block.argmax(axis=2), labels)
+            block = z[i][None] + z[s : s + rows]  # [b, N, C]
+            acc[i, s : s + rows] = _accuracy(block.argmax(axis=2), labels)
     return np.triu(acc) + np.triu(acc, 1).T
 
 
@@ -247,7 +274,7 @@ def _disagreement(pred: np.ndarray) -> np.ndarray:
     n_models = pred.shape[0]
     dis = np.zeros((n_models, n_models))
     for i in range(n_models - 1):
-        dis[i, i + 1:] = 100.0 * np.mean(pred[i][None, :] != pred[i + 1:], axis=1)
+        dis[i, i + 1 :] = 100.0 * np.mean(pred[i][None, :] != pred[i + 1 :], axis=1)
     return dis + dis.T
 
 
@@ -282,9 +309,16 @@ def pairwise_stats(logits: Any, labels: Any) -> Pairwise:
     spearman, pearson, dis = _spearman(z), _pearson(z), _disagreement(pred)
     for mat, exact in ((gain, 0.0), (gain_ce, 0.0), (spearman, 1.0), (pearson, 1.0), (dis, 0.0)):
         mat[same] = exact
-    return Pairwise(accuracy=acc, cross_entropy=ce, disagreement=dis, spearman=spearman,
-                    pearson=pearson, ensemble_gain=gain, ensemble_gain_ce=gain_ce,
-                    n_examples=int(z.shape[1]))
+    return Pairwise(
+        accuracy=acc,
+        cross_entropy=ce,
+        disagreement=dis,
+        spearman=spearman,
+        pearson=pearson,
+        ensemble_gain=gain,
+        ensemble_gain_ce=gain_ce,
+        n_examples=int(z.shape[1]),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,8 +343,7 @@ def _pair_mean(mat: np.ndarray) -> float:
 
 def summarize(pw: Pairwise) -> dict[str, float]:
     """The point value of every metric of :data:`SUMMARY_METRICS` (NaN when M < 2)."""
-    out = {"sd_accuracy": _population_sd(pw.accuracy),
-           "sd_cross_entropy": _population_sd(pw.cross_entropy)}
+    out = {"sd_accuracy": _population_sd(pw.accuracy), "sd_cross_entropy": _population_sd(pw.cross_entropy)}
     for metric in PAIRWISE_METRICS:
         out[metric] = _pair_mean(pw.matrix(metric))
     return out
@@ -340,7 +373,7 @@ def _weighted_pair_mean(mat: np.ndarray, w: np.ndarray) -> np.ndarray:
     np.fill_diagonal(d0, 0.0)
     wf = w.astype(np.float64)
     num = ((wf @ d0) * wf).sum(axis=1)
-    den = wf.sum(axis=1) ** 2 - (wf ** 2).sum(axis=1)
+    den = wf.sum(axis=1) ** 2 - (wf**2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
@@ -355,8 +388,10 @@ def bootstrap_draws(pw: Pairwise, weights: np.ndarray) -> dict[str, np.ndarray]:
     Returns:
         metric → [B] values (NaN where a resample has no pair of distinct models).
     """
-    out = {"sd_accuracy": _weighted_sd(pw.accuracy, weights),
-           "sd_cross_entropy": _weighted_sd(pw.cross_entropy, weights)}
+    out = {
+        "sd_accuracy": _weighted_sd(pw.accuracy, weights),
+        "sd_cross_entropy": _weighted_sd(pw.cross_entropy, weights),
+    }
     for metric in PAIRWISE_METRICS:
         out[metric] = _weighted_pair_mean(pw.matrix(metric), weights)
     return out
@@ -382,8 +417,9 @@ def bootstrap_sd(draws: np.ndarray) -> float:
     return float(np.std(keep, ddof=1)) if keep.size >= 2 else math.nan
 
 
-def variability(logits: Any, labels: Any, *, bootstrap: int = 1000, seed: int = 1,
-                confidence: float = 0.95) -> dict[str, Any]:
+def variability(
+    logits: Any, labels: Any, *, bootstrap: int = 1000, seed: int = 1, confidence: float = 0.95
+) -> dict[str, Any]:
     """Run-to-run variability of a set of models (Summers & Dinneen 2021, originals.md §4.4).
 
     Args:
@@ -406,16 +442,21 @@ def variability(logits: Any, labels: Any, *, bootstrap: int = 1000, seed: int = 
     return summarize_with_ci(pw, bootstrap=bootstrap, seed=seed, confidence=confidence)
 
 
-def summarize_with_ci(pw: Pairwise, *, bootstrap: int = 1000, seed: int = 1,
-                      confidence: float = 0.95) -> dict[str, Any]:
+def summarize_with_ci(
+    pw: Pairwise, *, bootstrap: int = 1000, seed: int = 1, confidence: float = 0.95
+) -> dict[str, Any]:
     """:func:`variability` from already computed :class:`Pairwise` quantities."""
-    out: dict[str, Any] = {"n_models": pw.n_models, "n_examples": pw.n_examples,
-                           "mean_accuracy": float(np.mean(pw.accuracy)),
-                           "mean_cross_entropy": float(np.mean(pw.cross_entropy)),
-                           "accuracies": pw.accuracy.tolist(),
-                           "cross_entropies": pw.cross_entropy.tolist(),
-                           "bootstrap": int(bootstrap), "seed": int(seed),
-                           "confidence": float(confidence)}
+    out: dict[str, Any] = {
+        "n_models": pw.n_models,
+        "n_examples": pw.n_examples,
+        "mean_accuracy": float(np.mean(pw.accuracy)),
+        "mean_cross_entropy": float(np.mean(pw.cross_entropy)),
+        "accuracies": pw.accuracy.tolist(),
+        "cross_entropies": pw.cross_entropy.tolist(),
+        "bootstrap": int(bootstrap),
+        "seed": int(seed),
+        "confidence": float(confidence),
+    }
     values = summarize(pw)
     draws: dict[str, np.ndarray] = {}
     if bootstrap > 0 and pw.n_models >= 2:
@@ -440,8 +481,7 @@ def variability_value(metric: str, value: Any) -> Any:
     return 1.0 - value if metric.startswith("correlation") else value
 
 
-def _per_metric(method: Mapping[str, Any], baseline: Mapping[str, Any],
-                recalculated: bool) -> dict[str, Any]:
+def _per_metric(method: Mapping[str, Any], baseline: Mapping[str, Any], recalculated: bool) -> dict[str, Any]:
     out = {}
     for metric in REDUCTION_METRICS:
         m, b = np.asarray(method[metric], dtype=float), np.asarray(baseline[metric], dtype=float)
@@ -485,10 +525,16 @@ def reduction_percent(method: Mapping[str, Any], baseline: Mapping[str, Any]) ->
     Raises:
         KeyError: if a metric is missing.
     """
-    per = {"original": _per_metric(method, baseline, recalculated=False),
-           "recalculated": _per_metric(method, baseline, recalculated=True)}
-    return {"original": _mean_of(per["original"]), "recalculated": _mean_of(per["recalculated"]),
-            "per_metric": per, "labels": dict(REDUCTION_LABELS)}
+    per = {
+        "original": _per_metric(method, baseline, recalculated=False),
+        "recalculated": _per_metric(method, baseline, recalculated=True),
+    }
+    return {
+        "original": _mean_of(per["original"]),
+        "recalculated": _mean_of(per["recalculated"]),
+        "per_metric": per,
+        "labels": dict(REDUCTION_LABELS),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,8 +567,9 @@ def linear_cka(x: Any, y: Any) -> float:
     a = _as_numpy(x).astype(np.float64)
     b = _as_numpy(y).astype(np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise RestudyError("CKA needs two (n, d) matrices of the same n examples",
-                           where="metrics.linear_cka", got=(a.shape, b.shape))
+        raise RestudyError(
+            "CKA needs two (n, d) matrices of the same n examples", where="metrics.linear_cka", got=(a.shape, b.shape)
+        )
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     cross = np.linalg.norm(b.T @ a) ** 2
@@ -535,7 +582,8 @@ def mean_pairwise_cka(features: Any) -> float:
     variant and layer: see :func:`linear_cka`); NaN for fewer than two models."""
     f = _as_numpy(features)
     if f.ndim != 3:
-        raise RestudyError("features must be shaped (models, examples, dims)",
-                           where="metrics.mean_pairwise_cka", got=tuple(f.shape))
+        raise RestudyError(
+            "features must be shaped (models, examples, dims)", where="metrics.mean_pairwise_cka", got=tuple(f.shape)
+        )
     values = [linear_cka(f[i], f[j]) for i in range(f.shape[0]) for j in range(i + 1, f.shape[0])]
     return float(np.mean(values)) if values else math.nan

@@ -7,7 +7,7 @@ per-epoch and per-step schedules share one mechanism.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -28,13 +28,20 @@ def param_groups(model: torch.nn.Module, lr_mult_bias_bn: float = 1.0) -> list[d
     special = [p for n, p in params if "bias" in n or ("bn" in n and "weight" in n)]
     ids = {id(p) for p in special}
     rest = [p for _, p in params if id(p) not in ids]
-    return [g for g in ({"params": special, "lr_mult": lr_mult_bias_bn}, {"params": rest, "lr_mult": 1.0})
-            if g["params"]]
+    return [
+        g for g in ({"params": special, "lr_mult": lr_mult_bias_bn}, {"params": rest, "lr_mult": 1.0}) if g["params"]
+    ]
 
 
 @register("optimizer", "sgd")
-def sgd(params: Iterable[torch.nn.Parameter], lr: float, momentum: float = 0.0, nesterov: bool = False,
-        weight_decay: float = 0.0, **_ignored: object) -> torch.optim.Optimizer:
+def sgd(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    **_ignored: object,
+) -> torch.optim.Optimizer:
     """SGD with coupled L2 weight decay (PyTorch semantics)."""
     if nesterov and momentum <= 0:
         raise RestudyError("nesterov needs momentum > 0", where="optimizer.nesterov", got=momentum)
@@ -42,8 +49,14 @@ def sgd(params: Iterable[torch.nn.Parameter], lr: float, momentum: float = 0.0, 
 
 
 @register("optimizer", "adam")
-def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: list[float] = (0.9, 0.999),
-         eps: float = 1e-8, weight_decay: float = 0.0, **_ignored: object) -> torch.optim.Optimizer:
+def adam(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    betas: list[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    **_ignored: object,
+) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
@@ -61,7 +74,7 @@ def linear(lr: float, epochs: int, **_: object) -> Schedule:
 @register("schedule", "exponential")
 def exponential(lr: float, gamma: float = 1.0, **_: object) -> Schedule:
     """Per-epoch exponential decay: lr_e = lr·gamma^e."""
-    return lambda step, epoch: lr * gamma ** epoch
+    return lambda step, epoch: lr * gamma**epoch
 
 
 def _warmup_cosine(lr: float, step: int, length: int, warmup: float) -> float:
@@ -82,8 +95,7 @@ def _warmup_cosine(lr: float, step: int, length: int, warmup: float) -> float:
 
 
 @register("schedule", "cosine")
-def cosine(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0,
-           **_: object) -> Schedule:
+def cosine(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, **_: object) -> Schedule:
     """Per-step cosine decay to 0, after an optional linear warmup from 0 (originals.md §4.2).
 
     With ``e = step / steps_per_epoch`` (a fractional epoch, as the original's per-step LambdaLR):
@@ -117,16 +129,20 @@ def snapshot_epochs(epochs: int, cycles: int) -> list[int]:
         RestudyError: ``cycles`` is not a positive divisor of ``epochs``.
     """
     if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1 or epochs % cycles:
-        raise RestudyError("the snapshot schedule needs a number of cycles that divides the epochs",
-                           where="schedule.cycles", got=cycles,
-                           allowed=f"a divisor of epochs = {epochs}")
+        raise RestudyError(
+            "the snapshot schedule needs a number of cycles that divides the epochs",
+            where="schedule.cycles",
+            got=cycles,
+            allowed=f"a divisor of epochs = {epochs}",
+        )
     length = epochs // cycles
     return [length * (c + 1) for c in range(cycles)]
 
 
 @register("schedule", "snapshot")
-def snapshot(lr: float, epochs: int, steps_per_epoch: int, cycles: int = 5,
-             warmup_epochs: float = 0.0, **_: object) -> Schedule:
+def snapshot(
+    lr: float, epochs: int, steps_per_epoch: int, cycles: int = 5, warmup_epochs: float = 0.0, **_: object
+) -> Schedule:
     """Cyclic warmup-then-cosine schedule for snapshot ensembles (originals.md §4.5, ``snapshot5``).
 
     The run is split into ``cycles`` equal cycles of ``L = epochs / cycles`` epochs. Each cycle
@@ -148,9 +164,12 @@ def snapshot(lr: float, epochs: int, steps_per_epoch: int, cycles: int = 5,
     """
     length = snapshot_epochs(epochs, cycles)[0]
     if warmup_epochs >= length:
-        raise RestudyError("the warmup must be shorter than one snapshot cycle",
-                           where="schedule.warmup_epochs", got=warmup_epochs,
-                           allowed=f"< {length} epochs (epochs / cycles)")
+        raise RestudyError(
+            "the warmup must be shorter than one snapshot cycle",
+            where="schedule.warmup_epochs",
+            got=warmup_epochs,
+            allowed=f"< {length} epochs (epochs / cycles)",
+        )
 
     cycle_steps, warm = length * steps_per_epoch, warmup_epochs * steps_per_epoch
 

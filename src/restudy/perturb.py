@@ -42,17 +42,23 @@ def select_parameter(model: torch.nn.Module, param: str = "first") -> tuple[str,
     if param == "first":
         name = next((n for n in named if n.endswith("weight")), None)
         if name is None:
-            raise RestudyError("the model has no parameter whose name ends with 'weight'",
-                               where="perturb.param", got=param, allowed=list(named))
+            raise RestudyError(
+                "the model has no parameter whose name ends with 'weight'",
+                where="perturb.param",
+                got=param,
+                allowed=list(named),
+            )
     elif param in named:
         name = param
     else:
-        raise RestudyError("unknown parameter", where="perturb.param", got=param,
-                           allowed=["first", *named])
+        raise RestudyError("unknown parameter", where="perturb.param", got=param, allowed=["first", *named])
     p = named[name]
     if p.numel() == 0 or not p.is_floating_point():
-        raise RestudyError("the parameter must be a non-empty floating-point tensor",
-                           where="perturb.param", got=(name, str(p.dtype), tuple(p.shape)))
+        raise RestudyError(
+            "the parameter must be a non-empty floating-point tensor",
+            where="perturb.param",
+            got=(name, str(p.dtype), tuple(p.shape)),
+        )
     return name, p
 
 
@@ -64,8 +70,7 @@ def bits(value: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def one_ulp_change(model: torch.nn.Module, generator: torch.Generator,
-                   param: str = "first") -> dict[str, Any]:
+def one_ulp_change(model: torch.nn.Module, generator: torch.Generator, param: str = "first") -> dict[str, Any]:
     """Move one scalar of one weight tensor by one ULP, in place (originals.md §4.3).
 
     Draws, from ``generator`` only: the flat index (``torch.randint`` over the tensor's elements,
@@ -92,6 +97,15 @@ def one_ulp_change(model: torch.nn.Module, generator: torch.Generator,
     target = torch.tensor(float("inf") if up else float("-inf"), dtype=p.dtype, device=p.device)
     new = torch.nextafter(old, target)
     p[tuple(index_nd)] = new
-    return {"param": name, "index": flat_index, "index_nd": index_nd, "shape": list(p.shape),
-            "direction": "up" if up else "down", "old": float(old.item()), "new": float(new.item()),
-            "old_bits": bits(old), "new_bits": bits(new), "dtype": str(p.dtype).replace("torch.", "")}
+    return {
+        "param": name,
+        "index": flat_index,
+        "index_nd": index_nd,
+        "shape": list(p.shape),
+        "direction": "up" if up else "down",
+        "old": float(old.item()),
+        "new": float(new.item()),
+        "old_bits": bits(old),
+        "new_bits": bits(new),
+        "dtype": str(p.dtype).replace("torch.", ""),
+    }

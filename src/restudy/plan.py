@@ -17,8 +17,9 @@ import hashlib
 import itertools
 import json
 import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from . import __version__, registry
 from .artifacts import variant_id
@@ -49,7 +50,7 @@ class RunSpec:
     study_module: str | None = None
     dataset_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    study_dir: str | None = None   # the folder ``study_module`` is imported from (not part of the key)
+    study_dir: str | None = None  # the folder ``study_module`` is imported from (not part of the key)
 
     @property
     def variant_id(self) -> str:
@@ -66,13 +67,13 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         d = dict(d)
         d["vary"] = tuple(d.get("vary", ()))
         return cls(**d)
 
 
-Override = tuple[str | None, str, Any]   # (experiment or None for all, setting, value)
+Override = tuple[str | None, str, Any]  # (experiment or None for all, setting, value)
 Path_ = tuple[str | int, ...]
 
 
@@ -86,15 +87,20 @@ def _as_hyper(value: Any, base: Hyper | None, source: str) -> Hyper:
         return value
     if base is not None and source.startswith("variant"):
         # Variant levels are the experiment's design: the value keeps its base provenance.
-        return Hyper(value=value, provenance=base.provenance,
-                     source=f"{source}" + (f"; base: {base.source}" if base.source else ""))
+        return Hyper(
+            value=value,
+            provenance=base.provenance,
+            source=f"{source}" + (f"; base: {base.source}" if base.source else ""),
+        )
     return Hyper(value=value, provenance="assumed", source=source)
 
 
 # --- validation: every setting the study file sets, once, with file:line ---------------------------
 
+
 def _occurrences(study: Study) -> Iterator[tuple[Path_, str, Any]]:
     """Every (field path, setting name, value) the study sets, in file order."""
+
     def mapping(path: Path_, values: Mapping[str, Any]) -> Iterator[tuple[Path_, str, Any]]:
         for name, v in values.items():
             yield (*path, name), name, _plain(v)
@@ -128,9 +134,8 @@ def _refuse(study: Study | None, path: Path_ | None, name: str, value: Any, wher
         return
     message, allowed = problem
     if path is not None and path[-1] != name:
-        message = f"{name}: {message}"   # e.g. a swept value, at axes.NAME.values[k]
-    raise StudyError(message, where=where or source_where(study, path or ()), got=value, allowed=allowed,
-                     path=path)
+        message = f"{name}: {message}"  # e.g. a swept value, at axes.NAME.values[k]
+    raise StudyError(message, where=where or source_where(study, path or ()), got=value, allowed=allowed, path=path)
 
 
 _VALIDATED: weakref.WeakValueDictionary[int, Study] = weakref.WeakValueDictionary()
@@ -146,8 +151,9 @@ def validate(study: Study) -> None:
         try:
             registry.import_study_module(study.module, study_dir(study))
         except RestudyError as e:
-            raise StudyError(e.message, where=source_where(study, ("module",)), got=study.module,
-                             path=("module",)) from None
+            raise StudyError(
+                e.message, where=source_where(study, ("module",)), got=study.module, path=("module",)
+            ) from None
     for path, name, value in _occurrences(study):
         _refuse(study, path, name, value)
     _VALIDATED[id(study)] = study
@@ -162,8 +168,9 @@ def _check_overrides(study: Study, overrides: list[Override]) -> None:
     known = [e.id for e in study.experiments]
     for oexp, key, value in overrides:
         if oexp is not None and oexp not in known:
-            raise StudyError("override names an unknown experiment", where=_override_text(oexp, key, value),
-                             got=oexp, allowed=known)
+            raise StudyError(
+                "override names an unknown experiment", where=_override_text(oexp, key, value), got=oexp, allowed=known
+            )
         _refuse(None, None, key, value, where=_override_text(oexp, key, value))
 
 
@@ -188,8 +195,9 @@ def _apply_rules(settings: dict[str, Hyper], rules: list[Rule], variant: dict[st
             _apply(settings, rule.set, f"{where}.rules[{i}]")
 
 
-def resolve_settings(study: Study, experiment_id: str, variant: dict[str, str], scale: str,
-                     overrides: list[Override] = ()) -> dict[str, Hyper]:
+def resolve_settings(
+    study: Study, experiment_id: str, variant: dict[str, str], scale: str, overrides: list[Override] = ()
+) -> dict[str, Hyper]:
     """All settings of one variant at one scale, each with its provenance."""
     validate(study)
     index = [e.id for e in study.experiments].index(experiment_id)
@@ -208,16 +216,21 @@ def resolve_settings(study: Study, experiment_id: str, variant: dict[str, str], 
         if se is not None:
             _apply(settings, se.settings, f"scale {scale} ({exp.id})")
             _apply_rules(settings, se.rules, variant, f"scales.{scale}.experiments.{exp.id}")
-    cli = {key: Hyper(value=value, provenance="assumed", source="command-line override")
-           for oexp, key, value in overrides if oexp is None or oexp == exp.id}
+    cli = {
+        key: Hyper(value=value, provenance="assumed", source="command-line override")
+        for oexp, key, value in overrides
+        if oexp is None or oexp == exp.id
+    }
     _apply(settings, cli, "command line")
     for decl in DECLARATIONS:
         if decl.name not in settings:
             if decl.required:
-                raise StudyError(f"required setting '{decl.name}' is not set (set it in defaults, the "
-                                 f"experiment's settings or a scale's settings)",
-                                 where=source_where(study, ("experiments", index, "settings")),
-                                 path=("experiments", index, "settings", decl.name))
+                raise StudyError(
+                    f"required setting '{decl.name}' is not set (set it in defaults, the "
+                    f"experiment's settings or a scale's settings)",
+                    where=source_where(study, ("experiments", index, "settings")),
+                    path=("experiments", index, "settings", decl.name),
+                )
             settings[decl.name] = Hyper(value=decl.default, provenance="assumed", source="restudy default")
     values = {k: h.value for k, h in settings.items()}
     return {k: h for k, h in settings.items() if relevant(k, values)}
@@ -228,7 +241,9 @@ def variants(study: Study, experiment_id: str, scale: str) -> list[dict[str, str
     exp = study.experiment(experiment_id)
     sc = study.scales.get(scale)
     restrict: dict[str, list[str]] = {}
-    for source in ([sc.axes] if sc else []) + ([sc.experiments[exp.id].axes] if sc and exp.id in sc.experiments else []):
+    for source in ([sc.axes] if sc else []) + (
+        [sc.experiments[exp.id].axes] if sc and exp.id in sc.experiments else []
+    ):
         for axis, levels in source.items():
             if axis not in exp.axes:
                 continue  # a scale may restrict axes that only some experiments have
@@ -236,10 +251,18 @@ def variants(study: Study, experiment_id: str, scale: str) -> list[dict[str, str
             want = [_level_str(v) for v in levels]
             bad = [w for w in want if w not in known]
             if bad:
-                path = ("scales", scale, "axes", axis) if source is sc.axes else \
-                    ("scales", scale, "experiments", exp.id, "axes", axis)
-                raise StudyError(f"scale restricts axis '{axis}' to unknown levels",
-                                 where=source_where(study, path), got=bad, allowed=known, path=path)
+                path = (
+                    ("scales", scale, "axes", axis)
+                    if source is sc.axes
+                    else ("scales", scale, "experiments", exp.id, "axes", axis)
+                )
+                raise StudyError(
+                    f"scale restricts axis '{axis}' to unknown levels",
+                    where=source_where(study, path),
+                    got=bad,
+                    allowed=known,
+                    path=path,
+                )
             restrict[axis] = want
     names = list(exp.axes)
     levels = [restrict.get(a, exp.axes[a].level_names()) for a in names]
@@ -264,8 +287,14 @@ def run_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()[:20]
 
 
-def plan(study: Study, scale: str, *, seeds: int | None = None, overrides: list[Override] = (),
-         experiments: list[str] | None = None) -> list[RunSpec]:
+def plan(
+    study: Study,
+    scale: str,
+    *,
+    seeds: int | None = None,
+    overrides: list[Override] = (),
+    experiments: list[str] | None = None,
+) -> list[RunSpec]:
     """All runs of ``study`` at ``scale``, in a stable order (experiment, variant, seed index)."""
     if scale not in SCALES:
         raise StudyError("unknown scale", where="--scale", got=scale, allowed=SCALES)
@@ -290,14 +319,34 @@ def plan(study: Study, scale: str, *, seeds: int | None = None, overrides: list[
             for i in range(n):
                 scope = (exp.id, variant_id(var)) if rnd.streams == "independent" else ()
                 seeds_i = run_seeds(study.seed, i, rnd.vary, scope)
-                payload = {"version": __version__, "study": study.id, "experiment": exp.id,
-                           "variant": var, "seed_index": i, "settings": values, "seeds": seeds_i,
-                           "kernels": rnd.kernels, "module": study.module}
-                specs.append(RunSpec(
-                    key=run_key(payload), study=study.id, scale=scale, experiment=exp.id, variant=var,
-                    seed_index=i, settings=values, provenance=prov, seeds=seeds_i, kernels=rnd.kernels,
-                    vary=tuple(rnd.vary), streams=rnd.streams, study_module=study.module,
-                    dataset_label=(sc.dataset if sc and sc.dataset else str(values.get("data"))),
-                    study_dir=folder,
-                ))
+                payload = {
+                    "version": __version__,
+                    "study": study.id,
+                    "experiment": exp.id,
+                    "variant": var,
+                    "seed_index": i,
+                    "settings": values,
+                    "seeds": seeds_i,
+                    "kernels": rnd.kernels,
+                    "module": study.module,
+                }
+                specs.append(
+                    RunSpec(
+                        key=run_key(payload),
+                        study=study.id,
+                        scale=scale,
+                        experiment=exp.id,
+                        variant=var,
+                        seed_index=i,
+                        settings=values,
+                        provenance=prov,
+                        seeds=seeds_i,
+                        kernels=rnd.kernels,
+                        vary=tuple(rnd.vary),
+                        streams=rnd.streams,
+                        study_module=study.module,
+                        dataset_label=(sc.dataset if sc and sc.dataset else str(values.get("data"))),
+                        study_dir=folder,
+                    )
+                )
     return specs

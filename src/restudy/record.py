@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,20 +20,20 @@ from .artifacts import variant_id
 from .errors import StoreError
 
 STATUSES = ("finished", "diverged", "failed")
-DONE_STATUSES = ("finished", "diverged")   # never redone on resume; "failed" is retried
+DONE_STATUSES = ("finished", "diverged")  # never redone on resume; "failed" is retried
 
 
 def now() -> str:
     """The current UTC time, ISO 8601 to the second: a record's ``started_at`` and ``finished_at``."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
 class RunRecord:
     key: str
-    spec: dict[str, Any]                       # RunSpec.to_dict()
-    status: str                                # one of STATUSES
-    reason: str = ""                           # why diverged / failed
+    spec: dict[str, Any]  # RunSpec.to_dict()
+    status: str  # one of STATUSES
+    reason: str = ""  # why diverged / failed
     metrics: dict[str, float | None] = field(default_factory=dict)
     curves: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -73,9 +73,9 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 
 # --- the schema of run.json -----------------------------------------------------------------------
 
-SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"   # a run key or an artifact: one plain file name
+SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a run key or an artifact: one plain file name
 COUNT_METRICS = ("epochs_done", "n_test", "n_train")
-ACCURACY_PREFIXES = ("test_acc", "train_acc")       # test_acc, test_acc_tta_<s>, test_acc_ensemble...: percent
+ACCURACY_PREFIXES = ("test_acc", "train_acc")  # test_acc, test_acc_tta_<s>, test_acc_ensemble...: percent
 LOSS_PREFIXES = ("test_loss", "train_loss")
 
 
@@ -142,8 +142,12 @@ def validate(d: Any, folder_key: str | None = None, *, where: str | None = None)
         StoreError: naming the field, the value found and what is allowed.
     """
     if not isinstance(d, dict):
-        raise StoreError("a run record must be a JSON object", where=where, got=_short(type(d).__name__),
-                         allowed="an object with key, spec, status, metrics, ...")
+        raise StoreError(
+            "a run record must be a JSON object",
+            where=where,
+            got=_short(type(d).__name__),
+            allowed="an object with key, spec, status, metrics, ...",
+        )
     try:
         model = _Record.model_validate(d)
     except ValidationError as e:
@@ -155,18 +159,28 @@ def validate(d: Any, folder_key: str | None = None, *, where: str | None = None)
         _check_metric(name, value, where)
     for name, value in model.timings.items():
         if not (math.isfinite(value) and value >= 0):
-            raise StoreError(f"field timings.{name}: not a finite duration", where=where, got=value,
-                             allowed="a number of seconds >= 0")
+            raise StoreError(
+                f"field timings.{name}: not a finite duration",
+                where=where,
+                got=value,
+                allowed="a number of seconds >= 0",
+            )
     for name in model.artifacts:
         if not re.match(SAFE_NAME, name):
-            raise StoreError(f"field artifacts: {_short(name)!r} is not a file name of the "
-                             "run folder", where=where, allowed="letters, digits, '_', '-', '.'")
+            raise StoreError(
+                f"field artifacts: {_short(name)!r} is not a file name of the run folder",
+                where=where,
+                allowed="letters, digits, '_', '-', '.'",
+            )
     if model.spec.key is not None and model.spec.key != model.key:
-        raise StoreError(f"field spec.key differs from the record's key {model.key!r}", where=where,
-                         got=model.spec.key)
+        raise StoreError(f"field spec.key differs from the record's key {model.key!r}", where=where, got=model.spec.key)
     if folder_key is not None and model.key != folder_key:
-        raise StoreError("the record's key is not its folder's (a run.json copied from "
-                         "another run?)", where=where, got=model.key, allowed=folder_key)
+        raise StoreError(
+            "the record's key is not its folder's (a run.json copied from another run?)",
+            where=where,
+            got=model.key,
+            allowed=folder_key,
+        )
     return RunRecord.from_dict(d)
 
 
@@ -186,8 +200,9 @@ def _check_metric(name: str, value: Any, where: str | None) -> None:
         elif name.startswith(LOSS_PREFIXES):
             ok, allowed = ok and value >= 0, "a number >= 0 or null"
     if not ok:
-        raise StoreError(f"field metrics.{name}: out of range or not a number", where=where,
-                         got=_short(value), allowed=allowed)
+        raise StoreError(
+            f"field metrics.{name}: out of range or not a number", where=where, got=_short(value), allowed=allowed
+        )
 
 
 def _short(value: Any, n: int = 120) -> Any:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import RestudyError
 
@@ -29,8 +30,13 @@ _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KIND
 # lookup, so that e.g. reading a study file (claim kinds) never imports torch (models).
 _TRAINING_MODULES = ("restudy.data", "restudy.models", "restudy.methods", "restudy.optim")
 BUILTIN_MODULES: dict[str, tuple[str, ...]] = {kind: _TRAINING_MODULES for kind in KINDS}
-BUILTIN_MODULES["claim"] = ("restudy.claims.numeric", "restudy.claims.a_beats_b", "restudy.claims.trend",
-                            "restudy.claims.threshold", "restudy.claims.variability")
+BUILTIN_MODULES["claim"] = (
+    "restudy.claims.numeric",
+    "restudy.claims.a_beats_b",
+    "restudy.claims.trend",
+    "restudy.claims.threshold",
+    "restudy.claims.variability",
+)
 BUILTIN_MODULES["view"] = ("restudy.compare.views",)
 BUILTIN_MODULES["augment"] = ("restudy.batches",)
 _loaded: set[str] = set()
@@ -43,11 +49,15 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         existing = _REGISTRY[kind].get(name)
-        if existing is not None and existing is not fn and (
+        if (
+            existing is not None
+            and existing is not fn
+            and (
                 getattr(existing, "__qualname__", None) != getattr(fn, "__qualname__", None)
-                or getattr(existing, "__module__", None) != getattr(fn, "__module__", None)):
-            raise RestudyError(f"{kind} '{name}' is registered twice",
-                               got=f"{fn.__module__}.{fn.__qualname__}")
+                or getattr(existing, "__module__", None) != getattr(fn, "__module__", None)
+            )
+        ):
+            raise RestudyError(f"{kind} '{name}' is registered twice", got=f"{fn.__module__}.{fn.__qualname__}")
         _REGISTRY[kind][name] = fn
         return fn
 

@@ -8,9 +8,10 @@ render it and tests can observe it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .env import capture, fingerprint
 from .executor import Executor, choose_executor
@@ -42,12 +43,24 @@ def worker_fingerprint(threads: int, execution: str | None = "single") -> str:
     return fingerprint(env)
 
 
-def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = None,
-              workers: int | None = None, threads: int = 1, fresh: bool = False,
-              overrides: list[tuple[str | None, str, Any]] = (), executor: Executor | None = None,
-              progress: Progress | None = None, study_path: str | None = None,
-              wait_for_others_s: float = 3600.0, check_data: bool = True,
-              execution: str = "auto", specs: list[RunSpec] | None = None) -> RunOutcome:
+def run_study(
+    study: Study,
+    scale: str,
+    out: str | Path,
+    *,
+    seeds: int | None = None,
+    workers: int | None = None,
+    threads: int = 1,
+    fresh: bool = False,
+    overrides: list[tuple[str | None, str, Any]] = (),
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    study_path: str | None = None,
+    wait_for_others_s: float = 3600.0,
+    check_data: bool = True,
+    execution: str = "auto",
+    specs: list[RunSpec] | None = None,
+) -> RunOutcome:
     """Run every planned run of ``study`` at ``scale`` that has not ended yet; return all records.
 
     ``specs``: the plan, when the caller made it already (``plan(study, scale, seeds=...,
@@ -78,8 +91,16 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
                     continue
                 mine.append(s)
                 todo.append(s)
-        notify("start", {"total": len(specs), "done": len(specs) - len(todo), "todo": len(todo),
-                         "specs": specs, "todo_keys": {s.key for s in mine}})
+        notify(
+            "start",
+            {
+                "total": len(specs),
+                "done": len(specs) - len(todo),
+                "todo": len(todo),
+                "specs": specs,
+                "todo_keys": {s.key for s in mine},
+            },
+        )
         executed = []
         try:
             for rec in executor.run(mine, [store.run_dir(s.key) for s in mine]):
@@ -98,10 +119,22 @@ def run_study(study: Study, scale: str, out: str | Path, *, seeds: int | None = 
     reused = [r["key"] for r in ordered if r["key"] not in executed]
     # A reused run is flagged when the environment changed since it ran (versions, CPU, threads...);
     # its execution mode is part of its own fingerprint, so runs are compared like for like.
-    mismatch = [r["key"] for r in ordered if r["key"] in reused and r.get("env", {}).get("fingerprint")
-                not in (None, current_fp.get(r.get("env", {}).get("execution") or "single"))]
-    return RunOutcome(specs=specs, records=ordered, executed=executed, reused=reused,
-                      env_mismatch=mismatch, wall_s=time.perf_counter() - t0, env=env)
+    mismatch = [
+        r["key"]
+        for r in ordered
+        if r["key"] in reused
+        and r.get("env", {}).get("fingerprint")
+        not in (None, current_fp.get(r.get("env", {}).get("execution") or "single"))
+    ]
+    return RunOutcome(
+        specs=specs,
+        records=ordered,
+        executed=executed,
+        reused=reused,
+        env_mismatch=mismatch,
+        wall_s=time.perf_counter() - t0,
+        env=env,
+    )
 
 
 def preflight_data(specs: list[RunSpec]) -> None:
@@ -110,8 +143,7 @@ def preflight_data(specs: list[RunSpec]) -> None:
     imported first: it may register the data set."""
     from .data import load_dataset
 
-    for module, folder in sorted({(s.study_module, s.study_dir) for s in specs if s.study_module},
-                                 key=str):
+    for module, folder in sorted({(s.study_module, s.study_dir) for s in specs if s.study_module}, key=str):
         import_study_module(module, folder)
     seen = set()
     for s in specs:
@@ -122,15 +154,17 @@ def preflight_data(specs: list[RunSpec]) -> None:
             load_dataset(s.engine.data, **args)
 
 
-def _wait_for_others(store: Store, specs: list[RunSpec], have: set[str], limit_s: float,
-                     notify: Progress) -> None:
+def _wait_for_others(store: Store, specs: list[RunSpec], have: set[str], limit_s: float, notify: Progress) -> None:
     """Runs claimed by another live driver on the same directory: wait until they end."""
     deadline = time.monotonic() + limit_s
     while True:
         statuses = store.statuses()
         store.reindex()
-        waiting = [s.key for s in specs if s.key not in have and statuses.get(s.key) not in DONE_STATUSES
-                   and store.claimed_elsewhere(s.key)]
+        waiting = [
+            s.key
+            for s in specs
+            if s.key not in have and statuses.get(s.key) not in DONE_STATUSES and store.claimed_elsewhere(s.key)
+        ]
         if not waiting or time.monotonic() > deadline:
             return
         notify("waiting", {"keys": waiting})

@@ -43,8 +43,9 @@ def _finite(obj: Any) -> Any:
 
 
 def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(_finite(obj), indent=indent, default=_json_default, sort_keys=False,
-                      allow_nan=False, ensure_ascii=False)
+    return json.dumps(
+        _finite(obj), indent=indent, default=_json_default, sort_keys=False, allow_nan=False, ensure_ascii=False
+    )
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -88,8 +89,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise RestudyError(f"not valid JSON: {e}", where=str(path)) from e
 
 
-def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any],
-                 metadata: dict[str, str] | None = None) -> str:
+def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> str:
     """Atomically save torch tensors as safetensors; returns the file's sha256."""
     from safetensors.torch import save
 
@@ -147,8 +147,12 @@ def verify_file(path: str | os.PathLike[str], sha256: str) -> None:
     except OSError as e:
         raise StoreError(f"cannot read a recorded file: {e.strerror or e}", where=str(path)) from e
     if got != sha256:
-        raise StoreError("the file does not match the sha256 its run recorded (changed or copied "
-                         "from another run)", where=str(path), got=got, allowed=sha256)
+        raise StoreError(
+            "the file does not match the sha256 its run recorded (changed or copied from another run)",
+            where=str(path),
+            got=got,
+            allowed=sha256,
+        )
 
 
 def load_verified(path: str | os.PathLike[str], sha256: str) -> dict[str, Any]:
@@ -171,8 +175,12 @@ def load_verified(path: str | os.PathLike[str], sha256: str) -> dict[str, Any]:
         raise StoreError(f"cannot read a recorded file: {e.strerror or e}", where=str(path)) from e
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
-        raise StoreError("the file does not match the sha256 its run recorded (changed or copied "
-                         "from another run)", where=str(path), got=got, allowed=sha256)
+        raise StoreError(
+            "the file does not match the sha256 its run recorded (changed or copied from another run)",
+            where=str(path),
+            got=got,
+            allowed=sha256,
+        )
     _DIGESTS[sig] = got
     from safetensors.torch import load
 
@@ -183,7 +191,7 @@ def load_verified(path: str | os.PathLike[str], sha256: str) -> dict[str, Any]:
 
 MAX_YAML_BYTES = 1_000_000
 MAX_YAML_ALIASES = 100
-MAX_YAML_NODES = 200_000      # nodes after expanding aliases: a study file has a few thousand
+MAX_YAML_NODES = 200_000  # nodes after expanding aliases: a study file has a few thousand
 MAX_YAML_DEPTH = 100
 
 
@@ -192,12 +200,18 @@ def truncate(text: str, n: int = 200) -> str:
     text = str(text)
     if len(text) <= n:
         return text
-    return f"{text[:max(n, 1)]}… ({len(text)} characters)"
+    return f"{text[: max(n, 1)]}… ({len(text)} characters)"
 
 
-def load_yaml_text(text: str, *, where: str | None = None, max_bytes: int = MAX_YAML_BYTES,
-                   max_aliases: int = MAX_YAML_ALIASES, max_nodes: int = MAX_YAML_NODES,
-                   max_depth: int = MAX_YAML_DEPTH) -> tuple[Any, Any]:
+def load_yaml_text(
+    text: str,
+    *,
+    where: str | None = None,
+    max_bytes: int = MAX_YAML_BYTES,
+    max_aliases: int = MAX_YAML_ALIASES,
+    max_nodes: int = MAX_YAML_NODES,
+    max_depth: int = MAX_YAML_DEPTH,
+) -> tuple[Any, Any]:
     """Parse one YAML document safely; return ``(data, root node)`` (both ``None`` if empty).
 
     Like ``yaml.safe_load`` (no tags that build Python objects), and in addition it refuses, in
@@ -229,8 +243,9 @@ def load_yaml_text(text: str, *, where: str | None = None, max_bytes: int = MAX_
     except _YamlLimit as e:
         raise StudyError(e.message, where=f"{where}:{e.line}" if where else f"line {e.line}") from None
     except RecursionError:
-        raise StudyError("the YAML document is nested too deeply", where=where,
-                         allowed=f"at most {max_depth} levels") from None
+        raise StudyError(
+            "the YAML document is nested too deeply", where=where, allowed=f"at most {max_depth} levels"
+        ) from None
     except yaml.YAMLError as e:
         raise StudyError(f"not valid YAML: {truncate(str(e), 500)}", where=where) from None
     finally:
@@ -259,9 +274,10 @@ def _bounded_loader() -> type:
             if self.check_event(yaml.AliasEvent):
                 self.aliases += 1
                 if self.aliases > self.max_aliases:
-                    raise _YamlLimit(self.peek_event().start_mark.line + 1,
-                                     f"more than {self.max_aliases} YAML aliases (*name); "
-                                     "the document is refused")
+                    raise _YamlLimit(
+                        self.peek_event().start_mark.line + 1,
+                        f"more than {self.max_aliases} YAML aliases (*name); the document is refused",
+                    )
             return super().compose_node(parent, index)
 
     return BoundedLoader
@@ -281,8 +297,7 @@ def _check_tree(root: Any, max_nodes: int, max_depth: int) -> None:
         if id(node) in sizes:
             return sizes[id(node)]
         if depth > max_depth:
-            raise _YamlLimit(node.start_mark.line + 1,
-                             f"the YAML document is nested more than {max_depth} levels deep")
+            raise _YamlLimit(node.start_mark.line + 1, f"the YAML document is nested more than {max_depth} levels deep")
         children: list[Any] = []
         if isinstance(node, yaml.SequenceNode):
             children = node.value
@@ -293,8 +308,10 @@ def _check_tree(root: Any, max_nodes: int, max_depth: int) -> None:
         for child in children:
             total += size(child, depth + 1)
             if total > max_nodes:
-                raise _YamlLimit(node.start_mark.line + 1, "the YAML document expands to more "
-                                 f"than {max_nodes} values through its aliases")
+                raise _YamlLimit(
+                    node.start_mark.line + 1,
+                    f"the YAML document expands to more than {max_nodes} values through its aliases",
+                )
         sizes[id(node)] = total
         return total
 
@@ -312,6 +329,7 @@ def _check_duplicate_keys(node: Any) -> None:
         line = key.start_mark.line + 1
         ident = (key.tag, key.value)
         if ident in first:
-            raise _YamlLimit(line, f"the key {truncate(key.value, 80)!r} appears twice in one "
-                             f"mapping (first on line {first[ident]})")
+            raise _YamlLimit(
+                line, f"the key {truncate(key.value, 80)!r} appears twice in one mapping (first on line {first[ident]})"
+            )
         first[ident] = line

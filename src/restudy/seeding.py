@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -39,13 +39,13 @@ def derive_seed(root: int, source: str, index: int, scope: tuple[str, ...] = ())
         raise RestudyError("unknown source of randomness", got=source, allowed=SOURCES)
     if index < 0:
         raise RestudyError("seed index must be >= 0", got=index)
-    entropy = [int(root) & 0xFFFFFFFF, int(root) >> 32, stable_int(source), int(index),
-               *(stable_int(s) for s in scope)]
+    entropy = [int(root) & 0xFFFFFFFF, int(root) >> 32, stable_int(source), int(index), *(stable_int(s) for s in scope)]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def run_seeds(root: int, seed_index: int, vary: list[str] | tuple[str, ...],
-              scope: tuple[str, ...] = ()) -> dict[str, int]:
+def run_seeds(
+    root: int, seed_index: int, vary: list[str] | tuple[str, ...], scope: tuple[str, ...] = ()
+) -> dict[str, int]:
     """Seeds of every source for one run; sources not in ``vary`` are held at index 0."""
     return {s: derive_seed(root, s, seed_index if s in vary else 0, scope) for s in SOURCES}
 
@@ -84,8 +84,7 @@ def apply_determinism(kernels: str, threads: int) -> dict[str, object]:
     import torch
 
     if kernels not in ("deterministic", "nondeterministic"):
-        raise RestudyError("unknown kernels setting", got=kernels,
-                           allowed=("deterministic", "nondeterministic"))
+        raise RestudyError("unknown kernels setting", got=kernels, allowed=("deterministic", "nondeterministic"))
     torch.set_num_threads(threads)
     det = kernels == "deterministic"
     if torch.are_deterministic_algorithms_enabled() != det:

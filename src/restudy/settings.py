@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .tta import tta_names_problem
 
@@ -39,6 +40,7 @@ REQUIRED: Any = _Required()
 
 
 # --- constraints ---------------------------------------------------------------------------------
+
 
 class Constraint:
     """What values a setting takes. ``problem`` says why a value is not one (None if it is)."""
@@ -82,8 +84,14 @@ class Number(Constraint):
     def problem(self, v: Any) -> Problem | None:
         kind = "an integer" if self.integer else "a number"
         ok_type = isinstance(v, int) if self.integer else isinstance(v, (int, float))
-        inside = (ok_type and not isinstance(v, bool) and math.isfinite(v) and self.lo <= v <= self.hi
-                  and not (self.lo_open and v == self.lo) and not (self.hi_open and v == self.hi))
+        inside = (
+            ok_type
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and self.lo <= v <= self.hi
+            and not (self.lo_open and v == self.lo)
+            and not (self.hi_open and v == self.hi)
+        )
         return None if inside else (f"must be {kind} in {self.describe()}", None)
 
     def invalid(self) -> list[Any]:
@@ -218,8 +226,11 @@ class Betas(Constraint):
     py_type = tuple
 
     def problem(self, v: Any) -> Problem | None:
-        ok = isinstance(v, list) and len(v) == 2 and all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
+        ok = (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
+        )
         return None if ok else ("must be a list of two numbers in [0, 1)", None)
 
     def describe(self) -> str:
@@ -247,6 +258,7 @@ class TTANames(Constraint):
 
 # --- declarations --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AppliesWhen:
     """A setting matters only when setting ``on`` has one of ``values`` (None: any non-empty value)."""
@@ -273,7 +285,7 @@ class Setting:
     help: str
     default: Any = REQUIRED
     applies_when: AppliesWhen | None = None
-    reason: str = ""   # why the default is what it is, where it is a choice
+    reason: str = ""  # why the default is what it is, where it is a choice
 
     @property
     def type_name(self) -> str:
@@ -296,57 +308,133 @@ def _when(on: str, *values: str) -> AppliesWhen:
 DECLARATIONS: tuple[Setting, ...] = (
     Setting("model", PartName("model"), "the registered model to train"),
     Setting("data", PartName("dataset"), "the registered data set to train and test on"),
-    Setting("method", PartName("method"), "a training-time method hooked after every optimizer step",
-            default="none", reason="plain training"),
+    Setting(
+        "method",
+        PartName("method"),
+        "a training-time method hooked after every optimizer step",
+        default="none",
+        reason="plain training",
+    ),
     Setting("optimizer", PartName("optimizer"), "the registered optimizer", default="sgd"),
     Setting("optimizer.lr", Number(0, INF, lo_open=True), "initial (or peak) learning rate"),
-    Setting("optimizer.momentum", Number(0, 1), "SGD momentum", default=0.0, applies_when=_when("optimizer", "sgd"),
-            reason="plain SGD"),
-    Setting("optimizer.nesterov", Flag(), "Nesterov momentum for SGD", default=False,
-            applies_when=_when("optimizer", "sgd")),
+    Setting(
+        "optimizer.momentum",
+        Number(0, 1),
+        "SGD momentum",
+        default=0.0,
+        applies_when=_when("optimizer", "sgd"),
+        reason="plain SGD",
+    ),
+    Setting(
+        "optimizer.nesterov", Flag(), "Nesterov momentum for SGD", default=False, applies_when=_when("optimizer", "sgd")
+    ),
     Setting("optimizer.weight_decay", Number(0, INF), "L2 weight decay (coupled, as in torch.optim)", default=0.0),
-    Setting("optimizer.betas", Betas(), "Adam's moment decay rates", default=[0.9, 0.999],
-            applies_when=_when("optimizer", "adam"), reason="torch.optim.Adam's defaults"),
-    Setting("optimizer.eps", Number(0, INF, lo_open=True), "Adam's denominator term", default=1e-8,
-            applies_when=_when("optimizer", "adam"), reason="torch.optim.Adam's default"),
-    Setting("optimizer.lr_mult_bias_bn", Number(0, INF), "learning-rate factor for biases and normalization "
-            "scales", default=1.0, reason="one learning rate for all parameters"),
-    Setting("cka_examples", Number(0, 10**6, integer=True), "test examples whose penultimate features are "
-            "stored for CKA (0: none)", default=0, reason="features are stored only when asked for: they take disk space"),
+    Setting(
+        "optimizer.betas",
+        Betas(),
+        "Adam's moment decay rates",
+        default=[0.9, 0.999],
+        applies_when=_when("optimizer", "adam"),
+        reason="torch.optim.Adam's defaults",
+    ),
+    Setting(
+        "optimizer.eps",
+        Number(0, INF, lo_open=True),
+        "Adam's denominator term",
+        default=1e-8,
+        applies_when=_when("optimizer", "adam"),
+        reason="torch.optim.Adam's default",
+    ),
+    Setting(
+        "optimizer.lr_mult_bias_bn",
+        Number(0, INF),
+        "learning-rate factor for biases and normalization scales",
+        default=1.0,
+        reason="one learning rate for all parameters",
+    ),
+    Setting(
+        "cka_examples",
+        Number(0, 10**6, integer=True),
+        "test examples whose penultimate features are stored for CKA (0: none)",
+        default=0,
+        reason="features are stored only when asked for: they take disk space",
+    ),
     Setting("schedule", PartName("schedule"), "the registered learning-rate schedule", default="constant"),
-    Setting("schedule.warmup_epochs", Number(0, INF), "epochs of linear warm-up", default=0.0,
-            applies_when=_when("schedule", "cosine", "snapshot")),
+    Setting(
+        "schedule.warmup_epochs",
+        Number(0, INF),
+        "epochs of linear warm-up",
+        default=0.0,
+        applies_when=_when("schedule", "cosine", "snapshot"),
+    ),
     # Snapshot ensembles: cycles of the cyclic schedule = snapshots (originals.md §4.5).
-    Setting("schedule.cycles", Number(1, 100000, integer=True), "cycles of the snapshot schedule (one "
-            "snapshot per cycle)", default=5, applies_when=_when("schedule", "snapshot"),
-            reason="the original's 'snapshot5'"),
-    Setting("schedule.gamma", Number(0, 1, lo_open=True, hi_open=False), "per-epoch decay factor",
-            default=1.0, applies_when=_when("schedule", "exponential")),
+    Setting(
+        "schedule.cycles",
+        Number(1, 100000, integer=True),
+        "cycles of the snapshot schedule (one snapshot per cycle)",
+        default=5,
+        applies_when=_when("schedule", "snapshot"),
+        reason="the original's 'snapshot5'",
+    ),
+    Setting(
+        "schedule.gamma",
+        Number(0, 1, lo_open=True, hi_open=False),
+        "per-epoch decay factor",
+        default=1.0,
+        applies_when=_when("schedule", "exponential"),
+    ),
     Setting("epochs", Number(1, 100000, integer=True), "training epochs"),
     Setting("batch_size", Number(1, 10**7, integer=True), "training batch size"),
-    Setting("eval_batch_size", Number(1, 10**7, integer=True), "evaluation batch size (does not change "
-            "results)", default=1024),
-    Setting("memory_format", Choice(("contiguous", "channels_last")), "memory layout of 4-D activations "
-            "(speed only)", default="contiguous"),
-    Setting("device", Choice(("auto", "cpu", "cuda")), "where a run trains (auto: cuda when available)",
-            default="auto"),
+    Setting(
+        "eval_batch_size",
+        Number(1, 10**7, integer=True),
+        "evaluation batch size (does not change results)",
+        default=1024,
+    ),
+    Setting(
+        "memory_format",
+        Choice(("contiguous", "channels_last")),
+        "memory layout of 4-D activations (speed only)",
+        default="contiguous",
+    ),
+    Setting(
+        "device", Choice(("auto", "cpu", "cuda")), "where a run trains (auto: cuda when available)", default="auto"
+    ),
     Setting("label_smoothing", Number(0, 1), "label smoothing of the cross-entropy loss", default=0.0),
-    Setting("augment", PartName("augment"), "the registered batch augmentation of training inputs",
-            default="none"),
-    Setting("augment.pad", Number(0, 64, integer=True), "padding of random crops", default=4,
-            applies_when=_when("augment", "crop", "flip_crop"), reason="the CIFAR convention (RandomCrop(32, 4))"),
+    Setting("augment", PartName("augment"), "the registered batch augmentation of training inputs", default="none"),
+    Setting(
+        "augment.pad",
+        Number(0, 64, integer=True),
+        "padding of random crops",
+        default=4,
+        applies_when=_when("augment", "crop", "flip_crop"),
+        reason="the CIFAR convention (RandomCrop(32, 4))",
+    ),
     # One-ulp change of one weight after initialization (originals.md §4.3 "Random bit change").
-    Setting("perturb", Choice(("none", "one_ulp")), "a change of the initial weights (one_ulp: one float "
-            "ULP of one weight)", default="none"),
-    Setting("perturb.param", Text(), "the parameter the one-ULP change hits ('first': the first weight "
-            "tensor, or a parameter name)", default="first", applies_when=_when("perturb", "one_ulp")),
+    Setting(
+        "perturb",
+        Choice(("none", "one_ulp")),
+        "a change of the initial weights (one_ulp: one float ULP of one weight)",
+        default="none",
+    ),
+    Setting(
+        "perturb.param",
+        Text(),
+        "the parameter the one-ULP change hits ('first': the first weight tensor, or a parameter name)",
+        default="first",
+        applies_when=_when("perturb", "one_ulp"),
+    ),
     # Test-time augmentation strategies evaluated on the final model (originals.md §4.6).
-    Setting("tta", TTANames(), "test-time augmentation strategies evaluated on the final model",
-            default=[]),
-    Setting("tta.pad", Number(1, 64, integer=True, hi_open=False), "padding of TTA crops", default=4,
-            applies_when=_when("tta"), reason="the original's crop25/crop81 on 32x32 images (originals.md §4.6)"),
-    Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model",
-            default=[]),
+    Setting("tta", TTANames(), "test-time augmentation strategies evaluated on the final model", default=[]),
+    Setting(
+        "tta.pad",
+        Number(1, 64, integer=True, hi_open=False),
+        "padding of TTA crops",
+        default=4,
+        applies_when=_when("tta"),
+        reason="the original's crop25/crop81 on 32x32 images (originals.md §4.6)",
+    ),
+    Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model", default=[]),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in DECLARATIONS}
@@ -355,6 +443,7 @@ ENGINE_SETTINGS = SETTINGS
 
 
 # --- checking ------------------------------------------------------------------------------------
+
 
 def is_passthrough(name: str) -> bool:
     """Whether ``name`` is a part argument (``model.width``) rather than an engine setting."""
@@ -389,7 +478,7 @@ def relevant(name: str, values: Mapping[str, Any]) -> bool:
 def part_args(settings: Mapping[str, Any], part: str) -> dict[str, Any]:
     """The ``part.*`` settings as keyword arguments: ``{"model.width": 64}`` -> ``{"width": 64}``."""
     prefix = part + "."
-    return {k[len(prefix):]: v for k, v in settings.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix)}
 
 
 def value(settings: Mapping[str, Any], name: str) -> Any:
@@ -408,14 +497,20 @@ def value(settings: Mapping[str, Any], name: str) -> Any:
 
 # --- typed view ----------------------------------------------------------------------------------
 
+
 def _frozen(v: Any) -> Any:
     return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
 
 
 Engine = dataclasses.make_dataclass(
-    "Engine", [(s.attr, s.constraint.py_type) for s in DECLARATIONS], frozen=True,
-    namespace={"__doc__": "The engine settings of one run as attributes (``optimizer.lr`` -> "
-                          "``optimizer_lr``; lists as tuples); defaults where a setting does not apply."})
+    "Engine",
+    [(s.attr, s.constraint.py_type) for s in DECLARATIONS],
+    frozen=True,
+    namespace={
+        "__doc__": "The engine settings of one run as attributes (``optimizer.lr`` -> "
+        "``optimizer_lr``; lists as tuples); defaults where a setting does not apply."
+    },
+)
 Engine.__module__ = __name__
 
 
@@ -427,10 +522,15 @@ def typed(settings: Mapping[str, Any]) -> Any:
 def declaration_row(decl: Setting) -> dict[str, str]:
     """One declaration as text columns: name, type, default, constraint, applies when, help, reason."""
     default = "(required)" if decl.required else _show(decl.default)
-    return {"name": decl.name, "type": decl.type_name, "default": default,
-            "constraint": decl.constraint.describe(),
-            "applies when": decl.applies_when.describe() if decl.applies_when else "always",
-            "help": decl.help, "default's reason": decl.reason}
+    return {
+        "name": decl.name,
+        "type": decl.type_name,
+        "default": default,
+        "constraint": decl.constraint.describe(),
+        "applies when": decl.applies_when.describe() if decl.applies_when else "always",
+        "help": decl.help,
+        "default's reason": decl.reason,
+    }
 
 
 def _show(v: Any) -> str:

@@ -34,9 +34,10 @@ import json
 import math
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,19 +45,35 @@ from torch import nn
 
 from . import registry
 from .artifacts import RUN_FILE, TENSOR_FEATURES
+from .batches import Augment
 from .build import Member, build_member, data_key, optimizer_and_schedule, prepare, run_metric_names, steps_per_epoch
 from .errors import RestudyError
+from .optim import Schedule
 from .plan import RunSpec
 from .record import RunRecord, now
 from .safeio import write_json
 from .settings import part_args, value
-from .batches import Augment
-from .optim import Schedule
 from .train import fill_record, train_stacked
 
-__all__ = ["NOT_STACKED", "STACK_FLOP_LIMIT", "Stack", "Stackability", "StackedBatchNorm", "StackedMLP",
-           "build_stack", "check_group", "data_shape", "execute_stack", "group_key", "group_specs", "layer_sizes",
-           "model_args", "stackable", "step_flops", "structural_reason"]
+__all__ = [
+    "NOT_STACKED",
+    "STACK_FLOP_LIMIT",
+    "Stack",
+    "Stackability",
+    "StackedBatchNorm",
+    "StackedMLP",
+    "build_stack",
+    "check_group",
+    "data_shape",
+    "execute_stack",
+    "group_key",
+    "group_specs",
+    "layer_sizes",
+    "model_args",
+    "stackable",
+    "step_flops",
+    "structural_reason",
+]
 
 # Above a few 1e7 FLOP per training step one model's matmuls already keep a core busy and stacking
 # stops paying (perf.md §4: 1.0-1.1x for a 3072-512-10 MLP at B=32, 2.1-2.7x at width 64;
@@ -70,13 +87,14 @@ STACKABLE_NORMS = ("none", "bn")
 # A run with such a value trains one by one (the single-run path), with the same results.
 NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model": (lambda v: v not in STACKABLE_MODELS, f"only {', '.join(STACKABLE_MODELS)} nets are stacked"),
-    "model.norm": (lambda v: v not in STACKABLE_NORMS,
-                   f"only model.norm {' or '.join(STACKABLE_NORMS)} is stacked"),
+    "model.norm": (lambda v: v not in STACKABLE_NORMS, f"only model.norm {' or '.join(STACKABLE_NORMS)} is stacked"),
     "method": (lambda v: v != "none", "a method hooks into each model separately"),
     "tta": (bool, "test-time augmentation is evaluated per model (single-run path)"),
     "schedule": (lambda v: v == "snapshot", "snapshot ensembles keep per-model snapshots (single-run path)"),
-    "optimizer.lr_mult_bias_bn": (lambda v: v != 1.0,
-                                  "per-group learning rates (optimizer.lr_mult_bias_bn) are not stacked"),
+    "optimizer.lr_mult_bias_bn": (
+        lambda v: v != 1.0,
+        "per-group learning rates (optimizer.lr_mult_bias_bn) are not stacked",
+    ),
     "run_metrics": (bool, "per-run metrics are measured on each model (single-run path)"),
 }
 
@@ -90,7 +108,7 @@ class Stackability:
 
     ok: bool
     reason: str = ""
-    flops: float | None = None     # estimated FLOP per training step of one model, when known
+    flops: float | None = None  # estimated FLOP per training step of one model, when known
 
     def __bool__(self) -> bool:
         return self.ok
@@ -100,8 +118,11 @@ def model_args(settings: dict[str, Any]) -> dict[str, Any]:
     """The model factory's keyword arguments: its own defaults (from its signature), then the
     run's ``model.*`` settings."""
     factory = registry.get("model", settings["model"])
-    defaults = {name: p.default for name, p in inspect.signature(factory).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(factory).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
     return {**defaults, **part_args(settings, "model")}
 
 
@@ -124,8 +145,7 @@ def structural_reason(spec: RunSpec) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...],
-                module: str | None) -> tuple[tuple[int, ...], int]:
+def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...], module: str | None) -> tuple[tuple[int, ...], int]:
     """Input shape and class count of a data set. Only the shape is kept, not the tensors: the
     driver asks this once per data set and should not hold a copy of CIFAR for the whole study."""
     from .data import load_dataset
@@ -155,8 +175,7 @@ def step_flops(batch_size: int, sizes: Sequence[int]) -> float:
     return 6.0 * batch_size * sum(a * b for a, b in zip(sizes, sizes[1:]))
 
 
-def stackable(spec: RunSpec, input_shape: Sequence[int] | None = None,
-              num_classes: int | None = None) -> Stackability:
+def stackable(spec: RunSpec, input_shape: Sequence[int] | None = None, num_classes: int | None = None) -> Stackability:
     """Whether ``spec`` may be trained in a stack with other seeds of the same settings.
 
     Args:
@@ -185,8 +204,9 @@ def stackable(spec: RunSpec, input_shape: Sequence[int] | None = None,
 
 def group_key(spec: RunSpec) -> str:
     """Runs with equal keys differ only in their seeds, so they may share a stack."""
-    return json.dumps({"settings": spec.settings, "kernels": spec.kernels, "module": spec.study_module},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {"settings": spec.settings, "kernels": spec.kernels, "module": spec.study_module}, sort_keys=True, default=str
+    )
 
 
 def group_specs(specs: Sequence[RunSpec]) -> list[list[int]]:
@@ -206,8 +226,9 @@ def check_group(specs: Sequence[RunSpec]) -> None:
         raise RestudyError(f"not stackable: {reason}", where=specs[0].key)
     keys = {group_key(s) for s in specs}
     if len(keys) != 1:
-        raise RestudyError("a stack's runs must have the same settings and kernels (only seeds differ)",
-                           got=[s.key for s in specs])
+        raise RestudyError(
+            "a stack's runs must have the same settings and kernels (only seeds differ)", got=[s.key for s in specs]
+        )
 
 
 # --------------------------------------------------------------------------- the stacked model
@@ -224,8 +245,10 @@ class StackedBatchNorm(nn.Module):
         super().__init__()
         first = norms[0]
         if not (first.affine and first.track_running_stats) or first.momentum is None:
-            raise RestudyError("only affine BatchNorm1d with running statistics and a fixed momentum "
-                               "can be stacked", where="model.norm")
+            raise RestudyError(
+                "only affine BatchNorm1d with running statistics and a fixed momentum can be stacked",
+                where="model.norm",
+            )
         self.momentum = float(first.momentum)
         self.eps = float(first.eps)
         self.weight = nn.Parameter(torch.stack([n.weight.detach() for n in norms]).clone())
@@ -237,14 +260,23 @@ class StackedBatchNorm(nn.Module):
         k, b, w = h.shape
         flat = h.transpose(0, 1).reshape(b, k * w)
         # view(-1) of the buffers: batch_norm updates the running statistics in place.
-        out = F.batch_norm(flat, self.running_mean.view(-1), self.running_var.view(-1),
-                           self.weight.view(-1), self.bias.view(-1), self.training, self.momentum, self.eps)
+        out = F.batch_norm(
+            flat,
+            self.running_mean.view(-1),
+            self.running_var.view(-1),
+            self.weight.view(-1),
+            self.bias.view(-1),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
         return out.view(b, k, w).transpose(0, 1)
 
     def eval_one(self, k: int, h: torch.Tensor) -> torch.Tensor:
         """Model ``k``'s layer in eval mode (running statistics) on ``[B, W]``."""
-        return F.batch_norm(h, self.running_mean[k], self.running_var[k], self.weight[k], self.bias[k],
-                            False, 0.0, self.eps)
+        return F.batch_norm(
+            h, self.running_mean[k], self.running_var[k], self.weight[k], self.bias[k], False, 0.0, self.eps
+        )
 
 
 def _fc_layout(model: nn.Module) -> list[tuple[nn.Linear, nn.BatchNorm1d | None]]:
@@ -254,8 +286,11 @@ def _fc_layout(model: nn.Module) -> list[tuple[nn.Linear, nn.BatchNorm1d | None]
         RestudyError: the module does not have that layout.
     """
     mods = list(model.children())
-    bad = RestudyError("model is not an fc net (Flatten, Linear [BatchNorm1d] ReLU ..., Linear)",
-                       where="model", got=[type(m).__name__ for m in mods])
+    bad = RestudyError(
+        "model is not an fc net (Flatten, Linear [BatchNorm1d] ReLU ..., Linear)",
+        where="model",
+        got=[type(m).__name__ for m in mods],
+    )
     if not mods or not isinstance(mods[0], nn.Flatten):
         raise bad
     layers: list[tuple[nn.Linear, nn.BatchNorm1d | None]] = []
@@ -286,31 +321,44 @@ class StackedMLP(nn.Module):
     Input: ``[K, B, features]``; output: logits ``[K, B, classes]``.
     """
 
-    def __init__(self, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor] = (),
-                 norms: Sequence[StackedBatchNorm] = ()) -> None:
+    def __init__(
+        self,
+        weights: Sequence[torch.Tensor],
+        biases: Sequence[torch.Tensor] = (),
+        norms: Sequence[StackedBatchNorm] = (),
+    ) -> None:
         super().__init__()
         if (biases and len(biases) != len(weights)) or (norms and len(norms) != len(weights) - 1):
-            raise RestudyError("one bias per layer and one norm per hidden layer, or none",
-                               got=(len(weights), len(biases), len(norms)))
+            raise RestudyError(
+                "one bias per layer and one norm per hidden layer, or none", got=(len(weights), len(biases), len(norms))
+            )
         self.weights = nn.ParameterList([nn.Parameter(w) for w in weights])
         self.biases = nn.ParameterList([nn.Parameter(b) for b in biases])
         self.norms = nn.ModuleList(norms)
 
     @classmethod
-    def from_models(cls, models: Sequence[nn.Module]) -> "StackedMLP":
+    def from_models(cls, models: Sequence[nn.Module]) -> StackedMLP:
         """Stack (copies of) the weights of K ``fc`` nets of the same architecture."""
         layouts = [_fc_layout(m) for m in models]
-        shapes = {tuple((tuple(lin.weight.shape), lin.bias is not None, bn is not None) for lin, bn in lay)
-                  for lay in layouts}
+        shapes = {
+            tuple((tuple(lin.weight.shape), lin.bias is not None, bn is not None) for lin, bn in lay) for lay in layouts
+        }
         if len(shapes) != 1:
             raise RestudyError("the stacked nets differ in architecture", got=sorted(shapes))
         n_layers = len(layouts[0])
-        weights = [torch.stack([lay[i][0].weight.detach().t() for lay in layouts]).contiguous()
-                   for i in range(n_layers)]
-        biases = ([torch.stack([lay[i][0].bias.detach()[None, :] for lay in layouts]).clone()
-                   for i in range(n_layers)] if layouts[0][0][0].bias is not None else [])
-        norms = ([StackedBatchNorm([lay[i][1] for lay in layouts]) for i in range(n_layers - 1)]
-                 if layouts[0][0][1] is not None else [])
+        weights = [
+            torch.stack([lay[i][0].weight.detach().t() for lay in layouts]).contiguous() for i in range(n_layers)
+        ]
+        biases = (
+            [torch.stack([lay[i][0].bias.detach()[None, :] for lay in layouts]).clone() for i in range(n_layers)]
+            if layouts[0][0][0].bias is not None
+            else []
+        )
+        norms = (
+            [StackedBatchNorm([lay[i][1] for lay in layouts]) for i in range(n_layers - 1)]
+            if layouts[0][0][1] is not None
+            else []
+        )
         return cls(weights, biases, norms)
 
     @property
@@ -337,9 +385,12 @@ class StackedMLP(nn.Module):
         ``[K, batch, width]`` ones do not (measured 2x faster than the stacked forward).
         """
         flat = x.reshape(x.shape[0], -1)
-        return torch.stack([torch.cat([self._forward_one(k, flat[i:i + batch_size])
-                                       for i in range(0, flat.shape[0], batch_size)])
-                            for k in range(self.size)]).float()
+        return torch.stack(
+            [
+                torch.cat([self._forward_one(k, flat[i : i + batch_size]) for i in range(0, flat.shape[0], batch_size)])
+                for k in range(self.size)
+            ]
+        ).float()
 
     @torch.no_grad()
     def features(self, k: int, x: torch.Tensor) -> torch.Tensor:
@@ -396,7 +447,7 @@ class Stack:
     schedule: Schedule
     orders: list[torch.Generator]
     augments: list[Augment | None]
-    perturbations: list[dict[str, Any] | None]   # each run's one-ULP change, None without one
+    perturbations: list[dict[str, Any] | None]  # each run's one-ULP change, None without one
 
 
 def build_stack(specs: Sequence[RunSpec], data: Any, device: str = "cpu") -> Stack:
@@ -410,16 +461,22 @@ def build_stack(specs: Sequence[RunSpec], data: Any, device: str = "cpu") -> Sta
         device: where the stack lives.
     """
     s = specs[0].settings
-    members: list[Member] = [build_member(spec, tuple(data.input_shape), data.num_classes, device)
-                             for spec in specs]
+    members: list[Member] = [build_member(spec, tuple(data.input_shape), data.num_classes, device) for spec in specs]
     model = StackedMLP.from_models([m.model for m in members]).to(device)
     optimizer, schedule = optimizer_and_schedule(model, s, steps_per_epoch(s, int(data.x_train.shape[0])))
-    return Stack(model, optimizer, schedule, [m.order for m in members], [m.augment for m in members],
-                 [m.perturbation for m in members])
+    return Stack(
+        model,
+        optimizer,
+        schedule,
+        [m.order for m in members],
+        [m.augment for m in members],
+        [m.perturbation for m in members],
+    )
 
 
-def execute_stack(spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str],
-                  threads: int = 1) -> list[dict[str, Any]]:
+def execute_stack(
+    spec_dicts: Sequence[dict[str, Any]], run_dirs: Sequence[str], threads: int = 1
+) -> list[dict[str, Any]]:
     """Run specs that differ only in their seeds as one stack; returns (and writes) their records.
 
     Like ``worker.execute`` run by run: the same record fields, ``run.json`` written atomically and
@@ -463,10 +520,21 @@ def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path],
         if change is not None:
             rec.env["perturbation"] = change
     # No dropout stream: the fc net draws nothing at random while training.
-    results = train_stacked(stack.model, x_tr, y_tr, x_te, y_te, optimizer=stack.optimizer,
-                            schedule=stack.schedule, epochs=s["epochs"], batch_size=s["batch_size"],
-                            orders=stack.orders, augments=stack.augments, eval_batch_size=s["eval_batch_size"],
-                            label_smoothing=s["label_smoothing"])
+    results = train_stacked(
+        stack.model,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        optimizer=stack.optimizer,
+        schedule=stack.schedule,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        orders=stack.orders,
+        augments=stack.augments,
+        eval_batch_size=s["eval_batch_size"],
+        label_smoothing=s["label_smoothing"],
+    )
     n_feat = s["cka_examples"]
     for k, (rec, out, result) in enumerate(zip(records, outs, results)):
         rec.timings["load_s"] = prep.load_s / len(specs)

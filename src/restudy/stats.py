@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -308,8 +309,9 @@ class PairedResult(_ToDict):
     n_b: int = 0
 
 
-def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95,
-                      alternative: Alternative = "greater") -> PairedResult:
+def paired_difference(
+    a: ArrayLike, b: ArrayLike, confidence: float = 0.95, alternative: Alternative = "greater"
+) -> PairedResult:
     """Paired t-test (and Wilcoxon signed-rank test) of a − b over shared seeds.
 
     ``a[i]`` and ``b[i]`` must come from the same seed (or otherwise matched unit). Pairs where
@@ -343,8 +345,7 @@ def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95,
     _check_alternative(alternative)
     xa, xb = _as_1d(a, "a"), _as_1d(b, "b")
     if xa.shape != xb.shape:
-        raise ValueError(
-            f"a and b must have equal length to be paired; got {xa.size} and {xb.size}")
+        raise ValueError(f"a and b must have equal length to be paired; got {xa.size} and {xb.size}")
     keep = ~(np.isnan(xa) | np.isnan(xb))
     xa, xb = xa[keep], xb[keep]
     d = xa - xb
@@ -357,16 +358,37 @@ def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95,
         return PairedResult(mean, nan, 1, -math.inf, math.inf, nan, nan, nan, "paired-t", 1, 1)
     sd = float(np.std(d, ddof=1))
     if sd == 0.0:
-        return PairedResult(mean, 0.0, n, mean, mean, _degenerate_t(mean),
-                            _degenerate_p(mean, alternative), _wilcoxon_p(d, alternative),
-                            "paired-t", n, n)
+        return PairedResult(
+            mean,
+            0.0,
+            n,
+            mean,
+            mean,
+            _degenerate_t(mean),
+            _degenerate_p(mean, alternative),
+            _wilcoxon_p(d, alternative),
+            "paired-t",
+            n,
+            n,
+        )
     with warnings.catch_warnings():  # near-constant differences only cost precision
         warnings.simplefilter("ignore")
         res = st.ttest_rel(xa, xb, alternative=alternative)
     se = sd / math.sqrt(n)
     half = float(st.t.ppf(0.5 + confidence / 2.0, n - 1)) * se
-    return PairedResult(mean, sd, n, mean - half, mean + half, float(res.statistic),
-                        float(res.pvalue), _wilcoxon_p(d, alternative), "paired-t", n, n)
+    return PairedResult(
+        mean,
+        sd,
+        n,
+        mean - half,
+        mean + half,
+        float(res.statistic),
+        float(res.pvalue),
+        _wilcoxon_p(d, alternative),
+        "paired-t",
+        n,
+        n,
+    )
 
 
 def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:
@@ -381,8 +403,9 @@ def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:
         return math.nan
 
 
-def welch_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95,
-                     alternative: Alternative = "greater") -> PairedResult:
+def welch_difference(
+    a: ArrayLike, b: ArrayLike, confidence: float = 0.95, alternative: Alternative = "greater"
+) -> PairedResult:
     """Welch's unequal-variance t-test (and Wilcoxon rank-sum test) of mean(a) − mean(b).
 
     For unpaired samples (e.g. runs with different, unmatched seeds). NaNs are dropped from each
@@ -429,15 +452,17 @@ def welch_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95,
     se = math.sqrt(wa + wb)
     rank_p = _mannwhitney_p(xa, xb, alternative)
     if se == 0.0:
-        return PairedResult(mean, 0.0, n, mean, mean, _degenerate_t(mean),
-                            _degenerate_p(mean, alternative), rank_p, "welch-t", na, nb)
+        return PairedResult(
+            mean, 0.0, n, mean, mean, _degenerate_t(mean), _degenerate_p(mean, alternative), rank_p, "welch-t", na, nb
+        )
     df = se**4 / (wa**2 / (na - 1) + wb**2 / (nb - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = st.ttest_ind(xa, xb, equal_var=False, alternative=alternative)
     half = float(st.t.ppf(0.5 + confidence / 2.0, df)) * se
-    return PairedResult(mean, sd_rms, n, mean - half, mean + half, float(res.statistic),
-                        float(res.pvalue), rank_p, "welch-t", na, nb)
+    return PairedResult(
+        mean, sd_rms, n, mean - half, mean + half, float(res.statistic), float(res.pvalue), rank_p, "welch-t", na, nb
+    )
 
 
 def _mannwhitney_p(xa: np.ndarray, xb: np.ndarray, alternative: str) -> float:
@@ -457,8 +482,14 @@ def _mannwhitney_p(xa: np.ndarray, xb: np.ndarray, alternative: str) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def t_test_power(n: int | np.ndarray, effect: float, sd: float, alpha: float = 0.05,
-                 paired: bool = True, alternative: Alternative = "greater") -> float | np.ndarray:
+def t_test_power(
+    n: int | np.ndarray,
+    effect: float,
+    sd: float,
+    alpha: float = 0.05,
+    paired: bool = True,
+    alternative: Alternative = "greater",
+) -> float | np.ndarray:
     """Exact power of a t-test of a mean difference, from the noncentral t distribution.
 
     Paired (one-sample t on n differences with SD σ): df = n − 1, δ = effect·√n/σ.
@@ -505,9 +536,15 @@ def t_test_power(n: int | np.ndarray, effect: float, sd: float, alpha: float = 0
     return float(power) if np.ndim(power) == 0 else power
 
 
-def seeds_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8,
-                 paired: bool = True, alternative: Alternative = "greater",
-                 max_n: int = 10000) -> int | None:
+def seeds_needed(
+    effect: float,
+    sd: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    paired: bool = True,
+    alternative: Alternative = "greater",
+    max_n: int = 10000,
+) -> int | None:
     """Smallest number of seeds for a t-test to detect a mean difference with given power.
 
     Returns the smallest n ≥ 2 with :func:`t_test_power` (n, effect, sd, alpha, paired,
@@ -606,9 +643,13 @@ def rate_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return (low, high)
 
 
-def bootstrap_ci(values: ArrayLike, statistic: Callable[[np.ndarray], float],
-                 confidence: float = 0.95, n_resamples: int = 2000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: ArrayLike,
+    statistic: Callable[[np.ndarray], float],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of any statistic of one sample.
 
     Resamples the finite values with replacement ``n_resamples`` times (via
@@ -640,8 +681,9 @@ def bootstrap_ci(values: ArrayLike, statistic: Callable[[np.ndarray], float],
     def _stat(sample: np.ndarray) -> float:
         return float(statistic(np.asarray(sample, dtype=float)))
 
-    kwargs: dict[str, Any] = dict(n_resamples=int(n_resamples), vectorized=False,
-                                  confidence_level=confidence, method="percentile")
+    kwargs: dict[str, Any] = dict(
+        n_resamples=int(n_resamples), vectorized=False, confidence_level=confidence, method="percentile"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:  # scipy >= 1.15 names the generator ``rng``
@@ -675,8 +717,7 @@ def mean_squared_deviation(reproduced: ArrayLike, reported: ArrayLike) -> float:
     """
     x, y = _as_1d(reproduced, "reproduced"), _as_1d(reported, "reported")
     if x.shape != y.shape:
-        raise ValueError(
-            f"reproduced and reported must have equal length; got {x.size} and {y.size}")
+        raise ValueError(f"reproduced and reported must have equal length; got {x.size} and {y.size}")
     keep = ~(np.isnan(x) | np.isnan(y))
     if not np.any(keep):
         return math.nan
@@ -704,8 +745,7 @@ def relative_error(reproduced: float, reported: float) -> float:
     return (reproduced - reported) / abs(reported)
 
 
-def traffic_light(reproduced: float, reported: float, higher_is_better: bool = True,
-                  threshold: float = 0.10) -> str:
+def traffic_light(reproduced: float, reported: float, higher_is_better: bool = True, threshold: float = 0.10) -> str:
     """Colour of a reproduced number in the reproduction-report convention.
 
     With rel = :func:`relative_error` (reproduced, reported):

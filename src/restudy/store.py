@@ -61,8 +61,9 @@ class Store:
             quarter of the lease; 0 turns it off, then call :meth:`heartbeat` yourself).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, lease_s: float = LEASE_S,
-                 heartbeat_s: float | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, lease_s: float = LEASE_S, heartbeat_s: float | None = None
+    ) -> None:
         self.root = Path(root)
         self.runs_dir = artifacts.runs_dir(self.root)
         self.db_path = self.root / artifacts.STORE_FILE
@@ -114,11 +115,22 @@ class Store:
         with self._sql("write"):
             self.db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (record["key"], spec.get("study"), spec.get("scale"), spec.get("experiment"),
-                 json.dumps(spec.get("variant", {}), sort_keys=True), spec.get("seed_index"),
-                 record["status"], record.get("reason", ""), json.dumps(record.get("metrics", {})),
-                 record.get("timings", {}).get("wall_s"), record.get("env", {}).get("fingerprint"),
-                 record.get("finished_at"), str(self.run_dir(record["key"]) / artifacts.RUN_FILE)))
+                (
+                    record["key"],
+                    spec.get("study"),
+                    spec.get("scale"),
+                    spec.get("experiment"),
+                    json.dumps(spec.get("variant", {}), sort_keys=True),
+                    spec.get("seed_index"),
+                    record["status"],
+                    record.get("reason", ""),
+                    json.dumps(record.get("metrics", {})),
+                    record.get("timings", {}).get("wall_s"),
+                    record.get("env", {}).get("fingerprint"),
+                    record.get("finished_at"),
+                    str(self.run_dir(record["key"]) / artifacts.RUN_FILE),
+                ),
+            )
 
     def statuses(self) -> dict[str, str]:
         """Status of every indexed run, as the index says (not checked against the folders)."""
@@ -129,8 +141,7 @@ class Store:
         """Keys of runs that ended (finished or diverged) and are valid on disk: never redone."""
         marks = ",".join("?" * len(DONE_STATUSES))
         with self._sql("read"):
-            keys = [k for (k,) in self.db.execute(f"SELECT key FROM runs WHERE status IN ({marks})",
-                                                  DONE_STATUSES)]
+            keys = [k for (k,) in self.db.execute(f"SELECT key FROM runs WHERE status IN ({marks})", DONE_STATUSES)]
         done = set()
         for key in keys:
             rec = self._valid_or_drop(key, indexed_done=True)
@@ -161,8 +172,7 @@ class Store:
         """
         if keys is None:
             with self._sql("read"):
-                keys = [k for (k,) in self.db.execute(
-                    "SELECT key FROM runs ORDER BY experiment, variant, seed_index")]
+                keys = [k for (k,) in self.db.execute("SELECT key FROM runs ORDER BY experiment, variant, seed_index")]
         indexed = self.statuses()
         out = []
         for k in keys:
@@ -261,8 +271,9 @@ class Store:
         return self.run_dir(key) / artifacts.CLAIM_FILE
 
     def _claim_text(self) -> str:
-        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "driver": self.driver,
-                           "time": time.time()})
+        return json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "driver": self.driver, "time": time.time()}
+        )
 
     def claim(self, key: str) -> bool:
         """Take the run for this driver; False if another driver holds a live claim on it.
@@ -404,6 +415,7 @@ class Store:
         def beat() -> None:
             while not self._stop.wait(self.heartbeat_s):
                 self.heartbeat()
+
         self._beat = threading.Thread(target=beat, name="restudy-claims", daemon=True)
         self._beat.start()
 
@@ -449,5 +461,6 @@ class _SqlErrors:
             return False
         text = str(e)
         hint = next((h for k, h in _HINTS.items() if k in text.lower()), None)
-        raise StoreError(f"cannot {self.doing} the run index: {text}" + (f"; {hint}" if hint else ""),
-                         where=str(self.path)) from e
+        raise StoreError(
+            f"cannot {self.doing} the run index: {text}" + (f"; {hint}" if hint else ""), where=str(self.path)
+        ) from e

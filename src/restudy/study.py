@@ -60,8 +60,9 @@ def _setting_form(v: Any) -> str:
     return SETTING_TAGS[0] if isinstance(v, (dict, Hyper)) else SETTING_TAGS[1]
 
 
-SettingValue = Annotated[Union[Annotated[Hyper, Tag(SETTING_TAGS[0])], Annotated[Plain, Tag(SETTING_TAGS[1])]],
-                         Discriminator(_setting_form)]
+SettingValue = Annotated[
+    Union[Annotated[Hyper, Tag(SETTING_TAGS[0])], Annotated[Plain, Tag(SETTING_TAGS[1])]], Discriminator(_setting_form)
+]
 Settings = dict[str, SettingValue]
 
 
@@ -110,7 +111,7 @@ class Axis(_Frozen):
         return data
 
     @model_validator(mode="after")
-    def _one_form(self) -> "Axis":
+    def _one_form(self) -> Axis:
         if (self.levels is None) == (self.path is None):
             raise ValueError("give either named levels (a map of level -> overrides) or 'path' and 'values'")
         if self.path is not None and not self.values:
@@ -129,8 +130,9 @@ class Axis(_Frozen):
             return dict(self.levels[level])
         for v in self.values or []:
             if _level_str(v) == level:
-                return {self.path: Hyper(value=v, provenance=self.provenance,
-                                         source=self.source or f"axis value {level}")}
+                return {
+                    self.path: Hyper(value=v, provenance=self.provenance, source=self.source or f"axis value {level}")
+                }
         raise KeyError(level)
 
 
@@ -260,7 +262,7 @@ class ClaimBase(_Frozen):
         the study's experiments and axes)."""
         return []
 
-    def problems(self, study: "Study") -> list[tuple[Any, ...]]:
+    def problems(self, study: Study) -> list[tuple[Any, ...]]:
         """Other references that do not resolve in ``study``: (field path, message) or (field
         path, message, bad value); the value at the path is shown when none is given."""
         return []
@@ -278,8 +280,7 @@ class ModelSet(_Frozen):
 
     experiment: str
     where: dict[str, Level | list[Level]] = {}
-    view: str = Field("test", description="a registered view: test, tta:<strategy>, ensemble, "
-                                          "ensemble+tta:<strategy>")
+    view: str = Field("test", description="a registered view: test, tta:<strategy>, ensemble, ensemble+tta:<strategy>")
     first: int | None = Field(None, ge=2, description="use only the first N models (by seed index)")
     label: str = ""
 
@@ -290,8 +291,7 @@ class ModelSet(_Frozen):
         from .errors import RestudyError
 
         name, _, arg = v.partition(":")
-        allowed = (f"views: {', '.join(registry.names('view'))} (tta and ensemble+tta take "
-                   "':<strategy>', e.g. tta:flip)")
+        allowed = f"views: {', '.join(registry.names('view'))} (tta and ensemble+tta take ':<strategy>', e.g. tta:flip)"
         try:
             fn = registry.get("view", name)
         except RestudyError:
@@ -359,12 +359,14 @@ class ReportedTable(_Frozen):
     @classmethod
     def _str_keys(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            return {_level_str(r): ({_level_str(c): x for c, x in cols.items()} if isinstance(cols, dict) else cols)
-                    for r, cols in v.items()}
+            return {
+                _level_str(r): ({_level_str(c): x for c, x in cols.items()} if isinstance(cols, dict) else cols)
+                for r, cols in v.items()
+            }
         return v
 
     @model_validator(mode="after")
-    def _cells_in_grid(self) -> "ReportedTable":
+    def _cells_in_grid(self) -> ReportedTable:
         for r, cols in self.values.items():
             if r not in self.rows:
                 raise ValueError(f"values has row {r!r} not in rows {self.rows}")
@@ -401,7 +403,7 @@ class Study(_Frozen):
     _id = field_validator("id")(_check_id)
 
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> "Study":
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Study:
         """Validates a study (its claims against every registered claim kind)."""
         use_registered_claim_kinds()
         return super().model_validate(obj, *args, **kwargs)
@@ -411,7 +413,7 @@ class Study(_Frozen):
         super().__init__(**data)
 
     @model_validator(mode="after")
-    def _cross_references(self) -> "Study":
+    def _cross_references(self) -> Study:
         exps = {e.id: e for e in self.experiments}
         if len(exps) != len(self.experiments):
             raise ValueError("experiment ids must be unique")
@@ -420,8 +422,12 @@ class Study(_Frozen):
             if t.document not in docs:
                 raise ValueError(f"tables[{t.id}].document: unknown document {t.document!r}; known: {sorted(docs)}")
             if isinstance(t.layout, TableLayout):
-                _check_selector_axes(exps, t.layout.experiment, [t.layout.row_axis, t.layout.column_axis,
-                                                                 *t.layout.where], f"tables[{t.id}].layout")
+                _check_selector_axes(
+                    exps,
+                    t.layout.experiment,
+                    [t.layout.row_axis, t.layout.column_axis, *t.layout.where],
+                    f"tables[{t.id}].layout",
+                )
             elif isinstance(t.layout, VariabilityLayout):
                 for name, ms in t.layout.rows.items():
                     _check_selector_axes(exps, ms.experiment, list(ms.where), f"tables[{t.id}].layout.rows.{name}")
@@ -445,29 +451,33 @@ class Study(_Frozen):
         raise KeyError(id)
 
 
-def selector_problems(study: "Study", sel: Selector) -> list[tuple[Loc, str, Any]]:
+def selector_problems(study: Study, sel: Selector) -> list[tuple[Loc, str, Any]]:
     """What a selector names that the study lacks: its experiment, an axis of it or a level
     (field path in the selector, message, the bad value)."""
     exps = {e.id: e for e in study.experiments}
     if sel.experiment not in exps:
-        return [(("experiment",), f"unknown experiment {sel.experiment!r}; known: {sorted(exps)}",
-                 sel.experiment)]
+        return [(("experiment",), f"unknown experiment {sel.experiment!r}; known: {sorted(exps)}", sel.experiment)]
     axes = exps[sel.experiment].axes
     out: list[tuple[Loc, str, Any]] = []
     for a, want in sel.where.items():
         if a not in axes:
-            out.append((("where", a), f"experiment {sel.experiment!r} has no axis {a!r}; axes: "
-                                      f"{sorted(axes)}", a))
+            out.append((("where", a), f"experiment {sel.experiment!r} has no axis {a!r}; axes: {sorted(axes)}", a))
             continue
         levels = axes[a].level_names()
         for w in want if isinstance(want, list) else [want]:
             if _level_str(w) not in levels:
-                out.append((("where", a), f"axis {a!r} of experiment {sel.experiment!r} has no level "
-                                          f"{_level_str(w)!r}; allowed: {', '.join(levels)}", w))
+                out.append(
+                    (
+                        ("where", a),
+                        f"axis {a!r} of experiment {sel.experiment!r} has no level "
+                        f"{_level_str(w)!r}; allowed: {', '.join(levels)}",
+                        w,
+                    )
+                )
     return out
 
 
-def _check_claim_references(study: "Study") -> None:
+def _check_claim_references(study: Study) -> None:
     """Every claim's selectors and other references resolve; errors carry ``claims[i].field``."""
     from pydantic_core import PydanticCustomError, ValidationError
 
@@ -477,8 +487,9 @@ def _check_claim_references(study: "Study") -> None:
         for problem in found + list(c.problems(study)):
             loc, msg = problem[0], problem[1]
             got = problem[2] if len(problem) > 2 else _at(c, loc)
-            errors.append({"type": PydanticCustomError("claim_reference", msg), "loc": ("claims", i, *loc),
-                           "input": got})
+            errors.append(
+                {"type": PydanticCustomError("claim_reference", msg), "loc": ("claims", i, *loc), "input": got}
+            )
     if errors:
         raise ValidationError.from_exception_data("Study", errors)
 

@@ -50,9 +50,9 @@ def resolve_study_path(name_or_path: str) -> Path:
 class Source:
     """Where a loaded study came from."""
 
-    path: Path                   # as the user named it (errors print it so)
-    root: yaml.Node | None       # the YAML node tree, for line numbers
-    module_dir: Path | None      # the folder the study's ``module`` is imported from
+    path: Path  # as the user named it (errors print it so)
+    root: yaml.Node | None  # the YAML node tree, for line numbers
+    module_dir: Path | None  # the folder the study's ``module`` is imported from
 
 
 _SOURCES: dict[int, Source] = {}
@@ -88,26 +88,32 @@ def load_study(name_or_path: str | Path, *, module_dir: str | Path | None = None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise StudyError(f"a study file must be UTF-8 text; byte {e.start} is not ({e.reason})",
-                         where=str(path)) from None
+        raise StudyError(
+            f"a study file must be UTF-8 text; byte {e.start} is not ({e.reason})", where=str(path)
+        ) from None
     except OSError as e:
         raise StudyError(f"cannot read the study file: {e.strerror or e}", where=str(path)) from None
     data, root = load_yaml_text(text, where=str(path))
     if not isinstance(data, dict):
-        raise StudyError("a study file must be a YAML mapping at the top level", where=str(path),
-                         got="an empty file" if data is None else type(data).__name__)
+        raise StudyError(
+            "a study file must be a YAML mapping at the top level",
+            where=str(path),
+            got="an empty file" if data is None else type(data).__name__,
+        )
     module_dir = Path(module_dir) if module_dir is not None else path.parent
     if isinstance(data.get("module"), str):  # it may register claim kinds and views the file uses
-        from .registry import import_study_module
-
         from .errors import RestudyError
+        from .registry import import_study_module
 
         try:
             import_study_module(data["module"], str(module_dir))
         except RestudyError as e:
             line = _line_of(root, ["module"])
-            raise StudyError(f"cannot import the study module from {module_dir} or sys.path: "
-                             f"{e.__cause__ or e}", where=f"{path}:{line} module", got=data["module"]) from e
+            raise StudyError(
+                f"cannot import the study module from {module_dir} or sys.path: {e.__cause__ or e}",
+                where=f"{path}:{line} module",
+                got=data["module"],
+            ) from e
     try:
         study = Study.model_validate(data)
     except ValidationError as e:
@@ -134,8 +140,10 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
         elif err["type"] == "union_tag_invalid":
-            msg = (f"unknown claim kind; allowed: {', '.join(repr(k) for k in claim_kinds())}; "
-                   f"got: {err['ctx'].get('tag')!r}")
+            msg = (
+                f"unknown claim kind; allowed: {', '.join(repr(k) for k in claim_kinds())}; "
+                f"got: {err['ctx'].get('tag')!r}"
+            )
         elif err["type"] == "union_tag_not_found":
             msg = f"a claim needs a 'kind'; allowed: {', '.join(repr(k) for k in claim_kinds())}"
         got = err.get("input")
@@ -198,8 +206,9 @@ def parse_overrides(items: list[str]) -> list[tuple[str | None, str, Any]]:
     out = []
     for item in items:
         if "=" not in item:
-            raise StudyError("an override must look like key=value or experiment:key=value",
-                             where="command line", got=item)
+            raise StudyError(
+                "an override must look like key=value or experiment:key=value", where="command line", got=item
+            )
         key, raw = item.split("=", 1)
         exp = None
         if ":" in key:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,7 @@ class StepHook(Protocol):
 
 @dataclass
 class TrainResult:
-    status: str                      # "finished" or "diverged"
+    status: str  # "finished" or "diverged"
     reason: str = ""
     curves: list[dict[str, Any]] = field(default_factory=list)
     epochs_done: int = 0
@@ -59,10 +60,14 @@ class TrainResult:
         """The run's metrics as its record stores them: the last epoch's, per split."""
         last = self.curves[-1] if self.curves else {}
         return {
-            "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
-            "test_loss": last.get("test_loss"), "train_loss": last.get("train_loss"),
+            "test_acc": last.get("test_acc"),
+            "train_acc": last.get("train_acc"),
+            "test_loss": last.get("test_loss"),
+            "train_loss": last.get("train_loss"),
             "diverged": 1.0 if self.status == "diverged" else 0.0,
-            "epochs_done": self.epochs_done, "n_test": n_test, "n_train": n_train,
+            "epochs_done": self.epochs_done,
+            "n_test": n_test,
+            "n_train": n_train,
         }
 
 
@@ -85,14 +90,22 @@ def divergence(loss: float, epoch: int, step: int) -> str:
     return f"non-finite loss ({loss}) at epoch {epoch}, step {step}"
 
 
-def curve_row(epoch: int, lr: float, loss_sum: float, done_steps: int, tr: SplitEval, te: SplitEval,
-              train_s: float, eval_s: float) -> dict[str, Any]:
+def curve_row(
+    epoch: int, lr: float, loss_sum: float, done_steps: int, tr: SplitEval, te: SplitEval, train_s: float, eval_s: float
+) -> dict[str, Any]:
     """One epoch's curve row (``epoch`` is 0-based, the row's 1-based); ``train_loss_running`` is
     the mean training loss over the steps done this epoch (NaN when none was)."""
-    return {"epoch": epoch + 1, "lr": lr,
-            "train_loss_running": loss_sum / done_steps if done_steps else float("nan"),
-            "train_acc": tr.acc, "train_loss": tr.loss, "test_acc": te.acc, "test_loss": te.loss,
-            "train_s": train_s, "eval_s": eval_s}
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss_running": loss_sum / done_steps if done_steps else float("nan"),
+        "train_acc": tr.acc,
+        "train_loss": tr.loss,
+        "test_acc": te.acc,
+        "test_loss": te.loss,
+        "train_s": train_s,
+        "eval_s": eval_s,
+    }
 
 
 def end_epoch(result: TrainResult, row: dict[str, Any], test_logits: torch.Tensor) -> None:
@@ -105,7 +118,7 @@ def end_epoch(result: TrainResult, row: dict[str, Any], test_logits: torch.Tenso
     result.epochs_done = row["epoch"] if result.finished else row["epoch"] - 1
 
 
-def fill_record(record: "RunRecord", result: TrainResult, n_test: int, n_train: int) -> None:
+def fill_record(record: RunRecord, result: TrainResult, n_test: int, n_train: int) -> None:
     """Status, reason, curves, train/eval times and final metrics of a trained run, in its record."""
     record.status = result.status
     record.reason = result.reason
@@ -117,15 +130,27 @@ def fill_record(record: "RunRecord", result: TrainResult, n_test: int, n_train: 
 # --------------------------------------------------------------------------- one model
 
 
-def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-          x_test: torch.Tensor, y_test: torch.Tensor, *,
-          optimizer: torch.optim.Optimizer, schedule: Schedule, epochs: int,
-          batch_size: int, order: torch.Generator, hooks: Sequence[StepHook] = (),
-          augment: Augment | None = None,
-          eval_batch_size: int = 1024, label_smoothing: float = 0.0,
-          memory_format: torch.memory_format = torch.contiguous_format,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          snapshot_epochs: Sequence[int] = (), keep_snapshot_states: bool = False) -> TrainResult:
+def train(
+    model: torch.nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    epochs: int,
+    batch_size: int,
+    order: torch.Generator,
+    hooks: Sequence[StepHook] = (),
+    augment: Augment | None = None,
+    eval_batch_size: int = 1024,
+    label_smoothing: float = 0.0,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    snapshot_epochs: Sequence[int] = (),
+    keep_snapshot_states: bool = False,
+) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
     Args:
@@ -153,7 +178,7 @@ def train(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
         perm = torch.randperm(n, generator=order, device=order.device).to(x_train.device)
         loss_sum, done_steps = 0.0, steps_per_epoch
         for b in range(steps_per_epoch):
-            idx = perm[b * batch_size:(b + 1) * batch_size]
+            idx = perm[b * batch_size : (b + 1) * batch_size]
             xb, yb = x_train[idx], y_train[idx]
             if augment is not None:
                 xb = augment(xb)
@@ -195,19 +220,23 @@ def _check_snapshot_epochs(snapshot_epochs: Sequence[int], epochs: int) -> set[i
     wanted = set(snapshot_epochs)
     bad = [e for e in wanted if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= epochs]
     if bad or len(wanted) != len(snapshot_epochs):
-        raise RestudyError("snapshot epochs must be distinct epochs of the run", where="snapshot_epochs",
-                           got=list(snapshot_epochs), allowed=f"1..{epochs}")
+        raise RestudyError(
+            "snapshot epochs must be distinct epochs of the run",
+            where="snapshot_epochs",
+            got=list(snapshot_epochs),
+            allowed=f"1..{epochs}",
+        )
     return wanted
 
 
-def _keep_snapshot(result: TrainResult, model: torch.nn.Module, epoch: int,
-                   test_logits: torch.Tensor, keep_state: bool) -> None:
+def _keep_snapshot(
+    result: TrainResult, model: torch.nn.Module, epoch: int, test_logits: torch.Tensor, keep_state: bool
+) -> None:
     """Record the end-of-epoch test logits (and a CPU state_dict copy) as a snapshot."""
     result.snapshot_epochs.append(epoch)
     result.snapshots.append(test_logits)
     if keep_state:
-        result.snapshot_states.append(
-            {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        result.snapshot_states.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
 
 
 # --------------------------------------------------------------------------- K stacked models
@@ -232,8 +261,7 @@ class StackedModel(Protocol):
 def per_model_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy of each model over its own batch: ``[K]`` from logits ``[K, B, C]``."""
     k, b, c = logits.shape
-    ce = F.cross_entropy(logits.reshape(k * b, c), y.reshape(k * b), reduction="none",
-                         label_smoothing=label_smoothing)
+    ce = F.cross_entropy(logits.reshape(k * b, c), y.reshape(k * b), reduction="none", label_smoothing=label_smoothing)
     return ce.view(k, b).mean(1)
 
 
@@ -256,7 +284,7 @@ class _Member:
     lr: float = 0.0
     loss_sum: float = 0.0
     done_steps: int = 0
-    snapshot: list[torch.Tensor] | None = None   # weights when it diverged, for its last evaluation
+    snapshot: list[torch.Tensor] | None = None  # weights when it diverged, for its last evaluation
 
 
 @dataclass
@@ -273,12 +301,22 @@ class _Loop:
     members: list[_Member]
 
 
-def train_stacked(model: StackedModel, x_train: torch.Tensor, y_train: torch.Tensor,
-                  x_test: torch.Tensor, y_test: torch.Tensor, *,
-                  optimizer: torch.optim.Optimizer, schedule: Schedule, epochs: int,
-                  batch_size: int, orders: Sequence[torch.Generator],
-                  augments: Sequence[Augment | None] | None = None, eval_batch_size: int = 1024,
-                  label_smoothing: float = 0.0) -> list[TrainResult]:
+def train_stacked(
+    model: StackedModel,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    epochs: int,
+    batch_size: int,
+    orders: Sequence[torch.Generator],
+    augments: Sequence[Augment | None] | None = None,
+    eval_batch_size: int = 1024,
+    label_smoothing: float = 0.0,
+) -> list[TrainResult]:
     """Train the K models of ``model`` in place, step for step as :func:`train` would train each
     one alone, and evaluate them after each epoch.
 
@@ -305,10 +343,12 @@ def train_stacked(model: StackedModel, x_train: torch.Tensor, y_train: torch.Ten
     k = model.size
     augments = list(augments) if augments is not None else [None] * k
     if len(orders) != k or len(augments) != k:
-        raise RestudyError("one order generator and one augmentation per stacked model",
-                           got=(k, len(orders), len(augments)))
-    loop = _Loop(model, optimizer, schedule, batch_size, orders, augments, label_smoothing,
-                 [_Member() for _ in range(k)])
+        raise RestudyError(
+            "one order generator and one augmentation per stacked model", got=(k, len(orders), len(augments))
+        )
+    loop = _Loop(
+        model, optimizer, schedule, batch_size, orders, augments, label_smoothing, [_Member() for _ in range(k)]
+    )
     step = 0
     for epoch in range(epochs):
         taking_part = [i for i, m in enumerate(loop.members) if m.active]
@@ -324,8 +364,7 @@ def train_stacked(model: StackedModel, x_train: torch.Tensor, y_train: torch.Ten
         for i in taking_part:
             m = loop.members[i]
             tr, te, logits = evals[i]
-            end_epoch(m.result, curve_row(epoch, m.lr, m.loss_sum, m.done_steps, tr, te, train_s, eval_s),
-                      logits)
+            end_epoch(m.result, curve_row(epoch, m.lr, m.loss_sum, m.done_steps, tr, te, train_s, eval_s), logits)
             if m.active:
                 m.result.steps = step
     return [m.result for m in loop.members]
@@ -341,7 +380,7 @@ def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int, step
             m.lr, m.loss_sum, m.done_steps = lr, 0.0, steps_per_epoch
     perms = _permutations(loop, n, x.device)
     for b in range(steps_per_epoch):
-        idx = perms[:, b * loop.batch_size:(b + 1) * loop.batch_size]
+        idx = perms[:, b * loop.batch_size : (b + 1) * loop.batch_size]
         xb, yb = _batch(loop, x, y, idx)
         lr = lr_step(loop.optimizer, loop.schedule, step, epoch)
         losses = per_model_loss(loop.model(xb), yb, loop.label_smoothing)
@@ -363,13 +402,14 @@ def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int, step
 def _permutations(loop: _Loop, n: int, device: torch.device) -> torch.Tensor:
     """``[K, n]``: this epoch's order of each model; a fixed order for models that ended (their
     order stream is not drawn from again, as a run that ended draws nothing more)."""
-    rows = [torch.randperm(n, generator=g, device=g.device).to(device) if m.active
-            else torch.arange(n, device=device) for g, m in zip(loop.orders, loop.members)]
+    rows = [
+        torch.randperm(n, generator=g, device=g.device).to(device) if m.active else torch.arange(n, device=device)
+        for g, m in zip(loop.orders, loop.members)
+    ]
     return torch.stack(rows)
 
 
-def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each model's own mini-batch: inputs ``[K, b, features]``, labels ``[K, b]``."""
     k, b = idx.shape
     if all(a is None for a in loop.augments):
@@ -384,8 +424,7 @@ def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
     return torch.stack(rows), y[idx]
 
 
-def _check_divergence(loop: _Loop, values: list[float], lr: float, epoch: int, step: int,
-                      b: int) -> list[int]:
+def _check_divergence(loop: _Loop, values: list[float], lr: float, epoch: int, step: int, b: int) -> list[int]:
     """Mark the active models whose loss is non-finite as diverged; returns their indices."""
     newly = []
     for i, m in enumerate(loop.members):
@@ -413,9 +452,15 @@ def _optimizer_step(loop: _Loop, losses: torch.Tensor, active: list[int]) -> Non
     loop.optimizer.step()
 
 
-def _evaluate_stack(loop: _Loop, which: list[int], x_train: torch.Tensor, y_train: torch.Tensor,
-                    x_test: torch.Tensor, y_test: torch.Tensor, batch_size: int
-                    ) -> dict[int, tuple[SplitEval, SplitEval, torch.Tensor]]:
+def _evaluate_stack(
+    loop: _Loop,
+    which: list[int],
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    batch_size: int,
+) -> dict[int, tuple[SplitEval, SplitEval, torch.Tensor]]:
     """Train and test metrics (and test logits) of models ``which``, each split on its own.
 
     A model that diverged during this epoch is evaluated with its weights from that moment, then
@@ -430,6 +475,11 @@ def _evaluate_stack(loop: _Loop, which: list[int], x_train: torch.Tensor, y_trai
     for i in restored:
         model.zero_slice(i)
         loop.members[i].snapshot = None
-    return {i: (metrics_from_logits(train_logits[i], y_train, "train"),
-                metrics_from_logits(test_logits[i], y_test, "test"), test_logits[i].clone())
-            for i in which}
+    return {
+        i: (
+            metrics_from_logits(train_logits[i], y_train, "train"),
+            metrics_from_logits(test_logits[i], y_test, "test"),
+            test_logits[i].clone(),
+        )
+        for i in which
+    }

@@ -34,16 +34,26 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import RestudyError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TTAStrategy", "parse_strategy", "strategy_problem", "tta_names_problem",
-           "pad_value_from_normalization", "iter_views", "num_views", "tta_logits", "EXAMPLES"]
+__all__ = [
+    "TTAStrategy",
+    "parse_strategy",
+    "strategy_problem",
+    "tta_names_problem",
+    "pad_value_from_normalization",
+    "iter_views",
+    "num_views",
+    "tta_logits",
+    "EXAMPLES",
+]
 
 # Names a user is most likely to want; any name matching the grammar is accepted.
 EXAMPLES = ("flip", "crop25", "crop81", "flip_crop25", "flip_crop81", "crop9", "flip_crop9")
@@ -75,9 +85,12 @@ class TTAStrategy:
             return []
         span = 2 * pad
         if pad < 1 or span % (self.per_axis - 1):
-            raise RestudyError(f"TTA '{self.name}' needs {self.per_axis} offsets per axis in "
-                               f"0..{span}, which needs 2·pad divisible by {self.per_axis - 1}",
-                               where="tta.pad", got=pad)
+            raise RestudyError(
+                f"TTA '{self.name}' needs {self.per_axis} offsets per axis in "
+                f"0..{span}, which needs 2·pad divisible by {self.per_axis - 1}",
+                where="tta.pad",
+                got=pad,
+            )
         stride = span // (self.per_axis - 1)
         return list(range(0, span + 1, stride))
 
@@ -129,7 +142,7 @@ def num_views(strategy: str, spatial_dims: int = 2) -> int:
     s = parse_strategy(strategy)
     if not s.per_axis:
         return 2
-    return 1 + (2 if s.flip else 1) * s.per_axis ** spatial_dims
+    return 1 + (2 if s.flip else 1) * s.per_axis**spatial_dims
 
 
 def pad_value_from_normalization(normalization: dict[str, Any], channels: int) -> list[float]:
@@ -149,22 +162,25 @@ def pad_value_from_normalization(normalization: dict[str, Any], channels: int) -
     if len(mean) == 1 and len(std) == 1:
         mean, std = mean * channels, std * channels
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
-        raise RestudyError("cannot derive the TTA pad value from the data's normalisation",
-                           where="tta", got=normalization, allowed=f"1 or {channels} values, std > 0")
+        raise RestudyError(
+            "cannot derive the TTA pad value from the data's normalisation",
+            where="tta",
+            got=normalization,
+            allowed=f"1 or {channels} values, std > 0",
+        )
     return [(0.0 - m) / s for m, s in zip(mean, std)]
 
 
-def _spatial_dims(x: "torch.Tensor") -> int:
+def _spatial_dims(x: torch.Tensor) -> int:
     """2 for images ``[N, C, H, W]``, 1 for sequences ``[N, L]`` or ``[N, C, L]``."""
     if x.dim() == 4:
         return 2
     if x.dim() in (2, 3):
         return 1
-    raise RestudyError("TTA needs inputs [N, C, H, W], [N, C, L] or [N, L]", where="tta",
-                       got=tuple(x.shape))
+    raise RestudyError("TTA needs inputs [N, C, H, W], [N, C, L] or [N, L]", where="tta", got=tuple(x.shape))
 
 
-def _pad(x: "torch.Tensor", pad: int, pad_value: Sequence[float]) -> "torch.Tensor":
+def _pad(x: torch.Tensor, pad: int, pad_value: Sequence[float]) -> torch.Tensor:
     """``x`` padded by ``pad`` on both sides of every spatial axis with a per-channel constant.
 
     The interior is copied, not recomputed, so a crop at offset ``pad`` equals ``x`` bitwise.
@@ -180,32 +196,32 @@ def _pad(x: "torch.Tensor", pad: int, pad_value: Sequence[float]) -> "torch.Tens
         if value.numel() != 1:
             raise RestudyError("inputs [N, L] take one pad value", where="tta", got=list(pad_value))
         out = value.reshape(1, 1).expand(shape).clone()
-        out[:, pad:pad + x.shape[1]] = x
+        out[:, pad : pad + x.shape[1]] = x
         return out
     if value.numel() != x.shape[1]:
-        raise RestudyError("one pad value per channel is needed", where="tta",
-                           got=list(pad_value), allowed=f"{x.shape[1]} values")
+        raise RestudyError(
+            "one pad value per channel is needed", where="tta", got=list(pad_value), allowed=f"{x.shape[1]} values"
+        )
     out = value.reshape((1, -1) + (1,) * dims).expand(shape).clone()
     interior = (slice(None), slice(None)) + tuple(slice(pad, pad + n) for n in x.shape[2:])
     out[interior] = x
     return out
 
 
-def _crops(padded: "torch.Tensor", offsets: list[int], size: Sequence[int]) -> Iterator["torch.Tensor"]:
+def _crops(padded: torch.Tensor, offsets: list[int], size: Sequence[int]) -> Iterator[torch.Tensor]:
     """Every crop of ``padded`` of spatial ``size`` at the offsets (row-major over axes)."""
     if len(size) == 2:
         h, w = size
         for dy in offsets:
             for dx in offsets:
-                yield padded[..., dy:dy + h, dx:dx + w]
+                yield padded[..., dy : dy + h, dx : dx + w]
     else:
         (n,) = size
         for d in offsets:
-            yield padded[..., d:d + n]
+            yield padded[..., d : d + n]
 
 
-def iter_views(x: "torch.Tensor", strategy: str, *, pad_value: Sequence[float],
-               pad: int = 4) -> Iterator["torch.Tensor"]:
+def iter_views(x: torch.Tensor, strategy: str, *, pad_value: Sequence[float], pad: int = 4) -> Iterator[torch.Tensor]:
     """The views of ``x`` that ``strategy`` averages, in summation order.
 
     Order: the original; then (crop strategies) the crops of ``x`` at offsets (dy, dx) in
@@ -234,9 +250,16 @@ def iter_views(x: "torch.Tensor", strategy: str, *, pad_value: Sequence[float],
         yield from _crops(padded.flip(-1), offsets, size)
 
 
-def tta_logits(model: "torch.nn.Module", x: "torch.Tensor", strategy: str, *,
-               pad_value: Sequence[float], batch_size: int = 1024,
-               memory_format: "torch.memory_format | None" = None, pad: int = 4) -> "torch.Tensor":
+def tta_logits(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    strategy: str,
+    *,
+    pad_value: Sequence[float],
+    batch_size: int = 1024,
+    memory_format: torch.memory_format | None = None,
+    pad: int = 4,
+) -> torch.Tensor:
     """Mean of the model's logits over the views of ``strategy`` (originals.md §4.6).
 
     The model runs in eval mode (its mode is restored afterwards), on chunks of ``batch_size``
@@ -263,15 +286,23 @@ def tta_logits(model: "torch.nn.Module", x: "torch.Tensor", strategy: str, *,
     model.eval()
     try:
         with torch.no_grad():
-            chunks = [_chunk_mean(model, x[i:i + batch_size], strategy, pad_value, pad, fmt)
-                      for i in range(0, x.shape[0], batch_size)]
+            chunks = [
+                _chunk_mean(model, x[i : i + batch_size], strategy, pad_value, pad, fmt)
+                for i in range(0, x.shape[0], batch_size)
+            ]
     finally:
         model.train(was_training)
     return torch.cat(chunks)
 
 
-def _chunk_mean(model: "torch.nn.Module", x: "torch.Tensor", strategy: str,
-                pad_value: Sequence[float], pad: int, fmt: "torch.memory_format") -> "torch.Tensor":
+def _chunk_mean(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    strategy: str,
+    pad_value: Sequence[float],
+    pad: int,
+    fmt: torch.memory_format,
+) -> torch.Tensor:
     """Mean logits over the views of one chunk."""
     total, count = None, 0
     for view in iter_views(x, strategy, pad_value=pad_value, pad=pad):

@@ -32,11 +32,22 @@ from __future__ import annotations
 import functools
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from .artifacts import (LOGITS_FILE, RUN_FILE, TENSOR_ENSEMBLE, TENSOR_FEATURES, TENSOR_INDEX, TENSOR_LABELS,
-                        TENSOR_LOGITS, ensemble_tta_tensor, snapshot_tensor, tta_tensor)
+from .artifacts import (
+    LOGITS_FILE,
+    RUN_FILE,
+    TENSOR_ENSEMBLE,
+    TENSOR_FEATURES,
+    TENSOR_INDEX,
+    TENSOR_LABELS,
+    TENSOR_LOGITS,
+    ensemble_tta_tensor,
+    snapshot_tensor,
+    tta_tensor,
+)
 from .build import RunParts, TTASetup, build_run, prepare
 from .errors import RestudyError
 from .plan import RunSpec
@@ -83,12 +94,25 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
     if parts.perturbation is not None:
         record.env["perturbation"] = parts.perturbation
 
-    result = train(parts.model, x_tr, y_tr, x_te, y_te, optimizer=parts.optimizer, schedule=parts.schedule,
-                   epochs=s["epochs"], batch_size=s["batch_size"], order=parts.order, hooks=parts.hooks,
-                   augment=parts.augment, eval_batch_size=s["eval_batch_size"],
-                   label_smoothing=s["label_smoothing"], memory_format=parts.memory_format,
-                   snapshot_epochs=parts.snapshot_epochs,
-                   keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies))
+    result = train(
+        parts.model,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        optimizer=parts.optimizer,
+        schedule=parts.schedule,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        order=parts.order,
+        hooks=parts.hooks,
+        augment=parts.augment,
+        eval_batch_size=s["eval_batch_size"],
+        label_smoothing=s["label_smoothing"],
+        memory_format=parts.memory_format,
+        snapshot_epochs=parts.snapshot_epochs,
+        keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies),
+    )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:
         t1 = time.perf_counter()
@@ -99,28 +123,37 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         if result.finished and parts.run_metrics:
             record.metrics.update(_run_metrics(parts, record.metrics, prep.tensors, s))
         if s["cka_examples"]:
-            extra[TENSOR_FEATURES] = penultimate_features(parts.model, x_te[:s["cka_examples"]],
-                                                          s["eval_batch_size"], parts.memory_format)
+            extra[TENSOR_FEATURES] = penultimate_features(
+                parts.model, x_te[: s["cka_examples"]], s["eval_batch_size"], parts.memory_format
+            )
         save_test_tensors(record, out, result.test_logits, y_te, data, extra, what)
     record.env["dataset"] = data.description
 
 
-def save_test_tensors(record: RunRecord, out: Path, logits: "torch.Tensor", labels: "torch.Tensor",
-                      data: "Dataset", extra: dict[str, "torch.Tensor"], what: list[str]) -> None:
+def save_test_tensors(
+    record: RunRecord,
+    out: Path,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    data: Dataset,
+    extra: dict[str, torch.Tensor],
+    what: list[str],
+) -> None:
     """Write the run's test tensors file (final logits, labels, example index and ``extra``) and
     its artifact entry, described by ``what`` (one phrase per extra; CKA features are described
     here)."""
     what = ["final-epoch test logits, labels, example index", *what]
     if TENSOR_FEATURES in extra:
-        what.append(f"penultimate features of the first {extra[TENSOR_FEATURES].shape[0]} test examples "
-                    "(for CKA)")
-    sha = save_tensors(out / LOGITS_FILE, {TENSOR_LOGITS: logits, TENSOR_LABELS: labels,
-                                           TENSOR_INDEX: data.idx_test, **extra})
+        what.append(f"penultimate features of the first {extra[TENSOR_FEATURES].shape[0]} test examples (for CKA)")
+    sha = save_tensors(
+        out / LOGITS_FILE, {TENSOR_LOGITS: logits, TENSOR_LABELS: labels, TENSOR_INDEX: data.idx_test, **extra}
+    )
     record.artifacts[LOGITS_FILE] = {"sha256": sha, "what": "; ".join(what)}
 
 
-def _run_metrics(parts: RunParts, known: dict[str, Any], tensors: tuple["torch.Tensor", ...],
-                 settings: dict[str, Any]) -> dict[str, float]:
+def _run_metrics(
+    parts: RunParts, known: dict[str, Any], tensors: tuple[torch.Tensor, ...], settings: dict[str, Any]
+) -> dict[str, float]:
     """The values of the run's per-run metrics (setting ``run_metrics``) on the trained model.
 
     Raises:
@@ -132,20 +165,24 @@ def _run_metrics(parts: RunParts, known: dict[str, Any], tensors: tuple["torch.T
     for name, fn in parts.run_metrics.items():
         values = fn(model=parts.model, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, settings=settings)
         ok = isinstance(values, dict) and all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in values.items())
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in values.items()
+        )
         if not ok:
-            raise RestudyError("a run metric must return {metric_name: number}", where=f"run_metrics: {name}",
-                               got=repr(values)[:200])
+            raise RestudyError(
+                "a run metric must return {metric_name: number}", where=f"run_metrics: {name}", got=repr(values)[:200]
+            )
         clash = sorted(set(values) & (set(known) | set(out)))
         if clash:
-            raise RestudyError("a run metric must not replace a metric the run already has",
-                               where=f"run_metrics: {name}", got=clash)
+            raise RestudyError(
+                "a run metric must not replace a metric the run already has", where=f"run_metrics: {name}", got=clash
+            )
         out.update({k: float(v) for k, v in values.items()})
     return out
 
 
-def penultimate_features(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int,
-                         memory_format: "torch.memory_format") -> "torch.Tensor":
+def penultimate_features(
+    model: torch.nn.Module, x: torch.Tensor, batch_size: int, memory_format: torch.memory_format
+) -> torch.Tensor:
     """The representation the classifier reads: ``model.features(x)`` when the model has it (the
     ResNets), else the output of all but the last layer of an ``nn.Sequential`` (the MLPs).
 
@@ -159,21 +196,25 @@ def penultimate_features(model: "torch.nn.Module", x: "torch.Tensor", batch_size
     elif isinstance(model, torch.nn.Sequential):
         body = model[:-1]
     else:
-        raise RestudyError("cannot find the penultimate layer: give the model a features() method",
-                           where="cka_examples", got=type(model).__name__)
+        raise RestudyError(
+            "cannot find the penultimate layer: give the model a features() method",
+            where="cka_examples",
+            got=type(model).__name__,
+        )
     was_training = model.training
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
-            xb = x[i:i + batch_size]
+            xb = x[i : i + batch_size]
             out.append(body(xb.contiguous(memory_format=memory_format) if xb.dim() == 4 else xb).flatten(1).float())
     model.train(was_training)
     return torch.cat(out).cpu()
 
 
-def _extras(result: "TrainResult", parts: RunParts, x_te: "torch.Tensor", y_te: "torch.Tensor",
-            s: dict[str, Any]) -> tuple[dict[str, "torch.Tensor"], dict[str, float | None], list[str]]:
+def _extras(
+    result: TrainResult, parts: RunParts, x_te: torch.Tensor, y_te: torch.Tensor, s: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, float | None], list[str]]:
     """TTA and snapshot-ensemble tensors, their metrics and a description of what was stored."""
     from .evaluate import mean_logits, metrics_from_logits
 
@@ -184,16 +225,19 @@ def _extras(result: "TrainResult", parts: RunParts, x_te: "torch.Tensor", y_te: 
     metrics: dict[str, float | None] = dict.fromkeys(names)
     if not result.finished:
         return {}, metrics, []
-    run_tta = functools.partial(_tta_all, x=x_te, tta=tta, batch_size=s["eval_batch_size"],
-                                memory_format=parts.memory_format)
-    tensors: dict[str, "torch.Tensor"] = {tta_tensor(n): t for n, t in run_tta(model).items()}
+    run_tta = functools.partial(
+        _tta_all, x=x_te, tta=tta, batch_size=s["eval_batch_size"], memory_format=parts.memory_format
+    )
+    tensors: dict[str, torch.Tensor] = {tta_tensor(n): t for n, t in run_tta(model).items()}
     what = [f"TTA logits {', '.join(tensors)}"] if tensors else []
     if snap_epochs:
         # Copies: the last snapshot is the final logits' tensor, and safetensors refuses shared memory.
         tensors.update({snapshot_tensor(i): t.clone() for i, t in enumerate(result.snapshots)})
         tensors[TENSOR_ENSEMBLE] = mean_logits(result.snapshots)
-        what.append(f"snapshot logits {snapshot_tensor(0)}..{len(result.snapshots) - 1} (epochs "
-                    f"{', '.join(map(str, result.snapshot_epochs))}), their mean '{TENSOR_ENSEMBLE}'")
+        what.append(
+            f"snapshot logits {snapshot_tensor(0)}..{len(result.snapshots) - 1} (epochs "
+            f"{', '.join(map(str, result.snapshot_epochs))}), their mean '{TENSOR_ENSEMBLE}'"
+        )
         if tta.strategies:
             final = {n: tensors[tta_tensor(n)] for n in tta.strategies}
             per_snapshot = _snapshot_tta(result, model, run_tta, final)
@@ -206,18 +250,26 @@ def _extras(result: "TrainResult", parts: RunParts, x_te: "torch.Tensor", y_te: 
     return tensors, metrics, what
 
 
-def _tta_all(model: "torch.nn.Module", *, x: "torch.Tensor", tta: TTASetup, batch_size: int,
-             memory_format: "torch.memory_format") -> dict[str, "torch.Tensor"]:
+def _tta_all(
+    model: torch.nn.Module, *, x: torch.Tensor, tta: TTASetup, batch_size: int, memory_format: torch.memory_format
+) -> dict[str, torch.Tensor]:
     """TTA test logits of ``model`` for every strategy of the run."""
     from .tta import tta_logits
 
-    return {n: tta_logits(model, x, n, pad_value=tta.pad_value, batch_size=batch_size,
-                          memory_format=memory_format, pad=tta.pad) for n in tta.strategies}
+    return {
+        n: tta_logits(
+            model, x, n, pad_value=tta.pad_value, batch_size=batch_size, memory_format=memory_format, pad=tta.pad
+        )
+        for n in tta.strategies
+    }
 
 
-def _snapshot_tta(result: "TrainResult", model: "torch.nn.Module",
-                  run_tta: Callable[["torch.nn.Module"], dict[str, "torch.Tensor"]],
-                  final: dict[str, "torch.Tensor"]) -> list[dict[str, "torch.Tensor"]]:
+def _snapshot_tta(
+    result: TrainResult,
+    model: torch.nn.Module,
+    run_tta: Callable[[torch.nn.Module], dict[str, torch.Tensor]],
+    final: dict[str, torch.Tensor],
+) -> list[dict[str, torch.Tensor]]:
     """Each snapshot model's TTA logits (originals.md §4.5 + §4.6).
 
     A snapshot taken at the last epoch is the final model: its TTA logits (``final``) are reused.

@@ -10,10 +10,19 @@ Imports study, registry and (for its evaluators' context) compare.
 
 from __future__ import annotations
 
-from ..study import ClaimBase, Selector
-from .base import ClaimKind, claim_kind, claim_kinds, kind_name, register_claim_kind
 from ..compare.context import EvaluationContext
 from ..compare.results import ClaimResult
+from ..study import ClaimBase, Selector
+from .base import ClaimKind, claim_kind, claim_kinds, kind_name, register_claim_kind
 
-__all__ = ["ClaimBase", "ClaimKind", "ClaimResult", "EvaluationContext", "Selector", "claim_kind",
-           "claim_kinds", "kind_name", "register_claim_kind"]
+__all__ = [
+    "ClaimBase",
+    "ClaimKind",
+    "ClaimResult",
+    "EvaluationContext",
+    "Selector",
+    "claim_kind",
+    "claim_kinds",
+    "kind_name",
+    "register_claim_kind",
+]

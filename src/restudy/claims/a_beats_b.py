@@ -17,15 +17,15 @@ Imports study, stats and compare (matplotlib only inside ``figure``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from .. import stats
 from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED, combine
-from ..compare.select import (Row, metric_value, pair_runs, pinned_axes, select_runs, series,
-                              short_label, unit, usable)
+from ..compare.select import Row, metric_value, pair_runs, pinned_axes, select_runs, series, short_label, unit, usable
 from ..numbers import fmt, p_value, pct
 from ..study import ClaimBase, Loc, Selector
 from .base import ClaimKind, register_claim_kind
@@ -55,8 +55,9 @@ class BeatsClaim(ClaimBase):
 # --------------------------------------------------------------------------------------------
 
 
-def _test(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row],
-          alpha: float) -> tuple[stats.PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
+def _test(
+    claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float
+) -> tuple[stats.PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
     """Runs the paired (or, without pairs, Welch) one-sided test of a beating b."""
     sign = 1.0 if claim.higher_is_better else -1.0
     conf = 1.0 - 2.0 * alpha
@@ -65,8 +66,11 @@ def _test(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row],
         a = [sign * metric_value(x, claim.metric) - claim.margin for x, _ in pairs]
         bb = [sign * metric_value(y, claim.metric) for _, y in pairs]
         return stats.paired_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
-    why = "pairing ambiguous (a key occurs twice on one side)" if info["ambiguous"] else \
-        "no run pairs share seed index and free-axis levels"
+    why = (
+        "pairing ambiguous (a key occurs twice on one side)"
+        if info["ambiguous"]
+        else "no run pairs share seed index and free-axis levels"
+    )
     info["fallback"] = f"Welch's unpaired test: {why}"
     a = [sign * metric_value(x, claim.metric) - claim.margin for x in a_runs]
     bb = [sign * metric_value(y, claim.metric) for y in b_runs]
@@ -83,21 +87,24 @@ def _seeds(res: stats.PairedResult, alpha: float, cells: int = 1) -> tuple[int |
         return None, "no seed count would: the observed difference has the wrong sign"
     if not math.isfinite(res.sd_diff):
         return None, "fewer than 2 runs per side: the spread is unknown"
-    n = stats.seeds_needed(res.mean_diff, res.sd_diff, alpha=alpha, power=POWER,
-                           paired=res.test == "paired-t", alternative="greater")
+    n = stats.seeds_needed(
+        res.mean_diff, res.sd_diff, alpha=alpha, power=POWER, paired=res.test == "paired-t", alternative="greater"
+    )
     if n and res.test == "paired-t":
         pairs, n = n, max(2, math.ceil(n / max(1, cells)))
         return n, (f"about {n} seeds per variant ({pairs} pairs) for 80% power at the observed difference")
-    return n, (f"about {n} seeds per side for 80% power at the observed difference" if n else
-               "more than 10000 seeds would be needed at the observed difference")
+    return n, (
+        f"about {n} seeds per side for 80% power at the observed difference"
+        if n
+        else "more than 10000 seeds would be needed at the observed difference"
+    )
 
 
 def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: float) -> str:
     u = unit(claim.metric)
     raw = res.mean_diff + claim.margin
     lo, hi = res.ci_low + claim.margin, res.ci_high + claim.margin
-    head = f"{a} beats {b} by {raw:+.2f}{u}" if raw > 0 else \
-        f"{a} does not beat {b} (difference {fmt(raw)}{u})"
+    head = f"{a} beats {b} by {raw:+.2f}{u}" if raw > 0 else f"{a} does not beat {b} (difference {fmt(raw)}{u})"
     if res.test == "paired-t":
         test = f"paired t {p_value(res.p_value)}, n={res.n} pairs"
     else:
@@ -106,23 +113,36 @@ def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: 
     return f"{head} ({pct(conf)} CI [{fmt(lo)}, {fmt(hi)}], {test}{margin})"
 
 
-def _one(claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row],
-         alpha: float) -> tuple[dict[str, Any], list[tuple[Row, Row]]]:
+def _one(
+    claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float
+) -> tuple[dict[str, Any], list[tuple[Row, Row]]]:
     """One a-versus-b comparison as an evidence dict with its own verdict, and its run pairs."""
     a_lbl, b_lbl = short_label(claim.a, b), short_label(b, claim.a)
     base = {"a": claim.a.label(), "b": b.label(), "alpha": alpha, "margin": claim.margin}
     if not a_runs or not b_runs:
-        return {**base, "verdict": NOT_EVALUATED, "seeds_needed": None,
-                "sentence": f"{a_lbl} vs {b_lbl}: no runs ({len(a_runs)} vs {len(b_runs)})"}, []
+        return {
+            **base,
+            "verdict": NOT_EVALUATED,
+            "seeds_needed": None,
+            "sentence": f"{a_lbl} vs {b_lbl}: no runs ({len(a_runs)} vs {len(b_runs)})",
+        }, []
     res, info, pairs = _test(claim, b, a_runs, b_runs, alpha)
     conf = 1.0 - 2.0 * alpha
     shown = math.isfinite(res.p_value) and res.p_value < alpha and res.ci_low > 0
     verdict = REPRODUCED if shown else NOT_REPRODUCED if res.ci_high < 0 else INCONCLUSIVE
     seeds, seeds_note = _seeds(res, alpha, info.get("cells", 1)) if verdict == INCONCLUSIVE else (None, "")
     raw = {k: getattr(res, k) + claim.margin for k in ("mean_diff", "ci_low", "ci_high")}
-    return {**base, **info, **res.to_dict(), **raw, "confidence": conf, "verdict": verdict,
-            "seeds_needed": seeds, "seeds_note": seeds_note,
-            "sentence": _sentence(a_lbl, b_lbl, res, claim, conf)}, pairs
+    return {
+        **base,
+        **info,
+        **res.to_dict(),
+        **raw,
+        "confidence": conf,
+        "verdict": verdict,
+        "seeds_needed": seeds,
+        "seeds_note": seeds_note,
+        "sentence": _sentence(a_lbl, b_lbl, res, claim, conf),
+    }, pairs
 
 
 def _max_seeds(items: Iterable[dict[str, Any]]) -> int | None:
@@ -148,11 +168,15 @@ def _free_axis(runs: Sequence[Row], selectors: Sequence[Selector]) -> str | None
     return None
 
 
-def _differences(claim: BeatsClaim, b: Selector, pairs: list[tuple[Row, Row]],
-                 axis: str | None) -> dict[str, Any]:
+def _differences(claim: BeatsClaim, b: Selector, pairs: list[tuple[Row, Row]], axis: str | None) -> dict[str, Any]:
     """Paired differences a − b (what the test sees) per level, with mean ± 95 % CI."""
-    pts = [((ra.get("variant") or {}).get(axis) if axis else b.label(),
-            metric_value(ra, claim.metric) - metric_value(rb, claim.metric)) for ra, rb in pairs]
+    pts = [
+        (
+            (ra.get("variant") or {}).get(axis) if axis else b.label(),
+            metric_value(ra, claim.metric) - metric_value(rb, claim.metric),
+        )
+        for ra, rb in pairs
+    ]
     levels = []
     for lv in dict.fromkeys(x for x, _ in pts):
         s = stats.summarize([y for x, y in pts if x == lv])
@@ -170,18 +194,21 @@ def evaluate(claim: BeatsClaim, ctx: Any) -> Any:
         comps.append(comp)
         all_pairs.append(pairs)
     verdict = combine([c["verdict"] for c in comps])
-    notes = [(f"vs {c['b']}: " if len(comps) > 1 else "") + c["seeds_note"]
-             for c in comps if c.get("seeds_note")]
+    notes = [(f"vs {c['b']}: " if len(comps) > 1 else "") + c["seeds_note"] for c in comps if c.get("seeds_note")]
     summary = "; ".join(c["sentence"] for c in comps)
     if verdict == INCONCLUSIVE and notes:
         summary += f". To decide: {'; '.join(dict.fromkeys(notes))}"
     selected = [(sel.label(), select_runs(ctx.rows, sel)) for sel in (claim.a, *claim.b)]
     axis = _free_axis([r for _, runs in selected for r in runs], [claim.a, *claim.b])
-    evidence = {"comparisons": comps, "alpha_per_comparison": alpha,
-                "correction": f"Bonferroni over {len(claim.b)}",
-                "higher_is_better": claim.higher_is_better, "axis": axis,
-                "series": [series(lbl, usable(runs), claim.metric, axis) for lbl, runs in selected],
-                "differences": [_differences(claim, b, p, axis) for b, p in zip(claim.b, all_pairs)]}
+    evidence = {
+        "comparisons": comps,
+        "alpha_per_comparison": alpha,
+        "correction": f"Bonferroni over {len(claim.b)}",
+        "higher_is_better": claim.higher_is_better,
+        "axis": axis,
+        "series": [series(lbl, usable(runs), claim.metric, axis) for lbl, runs in selected],
+        "differences": [_differences(claim, b, p, axis) for b, p in zip(claim.b, all_pairs)],
+    }
     return ctx.result(claim, verdict, summary, evidence, _max_seeds(comps))
 
 
@@ -205,8 +232,15 @@ def _diff_panel(ax: Any, claim: BeatsClaim, ev: dict[str, Any], draw: Any) -> No
             x = pos[lv] + (i - (len(diffs) - 1) / 2) * width
             ax.scatter([x] * len(ys), ys, s=14, color=draw.color(i + 1), alpha=0.5)
             m = means[lv]
-            draw.errorbar(ax, x, m["mean"], m["ci_low"], m["ci_high"], draw.color(i + 1),
-                          f"− {d['label']}" if lv == levels[0] else None)
+            draw.errorbar(
+                ax,
+                x,
+                m["mean"],
+                m["ci_low"],
+                m["ci_high"],
+                draw.color(i + 1),
+                f"− {d['label']}" if lv == levels[0] else None,
+            )
     ax.axhline(claim.margin, color="grey", linewidth=0.8)
     ax.set_title(f"paired differences ({claim.a.label()} − b), mean ± 95% CI", fontsize=8)
     ax.set_xlabel(axis or "")
@@ -241,15 +275,19 @@ def render(claim: BeatsClaim, result: Any) -> tuple[list[str], None]:
     from ..report.tables import VERDICT_TEXT, seeds_line
 
     ev = result.evidence
-    lines = [f"α = {fmt(ev.get('alpha_per_comparison'), 4)} per comparison "
-             f"({ev.get('correction', '')}); one-sided tests, CI at 1 − 2α."]
+    lines = [
+        f"α = {fmt(ev.get('alpha_per_comparison'), 4)} per comparison "
+        f"({ev.get('correction', '')}); one-sided tests, CI at 1 − 2α."
+    ]
     for comp in ev.get("comparisons", []):
         line = f"{VERDICT_TEXT.get(comp['verdict'], comp['verdict'])}: {comp['sentence']}"
         if comp.get("fallback"):
             line += f"; {comp['fallback']}"
         elif "by" in comp:
-            line += (f"; paired by {', '.join(comp['by'])}, unpaired runs: "
-                     f"{comp.get('unpaired_a', 0)} (a) / {comp.get('unpaired_b', 0)} (b)")
+            line += (
+                f"; paired by {', '.join(comp['by'])}, unpaired runs: "
+                f"{comp.get('unpaired_a', 0)} (a) / {comp.get('unpaired_b', 0)} (b)"
+            )
         if comp.get("wilcoxon_p") is not None:
             line += f"; Wilcoxon {p_value(comp['wilcoxon_p'])}"
         if comp.get("seeds_note"):

@@ -79,8 +79,10 @@ def kind_name(schema: type[ClaimBase]) -> str:
     field = schema.model_fields.get("kind")
     args = typing.get_args(field.annotation) if field is not None else ()
     if len(args) != 1 or typing.get_origin(field.annotation) is not typing.Literal:  # type: ignore[union-attr]
-        raise RestudyError("a claim schema needs a field kind: Literal['<name>'] with one name",
-                           got=f"{schema.__module__}.{schema.__qualname__}")
+        raise RestudyError(
+            "a claim schema needs a field kind: Literal['<name>'] with one name",
+            got=f"{schema.__module__}.{schema.__qualname__}",
+        )
     return str(args[0])
 
 
@@ -88,8 +90,10 @@ def register_claim_kind(kind: type[ClaimKind]) -> type[ClaimKind]:
     """Class decorator registering a claim kind under its schema's ``kind`` name."""
     schema = getattr(kind, "schema", None)
     if not (isinstance(schema, type) and issubclass(schema, ClaimBase)):
-        raise RestudyError("a claim kind needs 'schema', a subclass of restudy.claims.ClaimBase",
-                           got=f"{kind.__module__}.{kind.__qualname__}")
+        raise RestudyError(
+            "a claim kind needs 'schema', a subclass of restudy.claims.ClaimBase",
+            got=f"{kind.__module__}.{kind.__qualname__}",
+        )
     kind.name = kind_name(schema)  # type: ignore[attr-defined]
     registry.register("claim", kind.name)(kind)  # type: ignore[attr-defined]
     return kind

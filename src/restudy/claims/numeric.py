@@ -44,8 +44,7 @@ class NumericClaim(ClaimBase):
             elif ref.row not in t.rows:
                 out.append((("cells", i, "row"), f"table {t.id} has no row {ref.row!r}; rows: {t.rows}"))
             elif ref.column not in t.columns:
-                out.append((("cells", i, "column"),
-                            f"table {t.id} has no column {ref.column!r}; columns: {t.columns}"))
+                out.append((("cells", i, "column"), f"table {t.id} has no column {ref.column!r}; columns: {t.columns}"))
         return out
 
 
@@ -68,8 +67,7 @@ def evaluate(claim: NumericClaim, ctx: Any) -> Any:
             points.append([])
             continue
         runs = cell_runs(table, ref.row, ref.column, ctx.rows)
-        cells.append(evaluate_cell(table, ref.row, ref.column, reported, runs, ctx.scale,
-                                   ctx.dataset, rule))
+        cells.append(evaluate_cell(table, ref.row, ref.column, reported, runs, ctx.scale, ctx.dataset, rule))
         points.append([metric_value(r, str(table.metric)) for r in usable(runs)])
     verdict = combine([c.verdict for c in cells])
     counts = {v: sum(c.verdict == v for c in cells) for v in VERDICTS}
@@ -78,8 +76,13 @@ def evaluate(claim: NumericClaim, ctx: Any) -> Any:
     summary = f"{len(cells)} cells: " + ", ".join(parts)
     if rels:
         summary += f"; max |rel. error| {max(rels):.1%}"
-    evidence = {"cells": [c.to_dict() for c in cells], "counts": counts,
-                "confidence": rule.confidence, "tolerance": claim.tolerance, "points": points}
+    evidence = {
+        "cells": [c.to_dict() for c in cells],
+        "counts": counts,
+        "confidence": rule.confidence,
+        "tolerance": claim.tolerance,
+        "points": points,
+    }
     note = None
     if cells and all(c.verdict == NOT_EVALUATED and c.n > 0 for c in cells):
         note = cells[0].note
@@ -99,13 +102,29 @@ def figure(claim: NumericClaim, result: Any, path: Path) -> Path | None:
     for i, (cell, vals) in enumerate(zip(cells, points)):
         ax.scatter([i] * len(vals), draw.floats(vals), s=14, color="tab:blue", alpha=0.5, zorder=2)
         if cell.get("mean") is not None:
-            draw.errorbar(ax, i, cell["mean"], cell.get("ci_low"), cell.get("ci_high"), "tab:blue",
-                          "reproduced mean ± CI" if i == 0 else None)
+            draw.errorbar(
+                ax,
+                i,
+                cell["mean"],
+                cell.get("ci_low"),
+                cell.get("ci_high"),
+                "tab:blue",
+                "reproduced mean ± CI" if i == 0 else None,
+            )
         pm = cell.get("reported_pm") or 0.0
-        ax.errorbar([i + 0.2], [cell["reported"]], yerr=[[pm], [pm]], fmt="x", color="tab:red",
-                    markersize=8, capsize=3, label="reported" if i == 0 else None)
-    ax.set_xticks(range(len(cells)), [f"{c['row']} / {c['column']}" for c in cells],
-                  rotation=30, ha="right", fontsize=7)
+        ax.errorbar(
+            [i + 0.2],
+            [cell["reported"]],
+            yerr=[[pm], [pm]],
+            fmt="x",
+            color="tab:red",
+            markersize=8,
+            capsize=3,
+            label="reported" if i == 0 else None,
+        )
+    ax.set_xticks(
+        range(len(cells)), [f"{c['row']} / {c['column']}" for c in cells], rotation=30, ha="right", fontsize=7
+    )
     ax.set_ylabel(claim.metric)
     ax.legend(fontsize=8)
     draw.title(ax, result)
@@ -123,8 +142,10 @@ def render(claim: NumericClaim, result: Any) -> tuple[list[str], Any]:
 @register_claim_kind
 class Numeric(ClaimKind):
     schema = NumericClaim
-    rule = ("a *numeric* cell is reproduced when the reported value lies in the 95% CI of the "
-            "reproduced mean, whose SD is at least the binomial test-set noise")
+    rule = (
+        "a *numeric* cell is reproduced when the reported value lies in the 95% CI of the "
+        "reproduced mean, whose SD is at least the binomial test-set noise"
+    )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)
     render = staticmethod(render)

@@ -55,23 +55,44 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
         value, note = value / 100.0, "value > 1 was read as a percentage"
     low, high = stats.rate_ci(k, n, conf)
     verdict = _verdict(claim.op, low, high, value)
-    summary = (f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
-               f"[{low:.0%}, {high:.0%}]); claimed {claim.op} {value:.0%}")
+    summary = (
+        f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
+        f"[{low:.0%}, {high:.0%}]); claimed {claim.op} {value:.0%}"
+    )
     groups = [_rate(vid, rs, conf) for (_, vid), rs in group_rows(runs).items()] + [_rate("all", runs, conf)]
-    return verdict, summary, {"k": k, "n": n, "rate": k / n, "ci_low": low, "ci_high": high,
-                              "confidence": conf, "value": value, "op": claim.op, "note": note,
-                              "groups": groups}
+    return (
+        verdict,
+        summary,
+        {
+            "k": k,
+            "n": n,
+            "rate": k / n,
+            "ci_low": low,
+            "ci_high": high,
+            "confidence": conf,
+            "value": value,
+            "op": claim.op,
+            "note": note,
+            "groups": groups,
+        },
+    )
 
 
-def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float
-                    ) -> tuple[str, str, dict, int | None]:
+def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tuple[str, str, dict, int | None]:
     s, floor = summarize_runs(runs, claim.metric, conf)
     u = unit(claim.metric)
-    evidence = {**s.to_dict(), "sd_floor": floor, "confidence": conf, "value": claim.value,
-                "op": claim.op,
-                "series": [series(vid, rs, claim.metric) for (_, vid), rs in group_rows(runs).items()]}
-    summary = (f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
-               f"{fmt(s.ci_high)}], n={s.n}); claimed {claim.op} {claim.value:g}{u}")
+    evidence = {
+        **s.to_dict(),
+        "sd_floor": floor,
+        "confidence": conf,
+        "value": claim.value,
+        "op": claim.op,
+        "series": [series(vid, rs, claim.metric) for (_, vid), rs in group_rows(runs).items()],
+    }
+    summary = (
+        f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
+        f"{fmt(s.ci_high)}], n={s.n}); claimed {claim.op} {claim.value:g}{u}"
+    )
     if s.n < 2:
         return INCONCLUSIVE, summary + "; one run has no seed-to-seed spread", evidence, None
     verdict = _verdict(claim.op, s.ci_low, s.ci_high, claim.value)
@@ -104,11 +125,11 @@ def _rate_bars(ax: Any, groups: list[dict[str, Any]], value: float, confidence: 
     for i, g in enumerate(groups):
         color = "tab:grey" if g["label"] == "all" else "tab:orange"
         ax.bar(i, g["rate"], color=color, alpha=0.7)
-        ax.errorbar([i], [g["rate"]], yerr=[[g["rate"] - g["ci_low"]], [g["ci_high"] - g["rate"]]],
-                    color="black", capsize=4)
+        ax.errorbar(
+            [i], [g["rate"]], yerr=[[g["rate"] - g["ci_low"]], [g["ci_high"] - g["rate"]]], color="black", capsize=4
+        )
         ax.text(i, 0.03, f"{g['k']}/{g['n']}", ha="center", fontsize=8)
-    ax.axhline(value if value <= 1 else value / 100, color="tab:red", linestyle="--",
-               label="claimed threshold")
+    ax.axhline(value if value <= 1 else value / 100, color="tab:red", linestyle="--", label="claimed threshold")
     ax.set_xticks(range(len(groups)), [g["label"] for g in groups], rotation=30, ha="right", fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"fraction of runs diverged ({pct(confidence)} exact CI)")
@@ -150,8 +171,7 @@ def render(claim: ThresholdClaim, result: Any) -> tuple[list[str], None]:
 @register_claim_kind
 class Threshold(ClaimKind):
     schema = ThresholdClaim
-    rule = ("a *threshold* compares an interval (exact binomial for divergence rates) with the "
-            "value")
+    rule = "a *threshold* compares an interval (exact binomial for divergence rates) with the value"
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)
     render = staticmethod(render)

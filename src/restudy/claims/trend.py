@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -65,8 +66,9 @@ def trend_points(claim: TrendClaim, rows: Sequence[Row]) -> tuple[list[tuple[Any
         return pts, {"values": "per run"}
     base = usable(select_runs(rows, claim.baseline))
     pairs, info = pair_runs(runs, base, claim.select, claim.baseline)
-    pts = [(a["variant"].get(claim.over),
-            metric_value(a, claim.metric) - metric_value(b, claim.metric)) for a, b in pairs]
+    pts = [
+        (a["variant"].get(claim.over), metric_value(a, claim.metric) - metric_value(b, claim.metric)) for a, b in pairs
+    ]
     return pts, {"values": f"paired difference to {claim.baseline.label()}", **info}
 
 
@@ -77,19 +79,30 @@ def _level_means(xs: list[float], ys: list[float]) -> list[dict[str, Any]]:
         v = np.array([y for xx, y in zip(xs, ys) if xx == x], dtype=float)
         v = v[~np.isnan(v)]
         s = stats.summarize(v[np.isfinite(v)])
-        out.append({"x": x, "mean": float(np.mean(v)) if v.size else math.nan, "n": int(v.size),
-                    "ci_low": s.ci_low, "ci_high": s.ci_high})
+        out.append(
+            {
+                "x": x,
+                "mean": float(np.mean(v)) if v.size else math.nan,
+                "n": int(v.size),
+                "ci_low": s.ci_low,
+                "ci_high": s.ci_high,
+            }
+        )
     return out
 
 
 def _sentence(claim: TrendClaim, res: stats.SlopeResult, conf: float, n_levels: int) -> str:
     what = "difference" if claim.baseline else claim.metric
     if not math.isfinite(res.slope):
-        return (f"slope of the {what} over {claim.over} is undefined: n={res.n} points on "
-                f"{n_levels} level(s) of {claim.over}")
-    return (f"slope of the {what} over {claim.over}: {res.slope:+.3f}{unit(claim.metric)} per "
-            f"unit ({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
-            f"two-sided {p_value(res.p_value)}, n={res.n}); claimed {claim.direction}")
+        return (
+            f"slope of the {what} over {claim.over} is undefined: n={res.n} points on "
+            f"{n_levels} level(s) of {claim.over}"
+        )
+    return (
+        f"slope of the {what} over {claim.over}: {res.slope:+.3f}{unit(claim.metric)} per "
+        f"unit ({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
+        f"two-sided {p_value(res.p_value)}, n={res.n}); claimed {claim.direction}"
+    )
 
 
 def evaluate(claim: TrendClaim, ctx: Any) -> Any:
@@ -108,12 +121,21 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
     up = claim.direction == "increasing"
     verdict = INCONCLUSIVE if not math.isfinite(res.slope) else directional_verdict(res.ci_low, res.ci_high, up)
     finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
-    intercept = float(np.mean([y for _, y in finite]) - res.slope * np.mean([x for x, _ in finite])) \
-        if finite and math.isfinite(res.slope) else math.nan
-    evidence = {**info, **res.to_dict(), "confidence": conf, "direction": claim.direction,
-                "levels": _level_means(xs, ys),
-                "seeds_note": "seeds needed are not estimated for trends",
-                "points": [[x, y] for x, y in zip(xs, ys)], "intercept": intercept}
+    intercept = (
+        float(np.mean([y for _, y in finite]) - res.slope * np.mean([x for x, _ in finite]))
+        if finite and math.isfinite(res.slope)
+        else math.nan
+    )
+    evidence = {
+        **info,
+        **res.to_dict(),
+        "confidence": conf,
+        "direction": claim.direction,
+        "levels": _level_means(xs, ys),
+        "seeds_note": "seeds needed are not estimated for trends",
+        "points": [[x, y] for x, y in zip(xs, ys)],
+        "intercept": intercept,
+    }
     return ctx.result(claim, verdict, _sentence(claim, res, conf, len(set(xs))), evidence)
 
 
@@ -128,8 +150,14 @@ def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
     fig, ax = draw.subplots(figsize=(7.5, 4.2))
     if pts:
         xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-        ax.scatter(xs, ys, s=14, alpha=0.5, color="tab:blue",
-                   label=("one run pair" if claim.baseline else "one run") + "; mean ± 95% CI")
+        ax.scatter(
+            xs,
+            ys,
+            s=14,
+            alpha=0.5,
+            color="tab:blue",
+            label=("one run pair" if claim.baseline else "one run") + "; mean ± 95% CI",
+        )
         for lv in ev.get("levels") or []:
             if lv["n"]:
                 draw.errorbar(ax, float(lv["x"]), lv["mean"], lv["ci_low"], lv["ci_high"], "tab:blue")
@@ -153,13 +181,16 @@ def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
     from ..report.tables import seeds_line, table
 
     ev = result.evidence
-    lines = [f"Values: {ev.get('values', 'per run')}"
-             + (f", paired by {', '.join(ev['by'])}" if ev.get("by") else "") + "."]
+    lines = [
+        f"Values: {ev.get('values', 'per run')}" + (f", paired by {', '.join(ev['by'])}" if ev.get("by") else "") + "."
+    ]
     if ev.get("r") is not None:
         lines.append(f"Pearson r = {fmt(ev['r'], 3)}; CI level {fmt(ev.get('confidence'), 2)}.")
     levels = ev.get("levels") or []
-    tab = table(["level", "mean", "n"], [[fmt(lv["x"], 3).rstrip("0").rstrip("."),
-                                          fmt(lv["mean"]), str(lv["n"])] for lv in levels])
+    tab = table(
+        ["level", "mean", "n"],
+        [[fmt(lv["x"], 3).rstrip("0").rstrip("."), fmt(lv["mean"]), str(lv["n"])] for lv in levels],
+    )
     return lines + [seeds_line(result)], (tab if levels else None)
 
 

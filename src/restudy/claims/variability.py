@@ -26,22 +26,27 @@ Imports study, metrics and compare (matplotlib only inside ``figure``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from .. import metrics
 from ..compare.modelsets import VAR_RESAMPLES, SetData, joint_draws, no_variability, paired
-from ..compare.results import (INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, combine,
-                               directional_verdict)
+from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, combine, directional_verdict
 from ..numbers import fmt, pct
 from ..study import ClaimBase, Loc, ModelSet, Selector
 from .base import ClaimKind, register_claim_kind
 
-VARIABILITY_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy", "disagreement", "correlation",
-                                        "ensemble_gain")
+VARIABILITY_METRICS: tuple[str, ...] = (
+    "sd_accuracy",
+    "sd_cross_entropy",
+    "disagreement",
+    "correlation",
+    "ensemble_gain",
+)
 MAX_MODELS = 100000
 
 
@@ -58,8 +63,9 @@ class VariabilityClaim(ClaimBase):
     groups: list[ModelSet] = Field(min_length=1)
     reference: ModelSet | None = None
     relation: Literal["comparable", "lower", "zero"]
-    metrics: list[Literal["sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain"]] = \
-        list(VARIABILITY_METRICS)
+    metrics: list[Literal["sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain"]] = list(
+        VARIABILITY_METRICS
+    )
     band: tuple[float, float] = (0.5, 2.0)
 
     @field_validator("band")
@@ -70,7 +76,7 @@ class VariabilityClaim(ClaimBase):
         return v
 
     @model_validator(mode="after")
-    def _needs_reference(self) -> "VariabilityClaim":
+    def _needs_reference(self) -> VariabilityClaim:
         if self.relation != "zero" and self.reference is None:
             raise ValueError(f"relation '{self.relation}' needs a 'reference' model set")
         return self
@@ -93,9 +99,11 @@ def _zero_group(claim: VariabilityClaim, data: SetData) -> dict[str, Any]:
     values = {m: data.values[m] for m in claim.metrics}
     off = [f"{m} = {fmt(v, 4)}" for m, v in values.items() if not no_variability(m, v)]
     verdict = NOT_REPRODUCED if off else REPRODUCED
-    sentence = (f"{data.name}: {data.n_models} models; " +
-                (f"variability found: {', '.join(off)}" if off else
-                 "every metric shows exactly no variability (bit-identical predictions)"))
+    sentence = f"{data.name}: {data.n_models} models; " + (
+        f"variability found: {', '.join(off)}"
+        if off
+        else "every metric shows exactly no variability (bit-identical predictions)"
+    )
     return {**base, "values": values, "verdict": verdict, "sentence": sentence}
 
 
@@ -109,8 +117,7 @@ def _band_verdict(low: float, high: float, band: tuple[float, float]) -> str:
     return INCONCLUSIVE
 
 
-def _models_needed(ratio: float, low: float, high: float, targets: Sequence[float],
-                   n: int) -> int | None:
+def _models_needed(ratio: float, low: float, high: float, targets: Sequence[float], n: int) -> int | None:
     """Models per set for the CI to clear the nearest decisive edge, assuming its width shrinks
     as 1/√M around the observed ratio (an estimate, not a power analysis)."""
     if not all(math.isfinite(x) for x in (ratio, low, high)):
@@ -124,26 +131,43 @@ def _models_needed(ratio: float, low: float, high: float, targets: Sequence[floa
     factor = min(shrink) if shrink else 0.0
     if factor <= 0.0:
         return None
-    needed = math.ceil(n / factor ** 2)
+    needed = math.ceil(n / factor**2)
     return needed if needed <= MAX_MODELS else None
 
 
-def _ratio_one(claim: VariabilityClaim, metric: str, g: SetData, ref: SetData,
-               draws: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
-               confidence: float) -> dict[str, Any]:
+def _ratio_one(
+    claim: VariabilityClaim,
+    metric: str,
+    g: SetData,
+    ref: SetData,
+    draws: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    confidence: float,
+) -> dict[str, Any]:
     """r = V_group/V_reference for one metric with its bootstrap CI and verdict."""
     vg = metrics.variability_value(metric, g.values[metric])
     vr = metrics.variability_value(metric, ref.values[metric])
-    base = {"group": g.name, "metric": metric, "value_group": g.values[metric],
-            "value_reference": ref.values[metric], "v_group": vg, "v_reference": vr}
+    base = {
+        "group": g.name,
+        "metric": metric,
+        "value_group": g.values[metric],
+        "value_reference": ref.values[metric],
+        "v_group": vg,
+        "v_reference": vr,
+    }
     if not vr > 0:
-        return {**base, "ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-                "verdict": NOT_EVALUATED, "models_needed": None,
-                "sentence": f"{metric}: the reference shows no variability (V = {fmt(vr, 4)}): "
-                            "the ratio is undefined"}
+        return {
+            **base,
+            "ratio": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "verdict": NOT_EVALUATED,
+            "models_needed": None,
+            "sentence": f"{metric}: the reference shows no variability (V = {fmt(vr, 4)}): the ratio is undefined",
+        }
     with np.errstate(invalid="ignore", divide="ignore"):
-        r_draws = (metrics.variability_value(metric, draws[0][metric]) /
-                   metrics.variability_value(metric, draws[1][metric]))
+        r_draws = metrics.variability_value(metric, draws[0][metric]) / metrics.variability_value(
+            metric, draws[1][metric]
+        )
     ratio = vg / vr
     low, high = metrics.percentile_ci(r_draws, confidence)
     if claim.relation == "lower":
@@ -152,34 +176,45 @@ def _ratio_one(claim: VariabilityClaim, metric: str, g: SetData, ref: SetData,
     else:
         verdict = _band_verdict(low, high, claim.band)
         targets = claim.band
-    needed = _models_needed(ratio, low, high, targets, max(g.n_models, ref.n_models)) \
-        if verdict == INCONCLUSIVE else None
-    sentence = (f"{metric}: r = {fmt(ratio)} ({pct(confidence)} CI [{fmt(low)}, {fmt(high)}]; "
-                f"V {fmt(vg, 4)} vs {fmt(vr, 4)})")
-    return {**base, "ratio": ratio, "ci_low": low, "ci_high": high, "verdict": verdict,
-            "models_needed": needed, "sentence": sentence}
+    needed = (
+        _models_needed(ratio, low, high, targets, max(g.n_models, ref.n_models)) if verdict == INCONCLUSIVE else None
+    )
+    sentence = (
+        f"{metric}: r = {fmt(ratio)} ({pct(confidence)} CI [{fmt(low)}, {fmt(high)}]; V {fmt(vg, 4)} vs {fmt(vr, 4)})"
+    )
+    return {
+        **base,
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": verdict,
+        "models_needed": needed,
+        "sentence": sentence,
+    }
 
 
 def _reduction_evidence(g: SetData, ref: SetData) -> dict[str, Any]:
     """Variability reduction % of a group against the reference, both formulas, labelled."""
     red = metrics.reduction_percent(g.values, ref.values)
-    return {"original": red["original"], "recalculated": red["recalculated"],
-            "per_metric": red["per_metric"],
-            "labels": {"original": "original paper's formula", "recalculated":
-                       "reproduction's recalculation"},
-            "definitions": red["labels"]}
+    return {
+        "original": red["original"],
+        "recalculated": red["recalculated"],
+        "per_metric": red["per_metric"],
+        "labels": {"original": "original paper's formula", "recalculated": "reproduction's recalculation"},
+        "definitions": red["labels"],
+    }
 
 
-def _group_sentence(claim: VariabilityClaim, g: SetData, comps: list[dict[str, Any]],
-                    reduction: dict[str, Any] | None) -> str:
+def _group_sentence(
+    claim: VariabilityClaim, g: SetData, comps: list[dict[str, Any]], reduction: dict[str, Any] | None
+) -> str:
     ok = sum(c["verdict"] == REPRODUCED for c in comps)
     ratios = [c["ratio"] for c in comps if math.isfinite(c["ratio"])]
     span = f" (r {fmt(min(ratios))}–{fmt(max(ratios))})" if ratios else ""
     if claim.relation == "lower":
         head = f"{g.name}: CI of r below 1 in {ok}/{len(comps)} metrics{span}"
     else:
-        head = (f"{g.name}: CI of r inside [{claim.band[0]:g}, {claim.band[1]:g}] in "
-                f"{ok}/{len(comps)} metrics{span}")
+        head = f"{g.name}: CI of r inside [{claim.band[0]:g}, {claim.band[1]:g}] in {ok}/{len(comps)} metrics{span}"
     bad = [c["sentence"] for c in comps if c["verdict"] == NOT_REPRODUCED]
     if bad:
         head += "; against: " + "; ".join(bad)
@@ -187,16 +222,16 @@ def _group_sentence(claim: VariabilityClaim, g: SetData, comps: list[dict[str, A
     if open_:
         head += f"; undecided: {', '.join(open_)}"
     if reduction is not None:
-        head += (f"; reduction {fmt(reduction['original'], 1)}% (original paper's formula) / "
-                 f"{fmt(reduction['recalculated'], 1)}% (reproduction's recalculation)")
+        head += (
+            f"; reduction {fmt(reduction['original'], 1)}% (original paper's formula) / "
+            f"{fmt(reduction['recalculated'], 1)}% (reproduction's recalculation)"
+        )
     return head
 
 
-def _ratio_group(claim: VariabilityClaim, g: SetData, ref: SetData,
-                 confidence: float) -> dict[str, Any]:
+def _ratio_group(claim: VariabilityClaim, g: SetData, ref: SetData, confidence: float) -> dict[str, Any]:
     """One group of a ``comparable`` or ``lower`` claim against the reference."""
-    base = {"group": g.name, "n_models": g.n_models, "missing": len(g.missing),
-            "paired_with_reference": paired(g, ref)}
+    base = {"group": g.name, "n_models": g.n_models, "missing": len(g.missing), "paired_with_reference": paired(g, ref)}
     if g.why or ref.why:
         why = f"{g.name}: {g.why}" if g.why else f"reference {ref.name}: {ref.why}"
         return {**base, "verdict": NOT_EVALUATED, "comparisons": [], "sentence": why}
@@ -205,24 +240,39 @@ def _ratio_group(claim: VariabilityClaim, g: SetData, ref: SetData,
     reduction = _reduction_evidence(g, ref) if claim.relation == "lower" else None
     verdict = combine([c["verdict"] for c in comps])
     needed = [c["models_needed"] for c in comps if c.get("models_needed")]
-    return {**base, "verdict": verdict, "comparisons": comps, "reduction": reduction,
-            "models_needed": max(needed) if needed and verdict == INCONCLUSIVE else None,
-            "sentence": _group_sentence(claim, g, comps, reduction)}
+    return {
+        **base,
+        "verdict": verdict,
+        "comparisons": comps,
+        "reduction": reduction,
+        "models_needed": max(needed) if needed and verdict == INCONCLUSIVE else None,
+        "sentence": _group_sentence(claim, g, comps, reduction),
+    }
 
 
 def _set_evidence(data: SetData) -> dict[str, Any]:
-    return {"name": data.name, "n_runs": data.n_runs, "n_models": data.n_models,
-            "missing": data.missing, "nonfinite": data.nonfinite, "why": data.why,
-            "values": data.values, "mean_accuracy": data.mean_accuracy}
+    return {
+        "name": data.name,
+        "n_runs": data.n_runs,
+        "n_models": data.n_models,
+        "missing": data.missing,
+        "nonfinite": data.nonfinite,
+        "why": data.why,
+        "values": data.values,
+        "mean_accuracy": data.mean_accuracy,
+    }
 
 
-def _variability_summary(claim: VariabilityClaim, groups: list[dict[str, Any]],
-                         verdict: str, needed: int | None) -> str:
+def _variability_summary(
+    claim: VariabilityClaim, groups: list[dict[str, Any]], verdict: str, needed: int | None
+) -> str:
     summary = "; ".join(g["sentence"] for g in groups)
     if verdict == INCONCLUSIVE and claim.relation != "zero":
-        summary += (f". To decide: about {needed} models per set (estimate: CI width ∝ 1/√M at "
-                    "the observed ratios)" if needed else
-                    ". No model count is likely to decide at the observed ratios")
+        summary += (
+            f". To decide: about {needed} models per set (estimate: CI width ∝ 1/√M at the observed ratios)"
+            if needed
+            else ". No model count is likely to decide at the observed ratios"
+        )
     return summary
 
 
@@ -237,20 +287,30 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
         parts = [_ratio_group(claim, g, ref, confidence) for g in groups]  # type: ignore[arg-type]
     verdict = combine([p["verdict"] for p in parts])
     needed = _max_models(parts) if verdict == INCONCLUSIVE else None
-    evidence = {"relation": claim.relation, "metrics": list(claim.metrics),
-                "band": list(claim.band), "confidence": confidence,
-                "correction": f"Bonferroni over {len(groups)} group(s)",
-                "resamples": VAR_RESAMPLES, "groups": parts,
-                "sets": [_set_evidence(g) for g in groups] + ([_set_evidence(ref)] if ref else []),
-                "reference": ref.name if ref else None}
-    return ctx.result(claim, verdict, _variability_summary(claim, parts, verdict, needed), evidence,
-                      needed, metric=", ".join(claim.metrics))
+    evidence = {
+        "relation": claim.relation,
+        "metrics": list(claim.metrics),
+        "band": list(claim.band),
+        "confidence": confidence,
+        "correction": f"Bonferroni over {len(groups)} group(s)",
+        "resamples": VAR_RESAMPLES,
+        "groups": parts,
+        "sets": [_set_evidence(g) for g in groups] + ([_set_evidence(ref)] if ref else []),
+        "reference": ref.name if ref else None,
+    }
+    return ctx.result(
+        claim,
+        verdict,
+        _variability_summary(claim, parts, verdict, needed),
+        evidence,
+        needed,
+        metric=", ".join(claim.metrics),
+    )
 
 
 def _max_models(parts: list[dict[str, Any]]) -> int | None:
     needed = [p["models_needed"] for p in parts if p.get("models_needed")]
     return max(needed) if needed else None
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,14 +356,27 @@ def _zero_panel(ax: Any, result: Any, draw: Any) -> bool:
     width = 0.8 / max(1, len(groups))
     for gi, g in enumerate(groups):
         vals = [g["values"].get(m) for m in names]
-        v = [(1.0 - x if m.startswith("correlation") else x) if x is not None else math.nan
-             for m, x in zip(names, vals)]
-        ax.bar(np.arange(len(names)) + (gi - (len(groups) - 1) / 2) * width, v, width,
-               color=draw.color(gi % 10), label=f"{g['group']} ({g['n_models']} models)")
+        v = [
+            (1.0 - x if m.startswith("correlation") else x) if x is not None else math.nan for m, x in zip(names, vals)
+        ]
+        ax.bar(
+            np.arange(len(names)) + (gi - (len(groups) - 1) / 2) * width,
+            v,
+            width,
+            color=draw.color(gi % 10),
+            label=f"{g['group']} ({g['n_models']} models)",
+        )
     ax.axhline(0.0, color="grey", linewidth=0.8)
     if groups and all(g.get("verdict") == REPRODUCED for g in groups):
-        ax.text(0.5, 0.6, "every metric exactly 0: no variability", transform=ax.transAxes,
-                ha="center", fontsize=9, color="tab:green")
+        ax.text(
+            0.5,
+            0.6,
+            "every metric exactly 0: no variability",
+            transform=ax.transAxes,
+            ha="center",
+            fontsize=9,
+            color="tab:green",
+        )
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=7)
     ax.set_ylabel("variability V (0 = none; 1 − corr. for correlations)")
     if groups:
@@ -326,15 +399,21 @@ def figure(claim: VariabilityClaim, result: Any, path: Path) -> Path | None:
 
 
 _RELATION_TEXT = {
-    "zero": ("Relation zero: every metric must show exactly no variability (SDs 0, disagreement "
-             "0, correlation 1, ensemble Δ 0) over at least 2 models; no statistics needed."),
-    "comparable": ("Relation comparable: r = V_group / V_reference (V = 1 − correlation for the "
-                   "correlation); reproduced when every {conf} bootstrap CI of r (over models, "
-                   "{resamples} resamples, {correction}) lies inside {band}, not reproduced when "
-                   "one lies entirely outside."),
-    "lower": ("Relation lower: r = V_group / V_reference (V = 1 − correlation for the correlation); "
-              "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, "
-              "{correction}) lies below 1, not reproduced when one lies entirely above 1."),
+    "zero": (
+        "Relation zero: every metric must show exactly no variability (SDs 0, disagreement "
+        "0, correlation 1, ensemble Δ 0) over at least 2 models; no statistics needed."
+    ),
+    "comparable": (
+        "Relation comparable: r = V_group / V_reference (V = 1 − correlation for the "
+        "correlation); reproduced when every {conf} bootstrap CI of r (over models, "
+        "{resamples} resamples, {correction}) lies inside {band}, not reproduced when "
+        "one lies entirely outside."
+    ),
+    "lower": (
+        "Relation lower: r = V_group / V_reference (V = 1 − correlation for the correlation); "
+        "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, "
+        "{correction}) lies below 1, not reproduced when one lies entirely above 1."
+    ),
 }
 
 
@@ -344,36 +423,65 @@ def render(claim: VariabilityClaim, result: Any) -> tuple[list[str], Any]:
 
     ev = result.evidence
     band = ev.get("band") or [0, 0]
-    lines = [_RELATION_TEXT.get(ev.get("relation"), "").format(
-        band=f"[{fmt(band[0], 2)}, {fmt(band[1], 2)}]", conf=pct(ev.get("confidence") or 0.95),
-        resamples=ev.get("resamples"), correction=ev.get("correction", ""))]
+    lines = [
+        _RELATION_TEXT.get(ev.get("relation"), "").format(
+            band=f"[{fmt(band[0], 2)}, {fmt(band[1], 2)}]",
+            conf=pct(ev.get("confidence") or 0.95),
+            resamples=ev.get("resamples"),
+            correction=ev.get("correction", ""),
+        )
+    ]
     for s in ev.get("sets", []):
         extra = f"; {len(s['missing'])} without stored predictions" if s.get("missing") else ""
         if s.get("nonfinite"):
             extra += f"; {len(s['nonfinite'])} with non-finite logits left out"
-        lines.append(f"Set {s['name']}: {s['n_models']} models of {s['n_runs']} usable runs{extra}"
-                     + (f" — {s['why']}" if s.get("why") else ""))
+        lines.append(
+            f"Set {s['name']}: {s['n_models']} models of {s['n_runs']} usable runs{extra}"
+            + (f" — {s['why']}" if s.get("why") else "")
+        )
     for g in ev.get("groups", []):
         same = " (same runs as the reference: resampled jointly)" if g.get("paired_with_reference") else ""
         lines.append(f"{VERDICT_TEXT.get(g['verdict'], g['verdict'])}: {g['sentence']}{same}")
     if result.seeds_needed:
-        lines.append(f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "
-                     f"observed ratios): {result.seeds_needed}.")
-    rows = [[g["group"], METRIC_LABELS.get(c["metric"], c["metric"]),
-             fmt(c["value_group"], METRIC_DIGITS.get(c["metric"], 3)),
-             fmt(c["value_reference"], METRIC_DIGITS.get(c["metric"], 3)), fmt(c["ratio"]),
-             f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]", verdict_cell(c["verdict"])]
-            for g in ev.get("groups", []) for c in g.get("comparisons", [])]
-    tab = table(["group", "metric", "group value", "reference value", "ratio r of V",
-                 f"{pct(ev.get('confidence') or 0.95)} CI of r", "verdict"], rows)
+        lines.append(
+            f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "
+            f"observed ratios): {result.seeds_needed}."
+        )
+    rows = [
+        [
+            g["group"],
+            METRIC_LABELS.get(c["metric"], c["metric"]),
+            fmt(c["value_group"], METRIC_DIGITS.get(c["metric"], 3)),
+            fmt(c["value_reference"], METRIC_DIGITS.get(c["metric"], 3)),
+            fmt(c["ratio"]),
+            f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+            verdict_cell(c["verdict"]),
+        ]
+        for g in ev.get("groups", [])
+        for c in g.get("comparisons", [])
+    ]
+    tab = table(
+        [
+            "group",
+            "metric",
+            "group value",
+            "reference value",
+            "ratio r of V",
+            f"{pct(ev.get('confidence') or 0.95)} CI of r",
+            "verdict",
+        ],
+        rows,
+    )
     return lines, (tab if rows else None)
 
 
 @register_claim_kind
 class Variability(ClaimKind):
     schema = VariabilityClaim
-    rule = ("a *variability* claim compares ratios of run-to-run variability between model sets "
-            "with bootstrap CIs over models (or requires exact zeros)")
+    rule = (
+        "a *variability* claim compares ratios of run-to-run variability between model sets "
+        "with bootstrap CIs over models (or requires exact zeros)"
+    )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)
     render = staticmethod(render)

@@ -26,22 +26,85 @@ from ..study import Study, VariabilityLayout
 from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary, table_cells, table_result
 from .context import EvaluationContext
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
-from .results import (INCONCLUSIVE, MIN_SEEDS_TO_REJECT, NOT_EVALUATED, NOT_REPRODUCED, POWER,
-                      REPRODUCED, VERDICTS, CellResult, ClaimResult, Comparison, GroupSummary,
-                      TableResult, VariabilityCell, VariabilityRow, VariabilityTableResult, combine)
-from .select import (Row, datasets, floor_sd, group_rows, higher_is_better, metric_value, n_test_of,
-                     pair_runs, pinned_axes, select_runs, summarize_runs, usable, variant_label)
+from .results import (
+    INCONCLUSIVE,
+    MIN_SEEDS_TO_REJECT,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    POWER,
+    REPRODUCED,
+    VERDICTS,
+    CellResult,
+    ClaimResult,
+    Comparison,
+    GroupSummary,
+    TableResult,
+    VariabilityCell,
+    VariabilityRow,
+    VariabilityTableResult,
+    combine,
+)
+from .select import (
+    Row,
+    datasets,
+    floor_sd,
+    group_rows,
+    higher_is_better,
+    metric_value,
+    n_test_of,
+    pair_runs,
+    pinned_axes,
+    select_runs,
+    summarize_runs,
+    usable,
+    variant_label,
+)
 from .variability import REDUCTION_COLUMNS, variability_cell, variability_table
 
 __all__ = [
-    "compare", "evaluate_claim", "load_predictions", "EvaluationContext", "Comparison",
-    "ClaimResult", "CellResult", "GroupSummary", "TableResult", "VariabilityCell", "VariabilityRow",
-    "VariabilityTableResult", "VERDICTS", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE",
-    "NOT_EVALUATED", "POWER", "MIN_SEEDS_TO_REJECT", "REDUCTION_COLUMNS", "VAR_CONFIDENCE",
-    "VAR_RESAMPLES", "CellRule", "ModelSets", "Predictions", "Row", "cell_runs", "combine",
-    "evaluate_cell", "floor_sd", "group_rows", "higher_is_better", "metric_value",
-    "model_set_runs", "n_test_of", "pair_runs", "pct", "pinned_axes", "select_runs",
-    "summarize_runs", "usable", "variability_cell", "variant_label",
+    "compare",
+    "evaluate_claim",
+    "load_predictions",
+    "EvaluationContext",
+    "Comparison",
+    "ClaimResult",
+    "CellResult",
+    "GroupSummary",
+    "TableResult",
+    "VariabilityCell",
+    "VariabilityRow",
+    "VariabilityTableResult",
+    "VERDICTS",
+    "REPRODUCED",
+    "NOT_REPRODUCED",
+    "INCONCLUSIVE",
+    "NOT_EVALUATED",
+    "POWER",
+    "MIN_SEEDS_TO_REJECT",
+    "REDUCTION_COLUMNS",
+    "VAR_CONFIDENCE",
+    "VAR_RESAMPLES",
+    "CellRule",
+    "ModelSets",
+    "Predictions",
+    "Row",
+    "cell_runs",
+    "combine",
+    "evaluate_cell",
+    "floor_sd",
+    "group_rows",
+    "higher_is_better",
+    "metric_value",
+    "model_set_runs",
+    "n_test_of",
+    "pair_runs",
+    "pct",
+    "pinned_axes",
+    "select_runs",
+    "summarize_runs",
+    "usable",
+    "variability_cell",
+    "variant_label",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,8 +114,10 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
     """Evaluates one claim at ``ctx.scale`` with its kind's evaluator (``not_evaluated`` without
     calling it when the claim skips that scale)."""
     if ctx.scale not in claim.scales:
-        note = (f"this claim gets a verdict at {', '.join(claim.scales)} scale; these runs are "
-                f"{ctx.scale} scale on {ctx.dataset or 'unknown data'}")
+        note = (
+            f"this claim gets a verdict at {', '.join(claim.scales)} scale; these runs are "
+            f"{ctx.scale} scale on {ctx.dataset or 'unknown data'}"
+        )
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
     return claim_kind(claim.kind).evaluate(claim, ctx)
 
@@ -64,8 +129,7 @@ def _dataset(study: Study, scale: str, rows: list[Row]) -> str:
     return datasets(rows, "")
 
 
-def compare(study: Study, scale: str, rows: list[Row],
-            predictions: Predictions | None = None) -> Comparison:
+def compare(study: Study, scale: str, rows: list[Row], predictions: Predictions | None = None) -> Comparison:
     """Compares the runs of one scale with the study's reported tables and claims.
 
     Args:
@@ -99,5 +163,13 @@ def compare(study: Study, scale: str, rows: list[Row],
         cells += tcells
         tables.append(table_result(table, tcells, scale, dataset))
     claims = [evaluate_claim(c, ctx) for c in study.claims]
-    return Comparison(study=study.id, scale=scale, dataset=dataset, groups=groups, cells=cells,
-                      tables=tables, claims=claims, variability=variability)
+    return Comparison(
+        study=study.id,
+        scale=scale,
+        dataset=dataset,
+        groups=groups,
+        cells=cells,
+        tables=tables,
+        claims=claims,
+        variability=variability,
+    )

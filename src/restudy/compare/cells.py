@@ -16,14 +16,23 @@ Imports study, stats and the sibling modules results and select.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .. import stats
 from ..numbers import fmt, pct
 from ..study import CellRef, ReportedTable, ReportedValue, Selector, Study, TableLayout
-from .results import (INCONCLUSIVE, MIN_SEEDS_TO_REJECT, NOT_EVALUATED, NOT_REPRODUCED, POWER,
-                      REPRODUCED, CellResult, GroupSummary, TableResult)
+from .results import (
+    INCONCLUSIVE,
+    MIN_SEEDS_TO_REJECT,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    POWER,
+    REPRODUCED,
+    CellResult,
+    GroupSummary,
+    TableResult,
+)
 from .select import Row, datasets, higher_is_better, select_runs, summarize_runs, usable
 
 GROUP_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_loss", "train_loss", "wall_s")
@@ -36,9 +45,15 @@ def group_summary(runs: list[Row]) -> GroupSummary:
     metrics = {m: summarize_runs(ok, m)[0].to_dict() for m in GROUP_METRICS}
     first = runs[0]
     return GroupSummary(
-        experiment=first["experiment"], variant=dict(first.get("variant") or {}),
-        variant_id=first["variant_id"], n_runs=len(runs), n_finished=status.count("finished"),
-        n_diverged=status.count("diverged"), n_failed=status.count("failed"), metrics=metrics)
+        experiment=first["experiment"],
+        variant=dict(first.get("variant") or {}),
+        variant_id=first["variant_id"],
+        n_runs=len(runs),
+        n_finished=status.count("finished"),
+        n_diverged=status.count("diverged"),
+        n_failed=status.count("failed"),
+        metrics=metrics,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,8 +71,9 @@ def cell_rules(study: Study) -> dict[tuple[str, str, str], CellRule]:
     for c in study.claims:
         for ref in getattr(c, "cells", None) or ():
             if isinstance(ref, CellRef):
-                rules.setdefault((ref.table, ref.row, ref.column),
-                                 CellRule(1.0 - c.alpha, getattr(c, "tolerance", None), c.id))
+                rules.setdefault(
+                    (ref.table, ref.row, ref.column), CellRule(1.0 - c.alpha, getattr(c, "tolerance", None), c.id)
+                )
     return rules
 
 
@@ -73,8 +89,10 @@ def cell_runs(table: ReportedTable, row: str, column: str, rows: Iterable[Row]) 
 
 def scale_note(table: ReportedTable, scale: str, dataset: str) -> str:
     """Why a table's numbers and these runs are not comparable (scale and data of each)."""
-    return (f"reported at {table.scale} scale on {table.dataset or 'the paper data'}; "
-            f"these runs are {scale} scale on {dataset or 'unknown data'}")
+    return (
+        f"reported at {table.scale} scale on {table.dataset or 'the paper data'}; "
+        f"these runs are {scale} scale on {dataset or 'unknown data'}"
+    )
 
 
 def _cell_seeds(summary: stats.Summary, reported: float, confidence: float) -> int | None:
@@ -83,13 +101,11 @@ def _cell_seeds(summary: stats.Summary, reported: float, confidence: float) -> i
     sd = summary.sd_used
     if not (math.isfinite(gap) and math.isfinite(sd)) or gap == 0.0:
         return None
-    n = stats.seeds_needed(gap, sd, alpha=1.0 - confidence, power=POWER, paired=True,
-                           alternative="two-sided")
+    n = stats.seeds_needed(gap, sd, alpha=1.0 - confidence, power=POWER, paired=True, alternative="two-sided")
     return None if n is None else max(MIN_SEEDS_TO_REJECT, n)
 
 
-def _cell_verdict(summary: stats.Summary, reported: float, rel: float,
-                  rule: CellRule) -> tuple[str, str, int | None]:
+def _cell_verdict(summary: stats.Summary, reported: float, rel: float, rule: CellRule) -> tuple[str, str, int | None]:
     """Verdict, note and seeds needed for a cell evaluated at its own scale."""
     n, level = summary.n, pct(rule.confidence)
     if n == 0:
@@ -99,22 +115,41 @@ def _cell_verdict(summary: stats.Summary, reported: float, rel: float,
     in_tol = rule.tolerance is not None and math.isfinite(rel) and abs(rel) <= rule.tolerance
     seeds = _cell_seeds(summary, reported, rule.confidence)
     if n < 2:
-        return INCONCLUSIVE, (f"one run cannot separate seed noise from a real gap; "
-                              f"{seeds or 'more'} seeds would be needed"), seeds
+        return (
+            INCONCLUSIVE,
+            (f"one run cannot separate seed noise from a real gap; {seeds or 'more'} seeds would be needed"),
+            seeds,
+        )
     if in_ci:
         return REPRODUCED, f"reported value lies in the {ci} (n={n})", None
     if in_tol:
-        return REPRODUCED, (f"|rel. error| {abs(rel):.1%} is within the tolerance "
-                            f"{rule.tolerance:.1%} (outside the {ci})"), None
+        return (
+            REPRODUCED,
+            (f"|rel. error| {abs(rel):.1%} is within the tolerance {rule.tolerance:.1%} (outside the {ci})"),
+            None,
+        )
     if n >= MIN_SEEDS_TO_REJECT:
         return NOT_REPRODUCED, f"reported value lies outside the {ci} (n={n})", None
-    return INCONCLUSIVE, (f"reported value lies outside the {ci}, but n={n} is too few to reject; "
-                          f"{seeds or 'more'} seeds would be needed"), seeds
+    return (
+        INCONCLUSIVE,
+        (
+            f"reported value lies outside the {ci}, but n={n} is too few to reject; "
+            f"{seeds or 'more'} seeds would be needed"
+        ),
+        seeds,
+    )
 
 
-def evaluate_cell(table: ReportedTable, row: str, column: str, reported: ReportedValue,
-                  runs: Sequence[Row], scale: str, dataset: str,
-                  rule: CellRule | None = None) -> CellResult:
+def evaluate_cell(
+    table: ReportedTable,
+    row: str,
+    column: str,
+    reported: ReportedValue,
+    runs: Sequence[Row],
+    scale: str,
+    dataset: str,
+    rule: CellRule | None = None,
+) -> CellResult:
     """Compares one reported value with the runs of its cell.
 
     Args:
@@ -142,35 +177,65 @@ def evaluate_cell(table: ReportedTable, row: str, column: str, reported: Reporte
     if rule.claim and rule.tolerance is not None:
         note += f" (tolerance from claim {rule.claim})"
     return CellResult(
-        table=table.id, row=row, column=column, reported=reported.value, reported_pm=reported.pm,
-        reported_n=reported.n, mean=summary.mean, sd=summary.sd, n=summary.n,
-        ci_low=summary.ci_low, ci_high=summary.ci_high, abs_error=summary.mean - reported.value,
-        rel_error=rel, light=light, verdict=verdict, note=note, seeds_needed=seeds,
-        sd_floor=floor, scale=scale, dataset=data)
+        table=table.id,
+        row=row,
+        column=column,
+        reported=reported.value,
+        reported_pm=reported.pm,
+        reported_n=reported.n,
+        mean=summary.mean,
+        sd=summary.sd,
+        n=summary.n,
+        ci_low=summary.ci_low,
+        ci_high=summary.ci_high,
+        abs_error=summary.mean - reported.value,
+        rel_error=rel,
+        light=light,
+        verdict=verdict,
+        note=note,
+        seeds_needed=seeds,
+        sd_floor=floor,
+        scale=scale,
+        dataset=data,
+    )
 
 
-def table_cells(table: ReportedTable, rows: list[Row], scale: str, dataset: str,
-                 rules: dict[tuple[str, str, str], CellRule]) -> list[CellResult]:
+def table_cells(
+    table: ReportedTable, rows: list[Row], scale: str, dataset: str, rules: dict[tuple[str, str, str], CellRule]
+) -> list[CellResult]:
     cells = []
     for r in table.rows:
         for c in table.columns:
             reported = table.value(r, c)
             if reported is None:
                 continue
-            cells.append(evaluate_cell(table, r, c, reported, cell_runs(table, r, c, rows), scale,
-                                       dataset, rules.get((table.id, r, c))))
+            cells.append(
+                evaluate_cell(
+                    table, r, c, reported, cell_runs(table, r, c, rows), scale, dataset, rules.get((table.id, r, c))
+                )
+            )
     return cells
 
 
-def table_result(table: ReportedTable, cells: list[CellResult], scale: str,
-                  dataset: str) -> TableResult:
+def table_result(table: ReportedTable, cells: list[CellResult], scale: str, dataset: str) -> TableResult:
     have = [c for c in cells if c.n > 0]
-    msd = stats.mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) \
-        if have else math.nan
+    msd = stats.mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) if have else math.nan
     comparable = scale == table.scale
-    note = ("reproduced and reported numbers are comparable" if comparable else
-            "values are not comparable: " + scale_note(table, scale, dataset))
+    note = (
+        "reproduced and reported numbers are comparable"
+        if comparable
+        else "values are not comparable: " + scale_note(table, scale, dataset)
+    )
     return TableResult(
-        table=table.id, title=table.title, scale=scale, dataset=dataset, msd=msd,
-        n_cells=len(cells), n_evaluated=sum(c.verdict != NOT_EVALUATED for c in cells), note=note,
-        reported_scale=table.scale, reported_dataset=table.dataset, comparable=comparable)
+        table=table.id,
+        title=table.title,
+        scale=scale,
+        dataset=dataset,
+        msd=msd,
+        n_cells=len(cells),
+        n_evaluated=sum(c.verdict != NOT_EVALUATED for c in cells),
+        note=note,
+        reported_scale=table.scale,
+        reported_dataset=table.dataset,
+        comparable=comparable,
+    )

@@ -14,8 +14,9 @@ Imports study and the sibling modules results, select, cells and modelsets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .. import stats
 from ..study import ModelSet, Selector, Study
@@ -68,15 +69,15 @@ class EvaluationContext:
         return metric_value(run, metric)
 
     @staticmethod
-    def pair(a_runs: Sequence[Row], b_runs: Sequence[Row], a: Selector,
-             b: Selector) -> tuple[list[tuple[Row, Row]], dict[str, Any]]:
+    def pair(
+        a_runs: Sequence[Row], b_runs: Sequence[Row], a: Selector, b: Selector
+    ) -> tuple[list[tuple[Row, Row]], dict[str, Any]]:
         """Runs of two selectors paired by seed index and the axes both leave free
         (:func:`restudy.compare.select.pair_runs`)."""
         return pair_runs(a_runs, b_runs, a, b)
 
     @staticmethod
-    def summarize(runs: Sequence[Row], metric: str, confidence: float = 0.95
-                  ) -> tuple[stats.Summary, float]:
+    def summarize(runs: Sequence[Row], metric: str, confidence: float = 0.95) -> tuple[stats.Summary, float]:
         """Mean, SD and CI of a metric over runs (accuracies floored by the binomial test-set SD);
         returns the summary and the floor used."""
         return summarize_runs(runs, metric, confidence)
@@ -85,13 +86,27 @@ class EvaluationContext:
         """A model set's stacked, measured predictions (loaded once per compare)."""
         return self.model_sets.get(ms)
 
-    def result(self, claim: Any, verdict: str, summary: str, evidence: dict[str, Any],
-               seeds: int | None = None, scale_note: str | None = None,
-               metric: str | None = None) -> ClaimResult:
+    def result(
+        self,
+        claim: Any,
+        verdict: str,
+        summary: str,
+        evidence: dict[str, Any],
+        seeds: int | None = None,
+        scale_note: str | None = None,
+        metric: str | None = None,
+    ) -> ClaimResult:
         """The claim's result: ``evidence`` is made JSON-safe (NaN → None); the scale note says
         which runs the verdict comes from unless given."""
         note = scale_note or f"from {self.scale}-scale runs on {self.dataset or 'unknown data'}"
-        return ClaimResult(id=claim.id, statement=claim.statement, kind=claim.kind,
-                           metric=metric if metric is not None else claim.metric, verdict=verdict,
-                           summary=summary, evidence=clean(evidence), seeds_needed=seeds,
-                           scale_note=note)
+        return ClaimResult(
+            id=claim.id,
+            statement=claim.statement,
+            kind=claim.kind,
+            metric=metric if metric is not None else claim.metric,
+            verdict=verdict,
+            summary=summary,
+            evidence=clean(evidence),
+            seeds_needed=seeds,
+            scale_note=note,
+        )

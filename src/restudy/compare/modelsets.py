@@ -17,9 +17,9 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -107,8 +107,11 @@ class SetData:
     def draws(self) -> dict[str, np.ndarray]:
         """Every metric on the set's own resamples (computed once; empty below 2 models)."""
         if self._draws is None:
-            self._draws = metrics.bootstrap_draws(self.pairwise, self.weights()) \
-                if self.pairwise is not None and self.n_models >= 2 else {}
+            self._draws = (
+                metrics.bootstrap_draws(self.pairwise, self.weights())
+                if self.pairwise is not None and self.n_models >= 2
+                else {}
+            )
         return self._draws
 
 
@@ -121,23 +124,29 @@ def _stable_seed(key: tuple[str, ...]) -> int:
     return int.from_bytes(hashlib.sha256("|".join(key).encode()).digest()[:8], "little")
 
 
-def _stack(loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]]
-           ) -> tuple[np.ndarray | None, np.ndarray | None, list[str], str]:
+def _stack(
+    loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]],
+) -> tuple[np.ndarray | None, np.ndarray | None, list[str], str]:
     """Stacks loaded predictions: (logits, labels, keys left out as non-finite, problem)."""
     first_logits, labels = loaded[0][1]
     keep, nonfinite = [], []
     for key, (logits, lab) in loaded:
         if logits.ndim != 2:
-            return None, None, [], (f"run {key}: logits shaped {tuple(logits.shape)}, not "
-                                    "(examples, classes)")
+            return None, None, [], (f"run {key}: logits shaped {tuple(logits.shape)}, not (examples, classes)")
         if logits.shape != first_logits.shape or not np.array_equal(lab, labels):
-            return None, None, [], (f"run {key} was evaluated on other test examples than run "
-                                    f"{loaded[0][0]} (shape {tuple(logits.shape)})")
+            return (
+                None,
+                None,
+                [],
+                (
+                    f"run {key} was evaluated on other test examples than run "
+                    f"{loaded[0][0]} (shape {tuple(logits.shape)})"
+                ),
+            )
         (keep if np.all(np.isfinite(logits)) else nonfinite).append((key, logits))
     if not keep:
         return None, None, [k for k, _ in nonfinite], "every run's logits are non-finite"
-    return (np.stack([lg for _, lg in keep]).astype(np.float32), np.asarray(labels),
-            [k for k, _ in nonfinite], "")
+    return (np.stack([lg for _, lg in keep]).astype(np.float32), np.asarray(labels), [k for k, _ in nonfinite], "")
 
 
 def _measure(data: SetData, loaded: list[tuple[str, tuple[np.ndarray, np.ndarray]]]) -> None:
@@ -156,7 +165,7 @@ def model_set_runs(rows: Iterable[Row], ms: ModelSet) -> list[Row]:
     """The usable runs of a model set, in seed-index (then variant) order; only the first
     ``ms.first`` of them when the set asks for a subset (the number-of-models ablation)."""
     runs = sorted(usable(select_runs(rows, ms.selector())), key=lambda r: (r["seed_index"], r["variant_id"]))
-    return runs[:ms.first] if ms.first else runs
+    return runs[: ms.first] if ms.first else runs
 
 
 class ModelSets:
@@ -187,9 +196,11 @@ class ModelSets:
             if ms.view == "test" and data.keys:
                 _measure_cka(self.predictions, data)
         if not data.why and data.n_models < 2:
-            data.why = (f"{data.n_models} of {len(runs)} usable runs have finite stored predictions "
-                        f"for view '{ms.view}' ({len(data.missing)} missing, {len(data.nonfinite)} "
-                        "non-finite): at least 2 models are needed")
+            data.why = (
+                f"{data.n_models} of {len(runs)} usable runs have finite stored predictions "
+                f"for view '{ms.view}' ({len(data.missing)} missing, {len(data.nonfinite)} "
+                "non-finite): at least 2 models are needed"
+            )
         return data
 
 
@@ -216,7 +227,6 @@ def joint_draws(a: SetData, b: SetData) -> tuple[dict[str, np.ndarray], dict[str
         w = b.weights()
         return metrics.bootstrap_draws(a.pairwise, w), b.draws()  # type: ignore[arg-type]
     return a.draws(), b.draws()
-
 
 
 def no_variability(metric: str, value: float) -> bool:

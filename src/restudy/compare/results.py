@@ -12,8 +12,9 @@ Imports numpy only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -315,4 +316,3 @@ class Comparison(_ToDict):
         d = super().to_dict()
         d["verdict_counts"] = self.verdict_counts()
         return d
-

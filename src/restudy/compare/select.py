@@ -11,7 +11,8 @@ Imports study and stats (numpy).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,8 +84,9 @@ def floor_sd(metric: str, mean: float, n_test: int | None) -> float:
     return stats.binomial_floor_sd_percent(min(100.0, max(0.0, mean)), int(n_test))
 
 
-def summarize_runs(runs: Sequence[Row], metric: str, confidence: float = 0.95,
-                   n_test: int | None = None) -> tuple[stats.Summary, float]:
+def summarize_runs(
+    runs: Sequence[Row], metric: str, confidence: float = 0.95, n_test: int | None = None
+) -> tuple[stats.Summary, float]:
     """Summarises ``metric`` over runs with the binomial floor for accuracies.
 
     Args:
@@ -121,6 +123,7 @@ def group_rows(rows: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
         groups.setdefault((r["experiment"], r["variant_id"]), []).append(r)
     return groups
 
+
 def pinned_axes(selector: Selector) -> set[str]:
     """Returns the axes a selector pins to a single level (a list of several levels is free)."""
     return {ax for ax, v in selector.where.items() if not isinstance(v, list) or len(v) == 1}
@@ -134,8 +137,9 @@ def axes_of(runs: Sequence[Row]) -> set[str]:
     return out
 
 
-def pair_runs(a_runs: Sequence[Row], b_runs: Sequence[Row], a_sel: Selector,
-              b_sel: Selector) -> tuple[list[tuple[Row, Row]], dict[str, Any]]:
+def pair_runs(
+    a_runs: Sequence[Row], b_runs: Sequence[Row], a_sel: Selector, b_sel: Selector
+) -> tuple[list[tuple[Row, Row]], dict[str, Any]]:
     """Pairs runs of two selectors by seed index and the axes both leave free.
 
     The free axes are those present in both sides' variants and pinned by neither selector. A
@@ -158,21 +162,26 @@ def pair_runs(a_runs: Sequence[Row], b_runs: Sequence[Row], a_sel: Selector,
         info.update(ambiguous=True, unpaired_a=len(a_runs), unpaired_b=len(b_runs))
         return [], info
     pairs = [(index_a[k], index_b[k]) for k in index_a if k in index_b]
-    info.update(unpaired_a=len(a_runs) - len(pairs), unpaired_b=len(b_runs) - len(pairs),
-                cells=len({k[1:] for k in index_a if k in index_b}))
+    info.update(
+        unpaired_a=len(a_runs) - len(pairs),
+        unpaired_b=len(b_runs) - len(pairs),
+        cells=len({k[1:] for k in index_a if k in index_b}),
+    )
     return pairs, info
 
 
 def short_label(sel: Selector, other: Selector | None = None) -> str:
     """Short selector label: its levels when both sides share an experiment."""
     if sel.where and (other is None or other.experiment == sel.experiment):
-        pinned = {k: (v[0] if isinstance(v, list) else v) for k, v in sel.where.items()
-                  if not isinstance(v, list) or len(v) == 1}
+        pinned = {
+            k: (v[0] if isinstance(v, list) else v)
+            for k, v in sel.where.items()
+            if not isinstance(v, list) or len(v) == 1
+        }
         if len(pinned) == 1:
             return str(next(iter(pinned.values())))
         return ", ".join(f"{k}={v}" for k, v in pinned.items()) or sel.label()
     return sel.label()
-
 
 
 def series(label: str, runs: Sequence[Row], metric: str, axis: str | None = None) -> dict[str, Any]:
@@ -183,6 +192,7 @@ def series(label: str, runs: Sequence[Row], metric: str, axis: str | None = None
     Returns:
         ``{"label", "points": [[x, value]], "levels": [{"x", "mean", "ci_low", "ci_high"}]}``.
     """
+
     def x_of(r: Row) -> Any:
         return (r.get("variant") or {}).get(axis) if axis else label
 
@@ -190,5 +200,4 @@ def series(label: str, runs: Sequence[Row], metric: str, axis: str | None = None
     for lv in dict.fromkeys(x_of(r) for r in runs):
         s, _ = summarize_runs([r for r in runs if x_of(r) == lv], metric)
         levels.append({"x": lv, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high})
-    return {"label": label, "points": [[x_of(r), metric_value(r, metric)] for r in runs],
-            "levels": levels}
+    return {"label": label, "points": [[x_of(r), metric_value(r, metric)] for r in runs], "levels": levels}

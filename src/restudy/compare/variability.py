@@ -26,17 +26,24 @@ from ..study import ModelSet, ReportedTable, ReportedValue, VariabilityLayout
 from .cells import CellRule, scale_note
 from .context import EvaluationContext
 from .modelsets import VAR_CONFIDENCE, SetData, joint_draws, no_variability
-from .results import (INCONCLUSIVE, MIN_SEEDS_TO_REJECT, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED,
-                      CellResult, VariabilityCell, VariabilityRow, VariabilityTableResult)
+from .results import (
+    INCONCLUSIVE,
+    MIN_SEEDS_TO_REJECT,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    CellResult,
+    VariabilityCell,
+    VariabilityRow,
+    VariabilityTableResult,
+)
 
 log = logging.getLogger(__name__)
 
-REDUCTION_COLUMNS: dict[str, str] = {"reduction_original": "original",
-                                     "reduction_recalculated": "recalculated"}
+REDUCTION_COLUMNS: dict[str, str] = {"reduction_original": "original", "reduction_recalculated": "recalculated"}
 
 
-def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE
-                    ) -> dict[str, dict[str, float]]:
+def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE) -> dict[str, dict[str, float]]:
     """metric → {value, ci_low, ci_high, se} with the bootstrap CI over models."""
     out: dict[str, dict[str, float]] = {}
     draws = data.draws()
@@ -44,17 +51,21 @@ def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE
         value = data.values.get(metric, math.nan)
         d = draws.get(metric)
         low, high = metrics.percentile_ci(d, confidence) if d is not None else (math.nan, math.nan)
-        out[metric] = {"value": value, "ci_low": low, "ci_high": high,
-                       "se": metrics.bootstrap_sd(d) if d is not None else math.nan}
-    out["mean_accuracy"] = {"value": data.mean_accuracy, "ci_low": math.nan, "ci_high": math.nan,
-                            "se": math.nan}
+        out[metric] = {
+            "value": value,
+            "ci_low": low,
+            "ci_high": high,
+            "se": metrics.bootstrap_sd(d) if d is not None else math.nan,
+        }
+    out["mean_accuracy"] = {"value": data.mean_accuracy, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
     if "cka" in data.values:  # no bootstrap: one CKA per pair is already costly
         out["cka"] = {"value": data.values["cka"], "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
     return out
 
 
-def reduction_entries(data: SetData, ref: SetData, confidence: float = VAR_CONFIDENCE
-                       ) -> dict[str, dict[str, Any]] | None:
+def reduction_entries(
+    data: SetData, ref: SetData, confidence: float = VAR_CONFIDENCE
+) -> dict[str, dict[str, Any]] | None:
     """Reduction % against the reference, both formulas, with bootstrap CIs (None if unusable)."""
     if data.why or ref.why or data.n_models < 2 or ref.n_models < 2:
         return None
@@ -65,10 +76,14 @@ def reduction_entries(data: SetData, ref: SetData, confidence: float = VAR_CONFI
     out = {}
     for kind in ("original", "recalculated"):
         low, high = metrics.percentile_ci(np.asarray(boot[kind]), confidence)
-        out[kind] = {"value": point[kind], "ci_low": low, "ci_high": high,
-                     "se": metrics.bootstrap_sd(np.asarray(boot[kind])),
-                     "label": point["labels"][kind],
-                     "per_metric": point["per_metric"][kind]}
+        out[kind] = {
+            "value": point[kind],
+            "ci_low": low,
+            "ci_high": high,
+            "se": metrics.bootstrap_sd(np.asarray(boot[kind])),
+            "label": point["labels"][kind],
+            "per_metric": point["per_metric"][kind],
+        }
     return out
 
 
@@ -79,10 +94,20 @@ def _variability_row(table: ReportedTable, name: str, ms: ModelSet, ctx: Evaluat
     reductions = None
     if layout.reference and name != layout.reference and layout.reference in layout.rows:
         reductions = reduction_entries(data, ctx.model_set(layout.rows[layout.reference]))
-    return VariabilityRow(table=table.id, row=name, label=ms.label or name, experiment=ms.experiment,
-                          view=ms.view, n_runs=data.n_runs, n_models=data.n_models,
-                          missing=list(data.missing), nonfinite=list(data.nonfinite),
-                          why=data.why, metrics=_metric_entries(data), reductions=reductions)
+    return VariabilityRow(
+        table=table.id,
+        row=name,
+        label=ms.label or name,
+        experiment=ms.experiment,
+        view=ms.view,
+        n_runs=data.n_runs,
+        n_models=data.n_models,
+        missing=list(data.missing),
+        nonfinite=list(data.nonfinite),
+        why=data.why,
+        metrics=_metric_entries(data),
+        reductions=reductions,
+    )
 
 
 def _rounding(value: float, column: str) -> float:
@@ -108,8 +133,9 @@ def _var_higher_is_better(column: str) -> bool:
     return column.startswith("correlation") or column in REDUCTION_COLUMNS
 
 
-def _var_verdict(entry: dict[str, Any], reported: ReportedValue, column: str, row: VariabilityRow,
-                 rule: CellRule) -> tuple[str, str, float, float]:
+def _var_verdict(
+    entry: dict[str, Any], reported: ReportedValue, column: str, row: VariabilityRow, rule: CellRule
+) -> tuple[str, str, float, float]:
     """Verdict, note and the verdict interval of one reported variability cell."""
     value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
     if row.n_models < 2:
@@ -135,10 +161,16 @@ def _var_verdict(entry: dict[str, Any], reported: ReportedValue, column: str, ro
     return INCONCLUSIVE, f"outside the {span}, but M={row.n_models} models are too few", lo, hi
 
 
-def variability_cell(table: ReportedTable, row: VariabilityRow, column: str,
-                     reported: ReportedValue, scale: str, dataset: str,
-                     rule: CellRule | None = None,
-                     entry: dict[str, Any] | None = None) -> VariabilityCell:
+def variability_cell(
+    table: ReportedTable,
+    row: VariabilityRow,
+    column: str,
+    reported: ReportedValue,
+    scale: str,
+    dataset: str,
+    rule: CellRule | None = None,
+    entry: dict[str, Any] | None = None,
+) -> VariabilityCell:
     """Judges one reported cell of a variability table (only at the table's scale).
 
     Args:
@@ -162,12 +194,25 @@ def variability_cell(table: ReportedTable, row: VariabilityRow, column: str,
         verdict, note, lo, hi = NOT_EVALUATED, scale_note(table, scale, dataset), math.nan, math.nan
     else:
         verdict, note, lo, hi = _var_verdict(entry, reported, column, row, rule)
-    return VariabilityCell(table=table.id, row=row.row, column=column, value=entry["value"],
-                           ci_low=entry["ci_low"], ci_high=entry["ci_high"], se=entry["se"],
-                           n_models=row.n_models, reported=reported.value,
-                           reported_pm=reported.pm, interval_low=lo, interval_high=hi,
-                           rel_error=rel, light=light, verdict=verdict, note=note,
-                           confidence=rule.confidence)
+    return VariabilityCell(
+        table=table.id,
+        row=row.row,
+        column=column,
+        value=entry["value"],
+        ci_low=entry["ci_low"],
+        ci_high=entry["ci_high"],
+        se=entry["se"],
+        n_models=row.n_models,
+        reported=reported.value,
+        reported_pm=reported.pm,
+        interval_low=lo,
+        interval_high=hi,
+        rel_error=rel,
+        light=light,
+        verdict=verdict,
+        note=note,
+        confidence=rule.confidence,
+    )
 
 
 def _missing_note(table: ReportedTable, row: VariabilityRow, column: str) -> str:
@@ -175,8 +220,11 @@ def _missing_note(table: ReportedTable, row: VariabilityRow, column: str) -> str
         reference = getattr(table.layout, "reference", None)
         if row.row == reference:
             return "the reference row itself has no reduction"
-        return row.why or ("no reduction: the reference row has no usable models" if reference
-                           else "no reduction: the table's layout names no reference row")
+        return row.why or (
+            "no reduction: the reference row has no usable models"
+            if reference
+            else "no reduction: the table's layout names no reference row"
+        )
     return f"unknown column '{column}'; known: {', '.join(metrics.SUMMARY_METRICS)}"
 
 
@@ -193,19 +241,37 @@ def variability_table(table: ReportedTable, ctx: EvaluationContext) -> Variabili
         row = _variability_row(table, name, ms, ctx)
         ctx.var_rows[(table.id, name)] = row
         rows.append(row)
-    cells = [_judged_cell(table, r.row, c, rep, ctx, ctx.rules.get((table.id, r.row, c)))
-             for r in rows for c in table.columns if (rep := table.value(r.row, c)) is not None]
+    cells = [
+        _judged_cell(table, r.row, c, rep, ctx, ctx.rules.get((table.id, r.row, c)))
+        for r in rows
+        for c in table.columns
+        if (rep := table.value(r.row, c)) is not None
+    ]
     comparable = ctx.scale == table.scale
-    note = ("reproduced and reported numbers are comparable" if comparable else
-            "values are not comparable: " + scale_note(table, ctx.scale, ctx.dataset))
+    note = (
+        "reproduced and reported numbers are comparable"
+        if comparable
+        else "values are not comparable: " + scale_note(table, ctx.scale, ctx.dataset)
+    )
     return VariabilityTableResult(
-        table=table.id, title=table.title, columns=list(table.columns), reference=layout.reference,
-        scale=ctx.scale, dataset=ctx.dataset, reported_scale=table.scale,
-        reported_dataset=table.dataset, comparable=comparable, note=note, rows=rows, cells=cells)
+        table=table.id,
+        title=table.title,
+        columns=list(table.columns),
+        reference=layout.reference,
+        scale=ctx.scale,
+        dataset=ctx.dataset,
+        reported_scale=table.scale,
+        reported_dataset=table.dataset,
+        comparable=comparable,
+        note=note,
+        rows=rows,
+        cells=cells,
+    )
 
 
-def _entry_at(table: ReportedTable, row: str, column: str, ctx: EvaluationContext,
-              confidence: float) -> dict[str, Any] | None:
+def _entry_at(
+    table: ReportedTable, row: str, column: str, ctx: EvaluationContext, confidence: float
+) -> dict[str, Any] | None:
     """A cell's {value, ci_low, ci_high, se} with the CI at ``confidence`` (same draws)."""
     layout = table.layout
     assert isinstance(layout, VariabilityLayout)
@@ -219,31 +285,62 @@ def _entry_at(table: ReportedTable, row: str, column: str, ctx: EvaluationContex
     return _metric_entries(data, confidence).get(column)
 
 
-def _judged_cell(table: ReportedTable, row: str, column: str, reported: ReportedValue, ctx: EvaluationContext,
-                 rule: CellRule | None) -> VariabilityCell:
+def _judged_cell(
+    table: ReportedTable, row: str, column: str, reported: ReportedValue, ctx: EvaluationContext, rule: CellRule | None
+) -> VariabilityCell:
     """A variability cell judged with ``rule`` (its CI recomputed when the level is not 95 %)."""
     rule = rule or CellRule()
     vrow = ctx.var_rows[(table.id, row)]
-    entry = None if rule.confidence == VAR_CONFIDENCE else \
-        _entry_at(table, row, column, ctx, rule.confidence)
+    entry = None if rule.confidence == VAR_CONFIDENCE else _entry_at(table, row, column, ctx, rule.confidence)
     return variability_cell(table, vrow, column, reported, ctx.scale, ctx.dataset, rule, entry)
 
 
-def variability_cell_result(table: ReportedTable, row: str, column: str,
-                             reported: ReportedValue, ctx: EvaluationContext, rule: CellRule) -> CellResult:
+def variability_cell_result(
+    table: ReportedTable, row: str, column: str, reported: ReportedValue, ctx: EvaluationContext, rule: CellRule
+) -> CellResult:
     """A numeric claim's cell in a variability table, as a :class:`CellResult` (mean = the
     reproduced value, sd = its bootstrap SD, n = models, CI = the verdict interval)."""
     vrow = ctx.var_rows.get((table.id, row))
     if vrow is None:
         nan = math.nan
-        return CellResult(table=table.id, row=row, column=column, reported=reported.value,
-                          reported_pm=reported.pm, reported_n=reported.n, mean=nan, sd=nan, n=0,
-                          ci_low=nan, ci_high=nan, abs_error=nan, rel_error=nan, light="gray",
-                          verdict=NOT_EVALUATED, note="no model set for this row",
-                          scale=ctx.scale, dataset=ctx.dataset)
+        return CellResult(
+            table=table.id,
+            row=row,
+            column=column,
+            reported=reported.value,
+            reported_pm=reported.pm,
+            reported_n=reported.n,
+            mean=nan,
+            sd=nan,
+            n=0,
+            ci_low=nan,
+            ci_high=nan,
+            abs_error=nan,
+            rel_error=nan,
+            light="gray",
+            verdict=NOT_EVALUATED,
+            note="no model set for this row",
+            scale=ctx.scale,
+            dataset=ctx.dataset,
+        )
     vc = _judged_cell(table, row, column, reported, ctx, rule)
-    return CellResult(table=table.id, row=row, column=column, reported=reported.value,
-                      reported_pm=reported.pm, reported_n=reported.n, mean=vc.value, sd=vc.se,
-                      n=vc.n_models, ci_low=vc.ci_low, ci_high=vc.ci_high,
-                      abs_error=vc.value - reported.value, rel_error=vc.rel_error, light=vc.light,
-                      verdict=vc.verdict, note=vc.note, scale=ctx.scale, dataset=ctx.dataset)
+    return CellResult(
+        table=table.id,
+        row=row,
+        column=column,
+        reported=reported.value,
+        reported_pm=reported.pm,
+        reported_n=reported.n,
+        mean=vc.value,
+        sd=vc.se,
+        n=vc.n_models,
+        ci_low=vc.ci_low,
+        ci_high=vc.ci_high,
+        abs_error=vc.value - reported.value,
+        rel_error=vc.rel_error,
+        light=vc.light,
+        verdict=vc.verdict,
+        note=vc.note,
+        scale=ctx.scale,
+        dataset=ctx.dataset,
+    )

@@ -73,8 +73,7 @@ def view_tensor(view: str) -> str:
     try:
         fn = get("view", name)
     except RestudyError:
-        raise ValueError(f"unknown view {name!r}; allowed: "
-                         f"{', '.join(allowed_views())}") from None
+        raise ValueError(f"unknown view {name!r}; allowed: {', '.join(allowed_views())}") from None
     return fn(arg)
 
 

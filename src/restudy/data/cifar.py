@@ -30,9 +30,10 @@ import re
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,11 +100,15 @@ class CifarSpec:
 
 
 CIFAR10 = CifarSpec(
-    name="cifar10", title="CIFAR-10", folder="cifar-10-batches-bin",
-    train_files=tuple(f"data_batch_{i}.bin" for i in range(1, 6)), test_files=("test_batch.bin",),
-    label_bytes=1, label_column=0, num_classes=10,
-    official_records={**{f"data_batch_{i}.bin": 10000 for i in range(1, 6)},
-                      "test_batch.bin": 10000},
+    name="cifar10",
+    title="CIFAR-10",
+    folder="cifar-10-batches-bin",
+    train_files=tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    test_files=("test_batch.bin",),
+    label_bytes=1,
+    label_column=0,
+    num_classes=10,
+    official_records={**{f"data_batch_{i}.bin": 10000 for i in range(1, 6)}, "test_batch.bin": 10000},
     sha1={
         "data_batch_1.bin": "aadd24acce27caa71bf4b10992e9e7b2d74c2540",
         "data_batch_2.bin": "c0ba65cce70568cd57b4e03e9ac8d2a5367c1795",
@@ -112,19 +117,26 @@ CIFAR10 = CifarSpec(
         "data_batch_5.bin": "26e2849e66a845b7f1e4614ae70f4889ae604628",
         "test_batch.bin": "67eb016db431130d61cd03c7ad570b013799c88c",
     },
-    archive="cifar-10-binary.tar.gz", archive_md5="c32a1d4ab5d03f1284b67883e8d87530",
+    archive="cifar-10-binary.tar.gz",
+    archive_md5="c32a1d4ab5d03f1284b67883e8d87530",
 )
 
 CIFAR100 = CifarSpec(
-    name="cifar100", title="CIFAR-100", folder="cifar-100-binary",
-    train_files=("train.bin",), test_files=("test.bin",),
-    label_bytes=2, label_column=1, num_classes=100,
+    name="cifar100",
+    title="CIFAR-100",
+    folder="cifar-100-binary",
+    train_files=("train.bin",),
+    test_files=("test.bin",),
+    label_bytes=2,
+    label_column=1,
+    num_classes=100,
     official_records={"train.bin": 50000, "test.bin": 10000},
     sha1={
         "train.bin": "e207cd2e05b73b1393c74c7f5e7bea451d63e08e",
         "test.bin": "8fb6623e830365ff53cf14adec797474f5478006",
     },
-    archive="cifar-100-binary.tar.gz", archive_md5="03b5dce01913d631647c71ecec9e9cb8",
+    archive="cifar-100-binary.tar.gz",
+    archive_md5="03b5dce01913d631647c71ecec9e9cb8",
 )
 
 # Files whose checksum already matched in this process, keyed by (path, size, mtime, algo,
@@ -151,9 +163,11 @@ def _missing_error(spec: CifarSpec, root: Path, path: Path) -> DataError:
     """The error for a missing file, saying where it was looked for and how to get it."""
     return DataError(
         f"{spec.title} file '{path.name}' is missing under {root}; download {spec.url} and "
-        f"extract it into {root} (giving {spec.folder}/), or pass download=True (on the command line: data.download=true), or set "
+        f"extract it into {root} (giving {spec.folder}/), or pass download=True "
+        f"(on the command line: data.download=true), or set "
         f"RESTUDY_DATA to the folder that holds {spec.folder}/",
-        where=str(path))
+        where=str(path),
+    )
 
 
 def _fetch(url: str, dest: Path, timeout: float = 60.0) -> None:
@@ -167,26 +181,35 @@ def _fetch(url: str, dest: Path, timeout: float = 60.0) -> None:
                 f.write(block)
     except (urllib.error.URLError, OSError) as e:  # URLError covers "no network" and HTTP errors
         tmp.unlink(missing_ok=True)
-        raise DataError(f"cannot download {url} (no network access?): {e}; download it by hand "
-                        f"and place it at {dest}", where=str(dest)) from e
+        raise DataError(
+            f"cannot download {url} (no network access?): {e}; download it by hand and place it at {dest}",
+            where=str(dest),
+        ) from e
     os.replace(tmp, dest)
 
 
 def _check_tar_member(member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
     """Refuse members that could write outside ``dest``: absolute paths, ``..``, links, devices."""
     path = PurePosixPath(member.name)
-    unsafe = (path.is_absolute() or member.name.startswith("\\") or ".." in path.parts
-              or re.match(r"^[A-Za-z]:", member.name) is not None)
+    unsafe = (
+        path.is_absolute()
+        or member.name.startswith("\\")
+        or ".." in path.parts
+        or re.match(r"^[A-Za-z]:", member.name) is not None
+    )
     if unsafe:
-        raise DataError("refusing to extract an archive member with an absolute or parent path",
-                        where=str(archive), got=member.name)
+        raise DataError(
+            "refusing to extract an archive member with an absolute or parent path", where=str(archive), got=member.name
+        )
     if not (member.isfile() or member.isdir()):
         # A data archive needs no links; a symlink could redirect a later member outside dest.
-        raise DataError("refusing to extract an archive member that is not a file or folder",
-                        where=str(archive), got=member.name)
+        raise DataError(
+            "refusing to extract an archive member that is not a file or folder", where=str(archive), got=member.name
+        )
     if not (dest / member.name).resolve().is_relative_to(dest.resolve()):
-        raise DataError("refusing to extract an archive member outside the target folder",
-                        where=str(archive), got=member.name)
+        raise DataError(
+            "refusing to extract an archive member outside the target folder", where=str(archive), got=member.name
+        )
 
 
 def safe_extract_tar(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
@@ -216,8 +239,11 @@ def _verify_archive(spec: CifarSpec, archive: Path, md5: dict[str, str] | None) 
     expected = (md5 or {}).get(spec.archive, spec.archive_md5)
     actual = file_digest(archive, "md5")
     if actual != expected:
-        raise DataError(f"checksum mismatch for '{archive.name}': expected md5 {expected}, "
-                        f"got {actual}; delete it and download again", where=str(archive))
+        raise DataError(
+            f"checksum mismatch for '{archive.name}': expected md5 {expected}, "
+            f"got {actual}; delete it and download again",
+            where=str(archive),
+        )
 
 
 def _download_and_extract(spec: CifarSpec, root: Path, md5: dict[str, str] | None) -> None:
@@ -240,11 +266,16 @@ def _check_md5_override(spec: CifarSpec, md5: dict[str, str] | None) -> None:
     allowed = spec.files + (spec.archive,)
     for name, digest in md5.items():
         if name not in allowed:
-            raise DataError(f"md5 override names a file that {spec.title} does not have",
-                            where=f"dataset '{spec.name}'", got=name, allowed=allowed)
+            raise DataError(
+                f"md5 override names a file that {spec.title} does not have",
+                where=f"dataset '{spec.name}'",
+                got=name,
+                allowed=allowed,
+            )
         if not isinstance(digest, str) or not _MD5_RE.match(digest):
-            raise DataError("md5 override values must be 32 lower-case hex digits",
-                            where=f"dataset '{spec.name}'", got=digest)
+            raise DataError(
+                "md5 override values must be 32 lower-case hex digits", where=f"dataset '{spec.name}'", got=digest
+            )
 
 
 def _count_records(spec: CifarSpec, path: Path, official_size: bool) -> int:
@@ -253,11 +284,17 @@ def _count_records(spec: CifarSpec, path: Path, official_size: bool) -> int:
     if official_size:
         expected = spec.official_records[path.name] * spec.record_size
         if size != expected:
-            raise DataError(f"'{path.name}' has {size} bytes, the official file has {expected}: "
-                            "it is truncated or not the official file", where=str(path))
+            raise DataError(
+                f"'{path.name}' has {size} bytes, the official file has {expected}: "
+                "it is truncated or not the official file",
+                where=str(path),
+            )
     if size == 0 or size % spec.record_size:
-        raise DataError(f"'{path.name}' is truncated or corrupt: {size} bytes is not a whole "
-                        f"number of {spec.record_size}-byte records", where=str(path))
+        raise DataError(
+            f"'{path.name}' is truncated or corrupt: {size} bytes is not a whole "
+            f"number of {spec.record_size}-byte records",
+            where=str(path),
+        )
     return size // spec.record_size
 
 
@@ -269,14 +306,15 @@ def _verify_checksum(path: Path, algo: str, expected: str) -> None:
         return
     actual = file_digest(path, algo)
     if actual != expected:
-        raise DataError(f"checksum mismatch for '{path.name}': expected {algo} {expected}, "
-                        f"got {actual}; the file is corrupt or not the official one",
-                        where=str(path))
+        raise DataError(
+            f"checksum mismatch for '{path.name}': expected {algo} {expected}, "
+            f"got {actual}; the file is corrupt or not the official one",
+            where=str(path),
+        )
     _VERIFIED.add(key)
 
 
-def _expected_digest(spec: CifarSpec, name: str, verify: bool, md5: dict[str, str] | None
-                     ) -> tuple[str, str] | None:
+def _expected_digest(spec: CifarSpec, name: str, verify: bool, md5: dict[str, str] | None) -> tuple[str, str] | None:
     """``(algo, hexdigest)`` a file must match, or ``None`` when it is not checksummed."""
     if not verify:
         return None
@@ -291,14 +329,24 @@ def _read_file(spec: CifarSpec, path: Path, count: int) -> tuple[np.ndarray, np.
     records = records.reshape(count, spec.record_size)
     labels = records[:, spec.label_column].astype(np.int64)
     if labels.max(initial=0) >= spec.num_classes:
-        raise DataError(f"'{path.name}' holds a label >= {spec.num_classes}: not a "
-                        f"{spec.title} file", where=str(path), got=int(labels.max()))
-    return records[:, spec.label_bytes:].reshape(count, 3, 32, 32), labels
+        raise DataError(
+            f"'{path.name}' holds a label >= {spec.num_classes}: not a {spec.title} file",
+            where=str(path),
+            got=int(labels.max()),
+        )
+    return records[:, spec.label_bytes :].reshape(count, 3, 32, 32), labels
 
 
-def _read_split(spec: CifarSpec, folder: Path, root: Path, files: Sequence[str], split: str,
-                n: int | None, verify: bool, md5: dict[str, str] | None
-                ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+def _read_split(
+    spec: CifarSpec,
+    folder: Path,
+    root: Path,
+    files: Sequence[str],
+    split: str,
+    n: int | None,
+    verify: bool,
+    md5: dict[str, str] | None,
+) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     """Read the first ``n`` records of a split (the concatenation of ``files``).
 
     Only the files needed for ``n`` records are read and checksummed; every file of the split must
@@ -351,28 +399,31 @@ def channel_stats(pixels: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-def _normalization(normalize: str, pixels: np.ndarray, mean: Sequence[float] | None,
-                   std: Sequence[float] | None, dataset: str) -> tuple[dict[str, Any], str]:
+def _normalization(
+    normalize: str, pixels: np.ndarray, mean: Sequence[float] | None, std: Sequence[float] | None, dataset: str
+) -> tuple[dict[str, Any], str]:
     """The normalisation to apply and its description, per ``normalize`` mode."""
     where = f"dataset '{dataset}'"
     if normalize == "none":
-        return {"kind": "none", "note": "pixels scaled to [0, 1]"}, \
-            "pixels scaled to [0, 1], no normalisation"
+        return {"kind": "none", "note": "pixels scaled to [0, 1]"}, "pixels scaled to [0, 1], no normalisation"
     if normalize == "train_stats":
         m, s = channel_stats(pixels)
         if min(s) <= 0:
-            raise DataError("a channel is constant over the train subset; cannot standardise",
-                            where=where, got=s)
-        return {"mean": m, "std": s, "computed_on": "train"}, \
-            "per-channel normalisation with train-split statistics"
+            raise DataError("a channel is constant over the train subset; cannot standardise", where=where, got=s)
+        return {"mean": m, "std": s, "computed_on": "train"}, "per-channel normalisation with train-split statistics"
     if normalize == "fixed":
-        if mean is None or std is None or len(mean) != 3 or len(std) != 3 \
-                or min(float(v) for v in std) <= 0:
-            raise DataError("normalize='fixed' needs mean and std: 3 values each, std > 0 "
-                            "(on the [0, 1] pixel scale)", where=where, got=(mean, std))
+        if mean is None or std is None or len(mean) != 3 or len(std) != 3 or min(float(v) for v in std) <= 0:
+            raise DataError(
+                "normalize='fixed' needs mean and std: 3 values each, std > 0 (on the [0, 1] pixel scale)",
+                where=where,
+                got=(mean, std),
+            )
         m, s = [float(v) for v in mean], [float(v) for v in std]
-        return {"mean": m, "std": s, "computed_on": "fixed"}, \
-            f"per-channel normalisation with fixed mean {tuple(m)}, std {tuple(s)}"
+        return {
+            "mean": m,
+            "std": s,
+            "computed_on": "fixed",
+        }, f"per-channel normalisation with fixed mean {tuple(m)}, std {tuple(s)}"
     raise DataError("unknown normalize mode", where=where, got=normalize, allowed=NORMALIZE_MODES)
 
 
@@ -387,19 +438,28 @@ def _to_float(pixels: np.ndarray, norm: dict[str, Any]) -> torch.Tensor:
 # --- the loader --------------------------------------------------------------------------------
 
 
-def load_cifar(spec: CifarSpec, root: str | os.PathLike[str] | None = None,
-               n_train: int | None = None, n_test: int | None = None, flatten: bool = False,
-               normalize: str = "train_stats", mean: Sequence[float] | None = None,
-               std: Sequence[float] | None = None, download: bool = False, verify: bool = True,
-               md5: dict[str, str] | None = None) -> Dataset:
+def load_cifar(
+    spec: CifarSpec,
+    root: str | os.PathLike[str] | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    flatten: bool = False,
+    normalize: str = "train_stats",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    download: bool = False,
+    verify: bool = True,
+    md5: dict[str, str] | None = None,
+) -> Dataset:
     """Load a CIFAR binary release described by ``spec`` (see :func:`cifar10` for the arguments).
 
     Raises:
         DataError: a file is missing, truncated, fails its checksum, or an argument is invalid.
     """
     if normalize not in NORMALIZE_MODES:
-        raise DataError("unknown normalize mode", where=f"dataset '{spec.name}'", got=normalize,
-                        allowed=NORMALIZE_MODES)
+        raise DataError(
+            "unknown normalize mode", where=f"dataset '{spec.name}'", got=normalize, allowed=NORMALIZE_MODES
+        )
     _check_md5_override(spec, md5)
     root_path = Path(root).expanduser() if root is not None else default_root()
     folder = _data_dir(spec, root_path)
@@ -407,36 +467,50 @@ def load_cifar(spec: CifarSpec, root: str | os.PathLike[str] | None = None,
         _download_and_extract(spec, root_path, md5)
         folder = _data_dir(spec, root_path)
 
-    x_tr, y_tr, n_tr_all, unchecked_tr = _read_split(spec, folder, root_path, spec.train_files,
-                                                     "train", n_train, verify, md5)
-    x_te, y_te, n_te_all, unchecked_te = _read_split(spec, folder, root_path, spec.test_files,
-                                                     "test", n_test, verify, md5)
+    x_tr, y_tr, n_tr_all, unchecked_tr = _read_split(
+        spec, folder, root_path, spec.train_files, "train", n_train, verify, md5
+    )
+    x_te, y_te, n_te_all, unchecked_te = _read_split(
+        spec, folder, root_path, spec.test_files, "test", n_test, verify, md5
+    )
     norm, norm_note = _normalization(normalize, x_tr, mean, std, spec.name)
     x_train, x_test = _to_float(x_tr, norm), _to_float(x_te, norm)
 
     unchecked = unchecked_tr + unchecked_te
     if unchecked:
         log.warning("%s: files read without a checksum: %s", spec.title, ", ".join(unchecked))
-    checked = f"not checksum-verified: {', '.join(unchecked)}" if unchecked \
-        else "checksums verified"
-    description = (f"{spec.title} (binary), {split_note('train', len(y_tr), n_tr_all)}, "
-                   f"{split_note('test', len(y_te), n_te_all)}; {norm_note}; {checked}")
+    checked = f"not checksum-verified: {', '.join(unchecked)}" if unchecked else "checksums verified"
+    description = (
+        f"{spec.title} (binary), {split_note('train', len(y_tr), n_tr_all)}, "
+        f"{split_note('test', len(y_te), n_te_all)}; {norm_note}; {checked}"
+    )
     return Dataset(
         name=spec.name,
-        x_train=maybe_flatten(x_train, flatten), y_train=torch.from_numpy(y_tr),
-        x_test=maybe_flatten(x_test, flatten), y_test=torch.from_numpy(y_te),
+        x_train=maybe_flatten(x_train, flatten),
+        y_train=torch.from_numpy(y_tr),
+        x_test=maybe_flatten(x_test, flatten),
+        y_test=torch.from_numpy(y_te),
         num_classes=spec.num_classes,
-        idx_train=torch.arange(len(y_tr)), idx_test=torch.arange(len(y_te)),
-        description=description, normalization=norm,
+        idx_train=torch.arange(len(y_tr)),
+        idx_test=torch.arange(len(y_te)),
+        description=description,
+        normalization=norm,
     )
 
 
 @register("dataset", "cifar10")
-def cifar10(root: str | None = None, n_train: int | None = None, n_test: int | None = None,
-            flatten: bool = False, normalize: str = "train_stats",
-            mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-            download: bool = False, verify: bool = True,
-            md5: dict[str, str] | None = None) -> Dataset:
+def cifar10(
+    root: str | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    flatten: bool = False,
+    normalize: str = "train_stats",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    download: bool = False,
+    verify: bool = True,
+    md5: dict[str, str] | None = None,
+) -> Dataset:
     """CIFAR-10 from ``root/cifar-10-batches-bin`` (50000 train, 10000 test, 10 classes).
 
     Args:
@@ -459,22 +533,49 @@ def cifar10(root: str | None = None, n_train: int | None = None, n_test: int | N
     Returns:
         The dataset; inputs float32 ``[N, 3, 32, 32]`` (or flattened), labels int64.
     """
-    return load_cifar(CIFAR10, root=root, n_train=n_train, n_test=n_test, flatten=flatten,
-                      normalize=normalize, mean=mean, std=std, download=download, verify=verify,
-                      md5=md5)
+    return load_cifar(
+        CIFAR10,
+        root=root,
+        n_train=n_train,
+        n_test=n_test,
+        flatten=flatten,
+        normalize=normalize,
+        mean=mean,
+        std=std,
+        download=download,
+        verify=verify,
+        md5=md5,
+    )
 
 
 @register("dataset", "cifar100")
-def cifar100(root: str | None = None, n_train: int | None = None, n_test: int | None = None,
-             flatten: bool = False, normalize: str = "train_stats",
-             mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-             download: bool = False, verify: bool = True,
-             md5: dict[str, str] | None = None) -> Dataset:
+def cifar100(
+    root: str | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    flatten: bool = False,
+    normalize: str = "train_stats",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    download: bool = False,
+    verify: bool = True,
+    md5: dict[str, str] | None = None,
+) -> Dataset:
     """CIFAR-100 from ``root/cifar-100-binary`` (50000 train, 10000 test, 100 fine classes).
 
     The fine label (the second label byte) is used. Arguments are as for :func:`cifar10`
     (``root`` may also be the ``cifar-100-binary`` folder itself).
     """
-    return load_cifar(CIFAR100, root=root, n_train=n_train, n_test=n_test, flatten=flatten,
-                      normalize=normalize, mean=mean, std=std, download=download, verify=verify,
-                      md5=md5)
+    return load_cifar(
+        CIFAR100,
+        root=root,
+        n_train=n_train,
+        n_test=n_test,
+        flatten=flatten,
+        normalize=normalize,
+        mean=mean,
+        std=std,
+        download=download,
+        verify=verify,
+        md5=md5,
+    )

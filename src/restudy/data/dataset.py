@@ -12,8 +12,9 @@ loader reads, splits and normalises once and the engine indexes tensors directly
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -61,18 +62,26 @@ class Dataset:
             if x.dtype != torch.float32:
                 raise DataError("inputs must be float32", where=where, got=str(x.dtype))
             if y.dtype != torch.int64 or idx.dtype != torch.int64:
-                raise DataError("labels and indices must be int64", where=where,
-                                got=(str(y.dtype), str(idx.dtype)))
+                raise DataError("labels and indices must be int64", where=where, got=(str(y.dtype), str(idx.dtype)))
             if not (x.shape[0] == y.shape[0] == idx.shape[0]) or y.ndim != 1 or idx.ndim != 1:
-                raise DataError("inputs, labels and indices disagree in length", where=where,
-                                got=(tuple(x.shape), tuple(y.shape), tuple(idx.shape)))
+                raise DataError(
+                    "inputs, labels and indices disagree in length",
+                    where=where,
+                    got=(tuple(x.shape), tuple(y.shape), tuple(idx.shape)),
+                )
             if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-                raise DataError("label out of range", where=where,
-                                got=(int(y.min()), int(y.max())),
-                                allowed=f"0..{self.num_classes - 1}")
+                raise DataError(
+                    "label out of range",
+                    where=where,
+                    got=(int(y.min()), int(y.max())),
+                    allowed=f"0..{self.num_classes - 1}",
+                )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise DataError("train and test inputs differ in shape", where=f"dataset '{self.name}'",
-                            got=(tuple(self.x_train.shape), tuple(self.x_test.shape)))
+            raise DataError(
+                "train and test inputs differ in shape",
+                where=f"dataset '{self.name}'",
+                got=(tuple(self.x_train.shape), tuple(self.x_test.shape)),
+            )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -116,8 +125,7 @@ def subset_size(n: int | None, available: int, split: str, dataset: str) -> int:
         return available
     # bool is an int subclass; n_train=True is a config mistake, not "1 example".
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= available:
-        raise DataError(f"n_{split} must be an integer in 1..{available}",
-                        where=f"dataset '{dataset}'", got=n)
+        raise DataError(f"n_{split} must be an integer in 1..{available}", where=f"dataset '{dataset}'", got=n)
     return n
 
 
@@ -126,8 +134,9 @@ def split_note(split: str, used: int, available: int) -> str:
     return f"{split}: first {used} of {available}" if used < available else f"{split}: {available}"
 
 
-def standardize_scalar(x_train: torch.Tensor, x_test: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+def standardize_scalar(
+    x_train: torch.Tensor, x_test: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Standardise both splits with one mean/std computed over every train value.
 
     Returns:

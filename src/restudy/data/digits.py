@@ -32,21 +32,29 @@ def _load_source() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _split_indices(n: int, test_fraction: float, split_seed: int
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def _split_indices(n: int, test_fraction: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded split of ``range(n)`` into sorted train and test indices."""
     n_test = round(test_fraction * n)
     if not 0 < n_test < n:
-        raise DataError("test_fraction must leave both splits non-empty", where="dataset 'digits'",
-                        got=test_fraction, allowed="0 < test_fraction < 1")
+        raise DataError(
+            "test_fraction must leave both splits non-empty",
+            where="dataset 'digits'",
+            got=test_fraction,
+            allowed="0 < test_fraction < 1",
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     # Sorted so the split is a plain subset in source order; training shuffles on its own.
     return perm[n_test:].sort().values, perm[:n_test].sort().values
 
 
 @register("dataset", "digits")
-def digits(split_seed: int = 0, test_fraction: float = 0.25, n_train: int | None = None,
-           n_test: int | None = None, flatten: bool = False) -> Dataset:
+def digits(
+    split_seed: int = 0,
+    test_fraction: float = 0.25,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    flatten: bool = False,
+) -> Dataset:
     """scikit-learn's digits, split by a seeded permutation, standardised with train statistics.
 
     Args:
@@ -68,14 +76,21 @@ def digits(split_seed: int = 0, test_fraction: float = 0.25, n_train: int | None
     x_all = torch.tensor(images).unsqueeze(1)  # [N, 1, 8, 8]; a copy, the cache stays intact
     y_all = torch.tensor(labels)
     x_train, x_test, norm = standardize_scalar(x_all[idx_tr], x_all[idx_te])
-    description = (f"scikit-learn digits 8x8 (seeded split: seed {split_seed}, test fraction "
-                   f"{test_fraction:g}), {split_note('train', k_tr, n_tr_all)}, "
-                   f"{split_note('test', k_te, n_te_all)}; "
-                   "scalar standardisation with train-split statistics")
+    description = (
+        f"scikit-learn digits 8x8 (seeded split: seed {split_seed}, test fraction "
+        f"{test_fraction:g}), {split_note('train', k_tr, n_tr_all)}, "
+        f"{split_note('test', k_te, n_te_all)}; "
+        "scalar standardisation with train-split statistics"
+    )
     return Dataset(
         name="digits",
-        x_train=maybe_flatten(x_train, flatten), y_train=y_all[idx_tr],
-        x_test=maybe_flatten(x_test, flatten), y_test=y_all[idx_te],
-        num_classes=_NUM_CLASSES, idx_train=idx_tr, idx_test=idx_te,
-        description=description, normalization=norm,
+        x_train=maybe_flatten(x_train, flatten),
+        y_train=y_all[idx_tr],
+        x_test=maybe_flatten(x_test, flatten),
+        y_test=y_all[idx_te],
+        num_classes=_NUM_CLASSES,
+        idx_train=idx_tr,
+        idx_test=idx_te,
+        description=description,
+        normalization=norm,
     )

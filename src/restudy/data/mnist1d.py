@@ -54,14 +54,16 @@ def _preserve_global_rng() -> Iterator[None]:
 
 def _check_args(num_samples: int, train_split: float) -> None:
     """Raise :class:`DataError` unless the arguments give a non-empty train and test split."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) \
-            or num_samples < 2 * _NUM_CLASSES:
-        raise DataError("num_samples must be an integer >= 20", where="dataset 'mnist1d'",
-                        got=num_samples)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2 * _NUM_CLASSES:
+        raise DataError("num_samples must be an integer >= 20", where="dataset 'mnist1d'", got=num_samples)
     total = (num_samples // _NUM_CLASSES) * _NUM_CLASSES
     if not 0.0 < train_split < 1.0 or not 0 < int(total * train_split) < total:
-        raise DataError("train_split must leave both splits non-empty", where="dataset 'mnist1d'",
-                        got=train_split, allowed="0 < train_split < 1")
+        raise DataError(
+            "train_split must leave both splits non-empty",
+            where="dataset 'mnist1d'",
+            got=train_split,
+            allowed="0 < train_split < 1",
+        )
 
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -76,8 +78,15 @@ def _cache_file(num_samples: int, train_split: float, seed: int) -> Path:
 
 def _cache_args(num_samples: int, train_split: float, seed: int) -> str:
     """The generating arguments as the cache records them (canonical JSON)."""
-    return json.dumps({"mnist1d": importlib.metadata.version("mnist1d"), "num_samples": num_samples,
-                       "train_split": train_split, "seed": seed}, sort_keys=True)
+    return json.dumps(
+        {
+            "mnist1d": importlib.metadata.version("mnist1d"),
+            "num_samples": num_samples,
+            "train_split": train_split,
+            "seed": seed,
+        },
+        sort_keys=True,
+    )
 
 
 def _cache_digest(args: str, arrays: tuple[np.ndarray, ...]) -> str:
@@ -103,15 +112,13 @@ def _read_cache(path: Path, args: str) -> tuple[np.ndarray, ...] | None:
         log.warning("MNIST-1D cache %s is unreadable (%s); rebuilding it", path, e)
         return None
     if meta.get("args") != args or meta.get("sha256") != _cache_digest(args, arrays):
-        log.warning("MNIST-1D cache %s fails its checksum (changed, or made for other arguments); "
-                    "rebuilding it", path)
+        log.warning("MNIST-1D cache %s fails its checksum (changed, or made for other arguments); rebuilding it", path)
         return None
     return arrays
 
 
 @functools.lru_cache(maxsize=4)
-def _generate(num_samples: int, train_split: float, seed: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _generate(num_samples: int, train_split: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST-1D as numpy arrays, cached in memory and on disk (safetensors, never pickle).
 
     Importing the package and generating take about a second each; every worker process of a
@@ -148,15 +155,23 @@ def _make(num_samples: int, train_split: float, seed: int) -> tuple[np.ndarray, 
     args.update(num_samples=num_samples, train_split=train_split, seed=seed)
     with _preserve_global_rng():
         data = make_dataset(SimpleNamespace(**args))
-    return (np.ascontiguousarray(data["x"], dtype=np.float32), np.ascontiguousarray(data["y"], dtype=np.int64),
-            np.ascontiguousarray(data["x_test"], dtype=np.float32),
-            np.ascontiguousarray(data["y_test"], dtype=np.int64))
+    return (
+        np.ascontiguousarray(data["x"], dtype=np.float32),
+        np.ascontiguousarray(data["y"], dtype=np.int64),
+        np.ascontiguousarray(data["x_test"], dtype=np.float32),
+        np.ascontiguousarray(data["y_test"], dtype=np.int64),
+    )
 
 
 @register("dataset", "mnist1d")
-def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42,
-            n_train: int | None = None, n_test: int | None = None,
-            flatten: bool = False) -> Dataset:
+def mnist1d(
+    num_samples: int = 5000,
+    train_split: float = 0.8,
+    seed: int = 42,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    flatten: bool = False,
+) -> Dataset:
     """MNIST-1D: 10 classes of 1-D signals of length 40, generated from templates.
 
     The defaults reproduce the package's standard dataset (5000 samples, 4000 train / 1000 test,
@@ -180,15 +195,21 @@ def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42,
     k_te = subset_size(n_test, len(y_te), "test", "mnist1d")
     # torch.tensor copies, so callers may modify their tensors without touching the cache.
     x_train, x_test, norm = standardize_scalar(torch.tensor(x_tr[:k_tr]), torch.tensor(x_te[:k_te]))
-    description = (f"MNIST-1D (generated offline: {num_samples} samples, seed {seed}), "
-                   f"{split_note('train', k_tr, len(y_tr))}, "
-                   f"{split_note('test', k_te, len(y_te))}; "
-                   "scalar standardisation with train-split statistics")
+    description = (
+        f"MNIST-1D (generated offline: {num_samples} samples, seed {seed}), "
+        f"{split_note('train', k_tr, len(y_tr))}, "
+        f"{split_note('test', k_te, len(y_te))}; "
+        "scalar standardisation with train-split statistics"
+    )
     return Dataset(
         name="mnist1d",
-        x_train=maybe_flatten(x_train, flatten), y_train=torch.tensor(y_tr[:k_tr]),
-        x_test=maybe_flatten(x_test, flatten), y_test=torch.tensor(y_te[:k_te]),
+        x_train=maybe_flatten(x_train, flatten),
+        y_train=torch.tensor(y_tr[:k_tr]),
+        x_test=maybe_flatten(x_test, flatten),
+        y_test=torch.tensor(y_te[:k_te]),
         num_classes=_NUM_CLASSES,
-        idx_train=torch.arange(k_tr), idx_test=torch.arange(k_te),
-        description=description, normalization=norm,
+        idx_train=torch.arange(k_tr),
+        idx_test=torch.arange(k_te),
+        description=description,
+        normalization=norm,
     )

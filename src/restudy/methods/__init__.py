@@ -16,8 +16,13 @@ __all__ = ["ENorm", "balanced_layers", "energy", "make_enorm", "make_none"]
 
 
 @register("method", "enorm")
-def make_enorm(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, c: float = 1.2,
-          p: float = 2, balance_bias: bool = True) -> ENorm:
+def make_enorm(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    c: float = 1.2,
+    p: float = 2,
+    balance_bias: bool = True,
+) -> ENorm:
     """ENorm, one balancing cycle per optimizer step (originals.md §3.2); see :class:`ENorm`.
 
     Named ``make_enorm`` so that it does not shadow the ``restudy.methods.enorm`` submodule.

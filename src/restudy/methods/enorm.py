@@ -155,14 +155,23 @@ class ENorm:
             chain (the model is not a plain feed-forward chain).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                 c: float = 1.2, p: float = 2, balance_bias: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        c: float = 1.2,
+        p: float = 2,
+        balance_bias: bool = True,
+    ) -> None:
         if not c > 0:
-            raise RestudyError("ENorm's c must be positive (use method 'none' to turn ENorm off)",
-                               where="method.enorm.c", got=c, allowed="c > 0")
+            raise RestudyError(
+                "ENorm's c must be positive (use method 'none' to turn ENorm off)",
+                where="method.enorm.c",
+                got=c,
+                allowed="c > 0",
+            )
         if not p > 0:
-            raise RestudyError("ENorm's p must be positive", where="method.enorm.p", got=p,
-                               allowed="p > 0")
+            raise RestudyError("ENorm's p must be positive", where="method.enorm.p", got=p, allowed="p > 0")
         self.model = model
         self.optimizer = optimizer
         self.c = float(c)
@@ -186,9 +195,12 @@ class ENorm:
         already rescaled neighbour; computing every d before applying any reproduces that.
         """
         weights = [layer.weight for layer in self.layers]
-        return [_scales(_incoming_norms(weights[i - 1], self.p),
-                        _outgoing_norms(weights[i], self._units[i], self.p), self.c)
-                for i in range(1, len(weights) - 1)]
+        return [
+            _scales(
+                _incoming_norms(weights[i - 1], self.p), _outgoing_norms(weights[i], self._units[i], self.p), self.c
+            )
+            for i in range(1, len(weights) - 1)
+        ]
 
     def _apply(self, i: int, d: Tensor) -> None:
         """Scale hidden layer i: W_{i-1}[j] (and b_{i-1}[j]) by d_j, W_i[:, j] by 1/d_j."""
@@ -239,8 +251,10 @@ def _check_chain(layers: list[nn.Linear | nn.Conv2d]) -> list[int]:
         n_out, n_in = prev.weight.shape[0], layer.weight.shape[1]
         flattened = isinstance(prev, nn.Conv2d) and isinstance(layer, nn.Linear) and n_in % n_out == 0
         if n_in != n_out and not flattened:
-            raise RestudyError("ENorm needs a feed-forward chain: a layer's inputs must be the "
-                               "previous layer's outputs", got=f"{prev} -> {layer}")
+            raise RestudyError(
+                "ENorm needs a feed-forward chain: a layer's inputs must be the previous layer's outputs",
+                got=f"{prev} -> {layer}",
+            )
         units.append(n_out)
     return units
 
@@ -249,7 +263,6 @@ def _effective_p(layers: list[nn.Linear | nn.Conv2d], p: float) -> float:
     """p for fully connected nets, 2 for any net with a conv (originals.md §3.2: conv path uses 2)."""
     if any(isinstance(layer, nn.Conv2d) for layer in layers):
         if not math.isclose(p, 2):
-            warnings.warn(f"ENorm uses p=2 on convolutional nets (as the original); p={p} ignored",
-                          stacklevel=3)
+            warnings.warn(f"ENorm uses p=2 on convolutional nets (as the original); p={p} ignored", stacklevel=3)
         return 2.0
     return float(p)

@@ -17,8 +17,13 @@ __all__ = ["small_cnn"]
 
 
 @register("model", "small_cnn")
-def small_cnn(input_shape: tuple[int, int, int], num_classes: int, width: int = 8, blocks: int = 2,
-              generator: torch.Generator | None = None) -> nn.Sequential:
+def small_cnn(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    width: int = 8,
+    blocks: int = 2,
+    generator: torch.Generator | None = None,
+) -> nn.Sequential:
     """Build the small CNN; block b has ``width · 2^b`` channels.
 
     Args:
@@ -35,19 +40,24 @@ def small_cnn(input_shape: tuple[int, int, int], num_classes: int, width: int = 
         RestudyError: if ``input_shape`` is not (C, H, W) or too small, or a size is not positive.
     """
     if len(input_shape) != 3 or min(input_shape[1:]) < 2 ** max(blocks, 0):
-        raise RestudyError("small_cnn needs input_shape (C, H, W) with H, W >= 2**blocks",
-                           where="model.small_cnn.input_shape", got=tuple(input_shape))
+        raise RestudyError(
+            "small_cnn needs input_shape (C, H, W) with H, W >= 2**blocks",
+            where="model.small_cnn.input_shape",
+            got=tuple(input_shape),
+        )
     if width < 1 or blocks < 1 or num_classes < 1:
-        raise RestudyError("small_cnn needs width, blocks and num_classes >= 1",
-                           where="model.small_cnn", got={"width": width, "blocks": blocks})
+        raise RestudyError(
+            "small_cnn needs width, blocks and num_classes >= 1",
+            where="model.small_cnn",
+            got={"width": width, "blocks": blocks},
+        )
     layers: list[nn.Module] = []
     channels = input_shape[0]
     for b in range(blocks):
-        out = width * 2 ** b
+        out = width * 2**b
         layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.ReLU(), nn.MaxPool2d(2)]
         channels = out
-    layers += [nn.Conv2d(channels, num_classes, 1, bias=False), nn.AdaptiveAvgPool2d(1),
-               nn.Flatten()]
+    layers += [nn.Conv2d(channels, num_classes, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     model = nn.Sequential(*layers)
     _init_convs(model, generator)
     return model
@@ -58,5 +68,4 @@ def _init_convs(model: nn.Module, generator: torch.Generator | None) -> None:
     """He-normal (fan_in, ReLU) for every conv, like the FC net (originals.md §3.3)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu",
-                                    generator=generator)
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)

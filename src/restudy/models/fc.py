@@ -21,9 +21,16 @@ INITS = ("kaiming_normal", "torch_default")
 
 
 @register("model", "fc")
-def fc(input_shape: tuple[int, ...], num_classes: int, hidden: int = 1, width: int = 500,
-       bias: bool = False, norm: str = "none", init: str = "kaiming_normal",
-       generator: torch.Generator | None = None) -> nn.Sequential:
+def fc(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    hidden: int = 1,
+    width: int = 500,
+    bias: bool = False,
+    norm: str = "none",
+    init: str = "kaiming_normal",
+    generator: torch.Generator | None = None,
+) -> nn.Sequential:
     """The FC net of originals.md §3.3 and seed 002: hidden + 2 linear layers in all.
 
     ``hidden`` is the number of width→width layers: seed 002's "p intermediary layers". The
@@ -51,9 +58,11 @@ def fc(input_shape: tuple[int, ...], num_classes: int, hidden: int = 1, width: i
     _check_choice("norm", norm, NORMS)
     _check_choice("init", init, INITS)
     if hidden < 0 or width < 1 or num_classes < 1:
-        raise RestudyError("fc needs hidden >= 0, width >= 1 and num_classes >= 1",
-                           where="model.fc", got={"hidden": hidden, "width": width,
-                                                  "num_classes": num_classes})
+        raise RestudyError(
+            "fc needs hidden >= 0, width >= 1 and num_classes >= 1",
+            where="model.fc",
+            got={"hidden": hidden, "width": width, "num_classes": num_classes},
+        )
     sizes = [math.prod(input_shape)] + [width] * (hidden + 1)
     layers: list[nn.Module] = [nn.Flatten()]
     for n_in, n_out in zip(sizes, sizes[1:]):
@@ -70,8 +79,7 @@ def fc(input_shape: tuple[int, ...], num_classes: int, hidden: int = 1, width: i
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """Raise a RestudyError naming the allowed values if ``value`` is not one of them."""
     if value not in allowed:
-        raise RestudyError(f"unknown {name} for model fc", where=f"model.fc.{name}", got=value,
-                           allowed=allowed)
+        raise RestudyError(f"unknown {name} for model fc", where=f"model.fc.{name}", got=value, allowed=allowed)
 
 
 @torch.no_grad()
@@ -80,7 +88,6 @@ def _init_linears(model: nn.Module, init: str, generator: torch.Generator | None
     for m in model.modules():
         if isinstance(m, nn.Linear):
             if init == "kaiming_normal":
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu",
-                                        generator=generator)
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
             if m.bias is not None:
                 m.bias.zero_()

@@ -69,12 +69,12 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """Stem, stages of BasicBlocks, global average pool, linear head."""
 
-    def __init__(self, blocks: list[int], widths: list[int], num_classes: int, in_ch: int = 3,
-                 shortcut: str = "zero_pad") -> None:
+    def __init__(
+        self, blocks: list[int], widths: list[int], num_classes: int, in_ch: int = 3, shortcut: str = "zero_pad"
+    ) -> None:
         super().__init__()
         if shortcut not in ("zero_pad", "conv"):
-            raise RestudyError("unknown shortcut", where="model.shortcut", got=shortcut,
-                               allowed=("zero_pad", "conv"))
+            raise RestudyError("unknown shortcut", where="model.shortcut", got=shortcut, allowed=("zero_pad", "conv"))
         self.conv1 = nn.Conv2d(in_ch, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         layers, ch = [], widths[0]
@@ -114,15 +114,16 @@ def _check(input_shape: tuple[int, ...]) -> int:
 
 
 @register("model", "resnet14")
-def resnet14(input_shape: tuple[int, ...], num_classes: int, width: int = 16,
-             shortcut: str = "zero_pad") -> CifarResNet:
+def resnet14(
+    input_shape: tuple[int, ...], num_classes: int, width: int = 16, shortcut: str = "zero_pad"
+) -> CifarResNet:
     """ResNet-14 of originals.md §4.1; ``width`` scales the three stages (16 → 16/32/64)."""
     return CifarResNet([2, 2, 2], [width, 2 * width, 4 * width], num_classes, _check(input_shape), shortcut)
 
 
 @register("model", "resnet34")
-def resnet34(input_shape: tuple[int, ...], num_classes: int, width: int = 64,
-             shortcut: str = "conv") -> CifarResNet:
+def resnet34(input_shape: tuple[int, ...], num_classes: int, width: int = 64, shortcut: str = "conv") -> CifarResNet:
     """ResNet-34 for CIFAR (seed 003 Table 1): 3/4/6/3 blocks of width 64/128/256/512."""
-    return CifarResNet([3, 4, 6, 3], [width, 2 * width, 4 * width, 8 * width], num_classes,
-                       _check(input_shape), shortcut)
+    return CifarResNet(
+        [3, 4, 6, 3], [width, 2 * width, 4 * width, 8 * width], num_classes, _check(input_shape), shortcut
+    )

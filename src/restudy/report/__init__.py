@@ -10,8 +10,9 @@ Imports compare, claims, study, safeio (no torch).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import compare as cmp
 from ..safeio import atomic_write_text, write_json
@@ -29,9 +30,16 @@ def _at_scale(records: Sequence[dict[str, Any]], scale: str) -> list[dict[str, A
     return [r for r in records if (r.get("spec") or {}).get("scale") in (scale, None)]
 
 
-def write_report(out_dir: Path, study: Study, scale: str, comparison: cmp.Comparison,
-                 records: list[dict[str, Any]], env: dict[str, Any], *,
-                 plan_info: dict[str, Any]) -> dict[str, Path]:
+def write_report(
+    out_dir: Path,
+    study: Study,
+    scale: str,
+    comparison: cmp.Comparison,
+    records: list[dict[str, Any]],
+    env: dict[str, Any],
+    *,
+    plan_info: dict[str, Any],
+) -> dict[str, Path]:
     """Writes the report of one study at one scale.
 
     Args:
@@ -55,12 +63,15 @@ def write_report(out_dir: Path, study: Study, scale: str, comparison: cmp.Compar
     figures = plots.make_figures(out_dir / FIGURES, study, comparison, records)
     relative = {key: f"{FIGURES}/{path.name}" for key, path in figures.items()}
     ctx = results.report_context(study, scale, comparison, records, env, plan_info, relative)
-    paths = {"markdown": out_dir / "report.md", "html": out_dir / "report.html",
-             "results": out_dir / "results.json", "figures": out_dir / FIGURES}
+    paths = {
+        "markdown": out_dir / "report.md",
+        "html": out_dir / "report.html",
+        "results": out_dir / "results.json",
+        "figures": out_dir / FIGURES,
+    }
     atomic_write_text(paths["markdown"], markdown.render_markdown(ctx))
     files = {relative[key]: path for key, path in figures.items()}
     atomic_write_text(paths["html"], html.render_html(ctx, files))
-    write_json(paths["results"], results.build_results(study, scale, comparison, records, env,
-                                                       plan_info))
+    write_json(paths["results"], results.build_results(study, scale, comparison, records, env, plan_info))
     log.info("wrote report to %s (%d figures)", out_dir, len(figures))
     return {**paths, **figures}

@@ -9,16 +9,17 @@ Imports matplotlib and numpy only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # must precede the pyplot import: never open a window
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 DPI = 100
 
@@ -84,15 +85,25 @@ def offset_width(pos: dict[Any, float], n_series: int) -> float:
     return 0.6 * gap / max(1, n_series)
 
 
-def errorbar(ax: Any, x: float, mean: Any, low: Any, high: Any, col: Any,
-             label: str | None = None) -> None:
+def errorbar(ax: Any, x: float, mean: Any, low: Any, high: Any, col: Any, label: str | None = None) -> None:
     """A mean with its interval (a missing bound draws no bar on that side; no mean, nothing)."""
     if not _finite(mean):
         return
     lo = mean - low if _finite(low) else 0.0
     hi = high - mean if _finite(high) else 0.0
-    ax.errorbar([x], [mean], yerr=[[lo], [hi]], fmt="o", color=col, markersize=7,
-                markeredgecolor="black", capsize=4, linewidth=1.5, label=label, zorder=3)
+    ax.errorbar(
+        [x],
+        [mean],
+        yerr=[[lo], [hi]],
+        fmt="o",
+        color=col,
+        markersize=7,
+        markeredgecolor="black",
+        capsize=4,
+        linewidth=1.5,
+        label=label,
+        zorder=3,
+    )
 
 
 def series_panel(ax: Any, series: list[dict[str, Any]], axis: str | None) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-VERDICT_MARK = {"reproduced": "🟢", "not_reproduced": "🔴", "inconclusive": "🟡",
-                "not_evaluated": "⚪"}
+VERDICT_MARK = {"reproduced": "🟢", "not_reproduced": "🔴", "inconclusive": "🟡", "not_evaluated": "⚪"}
 LIGHT_MARK = {"black": "⚫", "green": "🟢", "red": "🔴", "gray": "⚪"}
 
 
@@ -36,17 +35,23 @@ def table(tab: dict[str, Any]) -> list[str]:
     """A view-model table as Markdown lines (an italic note when it has no rows)."""
     if not tab["rows"]:
         return ["_(none)_", ""]
-    lines = ["| " + " | ".join(_escape(h) for h in tab["headers"]) + " |",
-             "|" + "|".join(" --- " for _ in tab["headers"]) + "|"]
+    lines = [
+        "| " + " | ".join(_escape(h) for h in tab["headers"]) + " |",
+        "|" + "|".join(" --- " for _ in tab["headers"]) + "|",
+    ]
     lines += ["| " + " | ".join(_cell_text(c) for c in row) + " |" for row in tab["rows"]]
     return lines + [""]
 
 
 def _header(ctx: dict[str, Any]) -> list[str]:
     p = ctx["paper"]
-    lines = [f"# {ctx['title']}", "",
-             f"**Paper:** {p['title']}" + (f" ({p['authors']})" if p["authors"] else "")
-             + (f", {p['venue']}" if p["venue"] else "")]
+    lines = [
+        f"# {ctx['title']}",
+        "",
+        f"**Paper:** {p['title']}"
+        + (f" ({p['authors']})" if p["authors"] else "")
+        + (f", {p['venue']}" if p["venue"] else ""),
+    ]
     if p["url"]:
         lines.append(f"  \n**Link:** {p['url']}")
     if p["code"]:
@@ -64,8 +69,11 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
     lines = ["## Verdicts", "", f"{len(ctx['claims'])} claims: {counts or 'none'}.", ""]
     lines += table(ctx["verdicts"])
     rules = "; ".join(ctx["rules"])
-    lines += [f"How verdicts are reached: {rules + '. ' if rules else ''}"
-              "Inconclusive means the data cannot decide at this number of seeds.", ""]
+    lines += [
+        f"How verdicts are reached: {rules + '. ' if rules else ''}"
+        "Inconclusive means the data cannot decide at this number of seeds.",
+        "",
+    ]
     return lines
 
 
@@ -91,10 +99,14 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
     """Run-to-run variability: per table, model set × metric, reductions, judged cells, figure."""
     if not ctx["has_variability"]:
         return []
-    lines = ["## Run-to-run variability", "",
-             "Metrics of Summers & Dinneen (2021) over each set of models, from their stored test "
-             "logits: SDs are population SDs over models; pairwise metrics average over model "
-             "pairs. Brackets: 95% percentile bootstrap CIs over models.", ""]
+    lines = [
+        "## Run-to-run variability",
+        "",
+        "Metrics of Summers & Dinneen (2021) over each set of models, from their stored test "
+        "logits: SDs are population SDs over models; pairwise metrics average over model "
+        "pairs. Brackets: 95% percentile bootstrap CIs over models.",
+        "",
+    ]
     lines += [f"> ⚠️ {note}" for note in ctx["variability_notes"]]
     if ctx["variability_notes"]:
         lines.append("")
@@ -103,9 +115,12 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
         if t["table"]:
             lines += table(t["table"])
         if t["reduction"]:
-            lines += [f"Variability reduction % against **{t['reference']}**, two ways: the "
-                      "original paper's formula (V = 1 − correlation for the correlation) and the "
-                      "reproduction's recalculation (relative change of the correlation).", ""]
+            lines += [
+                f"Variability reduction % against **{t['reference']}**, two ways: the "
+                "original paper's formula (V = 1 − correlation for the correlation) and the "
+                "reproduction's recalculation (relative change of the correlation).",
+                "",
+            ]
             lines += table(t["reduction"])
         if t["cells"]:
             lines += [f"Reported cells: {t['evaluated']}.", ""] + table(t["cells"])
@@ -117,17 +132,20 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
 def _table_heading(t: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
     """Title, where the numbers were reported and where reproduced, and a warning when the two
     are not comparable (other scale or data)."""
-    lines = [f"### {t['title']} ({t['where'] or t['id']})", "",
-             f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
-             f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on {ctx['dataset']}.", ""]
+    lines = [
+        f"### {t['title']} ({t['where'] or t['id']})",
+        "",
+        f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
+        f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on {ctx['dataset']}.",
+        "",
+    ]
     if not t["comparable"]:
         lines += [f"> ⚠️ {t['note'][0].upper() + t['note'][1:]}.", ""]
     return lines
 
 
 def _curves(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Training curves", "",
-             "Mean over seeds per variant; train and test in separate panels.", ""]
+    lines = ["## Training curves", "", "Mean over seeds per variant; train and test in separate panels.", ""]
     for c in ctx["curves"]:
         lines += [f"### {c['experiment']}", ""]
         if c["description"]:
@@ -150,18 +168,25 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
 
 
 def _groups(ctx: dict[str, Any]) -> list[str]:
-    return ["## All groups", "", f"Every experiment × variant at {ctx['scale']} scale on "
-            f"{ctx['dataset']}. Diverged runs count in accuracy (as measured); failed runs do not.",
-            ""] + table(ctx["groups"])
+    return [
+        "## All groups",
+        "",
+        f"Every experiment × variant at {ctx['scale']} scale on "
+        f"{ctx['dataset']}. Diverged runs count in accuracy (as measured); failed runs do not.",
+        "",
+    ] + table(ctx["groups"])
 
 
 def _hyper(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Hyperparameters and their provenance", "",
-             "Provenance: `paper` (stated in the paper), `code` (found in the original code), "
-             "`authors` (told by the authors), `assumed` (**bold**: not found, chosen here).", ""]
+    lines = [
+        "## Hyperparameters and their provenance",
+        "",
+        "Provenance: `paper` (stated in the paper), `code` (found in the original code), "
+        "`authors` (told by the authors), `assumed` (**bold**: not found, chosen here).",
+        "",
+    ]
     for h in ctx["hyper"]:
-        lines += [f"### {h['experiment']}", "",
-                  f"{h['n_variants']} variants; {h['n_assumed']} assumed settings.", ""]
+        lines += [f"### {h['experiment']}", "", f"{h['n_variants']} variants; {h['n_assumed']} assumed settings.", ""]
         lines += table(h["table"])
     if not ctx["hyper"]:
         lines += ["_(no settings recorded)_", ""]
@@ -184,8 +209,10 @@ def _environment(ctx: dict[str, Any]) -> list[str]:
 def _cost(ctx: dict[str, Any]) -> list[str]:
     c = ctx["cost"]
     lines = ["## Cost", ""] + table(c["table"])
-    lines += [f"Runs: {c['runs']}; run time (sum over runs): {c['run_time']}; elapsed: "
-              f"{c['elapsed']}; workers: {c['workers']}."]
+    lines += [
+        f"Runs: {c['runs']}; run time (sum over runs): {c['run_time']}; elapsed: "
+        f"{c['elapsed']}; workers: {c['workers']}."
+    ]
     if c["command"]:
         lines += ["", f"Command: `{c['command']}`"]
     return lines + [""]
@@ -195,9 +222,12 @@ def _reused(ctx: dict[str, Any]) -> list[str]:
     lines = ["## Runs reused from another environment", ""]
     if not ctx["reused"]:
         return lines + ["None: every run was made in the environment above.", ""]
-    lines += [f"⚠️ {len(ctx['reused'])} runs were reused from an earlier invocation whose "
-              "environment fingerprint differs from the current one; their numbers may differ "
-              "bit-for-bit from a fresh run:", ""]
+    lines += [
+        f"⚠️ {len(ctx['reused'])} runs were reused from an earlier invocation whose "
+        "environment fingerprint differs from the current one; their numbers may differ "
+        "bit-for-bit from a fresh run:",
+        "",
+    ]
     return lines + [f"- `{k}`" for k in ctx["reused"]] + [""]
 
 
@@ -210,8 +240,20 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     Returns:
         The Markdown text.
     """
-    parts = (_header, _summary, _claims, _variability, _curves, _reported, _groups, _hyper, _deviations,
-             _environment, _cost, _reused)
+    parts = (
+        _header,
+        _summary,
+        _claims,
+        _variability,
+        _curves,
+        _reported,
+        _groups,
+        _hyper,
+        _deviations,
+        _environment,
+        _cost,
+        _reused,
+    )
     lines: list[str] = []
     for part in parts:
         lines += part(ctx)

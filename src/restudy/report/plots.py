@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
@@ -26,8 +27,12 @@ from . import draw
 
 log = logging.getLogger(__name__)
 
-CURVE_PANELS = (("train_acc", "train accuracy (%)"), ("test_acc", "test accuracy (%)"),
-                ("train_loss", "train loss"), ("test_loss", "test loss"))
+CURVE_PANELS = (
+    ("train_acc", "train accuracy (%)"),
+    ("test_acc", "test accuracy (%)"),
+    ("train_loss", "train loss"),
+    ("test_loss", "test loss"),
+)
 Row = dict[str, Any]
 
 
@@ -66,8 +71,9 @@ def _variability_panel(ax: Any, t: cmp.VariabilityTableResult, column: str, stud
         reported = decl.value(r.row, column) if t.comparable else None
         if reported is not None:
             pm = reported.pm or 0.0
-            ax.errorbar([i + 0.25], [reported.value], yerr=[[pm], [pm]], fmt="x", color="tab:red",
-                        capsize=3, label=rep_label)
+            ax.errorbar(
+                [i + 0.25], [reported.value], yerr=[[pm], [pm]], fmt="x", color="tab:red", capsize=3, label=rep_label
+            )
             rep_label = None
     ax.set_xticks(range(len(t.rows)), [r.row for r in t.rows], rotation=35, ha="right", fontsize=7)
     ax.set_title(column, fontsize=9)
@@ -87,7 +93,7 @@ def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path) 
     fig, axes = draw.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
     for ax, column in zip(axes.flat, columns):
         _variability_panel(ax, t, column, study)
-    for ax in list(axes.flat)[len(columns):]:
+    for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     legend: dict[str, Any] = {}
     for ax in axes.flat:
@@ -123,8 +129,9 @@ def mean_curves(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             vid = cmp.variant_label(variant)
             by_variant.setdefault(vid, []).append(rec["curves"])
             variants[vid] = variant
-    return {vid: {"variant": variants[vid], "n": len(curves), **_epoch_means(curves)}
-            for vid, curves in by_variant.items()}
+    return {
+        vid: {"variant": variants[vid], "n": len(curves), **_epoch_means(curves)} for vid, curves in by_variant.items()
+    }
 
 
 def _epoch_means(curves: list[list[dict[str, Any]]]) -> dict[str, np.ndarray]:
@@ -178,8 +185,7 @@ def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path
     for vid, c in curves.items():
         color, alpha = styles[vid]
         for ax, (q, _) in zip(axes.flat, CURVE_PANELS):
-            ax.plot(c["epoch"], c[q], color=color, alpha=alpha, linewidth=1.3,
-                    label=f"{vid} (n={c['n']})")
+            ax.plot(c["epoch"], c[q], color=color, alpha=alpha, linewidth=1.3, label=f"{vid} (n={c['n']})")
     for ax, (_, label) in zip(axes.flat, CURVE_PANELS):
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
@@ -187,8 +193,15 @@ def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7,
-               title="variant (mean over seeds)", title_fontsize=8)
+    fig.legend(
+        handles,
+        labels,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=7,
+        title="variant (mean over seeds)",
+        title_fontsize=8,
+    )
     fig.suptitle(f"{experiment}: training curves", fontsize=11)
     fig.tight_layout()
     return draw.save(fig, path)
@@ -203,8 +216,9 @@ def _safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
 
-def make_figures(fig_dir: Path, study: Study, comparison: cmp.Comparison,
-                 records: Sequence[dict[str, Any]]) -> dict[str, Path]:
+def make_figures(
+    fig_dir: Path, study: Study, comparison: cmp.Comparison, records: Sequence[dict[str, Any]]
+) -> dict[str, Path]:
     """Writes every figure of the report.
 
     Args:
@@ -221,8 +235,7 @@ def make_figures(fig_dir: Path, study: Study, comparison: cmp.Comparison,
     fig_dir.mkdir(parents=True, exist_ok=True)
     results = {c.id: c for c in comparison.claims}
     for claim in study.claims:
-        path = claim_kind(claim.kind).figure(claim, results[claim.id],
-                                             fig_dir / f"claim-{_safe_name(claim.id)}.png")
+        path = claim_kind(claim.kind).figure(claim, results[claim.id], fig_dir / f"claim-{_safe_name(claim.id)}.png")
         if path is not None:
             figures[f"claim:{claim.id}"] = path
     for t in comparison.variability:

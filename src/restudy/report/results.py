@@ -14,23 +14,51 @@ Imports compare, claims, record, study (no torch, no matplotlib).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .. import compare as cmp
 from ..claims import claim_kind
 from ..numbers import MISSING, fmt, signed_percent
 from ..record import row as record_row
 from ..study import ModelSet, Study
-from .tables import (METRIC_DIGITS, METRIC_LABELS, VERDICT_TEXT, Cell, Table, cell, cells_table,
-                     ci_text, duration, evidence_lines, light_cell, mean_sd_n, seeds_line, table,
-                     value_text, verdict_cell)
+from .tables import (
+    METRIC_DIGITS,
+    METRIC_LABELS,
+    VERDICT_TEXT,
+    Cell,
+    Table,
+    cell,
+    cells_table,
+    ci_text,
+    duration,
+    evidence_lines,
+    light_cell,
+    mean_sd_n,
+    seeds_line,
+    table,
+    value_text,
+    verdict_cell,
+)
 
-ENV_KEYS = (("python", "Python"), ("torch", "torch"), ("numpy", "numpy"), ("restudy", "restudy"),
-            ("platform", "platform"), ("cpu", "CPU"), ("cpu_count", "CPU cores"),
-            ("threads", "threads per run"), ("device", "device"), ("gpu", "GPU"),
-            ("cuda", "CUDA"), ("cudnn", "cuDNN"), ("mkl", "MKL"),
-            ("determinism", "determinism flags"), ("memory_format", "memory format"),
-            ("fingerprint", "environment fingerprint"))
+ENV_KEYS = (
+    ("python", "Python"),
+    ("torch", "torch"),
+    ("numpy", "numpy"),
+    ("restudy", "restudy"),
+    ("platform", "platform"),
+    ("cpu", "CPU"),
+    ("cpu_count", "CPU cores"),
+    ("threads", "threads per run"),
+    ("device", "device"),
+    ("gpu", "GPU"),
+    ("cuda", "CUDA"),
+    ("cudnn", "cuDNN"),
+    ("mkl", "MKL"),
+    ("determinism", "determinism flags"),
+    ("memory_format", "memory format"),
+    ("fingerprint", "environment fingerprint"),
+)
 MAX_LISTED = 8
 
 
@@ -47,19 +75,36 @@ def _listing(values: Sequence[str], limit: int = MAX_LISTED) -> str:
 def _run_entry(rec: dict[str, Any]) -> dict[str, Any]:
     r = record_row(rec)
     m = r["metrics"] or {}
-    return {"id": r["key"], "experiment": r["experiment"], "variant": r["variant"],
-            "seed_index": r["seed_index"], "status": r["status"],
-            "train_acc": m.get("train_acc"), "test_acc": m.get("test_acc"), "wall_s": r["wall_s"],
-            "variant_id": r["variant_id"], "scale": r["scale"], "dataset": r["dataset"],
-            "reason": r["reason"], "env_fingerprint": r["env_fingerprint"]}
+    return {
+        "id": r["key"],
+        "experiment": r["experiment"],
+        "variant": r["variant"],
+        "seed_index": r["seed_index"],
+        "status": r["status"],
+        "train_acc": m.get("train_acc"),
+        "test_acc": m.get("test_acc"),
+        "wall_s": r["wall_s"],
+        "variant_id": r["variant_id"],
+        "scale": r["scale"],
+        "dataset": r["dataset"],
+        "reason": r["reason"],
+        "env_fingerprint": r["env_fingerprint"],
+    }
 
 
 def _claim_entry(c: cmp.ClaimResult) -> dict[str, Any]:
     d = c.to_dict()
-    return {"id": d["id"], "statement": d["statement"], "verdict": d["verdict"],
-            "evidence": d["evidence"], "summary": d["summary"], "kind": d["kind"],
-            "metric": d["metric"], "seeds_needed": d["seeds_needed"],
-            "scale_note": d["scale_note"]}
+    return {
+        "id": d["id"],
+        "statement": d["statement"],
+        "verdict": d["verdict"],
+        "evidence": d["evidence"],
+        "summary": d["summary"],
+        "kind": d["kind"],
+        "metric": d["metric"],
+        "seeds_needed": d["seeds_needed"],
+        "scale_note": d["scale_note"],
+    }
 
 
 def _cell_entry(c: cmp.CellResult) -> dict[str, Any]:
@@ -79,9 +124,14 @@ def _variability_entries(comparison: cmp.Comparison) -> list[dict[str, Any]]:
     return out
 
 
-def build_results(study: Study, scale: str, comparison: cmp.Comparison,
-                  records: Sequence[dict[str, Any]], env: dict[str, Any],
-                  plan_info: dict[str, Any]) -> dict[str, Any]:
+def build_results(
+    study: Study,
+    scale: str,
+    comparison: cmp.Comparison,
+    records: Sequence[dict[str, Any]],
+    env: dict[str, Any],
+    plan_info: dict[str, Any],
+) -> dict[str, Any]:
     """The content of ``results.json``.
 
     Keys ``study, scale, dataset, env, claims [id, statement, verdict, evidence], cells [table, row,
@@ -92,17 +142,23 @@ def build_results(study: Study, scale: str, comparison: cmp.Comparison,
     """
     comp = comparison.to_dict()
     return {
-        "study": study.id, "scale": scale, "dataset": comparison.dataset, "env": env,
+        "study": study.id,
+        "scale": scale,
+        "dataset": comparison.dataset,
+        "env": env,
         "claims": [_claim_entry(c) for c in comparison.claims],
         "cells": [_cell_entry(c) for c in comparison.cells],
         "runs": [_run_entry(r) for r in records],
-        "title": study.title, "paper": study.paper.model_dump(),
-        "verdict_counts": comparison.verdict_counts(), "tables": comp["tables"],
+        "title": study.title,
+        "paper": study.paper.model_dump(),
+        "verdict_counts": comparison.verdict_counts(),
+        "tables": comp["tables"],
         "groups": comp["groups"],
         "variability": _variability_entries(comparison),
-        "plan": {k: plan_info.get(k) for k in ("scale_description", "deviations",
-                                               "reused_env_mismatch", "wall_s_total", "workers",
-                                               "command")},
+        "plan": {
+            k: plan_info.get(k)
+            for k in ("scale_description", "deviations", "reused_env_mismatch", "wall_s_total", "workers", "command")
+        },
     }
 
 
@@ -115,16 +171,17 @@ def _banner(scale: str, dataset: str) -> tuple[str, str | None]:
     banner = f"All numbers below come from {scale} scale runs on {dataset or 'unknown data'}."
     if scale == "paper":
         return banner, None
-    warning = (f"This is a {scale}-scale study: its numbers are not comparable to the paper's. "
-               "Numeric values reported in the paper are compared only at paper scale; here they "
-               "are shown for information and get no verdict. Claims about directions (a beats b, "
-               "trends, thresholds) are tested on these runs.")
+    warning = (
+        f"This is a {scale}-scale study: its numbers are not comparable to the paper's. "
+        "Numeric values reported in the paper are compared only at paper scale; here they "
+        "are shown for information and get no verdict. Claims about directions (a beats b, "
+        "trends, thresholds) are tested on these runs."
+    )
     return banner, warning
 
 
 def _verdict_table(comparison: cmp.Comparison) -> Table:
-    rows = [[cell(f"{c.id}: {c.statement}"), verdict_cell(c.verdict), cell(c.summary)]
-            for c in comparison.claims]
+    rows = [[cell(f"{c.id}: {c.statement}"), verdict_cell(c.verdict), cell(c.summary)] for c in comparison.claims]
     return table(["claim", "verdict", "summary"], rows)
 
 
@@ -135,19 +192,28 @@ def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict
         lines, tab = (evidence_lines(result) if result.evidence else [seeds_line(result)]), None
     else:
         lines, tab = rendered
-    return {"id": result.id, "statement": result.statement, "kind": result.kind,
-            "metric": result.metric, "verdict": result.verdict,
-            "verdict_text": VERDICT_TEXT.get(result.verdict, result.verdict),
-            "summary": result.summary, "scale_note": result.scale_note,
-            "source": getattr(claim, "source", ""), "lines": [ln for ln in lines if ln and ln.strip()],
-            "table": tab, "figure": figure}
+    return {
+        "id": result.id,
+        "statement": result.statement,
+        "kind": result.kind,
+        "metric": result.metric,
+        "verdict": result.verdict,
+        "verdict_text": VERDICT_TEXT.get(result.verdict, result.verdict),
+        "summary": result.summary,
+        "scale_note": result.scale_note,
+        "source": getattr(claim, "source", ""),
+        "lines": [ln for ln in lines if ln and ln.strip()],
+        "table": tab,
+        "figure": figure,
+    }
 
 
 def _uses_model_sets(claim: Any) -> bool:
     """Whether a claim compares model sets (its variability shows in the variability section)."""
     values = [v for f in type(claim).model_fields for v in (getattr(claim, f),)]
-    return any(isinstance(v, ModelSet) or (isinstance(v, list) and any(isinstance(x, ModelSet) for x in v))
-               for v in values)
+    return any(
+        isinstance(v, ModelSet) or (isinstance(v, list) and any(isinstance(x, ModelSet) for x in v)) for v in values
+    )
 
 
 def _rules(study: Study) -> list[str]:
@@ -167,14 +233,21 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
     for t in comparison.tables:
         decl = study.table(t.table)
         cells = [c.to_dict() for c in comparison.cells if c.table == t.table]
-        out.append({"id": t.table, "title": t.title, "where": decl.where,
-                    "document": docs.get(decl.document, decl.document),
-                    "reported_scale": t.reported_scale,
-                    "reported_dataset": t.reported_dataset or "the paper data",
-                    "comparable": t.comparable, "note": t.note,
-                    "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
-                    "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
-                    "table": cells_table(cells)})
+        out.append(
+            {
+                "id": t.table,
+                "title": t.title,
+                "where": decl.where,
+                "document": docs.get(decl.document, decl.document),
+                "reported_scale": t.reported_scale,
+                "reported_dataset": t.reported_dataset or "the paper data",
+                "comparable": t.comparable,
+                "note": t.note,
+                "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
+                "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
+                "table": cells_table(cells),
+            }
+        )
     return out
 
 
@@ -223,28 +296,39 @@ def _reduction_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
         if r.row == t.reference:
             continue
         line = [r.label if r.label == r.row else f"{r.label} ({r.row})"]
-        for kind, column in (("original", "reduction_original"),
-                             ("recalculated", "reduction_recalculated")):
-            line += [ci_text((r.reductions or {}).get(kind), 1),
-                     _reported_text(decl.value(r.row, column))]
+        for kind, column in (("original", "reduction_original"), ("recalculated", "reduction_recalculated")):
+            line += [ci_text((r.reductions or {}).get(kind), 1), _reported_text(decl.value(r.row, column))]
         rows.append(line)
-    return table(["model set", "original paper's formula [95% CI]", "reported",
-                  "reproduction's recalculation [95% CI]", "reported"], rows)
+    return table(
+        [
+            "model set",
+            "original paper's formula [95% CI]",
+            "reported",
+            "reproduction's recalculation [95% CI]",
+            "reported",
+        ],
+        rows,
+    )
 
 
 def _variability_cells_table(t: cmp.VariabilityTableResult) -> Table:
-    rows = [[f"{c.row} / {METRIC_LABELS.get(c.column, c.column)}",
-             ci_text(c.to_dict(), METRIC_DIGITS.get(c.column, 3)),
-             fmt(c.reported, METRIC_DIGITS.get(c.column, 3)) +
-             (f" ± {c.reported_pm:g}" if c.reported_pm is not None else ""),
-             signed_percent(c.rel_error), light_cell(c.light), verdict_cell(c.verdict), c.note]
-            for c in t.cells]
-    return table(["cell", "reproduced [CI]", "reported", "rel. error", "light", "verdict", "note"],
-                 rows)
+    rows = [
+        [
+            f"{c.row} / {METRIC_LABELS.get(c.column, c.column)}",
+            ci_text(c.to_dict(), METRIC_DIGITS.get(c.column, 3)),
+            fmt(c.reported, METRIC_DIGITS.get(c.column, 3))
+            + (f" ± {c.reported_pm:g}" if c.reported_pm is not None else ""),
+            signed_percent(c.rel_error),
+            light_cell(c.light),
+            verdict_cell(c.verdict),
+            c.note,
+        ]
+        for c in t.cells
+    ]
+    return table(["cell", "reproduced [CI]", "reported", "rel. error", "light", "verdict", "note"], rows)
 
 
-def _variability_views(study: Study, comparison: cmp.Comparison,
-                       figures: dict[str, str]) -> list[dict[str, Any]]:
+def _variability_views(study: Study, comparison: cmp.Comparison, figures: dict[str, str]) -> list[dict[str, Any]]:
     """One view per variability table: metric table, reduction table, judged cells, figure."""
     docs = {d.id: d.title for d in study.documents}
     out = []
@@ -252,18 +336,24 @@ def _variability_views(study: Study, comparison: cmp.Comparison,
         decl = study.table(t.table)
         has_reduction = bool(t.reference) or any(c in cmp.REDUCTION_COLUMNS for c in t.columns)
         judged = sum(c.verdict != cmp.NOT_EVALUATED for c in t.cells)
-        out.append({
-            "id": t.table, "title": t.title, "where": decl.where,
-            "document": docs.get(decl.document, decl.document),
-            "reported_scale": t.reported_scale,
-            "reported_dataset": t.reported_dataset or "the paper data",
-            "comparable": t.comparable, "note": t.note,
-            "table": _source_metric_table(t, decl) if _metric_columns(t) else None,
-            "reduction": _reduction_table(t, decl) if has_reduction else None,
-            "reference": t.reference or "",
-            "cells": _variability_cells_table(t) if t.comparable and t.cells else None,
-            "evaluated": f"{judged} of {len(t.cells)} reported cells judged",
-            "figure": figures.get(f"variability:{t.table}")})
+        out.append(
+            {
+                "id": t.table,
+                "title": t.title,
+                "where": decl.where,
+                "document": docs.get(decl.document, decl.document),
+                "reported_scale": t.reported_scale,
+                "reported_dataset": t.reported_dataset or "the paper data",
+                "comparable": t.comparable,
+                "note": t.note,
+                "table": _source_metric_table(t, decl) if _metric_columns(t) else None,
+                "reduction": _reduction_table(t, decl) if has_reduction else None,
+                "reference": t.reference or "",
+                "cells": _variability_cells_table(t) if t.comparable and t.cells else None,
+                "evaluated": f"{judged} of {len(t.cells)} reported cells judged",
+                "figure": figures.get(f"variability:{t.table}"),
+            }
+        )
     return out
 
 
@@ -282,13 +372,14 @@ def kernels_note(study: Study, records: Sequence[dict[str, Any]]) -> str | None:
     cpu = [r for r in records if (r.get("env") or {}).get("device") == "cpu"]
     if len(kinds) < 2 or not cpu:
         return None
-    asked = sorted({str((r.get("spec") or {}).get("experiment")) for r in cpu
-                    if _kernels_of(r) == "nondeterministic"})
+    asked = sorted({str((r.get("spec") or {}).get("experiment")) for r in cpu if _kernels_of(r) == "nondeterministic"})
     which = f"; experiments asking for nondeterministic kernels: {', '.join(asked)}" if asked else ""
-    return (f"The study varies kernel determinism across experiments (randomness.kernels), but "
-            f"{len(cpu)} of {len(records)} runs ran on CPU (env.device = cpu{which}). On CPU, "
-            "PyTorch's kernels are deterministic (at a fixed thread count), so the 'kernels' "
-            "source adds no variability there: those experiments measure their other sources only.")
+    return (
+        f"The study varies kernel determinism across experiments (randomness.kernels), but "
+        f"{len(cpu)} of {len(records)} runs ran on CPU (env.device = cpu{which}). On CPU, "
+        "PyTorch's kernels are deterministic (at a fixed thread count), so the 'kernels' "
+        "source adds no variability there: those experiments measure their other sources only."
+    )
 
 
 def _kernels_of(record: dict[str, Any]) -> str | None:
@@ -301,12 +392,31 @@ def _groups_table(comparison: cmp.Comparison) -> Table:
     rows = []
     for g in comparison.groups:
         te, tr, w = (g.metrics.get(k, {}) for k in ("test_acc", "train_acc", "wall_s"))
-        rows.append([g.experiment, g.variant_id, mean_sd_n(te.get("mean"), te.get("sd"), te.get("n", 0)),
-                     mean_sd_n(tr.get("mean"), tr.get("sd"), tr.get("n", 0)),
-                     str(g.n_finished), str(g.n_diverged), str(g.n_failed),
-                     duration(w.get("mean"))])
-    return table(["experiment", "variant", "test acc % mean ± SD (n)", "train acc % mean ± SD (n)",
-                  "finished", "diverged", "failed", "wall time per run"], rows)
+        rows.append(
+            [
+                g.experiment,
+                g.variant_id,
+                mean_sd_n(te.get("mean"), te.get("sd"), te.get("n", 0)),
+                mean_sd_n(tr.get("mean"), tr.get("sd"), tr.get("n", 0)),
+                str(g.n_finished),
+                str(g.n_diverged),
+                str(g.n_failed),
+                duration(w.get("mean")),
+            ]
+        )
+    return table(
+        [
+            "experiment",
+            "variant",
+            "test acc % mean ± SD (n)",
+            "train acc % mean ± SD (n)",
+            "finished",
+            "diverged",
+            "failed",
+            "wall time per run",
+        ],
+        rows,
+    )
 
 
 def _setting_row(name: str, entries: list[dict[str, Any]]) -> list[Cell]:
@@ -327,10 +437,16 @@ def _hyper_table_views(study: Study) -> list[dict[str, Any]]:
     for t in study.tables:
         if t.kind != "hyperparameter":
             continue
-        rows = [[r, *[("" if (v := t.value(r, c)) is None else f"{v.value:g}") for c in t.columns]]
-                for r in t.rows]
-        out.append({"title": t.title, "where": t.where, "document": docs.get(t.document, t.document),
-                    "metric": str(t.metric), "table": table([str(t.metric) or "", *t.columns], rows)})
+        rows = [[r, *[("" if (v := t.value(r, c)) is None else f"{v.value:g}") for c in t.columns]] for r in t.rows]
+        out.append(
+            {
+                "title": t.title,
+                "where": t.where,
+                "document": docs.get(t.document, t.document),
+                "metric": str(t.metric),
+                "table": table([str(t.metric) or "", *t.columns], rows),
+            }
+        )
     return out
 
 
@@ -340,8 +456,14 @@ def _hyper_views(settings: dict[str, dict[str, dict[str, Any]]]) -> list[dict[st
         names = sorted({n for s in variants.values() for n in s})
         rows = [_setting_row(n, [s[n] for s in variants.values() if n in s]) for n in names]
         n_assumed = sum(r[0]["cls"] == "assumed" for r in rows)
-        out.append({"experiment": exp, "n_variants": len(variants), "n_assumed": n_assumed,
-                    "table": table(["setting", "value", "provenance", "source"], rows)})
+        out.append(
+            {
+                "experiment": exp,
+                "n_variants": len(variants),
+                "n_assumed": n_assumed,
+                "table": table(["setting", "value", "provenance", "source"], rows),
+            }
+        )
     return out
 
 
@@ -364,15 +486,26 @@ def _cost_view(rows: list[dict[str, Any]], plan_info: dict[str, Any]) -> dict[st
     for exp, runs in by_exp.items():
         walls = [r["wall_s"] for r in runs if isinstance(r.get("wall_s"), (int, float))]
         status = [r["status"] for r in runs]
-        lines.append([exp, str(len(runs)), str(status.count("finished")),
-                      str(status.count("diverged")), str(status.count("failed")),
-                      duration(sum(walls)), duration(sum(walls) / len(walls) if walls else None)])
+        lines.append(
+            [
+                exp,
+                str(len(runs)),
+                str(status.count("finished")),
+                str(status.count("diverged")),
+                str(status.count("failed")),
+                duration(sum(walls)),
+                duration(sum(walls) / len(walls) if walls else None),
+            ]
+        )
     total = sum(r["wall_s"] for r in rows if isinstance(r.get("wall_s"), (int, float)))
-    return {"table": table(["experiment", "runs", "finished", "diverged", "failed",
-                            "run time (sum)", "per run"], lines),
-            "runs": len(rows), "run_time": duration(total),
-            "elapsed": duration(plan_info.get("wall_s_total")),
-            "workers": plan_info.get("workers", MISSING), "command": plan_info.get("command", "")}
+    return {
+        "table": table(["experiment", "runs", "finished", "diverged", "failed", "run time (sum)", "per run"], lines),
+        "runs": len(rows),
+        "run_time": duration(total),
+        "elapsed": duration(plan_info.get("wall_s_total")),
+        "workers": plan_info.get("workers", MISSING),
+        "command": plan_info.get("command", ""),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,13 +516,18 @@ def _cost_view(rows: list[dict[str, Any]], plan_info: dict[str, Any]) -> dict[st
 def _paper(study: Study) -> dict[str, Any]:
     p = study.paper
     venue = " ".join(x for x in (p.venue, str(p.year) if p.year else "") if x)
-    return {"title": p.title, "authors": ", ".join(p.authors), "venue": venue, "url": p.url,
-            "code": p.code}
+    return {"title": p.title, "authors": ", ".join(p.authors), "venue": venue, "url": p.url, "code": p.code}
 
 
-def report_context(study: Study, scale: str, comparison: cmp.Comparison,
-                   records: Sequence[dict[str, Any]], env: dict[str, Any],
-                   plan_info: dict[str, Any], figures: dict[str, str]) -> dict[str, Any]:
+def report_context(
+    study: Study,
+    scale: str,
+    comparison: cmp.Comparison,
+    records: Sequence[dict[str, Any]],
+    env: dict[str, Any],
+    plan_info: dict[str, Any],
+    figures: dict[str, str],
+) -> dict[str, Any]:
     """The view model of a report (see the module docstring for tables and cells).
 
     Args:
@@ -410,17 +548,22 @@ def report_context(study: Study, scale: str, comparison: cmp.Comparison,
     banner, warning = _banner(scale, comparison.dataset or plan_info.get("dataset", ""))
     results = {c.id: c for c in comparison.claims}
     return {
-        "title": study.title, "study_id": study.id, "paper": _paper(study), "scale": scale,
+        "title": study.title,
+        "study_id": study.id,
+        "paper": _paper(study),
+        "scale": scale,
         "dataset": comparison.dataset or plan_info.get("dataset", ""),
         "scale_description": plan_info.get("scale_description", ""),
-        "banner": banner, "scale_warning": warning,
+        "banner": banner,
+        "scale_warning": warning,
         "verdict_counts": {VERDICT_TEXT[k]: v for k, v in comparison.verdict_counts().items()},
         "verdicts": _verdict_table(comparison),
-        "claims": [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}"))
-                   for c in study.claims],
-        "curves": [{"experiment": e.id, "description": e.description,
-                    "figure": figures[f"curves:{e.id}"]}
-                   for e in study.experiments if f"curves:{e.id}" in figures],
+        "claims": [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}")) for c in study.claims],
+        "curves": [
+            {"experiment": e.id, "description": e.description, "figure": figures[f"curves:{e.id}"]}
+            for e in study.experiments
+            if f"curves:{e.id}" in figures
+        ],
         "reported": _reported_views(study, comparison),
         "variability": _variability_views(study, comparison, figures),
         "variability_notes": [n for n in (kernels_note(study, records),) if n],

@@ -10,27 +10,44 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..numbers import MISSING, fmt, signed_percent
 
-VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced",
-                "inconclusive": "inconclusive", "not_evaluated": "not evaluated"}
-LIGHT_TEXT = {"black": "within 10%", "green": "better by >10%", "red": "worse by >10%",
-              "gray": "n/a"}
-METRIC_LABELS = {"sd_accuracy": "SD accuracy (%)", "sd_cross_entropy": "SD cross-entropy",
-                 "disagreement": "pairwise disagreement (%)",
-                 "correlation": "pairwise corr. (Spearman)",
-                 "correlation_spearman": "pairwise corr. (Spearman)",
-                 "correlation_pearson": "pairwise corr. (Pearson)",
-                 "ensemble_gain": "ensemble Δ accuracy (%)", "ensemble_gain_ce": "ensemble Δ CE",
-                 "reduction_original": "reduction % (original paper's formula)",
-                 "reduction_recalculated": "reduction % (reproduction's recalculation)",
-                 "cka": "pairwise linear CKA (assumed variant)"}
-METRIC_DIGITS = {"sd_accuracy": 3, "sd_cross_entropy": 4, "disagreement": 2, "correlation": 3,
-                 "correlation_spearman": 3, "correlation_pearson": 3, "ensemble_gain": 2,
-                 "ensemble_gain_ce": 4, "reduction_original": 1, "reduction_recalculated": 1,
-                 "cka": 3}
+VERDICT_TEXT = {
+    "reproduced": "reproduced",
+    "not_reproduced": "not reproduced",
+    "inconclusive": "inconclusive",
+    "not_evaluated": "not evaluated",
+}
+LIGHT_TEXT = {"black": "within 10%", "green": "better by >10%", "red": "worse by >10%", "gray": "n/a"}
+METRIC_LABELS = {
+    "sd_accuracy": "SD accuracy (%)",
+    "sd_cross_entropy": "SD cross-entropy",
+    "disagreement": "pairwise disagreement (%)",
+    "correlation": "pairwise corr. (Spearman)",
+    "correlation_spearman": "pairwise corr. (Spearman)",
+    "correlation_pearson": "pairwise corr. (Pearson)",
+    "ensemble_gain": "ensemble Δ accuracy (%)",
+    "ensemble_gain_ce": "ensemble Δ CE",
+    "reduction_original": "reduction % (original paper's formula)",
+    "reduction_recalculated": "reduction % (reproduction's recalculation)",
+    "cka": "pairwise linear CKA (assumed variant)",
+}
+METRIC_DIGITS = {
+    "sd_accuracy": 3,
+    "sd_cross_entropy": 4,
+    "disagreement": 2,
+    "correlation": 3,
+    "correlation_spearman": 3,
+    "correlation_pearson": 3,
+    "ensemble_gain": 2,
+    "ensemble_gain_ce": 4,
+    "reduction_original": 1,
+    "reduction_recalculated": 1,
+    "cka": 3,
+}
 Cell = dict[str, str]
 Table = dict[str, Any]
 
@@ -52,8 +69,7 @@ def light_cell(light: str) -> Cell:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Cell | str]]) -> Table:
     """A table of cells (plain strings become unstyled cells)."""
-    return {"headers": list(headers),
-            "rows": [[c if isinstance(c, dict) else cell(c) for c in r] for r in rows]}
+    return {"headers": list(headers), "rows": [[c if isinstance(c, dict) else cell(c) for c in r] for r in rows]}
 
 
 def mean_sd_n(mean: Any, sd: Any, n: int) -> str:
@@ -90,8 +106,7 @@ def ci_text(entry: dict[str, Any] | None, digits: int) -> str:
         return MISSING
     text = fmt(entry["value"], digits)
     lo, hi = entry.get("ci_low"), entry.get("ci_high")
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and \
-            math.isfinite(lo) and math.isfinite(hi):
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and math.isfinite(lo) and math.isfinite(hi):
         text += f" [{fmt(lo, digits)}, {fmt(hi, digits)}]"
     return text
 
@@ -99,13 +114,20 @@ def ci_text(entry: dict[str, Any] | None, digits: int) -> str:
 def cells_table(cells: Sequence[dict[str, Any]]) -> Table:
     """Reported cells against their runs: reproduced mean ± SD (n), CI, reported value, relative
     error, traffic light, verdict and note."""
-    rows = [[f"{c['table']}: {c['row']} / {c['column']}", mean_sd_n(c["mean"], c["sd"], c["n"]),
-             f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]", fmt(c["reported"]),
-             signed_percent(c["rel_error"]), light_cell(c["light"]), verdict_cell(c["verdict"]),
-             c["note"]]
-            for c in cells]
-    return table(["cell", "reproduced mean ± SD (n)", "CI", "reported", "rel. error", "light",
-                  "verdict", "note"], rows)
+    rows = [
+        [
+            f"{c['table']}: {c['row']} / {c['column']}",
+            mean_sd_n(c["mean"], c["sd"], c["n"]),
+            f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+            fmt(c["reported"]),
+            signed_percent(c["rel_error"]),
+            light_cell(c["light"]),
+            verdict_cell(c["verdict"]),
+            c["note"],
+        ]
+        for c in cells
+    ]
+    return table(["cell", "reproduced mean ± SD (n)", "CI", "reported", "rel. error", "light", "verdict", "note"], rows)
 
 
 def seeds_line(result: Any) -> str:
