@@ -235,8 +235,6 @@ TESTED_IN = {
     "studies": "test_enorm.py",
     "study": "test_studyfile.py",
     "claims": "test_claim_plugin.py",
-    "optim": "test_models.py",
-    "worker": "test_engine.py",
 }
 
 
