@@ -94,7 +94,7 @@ def prepare(spec: RunSpec, threads: int, execution: str) -> Prepared:
     env = env_mod.capture(
         threads=threads, determinism=flags, memory_format=s["memory_format"], with_packages=False, execution=execution
     )
-    registry.load_builtins()
+    registry.load_builtins(registry.TRAINING_KINDS)
     if spec.study_module:
         registry.import_study_module(spec.study_module, spec.study_dir)
     device = device_for(s["device"])

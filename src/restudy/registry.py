@@ -24,6 +24,9 @@ from typing import Any
 from .errors import RestudyError
 
 KINDS = ("dataset", "model", "method", "optimizer", "schedule", "augment", "run_metric", "claim", "view")
+# What a run is built and measured with (a worker process loads only these: claim kinds and views
+# belong to the driver's comparison and would import scipy and pydantic models for nothing).
+TRAINING_KINDS = ("dataset", "model", "method", "optimizer", "schedule", "augment", "run_metric")
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
 # Modules that register the built-in parts of each kind; imported lazily on the kind's first
@@ -64,10 +67,10 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
     return deco
 
 
-def load_builtins(kind: str | None = None) -> None:
-    """Import the modules that register restudy's own parts of ``kind`` (every kind when None);
-    idempotent."""
-    for k in KINDS if kind is None else (kind,):
+def load_builtins(kind: str | tuple[str, ...] | None = None) -> None:
+    """Import the modules that register restudy's own parts of ``kind`` (a kind, a tuple of kinds,
+    or every kind when None); idempotent."""
+    for k in KINDS if kind is None else ((kind,) if isinstance(kind, str) else kind):
         for mod in BUILTIN_MODULES[k]:
             if mod not in _loaded:
                 _loaded.add(mod)

@@ -150,7 +150,7 @@ def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...], module: str 
     driver asks this once per data set and should not hold a copy of CIFAR for the whole study."""
     from .data import load_dataset
 
-    registry.load_builtins()
+    registry.load_builtins(registry.TRAINING_KINDS)
     if module:
         registry.import_study_module(module)
     data = load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
