@@ -70,3 +70,19 @@ def test_choose_executor(spec):
     assert "got: 'threads'" in str(info.value) and "inline" in str(info.value)
     with pytest.raises(RestudyError, match="at least 1"):
         StackedExecutor(max_stack=0)
+
+
+@pytest.mark.parametrize("make", [lambda: InlineExecutor(1), lambda: LocalExecutor(workers=1)], ids=["inline", "pool"])
+def test_once_stop_is_set_no_more_runs_start_and_started_ones_finish(spec, tmp_path: Path, make):
+    import threading
+
+    specs = [_variant(spec, f"k{i}", epochs=1) for i in range(8)]
+    stop = threading.Event()
+    records = []
+    for rec in make().run(specs, [artifacts.run_dir(tmp_path, s.key) for s in specs], stop=stop):
+        records.append(rec)
+        stop.set()  # as a first Ctrl-C does
+    assert 1 <= len(records) <= 3, [r["key"] for r in records]  # the pool may have queued one more
+    assert all(r["status"] == "finished" for r in records)
+    ran = {p.parent.name for p in tmp_path.glob("runs/*/run.json")}
+    assert ran == {r["key"] for r in records}
