@@ -140,7 +140,7 @@ def test_killed_at_random_points_with_damaged_files_ends_as_an_uninterrupted_run
     assert again.returncode == 0 and "ran 0 run(s), reused 24" in text, text
 
 
-SLOW = ["epochs=40", "data.n_train=1200"]  # runs long enough to be interrupted in the middle
+SLOW = ["epochs=12", "data.n_train=800"]  # runs long enough to be interrupted in the middle
 
 
 def test_first_ctrl_c_lets_running_runs_finish_and_prints_the_command_to_resume(tmp_path):
@@ -217,7 +217,7 @@ def test_a_driver_takes_over_the_runs_of_a_killed_one(tmp_path):
 
 def test_a_model_argument_its_factory_refuses_is_named_with_file_and_line_before_any_run(study_file, tmp_path):
     def mutate(d):
-        d["experiments"][0]["settings"]["model.colour"] = {"value": 1, "provenance": "assumed"}
+        d["experiments"][0].setdefault("settings", {})["model.colour"] = {"value": 1, "provenance": "assumed"}
 
     path = study_file(mutate)
     line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "model.colour" in t)
