@@ -53,7 +53,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "artifacts": set(),
     "safeio": set(),
-    "study": {"artifacts", "registry"},  # registry: claim kinds and views are registered parts
+    "study": {"artifacts", "registry", "crossref"},  # registry: claim kinds and views are registered parts
+    "crossref": {"study"},
     "studyfile": {"study", "safeio", "registry"},
     "settings": {"tta", "registry"},  # part names come from the registry
     "numbers": set(),
