@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 from typer.testing import CliRunner
 
+import restudy.runner
 from restudy.cli import app
+from restudy.errors import RestudyError
 
 runner = CliRunner()
 
@@ -143,3 +147,98 @@ def test_paper_scale_without_cifar_is_one_clear_error_before_any_run(tmp_path, m
     assert r.exit_code == 2, r.output
     assert "DataError" in r.output and "data_batch_1.bin" in r.output and "download" in r.output
     assert not list((out / "runs").glob("*/run.json"))
+
+
+# --- output folders, invocation files and study paths that are not what they should be -------------
+
+
+def _refused(args: list[str], *words: str) -> str:
+    r = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    text = " ".join(r.output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())  # the panel wraps long lines
+    for w in words:
+        assert w in text, (w, r.output)
+    return text
+
+
+def test_out_naming_a_file_or_an_impossible_folder_is_refused(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    _refused(["run", "enorm", "--scale", "smoke", "--out", str(a_file)], "names a file, not a folder")
+    _refused(["run", "enorm", "--scale", "smoke", "--out", "/proc/x"], "cannot create the output folder", "/proc/x")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="the superuser writes to read-only folders")
+def test_a_read_only_out_folder_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        _refused(["run", "enorm", "--scale", "smoke", "--out", str(ro)], "not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_folder_given_as_the_study_says_so(tmp_path):
+    (tmp_path / "study.yaml").write_text("id: x\n")
+    _refused(["run", str(tmp_path)], "a folder, not a study file", "study.yaml")
+    _refused(["show", str(tmp_path)], "a folder, not a study file")
+
+
+def test_another_study_or_scale_into_the_same_out_is_refused_unless_fresh(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "invocation.json").write_text(json.dumps({"study": "enorm", "scale": "small", "overrides": []}))
+    _refused(["run", "enorm", "--scale", "smoke", "--out", str(out)], "study 'enorm' at scale 'small'", "--fresh")
+    (out / "invocation.json").write_text(json.dumps({"study": "nondeterminism", "scale": "smoke"}))
+    _refused(["run", "enorm", "--scale", "smoke", "--out", str(out)], "study 'nondeterminism'", "--fresh")
+    (out / "invocation.json").write_text("[1, 2]")
+    _refused(["run", "enorm", "--scale", "smoke", "--out", str(out)], "invocation.json", "--fresh")
+    # --fresh starts over here: the folder is accepted and the runs start
+    started = []
+
+    def run_study(*args, **kwargs):
+        started.append(kwargs["fresh"])
+        raise RestudyError("stopped here by the test")
+
+    monkeypatch.setattr(restudy.runner, "run_study", run_study)
+    r = runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--out", str(out), "--fresh"])
+    assert r.exit_code == 2 and "stopped here by the test" in r.output and started == [True], r.output
+    assert json.loads((out / "invocation.json").read_text())["scale"] == "smoke"  # the folder is now this study's
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("[1, 2]", ["invocation.json is not what restudy writes", "list"]),
+        ('{"study": "enorm"}', ["invocation.json is not what restudy writes"]),
+        ('{"study": "enorm", "scale": "smoke", "overrides": "x"}', ["'overrides' must be a list"]),
+        ("{not json", ["not valid JSON"]),
+    ],
+)
+def test_report_on_a_damaged_invocation_file_is_a_clear_error(tmp_path, content, words):
+    (tmp_path / "invocation.json").write_text(content)
+    _refused(["report", str(tmp_path)], *words)
+
+
+def test_report_lists_invalid_runs_and_run_redoes_them(tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    runs = sorted(p.parent for p in (out / "runs").glob("*/run.json"))
+    no_spec = json.loads((runs[0] / "run.json").read_text())
+    del no_spec["spec"]
+    (runs[0] / "run.json").write_text(json.dumps(no_spec))
+    (runs[1] / "run.json").write_text("[]")
+    shutil.copyfile(runs[3] / "test_logits.safetensors", runs[2] / "test_logits.safetensors")
+    rep = runner.invoke(app, ["report", str(out)], env={"COLUMNS": "300"})
+    assert rep.exit_code == 0, rep.output
+    assert "3 stored run(s) are invalid and not used" in rep.output
+    for d in runs[:3]:
+        assert d.name in rep.output
+    assert "21 of 24 runs" in rep.output
+    again = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert again.exit_code == 0, again.output
+    assert "3 stored run(s) are invalid and will be redone" in again.output
+    assert "ran 3 run(s), reused 21" in again.output

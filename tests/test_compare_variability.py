@@ -307,12 +307,12 @@ def test_variability_comparison_is_strict_json(v_result: cmp.Comparison) -> None
 def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None:
     import torch
 
-    from restudy.artifacts import LOGITS_FILE, run_dir
-    from restudy.safeio import save_tensors
+    from restudy.artifacts import LOGITS_FILE, RUN_FILE, run_dir
+    from restudy.safeio import save_tensors, write_json
 
     logits, flip = torch.randn(6, 3), torch.randn(6, 3)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    save_tensors(
+    sha = save_tensors(
         run_dir(tmp_path, "k1") / LOGITS_FILE,
         {
             "logits": logits,
@@ -322,6 +322,7 @@ def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None
             "ensemble_tta_flip": 3 * logits,
         },
     )
+    write_json(run_dir(tmp_path, "k1") / RUN_FILE, {"artifacts": {LOGITS_FILE: {"sha256": sha}}})  # as a worker does
     load = cmp.load_predictions(tmp_path)
     got, lab = load("k1", "test")
     assert isinstance(got, np.ndarray) and np.array_equal(got, logits.numpy())

@@ -70,3 +70,23 @@ def test_choose_executor(spec):
     assert "got: 'threads'" in str(info.value) and "inline" in str(info.value)
     with pytest.raises(RestudyError, match="at least 1"):
         StackedExecutor(max_stack=0)
+
+
+@pytest.mark.parametrize("make", [lambda: InlineExecutor(1), lambda: LocalExecutor(workers=1)], ids=["inline", "pool"])
+def test_once_stop_is_set_no_more_runs_start_and_started_ones_finish(spec, tmp_path: Path, make):
+    import threading
+
+    specs = [_variant(spec, f"k{i}", epochs=10) for i in range(10)]
+    stop = threading.Event()
+    records = []
+    executor = make()
+    for rec in executor.run(specs, [artifacts.run_dir(tmp_path, s.key) for s in specs], stop=stop):
+        records.append(rec)
+        stop.set()  # as a first Ctrl-C does
+    if isinstance(executor, InlineExecutor):
+        assert len(records) == 1
+    else:  # the runs a worker had started or taken from the pool's queue finish
+        assert 1 <= len(records) < len(specs), [r["key"] for r in records]
+    assert all(r["status"] == "finished" for r in records)
+    ran = {p.parent.name for p in tmp_path.glob("runs/*/run.json")}
+    assert ran == {r["key"] for r in records}

@@ -53,7 +53,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "artifacts": set(),
     "safeio": set(),
-    "study": {"artifacts", "registry"},  # registry: claim kinds and views are registered parts
+    "study": {"artifacts", "registry", "crossref"},  # registry: claim kinds and views are registered parts
+    "crossref": {"study"},
     "studyfile": {"study", "safeio", "registry"},
     "settings": {"tta", "registry"},  # part names come from the registry
     "numbers": set(),
@@ -126,7 +127,19 @@ MAY_IMPORT: dict[str, set[str]] = {
     "executor": {"plan", "record", "worker", "stacked", "seeding"},
     "ray_executor": {"plan", "record", "worker"},
     "store": {"record", "safeio", "artifacts"},
-    "runner": {"plan", "executor", "store", "record", "env", "study", "data", "settings", "registry"},
+    "runner": {
+        "plan",
+        "executor",
+        "store",
+        "record",
+        "env",
+        "study",
+        "data",
+        "settings",
+        "registry",
+        "build",
+        "studyfile",
+    },
     # A claim kind holds its schema, evaluator and figure: it uses compare's context and report's drawing.
     "claims": {"study", "stats", "metrics", "registry", "artifacts", "compare", "report", "numbers"},
     "compare": {"study", "record", "stats", "metrics", "artifacts", "registry", "claims", "safeio", "tta", "numbers"},

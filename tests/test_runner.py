@@ -141,3 +141,56 @@ def test_an_unknown_part_of_the_study_module_is_named_with_its_line(own_study):
     with pytest.raises(StudyError) as e:
         restudy.plan.plan(load_study(own_study), "smoke")
     assert f"{own_study}:8 defaults.data: unknown dataset 'own_blob' (did you mean 'own_blobs'?)" in str(e.value)
+
+
+def test_runs_held_by_a_driver_that_dies_are_taken_over_and_run(own_study, tmp_path):
+    """Another driver holds two runs when this one starts; it dies while this one waits: this one
+    takes its runs over and runs them (the study ends complete, not short of them)."""
+    import os
+    import socket
+    import time
+
+    from restudy import artifacts
+    from restudy.executor import InlineExecutor
+    from restudy.studyfile import load_study
+
+    st = load_study(own_study)
+    specs = restudy.plan.plan(st, "smoke")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    try:
+        for s in specs:
+            claim = tmp_path / "runs" / s.key / artifacts.CLAIM_FILE
+            claim.parent.mkdir(parents=True)
+            claim.write_text(
+                json.dumps({"host": socket.gethostname(), "pid": other.pid, "driver": "other", "time": time.time()})
+            )
+        events = []
+        out = restudy.runner.run_study(
+            st, "smoke", tmp_path, executor=InlineExecutor(1), progress=lambda e, i: events.append(e)
+        )
+    finally:
+        other.kill()
+        other.wait()
+    assert "waiting" in events and "takeover" in events
+    assert sorted(out.taken_over) == sorted(s.key for s in specs) == sorted(out.executed)
+    assert [r["status"] for r in out.records] == ["finished", "finished"]
+    assert not os.path.exists(tmp_path / "runs" / specs[0].key / artifacts.CLAIM_FILE)
+
+
+def test_runs_found_invalid_are_reported_and_redone(own_study, tmp_path):
+    from restudy.executor import InlineExecutor
+    from restudy.studyfile import load_study
+
+    st = load_study(own_study)
+    first = restudy.runner.run_study(st, "smoke", tmp_path, executor=InlineExecutor(1))
+    victim = tmp_path / "runs" / first.records[0]["key"] / "run.json"
+    victim.write_text(victim.read_text()[:50])
+    events = []
+    again = restudy.runner.run_study(
+        st, "smoke", tmp_path, executor=InlineExecutor(1), progress=lambda e, i: events.append((e, i))
+    )
+    invalid = [i["runs"] for e, i in events if e == "invalid"]
+    assert invalid and list(invalid[0]) == [first.records[0]["key"]]
+    assert "run.json" in again.invalid[first.records[0]["key"]]
+    assert again.executed == [first.records[0]["key"]]
+    assert [r["metrics"]["test_acc"] for r in again.records] == [r["metrics"]["test_acc"] for r in first.records]

@@ -176,6 +176,8 @@ def run(
     ),
 ) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
+    from rich.markup import escape
+
     from .console import RunProgress, console, verdict_table
     from .plan import plan
     from .runner import run_study
@@ -187,9 +189,10 @@ def run(
     ov = parse_overrides(overrides or [])
     specs = plan(st, scale, seeds=seeds, overrides=ov)  # the one plan; everything is checked before starting
     out = out or Path("results") / f"{st.id}-{scale}"
-    out.mkdir(parents=True, exist_ok=True)
+    _prepare_out(out, st.id, scale, fresh)
     atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     command = "restudy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    resume = _resume_command(out)
     write_json(
         out / INVOCATION,
         {
@@ -202,21 +205,34 @@ def run(
         },
     )
     console.print(f"[bold]{st.title}[/] — {scale} scale: {len(specs)} runs → {out}")
-    with RunProgress() as progress:
-        outcome = run_study(
-            st,
-            scale,
-            out,
-            seeds=seeds,
-            workers=workers,
-            threads=threads,
-            fresh=fresh,
-            overrides=ov,
-            progress=progress,
-            study_path=str(path),
-            execution=execution,
-            specs=specs,
+    try:
+        with RunProgress() as progress:
+            outcome = run_study(
+                st,
+                scale,
+                out,
+                seeds=seeds,
+                workers=workers,
+                threads=threads,
+                fresh=fresh,
+                overrides=ov,
+                progress=_with_notices(progress, resume),
+                study_path=str(path),
+                execution=execution,
+                specs=specs,
+            )
+    except KeyboardInterrupt:
+        console.print("[bold red]stopped[/]: the finished runs are kept. To resume, type:")
+        console.print(f"  {escape(resume)}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    if outcome.interrupted:
+        left = len(outcome.specs) - len(outcome.records)
+        console.print(
+            f"[bold yellow]interrupted[/]: {len(outcome.executed)} run(s) done now, {left} not run; "
+            "no report written. To resume, type:"
         )
+        console.print(f"  {escape(resume)}", soft_wrap=True)
+        raise typer.Exit(130)
     comparison, paths = _compare_and_report(
         st,
         scale,
@@ -234,6 +250,74 @@ def run(
         f"ran {len(outcome.executed)} run(s), reused {len(outcome.reused)}; "
         f"{outcome.wall_s:.1f} s. Report: {paths.get('html', out / 'report.html')}"
     )
+
+
+def _prepare_out(out: Path, study_id: str, scale: str, fresh: bool) -> None:
+    """Make ``out`` (a writable folder); refuse a folder holding another study's (or scale's)
+    results unless ``fresh``."""
+    import os
+
+    from .safeio import read_json
+
+    if out.exists() and not out.is_dir():
+        raise RestudyError("--out names a file, not a folder", where=str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RestudyError(f"cannot create the output folder: {e.strerror or e}", where=str(out)) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RestudyError("the output folder is not writable; choose another --out", where=str(out))
+    inv_path = out / INVOCATION
+    if fresh or not inv_path.exists():
+        return
+    try:
+        inv = read_json(inv_path)
+    except RestudyError:
+        inv = None
+    if not isinstance(inv, dict):
+        raise RestudyError(
+            f"{INVOCATION} here is not one restudy wrote; use another --out, or --fresh to start over here",
+            where=str(inv_path),
+        )
+    if (inv.get("study"), inv.get("scale")) != (study_id, scale):
+        raise RestudyError(
+            f"this folder holds the results of study '{inv.get('study')}' at scale '{inv.get('scale')}'; "
+            f"running '{study_id}' at scale '{scale}' here would mix them. Use another --out, or --fresh "
+            "to start over here",
+            where=str(out),
+        )
+
+
+def _resume_command(out: Path) -> str:
+    """The command that resumes this run: the same one, with its output folder named."""
+    args = list(sys.argv[1:])
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return "restudy " + " ".join(shlex.quote(a) for a in args)
+
+
+def _with_notices(progress: Callable[[str, dict], None], resume: str) -> Callable[[str, dict], None]:
+    """``progress`` plus what a user must read while a study runs: runs found invalid (redone),
+    runs taken over from a dead driver, and what a Ctrl-C does."""
+    from rich.markup import escape
+
+    from .console import console
+
+    def notify(event: str, info: dict) -> None:
+        if event == "invalid":
+            console.print(f"[yellow]{len(info['runs'])} stored run(s) are invalid and will be redone:[/]")
+            for key, why in sorted(info["runs"].items()):
+                console.print(f"  {key}: {escape(why[:300])}")
+        elif event == "takeover":
+            console.print(f"taking over {len(info['keys'])} run(s) left by a restudy process that stopped")
+        elif event == "interrupt":
+            console.print(
+                "[bold yellow]Ctrl-C[/]: no more runs will start; the running ones finish. "
+                "Press Ctrl-C again to stop now."
+            )
+        progress(event, info)
+
+    return notify
 
 
 def _compare_and_report(
@@ -303,16 +387,33 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     from .studyfile import load_study, parse_overrides
 
     inv_path = directory / INVOCATION
-    if not inv_path.exists():
+    if not inv_path.is_file():
         raise RestudyError("not a restudy output directory (no invocation.json)", where=str(directory))
     inv = read_json(inv_path)
+    if not isinstance(inv, dict) or not isinstance(inv.get("scale"), str):
+        raise RestudyError(
+            f"{INVOCATION} is not what restudy writes (a mapping with the study, scale and overrides)",
+            where=str(inv_path),
+            got=type(inv).__name__ if not isinstance(inv, dict) else inv.get("scale"),
+        )
+    if not isinstance(inv.get("overrides", []), list) or not isinstance(inv.get("seeds"), (int, type(None))):
+        raise RestudyError(f"{INVOCATION}: 'overrides' must be a list and 'seeds' a number", where=str(inv_path))
+    if not (directory / "study.yaml").is_file():
+        raise RestudyError("the output folder has no study.yaml (the study it ran)", where=str(directory))
     # The study's own module lives next to the original study file, not in the output directory.
-    origin = Path(inv["study_file"]).parent if inv.get("study_file") else None
+    origin = Path(inv["study_file"]).parent if isinstance(inv.get("study_file"), str) and inv["study_file"] else None
     st = load_study(directory / "study.yaml", module_dir=origin if origin and origin.is_dir() else None)
     specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=parse_overrides(inv.get("overrides", [])))
     with Store(directory) as store:
         store.reindex()
         records = store.records([s.key for s in specs])
+        invalid = store.invalid()
+    if invalid:
+        from rich.markup import escape
+
+        console.print(f"[yellow]{len(invalid)} stored run(s) are invalid and not used (`restudy run` redoes them):[/]")
+        for key, why in sorted(invalid.items()):
+            console.print(f"  {key}: {escape(why[:300])}")
     if not records:
         raise RestudyError("no finished runs in this directory yet", where=str(directory))
     env = capture(threads=1)

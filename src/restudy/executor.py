@@ -13,6 +13,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -30,8 +33,17 @@ MIN_AUTO_STACK = 4
 Task = list[tuple[RunSpec, Path]]  # one pool task: a single run, or the runs of one stack
 
 
+# How often a waiting driver looks at its stop flag (Ctrl-C) and a worker at its parent.
+POLL_S = 0.5
+
+
 class Executor(Protocol):
-    def run(self, specs: Sequence[RunSpec], run_dirs: Sequence[Path]) -> Iterator[dict]: ...
+    def run(
+        self, specs: Sequence[RunSpec], run_dirs: Sequence[Path], stop: threading.Event | None = None
+    ) -> Iterator[dict]:
+        """Yield one record per run. Once ``stop`` is set, start no more runs: the runs started
+        finish and are yielded, the others are not run (and yield nothing)."""
+        ...
 
 
 def default_workers() -> int:
@@ -42,10 +54,38 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """A worker: ``threads`` intra-op threads; ignores Ctrl-C (its driver decides what stops) and
+    exits when its driver (``parent``) dies, even by SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _exit_with_parent(parent)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when its parent dies (``PR_SET_PDEATHSIG``); elsewhere,
+    and as a second guard, a thread checks every ``POLL_S`` seconds that the parent is still ours."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            threading.Event().wait(POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="restudy-parent-watch", daemon=True).start()
 
 
 def _failed(spec: RunSpec, reason: str) -> dict:
@@ -61,13 +101,17 @@ class InlineExecutor:
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
 
-    def run(self, specs: Sequence[RunSpec], run_dirs: Sequence[Path]) -> Iterator[dict]:
+    def run(
+        self, specs: Sequence[RunSpec], run_dirs: Sequence[Path], stop: threading.Event | None = None
+    ) -> Iterator[dict]:
         import torch
 
         from .worker import execute
 
         threads = self.threads or torch.get_num_threads()
         for spec, d in zip(specs, run_dirs):
+            if stop is not None and stop.is_set():
+                return
             yield execute(spec.to_dict(), str(d), threads)
 
 
@@ -78,16 +122,19 @@ class LocalExecutor:
         self.workers = workers or default_workers()
         self.threads = threads
 
-    def run(self, specs: Sequence[RunSpec], run_dirs: Sequence[Path]) -> Iterator[dict]:
+    def run(
+        self, specs: Sequence[RunSpec], run_dirs: Sequence[Path], stop: threading.Event | None = None
+    ) -> Iterator[dict]:
         if not specs:
             return
+        stop = stop or threading.Event()
         kernels = specs[0].kernels
         saved = dict(os.environ)
         prepare_process_env(self.threads, kernels)  # inherited by the spawned children
         pending = list(zip(specs, run_dirs))
         try:
-            while pending:
-                pending = yield from self._run_pool(pending)
+            while pending and not stop.is_set():
+                pending = yield from self._run_pool(pending, stop)
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -96,34 +143,62 @@ class LocalExecutor:
         """``pending`` cut into pool tasks: here one run each."""
         return [[m] for m in pending]
 
-    def _run_pool(self, pending: list[tuple[RunSpec, Path]]) -> Iterator[dict]:
-        """Run ``pending`` as tasks; if the pool breaks (a worker died), return what was not run."""
+    def _run_pool(self, pending: list[tuple[RunSpec, Path]], stop: threading.Event) -> Iterator[dict]:
+        """Run ``pending`` as tasks; if the pool breaks (a worker died), return what was not run.
+
+        Once ``stop`` is set, tasks not started are cancelled and the started ones finish. If this
+        generator is interrupted (a second Ctrl-C: ``KeyboardInterrupt``) or closed, the workers
+        are killed at once.
+        """
         ctx = mp.get_context("spawn")
         tasks = self.tasks(pending)
         left: list[tuple[RunSpec, Path]] = []
-        with cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             max_workers=min(self.workers, len(tasks)),
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self.threads,),
-        ) as pool:
+            initargs=(self.threads, os.getpid()),
+        )
+        finished = False
+        try:
             futures = {self._submit(pool, task): task for task in tasks}
+            waiting = set(futures)
             broken = False
-            for fut in cf.as_completed(futures):
-                task = futures[fut]
-                try:
-                    yield from fut.result()
-                except cf.process.BrokenProcessPool:
-                    if not broken:
-                        # The task whose worker died is blamed once (all its runs); the rest are re-queued.
-                        broken = True
-                        for spec, _ in task:
-                            yield _failed(spec, "the worker process died (killed or crashed) during this run")
-                    else:
-                        left.extend(task)
-                except Exception as e:  # e.g. a spec that cannot be sent to a worker
-                    for spec, _ in task:
-                        yield _failed(spec, f"{type(e).__name__}: {e}")
+            cancelled = False
+            while waiting:
+                if stop.is_set() and not cancelled:
+                    cancelled = True
+                    for fut in waiting:
+                        fut.cancel()  # only those no worker has started
+                done, waiting = cf.wait(waiting, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    task = futures[fut]
+                    if fut.cancelled():
+                        continue
+                    try:
+                        records = fut.result()
+                    except cf.process.BrokenProcessPool:
+                        if stop.is_set():
+                            continue
+                        if not broken:
+                            # The task whose worker died is blamed once (all its runs); the rest are re-queued.
+                            broken = True
+                            records = [
+                                _failed(spec, "the worker process died (killed or crashed) during this run")
+                                for spec, _ in task
+                            ]
+                        else:
+                            left.extend(task)
+                            continue
+                    except Exception as e:  # e.g. a spec that cannot be sent to a worker
+                        records = [_failed(spec, f"{type(e).__name__}: {e}") for spec, _ in task]
+                    yield from records
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:
+                _kill_pool(pool)
         return left
 
     def _submit(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future:
@@ -166,6 +241,22 @@ class StackedExecutor(LocalExecutor):
             else:
                 out.extend(_split(members, self.max_stack, spread, max(self.min_stack, MIN_AUTO_STACK)))
         return sorted(out, key=len, reverse=True)
+
+
+def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what has not started and kill its workers."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            p.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for p in procs:
+        try:
+            p.join(timeout=5)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
 
 
 def _execute_one(spec_dict: dict, run_dir: str, threads: int) -> list[dict]:

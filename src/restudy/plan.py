@@ -236,6 +236,44 @@ def resolve_settings(
     return {k: h for k, h in settings.items() if relevant(k, values)}
 
 
+def setting_paths(study: Study, experiment_id: str, variant: dict[str, str], scale: str, setting: str) -> list[Path_]:
+    """The field paths that set ``setting`` for one variant at one scale, in the order settings
+    resolve (the last one gives the value): for errors found after planning (a part that fails to
+    build) to name ``file:line``."""
+    index = [e.id for e in study.experiments].index(experiment_id)
+    exp = study.experiments[index]
+    out: list[Path_] = []
+    if setting in study.defaults:
+        out.append(("defaults", setting))
+    if setting in exp.settings:
+        out.append(("experiments", index, "settings", setting))
+    for a, level in variant.items():
+        axis = exp.axes[a]
+        if axis.levels is not None and setting in axis.levels.get(level, {}):
+            out.append(("experiments", index, "axes", a, "levels", level, setting))
+        elif axis.path == setting:
+            k = axis.level_names().index(level) if level in axis.level_names() else 0
+            out.append(("experiments", index, "axes", a, "values", k))
+
+    def rules(prefix: Path_, rs: list[Rule]) -> None:
+        for j, rule in enumerate(rs):
+            if rule.matches(variant) and setting in rule.set:
+                out.append((*prefix, "rules", j, "set", setting))
+
+    rules(("experiments", index), exp.rules)
+    sc = study.scales.get(scale)
+    if sc is not None:
+        if setting in sc.settings:
+            out.append(("scales", scale, "settings", setting))
+        rules(("scales", scale), sc.rules)
+        se = sc.experiments.get(exp.id)
+        if se is not None:
+            if setting in se.settings:
+                out.append(("scales", scale, "experiments", exp.id, "settings", setting))
+            rules(("scales", scale, "experiments", exp.id), se.rules)
+    return out
+
+
 def variants(study: Study, experiment_id: str, scale: str) -> list[dict[str, str]]:
     """Cartesian product of the experiment's axes, restricted by the scale."""
     exp = study.experiment(experiment_id)

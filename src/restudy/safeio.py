@@ -247,6 +247,9 @@ def load_yaml_text(
             "the YAML document is nested too deeply", where=where, allowed=f"at most {max_depth} levels"
         ) from None
     except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        if mark is not None and where:
+            where = f"{where}:{mark.line + 1}"
         raise StudyError(f"not valid YAML: {truncate(str(e), 500)}", where=where) from None
     finally:
         loader.dispose()

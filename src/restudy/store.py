@@ -82,10 +82,7 @@ class Store:
             raise StoreError(f"cannot create the run folder: {e.strerror or e}", where=str(self.runs_dir)) from e
         self.db: Any = None
         with self._sql("open"):
-            self.db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=60000")
-            self.db.executescript(SCHEMA)
+            self.db = _open_index(self.db_path)
 
     def close(self) -> None:
         self._stop.set()
@@ -418,6 +415,38 @@ class Store:
 
         self._beat = threading.Thread(target=beat, name="restudy-claims", daemon=True)
         self._beat.start()
+
+
+OPEN_WAIT_S = 60.0  # how long opening the index waits for other drivers opening it too
+
+
+def _open_index(path: Path, wait_s: float = OPEN_WAIT_S) -> sqlite3.Connection:
+    """Connect to the index, switch it to WAL and create its tables.
+
+    Drivers that start together on a new folder all do this at once; switching the journal mode
+    and creating the tables take locks for which SQLite answers "database is locked" at once
+    (without waiting its busy timeout) when another connection holds one. Such an answer is
+    retried, with a growing pause, for up to ``wait_s`` seconds; any other error is raised.
+    """
+    deadline = time.monotonic() + wait_s
+    pause = 0.01
+    while True:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=60000")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            text = str(e).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+        except BaseException:
+            db.close()
+            raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def _read_claim(path: Path) -> dict[str, Any] | None:

@@ -367,12 +367,21 @@ class ReportedTable(_Frozen):
 
     @model_validator(mode="after")
     def _cells_in_grid(self) -> ReportedTable:
+        errors: list[tuple[Loc, str, Any]] = []
         for r, cols in self.values.items():
             if r not in self.rows:
-                raise ValueError(f"values has row {r!r} not in rows {self.rows}")
+                errors.append((("values", r), f"row {r!r} is not one of the table's rows: {', '.join(self.rows)}", r))
+                continue
             for c in cols:
                 if c not in self.columns:
-                    raise ValueError(f"values[{r!r}] has column {c!r} not in columns {self.columns}")
+                    errors.append(
+                        (
+                            ("values", r, c),
+                            f"column {c!r} is not one of the table's columns: {', '.join(self.columns)}",
+                            c,
+                        )
+                    )
+        _raise_located(errors, "ReportedTable")
         if self.kind == "result" and self.layout is None:
             raise ValueError("a 'result' table needs a 'layout' mapping rows/columns to variant axes")
         return self
@@ -414,28 +423,10 @@ class Study(_Frozen):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Study:
-        exps = {e.id: e for e in self.experiments}
-        if len(exps) != len(self.experiments):
-            raise ValueError("experiment ids must be unique")
-        docs = {d.id for d in self.documents}
-        for t in self.tables:
-            if t.document not in docs:
-                raise ValueError(f"tables[{t.id}].document: unknown document {t.document!r}; known: {sorted(docs)}")
-            if isinstance(t.layout, TableLayout):
-                _check_selector_axes(
-                    exps,
-                    t.layout.experiment,
-                    [t.layout.row_axis, t.layout.column_axis, *t.layout.where],
-                    f"tables[{t.id}].layout",
-                )
-            elif isinstance(t.layout, VariabilityLayout):
-                for name, ms in t.layout.rows.items():
-                    _check_selector_axes(exps, ms.experiment, list(ms.where), f"tables[{t.id}].layout.rows.{name}")
+        from .crossref import reference_problems
+
+        _raise_located(reference_problems(self), "Study")
         _check_claim_references(self)
-        for name, sc in self.scales.items():
-            for eid in sc.experiments:
-                if eid not in exps:
-                    raise ValueError(f"scales.{name}.experiments: unknown experiment {eid!r}; known: {sorted(exps)}")
         return self
 
     def experiment(self, id: str) -> Experiment:
@@ -506,13 +497,17 @@ def _at(obj: Any, loc: Loc) -> Any:
     return obj.model_dump() if isinstance(obj, BaseModel) else obj
 
 
-def _check_selector_axes(exps: dict[str, Experiment], eid: str, axes: list[str], where: str) -> None:
-    if eid not in exps:
-        raise ValueError(f"{where}: unknown experiment {eid!r}; known: {sorted(exps)}")
-    known = set(exps[eid].axes)
-    for a in axes:
-        if a not in known:
-            raise ValueError(f"{where}: experiment {eid!r} has no axis {a!r}; axes: {sorted(known)}")
+def _raise_located(errors: list[tuple[Loc, str, Any]], title: str) -> None:
+    """Raise the problems as one ``ValidationError`` whose locations are field paths (so that the
+    study file's loader names ``file:line`` of each)."""
+    if not errors:
+        return
+    from pydantic_core import PydanticCustomError, ValidationError
+
+    raise ValidationError.from_exception_data(
+        title,
+        [{"type": PydanticCustomError("reference", msg), "loc": loc, "input": got} for loc, msg, got in errors],
+    )
 
 
 def use_registered_claim_kinds() -> None:

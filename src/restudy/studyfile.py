@@ -33,6 +33,10 @@ def resolve_study_path(name_or_path: str) -> Path:
     """A built-in study id or a path to a YAML file."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
+        if p.is_dir():
+            inside = p / "study.yaml"
+            hint = f" (did you mean {inside}?)" if inside.is_file() else ""
+            raise StudyError(f"this is a folder, not a study file; give the path of a .yaml file{hint}", where=str(p))
         if not p.is_file():
             raise StudyError("study file not found", where=str(p))
         return p
@@ -88,12 +92,16 @@ def load_study(name_or_path: str | Path, *, module_dir: str | Path | None = None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
         raise StudyError(
-            f"a study file must be UTF-8 text; byte {e.start} is not ({e.reason})", where=str(path)
+            f"a study file must be UTF-8 text; byte {e.start} (line {line}) is not ({e.reason}); save it as UTF-8",
+            where=f"{path}:{line}",
         ) from None
     except OSError as e:
         raise StudyError(f"cannot read the study file: {e.strerror or e}", where=str(path)) from None
     data, root = load_yaml_text(text, where=str(path))
+    if data is None:
+        raise StudyError("the study file is empty (nothing but comments or blank lines)", where=str(path))
     if not isinstance(data, dict):
         raise StudyError(
             "a study file must be a YAML mapping at the top level",
@@ -136,7 +144,15 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
         field = _dotted(loc) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; unknown fields are errors)"
+            allowed = allowed_fields(list(err["loc"])[:-1])
+            msg = "unknown field (check the spelling; unknown fields are errors)" + (
+                f"; allowed: {', '.join(allowed)}" if allowed else ""
+            )
+        elif err["type"] == "model_type" and err.get("ctx", {}).get("class_name") == "Hyper":
+            msg = (
+                "a setting here needs its value and where it comes from: "
+                "{value: ..., provenance: paper|code|authors|assumed, source: '...'}"
+            )
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
         elif err["type"] == "union_tag_invalid":
@@ -150,6 +166,47 @@ def format_validation_error(e: ValidationError, path: Path | str, root: yaml.Nod
         got_s = "" if isinstance(got, (dict, list)) or err["type"] == "missing" else f"; got: {got!r}"
         lines.append(f"  {where} {field}: {msg}{got_s}")
     return "\n".join(lines)
+
+
+def allowed_fields(loc: list[Any]) -> list[str]:
+    """The field names of the schema object at ``loc`` (a pydantic error location, claim kind tags
+    included), or [] when the location does not lead to one."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    from . import registry
+    from .study import Study
+
+    def unwrap(tp: Any) -> list[Any]:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            return unwrap(typing.get_args(tp)[0])
+        if origin is typing.Union or origin is types.UnionType:
+            return [t for a in typing.get_args(tp) for t in unwrap(a)]
+        return [tp]
+
+    current: list[Any] = [Study]
+    for p in loc:
+        nxt: list[Any] = []
+        for tp in current:
+            origin = typing.get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                field = tp.model_fields.get(str(p))
+                if field is not None:
+                    nxt += unwrap(field.annotation)
+            elif origin in (list, tuple) and isinstance(p, int):
+                nxt += unwrap(typing.get_args(tp)[0])
+            elif origin is dict:
+                nxt += unwrap(typing.get_args(tp)[1])
+        if not nxt and isinstance(p, str) and p in claim_kinds():
+            nxt = [registry.get("claim", p).schema]  # the kind tag after claims[i]
+        elif not nxt and isinstance(p, str):
+            nxt = [t for t in current if isinstance(t, type) and issubclass(t, BaseModel)]  # e.g. a union tag
+        current = nxt
+    models = [t for t in current if isinstance(t, type) and issubclass(t, BaseModel)]
+    return list(dict.fromkeys(n for m in models for n in m.model_fields)) if len(models) == 1 else []
 
 
 def claim_kinds() -> list[str]:

@@ -64,18 +64,45 @@ def load_predictions(out_dir: str | Path) -> Predictions:
         A callable (run key, view) → (logits [examples, classes], labels) or None.
     """
     root = artifacts.runs_dir(out_dir)
+    problems: dict[str, str] = {}
 
     def load(key: str, view: str) -> tuple[np.ndarray, np.ndarray] | None:
         path = root / key / artifacts.LOGITS_FILE
         if not path.is_file():
             return None
+        why = _unverified(root / key, path)
+        if why is not None:  # changed since its run wrote it (or copied from another run): missing
+            if key not in problems:
+                log.warning("not using %s: %s", path, why)
+            problems[key] = why
+            return None
         try:
             return _read_view(path, view)
         except Exception as e:  # a corrupt file counts as missing; the report says so
             log.warning("cannot read %s (%s): %s", path, view, e)
+            problems[key] = f"{path}: cannot read: {e}"
             return None
 
+    load.problems = problems  # type: ignore[attr-defined]  # {run key: why its predictions were not used}
     return load
+
+
+def _unverified(folder: Path, path: Path) -> str | None:
+    """Why the logits file cannot be trusted (None when its sha256 is the one its run.json records)."""
+    from ..safeio import read_json, verify_file
+
+    try:
+        rec = read_json(folder / artifacts.RUN_FILE)
+        sha = rec["artifacts"][artifacts.LOGITS_FILE]["sha256"]
+        if not isinstance(sha, str):
+            raise TypeError("sha256 is not a string")
+    except Exception as e:  # no run.json, or it records no hash for the file
+        return f"its run.json records no sha256 for {path.name} ({type(e).__name__}: {e})"
+    try:
+        verify_file(path, sha)
+    except Exception as e:
+        return str(e)
+    return None
 
 
 @dataclass
