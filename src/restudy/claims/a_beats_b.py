@@ -243,6 +243,7 @@ def _diff_panel(ax: Any, claim: BeatsClaim, ev: dict[str, Any], draw: Any) -> No
             )
     ax.axhline(claim.margin, color="grey", linewidth=0.8)
     ax.set_title(f"paired differences ({claim.a.label()} − b), mean ± 95% CI", fontsize=8)
+    ax.set_ylabel(f"difference in {draw.metric_label(claim.metric)}", fontsize=8)
     ax.set_xlabel(axis or "")
     if not axis:
         ax.set_xticks(range(len(claim.b)), [b.label() for b in claim.b], fontsize=7)
@@ -261,7 +262,7 @@ def figure(claim: BeatsClaim, result: Any, path: Path) -> Path | None:
 
     fig, (left, right) = draw.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     draw.series_panel(left, ev["series"], ev.get("axis"))
-    left.set_ylabel(claim.metric)
+    left.set_ylabel(draw.metric_label(claim.metric))
     left.set_title("per seed; mean ± 95% CI per group", fontsize=8)
     left.legend(fontsize=7, loc="best")
     _diff_panel(right, claim, ev, draw)

@@ -22,6 +22,19 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 DPI = 100
+METRIC_AXIS = {
+    "test_acc": "test accuracy (%)",
+    "train_acc": "train accuracy (%)",
+    "test_loss": "test loss (cross-entropy)",
+    "train_loss": "train loss (cross-entropy)",
+    "diverged": "fraction of runs diverged",
+    "wall_s": "wall time per run (s)",
+}
+
+
+def metric_label(metric: Any) -> str:
+    """A run metric as an axis label with its unit: ``test_acc`` → ``test accuracy (%)``."""
+    return METRIC_AXIS.get(str(metric), str(metric).replace("_", " "))
 
 
 def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -132,7 +145,9 @@ def series_panel(ax: Any, series: list[dict[str, Any]], axis: str | None) -> Non
             m = means.get(lv)
             if m is not None:
                 errorbar(ax, x, m["mean"], m["ci_low"], m["ci_high"], col, s["label"] if j == 0 else None)
-    ax.set_xticks(list(pos.values()), [str(lv) for lv in levels])
+    labels = [str(lv) for lv in levels]
+    crowded = len(levels) > 6 or sum(len(t) for t in labels) > 40
+    ax.set_xticks(list(pos.values()), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_xlabel(axis or "")
 
 
