@@ -232,8 +232,9 @@ def test_markdown_has_banner_verdicts_and_provenance(small_report: tuple[dict[st
     assert "| claim | verdict | result |" in md and "[ENorm beats the baseline](#claim-beats)" in md
     assert "🟢 reproduced" in md and "⚪ not evaluated" in md
     assert "| setting | value | provenance | source |" in md
-    # assumed is a plain word; the source says where the value came from
-    assert "| eval_batch_size | 1024 | assumed | restudy's default (the paper does not say) |" in md
+    # restudy's own defaults in one line; assumed is a plain word, not emphasis
+    assert "restudy's own defaults (the paper does not say): eval_batch_size 1024." in md
+    assert "**" not in md.split('## <a id="settings"></a>')[1].split("Deviations")[0]
     assert "| optimizer.lr | by variant: 0.1, 0.05 | authors | Table 1 |" in md
     assert "MNIST-1D instead of CIFAR-10" in md
     assert "paper scale on CIFAR-10" in md and "Not comparable" in md
@@ -241,7 +242,7 @@ def test_markdown_has_banner_verdicts_and_provenance(small_report: tuple[dict[st
     assert "fc-method=baseline,depth=1-0-small" in md  # reused run flagged
     assert "![beats](figures/claim-beats.png)" in md
     order = [
-        md.index(h)
+        md.index(h.replace("## ", "></a>"))
         for h in (
             "## Verdicts",
             "## Claims",
@@ -423,7 +424,7 @@ def v_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_variability_markdown_has_tables_and_figures(v_report: dict[str, Path]) -> None:
     md = v_report["markdown"].read_text()
-    section = md[md.index("## Run-to-run variability") : md.index("## Training curves")]
+    section = md[md.index("Run-to-run variability\n") : md.index("Training curves\n")]
     assert "Variability by source (Table 4)" in section
     assert "| model set | models here | SD accuracy (%) [95% CI] | reported |" in section
     assert "0.22 ± 0.02" in section and "| accelerated ensemble (acc_ens) |" in section
@@ -547,15 +548,20 @@ def test_settings_are_shown_once_with_each_experiments_differences() -> None:
         "b": {"-": {**shared, "epochs": entry(30, "assumed", "scale small"), "tta": entry(["flip"], "code", "x.py")}},
         "c": {"-": {**shared, "epochs": entry(6, "assumed", "scale small")}},
     }
-    paper = {"a": {"epochs": [{"value": 200, "provenance": "paper"}]}, "c": {"epochs": [{"value": 200}]}}
+    paper = {
+        "a": {"epochs": [{"value": 200, "provenance": "paper"}]},
+        "c": {"epochs": [{"value": 200, "provenance": "assumed"}]},
+    }
     view = settings_views(_study(), settings, paper)
-    assert [r[0]["text"] for r in view["common"]["rows"]] == ["batch_size", "optimizer"]
+    common = {r[0]["text"]: r for r in view["common"]["rows"]}
+    assert list(common) == ["batch_size", "epochs", "optimizer"]  # what most experiments use, once
+    assert common["epochs"][1]["text"] == "30 (paper: 200)" and common["epochs"][1]["cls"] == "differs"
+    assert common["optimizer"][1]["cls"] == ""
     by_exp = {e["experiment"]: e["table"] for e in view["experiments"]}
-    assert [r[0]["text"] for r in by_exp["b"]["rows"]] == ["epochs", "tta"]
-    epochs_a = by_exp["a"]["rows"][0]
-    assert epochs_a[1]["text"] == "30 (paper: 200)" and epochs_a[1]["cls"] == "differs"
-    assert by_exp["c"]["rows"][0][1]["cls"] == ""  # the paper's value there is not from a source
-    assert all(c["cls"] != "differs" for r in view["common"]["rows"] for c in r)
+    assert by_exp["a"] is None
+    assert [r[0]["text"] for r in by_exp["b"]["rows"]] == ["tta"]
+    (epochs_c,) = by_exp["c"]["rows"]
+    assert epochs_c[1]["text"] == "6" and epochs_c[1]["cls"] == ""  # the paper scale assumed it too
 
 
 def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tmp_path: Path) -> None:
@@ -575,7 +581,7 @@ def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tm
     paths = write_report(tmp_path, study, "small", comp, recs, ENV, plan_info=info)
     md = paths["markdown"].read_text()
     assert md.rstrip().splitlines()[-3].startswith("- To settle beats: `restudy run toy --scale small --seeds 12`")
-    assert "cifar-10-batches-bin" in md.split("## What to do next")[1]
+    assert "cifar-10-batches-bin" in md.split("What to do next\n")[1]
 
 
 def test_curves_show_the_spread_over_seeds_and_no_figure_without_data(small_report) -> None:

@@ -29,9 +29,13 @@ def error_panel(message: str, title: str = "error") -> None:
 
 def _epochs(spec: Any) -> float:
     """A run's planned epochs (its unit of cost); 1 when unknown."""
+    settings = getattr(spec, "settings", None)
+    value = (
+        settings.get("epochs") if isinstance(settings, dict) else getattr(getattr(spec, "engine", None), "epochs", 1)
+    )
     try:
-        return float(spec.engine.epochs) or 1.0
-    except (AttributeError, TypeError, ValueError):
+        return float(value) or 1.0
+    except (TypeError, ValueError):
         return 1.0
 
 

@@ -86,6 +86,9 @@ def _header(ctx: dict[str, Any]) -> list[str]:
     if p["code"]:
         paper += f" · original code: <{p['code']}>"
     lines += [f"**Paper:** {paper}", ""]
+    if ctx["documents"]:
+        docs = "; ".join(f"`{d['id']}` = {_link(d['title'], d['url'])}" for d in ctx["documents"])
+        lines += [f"**Documents cited:** {docs}.", ""]
     lines += [f"> **Scale: {ctx['scale']} — data: {ctx['dataset']}.** {ctx['banner']}"]
     if ctx["scale_warning"]:
         lines += [">", f"> ⚠️ {ctx['scale_warning']}"]
@@ -222,7 +225,10 @@ def _settings(ctx: dict[str, Any]) -> list[str]:
     st = ctx["settings"]
     lines = ["## Settings and their provenance", "", st["legend"], ""]
     if st["common"]["rows"]:
-        lines += ["Shared by every experiment:", ""] + table(st["common"])
+        lines += ["Every experiment uses these unless it is listed below with its own value:", ""]
+        lines += table(st["common"])
+    if st["defaults"]:
+        lines += [f"restudy's own defaults (the paper does not say): {st['defaults']}.", ""]
     same = [e["experiment"] for e in st["experiments"] if not e["table"]]
     for e in st["experiments"]:
         if e["table"]:
@@ -240,7 +246,8 @@ def _settings(ctx: dict[str, Any]) -> list[str]:
 
 def _environment(ctx: dict[str, Any]) -> list[str]:
     c = ctx["cost"]
-    lines = ["## Environment and cost", ""] + table(ctx["environment"])
+    items = "; ".join(f"{_escape(r[0]['text'])}: {_escape(r[1]['text'])}" for r in ctx["environment"]["rows"])
+    lines = ["## Environment and cost", "", items + ".", ""]
     lines += [
         f"Runs: {c['runs']}; elapsed: {c['elapsed']}; run time summed over runs: {c['run_time']}; "
         f"workers: {c['workers']}. Per-run time by group: [All groups](#groups)."
@@ -304,5 +311,7 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     }
     lines = _header(ctx)
     for anchor_id, _ in sections(ctx):
-        lines += [f'<a id="{anchor_id}"></a>', ""] + parts[anchor_id](ctx)
+        part = parts[anchor_id](ctx)
+        part[0] = part[0].replace("## ", f'## <a id="{anchor_id}"></a>', 1)
+        lines += part
     return "\n".join(lines).rstrip() + "\n"

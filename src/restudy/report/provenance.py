@@ -13,6 +13,7 @@ Imports study and numbers (pure string building otherwise).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,8 @@ def human_source(source: str, docs: dict[str, str] | None = None, seen: set[str]
             p = f"a rule of the {m.group(1)} scale (#{int(m.group(2)) + 1})"
         elif m := _EXPERIMENT.match(p):
             p = f"experiment {m.group(1)}" + (f", rule #{int(m.group(2)) + 1}" if m.group(2) else "")
+        elif m := re.fullmatch(r"scale (\w+) \(([^)]+)\)", p):
+            p = f"chosen for the {m.group(1)} scale (experiment {m.group(2)})"
         elif p.startswith("scale "):
             p = f"chosen for the {p[6:]} scale"
         elif p == "restudy default":
@@ -120,7 +123,8 @@ def settings_views(
     settings: dict[str, dict[str, dict[str, dict[str, Any]]]],
     paper_settings: dict[str, dict[str, list[Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The settings of every run, once.
+    """The settings of every run, once: each setting's usual entry (the one most experiments
+    use) in one table, restudy's own defaults in one line, then per experiment only what differs.
 
     Args:
         study: the study (its documents expand source ids).
@@ -129,8 +133,8 @@ def settings_views(
             values that differ from it.
 
     Returns:
-        ``{"legend", "common": Table, "experiments": [{"experiment", "n_variants", "table"}],
-        "n_assumed", "n_settings", "n_differs"}``.
+        ``{"legend", "common": Table, "defaults": str, "experiments": [{"experiment",
+        "n_variants", "table"}], "n_assumed", "n_settings", "n_differs"}``.
     """
     docs = {d.id: d.title for d in study.documents}
     seen: set[str] = set()
@@ -141,21 +145,34 @@ def settings_views(
         for s in variants.values():
             for n, e in s.items():
                 names.setdefault(n, []).append(e)
+    keys = {
+        exp: {n: tuple(sorted({_entry_key(e) for e in es})) for n, es in names.items()}
+        for exp, names in per_exp.items()
+    }
     all_names = sorted({n for names in per_exp.values() for n in names})
-    common = []
+    usual: dict[str, tuple] = {}
     for n in all_names:
-        keys = {_entry_key(e) for names in per_exp.values() for e in names.get(n, [])}
-        if len(keys) == 1 and all(n in names for names in per_exp.values()):
-            common.append(n)
+        counts = Counter(k[n] for k in keys.values() if n in k)
+        key, count = counts.most_common(1)[0]
+        if count * 2 > len(per_exp) or len(per_exp) == 1:
+            usual[n] = key
     merged_paper: dict[str, set[str]] = {}
     for vals in paper.values():
         for n, v in vals.items():
             merged_paper.setdefault(n, set()).update(v)
-    first = next(iter(per_exp.values()), {})
-    common_rows = [_row(n, first[n], merged_paper, docs, seen) for n in common]
+    common_rows, defaults = [], []
+    for n in usual:
+        exp = next(e for e, k in keys.items() if k.get(n) == usual[n])
+        entries = per_exp[exp][n]
+        if all(e.get("source") == "restudy default" for e in entries) and len(usual[n]) == 1:
+            defaults.append(f"{n} {value_text(entries[0].get('value'))}")
+            continue
+        common_rows.append(_row(n, entries, merged_paper, docs, seen))
     exps = []
     for exp, names in per_exp.items():
-        rows = [_row(n, names[n], paper.get(exp, {}), docs, seen) for n in sorted(names) if n not in common]
+        rows = [
+            _row(n, names[n], paper.get(exp, {}), docs, seen) for n in sorted(names) if keys[exp][n] != usual.get(n)
+        ]
         exps.append(
             {
                 "experiment": exp,
@@ -163,25 +180,20 @@ def settings_views(
                 "table": table(["setting", "value", "provenance", "source"], rows) if rows else None,
             }
         )
-    every = [e for names in per_exp.values() for es in names.values() for e in es]
     n_differs = sum(r[0]["cls"] == "differs" for r in common_rows) + sum(
         r[0]["cls"] == "differs" for e in exps if e["table"] for r in e["table"]["rows"]
     )
+    assumed = {
+        n for names in per_exp.values() for n, es in names.items() if any(e.get("provenance") == "assumed" for e in es)
+    }
     return {
         "legend": LEGEND,
         "common": table(["setting", "value", "provenance", "source"], common_rows),
+        "defaults": ", ".join(defaults),
         "experiments": exps,
-        "n_assumed": len(
-            {
-                n
-                for names in per_exp.values()
-                for n, es in names.items()
-                if any(e.get("provenance") == "assumed" for e in es)
-            }
-        ),
+        "n_assumed": len(assumed),
         "n_settings": len(all_names),
         "n_differs": n_differs,
-        "n_entries": len(every),
     }
 
 

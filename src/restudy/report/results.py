@@ -22,6 +22,7 @@ from ..claims import claim_kind
 from ..numbers import MISSING, fmt
 from ..record import row as record_row
 from ..study import ModelSet, Study
+from .guide import next_steps
 from .provenance import describe_runs, documents, human_source, hyper_table_views, settings_views
 from .tables import (
     VERDICT_TEXT,
@@ -386,23 +387,21 @@ def report_context(
         env: the environment of this invocation.
         plan_info: scale description, data set, deviations, settings with provenance (and
             ``paper_settings`` at paper scale), reused runs, elapsed time, workers, command,
-            ``paper_data`` (what paper scale reads) and ``seeds`` (per experiment).
+            ``paper_data`` (what paper scale reads).
         figures: ``"claim:<id>"`` / ``"curves:<experiment>"`` / ``"variability:<table>"`` →
             figure path relative to the report.
 
     Returns:
         A dict of strings, numbers and tables, in report order.
     """
-    from .guide import next_steps
-
     rows = [record_row(r) for r in records]
     dataset = comparison.dataset or plan_info.get("dataset", "")
     banner, warning = _banner(scale, dataset)
     results = {c.id: c for c in comparison.claims}
-    docs = {d.id: d.title for d in study.documents}
     seen: set[str] = set()
     ran = what_ran(study, scale, dataset, records)
-    claims = [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}"), docs, seen) for c in study.claims]
+    # document ids are listed with their titles in the header, before any claim cites them
+    claims = [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}"), {}, seen) for c in study.claims]
     return {
         "title": ran["title"],
         "what_ran": ran,

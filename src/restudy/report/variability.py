@@ -88,15 +88,19 @@ def merged_rows(rows: Sequence[cmp.VariabilityRow]) -> list[tuple[list[str], cmp
 
 
 def _row_name(names: list[str], r: cmp.VariabilityRow, extra: str = "") -> str:
-    label = " = ".join(names) if len(names) < 4 else f"{names[0]} … {names[-1]} ({len(names)} rows)"
+    label = " = ".join(names) if len(names) < 5 else f"{names[0]} … {names[-1]} ({len(names)} rows)"
     if r.label and r.label != r.row and len(names) == 1:
         label = f"{r.label} ({r.row})"
     return label + (f" ({extra})" if extra else "")
 
 
-def claim_sets(study: Study, comparison: cmp.Comparison, decl: Any) -> list[dict[str, Any]]:
+def claim_sets(
+    study: Study, comparison: cmp.Comparison, decl: Any, table_rows: Sequence[cmp.VariabilityRow] = ()
+) -> list[dict[str, Any]]:
     """The model sets claims citing this table (their ``source`` names its ``where``) used that
-    are not rows of it: ``{"name", "claim", "n_models", "values": metric → value}``."""
+    are not rows of it (by name, or by the same numbers): ``{"name", "claim", "n_models", "values":
+    metric → value}``."""
+    known = [{k: (v or {}).get("value") for k, v in r.metrics.items()} for r in table_rows]
     if not decl.where:
         return []
     cites = re.compile(rf"\b{re.escape(decl.where)}\b")
@@ -112,6 +116,8 @@ def claim_sets(study: Study, comparison: cmp.Comparison, decl: Any) -> list[dict
             name = g.get("group")
             if not values or name in rows or name in seen:
                 continue
+            if any(all(k.get(m) == v for m, v in values.items()) for k in known):
+                continue  # the same models as a row of the table
             seen.add(name)
             out.append({"name": name, "claim": res.id, "n_models": g.get("n_models"), "values": values})
     return out
@@ -251,7 +257,7 @@ def variability_views(
                 "note": t.note,
                 "not_applicable": not_applicable(t.rows),
                 "table": _source_metric_table(
-                    t, decl, _row_epochs(study, t, records), claim_sets(study, comparison, decl)
+                    t, decl, _row_epochs(study, t, records), claim_sets(study, comparison, decl, t.rows)
                 )
                 if _metric_columns(t) and any_models
                 else None,
