@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 from restudy.cli import app
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
-# Runs first in <head>: records errors and console errors, then measures the page after load and
-# writes the result into the DOM, which --dump-dom prints.
+# Runs first in the report's <head>: records errors and console errors, then measures the page after
+# load and posts the result to the frame around it, which writes it into its DOM (--dump-dom prints
+# the top document). The frame sets the report's viewport width: headless windows are >= 500 px.
 PROBE = """<script>
 window.__errors = [];
 window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
@@ -36,10 +37,14 @@ window.addEventListener("load", () => {
     toc: document.querySelectorAll("nav.toc a[href^='#']").length,
     deadLinks: Array.from(document.querySelectorAll("a[href^='#']"))
       .filter(a => !document.getElementById(a.getAttribute("href").slice(1))).length};
-  const pre = document.createElement("pre"); pre.id = "restudy-probe";
-  pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+  parent.postMessage(JSON.stringify(out), "*");
 });
 </script>"""
+FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="{src}" style="border:0;width:{width}px;height:900px"></iframe>
+<pre id="restudy-probe"></pre>
+<script>addEventListener("message", e => {{ document.getElementById("restudy-probe").textContent = e.data; }});</script>
+</body></html>"""
 
 
 def _browser() -> str | None:
@@ -75,20 +80,23 @@ def _probe(browser: str, html: Path, width: int, tmp: Path) -> dict:
     page = tmp / f"probe-{width}.html"
     text = html.read_text(encoding="utf-8")
     page.write_text(text.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    frame = tmp / f"frame-{width}.html"
+    frame.write_text(FRAME.format(src=page.name, width=width), encoding="utf-8")
     cmd = [
         browser,
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
         "--hide-scrollbars",
-        f"--window-size={width},900",
+        f"--window-size={width + 100},1000",
         "--virtual-time-budget=5000",
         f"--user-data-dir={tmp / f'profile-{width}'}",
         "--dump-dom",
-        page.as_uri(),
+        "--allow-file-access-from-files",
+        frame.as_uri(),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    m = re.search(r'<pre id="restudy-probe">(.*?)</pre>', done.stdout, re.S)
+    m = re.search(r'<pre id="restudy-probe">(.+?)</pre>', done.stdout, re.S)
     assert m, f"no measurement from the browser: {done.stderr[-2000:]}"
     raw = m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return json.loads(raw)
