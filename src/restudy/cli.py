@@ -101,7 +101,7 @@ def show(
         validate(st)  # imports the study's module: its parts are listed with the built-in ones
         console.print(_settings_table())
         return
-    runs = {sc: plan(st, sc) for sc in SCALES}
+    runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}  # checks --scale first
     for renderable in _show_renderables(st, scale, runs, full):
         console.print(renderable)
 
@@ -318,7 +318,7 @@ def closing_line(executed: int, reused: int, wall_s: float, training_s: float, a
     times), split into training and analysis, and where the report is."""
     from .report.tables import duration
 
-    share = f" ({analysis_s / training_s:.0%} of training)" if training_s > 0 else ""
+    share = f" ({analysis_s / training_s:.0%} of training)" if executed and training_s > 0 else ""
     return (
         f"ran {executed} run(s), reused {reused}; wall time {duration(wall_s)}: training "
         f"{duration(training_s)}, comparison and report {duration(analysis_s)}{share}. Report: {html}"

@@ -297,8 +297,8 @@ def make_figures(
     jobs: list[tuple[str, Any]] = []
     for claim in study.claims:
         res = results[claim.id]
-        if res.verdict == cmp.NOT_EVALUATED and not res.evidence:
-            continue  # a claim without data gets no (empty) figure
+        if res.verdict == cmp.NOT_EVALUATED:
+            continue  # no verdict at this scale (or no runs): no figure, never an empty one
         name = fig_dir / f"claim-{_safe_name(claim.id)}.png"
         jobs.append((f"claim:{claim.id}", lambda c=claim, r=res, n=name: claim_kind(c.kind).figure(c, r, n)))
     for t in comparison.variability:
