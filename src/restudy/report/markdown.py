@@ -173,13 +173,13 @@ def _table_heading(t: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
     """Title (what it measures, where it was reported), the paper's setting against what ran here,
     and whether the two are comparable."""
     where = f" ({t['where']})" if t["where"] else ""
-    setting = f"the paper's setting: {t['paper_setting']}; " if t.get("paper_setting") else ""
+    setting = f"as “{t['source_title']}”, " if t.get("paper_setting") else ""
     here = f"; here {t['models_per_row']} models per row" if "models_per_row" in t else ""
     comparable = "" if t["comparable"] else " Not comparable: reported at another scale or on other data."
     return [
         f'### <a id="{t["anchor"]}"></a>{t["title"]}{where}',
         "",
-        f"_Reported in {t['document']} ({setting}{t['reported_scale']} scale on {t['reported_dataset']})"
+        f"_Reported in {t['document']} {setting}at {t['reported_scale']} scale on {t['reported_dataset']}"
         f"{here}.{comparable}_",
         "",
     ]
@@ -230,10 +230,8 @@ def _settings(ctx: dict[str, Any]) -> list[str]:
     if st["defaults"]:
         lines += [f"restudy's own defaults (the paper does not say): {st['defaults']}.", ""]
     same = [e["experiment"] for e in st["experiments"] if not e["table"]]
-    for e in st["experiments"]:
-        if e["table"]:
-            variants = f" ({e['n_variants']} variants)" if e["n_variants"] > 1 else ""
-            lines += [f"**{e['experiment']}**{variants} differs in:", ""] + table(e["table"])
+    if st["differences"]["rows"]:
+        lines += ["Where an experiment differs:", ""] + table(st["differences"])
     if same:
         lines += [f"No other settings: {', '.join(same)}.", ""]
     for t in ctx["hyper_tables"]:
@@ -314,4 +312,6 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         part = parts[anchor_id](ctx)
         part[0] = part[0].replace("## ", f'## <a id="{anchor_id}"></a>', 1)
         lines += part
+    # a heading needs no blank line after it: the report stays short to scroll
+    lines = [ln for i, ln in enumerate(lines) if not (ln == "" and i and lines[i - 1].startswith("#"))]
     return "\n".join(lines).rstrip() + "\n"

@@ -81,6 +81,13 @@ def _differs(name: str, values: Sequence[str], provs: Sequence[str], paper: dict
     return bool(ref) and any(v not in ref for v in values)
 
 
+def _sort_key(text: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(text), ""
+    except ValueError:
+        return 1, 0.0, text
+
+
 def _row(
     name: str,
     entries: list[dict[str, Any]],
@@ -97,7 +104,8 @@ def _row(
     if len(values) > MAX_VALUES:
         value += f", … ({len(values)} values)"
     if differs and paper.get(name) and not overridden:
-        value += f" (paper: {', '.join(sorted(paper[name])[:3])})"
+        ref = sorted(paper[name], key=_sort_key)
+        value += f" (paper: {', '.join(ref[:MAX_VALUES])}{', …' if len(ref) > MAX_VALUES else ''})"
     prov = provs[0] if len(provs) == 1 else " / ".join(provs)
     src = "; ".join(dict.fromkeys(human_source(s, docs, seen) for s in sources[:2]))
     if len(sources) > 2:
@@ -133,7 +141,8 @@ def settings_views(
             values that differ from it.
 
     Returns:
-        ``{"legend", "common": Table, "defaults": str, "experiments": [{"experiment",
+        ``{"legend", "common": Table, "defaults": str, "differences": Table (experiment,
+        setting, ...), "experiments": [{"experiment",
         "n_variants", "table"}], "n_assumed", "n_settings", "n_differs"}``.
     """
     docs = {d.id: d.title for d in study.documents}
@@ -156,18 +165,16 @@ def settings_views(
         key, count = counts.most_common(1)[0]
         if count * 2 > len(per_exp) or len(per_exp) == 1:
             usual[n] = key
-    merged_paper: dict[str, set[str]] = {}
-    for vals in paper.values():
-        for n, v in vals.items():
-            merged_paper.setdefault(n, set()).update(v)
     common_rows, defaults = [], []
     for n in usual:
-        exp = next(e for e, k in keys.items() if k.get(n) == usual[n])
-        entries = per_exp[exp][n]
+        users = [e for e, k in keys.items() if k.get(n) == usual[n]]
+        entries = per_exp[users[0]][n]
         if all(e.get("source") == "restudy default" for e in entries) and len(usual[n]) == 1:
             defaults.append(f"{n} {value_text(entries[0].get('value'))}")
             continue
-        common_rows.append(_row(n, entries, merged_paper, docs, seen))
+        # the paper's values of the experiments that use this entry
+        ref = {n: {v for e in users for v in paper.get(e, {}).get(n, set())}}
+        common_rows.append(_row(n, entries, ref if ref[n] else {}, docs, seen))
     exps = []
     for exp, names in per_exp.items():
         rows = [
@@ -186,9 +193,16 @@ def settings_views(
     assumed = {
         n for names in per_exp.values() for n, es in names.items() if any(e.get("provenance") == "assumed" for e in es)
     }
+    differ = [e for e in exps if e["table"]]
+    diff_rows = [
+        [cell(e["experiment"] + (f" ({e['n_variants']} variants)" if e["n_variants"] > 1 else "")), *r]
+        for e in differ
+        for r in e["table"]["rows"]
+    ]
     return {
         "legend": LEGEND,
         "common": table(["setting", "value", "provenance", "source"], common_rows),
+        "differences": table(["experiment", "setting", "value", "provenance", "source"], diff_rows),
         "defaults": ", ".join(defaults),
         "experiments": exps,
         "n_assumed": len(assumed),

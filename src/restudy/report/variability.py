@@ -246,6 +246,7 @@ def variability_views(
                 "anchor": anchor("table", t.table),
                 "title": heading,
                 "paper_setting": paper_setting,
+                "source_title": t.title,
                 "models_per_row": "–".join(str(n) for n in (per_row[0], per_row[-1]) if per_row)
                 if len(per_row) > 1
                 else (str(per_row[0]) if per_row else "0"),
