@@ -444,17 +444,15 @@ def render(claim: VariabilityClaim, result: Any) -> tuple[list[str], Any]:
 
     ev = result.evidence
     band = ev.get("band") or [0, 0]
-    lines = [
-        _RELATION_TEXT.get(ev.get("relation"), "").format(
-            band=f"[{fmt(band[0], 2)}, {fmt(band[1], 2)}]",
-            conf=pct(ev.get("confidence") or 0.95),
-            resamples=ev.get("resamples"),
-            correction=ev.get("correction", ""),
-        ),
-        _sets_line(ev),
-    ]
+    how = _RELATION_TEXT.get(ev.get("relation"), "").format(
+        band=f"[{fmt(band[0], 2)}, {fmt(band[1], 2)}]",
+        conf=pct(ev.get("confidence") or 0.95),
+        resamples=ev.get("resamples"),
+        correction=ev.get("correction", ""),
+    )
     if any(g.get("paired_with_reference") for g in ev.get("groups", [])):
-        lines.append("A group made of the reference's own runs is resampled jointly with it.")
+        how += " A group made of the reference's own runs is resampled jointly with it."
+    lines = [how, _sets_line(ev)]
     if result.seeds_needed:
         lines.append(
             f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "

@@ -313,5 +313,13 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         part[0] = part[0].replace("## ", f'## <a id="{anchor_id}"></a>', 1)
         lines += part
     # a heading needs no blank line after it: the report stays short to scroll
-    lines = [ln for i, ln in enumerate(lines) if not (ln == "" and i and lines[i - 1].startswith("#"))]
+    # nor a blank line before a sub-heading (Markdown ends the paragraph above at a heading anyway)
+    lines = [
+        ln
+        for i, ln in enumerate(lines)
+        if not (
+            ln == ""
+            and ((i and lines[i - 1].startswith("#")) or lines[i + 1 : i + 2][:1] and lines[i + 1].startswith("### "))
+        )
+    ]
     return "\n".join(lines).rstrip() + "\n"
