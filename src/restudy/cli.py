@@ -327,28 +327,29 @@ def closing_line(executed: int, reused: int, wall_s: float, training_s: float, a
 
 def _paper_info(st: Any) -> tuple[dict, list[str]]:
     """The paper-scale settings (to mark values that differ from them) and the data files paper
-    scale reads (for the report's next steps); empty when the paper scale cannot be planned."""
+    scale reads (for the report's next steps), resolved per variant without planning runs; empty
+    when the paper scale cannot be resolved."""
     from .data.cifar import CIFAR10, CIFAR100
     from .errors import RestudyError as _Err
-    from .plan import plan
+    from .plan import resolve_settings, variants
 
+    settings: dict[str, dict[str, list]] = {}
     try:
-        specs = plan(st, "paper", seeds=1)
+        for exp in st.experiments:
+            for var in variants(st, exp.id, "paper"):
+                for k, h in resolve_settings(st, exp.id, var, "paper").items():
+                    settings.setdefault(exp.id, {}).setdefault(k, []).append(
+                        {"value": h.value, "provenance": h.provenance}
+                    )
     except _Err:
         return {}, []
-    settings: dict[str, dict[str, list]] = {}
-    for s in specs:
-        for k, v in s.settings.items():
-            settings.setdefault(s.experiment, {}).setdefault(k, []).append(
-                {"value": v, "provenance": s.provenance.get(k, {}).get("provenance")}
-            )
-    data = []
-    for spec in (CIFAR10, CIFAR100):
-        if any(s.engine.data == spec.name for s in specs):
-            data.append(
-                f"{spec.name}: {spec.folder}/ with {', '.join(spec.files)} under $RESTUDY_DATA "
-                f"(default ~/.cache/restudy/data), from {spec.url}"
-            )
+    names = {str(e["value"]) for names in settings.values() for e in names.get("data", [])}
+    data = [
+        f"{spec.name}: {spec.folder}/ with {', '.join(spec.files)} under $RESTUDY_DATA "
+        f"(default ~/.cache/restudy/data), from {spec.url}"
+        for spec in (CIFAR10, CIFAR100)
+        if spec.name in names
+    ]
     return settings, data
 
 
