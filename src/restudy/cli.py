@@ -173,23 +173,19 @@ def _show_renderables(st: Any, scale: str, runs: dict[str, list], full: bool) ->
         for exp, variants in by_exp.items()
     }
     view = settings_views(st, set_here)
-    common = Table(title=f"Settings the study sets at {scale} scale, shared by every experiment")
-    for col in view["common"]["headers"]:
-        common.add_column(col, overflow="fold")
-    for row in view["common"]["rows"]:
-        common.add_row(*(escape(c["text"]) for c in row))
-    out.append(common)
-    same = []
-    for e in view["experiments"]:
-        if not e["table"]:
-            same.append(e["experiment"])
+    for title, tab in (
+        (f"Settings the study sets at {scale} scale (every experiment, unless listed below)", view["common"]),
+        ("Where an experiment differs", view["differences"]),
+    ):
+        if not tab["rows"]:
             continue
-        t = Table(title=f"{e['experiment']}: differs in")
-        for col in e["table"]["headers"]:
+        t = Table(title=title)
+        for col in tab["headers"]:
             t.add_column(col, overflow="fold")
-        for row in e["table"]["rows"]:
+        for row in tab["rows"]:
             t.add_row(*(escape(c["text"]) for c in row))
         out.append(t)
+    same = [e["experiment"] for e in view["experiments"] if not e["table"]]
     if same:
         out.append(f"No other settings: {', '.join(same)}.")
     out.append("restudy's own defaults are left out: `--full` shows every setting, `--settings` every engine setting.")
