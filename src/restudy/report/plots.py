@@ -287,8 +287,6 @@ def make_figures(
     """
     figures: dict[str, Path] = {}
     fig_dir.mkdir(parents=True, exist_ok=True)
-    for old in fig_dir.glob("*.png"):
-        old.unlink()  # a figure not drawn this time (a claim without data) must not linger
     results = {c.id: c for c in comparison.claims}
     ran = describe_runs(records)
     by_exp: dict[str, list[dict[str, Any]]] = {}
@@ -314,5 +312,9 @@ def make_figures(
             figures[key] = path
         if progress is not None:
             progress(i + 1, len(jobs))
+    drawn = {p.name for p in figures.values()}
+    for stale in fig_dir.glob("*.png"):
+        if stale.name not in drawn:  # e.g. a claim that has no verdict since: no figure lingers
+            stale.unlink(missing_ok=True)
     log.info("wrote %d figures to %s", len(figures), fig_dir)
     return figures
