@@ -58,14 +58,6 @@ ENV_KEYS = (
     ("memory_format", "memory format"),
     ("fingerprint", "environment fingerprint"),
 )
-MAX_LISTED = 8
-
-
-def _listing(values: Sequence[str], limit: int = MAX_LISTED) -> str:
-    shown = ", ".join(values[:limit])
-    return shown + (f", … (+{len(values) - limit} more)" if len(values) > limit else "")
-
-
 # --------------------------------------------------------------------------------------------
 # results.json
 # --------------------------------------------------------------------------------------------
