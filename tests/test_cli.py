@@ -30,8 +30,27 @@ def test_list_shows_the_builtin_study():
 def test_show_lists_claims_settings_and_provenance():
     r = runner.invoke(app, ["show", "enorm", "--scale", "small"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    for word in ("enorm_beats_baseline_deep", "optimizer.lr", "authors", "assumed", "small: 150 runs"):
+    for word in ("enorm_beats_baseline_deep", "optimizer.lr", "authors", "assumed", "150"):
         assert word in r.output
+
+
+def test_show_is_compact_says_what_does_not_run_and_full_shows_everything():
+    r = runner.invoke(app, ["show", "nondeterminism", "--scale", "small"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "Runs per experiment and scale" in r.output and "not run" in r.output
+    assert "Not run at small scale: c100_init, c100_order, c100_onebit." in r.output
+    assert "settings of {" not in r.output and "{}" not in r.output  # no raw Python structures
+    assert "eval_batch_size" not in r.output  # restudy's own default: only with --full
+    full = runner.invoke(app, ["show", "nondeterminism", "--scale", "small", "--full"], env={"COLUMNS": "200"})
+    assert full.exit_code == 0 and "eval_batch_size" in full.output
+    assert len(r.output.splitlines()) < len(full.output.splitlines()) / 3
+
+
+def test_closing_line_gives_the_wall_time_and_the_analysis_share():
+    from restudy.cli import closing_line
+
+    line = closing_line(300, 0, 367.0, 305.0, 62.0, "results/x/report.html")
+    assert "wall time 6m 07s: training 5m 05s, comparison and report 1m 02s (20% of training)" in line
 
 
 def test_show_settings_lists_every_declared_setting_with_its_default():

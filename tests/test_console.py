@@ -63,3 +63,37 @@ def test_verdict_table_lists_every_claim():
     assert "Claims — enorm, smoke scale (synthetic)" in text
     for c in claims:
         assert c.id in text and c.verdict in text and c.summary in text
+
+
+def _timed_spec(key: str, exp: str, epochs: int) -> SimpleNamespace:
+    return SimpleNamespace(key=key, experiment=exp, engine=SimpleNamespace(epochs=epochs))
+
+
+def test_eta_comes_from_measured_cost_and_a_stacked_group_counts_its_models():
+    # 40 runs of 10 epochs; a stacked group of 20 finishes at once after 20 s of wall time, each
+    # model recording its share (1 s). Throughput: 20 s of run time per 20 s of wall time.
+    specs = [_timed_spec(f"a{i}", "a", 10) for i in range(20)] + [_timed_spec(f"b{i}", "b", 10) for i in range(20)]
+    clock = console.CostClock(specs, {s.key for s in specs}, now=0.0)
+    assert clock.eta(now=5.0) is None  # nothing measured yet: no guess
+    for i in range(20):
+        clock.record(f"a{i}", "a", 1.0)
+    assert clock.eta(now=20.0) == 20.0  # the other 20 models cost as much again
+    # shorter runs of another experiment are estimated at the measured cost per epoch
+    short = [_timed_spec(f"c{i}", "c", 2) for i in range(10)]
+    clock = console.CostClock(specs[:20] + short, {s.key for s in specs[:20] + short}, now=0.0)
+    for i in range(20):
+        clock.record(f"a{i}", "a", 1.0)
+    assert clock.eta(now=20.0) == 2.0  # 10 runs x 2 epochs x 0.1 s per epoch
+
+
+def test_progress_shows_the_experiments_in_flight_and_the_analysis_steps(capsys):
+    specs = [_timed_spec("a", "fc", 3), _timed_spec("b", "fc", 3), _timed_spec("c", "bias", 3)]
+    with console.RunProgress() as progress:
+        progress("start", {"specs": specs, "todo_keys": {"a", "b", "c"}, "done": 0, "total": 3, "todo": 3})
+        rec = {"key": "a", "status": "finished", "spec": {"experiment": "fc"}, "timings": {"wall_s": 1.0}}
+        progress("run", {"record": rec})
+        assert progress._detail() == "experiments 0/2 done; in flight: fc 1/2"
+    with console.AnalysisProgress() as analysis:
+        analysis.step("comparing runs with the claims")
+        analysis.report("figures", 3, 10)
+    assert "analysis done in" in capsys.readouterr().out

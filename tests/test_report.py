@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -226,28 +227,32 @@ def test_markdown_has_banner_verdicts_and_provenance(small_report: tuple[dict[st
     md = paths["markdown"].read_text()
     assert "All numbers below come from small scale runs on MNIST-1D" in md
     assert "compared only at paper scale" in md
-    assert "| claim | verdict | summary |" in md
+    assert md.startswith("# Toy study: ") and "on MNIST-1D, 3–6 seeds per variant, small scale" in md.splitlines()[0]
+    assert "Contents: [Verdicts](#verdicts) · [Claims](#claims)" in md and '<a id="claim-beats"></a>' in md
+    assert "| claim | verdict | result |" in md and "[ENorm beats the baseline](#claim-beats)" in md
     assert "🟢 reproduced" in md and "⚪ not evaluated" in md
     assert "| setting | value | provenance | source |" in md
-    assert "| **eval_batch_size** | **1024** | **assumed** |" in md
-    assert "| optimizer.lr | varies: 0.1, 0.05 | authors | Table 1 |" in md
+    # restudy's own defaults in one line; assumed is a plain word, not emphasis
+    assert "restudy's own defaults (the paper does not say): eval_batch_size 1024." in md
+    assert "**" not in md.split('## <a id="settings"></a>')[1].split("Deviations")[0]
+    assert "| optimizer.lr | by variant: 0.1, 0.05 | authors | Table 1 |" in md
     assert "MNIST-1D instead of CIFAR-10" in md
-    assert "reported at paper scale on CIFAR-10" in md and "not comparable" in md
+    assert "paper scale on CIFAR-10" in md and "Not comparable" in md
+    assert "-0.00" not in md
     assert "fc-method=baseline,depth=1-0-small" in md  # reused run flagged
     assert "![beats](figures/claim-beats.png)" in md
     order = [
-        md.index(h)
+        md.index(h.replace("## ", "></a>"))
         for h in (
             "## Verdicts",
             "## Claims",
             "## Training curves",
             "## Reported vs reproduced",
             "## All groups",
-            "## Hyperparameters",
-            "## Deviations",
-            "## Environment",
-            "## Cost",
-            "## Runs reused",
+            "## Settings and their provenance",
+            "Deviations from the original protocol",
+            "## Environment and cost",
+            "## What to do next",
         )
     ]
     assert order == sorted(order)
@@ -259,7 +264,8 @@ def test_html_is_self_contained(small_report: tuple[dict[str, Path], Path]) -> N
     assert "data:image/png;base64," in page
     assert "<link" not in page
     assert not re.search(r"""src=["']https?:""", page)
-    assert "<style>" in page and 'class="assumed"' in page
+    assert "<style>" in page and '<nav class="toc"' in page and '<div class="scroll"><table>' in page
+    assert '<a href="#claim-beats">' in page and 'id="claim-beats"' in page
     assert 'class="badge reproduced"' in page and 'class="badge not_evaluated"' in page
     assert page.count("<img ") == len([k for k in paths if ":" in k])
 
@@ -418,9 +424,9 @@ def v_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_variability_markdown_has_tables_and_figures(v_report: dict[str, Path]) -> None:
     md = v_report["markdown"].read_text()
-    section = md[md.index("## Run-to-run variability") : md.index("## Training curves")]
-    assert "### Variability by source (Table 4)" in section
-    assert "| model set | models | SD accuracy (%) [95% CI] | reported |" in section
+    section = md[md.index("Run-to-run variability\n") : md.index("Training curves\n")]
+    assert "Variability by source (Table 4)" in section
+    assert "| model set | models here | SD accuracy (%) [95% CI] | reported |" in section
     assert "0.22 ± 0.02" in section and "| accelerated ensemble (acc_ens) |" in section
     assert (
         "| model set | original paper's formula [95% CI] | reported | reproduction's "
@@ -429,7 +435,7 @@ def test_variability_markdown_has_tables_and_figures(v_report: dict[str, Path]) 
     assert "![sources](figures/var-sources.png)" in section
     assert "Reported cells: " in section and "🔴 not reproduced" in section
     assert "![like_all](figures/claim-like_all.png)" in md
-    assert "ratio r of V" in md and "Relation comparable" in md
+    assert "r: SD accuracy (%) [" in md and "Relation comparable" in md
 
 
 def test_variability_verdicts_in_results_json(v_report: dict[str, Path]) -> None:
@@ -455,7 +461,7 @@ def test_variability_verdicts_in_results_json(v_report: dict[str, Path]) -> None
 
 def test_variability_html_and_figures(v_report: dict[str, Path]) -> None:
     page = v_report["html"].read_text()
-    assert "<h2>Run-to-run variability</h2>" in page
+    assert '<h2 id="variability">Run-to-run variability</h2>' in page
     assert page.count("<img ") == len([k for k in v_report if ":" in k])
     assert "variability:sources" in v_report and "claim:ens_lower" in v_report
     for key in ("variability:sources", "claim:zero", "claim:like_all", "claim:ens_lower"):
@@ -468,5 +474,122 @@ def test_cpu_runs_say_kernels_add_no_variability(v_report: dict[str, Path], tmp_
     assert "experiments asking for nondeterministic kernels: all" in md
     gpu = _v_report(tmp_path, "small", device="cuda")["markdown"].read_text()
     assert "PyTorch's kernels are deterministic" not in gpu
-    assert "alues are not comparable" in gpu  # small-scale numbers are shown, not judged
+    assert "Not comparable" in gpu  # small-scale numbers are shown, not judged
     assert "Reported cells:" not in gpu
+
+
+# ------------------------------------------------------------------------------ presentation
+
+
+def _vrow(row: str, n_models: int, n_runs: int, *, view: str = "test", value: float = 1.0, exp: str = "all"):
+    from restudy.compare.results import VariabilityRow
+
+    missing = [f"k{i}" for i in range(n_runs)] if not n_models else []
+    metrics = {"sd_accuracy": {"value": value, "ci_low": value - 0.1, "ci_high": value + 0.1}} if n_models else {}
+    return VariabilityRow(
+        table="t",
+        row=row,
+        label=row,
+        experiment=exp,
+        view=view,
+        n_runs=n_runs,
+        n_models=n_models,
+        missing=missing,
+        nonfinite=[],
+        why="" if n_models else "at least 2 models are needed",
+        metrics=metrics,
+    )
+
+
+def test_rows_not_at_this_scale_are_one_line_and_identical_rows_merge() -> None:
+    from restudy.report.variability import merged_rows, not_applicable
+
+    rows = [
+        _vrow("all_25", 20, 20),
+        _vrow("all_50", 20, 20),
+        _vrow("all_100", 20, 20),
+        _vrow("order_25", 20, 20, value=2.0, exp="order"),
+        _vrow("flip_tta", 0, 20, view="tta:flip"),
+        _vrow("crop_tta", 0, 20, view="tta:crop25"),
+        _vrow("cifar100", 0, 0, exp="gen"),
+    ]
+    merged = merged_rows(rows)
+    assert [names for names, _ in merged] == [["all_25", "all_50", "all_100"], ["order_25"]]
+    line = not_applicable(rows)
+    assert line.count("\n") == 0 and line.startswith("Not at this scale")
+    assert "flip_tta, crop_tta: these runs store no predictions for tta:flip, tta:crop25" in line
+    assert "cifar100: experiment gen does not run at this scale" in line
+    assert not_applicable(rows[:3]) == ""
+
+
+def test_sources_are_followable_and_document_ids_expanded_once() -> None:
+    from restudy.report.provenance import human_source
+
+    docs = {"rep2022": "[Re] Nondeterminism and Instability (MLRC 2022)"}
+    seen: set[str] = set()
+    first = human_source("rep2022 §3.4; train.py (originals.md §4.2)", docs, seen)
+    assert first == "rep2022 ([Re] Nondeterminism and Instability (MLRC 2022)) §3.4; train.py"
+    assert human_source("rep2022 Table 4", docs, seen) == "rep2022 Table 4"
+    assert human_source("scale small") == "chosen for the small scale"
+    assert human_source("scales.small.rules[0]") == "a rule of the small scale (#1)"
+    assert human_source("variant depth=3; base: scale small") == "variant depth=3 (base: chosen for the small scale)"
+    assert "originals.md" not in human_source("code computes none (originals.md §4.4)")
+
+
+def test_settings_are_shown_once_with_each_experiments_differences() -> None:
+    from restudy.report.provenance import settings_views
+
+    def entry(v, prov="paper", src="Sec. 2"):
+        return {"value": v, "provenance": prov, "source": src}
+
+    shared = {"optimizer": entry("sgd"), "batch_size": entry(64, "assumed", "scale small")}
+    settings = {
+        "a": {"-": {**shared, "epochs": entry(30, "assumed", "scale small")}},
+        "b": {"-": {**shared, "epochs": entry(30, "assumed", "scale small"), "tta": entry(["flip"], "code", "x.py")}},
+        "c": {"-": {**shared, "epochs": entry(6, "assumed", "scale small")}},
+    }
+    paper = {
+        "a": {"epochs": [{"value": 200, "provenance": "paper"}]},
+        "c": {"epochs": [{"value": 200, "provenance": "assumed"}]},
+    }
+    view = settings_views(_study(), settings, paper)
+    common = {r[0]["text"]: r for r in view["common"]["rows"]}
+    assert list(common) == ["batch_size", "epochs", "optimizer"]  # what most experiments use, once
+    assert common["epochs"][1]["text"] == "30 (paper: 200)" and common["epochs"][1]["cls"] == "differs"
+    assert common["optimizer"][1]["cls"] == ""
+    by_exp = {e["experiment"]: e["table"] for e in view["experiments"]}
+    assert by_exp["a"] is None
+    assert [r[0]["text"] for r in by_exp["b"]["rows"]] == ["tta"]
+    (epochs_c,) = by_exp["c"]["rows"]
+    assert epochs_c[1]["text"] == "6" and epochs_c[1]["cls"] == ""  # the paper scale assumed it too
+
+
+def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tmp_path: Path) -> None:
+    from restudy.report.guide import next_steps
+
+    study = _study()
+    recs = _records("small")
+    comp = compare(study, "small", [row(r) for r in recs])
+    claims = [replace(c, verdict="inconclusive", seeds_needed=12) if c.id == "beats" else c for c in comp.claims]
+    comp = replace(comp, claims=claims)
+    info = {**_plan_info(study, "small"), "paper_data": ["cifar10: cifar-10-batches-bin/... under $RESTUDY_DATA"]}
+    steps = next_steps(study, "small", comp, [row(r) for r in recs], info)
+    (cmd,) = steps["commands"]
+    assert cmd["command"] == "restudy run toy --scale small --seeds 12" and cmd["claims"] == ["beats"]
+    assert cmd["estimate"] == "2m 03s"  # 123.4 s for 6 seeds; 6 more of 12 take as long again
+    assert "RESTUDY_DATA" in steps["paper"]["command"] and steps["paper"]["claims"] == ["table1"]
+    paths = write_report(tmp_path, study, "small", comp, recs, ENV, plan_info=info)
+    md = paths["markdown"].read_text()
+    assert md.rstrip().splitlines()[-3].startswith("- To settle beats: `restudy run toy --scale small --seeds 12`")
+    assert "cifar-10-batches-bin" in md.split("What to do next\n")[1]
+
+
+def test_curves_show_the_spread_over_seeds_and_no_figure_without_data(small_report) -> None:
+    from restudy.report.plots import mean_curves
+
+    paths, out = small_report
+    curves = mean_curves([r for r in _records("small") if r["spec"]["experiment"] == "fc"])
+    c = next(iter(curves.values()))
+    assert np.all(c["test_acc:min"] <= c["test_acc"]) and np.all(c["test_acc"] <= c["test_acc:max"])
+    assert np.any(c["test_acc:min"] < c["test_acc:max"])  # seeds differ: a band, not a line
+    assert "claim:table1" not in paths  # not evaluated at this scale, no data: no empty figure

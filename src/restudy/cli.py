@@ -9,6 +9,7 @@ import functools
 import json
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,9 @@ def show(
         help="List every engine setting (type, default, "
         "constraint, when it applies) with the study's parts registered.",
     ),
+    full: bool = typer.Option(False, "--full", help="Every setting of every experiment and variant."),
 ) -> None:
-    """Show a study: paper, claims, experiments, settings with provenance, runs per scale."""
-    from rich.table import Table
-
+    """Show a study: claims, runs per experiment and scale, the settings it sets (--full: all)."""
     from .console import console
     from .plan import plan, validate
     from .study import SCALES
@@ -101,32 +101,95 @@ def show(
         validate(st)  # imports the study's module: its parts are listed with the built-in ones
         console.print(_settings_table())
         return
-    runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}
-    console.print(
-        f"[bold]{st.title}[/]\n{', '.join(st.paper.authors)} — {st.paper.venue} {st.paper.year or ''}\n{st.paper.url}"
-    )
+    runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}  # checks --scale first
+    for renderable in _show_renderables(st, scale, runs, full):
+        console.print(renderable)
+
+
+def _show_renderables(st: Any, scale: str, runs: dict[str, list], full: bool) -> list[Any]:
+    """What ``restudy show`` prints: header, claims, experiments × scales, settings (compact: the
+    ones the study sets, shared ones once; ``full``: every setting of every variant)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .report.provenance import settings_views
+    from .report.tables import value_text
+    from .study import SCALES
+
+    sc = st.scales.get(scale)
+    out: list[Any] = [
+        f"[bold]{escape(st.title)}[/]\n{escape(', '.join(st.paper.authors))} — {st.paper.venue} "
+        f"{st.paper.year or ''}\n{st.paper.url}"
+    ]
     claims = Table(title="Claims")
     for col in ("id", "kind", "statement"):
         claims.add_column(col, overflow="fold")
     for c in st.claims:
-        claims.add_row(c.id, c.kind, c.statement)
-    console.print(claims)
-    for exp in st.experiments:
-        specs = [s for s in runs[scale] if s.experiment == exp.id and s.seed_index == 0]
-        t = Table(
-            title=f"{exp.id} at {scale} scale — {len(specs)} variants; settings of {specs[0].variant if specs else '-'}"
+        claims.add_row(escape(c.id), c.kind, escape(c.statement))
+    out.append(claims)
+    grid = Table(title="Runs per experiment and scale (variants × seeds)")
+    grid.add_column("experiment")
+    for s in SCALES:
+        grid.add_column(
+            s + (" (data: " + st.scales[s].dataset + ")" if s in st.scales and st.scales[s].dataset else "")
         )
-        for col in ("setting", "value", "provenance", "source"):
+    for exp in st.experiments:
+        cells = []
+        for s in SCALES:
+            specs = [r for r in runs[s] if r.experiment == exp.id]
+            variants = len({r.variant_id for r in specs})
+            cells.append(f"{len(specs)} ({variants} × {len(specs) // max(1, variants)})" if specs else "not run")
+        grid.add_row(exp.id, *cells)
+    grid.add_row("[bold]total", *[f"[bold]{len(runs[s])}" for s in SCALES])
+    out.append(grid)
+    absent = [e.id for e in st.experiments if not any(r.experiment == e.id for r in runs[scale])]
+    if absent:
+        out.append(f"Not run at {scale} scale: {', '.join(absent)}.")
+    if sc is not None and sc.description:
+        out.append(f"{scale}: {escape(sc.description)}")
+    specs = runs[scale]
+    by_exp: dict[str, dict[str, dict]] = {}
+    for s in specs:
+        by_exp.setdefault(s.experiment, {})[s.variant_id] = {
+            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()
+        }
+    if full:
+        for exp, variants in by_exp.items():
+            for vid, values in variants.items():
+                t = Table(title=f"{exp}, variant {vid} at {scale} scale" if vid != "-" else f"{exp} at {scale} scale")
+                for col in ("setting", "value", "provenance", "source"):
+                    t.add_column(col, overflow="fold")
+                for k, e in sorted(values.items()):
+                    style = "bold yellow" if e.get("provenance") == "assumed" else ""
+                    prov = f"[{style}]{e.get('provenance')}[/]" if style else str(e.get("provenance"))
+                    t.add_row(k, escape(value_text(e["value"])), prov, escape(str(e.get("source", ""))))
+                out.append(t)
+        return out
+    set_here = {
+        exp: {
+            vid: {k: e for k, e in values.items() if e.get("source") != "restudy default"}
+            for vid, values in variants.items()
+        }
+        for exp, variants in by_exp.items()
+    }
+    view = settings_views(st, set_here)
+    for title, tab in (
+        (f"Settings the study sets at {scale} scale (every experiment, unless listed below)", view["common"]),
+        ("Where an experiment differs", view["differences"]),
+    ):
+        if not tab["rows"]:
+            continue
+        t = Table(title=title)
+        for col in tab["headers"]:
             t.add_column(col, overflow="fold")
-        for k, v in sorted(specs[0].settings.items()) if specs else ():
-            prov = specs[0].provenance[k]
-            style = "bold yellow" if prov["provenance"] == "assumed" else ""
-            t.add_row(
-                k, json.dumps(v), f"[{style}]{prov['provenance']}[/]" if style else prov["provenance"], prov["source"]
-            )
-        console.print(t)
-    for sc in SCALES:
-        console.print(f"{sc}: {len(runs[sc])} runs" + (f" — {st.scales[sc].description}" if sc in st.scales else ""))
+        for row in tab["rows"]:
+            t.add_row(*(escape(c["text"]) for c in row))
+        out.append(t)
+    same = [e["experiment"] for e in view["experiments"] if not e["table"]]
+    if same:
+        out.append(f"No other settings: {', '.join(same)}.")
+    out.append("restudy's own defaults are left out: `--full` shows every setting, `--settings` every engine setting.")
+    return out
 
 
 @app.command("settings")
@@ -204,7 +267,9 @@ def run(
             "command": command,
         },
     )
-    console.print(f"[bold]{st.title}[/] — {scale} scale: {len(specs)} runs → {out}")
+    t_start = time.perf_counter()
+    data = st.scales[scale].dataset if scale in st.scales and st.scales[scale].dataset else specs[0].dataset_label
+    console.print(f"[bold]{st.id}[/] at {scale} scale on {data}: {len(specs)} runs → {out}")
     try:
         with RunProgress() as progress:
             outcome = run_study(
@@ -233,6 +298,7 @@ def run(
         )
         console.print(f"  {escape(resume)}", soft_wrap=True)
         raise typer.Exit(130)
+    t_analysis = time.perf_counter()
     comparison, paths = _compare_and_report(
         st,
         scale,
@@ -245,10 +311,17 @@ def run(
         wall_s=outcome.wall_s,
         workers=workers,
     )
+    t_end = time.perf_counter()
     console.print(verdict_table(comparison))
     console.print(
-        f"ran {len(outcome.executed)} run(s), reused {len(outcome.reused)}; "
-        f"{outcome.wall_s:.1f} s. Report: {paths.get('html', out / 'report.html')}"
+        closing_line(
+            len(outcome.executed),
+            len(outcome.reused),
+            t_end - t_start,
+            t_analysis - t_start,
+            t_end - t_analysis,
+            paths.get("html", out / "report.html"),
+        )
     )
 
 
@@ -320,6 +393,46 @@ def _with_notices(progress: Callable[[str, dict], None], resume: str) -> Callabl
     return notify
 
 
+def closing_line(executed: int, reused: int, wall_s: float, training_s: float, analysis_s: float, html: Any) -> str:
+    """The last line of ``restudy run``: the wall time of the whole command (not a sum of run
+    times), split into training and analysis, and where the report is."""
+    from .report.tables import duration
+
+    share = f" ({analysis_s / training_s:.0%} of training)" if executed and training_s > 0 else ""
+    return (
+        f"ran {executed} run(s), reused {reused}; wall time {duration(wall_s)}: training "
+        f"{duration(training_s)}, comparison and report {duration(analysis_s)}{share}. Report: {html}"
+    )
+
+
+def _paper_info(st: Any) -> tuple[dict, list[str]]:
+    """The paper-scale settings (to mark values that differ from them) and the data files paper
+    scale reads (for the report's next steps), resolved per variant without planning runs; empty
+    when the paper scale cannot be resolved."""
+    from .data.cifar import CIFAR10, CIFAR100
+    from .errors import RestudyError as _Err
+    from .plan import resolve_settings, variants
+
+    settings: dict[str, dict[str, list]] = {}
+    try:
+        for exp in st.experiments:
+            for var in variants(st, exp.id, "paper"):
+                for k, h in resolve_settings(st, exp.id, var, "paper").items():
+                    settings.setdefault(exp.id, {}).setdefault(k, []).append(
+                        {"value": h.value, "provenance": h.provenance}
+                    )
+    except _Err:
+        return {}, []
+    names = {str(e["value"]) for names in settings.values() for e in names.get("data", [])}
+    data = [
+        f"{spec.name}: {spec.folder}/ with {', '.join(spec.files)} under $RESTUDY_DATA "
+        f"(default ~/.cache/restudy/data), from {spec.url}"
+        for spec in (CIFAR10, CIFAR100)
+        if spec.name in names
+    ]
+    return settings, data
+
+
 def _compare_and_report(
     st: Any,
     scale: str,
@@ -330,23 +443,41 @@ def _compare_and_report(
     command: str,
     specs: list,
     env_mismatch: list[str],
-    wall_s: float,
+    wall_s: float | None,
     workers: int | None,
 ):
+    """Compares the runs with the claims and writes the report, showing each step's progress."""
     from .compare import compare, load_predictions
-    from .executor import default_workers
+    from .console import AnalysisProgress
     from .record import row
     from .report import write_report
 
-    comparison = compare(st, scale, [row(r) for r in records], predictions=load_predictions(out))
-    env = {**env, **_run_env(records)}
+    with AnalysisProgress() as analysis:
+        analysis.step("comparing runs with the claims")
+        comparison = compare(st, scale, [row(r) for r in records], predictions=load_predictions(out))
+        analysis.step("reading the paper-scale plan")
+        plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
+        analysis.step("drawing figures")
+        env = {**env, **_run_env(records)}
+        paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info, progress=analysis.report)
+    return comparison, paths
+
+
+def _plan_info(
+    st: Any, scale: str, specs: list, env_mismatch: list[str], wall_s: float | None, workers: int | None, command: str
+) -> dict:
+    """What the report says about the plan: scale, data, deviations, settings with provenance (and
+    the paper scale's), cost and command."""
+    from .executor import default_workers
+
+    paper_settings, paper_data = _paper_info(st)
     sc = st.scales.get(scale)
     settings: dict[str, dict[str, dict]] = {}
     for s in specs:
         settings.setdefault(s.experiment, {})[s.variant_id] = {
             k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()
         }
-    plan_info = {
+    return {
         "scale_description": sc.description if sc else "",
         "dataset": (sc.dataset if sc and sc.dataset else (specs[0].dataset_label if specs else "")),
         "deviations": list(sc.deviations) if sc else [],
@@ -355,9 +486,9 @@ def _compare_and_report(
         "wall_s_total": wall_s,
         "workers": workers if workers is not None else default_workers(),
         "command": command,
+        "paper_settings": paper_settings,
+        "paper_data": paper_data,
     }
-    paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info)
-    return comparison, paths
 
 
 def _run_env(records: list[dict]) -> dict:
@@ -417,6 +548,7 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     if not records:
         raise RestudyError("no finished runs in this directory yet", where=str(directory))
     env = capture(threads=1)
+    t_start = time.perf_counter()
     comparison, paths = _compare_and_report(
         st,
         inv["scale"],
@@ -426,11 +558,14 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
         command=inv.get("command", ""),
         specs=specs,
         env_mismatch=[],
-        wall_s=sum((r.get("timings", {}).get("wall_s") or 0) for r in records),
+        wall_s=None,  # the original command's wall time is not recorded in the store
         workers=None,
     )
     console.print(verdict_table(comparison))
-    console.print(f"{len(records)} of {len(specs)} runs. Report: {paths.get('html', directory / 'report.html')}")
+    console.print(
+        f"{len(records)} of {len(specs)} runs; comparison and report took "
+        f"{time.perf_counter() - t_start:.1f} s. Report: {paths.get('html', directory / 'report.html')}"
+    )
 
 
 @app.command()

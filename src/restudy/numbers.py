@@ -24,13 +24,15 @@ def _number(x: Any) -> float | None:
 
 def fmt(x: Any, digits: int = 2) -> str:
     """A number with ``digits`` decimals; ``inf``/``-inf`` for infinities; :data:`MISSING`
-    for None, NaN or anything that is not a number."""
+    for None, NaN or anything that is not a number. A value that rounds to zero never reads
+    ``-0.00``."""
     v = _number(x)
     if v is None or math.isnan(v):
         return MISSING
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}f}"
+    text = f"{v:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def pct(level: float) -> str:
@@ -50,7 +52,10 @@ def p_value(p: Any) -> str:
 def signed_percent(x: Any) -> str:
     """A signed fraction as a percentage with one decimal: ``+4.2%``."""
     v = _number(x)
-    return MISSING if v is None or not math.isfinite(v) else f"{v:+.1%}"
+    if v is None or not math.isfinite(v):
+        return MISSING
+    text = f"{v:+.1%}"
+    return "0.0%" if not text.strip("+-0.%") else text
 
 
 def interval(low: Any, high: Any, digits: int = 2) -> str:

@@ -242,14 +242,15 @@ def _diff_panel(ax: Any, claim: BeatsClaim, ev: dict[str, Any], draw: Any) -> No
                 f"− {d['label']}" if lv == levels[0] else None,
             )
     ax.axhline(claim.margin, color="grey", linewidth=0.8)
-    ax.set_title(f"paired differences ({claim.a.label()} − b), mean ± 95% CI", fontsize=8)
+    ax.set_title("paired differences a − b\n(per pair; mean ± 95% CI)", fontsize=8)
+    ax.set_ylabel(f"difference in\n{draw.metric_label(claim.metric)}", fontsize=8)
     ax.set_xlabel(axis or "")
     if not axis:
-        ax.set_xticks(range(len(claim.b)), [b.label() for b in claim.b], fontsize=7)
+        draw.set_ticks(ax, range(len(claim.b)), [f"a − {b.label()}" for b in claim.b])
     elif all_levels:
         levels = draw.ordered_levels(all_levels)
-        ax.set_xticks(list(draw.positions(levels).values()), [str(lv) for lv in levels])
-    ax.legend(fontsize=7)
+        draw.set_ticks(ax, list(draw.positions(levels).values()), [str(lv) for lv in levels])
+        ax.legend(fontsize=7)
 
 
 def figure(claim: BeatsClaim, result: Any, path: Path) -> Path | None:
@@ -261,9 +262,10 @@ def figure(claim: BeatsClaim, result: Any, path: Path) -> Path | None:
 
     fig, (left, right) = draw.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     draw.series_panel(left, ev["series"], ev.get("axis"))
-    left.set_ylabel(claim.metric)
-    left.set_title("per seed; mean ± 95% CI per group", fontsize=8)
-    left.legend(fontsize=7, loc="best")
+    left.set_ylabel(draw.metric_label(claim.metric))
+    left.set_title("per seed (dots); mean ± 95% CI per group", fontsize=8)
+    if ev.get("axis"):
+        left.legend(fontsize=7, loc="best")
     _diff_panel(right, claim, ev, draw)
     fig.suptitle(f"{result.id}: {result.verdict.replace('_', ' ')}", fontsize=10)
     fig.tight_layout()

@@ -125,7 +125,7 @@ def figure(claim: NumericClaim, result: Any, path: Path) -> Path | None:
     ax.set_xticks(
         range(len(cells)), [f"{c['row']} / {c['column']}" for c in cells], rotation=30, ha="right", fontsize=7
     )
-    ax.set_ylabel(claim.metric)
+    ax.set_ylabel(draw.metric_label(claim.metric))
     ax.legend(fontsize=8)
     draw.title(ax, result)
     return draw.save(fig, path)

@@ -151,7 +151,7 @@ def figure(claim: ThresholdClaim, result: Any, path: Path) -> Path | None:
         draw.series_panel(ax, ev.get("series") or [], None)
         ax.axhline(claim.value, color="tab:red", linestyle="--", label="claimed threshold")
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-        ax.set_ylabel(claim.metric)
+        ax.set_ylabel(draw.metric_label(claim.metric))
         ax.legend(fontsize=8)
     draw.title(ax, result)
     return draw.save(fig, path)

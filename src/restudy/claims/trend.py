@@ -168,9 +168,11 @@ def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
         ax.legend(fontsize=8)
     if claim.baseline is not None:
         ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_ylabel(f"{claim.metric}: {claim.select.label()} − {claim.baseline.label()}", fontsize=8)
+        ax.set_ylabel(
+            f"{draw.metric_label(claim.metric)}:\n{claim.select.label()} − {claim.baseline.label()}", fontsize=8
+        )
     else:
-        ax.set_ylabel(claim.metric)
+        ax.set_ylabel(draw.metric_label(claim.metric))
     ax.set_xlabel(claim.over)
     draw.title(ax, result)
     return draw.save(fig, path)
@@ -178,6 +180,7 @@ def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
 
 def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
     """How the values were formed, Pearson r, and the per-level means as a table."""
+    from ..report.draw import metric_label as draw_label
     from ..report.tables import seeds_line, table
 
     ev = result.evidence
@@ -185,10 +188,13 @@ def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
         f"Values: {ev.get('values', 'per run')}" + (f", paired by {', '.join(ev['by'])}" if ev.get("by") else "") + "."
     ]
     if ev.get("r") is not None:
-        lines.append(f"Pearson r = {fmt(ev['r'], 3)}; CI level {fmt(ev.get('confidence'), 2)}.")
+        lines.append(
+            f"Pearson correlation of the values with {claim.over}: {fmt(ev['r'], 3)}; "
+            f"CI level {pct(ev.get('confidence') or 0.95)}."
+        )
     levels = ev.get("levels") or []
     tab = table(
-        ["level", "mean", "n"],
+        [claim.over, f"mean {draw_label(claim.metric)}", "runs" if claim.baseline is None else "pairs"],
         [[fmt(lv["x"], 3).rstrip("0").rstrip("."), fmt(lv["mean"]), str(lv["n"])] for lv in levels],
     )
     return lines + [seeds_line(result)], (tab if levels else None)

@@ -318,6 +318,12 @@ def _max_models(parts: list[dict[str, Any]]) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _metric_label(metric: str) -> str:
+    from ..report.tables import METRIC_LABELS
+
+    return METRIC_LABELS.get(metric, metric)
+
+
 def _ratio_panel(ax: Any, result: Any, draw: Any) -> bool:
     """Ratios r = V_group/V_reference per (group, metric) with their CIs, the band or 1 marked."""
     ev = result.evidence
@@ -332,19 +338,20 @@ def _ratio_panel(ax: Any, result: Any, draw: Any) -> bool:
             if ratio is None or not math.isfinite(ratio):
                 continue
             lo, hi = c.get("ci_low"), c.get("ci_high")
-            draw.errorbar(ax, x, ratio, lo, hi, draw.color(mi % 10), c["metric"] if gi == 0 else None)
+            label = _metric_label(c["metric"]) if gi == 0 else None
+            draw.errorbar(ax, x, ratio, lo, hi, draw.color(mi % 10), label)
             drawn = True
             positive = positive and ratio > 0 and (lo is None or lo > 0)
     band = ev.get("band") or [1.0, 1.0]
     if ev.get("relation") == "comparable":
-        ax.axhspan(band[0], band[1], color="tab:green", alpha=0.1, label="band")
+        ax.axhspan(band[0], band[1], color="tab:green", alpha=0.1, label=f"band [{band[0]:g}, {band[1]:g}]")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(groups)), [g["group"] for g in groups], rotation=20, ha="right", fontsize=7)
-    ax.set_ylabel(f"V(group) / V({ev.get('reference')}), {pct(ev.get('confidence') or 0.95)} CI")
+    ax.set_ylabel(f"r = V(group) / V({ev.get('reference')})\nmean, {pct(ev.get('confidence') or 0.95)} bootstrap CI")
     if drawn and positive:  # ratios: a log axis makes r and 1/r equally far from 1
         draw.log_ratio_axis(ax)
     if drawn:
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="metric", title_fontsize=7)
     return drawn
 
 
@@ -377,10 +384,10 @@ def _zero_panel(ax: Any, result: Any, draw: Any) -> bool:
             fontsize=9,
             color="tab:green",
         )
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=7)
-    ax.set_ylabel("variability V (0 = none; 1 − corr. for correlations)")
+    ax.set_xticks(range(len(names)), [_metric_label(n) for n in names], rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("variability V (0 = none;\n1 − corr. for correlations)")
     if groups:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return bool(groups)
 
 
@@ -417,70 +424,68 @@ _RELATION_TEXT = {
 }
 
 
+def _sets_line(ev: dict[str, Any]) -> str:
+    """The model sets in one line: ``Sets (models of usable runs): init 20, all 20``."""
+    parts = []
+    for s in ev.get("sets", []):
+        text = f"{s['name']} {s['n_models']}" + (f" of {s['n_runs']}" if s["n_models"] != s["n_runs"] else "")
+        if s.get("missing"):
+            text += f" ({len(s['missing'])} without stored predictions)"
+        if s.get("nonfinite"):
+            text += f" ({len(s['nonfinite'])} with non-finite logits left out)"
+        parts.append(text)
+    return f"Model sets (models used): {', '.join(parts)}." if parts else ""
+
+
 def render(claim: VariabilityClaim, result: Any) -> tuple[list[str], Any]:
-    """How it was judged, each model set, each group's verdict; ratios per metric as a table."""
-    from ..report.tables import METRIC_DIGITS, METRIC_LABELS, VERDICT_TEXT, table, verdict_cell
+    """How it was judged (r defined), the model sets in one line, the models that would decide;
+    the ratio r per group (rows) and metric (columns), each cell marked with its verdict."""
+    from ..report.tables import METRIC_LABELS, cell, table
 
     ev = result.evidence
     band = ev.get("band") or [0, 0]
-    lines = [
-        _RELATION_TEXT.get(ev.get("relation"), "").format(
-            band=f"[{fmt(band[0], 2)}, {fmt(band[1], 2)}]",
-            conf=pct(ev.get("confidence") or 0.95),
-            resamples=ev.get("resamples"),
-            correction=ev.get("correction", ""),
-        )
-    ]
-    for s in ev.get("sets", []):
-        extra = f"; {len(s['missing'])} without stored predictions" if s.get("missing") else ""
-        if s.get("nonfinite"):
-            extra += f"; {len(s['nonfinite'])} with non-finite logits left out"
-        lines.append(
-            f"Set {s['name']}: {s['n_models']} models of {s['n_runs']} usable runs{extra}"
-            + (f" — {s['why']}" if s.get("why") else "")
-        )
-    for g in ev.get("groups", []):
-        same = " (same runs as the reference: resampled jointly)" if g.get("paired_with_reference") else ""
-        lines.append(f"{VERDICT_TEXT.get(g['verdict'], g['verdict'])}: {g['sentence']}{same}")
+    how = _RELATION_TEXT.get(ev.get("relation"), "").format(
+        band=f"[{fmt(band[0], 2)}, {fmt(band[1], 2)}]",
+        conf=pct(ev.get("confidence") or 0.95),
+        resamples=ev.get("resamples"),
+        correction=ev.get("correction", ""),
+    )
+    if any(g.get("paired_with_reference") for g in ev.get("groups", [])):
+        how += " A group made of the reference's own runs is resampled jointly with it."
+    lines = [how, _sets_line(ev)]
     if result.seeds_needed:
         lines.append(
             f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "
             f"observed ratios): {result.seeds_needed}."
         )
-    rows = [
-        [
-            g["group"],
-            METRIC_LABELS.get(c["metric"], c["metric"]),
-            fmt(c["value_group"], METRIC_DIGITS.get(c["metric"], 3)),
-            fmt(c["value_reference"], METRIC_DIGITS.get(c["metric"], 3)),
-            fmt(c["ratio"]),
-            f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
-            verdict_cell(c["verdict"]),
-        ]
-        for g in ev.get("groups", [])
-        for c in g.get("comparisons", [])
+    groups = [g for g in ev.get("groups", []) if g.get("comparisons")]
+    metric_names = list(dict.fromkeys(c["metric"] for g in groups for c in g["comparisons"]))
+    rows = []
+    for g in groups:
+        by_metric = {c["metric"]: c for c in g["comparisons"]}
+        line = [cell(g["group"])]
+        for m in metric_names:
+            c = by_metric.get(m)
+            if c is None:
+                line.append(cell("–"))
+            else:
+                line.append(
+                    cell(f"{fmt(c['ratio'])} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]", f"verdict {c['verdict']}")
+                )
+        rows.append(line)
+    conf = pct(ev.get("confidence") or 0.95)
+    headers = [f"group (vs {ev.get('reference')})"] + [
+        f"r: {METRIC_LABELS.get(m, m)} [{conf} CI]" for m in metric_names
     ]
-    tab = table(
-        [
-            "group",
-            "metric",
-            "group value",
-            "reference value",
-            "ratio r of V",
-            f"{pct(ev.get('confidence') or 0.95)} CI of r",
-            "verdict",
-        ],
-        rows,
-    )
-    return lines, (tab if rows else None)
+    return [ln for ln in lines if ln], (table(headers, rows) if rows else None)
 
 
 @register_claim_kind
 class Variability(ClaimKind):
     schema = VariabilityClaim
     rule = (
-        "a *variability* claim compares ratios of run-to-run variability between model sets "
-        "with bootstrap CIs over models (or requires exact zeros)"
+        "a *variability* claim compares r = V(group) / V(reference), the ratio of a run-to-run "
+        "variability metric between two model sets, with bootstrap CIs over models (or requires exact zeros)"
     )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)

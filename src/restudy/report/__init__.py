@@ -39,6 +39,7 @@ def write_report(
     env: dict[str, Any],
     *,
     plan_info: dict[str, Any],
+    progress: Any = None,
 ) -> dict[str, Path]:
     """Writes the report of one study at one scale.
 
@@ -51,7 +52,11 @@ def write_report(
         env: the environment of this invocation (:func:`restudy.env.capture`).
         plan_info: ``scale_description, dataset, deviations, settings`` (experiment → variant →
             setting → value/provenance/source), ``reused_env_mismatch`` (run keys),
-            ``wall_s_total, workers, command``.
+            ``wall_s_total, workers, command``; optionally ``paper_settings`` (experiment →
+            setting → [{value, provenance}] at paper scale) and ``paper_data`` (lines naming the
+            files paper scale reads).
+        progress: called as ``progress(step, done, total)`` while figures are drawn
+            (``"figures"``) and the files written (``"files"``).
 
     Returns:
         ``markdown``, ``html``, ``results`` (the files) and ``figures`` (the folder) →
@@ -60,7 +65,10 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = _at_scale(records, scale)
-    figures = plots.make_figures(out_dir / FIGURES, study, comparison, records)
+    notify = progress or (lambda step, done, total: None)
+    figures = plots.make_figures(
+        out_dir / FIGURES, study, comparison, records, progress=lambda d, n: notify("figures", d, n)
+    )
     relative = {key: f"{FIGURES}/{path.name}" for key, path in figures.items()}
     ctx = results.report_context(study, scale, comparison, records, env, plan_info, relative)
     paths = {
@@ -73,5 +81,6 @@ def write_report(
     files = {relative[key]: path for key, path in figures.items()}
     atomic_write_text(paths["html"], html.render_html(ctx, files))
     write_json(paths["results"], results.build_results(study, scale, comparison, records, env, plan_info))
+    notify("files", 1, 1)
     log.info("wrote report to %s (%d figures)", out_dir, len(figures))
     return {**paths, **figures}

@@ -9,6 +9,7 @@ Imports matplotlib and numpy only.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,19 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 DPI = 100
+METRIC_AXIS = {
+    "test_acc": "test accuracy (%)",
+    "train_acc": "train accuracy (%)",
+    "test_loss": "test loss (cross-entropy)",
+    "train_loss": "train loss (cross-entropy)",
+    "diverged": "fraction of runs diverged",
+    "wall_s": "wall time per run (s)",
+}
+
+
+def metric_label(metric: Any) -> str:
+    """A run metric as an axis label with its unit: ``test_acc`` → ``test accuracy (%)``."""
+    return METRIC_AXIS.get(str(metric), str(metric).replace("_", " "))
 
 
 def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -132,8 +146,20 @@ def series_panel(ax: Any, series: list[dict[str, Any]], axis: str | None) -> Non
             m = means.get(lv)
             if m is not None:
                 errorbar(ax, x, m["mean"], m["ci_low"], m["ci_high"], col, s["label"] if j == 0 else None)
-    ax.set_xticks(list(pos.values()), [str(lv) for lv in levels])
+    set_ticks(ax, list(pos.values()), [str(lv) for lv in levels])
     ax.set_xlabel(axis or "")
+
+
+def set_ticks(ax: Any, xs: Sequence[float], labels: Sequence[str], fontsize: int = 7) -> None:
+    """x tick labels that do not collide: long names wrapped on several lines, many levels
+    rotated, crowded numeric levels thinned to at most 12 labels."""
+    labels = [textwrap.fill(t, 26) for t in labels]
+    if len(labels) > 12 and numeric([t for t in labels]):
+        step = -(-len(labels) // 12)
+        labels = [t if i % step == 0 else "" for i, t in enumerate(labels)]
+    longest = max((len(line) for t in labels for line in t.splitlines()), default=0)
+    rotate = len(labels) * longest > 60 and longest > 4
+    ax.set_xticks(list(xs), labels, rotation=30 if rotate else 0, ha="right" if rotate else "center", fontsize=fontsize)
 
 
 def log_ratio_axis(ax: Any) -> None:

@@ -3,7 +3,11 @@
 Lays out the same view model as the Markdown report with the jinja2 template
 ``templates/report.html.j2`` (autoescaped). Nothing in the page needs the network to be viewed.
 
-Imports nothing from restudy (jinja2 only).
+The page has a table of contents with an anchor per section and claim, clickable links, every
+table in a horizontal-scroll wrapper (readable at phone width) and long tables folded in
+``<details>``.
+
+Imports the Markdown renderer's section list only (jinja2 otherwise).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 import jinja2
 import markupsafe
+
+from .markdown import sections
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -31,6 +37,15 @@ def emphasis(text: str) -> markupsafe.Markup:
     return markupsafe.Markup(re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped))
 
 
+_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+
+
+def links(text: str) -> markupsafe.Markup:
+    """Escapes ``text`` and makes every http(s) URL in it a link."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
@@ -40,6 +55,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["emphasis"] = emphasis
+    env.filters["links"] = links
     return env
 
 
@@ -55,4 +71,4 @@ def render_html(ctx: dict[str, Any], figure_files: dict[str, Path]) -> str:
         The HTML text.
     """
     images = {rel: data_uri(path) for rel, path in figure_files.items()}
-    return _environment().get_template(TEMPLATE).render(ctx=ctx, images=images)
+    return _environment().get_template(TEMPLATE).render(ctx=ctx, images=images, sections=sections(ctx))

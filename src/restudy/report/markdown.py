@@ -1,7 +1,8 @@
 """The Markdown report: lays out the view model of :func:`restudy.report.results.report_context`.
 
 Verdicts carry a coloured mark (🟢 reproduced, 🔴 not reproduced, 🟡 inconclusive, ⚪ not
-evaluated); assumed hyperparameters are bold. Figures are linked as ``figures/*.png``.
+evaluated); a setting that differs from the paper's protocol is bold. A line of contents links
+the sections (anchors); figures are linked as ``figures/*.png``.
 
 Imports nothing from restudy (pure string building).
 """
@@ -18,22 +19,29 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _link(text: str, url: str) -> str:
+    return f"[{text}]({url})" if url else text
+
+
 def _cell_text(cell: dict[str, str]) -> str:
-    """A cell as Markdown: bold when assumed, a coloured mark for verdicts and lights."""
+    """A cell as Markdown: bold where a setting differs, a coloured mark for verdicts and lights,
+    a link to a section."""
     text, cls = _escape(cell["text"]), cell.get("cls", "")
     kind, _, value = cls.partition(" ")
-    if kind == "assumed":
+    if kind == "differs":
         return f"**{text}**" if text else text
     if kind == "verdict":
         return f"{VERDICT_MARK.get(value, '')} {text}".strip()
     if kind == "light":
         return f"{LIGHT_MARK.get(value, '')} {text}".strip()
+    if kind == "link":
+        return f"[{text}](#{value})"
     return text
 
 
-def table(tab: dict[str, Any]) -> list[str]:
+def table(tab: dict[str, Any] | None) -> list[str]:
     """A view-model table as Markdown lines (an italic note when it has no rows)."""
-    if not tab["rows"]:
+    if not tab or not tab["rows"]:
         return ["_(none)_", ""]
     lines = [
         "| " + " | ".join(_escape(h) for h in tab["headers"]) + " |",
@@ -43,25 +51,51 @@ def table(tab: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+SECTIONS = (
+    ("verdicts", "Verdicts"),
+    ("claims", "Claims"),
+    ("variability", "Run-to-run variability"),
+    ("curves", "Training curves"),
+    ("reported", "Reported vs reproduced"),
+    ("groups", "All groups"),
+    ("settings", "Settings and their provenance"),
+    ("environment", "Environment and cost"),
+    ("next", "What to do next"),
+)
+
+
+def sections(ctx: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report's sections present in this report: (anchor, heading)."""
+    skip = set()
+    if not ctx["has_variability"]:
+        skip.add("variability")
+    if not ctx["reported"]:
+        skip.add("reported")
+    if not ctx["curves"]:
+        skip.add("curves")
+    return [(a, h) for a, h in SECTIONS if a not in skip]
+
+
 def _header(ctx: dict[str, Any]) -> list[str]:
-    p = ctx["paper"]
-    lines = [
-        f"# {ctx['title']}",
-        "",
-        f"**Paper:** {p['title']}"
-        + (f" ({p['authors']})" if p["authors"] else "")
-        + (f", {p['venue']}" if p["venue"] else ""),
-    ]
-    if p["url"]:
-        lines.append(f"  \n**Link:** {p['url']}")
+    p, ran = ctx["paper"], ctx["what_ran"]
+    lines = [f"# {ctx['title']}", ""]
+    if ran["paper_setting"]:
+        lines += [f"_The paper's setting: {ran['paper_setting']}._", ""]
+    paper = _link(p["title"], p["url"]) + (f" ({p['authors']})" if p["authors"] else "")
+    paper += f", {p['venue']}" if p["venue"] else ""
     if p["code"]:
-        lines.append(f"  \n**Original code:** {p['code']}")
-    lines += ["", f"> **Scale: {ctx['scale']} — data: {ctx['dataset']}.** {ctx['banner']}"]
+        paper += f" · original code: <{p['code']}>"
+    lines += [f"**Paper:** {paper}", ""]
+    if ctx["documents"]:
+        docs = "; ".join(f"`{d['id']}` = {_link(d['title'], d['url'])}" for d in ctx["documents"])
+        lines += [f"**Documents cited:** {docs}.", ""]
+    lines += [f"> **Scale: {ctx['scale']} — data: {ctx['dataset']}.** {ctx['banner']}"]
     if ctx["scale_warning"]:
         lines += [">", f"> ⚠️ {ctx['scale_warning']}"]
     if ctx["scale_description"]:
         lines += [">", f"> {ctx['scale_description']}"]
-    return lines + [""]
+    toc = " · ".join(f"[{h}](#{a})" for a, h in sections(ctx))
+    return lines + ["", f"Contents: {toc}", ""]
 
 
 def _summary(ctx: dict[str, Any]) -> list[str]:
@@ -78,13 +112,22 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
 
 
 def _claims(ctx: dict[str, Any]) -> list[str]:
+    """Each claim once: statement, source, evidence lines, table, figure (its result sentence is
+    in the verdicts table)."""
     lines = ["## Claims", ""]
     for c in ctx["claims"]:
         mark = VERDICT_MARK.get(c["verdict"], "")
-        lines += [f"### {c['id']} — {mark} {c['verdict_text']}", "", f"> {c['statement']}", ""]
-        if c["source"]:
-            lines += [f"Source: {c['source']}. Kind: `{c['kind']}`, metric `{c['metric']}`.", ""]
-        lines += [f"**Result:** {c['summary']}", "", f"_{c['scale_note']}_", ""]
+        lines += [
+            f'### <a id="{c["anchor"]}"></a>{c["id"]} — {mark} {c["verdict_text"]}',
+            "",
+            f"> {c['statement']}",
+            "",
+        ]
+        meta = f"Source: {c['source']}. " if c["source"] and c["source"] != "n/a" else ""
+        meta += f"Test: {c['kind'].replace('_', ' ')}."
+        if c["verdict"] == "not_evaluated":
+            meta += f" {c['summary'][:1].upper()}{c['summary'][1:]}."
+        lines += [meta, ""]
         lines += [f"- {line}" for line in c["lines"]]
         if c["lines"]:
             lines.append("")
@@ -112,15 +155,12 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
         lines.append("")
     for t in ctx["variability"]:
         lines += _table_heading(t, ctx)
+        if t["not_applicable"]:
+            lines += [f"_{t['not_applicable']}_", ""]
         if t["table"]:
             lines += table(t["table"])
         if t["reduction"]:
-            lines += [
-                f"Variability reduction % against **{t['reference']}**, two ways: the "
-                "original paper's formula (V = 1 − correlation for the correlation) and the "
-                "reproduction's recalculation (relative change of the correlation).",
-                "",
-            ]
+            lines += [f"Reduction % against **{t['reference']}** (both formulas):", ""]
             lines += table(t["reduction"])
         if t["cells"]:
             lines += [f"Reported cells: {t['evaluated']}.", ""] + table(t["cells"])
@@ -130,36 +170,40 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
 
 
 def _table_heading(t: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
-    """Title, where the numbers were reported and where reproduced, and a warning when the two
-    are not comparable (other scale or data)."""
-    lines = [
-        f"### {t['title']} ({t['where'] or t['id']})",
+    """Title (what it measures, where it was reported), the paper's setting against what ran here,
+    and whether the two are comparable."""
+    where = f" ({t['where']})" if t["where"] else ""
+    setting = f"as “{t['source_title']}”, " if t.get("paper_setting") else ""
+    here = f"; here {t['models_per_row']} models per row" if "models_per_row" in t else ""
+    comparable = "" if t["comparable"] else " Not comparable: reported at another scale or on other data."
+    return [
+        f'### <a id="{t["anchor"]}"></a>{t["title"]}{where}',
         "",
-        f"Reported in: {t['document']}, at {t['reported_scale']} scale on "
-        f"{t['reported_dataset']}. Reproduced: {ctx['scale']} scale on {ctx['dataset']}.",
+        f"_Reported in {t['document']} {setting}at {t['reported_scale']} scale on {t['reported_dataset']}"
+        f"{here}.{comparable}_",
         "",
     ]
-    if not t["comparable"]:
-        lines += [f"> ⚠️ {t['note'][0].upper() + t['note'][1:]}.", ""]
-    return lines
 
 
 def _curves(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Training curves", "", "Mean over seeds per variant; train and test in separate panels.", ""]
-    for c in ctx["curves"]:
-        lines += [f"### {c['experiment']}", ""]
-        if c["description"]:
-            lines += [c["description"], ""]
-        lines += [f"![{c['experiment']} curves]({c['figure']})", ""]
     if not ctx["curves"]:
-        lines += ["_(no curves recorded)_", ""]
-    return lines
+        return []
+    lines = [
+        "## Training curves",
+        "",
+        "Per variant: the mean over seeds (line) and the range over seeds (band); train and test in separate panels.",
+        "",
+    ]
+    for c in ctx["curves"]:
+        desc = f": {c['description']}" if c["description"] else ""
+        lines += [f"- **{c['experiment']}**{desc} ![{c['experiment']} curves]({c['figure']})"]
+    return lines + [""]
 
 
 def _reported(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Reported vs reproduced", ""]
     if not ctx["reported"]:
-        return lines + ["_(the study declares no result tables)_", ""]
+        return []
+    lines = ["## Reported vs reproduced", ""]
     for t in ctx["reported"]:
         lines += _table_heading(t, ctx)
         lines += table(t["table"])
@@ -177,58 +221,70 @@ def _groups(ctx: dict[str, Any]) -> list[str]:
     ] + table(ctx["groups"])
 
 
-def _hyper(ctx: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Hyperparameters and their provenance",
-        "",
-        "Provenance: `paper` (stated in the paper), `code` (found in the original code), "
-        "`authors` (told by the authors), `assumed` (**bold**: not found, chosen here).",
-        "",
-    ]
-    for h in ctx["hyper"]:
-        lines += [f"### {h['experiment']}", "", f"{h['n_variants']} variants; {h['n_assumed']} assumed settings.", ""]
-        lines += table(h["table"])
-    if not ctx["hyper"]:
-        lines += ["_(no settings recorded)_", ""]
+def _settings(ctx: dict[str, Any]) -> list[str]:
+    st = ctx["settings"]
+    lines = ["## Settings and their provenance", "", st["legend"], ""]
+    if st["common"]["rows"]:
+        lines += ["Every experiment uses these unless it is listed below with its own value:", ""]
+        lines += table(st["common"])
+    if st["defaults"]:
+        lines += [f"restudy's own defaults (the paper does not say): {st['defaults']}.", ""]
+    same = [e["experiment"] for e in st["experiments"] if not e["table"]]
+    if st["differences"]["rows"]:
+        lines += ["Where an experiment differs:", ""] + table(st["differences"])
+    if same:
+        lines += [f"No other settings: {', '.join(same)}.", ""]
     for t in ctx["hyper_tables"]:
-        lines += [f"### {t['title']}", "", f"As reported in: {t['document']}, {t['where']}.", ""]
+        lines += [f"**{t['title']}** (as reported in {t['document']}, {t['where']}):", ""]
         lines += table(t["table"])
-    return lines
-
-
-def _deviations(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Deviations from the original protocol", ""]
-    lines += [f"- {d}" for d in ctx["deviations"]] or ["_(none: the paper protocol)_"]
+    lines += ["Deviations from the original protocol:", ""]
+    lines += [f"- {d}" for d in ctx["deviations"]] or ["- none: the paper protocol"]
     return lines + [""]
 
 
 def _environment(ctx: dict[str, Any]) -> list[str]:
-    return ["## Environment", ""] + table(ctx["environment"])
-
-
-def _cost(ctx: dict[str, Any]) -> list[str]:
     c = ctx["cost"]
-    lines = ["## Cost", ""] + table(c["table"])
+    items = "; ".join(f"{_escape(r[0]['text'])}: {_escape(r[1]['text'])}" for r in ctx["environment"]["rows"])
+    lines = ["## Environment and cost", "", items + ".", ""]
     lines += [
-        f"Runs: {c['runs']}; run time (sum over runs): {c['run_time']}; elapsed: "
-        f"{c['elapsed']}; workers: {c['workers']}."
+        f"Runs: {c['runs']}; elapsed: {c['elapsed']}; run time summed over runs: {c['run_time']}; "
+        f"workers: {c['workers']}. Per-run time by group: [All groups](#groups)."
     ]
     if c["command"]:
         lines += ["", f"Command: `{c['command']}`"]
+    lines.append("")
+    if ctx["reused"]:
+        lines += [
+            f"⚠️ {len(ctx['reused'])} runs were reused from an earlier invocation whose "
+            "environment fingerprint differs from the current one; their numbers may differ "
+            "bit-for-bit from a fresh run:",
+            "",
+        ]
+        lines += [f"- `{k}`" for k in ctx["reused"]] + [""]
+    else:
+        lines += ["Every run was made in this environment.", ""]
+    return lines
+
+
+def _next(ctx: dict[str, Any]) -> list[str]:
+    n = ctx["next_steps"]
+    lines = ["## What to do next", ""]
+    for c in n["commands"]:
+        lines.append(
+            f"- To settle {', '.join(c['claims'])}: `{c['command']}` ({c['seeds']} seeds per variant; "
+            f"about {c['estimate']} more on this machine, scaled from this run; finished runs are reused)."
+        )
+    if n["unknown"]:
+        lines.append(f"- {', '.join(n['unknown'])}: more seeds would not settle it at the observed effect.")
+    p = n["paper"]
+    if p:
+        waiting = f" It judges {', '.join(p['claims'])}." if p["claims"] else ""
+        lines.append(f"- Paper scale: `{p['command']}`.{waiting}")
+        for d in p["data"]:
+            lines.append(f"  - {d}")
+    if len(lines) == 2:
+        lines.append("- Nothing: every claim has a verdict at this scale.")
     return lines + [""]
-
-
-def _reused(ctx: dict[str, Any]) -> list[str]:
-    lines = ["## Runs reused from another environment", ""]
-    if not ctx["reused"]:
-        return lines + ["None: every run was made in the environment above.", ""]
-    lines += [
-        f"⚠️ {len(ctx['reused'])} runs were reused from an earlier invocation whose "
-        "environment fingerprint differs from the current one; their numbers may differ "
-        "bit-for-bit from a fresh run:",
-        "",
-    ]
-    return lines + [f"- `{k}`" for k in ctx["reused"]] + [""]
 
 
 def render_markdown(ctx: dict[str, Any]) -> str:
@@ -240,21 +296,30 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     Returns:
         The Markdown text.
     """
-    parts = (
-        _header,
-        _summary,
-        _claims,
-        _variability,
-        _curves,
-        _reported,
-        _groups,
-        _hyper,
-        _deviations,
-        _environment,
-        _cost,
-        _reused,
-    )
-    lines: list[str] = []
-    for part in parts:
-        lines += part(ctx)
+    parts = {
+        "verdicts": _summary,
+        "claims": _claims,
+        "variability": _variability,
+        "curves": _curves,
+        "reported": _reported,
+        "groups": _groups,
+        "settings": _settings,
+        "environment": _environment,
+        "next": _next,
+    }
+    lines = _header(ctx)
+    for anchor_id, _ in sections(ctx):
+        part = parts[anchor_id](ctx)
+        part[0] = part[0].replace("## ", f'## <a id="{anchor_id}"></a>', 1)
+        lines += part
+    # a heading needs no blank line after it: the report stays short to scroll
+    # nor a blank line before a sub-heading (Markdown ends the paragraph above at a heading anyway)
+    lines = [
+        ln
+        for i, ln in enumerate(lines)
+        if not (
+            ln == ""
+            and ((i and lines[i - 1].startswith("#")) or lines[i + 1 : i + 2][:1] and lines[i + 1].startswith("### "))
+        )
+    ]
     return "\n".join(lines).rstrip() + "\n"

@@ -3,7 +3,9 @@ experiment and one per variability table (matplotlib, Agg, via :mod:`restudy.rep
 
 Nothing here selects, pairs or summarises runs: claim figures come from their kinds
 (:mod:`restudy.claims`), variability figures from the reproduced rows compare returned, and curve
-figures average the recorded per-epoch curves over seeds. Figures are written as PNG files.
+figures average the recorded per-epoch curves over seeds (with their range as a band). Titles say
+what ran (model, data, models per set); every figure is drawn once, none for a claim without data.
+Figures are written as PNG files.
 
 Imports compare, claims, metrics and study (matplotlib and numpy only otherwise; no torch).
 """
@@ -24,6 +26,9 @@ from .. import metrics
 from ..claims import claim_kind
 from ..study import Study
 from . import draw
+from .provenance import describe_runs
+from .tables import METRIC_LABELS
+from .variability import merged_rows, split_title
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +65,14 @@ def _bar(ax: Any, x: float, entry: dict[str, Any], label: str | None) -> bool:
     return True
 
 
-def _variability_panel(ax: Any, t: cmp.VariabilityTableResult, column: str, study: Study) -> None:
+def _variability_panel(ax: Any, t: cmp.VariabilityTableResult, column: str, study: Study) -> bool:
     """Bars of one metric by model set with 95 % bootstrap CIs; reported values as red crosses
-    (only when the runs' scale is the table's: other scales' numbers are not drawn beside them)."""
+    (only when the runs' scale is the table's: other scales' numbers are not drawn beside them).
+    Only model sets with a value get a slot; sets selecting the same models share one."""
     decl = study.table(t.table)
-    bar_label, rep_label = "reproduced (95% CI)", "reported (± as given)"
-    for i, r in enumerate(t.rows):
+    bar_label, rep_label = "this run: value, 95% bootstrap CI", "reported (± as given)"
+    rows = [(names, r) for names, r in merged_rows(t.rows) if _finite((_panel_entry(r, column) or {}).get("value"))]
+    for i, (_, r) in enumerate(rows):
         if _bar(ax, i, _panel_entry(r, column) or {}, bar_label):
             bar_label = None
         reported = decl.value(r.row, column) if t.comparable else None
@@ -75,22 +82,43 @@ def _variability_panel(ax: Any, t: cmp.VariabilityTableResult, column: str, stud
                 [i + 0.25], [reported.value], yerr=[[pm], [pm]], fmt="x", color="tab:red", capsize=3, label=rep_label
             )
             rep_label = None
-    ax.set_xticks(range(len(t.rows)), [r.row for r in t.rows], rotation=35, ha="right", fontsize=7)
-    ax.set_title(column, fontsize=9)
+    labels = [_short(" = ".join(names) if len(names) < 3 else f"{names[0]}…{names[-1]}") for names, _ in rows]
+    ax.set_xticks(
+        range(len(rows)),
+        labels,
+        rotation=35 if len(rows) > 3 else 0,
+        ha="right" if len(rows) > 3 else "center",
+        fontsize=7,
+    )
+    ax.set_title(METRIC_LABELS.get(column, column), fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return bool(rows)
 
 
-def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path) -> Path | None:
-    """One panel per column of a variability table: bars by model set with CI error bars.
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _short(text: str, limit: int = 22) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path, ran: str = "") -> Path | None:
+    """One panel per column of a variability table that has values: bars by model set with CI
+    error bars, titled with what ran (models per row, model, data, scale).
 
     Returns:
         ``path``, or None when no row has a value.
     """
     columns = [c for c in t.columns if c in cmp.REDUCTION_COLUMNS or c in metrics.SUMMARY_METRICS]
+    columns = [c for c in columns if any(_finite((_panel_entry(r, c) or {}).get("value")) for r in t.rows)]
     if not columns or not any(r.n_models for r in t.rows):
         return None
+    n_rows = len(merged_rows(t.rows))
     ncols = min(3, len(columns))
     nrows = math.ceil(len(columns) / ncols)
-    fig, axes = draw.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    width = max(3.6, 0.45 * n_rows + 1.6)
+    fig, axes = draw.subplots(nrows, ncols, figsize=(width * ncols, 3.4 * nrows + 0.6), squeeze=False)
     for ax, column in zip(axes.flat, columns):
         _variability_panel(ax, t, column, study)
     for ax in list(axes.flat)[len(columns) :]:
@@ -99,10 +127,22 @@ def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path) 
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
+    heading = split_title(t.title)[0]
+    per = sorted({r.n_models for r in t.rows if r.n_models})
+    models = f"{per[0]}" if len(per) == 1 else f"{per[0]}–{per[-1]}"
+    fig.suptitle(
+        f"{heading}\n{models} models per set; {ran + ', ' if ran else ''}{t.scale} scale on {t.dataset}", fontsize=9
+    )
     if legend:
-        fig.legend(list(legend.values()), list(legend), loc="upper right", fontsize=7)
-    fig.suptitle(f"{t.title} ({t.scale} scale)", fontsize=10)
-    fig.tight_layout()
+        fig.legend(
+            list(legend.values()),
+            list(legend),
+            loc="lower center",
+            ncol=len(legend),
+            fontsize=7,
+            bbox_to_anchor=(0.5, -0.02),
+        )
+    fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
     return draw.save(fig, path)
 
 
@@ -112,7 +152,8 @@ def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path) 
 
 
 def mean_curves(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per variant, the seed-mean of each curve quantity by epoch (NaN-aware).
+    """Per variant, the seed-mean of each curve quantity by epoch (NaN-aware), and its range over
+    seeds (``<quantity>:min`` / ``<quantity>:max``).
 
     Args:
         records: full run records of one experiment (``curves``: per-epoch dicts).
@@ -149,7 +190,11 @@ def _epoch_means(curves: list[list[dict[str, Any]]]) -> dict[str, np.ndarray]:
         seen = np.any(~np.isnan(arr), axis=0)
         with np.errstate(all="ignore"):
             means = np.nansum(arr, axis=0) / np.maximum(1, np.sum(~np.isnan(arr), axis=0))
+            filled_lo = np.where(np.isnan(arr), np.inf, arr).min(axis=0) if len(curves) else means
+            filled_hi = np.where(np.isnan(arr), -np.inf, arr).max(axis=0) if len(curves) else means
         out[q] = np.where(seen, means, np.nan)
+        out[f"{q}:min"] = np.where(seen, filled_lo, np.nan)
+        out[f"{q}:max"] = np.where(seen, filled_hi, np.nan)
     return out
 
 
@@ -169,8 +214,9 @@ def _curve_styles(curves: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, flo
     return styles
 
 
-def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path) -> Path | None:
-    """Draws the seed-mean training curves of one experiment: train and test in separate panels.
+def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path, ran: str = "") -> Path | None:
+    """Draws the training curves of one experiment: per variant the seed mean (line) and the range
+    over seeds (band), train and test in separate panels.
 
     Lines are coloured by the first variant axis and shaded by the second (darker = later level).
 
@@ -184,10 +230,13 @@ def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path
     fig, axes = draw.subplots(2, 2, figsize=(10, 6.5), sharex=True)
     for vid, c in curves.items():
         color, alpha = styles[vid]
+        name = experiment if vid in ("-", "") else vid
         for ax, (q, _) in zip(axes.flat, CURVE_PANELS):
-            ax.plot(c["epoch"], c[q], color=color, alpha=alpha, linewidth=1.3, label=f"{vid} (n={c['n']})")
+            ax.plot(c["epoch"], c[q], color=color, alpha=alpha, linewidth=1.3, label=f"{name} ({c['n']} seeds)")
+            if c["n"] > 1:
+                ax.fill_between(c["epoch"], c[f"{q}:min"], c[f"{q}:max"], color=color, alpha=0.15 * alpha, linewidth=0)
     for ax, (_, label) in zip(axes.flat, CURVE_PANELS):
-        ax.set_title(label, fontsize=9)
+        ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
@@ -199,10 +248,10 @@ def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         fontsize=7,
-        title="variant (mean over seeds)",
-        title_fontsize=8,
+        title="line: mean over seeds\nband: min–max over seeds",
+        title_fontsize=7,
     )
-    fig.suptitle(f"{experiment}: training curves", fontsize=11)
+    fig.suptitle(f"{experiment}: training curves" + (f" — {ran}" if ran else ""), fontsize=10)
     fig.tight_layout()
     return draw.save(fig, path)
 
@@ -217,15 +266,20 @@ def _safe_name(text: str) -> str:
 
 
 def make_figures(
-    fig_dir: Path, study: Study, comparison: cmp.Comparison, records: Sequence[dict[str, Any]]
+    fig_dir: Path,
+    study: Study,
+    comparison: cmp.Comparison,
+    records: Sequence[dict[str, Any]],
+    progress: Any = None,
 ) -> dict[str, Path]:
-    """Writes every figure of the report.
+    """Writes every figure of the report, each once.
 
     Args:
         fig_dir: the folder for the PNG files.
         study: the study.
         comparison: its comparison at the report's scale (claim figures draw its evidence).
         records: full run records at that scale (for the curves).
+        progress: called as ``progress(done, total)`` after each figure (optional).
 
     Returns:
         ``"claim:<id>"`` / ``"curves:<experiment>"`` / ``"variability:<table>"`` → PNG path, for
@@ -234,18 +288,33 @@ def make_figures(
     figures: dict[str, Path] = {}
     fig_dir.mkdir(parents=True, exist_ok=True)
     results = {c.id: c for c in comparison.claims}
+    ran = describe_runs(records)
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_exp.setdefault(r["spec"].get("experiment"), []).append(r)
+    jobs: list[tuple[str, Any]] = []
     for claim in study.claims:
-        path = claim_kind(claim.kind).figure(claim, results[claim.id], fig_dir / f"claim-{_safe_name(claim.id)}.png")
-        if path is not None:
-            figures[f"claim:{claim.id}"] = path
+        res = results[claim.id]
+        if res.verdict == cmp.NOT_EVALUATED:
+            continue  # no verdict at this scale (or no runs): no figure, never an empty one
+        name = fig_dir / f"claim-{_safe_name(claim.id)}.png"
+        jobs.append((f"claim:{claim.id}", lambda c=claim, r=res, n=name: claim_kind(c.kind).figure(c, r, n)))
     for t in comparison.variability:
-        path = variability_figure(t, study, fig_dir / f"var-{_safe_name(t.table)}.png")
-        if path is not None:
-            figures[f"variability:{t.table}"] = path
+        name = fig_dir / f"var-{_safe_name(t.table)}.png"
+        jobs.append((f"variability:{t.table}", lambda t=t, n=name: variability_figure(t, study, n, ran)))
     for exp in study.experiments:
-        recs = [r for r in records if r["spec"].get("experiment") == exp.id]
-        path = curves_figure(exp.id, recs, fig_dir / f"curves-{_safe_name(exp.id)}.png")
+        name = fig_dir / f"curves-{_safe_name(exp.id)}.png"
+        recs = by_exp.get(exp.id, [])
+        jobs.append((f"curves:{exp.id}", lambda e=exp.id, rs=recs, n=name: curves_figure(e, rs, n, ran)))
+    for i, (key, job) in enumerate(jobs):
+        path = job()
         if path is not None:
-            figures[f"curves:{exp.id}"] = path
+            figures[key] = path
+        if progress is not None:
+            progress(i + 1, len(jobs))
+    drawn = {p.name for p in figures.values()}
+    for stale in fig_dir.glob("*.png"):
+        if stale.name not in drawn:  # e.g. a claim that has no verdict since: no figure lingers
+            stale.unlink(missing_ok=True)
     log.info("wrote %d figures to %s", len(figures), fig_dir)
     return figures

@@ -19,27 +19,26 @@ from typing import Any
 
 from .. import compare as cmp
 from ..claims import claim_kind
-from ..numbers import MISSING, fmt, signed_percent
+from ..numbers import MISSING, fmt
 from ..record import row as record_row
 from ..study import ModelSet, Study
+from .guide import next_steps
+from .provenance import describe_runs, documents, human_source, hyper_table_views, settings_views
 from .tables import (
-    METRIC_DIGITS,
-    METRIC_LABELS,
     VERDICT_TEXT,
-    Cell,
     Table,
+    anchor,
     cell,
     cells_table,
-    ci_text,
     duration,
     evidence_lines,
-    light_cell,
     mean_sd_n,
     seeds_line,
     table,
     value_text,
     verdict_cell,
 )
+from .variability import kernels_note, split_title, variability_views
 
 ENV_KEYS = (
     ("python", "Python"),
@@ -59,14 +58,6 @@ ENV_KEYS = (
     ("memory_format", "memory format"),
     ("fingerprint", "environment fingerprint"),
 )
-MAX_LISTED = 8
-
-
-def _listing(values: Sequence[str], limit: int = MAX_LISTED) -> str:
-    shown = ", ".join(values[:limit])
-    return shown + (f", … (+{len(values) - limit} more)" if len(values) > limit else "")
-
-
 # --------------------------------------------------------------------------------------------
 # results.json
 # --------------------------------------------------------------------------------------------
@@ -181,11 +172,16 @@ def _banner(scale: str, dataset: str) -> tuple[str, str | None]:
 
 
 def _verdict_table(comparison: cmp.Comparison) -> Table:
-    rows = [[cell(f"{c.id}: {c.statement}"), verdict_cell(c.verdict), cell(c.summary)] for c in comparison.claims]
-    return table(["claim", "verdict", "summary"], rows)
+    rows = [
+        [cell(c.statement, f"link {anchor('claim', c.id)}"), verdict_cell(c.verdict), cell(c.summary)]
+        for c in comparison.claims
+    ]
+    return table(["claim", "verdict", "result"], rows)
 
 
-def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict[str, Any]:
+def _claim_view(
+    claim: Any, result: cmp.ClaimResult, figure: str | None, docs: dict[str, str], seen: set[str]
+) -> dict[str, Any]:
     """A claim's section: its kind renders the evidence (the default shows its top-level numbers)."""
     rendered = claim_kind(claim.kind).render(claim, result) if result.evidence else None
     if rendered is None:
@@ -194,6 +190,7 @@ def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict
         lines, tab = rendered
     return {
         "id": result.id,
+        "anchor": anchor("claim", result.id),
         "statement": result.statement,
         "kind": result.kind,
         "metric": result.metric,
@@ -201,7 +198,7 @@ def _claim_view(claim: Any, result: cmp.ClaimResult, figure: str | None) -> dict
         "verdict_text": VERDICT_TEXT.get(result.verdict, result.verdict),
         "summary": result.summary,
         "scale_note": result.scale_note,
-        "source": getattr(claim, "source", ""),
+        "source": human_source(getattr(claim, "source", ""), docs, seen),
         "lines": [ln for ln in lines if ln and ln.strip()],
         "table": tab,
         "figure": figure,
@@ -236,8 +233,11 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
         out.append(
             {
                 "id": t.table,
-                "title": t.title,
-                "where": decl.where,
+                "anchor": anchor("table", t.table),
+                "title": split_title(t.title)[0],
+                "paper_setting": split_title(t.title)[1],
+                "source_title": t.title,
+                "where": human_source(decl.where),
                 "document": docs.get(decl.document, decl.document),
                 "reported_scale": t.reported_scale,
                 "reported_dataset": t.reported_dataset or "the paper data",
@@ -249,143 +249,6 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
             }
         )
     return out
-
-
-def _reported_text(value: Any) -> str:
-    """A reported value with its ± when given: ``0.26 ± 0.02``."""
-    if value is None:
-        return MISSING
-    if value.pm is not None:
-        return f"{value.value:g} ± {value.pm:g}"
-    return f"{value.value:g}"
-
-
-def _metric_columns(t: cmp.VariabilityTableResult) -> list[str]:
-    return [c for c in t.columns if c not in cmp.REDUCTION_COLUMNS]
-
-
-def _source_metric_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
-    """Model set × metric: reproduced value [95 % CI] and, beside it, the reported value."""
-    columns = _metric_columns(t)
-    reported_cols = {c for c in columns if any(decl.value(r.row, c) is not None for r in t.rows)}
-    headers = ["model set", "models"]
-    for c in columns:
-        headers.append(f"{METRIC_LABELS.get(c, c)} [95% CI]")
-        if c in reported_cols:
-            headers.append("reported")
-    rows = []
-    for r in t.rows:
-        line = [cell(f"{r.label} ({r.row})" if r.label != r.row else r.row), cell(_models_text(r))]
-        for c in columns:
-            line.append(cell(ci_text(r.metrics.get(c), METRIC_DIGITS.get(c, 3))))
-            if c in reported_cols:
-                line.append(cell(_reported_text(decl.value(r.row, c))))
-        rows.append(line)
-    return table(headers, rows)
-
-
-def _models_text(r: cmp.VariabilityRow) -> str:
-    text = f"{r.n_models} of {r.n_runs}"
-    return f"{text} ({r.why})" if r.why else text
-
-
-def _reduction_table(t: cmp.VariabilityTableResult, decl: Any) -> Table:
-    """Reduction % against the reference row, both formulas side by side, each labelled."""
-    rows = []
-    for r in t.rows:
-        if r.row == t.reference:
-            continue
-        line = [r.label if r.label == r.row else f"{r.label} ({r.row})"]
-        for kind, column in (("original", "reduction_original"), ("recalculated", "reduction_recalculated")):
-            line += [ci_text((r.reductions or {}).get(kind), 1), _reported_text(decl.value(r.row, column))]
-        rows.append(line)
-    return table(
-        [
-            "model set",
-            "original paper's formula [95% CI]",
-            "reported",
-            "reproduction's recalculation [95% CI]",
-            "reported",
-        ],
-        rows,
-    )
-
-
-def _variability_cells_table(t: cmp.VariabilityTableResult) -> Table:
-    rows = [
-        [
-            f"{c.row} / {METRIC_LABELS.get(c.column, c.column)}",
-            ci_text(c.to_dict(), METRIC_DIGITS.get(c.column, 3)),
-            fmt(c.reported, METRIC_DIGITS.get(c.column, 3))
-            + (f" ± {c.reported_pm:g}" if c.reported_pm is not None else ""),
-            signed_percent(c.rel_error),
-            light_cell(c.light),
-            verdict_cell(c.verdict),
-            c.note,
-        ]
-        for c in t.cells
-    ]
-    return table(["cell", "reproduced [CI]", "reported", "rel. error", "light", "verdict", "note"], rows)
-
-
-def _variability_views(study: Study, comparison: cmp.Comparison, figures: dict[str, str]) -> list[dict[str, Any]]:
-    """One view per variability table: metric table, reduction table, judged cells, figure."""
-    docs = {d.id: d.title for d in study.documents}
-    out = []
-    for t in comparison.variability:
-        decl = study.table(t.table)
-        has_reduction = bool(t.reference) or any(c in cmp.REDUCTION_COLUMNS for c in t.columns)
-        judged = sum(c.verdict != cmp.NOT_EVALUATED for c in t.cells)
-        out.append(
-            {
-                "id": t.table,
-                "title": t.title,
-                "where": decl.where,
-                "document": docs.get(decl.document, decl.document),
-                "reported_scale": t.reported_scale,
-                "reported_dataset": t.reported_dataset or "the paper data",
-                "comparable": t.comparable,
-                "note": t.note,
-                "table": _source_metric_table(t, decl) if _metric_columns(t) else None,
-                "reduction": _reduction_table(t, decl) if has_reduction else None,
-                "reference": t.reference or "",
-                "cells": _variability_cells_table(t) if t.comparable and t.cells else None,
-                "evaluated": f"{judged} of {len(t.cells)} reported cells judged",
-                "figure": figures.get(f"variability:{t.table}"),
-            }
-        )
-    return out
-
-
-def kernels_note(study: Study, records: Sequence[dict[str, Any]]) -> str | None:
-    """A warning when the study varies kernel determinism but the runs ran on CPU.
-
-    The ``kernels`` source of nondeterminism (cuDNN autotuning and atomics, Summers & Dinneen's
-    "cuDNN" row) exists only on GPUs: PyTorch's CPU kernels give the same result run after run at
-    a fixed thread count, so on CPU an experiment that asks for nondeterministic kernels measures
-    the other sources only.
-
-    Returns:
-        The note, or None when kernels do not vary across experiments or no run ran on CPU.
-    """
-    kinds = {(e.randomness or study.randomness).kernels for e in study.experiments}
-    cpu = [r for r in records if (r.get("env") or {}).get("device") == "cpu"]
-    if len(kinds) < 2 or not cpu:
-        return None
-    asked = sorted({str((r.get("spec") or {}).get("experiment")) for r in cpu if _kernels_of(r) == "nondeterministic"})
-    which = f"; experiments asking for nondeterministic kernels: {', '.join(asked)}" if asked else ""
-    return (
-        f"The study varies kernel determinism across experiments (randomness.kernels), but "
-        f"{len(cpu)} of {len(records)} runs ran on CPU (env.device = cpu{which}). On CPU, "
-        "PyTorch's kernels are deterministic (at a fixed thread count), so the 'kernels' "
-        "source adds no variability there: those experiments measure their other sources only."
-    )
-
-
-def _kernels_of(record: dict[str, Any]) -> str | None:
-    spec_kernels = (record.get("spec") or {}).get("kernels")
-    flags = (record.get("env") or {}).get("determinism") or {}
-    return spec_kernels or (flags.get("kernels") if isinstance(flags, dict) else None)
 
 
 def _groups_table(comparison: cmp.Comparison) -> Table:
@@ -417,54 +280,6 @@ def _groups_table(comparison: cmp.Comparison) -> Table:
         ],
         rows,
     )
-
-
-def _setting_row(name: str, entries: list[dict[str, Any]]) -> list[Cell]:
-    values = list(dict.fromkeys(value_text(e.get("value")) for e in entries))
-    provs = list(dict.fromkeys(str(e.get("provenance", "")) for e in entries))
-    sources = list(dict.fromkeys(str(e.get("source", "")) for e in entries if e.get("source")))
-    assumed = "assumed" in provs
-    cls = "assumed" if assumed else ""
-    value = values[0] if len(values) == 1 else f"varies: {_listing(values)}"
-    prov = provs[0] if len(provs) == 1 else f"varies: {', '.join(provs)}"
-    return [cell(name, cls), cell(value, cls), cell(prov, cls), cell(_listing(sources, 3), cls)]
-
-
-def _hyper_table_views(study: Study) -> list[dict[str, Any]]:
-    """Hyperparameter tables a source reports (e.g. a learning-rate grid the authors gave)."""
-    docs = {d.id: d.title for d in study.documents}
-    out = []
-    for t in study.tables:
-        if t.kind != "hyperparameter":
-            continue
-        rows = [[r, *[("" if (v := t.value(r, c)) is None else f"{v.value:g}") for c in t.columns]] for r in t.rows]
-        out.append(
-            {
-                "title": t.title,
-                "where": t.where,
-                "document": docs.get(t.document, t.document),
-                "metric": str(t.metric),
-                "table": table([str(t.metric) or "", *t.columns], rows),
-            }
-        )
-    return out
-
-
-def _hyper_views(settings: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    out = []
-    for exp, variants in settings.items():
-        names = sorted({n for s in variants.values() for n in s})
-        rows = [_setting_row(n, [s[n] for s in variants.values() if n in s]) for n in names]
-        n_assumed = sum(r[0]["cls"] == "assumed" for r in rows)
-        out.append(
-            {
-                "experiment": exp,
-                "n_variants": len(variants),
-                "n_assumed": n_assumed,
-                "table": table(["setting", "value", "provenance", "source"], rows),
-            }
-        )
-    return out
 
 
 def _env_table(env: dict[str, Any]) -> Table:
@@ -519,6 +334,33 @@ def _paper(study: Study) -> dict[str, Any]:
     return {"title": p.title, "authors": ", ".join(p.authors), "venue": venue, "url": p.url, "code": p.code}
 
 
+def what_ran(study: Study, scale: str, dataset: str, records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """The report's title from what ran, and the paper's setting as a subtitle."""
+    head, setting = split_title(study.title)
+    models = describe_runs(records)
+    seeds = sorted({n for n in _seeds_per_group(records).values() if n})
+    per = f"{seeds[0]}" if len(seeds) == 1 else (f"{seeds[0]}–{seeds[-1]}" if seeds else "0")
+    ran = f"{models} on {dataset or 'unknown data'}, {per} seeds per variant, {scale} scale"
+    return {"title": f"{head}: {ran}", "head": head, "ran": ran, "paper_setting": setting}
+
+
+def _seeds_per_group(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for r in records:
+        spec = r.get("spec") or {}
+        key = (str(spec.get("experiment")), cmp.variant_label(spec.get("variant") or {}))
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _curves_views(study: Study, figures: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"experiment": e.id, "anchor": anchor("curves", e.id), "description": e.description, "figure": figures[key]}
+        for e in study.experiments
+        if (key := f"curves:{e.id}") in figures
+    ]
+
+
 def report_context(
     study: Study,
     scale: str,
@@ -536,8 +378,9 @@ def report_context(
         comparison: their comparison.
         records: full run records at that scale.
         env: the environment of this invocation.
-        plan_info: scale description, data set, deviations, settings with provenance, reused
-            runs, elapsed time, workers and command.
+        plan_info: scale description, data set, deviations, settings with provenance (and
+            ``paper_settings`` at paper scale), reused runs, elapsed time, workers, command,
+            ``paper_data`` (what paper scale reads).
         figures: ``"claim:<id>"`` / ``"curves:<experiment>"`` / ``"variability:<table>"`` →
             figure path relative to the report.
 
@@ -545,35 +388,39 @@ def report_context(
         A dict of strings, numbers and tables, in report order.
     """
     rows = [record_row(r) for r in records]
-    banner, warning = _banner(scale, comparison.dataset or plan_info.get("dataset", ""))
+    dataset = comparison.dataset or plan_info.get("dataset", "")
+    banner, warning = _banner(scale, dataset)
     results = {c.id: c for c in comparison.claims}
+    seen: set[str] = set()
+    ran = what_ran(study, scale, dataset, records)
+    # document ids are listed with their titles in the header, before any claim cites them
+    claims = [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}"), {}, seen) for c in study.claims]
     return {
-        "title": study.title,
+        "title": ran["title"],
+        "what_ran": ran,
         "study_id": study.id,
         "paper": _paper(study),
+        "documents": documents(study),
         "scale": scale,
-        "dataset": comparison.dataset or plan_info.get("dataset", ""),
+        "dataset": dataset,
         "scale_description": plan_info.get("scale_description", ""),
         "banner": banner,
         "scale_warning": warning,
         "verdict_counts": {VERDICT_TEXT[k]: v for k, v in comparison.verdict_counts().items()},
         "verdicts": _verdict_table(comparison),
-        "claims": [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}")) for c in study.claims],
-        "curves": [
-            {"experiment": e.id, "description": e.description, "figure": figures[f"curves:{e.id}"]}
-            for e in study.experiments
-            if f"curves:{e.id}" in figures
-        ],
+        "claims": claims,
+        "curves": _curves_views(study, figures),
         "reported": _reported_views(study, comparison),
-        "variability": _variability_views(study, comparison, figures),
+        "variability": variability_views(study, comparison, figures, records),
         "variability_notes": [n for n in (kernels_note(study, records),) if n],
         "has_variability": bool(comparison.variability) or any(map(_uses_model_sets, study.claims)),
         "rules": _rules(study),
         "groups": _groups_table(comparison),
-        "hyper": _hyper_views(plan_info.get("settings") or {}),
-        "hyper_tables": _hyper_table_views(study),
+        "settings": settings_views(study, plan_info.get("settings") or {}, plan_info.get("paper_settings")),
+        "hyper_tables": hyper_table_views(study),
         "deviations": list(plan_info.get("deviations") or []),
         "environment": _env_table(env),
         "cost": _cost_view(rows, plan_info),
         "reused": list(plan_info.get("reused_env_mismatch") or []),
+        "next_steps": next_steps(study, scale, comparison, rows, plan_info),
     }

@@ -52,6 +52,11 @@ Cell = dict[str, str]
 Table = dict[str, Any]
 
 
+def anchor(kind: str, name: str) -> str:
+    """An HTML id for a section: ``claim-each_source_like_all``."""
+    return f"{kind}-" + "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)
+
+
 def cell(text: Any, cls: str = "") -> Cell:
     """One table cell."""
     return {"text": str(text), "cls": cls}

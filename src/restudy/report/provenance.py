@@ -1,0 +1,284 @@
+"""Settings with their provenance, shown once: the settings every experiment shares in one table,
+then per experiment only what differs; sources written so a reader can follow them.
+
+A source is the paper's section, table or figure, the original code's file, or a word on where the
+value was chosen (a scale's settings, a rule, restudy's default). Document ids (``rep2022``) are
+expanded to their titles at first use; references to this repository's research notes are dropped
+(readers do not have them). Emphasis (``cls="differs"``) marks only a value that differs from the
+paper-scale value a source gave, or a command-line override; ``assumed`` is a plain word.
+
+Imports study and numbers (pure string building otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from ..numbers import MISSING
+from ..study import Study
+from .tables import Cell, cell, table, value_text
+
+LEGEND = (
+    "Provenance: paper (stated in the paper or its reproduction report), code (found in the "
+    "original code), authors (told by the authors), assumed (not found: chosen here). "
+    "Highlighted: a value that differs from the one the paper's protocol uses, or a command-line "
+    "override."
+)
+_NOTES = re.compile(r"\s*\((?:[^()]*?;\s*)?[\w./-]*originals\.md[^()]*\)|,?\s*[\w./-]*originals\.md(?:\s*§[\d.]+)?")
+_SCALE_RULE = re.compile(r"^scales\.(\w+)\.rules\[(\d+)\]")
+_EXPERIMENT = re.compile(r"^experiments\[([^\]]+)\](?:\.rules\[(\d+)\]|\.settings)")
+MAX_VALUES = 6
+
+
+def human_source(source: str, docs: dict[str, str] | None = None, seen: set[str] | None = None) -> str:
+    """A setting's or claim's source as a reader can follow it.
+
+    Args:
+        source: as the plan or the study wrote it (``scale small``, ``scales.small.rules[0]``,
+            ``restudy default``, ``rep2022 §3.4``, ``train.py (originals.md §4.2)`` ...).
+        docs: document id → title; an id is expanded to ``id (title)`` the first time it is met.
+        seen: ids already expanded (updated in place).
+    """
+    text = _NOTES.sub("", source or "").strip().strip(";,").strip()
+    parts = [p.strip() for p in text.split("; base:")]
+    out = []
+    for p in parts:
+        if m := _SCALE_RULE.match(p):
+            p = f"a rule of the {m.group(1)} scale (#{int(m.group(2)) + 1})"
+        elif m := _EXPERIMENT.match(p):
+            p = f"experiment {m.group(1)}" + (f", rule #{int(m.group(2)) + 1}" if m.group(2) else "")
+        elif m := re.fullmatch(r"scale (\w+) \(([^)]+)\)", p):
+            p = f"chosen for the {m.group(1)} scale (experiment {m.group(2)})"
+        elif p.startswith("scale "):
+            p = f"chosen for the {p[6:]} scale"
+        elif p == "restudy default":
+            p = "restudy's default (the paper does not say)"
+        elif p == "defaults":
+            p = "the study's defaults"
+        out.append(p)
+    text = out[0] + "".join(f" (base: {x})" for x in out[1:] if x)
+    if docs:
+        seen = set() if seen is None else seen
+        for doc_id, title in docs.items():
+            if doc_id not in seen and re.search(rf"\b{re.escape(doc_id)}\b", text):
+                text = re.sub(rf"\b{re.escape(doc_id)}\b", f"{doc_id} ({title})", text, count=1)
+                seen.add(doc_id)
+    return text or MISSING
+
+
+def _entry_key(e: dict[str, Any]) -> tuple[str, str, str]:
+    return value_text(e.get("value")), str(e.get("provenance", "")), str(e.get("source", ""))
+
+
+def _differs(name: str, values: Sequence[str], provs: Sequence[str], paper: dict[str, set[str]]) -> bool:
+    """A value differs from the paper-scale value a source gave (not when that one is assumed too),
+    or it is a command-line override."""
+    del provs
+    ref = paper.get(name)
+    return bool(ref) and any(v not in ref for v in values)
+
+
+def _sort_key(text: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(text), ""
+    except ValueError:
+        return 1, 0.0, text
+
+
+def _row(
+    name: str,
+    entries: list[dict[str, Any]],
+    paper: dict[str, set[str]],
+    docs: dict[str, str],
+    seen: set[str],
+) -> list[Cell]:
+    values = list(dict.fromkeys(value_text(e.get("value")) for e in entries))
+    provs = list(dict.fromkeys(str(e.get("provenance", "")) for e in entries))
+    sources = list(dict.fromkeys(str(e.get("source", "")) for e in entries if e.get("source")))
+    overridden = any("command-line" in s for s in sources)
+    differs = overridden or _differs(name, values, provs, paper)
+    value = values[0] if len(values) == 1 else "by variant: " + ", ".join(values[:MAX_VALUES])
+    if len(values) > MAX_VALUES:
+        value += f", … ({len(values)} values)"
+    if differs and paper.get(name) and not overridden:
+        ref = sorted(paper[name], key=_sort_key)
+        value += f" (paper: {', '.join(ref[:MAX_VALUES])}{', …' if len(ref) > MAX_VALUES else ''})"
+    prov = provs[0] if len(provs) == 1 else " / ".join(provs)
+    src = "; ".join(dict.fromkeys(human_source(s, docs, seen) for s in sources[:2]))
+    if len(sources) > 2:
+        src += f"; and {len(sources) - 2} more"
+    cls = "differs" if differs else ""
+    return [cell(name, cls), cell(value, cls), cell(prov), cell(src or MISSING)]
+
+
+def paper_values(paper_settings: dict[str, dict[str, list[Any]]] | None) -> dict[str, dict[str, set[str]]]:
+    """experiment → setting → the values the paper scale uses where a source (not an assumption)
+    gave them."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for exp, names in (paper_settings or {}).items():
+        for name, entries in names.items():
+            vals = {value_text(e["value"]) for e in entries if e.get("provenance") != "assumed"}
+            if vals:
+                out.setdefault(exp, {})[name] = vals
+    return out
+
+
+def settings_views(
+    study: Study,
+    settings: dict[str, dict[str, dict[str, dict[str, Any]]]],
+    paper_settings: dict[str, dict[str, list[Any]]] | None = None,
+) -> dict[str, Any]:
+    """The settings of every run, once: each setting's usual entry (the one most experiments
+    use) in one table, restudy's own defaults in one line, then per experiment only what differs.
+
+    Args:
+        study: the study (its documents expand source ids).
+        settings: experiment → variant → setting → {value, provenance, source}.
+        paper_settings: experiment → setting → [{value, provenance}] at paper scale, to mark the
+            values that differ from it.
+
+    Returns:
+        ``{"legend", "common": Table, "defaults": str, "differences": Table (experiment,
+        setting, ...), "experiments": [{"experiment",
+        "n_variants", "table"}], "n_assumed", "n_settings", "n_differs"}``.
+    """
+    docs = {d.id: d.title for d in study.documents}
+    seen: set[str] = set()
+    paper = paper_values(paper_settings)
+    per_exp: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for exp, variants in settings.items():
+        names = per_exp.setdefault(exp, {})
+        for s in variants.values():
+            for n, e in s.items():
+                names.setdefault(n, []).append(e)
+    keys = {
+        exp: {n: tuple(sorted({_entry_key(e) for e in es})) for n, es in names.items()}
+        for exp, names in per_exp.items()
+    }
+    all_names = sorted({n for names in per_exp.values() for n in names})
+    usual: dict[str, tuple] = {}
+    for n in all_names:
+        counts = Counter(k[n] for k in keys.values() if n in k)
+        key, count = counts.most_common(1)[0]
+        if count * 2 > len(per_exp) or len(per_exp) == 1:
+            usual[n] = key
+    common_rows, defaults = [], []
+    for n in usual:
+        users = [e for e, k in keys.items() if k.get(n) == usual[n]]
+        entries = per_exp[users[0]][n]
+        if all(e.get("source") == "restudy default" for e in entries) and len(usual[n]) == 1:
+            defaults.append(f"{n} {value_text(entries[0].get('value'))}")
+            continue
+        # the paper's values of the experiments that use this entry
+        ref = {n: {v for e in users for v in paper.get(e, {}).get(n, set())}}
+        common_rows.append(_row(n, entries, ref if ref[n] else {}, docs, seen))
+    exps = []
+    for exp, names in per_exp.items():
+        rows = [
+            _row(n, names[n], paper.get(exp, {}), docs, seen) for n in sorted(names) if keys[exp][n] != usual.get(n)
+        ]
+        exps.append(
+            {
+                "experiment": exp,
+                "n_variants": len(settings[exp]),
+                "table": table(["setting", "value", "provenance", "source"], rows) if rows else None,
+            }
+        )
+    n_differs = sum(r[0]["cls"] == "differs" for r in common_rows) + sum(
+        r[0]["cls"] == "differs" for e in exps if e["table"] for r in e["table"]["rows"]
+    )
+    assumed = {
+        n for names in per_exp.values() for n, es in names.items() if any(e.get("provenance") == "assumed" for e in es)
+    }
+    differ = [e for e in exps if e["table"]]
+    diff_rows = [
+        [cell(e["experiment"] + (f" ({e['n_variants']} variants)" if e["n_variants"] > 1 else "")), *r]
+        for e in differ
+        for r in e["table"]["rows"]
+    ]
+    return {
+        "legend": LEGEND,
+        "common": table(["setting", "value", "provenance", "source"], common_rows),
+        "differences": table(["experiment", "setting", "value", "provenance", "source"], diff_rows),
+        "defaults": ", ".join(defaults),
+        "experiments": exps,
+        "n_assumed": len(assumed),
+        "n_settings": len(all_names),
+        "n_differs": n_differs,
+    }
+
+
+def hyper_table_views(study: Study) -> list[dict[str, Any]]:
+    """Hyperparameter tables a source reports (e.g. a learning-rate grid the authors gave)."""
+    docs = {d.id: d.title for d in study.documents}
+    out = []
+    for t in study.tables:
+        if t.kind != "hyperparameter":
+            continue
+        rows = [[r, *[("" if (v := t.value(r, c)) is None else f"{v.value:g}") for c in t.columns]] for r in t.rows]
+        out.append(
+            {
+                "title": t.title,
+                "where": human_source(t.where),
+                "document": docs.get(t.document, t.document),
+                "metric": str(t.metric),
+                "table": table([str(t.metric) or "", *t.columns], rows),
+            }
+        )
+    return out
+
+
+def documents(study: Study) -> list[dict[str, str]]:
+    """The study's documents: id, title and a link when their location is a URL."""
+    out = []
+    for d in study.documents:
+        url = d.where if d.where.startswith(("http://", "https://")) else ""
+        out.append({"id": d.id, "title": d.title, "url": url})
+    return out
+
+
+def model_name(name: str) -> str:
+    """A registered model's name as a reader knows it: ``fc`` → ``MLP``, ``resnet14`` → ``ResNet-14``."""
+    if name == "fc":
+        return "MLP"
+    if m := re.fullmatch(r"resnet(\d+)", name):
+        return f"ResNet-{m.group(1)}"
+    if name == "conv":
+        return "small CNN"
+    return name
+
+
+def describe_runs(records: Sequence[dict[str, Any]]) -> str:
+    """What ran, from the runs' own settings: ``fc (hidden 1, width 128)``; a model argument that
+    varies between runs lists its values (``hidden 1–9``)."""
+    models: dict[str, dict[str, list[str]]] = {}
+    for rec in records:
+        s = (rec.get("spec") or {}).get("settings") or {}
+        name = s.get("model")
+        if not name:
+            continue
+        args = models.setdefault(str(name), {})
+        for k, v in s.items():
+            if k.startswith("model.") and not isinstance(v, (dict, list)):
+                vals = args.setdefault(k[6:], [])
+                if value_text(v) not in vals:
+                    vals.append(value_text(v))
+    out = []
+    for name, args in models.items():
+        parts = []
+        for k, vals in args.items():
+            if k in ("bias",):
+                continue
+            if len(vals) == 1:
+                parts.append(f"{k} {vals[0]}")
+            else:
+                try:
+                    nums = sorted(float(v) for v in vals)
+                    parts.append(f"{k} {nums[0]:g}–{nums[-1]:g}")
+                except ValueError:
+                    parts.append(f"{k} {'/'.join(vals[:4])}")
+        out.append(model_name(name) + (f" ({', '.join(parts)})" if parts else ""))
+    return " and ".join(out) or "the study's models"
