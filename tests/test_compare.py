@@ -408,3 +408,65 @@ def test_to_dict_is_strict_json_and_counts() -> None:
     d = result.to_dict()
     assert set(d) >= {"study", "scale", "dataset", "groups", "cells", "tables", "claims"}
     assert sum(result.verdict_counts().values()) == 2
+
+
+# ------------------------------------------------------------------------------- what may be pooled
+
+
+def test_smoke_gives_no_verdict() -> None:
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 80 + _noise(d, s)}, scale="smoke")
+    claim = _claim(cmp.compare(_study([BEATS]), "smoke", rows), "enorm_wins")
+    assert claim.verdict == "not_evaluated" and claim.summary == "not evaluated: smoke checks the pipeline only"
+
+
+def test_runs_from_another_environment_enter_verdicts_only_when_allowed() -> None:
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 80 + _noise(d, s)})
+    other = {rows[0]["key"]}
+    refused = _claim(cmp.compare(_study([BEATS]), "paper", rows, env_mismatch=other), "enorm_wins")
+    assert refused.verdict == "inconclusive" and "--allow-mixed-env" in refused.summary
+    allowed = _claim(
+        cmp.compare(_study([BEATS]), "paper", rows, env_mismatch=other, allow_mixed_env=True), "enorm_wins"
+    )
+    assert allowed.verdict == "reproduced" and any("allow-mixed-env" in n for n in allowed.notes)
+
+
+def test_verdicts_that_depend_on_a_calibrated_setting_say_so() -> None:
+    study = _study([BEATS])
+    data = study.model_dump()
+    data["scales"]["paper"]["settings"] = {
+        "optimizer.lr": {"value": 0.2, "provenance": "calibrated", "source": "tuned"}
+    }
+    calibrated = Study.model_validate(data)
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 80 + _noise(d, s)})
+    claim = _claim(cmp.compare(calibrated, "paper", rows), "enorm_wins")
+    assert any("optimizer.lr=0.2" in n for n in claim.notes) and "calibrated" in claim.summary
+
+
+def test_a_run_key_includes_its_scale() -> None:
+    from restudy.plan import plan
+    from restudy.studyfile import load_study
+
+    study = load_study("enorm")
+    small = {(s.experiment, s.variant_id, s.seed_index): s.key for s in plan(study, "small")}
+    smoke = {(s.experiment, s.variant_id, s.seed_index): s.key for s in plan(study, "smoke")}
+    assert not set(small.values()) & set(smoke.values())
+
+
+def test_borderline_verdicts_are_marked() -> None:
+    # per-seed differences 0.85, 1.85, 2.85 (SD 1): the 90 % CI's lower edge is 0.16, above 0 by
+    # less than 10 % of the CI's width (3.37): reproduced, but borderline
+    diffs = [0.85, 1.85, 2.85]
+    rows = [
+        _row("fc", {"method": m, "depth": "1"}, s, 80.0 + (diffs[s] if m == "enorm" else 0.0))
+        for m in ("enorm", "baseline")
+        for s in range(3)
+    ]
+    claim = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
+    assert claim.verdict == "reproduced" and claim.borderline and "borderline" in claim.summary
+    clear = [
+        r
+        if r["variant"]["method"] == "baseline"
+        else {**r, "metrics": {**r["metrics"], "test_acc": r["metrics"]["test_acc"] + 5}}
+        for r in rows
+    ]
+    assert not _claim(cmp.compare(_study([BEATS]), "paper", clear), "enorm_wins").borderline

@@ -374,3 +374,46 @@ def test_cka_from_stored_features_when_every_model_has_them() -> None:
     rows = {r.row: r for r in result.variability[0].rows}
     assert rows["det"].metrics["cka"]["value"] == pytest.approx(1.0)
     assert 0 < rows["init"].metrics["cka"]["value"] < 1
+
+
+def test_diverged_runs_never_enter_a_model_set_and_are_listed() -> None:
+    rows = _v_rows(8) + [_v_row("all", 8, status="diverged")]
+    result = cmp.compare(_v_study(), "paper", rows, predictions=v_predictions)
+    claim = _claim(result, "like_all")
+    ref = next(s for s in claim.evidence["sets"] if s["name"] == "all")
+    assert ref["n_models"] == 8 and ref["diverged"] == ["all-8"]
+    row = next(r for r in next(t for t in result.variability if t.table == "sources").rows if r.row == "all")
+    assert row.diverged == ["all-8"] and row.n_models == 8
+
+
+def test_zero_claim_refuses_models_that_are_slices_of_one_stack() -> None:
+    rows = [{**r, "execution": "stacked", "stack_size": 8} for r in _v_rows(8)]
+    result = cmp.compare(_v_study(), "paper", rows, predictions=v_predictions)
+    claim = _claim(result, "zero")
+    assert claim.verdict == "inconclusive" and "stacked model" in claim.summary
+
+
+def test_variability_claim_splits_alpha_over_groups_and_metrics(v_result: cmp.Comparison) -> None:
+    claim = _claim(v_result, "lower")
+    k = 2 * 5  # two groups x five metrics
+    assert claim.evidence["confidence"] == pytest.approx(1 - 2 * 0.05 / k)
+    assert "= 10" in claim.evidence["correction"]
+
+
+def test_lower_with_the_wrong_direction_estimates_models_either_way() -> None:
+    claims = [_v_claim("loud_lower", "lower", [{"experiment": "loud"}])]
+    result = cmp.compare(_v_study(claims=claims, tables=[]), "paper", _v_rows(4), predictions=v_predictions)
+    claim = _claim(result, "loud_lower")
+    assert claim.verdict in ("not_reproduced", "inconclusive")
+    if claim.verdict == "inconclusive":
+        assert claim.seeds_needed is not None
+
+
+def test_variability_cell_equivalence_has_a_tolerance_and_a_reason(v_result: cmp.Comparison) -> None:
+    table = next(t for t in v_result.variability if t.table == "sources")
+    cell = next(c for c in table.cells if c.row == "all" and c.column == "disagreement")
+    assert cell.verdict == "not_reproduced"  # reported 99 %, reproduced far below
+    assert cell.tolerance == pytest.approx(0.1 * 99.0 + 0.05) and "10%" in cell.tolerance_reason
+    exact = next(c for c in table.cells if c.row == "determinism" and c.column == "sd_accuracy")
+    assert exact.tolerance == 0.0 and exact.verdict == "reproduced"
+    assert "chance alone" in table.note and table.chance_red > 0

@@ -58,6 +58,7 @@ __all__ = [
     "SUMMARY_METRICS",
     "bootstrap_draws",
     "bootstrap_sd",
+    "jackknife_weights",
     "linear_cka",
     "mean_pairwise_cka",
     "pairwise_stats",
@@ -352,6 +353,12 @@ def summarize(pw: Pairwise) -> dict[str, float]:
 def resample_weights(n_models: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """[resamples, M] counts of each model in a resample of M models drawn with replacement."""
     return rng.multinomial(n_models, np.full(n_models, 1.0 / n_models), size=resamples)
+
+
+def jackknife_weights(n_models: int) -> np.ndarray:
+    """[M, M] counts of the M leave-one-out sets (row i leaves model i out), for BCa's
+    acceleration: :func:`bootstrap_draws` on them gives every metric's jackknife values."""
+    return np.ones((n_models, n_models), dtype=np.int64) - np.eye(n_models, dtype=np.int64)
 
 
 def _weighted_sd(x: np.ndarray, w: np.ndarray) -> np.ndarray:
