@@ -110,9 +110,10 @@ def test_beats_reproduced_when_a_is_clearly_better() -> None:
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     assert c.verdict == "reproduced"
     comp = c.evidence["comparisons"][0]
-    assert comp["test"] == "paired-t" and comp["n"] == 9
+    # 3 depths x 3 seeds: the test runs on the 3 per-seed means (paired streams), not 9 pairs
+    assert comp["test"] == "paired-t" and comp["n"] == 3 and comp["pairs"] == 9
     assert comp["mean_diff"] == pytest.approx(3.1)
-    assert "beats" in c.summary and "n=9 pairs" in c.summary
+    assert "beats" in c.summary and "n=3 seeds" in c.summary
 
 
 def test_beats_not_reproduced_when_a_is_clearly_worse() -> None:
@@ -135,15 +136,15 @@ def test_beats_inconclusive_with_seeds_needed_for_small_effect() -> None:
     assert str(c.seeds_needed) in c.summary
 
 
-def test_beats_inconclusive_wrong_sign_says_no_seed_count() -> None:
+def test_beats_inconclusive_wrong_sign_estimates_seeds_to_refute() -> None:
     jitter = [0.9, -0.5, -0.6]
     rows = _grid(
         {"enorm": lambda d, s: 60 + _noise(d, s) - 0.05 + jitter[s], "baseline": lambda d, s: 60 + _noise(d, s)},
         depths=("1",),
     )
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
-    assert c.verdict == "inconclusive" and c.seeds_needed is None
-    assert "wrong sign" in c.summary
+    assert c.verdict == "inconclusive" and isinstance(c.seeds_needed, int) and c.seeds_needed > 3
+    assert "wrong sign" in c.summary and "does not hold" in c.summary
 
 
 def test_beats_pairs_by_seed_and_free_axes() -> None:
@@ -157,7 +158,7 @@ def test_beats_pairs_by_seed_and_free_axes() -> None:
     comp = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     ev = comp.evidence["comparisons"][0]
     assert comp.verdict == "reproduced"
-    assert ev["by"] == ["seed_index", "depth"] and ev["n"] == 9 and ev["unpaired_a"] == 0
+    assert ev["by"] == ["seed_index", "depth"] and ev["n"] == 3 and ev["pairs"] == 9 and ev["unpaired_a"] == 0
     # Unpaired, the same numbers are hopeless: depth and seed swamp the effect.
     from restudy import stats
 
@@ -175,7 +176,7 @@ def test_beats_list_where_axis_is_paired_not_pinned() -> None:
     rows = _grid({"enorm": lambda d, s: 10 * d + s + 1.0 + 0.05 * s, "baseline": lambda d, s: 10 * d + s})
     c = _claim(cmp.compare(_study([claim]), "paper", rows), "enorm_wins")
     assert c.verdict == "reproduced"
-    assert c.evidence["comparisons"][0]["n"] == 6
+    assert c.evidence["comparisons"][0]["n"] == 3 and c.evidence["comparisons"][0]["pairs"] == 6
 
 
 def test_beats_bonferroni_and_multiple_b() -> None:
@@ -328,20 +329,26 @@ def _cell(result: cmp.Comparison, row: str, col: str) -> cmp.CellResult:
     return next(c for c in result.cells if (c.row, c.column) == (row, col))
 
 
-def test_numeric_cells_in_ci_reproduced_far_not() -> None:
+def test_numeric_cells_equivalent_reproduced_far_not() -> None:
+    jitter = [0.2, -0.1, 0.0, 0.1, -0.2, 0.05, -0.05, 0.15, -0.15, 0.0]
     rows = _grid(
-        {"baseline": lambda d, s: 60.0 + [0.2, -0.1, 0.0][s], "enorm": lambda d, s: 55.0 + [0.2, -0.1, 0.0][s]},
+        {"baseline": lambda d, s: 60.0 + jitter[s], "enorm": lambda d, s: 55.0 + jitter[s]},
         depths=("1", "3"),
+        seeds=10,
     )
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     near, far = _cell(result, "1", "baseline"), _cell(result, "1", "enorm")
-    assert near.verdict == "reproduced" and near.n == 3
-    assert far.verdict == "not_reproduced"
-    assert far.rel_error == pytest.approx((55.0333333 - 62.0) / 62.0, rel=1e-5)
+    # 60.0 printed without ±: its SE is the binomial SD at 10,000 test images; δ = 3 of them + 0.05
+    floor = 100 * math.sqrt(0.6 * 0.4 / N_TEST)
+    assert near.reported_se == pytest.approx(floor) and near.tolerance == pytest.approx(3 * floor + 0.05)
+    assert near.verdict == "reproduced" and near.n == 10 and -near.tolerance <= near.diff_low
+    assert near.diff_high <= near.tolerance and near.alpha == pytest.approx(0.025)  # Bonferroni over 2 cells
+    assert far.verdict == "not_reproduced" and far.diff_high < -far.tolerance
+    assert far.rel_error == pytest.approx((55.0 - 62.0) / 62.0, rel=1e-5)
     assert far.light == "red" and (far.reported_pm, far.reported_n) == (0.3, 5)
     assert len(result.cells) == 3  # the None cell is not reported
     t = result.tables[0]
-    assert t.n_cells == 3 and t.n_evaluated == 3 and t.comparable
+    assert t.n_cells == 3 and t.n_evaluated == 3 and t.comparable and "chance alone" in t.note
     assert t.msd == pytest.approx(
         np.mean([near.abs_error**2, far.abs_error**2, _cell(result, "3", "baseline").abs_error ** 2])
     )
@@ -359,19 +366,22 @@ def test_numeric_tolerance_rescues_a_cell() -> None:
     assert _claim(result, "table1").verdict == "reproduced"
 
 
-def test_binomial_floor_gives_a_ci_when_seeds_agree() -> None:
+def test_binomial_floor_keeps_identical_seeds_from_proving_agreement() -> None:
     rows = _grid({"baseline": lambda d, s: 60.3, "enorm": lambda d, s: 61.5}, depths=("1",), n_test=1000)
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     cell = _cell(result, "1", "baseline")
     floor = 100 * math.sqrt(0.603 * 0.397 / 1000)
     assert cell.sd == pytest.approx(0.0, abs=1e-9)
     assert cell.sd_floor == pytest.approx(floor)
-    assert cell.ci_low < 60.0 < cell.ci_high  # within the floor-based CI
-    assert cell.verdict == "reproduced"
+    # 3 identical seeds on 1,000 test images cannot show agreement within δ; about 20 would
+    assert cell.verdict == "inconclusive" and cell.decides_towards == "equivalent"
+    assert cell.seeds_needed is not None and 3 < cell.seeds_needed <= 30
+    more = _grid({"baseline": lambda d, s: 60.3, "enorm": lambda d, s: 61.5}, depths=("1",), n_test=1000, seeds=30)
+    assert _cell(cmp.compare(_study([NUMERIC], [_table()]), "paper", more), "1", "baseline").verdict == "reproduced"
 
 
 def test_numeric_tiny_n_is_inconclusive_with_seeds() -> None:
-    rows = _grid({"baseline": lambda d, s: 61.0, "enorm": lambda d, s: 62.0}, seeds=1, depths=("1",))
+    rows = _grid({"baseline": lambda d, s: 60.2, "enorm": lambda d, s: 62.0}, seeds=1, depths=("1",))
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     cell = _cell(result, "1", "baseline")
     assert cell.verdict == "inconclusive" and cell.seeds_needed and cell.seeds_needed >= 3

@@ -69,7 +69,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "tta": set(),
     "train": {"batches", "seeding", "evaluate", "optim", "record"},
     "evaluate": {"batches"},
-    "metrics": set(),
+    "metrics": {"stats"},
     "stats": set(),
     "plan": {"study", "studyfile", "seeding", "settings", "artifacts", "registry"},
     "record": {"env", "artifacts"},

@@ -212,17 +212,17 @@ def _pairwise_of(values: np.ndarray) -> metrics.Pairwise:
     return metrics.Pairwise(values, values, z, z, z, z, z, 100)
 
 
-def _sd_interval(values: np.ndarray, rng: np.random.Generator, b: int = 2000) -> tuple[float, float]:
+def _sd_interval(values: np.ndarray, rng: np.random.Generator, b: int = 1000) -> tuple[float, float]:
     pw = _pairwise_of(values)
     draws = metrics.bootstrap_draws(pw, metrics.resample_weights(values.size, b, rng))["sd_accuracy"]
     jack = metrics.bootstrap_draws(pw, metrics.jackknife_weights(values.size))["sd_accuracy"]
     point = metrics.summarize(pw)["sd_accuracy"]
-    return stats.bca_interval(point, draws, [jack], 0.95, n=values.size)
+    return stats.bootstrap_interval(point, draws, [jack], 0.95, n=values.size)
 
 
-def test_bca_interval_of_a_population_sd_covers_at_least_93_percent_at_20_models():
+def test_bootstrap_interval_of_a_population_sd_covers_at_least_93_percent_at_20_models():
     rng = np.random.default_rng(7)
-    reps, covered = 600, 0
+    reps, covered = 500, 0
     for _ in range(reps):
         x = rng.normal(0.0, 1.0, 20)
         low, high = _sd_interval(x, rng)
@@ -230,17 +230,33 @@ def test_bca_interval_of_a_population_sd_covers_at_least_93_percent_at_20_models
     assert covered / reps >= 0.93
 
 
-def test_bca_interval_of_a_ratio_of_sds_covers_at_least_93_percent_at_20_models():
+def test_bootstrap_interval_of_a_ratio_of_sds_covers_at_least_93_percent_at_20_models():
     rng = np.random.default_rng(8)
-    reps, covered = 600, 0
+    reps, covered = 500, 0
     for _ in range(reps):
         x, y = rng.normal(0.0, 1.0, 20), rng.normal(0.0, 2.0, 20)
         px, py = _pairwise_of(x), _pairwise_of(y)
-        dx = metrics.bootstrap_draws(px, metrics.resample_weights(20, 2000, rng))["sd_accuracy"]
-        dy = metrics.bootstrap_draws(py, metrics.resample_weights(20, 2000, rng))["sd_accuracy"]
+        dx = metrics.bootstrap_draws(px, metrics.resample_weights(20, 1000, rng))["sd_accuracy"]
+        dy = metrics.bootstrap_draws(py, metrics.resample_weights(20, 1000, rng))["sd_accuracy"]
         jx = metrics.bootstrap_draws(px, metrics.jackknife_weights(20))["sd_accuracy"]
         jy = metrics.bootstrap_draws(py, metrics.jackknife_weights(20))["sd_accuracy"]
         sx, sy = float(np.std(x)), float(np.std(y))
-        low, high = stats.bca_interval(sx / sy, dx / dy, [jx / sy, sx / jy], 0.95, n=20)
+        low, high = stats.bootstrap_interval(sx / sy, dx / dy, [jx / sy, sx / jy], 0.95, n=20)
         covered += low <= 0.5 <= high
     assert covered / reps >= 0.93
+
+
+def test_percentile_intervals_would_undercover_which_is_why_they_are_not_used():
+    rng = np.random.default_rng(9)
+    reps, covered = 500, 0
+    for _ in range(reps):
+        x = rng.normal(0.0, 1.0, 20)
+        pw = _pairwise_of(x)
+        draws = metrics.bootstrap_draws(pw, metrics.resample_weights(20, 1000, rng))["sd_accuracy"]
+        low, high = metrics.percentile_ci(draws, 0.95)
+        covered += low <= 1.0 <= high
+    assert covered / reps < 0.93
+
+
+def test_a_set_without_variability_gets_the_interval_zero_zero():
+    assert stats.bootstrap_interval(0.0, np.zeros(100), [np.zeros(5)], 0.95, n=5) == (0.0, 0.0)

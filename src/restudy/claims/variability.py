@@ -3,9 +3,10 @@ predictions (:mod:`restudy.compare.modelsets`), compared with a reference set or
 
 Each model set's runs are stacked from their stored predictions and measured with
 :func:`restudy.metrics.summarize`. V is the metric as an amount of variability (1 − ρ for the
-correlation). Uncertainty comes from the seeded bootstrap over models of the model set, as BCa
-intervals with the expanded level (:func:`restudy.stats.bca_interval`; percentile intervals of an
-SD or a ratio of SDs from 20 models cover only 82–92 %).
+correlation). Uncertainty comes from the seeded bootstrap over models of the model set, as
+log-scale intervals with bias correction and the expanded t quantile for positive spreads and
+ratios, BCa otherwise (:func:`restudy.stats.bootstrap_interval`; percentile intervals of an SD or
+a ratio of SDs from 20 models cover only 82–92 %).
 
 - ``zero``: reproduced iff every group has ≥ 2 models, they were trained one by one (not as slices
   of one stacked model: their identity would say nothing about separately trained models, so such
@@ -324,9 +325,17 @@ def _variability_summary(
 ) -> str:
     summary = "; ".join(g["sentence"] for g in groups)
     if verdict == INCONCLUSIVE and claim.relation != "zero":
+        unbounded = any(
+            c.get("ci_high") is None or not math.isfinite(c["ci_high"])
+            for g in groups
+            for c in g.get("comparisons", [])
+            if c["verdict"] == INCONCLUSIVE
+        )
         summary += (
             f". To decide: about {needed} models per set (estimate: CI width ∝ 1/√M at the observed ratios)"
             if needed
+            else ". Some intervals are unbounded with this few models: more models are needed"
+            if unbounded
             else ". No model count is likely to decide at the observed ratios"
         )
     return summary
@@ -466,12 +475,12 @@ _RELATION_TEXT = {
     "comparable": (
         "Relation comparable: r = V_group / V_reference (V = 1 − correlation for the "
         "correlation); reproduced when every {conf} bootstrap CI of r (over models, "
-        "{resamples} resamples, BCa, {correction}) lies inside {band}, not reproduced when "
+        "{resamples} resamples, log-scale, {correction}) lies inside {band}, not reproduced when "
         "one lies entirely outside."
     ),
     "lower": (
         "Relation lower: r = V_group / V_reference (V = 1 − correlation for the correlation); "
-        "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, BCa, "
+        "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, log-scale, "
         "{correction}) lies below 1, not reproduced when one lies entirely above 1."
     ),
 }

@@ -8,9 +8,9 @@ error se = √(sd_used²/n + se_reported²) (sd_used floored by the binomial tes
 when it lies entirely outside, ``inconclusive`` otherwise, with the seeds after which it would
 likely decide either way. Fewer seeds widen the interval, so they never make "reproduced" easier.
 δ is the claim's declared tolerance (relative to the reported value, with its reason) plus the
-rounding of the printed value, or by default the rounding plus two binomial test-set SDs for
-accuracies (one evaluation's sampling noise on that test set: no reproduction can agree more
-closely) and 10 % of the value otherwise (the reproduction reports' traffic-light threshold).
+rounding of the printed value, or by default the rounding plus three binomial test-set SDs for
+accuracies (two evaluations of one model on that test set differ by up to 2√2 ≈ 2.8 SDs: closer
+agreement cannot be asked; the test set is the table's ``test_size`` or the runs' own) and 10 % of the value otherwise (the reproduction reports' traffic-light threshold).
 The reported value's own standard error comes from its ± (an SD of its n runs, or a standard
 error) or, printed without ±, is estimated: binomial √(p(1−p)/n_test)/√n for accuracies, 0
 otherwise (said in the note). α is the claim's, split over its cells (Bonferroni: any red cell
@@ -39,9 +39,11 @@ from .results import (
     TableResult,
     chance_sentence,
 )
-from .select import ACCURACY_METRICS, Row, datasets, higher_is_better, select_runs, summarize_runs, usable
+from .select import ACCURACY_METRICS, Row, datasets, higher_is_better, n_test_of, select_runs, summarize_runs, usable
 
 GROUP_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_loss", "train_loss", "wall_s")
+TEST_SET_SDS = 3.0
+"""The default tolerance of an accuracy cell, in binomial test-set SDs (plus the rounding)."""
 
 
 def group_summary(runs: list[Row]) -> GroupSummary:
@@ -115,23 +117,28 @@ def scale_note(table: ReportedTable, scale: str, dataset: str) -> str:
     )
 
 
-def reported_se(table: ReportedTable, reported: ReportedValue) -> tuple[float, str]:
-    """The reported value's standard error and how it was obtained."""
+def reported_se(table: ReportedTable, reported: ReportedValue, n_test: int | None = None) -> tuple[float, str]:
+    """The reported value's standard error and how it was obtained (``n_test``: the test-set
+    size when the table states none, e.g. the runs' own at the table's scale)."""
     n = reported.n or 1
+    n_test = table.test_size or n_test
     if reported.pm is not None:
         if reported.pm_is == "se":
             return reported.pm, f"its ± {reported.pm:g} as a standard error"
         return reported.pm / math.sqrt(n), f"its ± {reported.pm:g} as the SD of {n} run(s)"
-    if str(table.metric) in ACCURACY_METRICS and table.test_size:
-        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), table.test_size)
+    if str(table.metric) in ACCURACY_METRICS and n_test:
+        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
         return sd / math.sqrt(n), (
-            f"no ± printed: binomial SD √(p(1−p)/{table.test_size}) = {sd:.3g} pp over {n} run(s) (estimate)"
+            f"no ± printed: binomial SD √(p(1−p)/{n_test}) = {sd:.3g} pp over {n} run(s) (estimate)"
         )
     return 0.0, "no ± printed and none can be estimated: taken as exact"
 
 
-def cell_tolerance(table: ReportedTable, reported: ReportedValue, rule: CellRule) -> tuple[float, str]:
+def cell_tolerance(
+    table: ReportedTable, reported: ReportedValue, rule: CellRule, n_test: int | None = None
+) -> tuple[float, str]:
     """δ of a cell's equivalence decision (metric unit) and its reason."""
+    n_test = table.test_size or n_test
     slack = reported.rounding()
     rounding = f"rounding of the printed {reported.text or reported.value} (±{slack:g})"
     if rule.tolerance is not None:
@@ -139,11 +146,12 @@ def cell_tolerance(table: ReportedTable, reported: ReportedValue, rule: CellRule
         return rule.tolerance * abs(reported.value) + slack, (
             f"{rule.tolerance:.1%} of the reported value ({why}) + {rounding}"
         )
-    if str(table.metric) in ACCURACY_METRICS and table.test_size:
-        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), table.test_size)
-        return 2.0 * sd + slack, (
-            f"default: 2 binomial test-set SDs (2 × {sd:.3g} pp at n_test {table.test_size}: one evaluation's "
-            f"sampling noise, closer agreement cannot be expected) + {rounding}"
+    if str(table.metric) in ACCURACY_METRICS and n_test:
+        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
+        return TEST_SET_SDS * sd + slack, (
+            f"default: {TEST_SET_SDS:g} binomial test-set SDs ({TEST_SET_SDS:g} × {sd:.3g} pp at n_test {n_test}: "
+            f"two evaluations of one model on this test set differ by up to 2√2 ≈ 2.8 SDs, so closer "
+            f"agreement cannot be asked) + {rounding}"
         )
     return 0.1 * abs(reported.value) + slack, (
         f"default: 10% of the reported value (the reproduction reports' traffic-light threshold) + {rounding}"
@@ -227,8 +235,9 @@ def evaluate_cell(
     rel = stats.relative_error(summary.mean, reported.value)
     light = stats.traffic_light(summary.mean, reported.value, higher_is_better(str(table.metric)))
     data = datasets(ok, dataset)
-    se_rep, se_how = reported_se(table, reported)
-    tol, tol_why = cell_tolerance(table, reported, rule)
+    n_test = n_test_of(ok)
+    se_rep, se_how = reported_se(table, reported, n_test)
+    tol, tol_why = cell_tolerance(table, reported, rule, n_test)
     if scale != table.scale:
         dec = CellDecision(NOT_EVALUATED, scale_note(table, scale, data))
     else:

@@ -3,9 +3,10 @@ levels, in seed-index order) stacked from their stored test logits through a vie
 :func:`restudy.metrics.summarize`, and resampled over models for bootstrap CIs.
 
 Uncertainty comes from a seeded bootstrap over **models** (:data:`VAR_RESAMPLES` resamples, seeded
-by the model set so reports are reproducible), turned into intervals by BCa with the expanded
-level (:func:`restudy.stats.bca_interval`, jackknife over models): sets of different runs are
-resampled independently; two views of the *same* runs (e.g. TTA vs plain logits) are resampled
+by the model set so reports are reproducible), turned into intervals by
+:func:`restudy.stats.bootstrap_interval` (log-scale with bias correction and the expanded t
+quantile for positive spreads and ratios; BCa with the jackknife over models otherwise): sets of
+different runs are resampled independently; two views of the *same* runs (e.g. TTA vs plain logits) are resampled
 jointly, since they are paired model by model.
 
 Runs that may not be pooled are left out and listed: diverged runs (even when their
@@ -135,7 +136,7 @@ class SetData:
         return self._jack
 
     def interval(self, metric: str, confidence: float) -> tuple[float, float]:
-        """BCa (expanded) bootstrap interval of one metric over models (NaN below 2 models)."""
+        """Bootstrap interval of one metric over models (:func:`bca`; NaN below 2 models)."""
         d = self.draws().get(metric)
         if d is None:
             return (math.nan, math.nan)
@@ -145,8 +146,9 @@ class SetData:
 
 
 def bca(point: float, draws: np.ndarray, jack: list[np.ndarray], confidence: float, n: int) -> tuple[float, float]:
-    """:func:`restudy.stats.bca_interval` with the expansion for ``n`` models."""
-    return stats.bca_interval(point, draws, jack, confidence, n=n)
+    """:func:`restudy.stats.bootstrap_interval` (log-scale for positive spreads and ratios, BCa
+    otherwise) with the expansion for ``n`` models."""
+    return stats.bootstrap_interval(point, draws, jack, confidence, n=n)
 
 
 def _set_key(ms: ModelSet) -> tuple[str, ...]:

@@ -2,7 +2,8 @@
 columns are variability metrics or reductions, reproduced from stored predictions.
 
 Every row's metrics (and reductions against the layout's reference row) are always computed with
-their 95 % bootstrap CIs over models (BCa, expanded level; :func:`restudy.stats.bca_interval`) —
+their 95 % bootstrap CIs over models (log-scale or BCa, expanded level;
+:func:`restudy.stats.bootstrap_interval`) —
 at any scale they are the main output of such a study. A reported cell is judged only at the
 table's scale, by the same equivalence rule as numeric cells: the (1 − 2α) bootstrap CI of the
 reproduced value, widened in quadrature by the reported ± (a bootstrap standard error in these
@@ -50,7 +51,7 @@ REDUCTION_COLUMNS: dict[str, str] = {"reduction_original": "original", "reductio
 
 
 def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE) -> dict[str, dict[str, float]]:
-    """metric → {value, ci_low, ci_high, se} with the BCa bootstrap CI over models."""
+    """metric → {value, ci_low, ci_high, se} with the bootstrap CI over models."""
     out: dict[str, dict[str, float]] = {}
     draws = data.draws()
     for metric in metrics.SUMMARY_METRICS:

@@ -37,7 +37,7 @@ from .equivalence import (
     interval_decision,
     seeds_to_decide,
 )
-from .intervals import bca_interval, bootstrap_ci, rate_ci
+from .intervals import bca_interval, bootstrap_ci, bootstrap_interval, log_interval, rate_ci
 from .power import seeds_needed, t_test_power
 from .summary import Summary, binomial_floor_sd, binomial_floor_sd_percent, summarize
 from .trend import SlopeResult, slope_test
@@ -56,8 +56,10 @@ __all__ = [
     "borderline",
     "binomial_floor_sd_percent",
     "bootstrap_ci",
+    "bootstrap_interval",
     "equivalence",
     "interval_decision",
+    "log_interval",
     "mean_squared_deviation",
     "paired_difference",
     "rate_ci",

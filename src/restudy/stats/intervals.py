@@ -162,3 +162,51 @@ def bca_interval(
     method = "linear" if np.all(np.isfinite(d)) else "inverted_cdf"
     low, high = np.percentile(d, [100.0 * probs[0], 100.0 * probs[1]], method=method)
     return (float(low), float(high))
+
+
+def log_interval(point: float, draws: ArrayLike, confidence: float = 0.95, n: int | None = None) -> tuple[float, float]:
+    """Log-scale bootstrap interval of a positive statistic (a spread, a ratio of spreads).
+
+        log θ̂ − b ± q · sd(log θ*),  b = mean(log θ*) − log θ̂ (the bootstrap bias),
+        q = t_{(1+c)/2, n−1} · √(n/(n−1))  (normal quantile without n),
+
+    back-transformed with exp. On the log scale a spread's sampling distribution is nearly
+    symmetric; the bias correction undoes the plug-in SD's downward bias and the t quantile with
+    the √(n/(n−1)) expansion undoes the bootstrap's narrowness. Simulated at M = 20 normal models
+    it covers 95 % for a population SD and for a ratio of two (percentile: 82–92 %).
+
+    Returns:
+        (low, high); (NaN, NaN) below 2 finite positive draws or for a non-positive point.
+    """
+    _check_confidence(confidence)
+    d = np.asarray(draws, dtype=float).reshape(-1)
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size < 2 or not (math.isfinite(point) and point > 0):
+        return (math.nan, math.nan)
+    logs = np.log(d)
+    lp = math.log(point)
+    bias = float(np.mean(logs)) - lp
+    if n is not None and n >= 2:
+        q = float(st.t.ppf(0.5 + confidence / 2.0, n - 1)) * math.sqrt(n / (n - 1.0))
+    else:
+        q = float(st.norm.ppf(0.5 + confidence / 2.0))
+    half = q * float(np.std(logs, ddof=1))
+    return (math.exp(lp - bias - half), math.exp(lp - bias + half))
+
+
+def bootstrap_interval(
+    point: float,
+    draws: ArrayLike,
+    jackknife: ArrayLike | list[ArrayLike],
+    confidence: float = 0.95,
+    n: int | None = None,
+) -> tuple[float, float]:
+    """The bootstrap interval restudy reports: :func:`log_interval` for a positive statistic
+    whose draws are all positive (every spread and ratio of spreads of a varying model set),
+    else :func:`bca_interval` (expanded) — e.g. reductions in %, which may be negative, or a set
+    without any variability, whose draws are all 0 (its interval is then [0, 0])."""
+    d = np.asarray(draws, dtype=float).reshape(-1)
+    d = d[~np.isnan(d)]
+    if d.size >= 2 and math.isfinite(point) and point > 0 and np.all(d > 0):
+        return log_interval(point, d, confidence, n)
+    return bca_interval(point, d, jackknife, confidence, n)
