@@ -10,7 +10,8 @@ likely decide either way. Fewer seeds widen the interval, so they never make "re
 δ is the claim's declared tolerance (relative to the reported value, with its reason) plus the
 rounding of the printed value, or by default the rounding plus three binomial test-set SDs for
 accuracies (two evaluations of one model on that test set differ by up to 2√2 ≈ 2.8 SDs: closer
-agreement cannot be asked; the test set is the table's ``test_size`` or the runs' own) and 10 % of the value otherwise (the reproduction reports' traffic-light threshold).
+agreement cannot be asked; the test set is the table's ``test_size`` or the runs' own) and 10 % of
+the value otherwise (the reproduction reports' traffic-light threshold).
 The reported value's own standard error comes from its ± (an SD of its n runs, or a standard
 error) or, printed without ±, is estimated: binomial √(p(1−p)/n_test)/√n for accuracies, 0
 otherwise (said in the note). α is the claim's, split over its cells (Bonferroni: any red cell
