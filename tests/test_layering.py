@@ -166,6 +166,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
     "pydantic_core": {"study"},  # PydanticCustomError: a setting error with its field path
     "yaml": {"studyfile", "safeio"},
     "sklearn": {"data"},
+    "threadpoolctl": {"compare"},  # installed with scikit-learn: one BLAS thread while comparing
     "mnist1d": {"data"},
     "matplotlib": {"report"},
     "jinja2": {"report"},

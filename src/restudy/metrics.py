@@ -102,6 +102,7 @@ _PAIR_FIELDS: dict[str, str] = {
     "ensemble_gain": "ensemble_gain",
     "ensemble_gain_ce": "ensemble_gain_ce",
 }
+_GRAM_ELEMENTS = 1 << 25  # models × examples² of the Gram route of mean_pairwise_cka (256 MiB in float64)
 _CHUNK_ELEMENTS = 1 << 23  # elements of one block of pairwise ensemble sums (32 MiB in float32)
 
 
@@ -599,11 +600,37 @@ def linear_cka(x: Any, y: Any) -> float:
 
 def mean_pairwise_cka(features: Any) -> float:
     """Mean linear CKA over the model pairs i < j of ``features`` [models, n, d] (ASSUMED
-    variant and layer: see :func:`linear_cka`); NaN for fewer than two models."""
+    variant and layer: see :func:`linear_cka`); NaN for fewer than two models.
+
+    Vectorized: each model's features are centred and its ‖XᵀX‖_F computed once; the cross terms
+    ‖X_jᵀX_i‖²_F of model i against every later model come from one batched product."""
     f = _as_numpy(features)
     if f.ndim != 3:
         raise RestudyError(
             "features must be shaped (models, examples, dims)", where="metrics.mean_pairwise_cka", got=tuple(f.shape)
         )
-    values = [linear_cka(f[i], f[j]) for i in range(f.shape[0]) for j in range(i + 1, f.shape[0])]
-    return float(np.mean(values)) if values else math.nan
+    m = f.shape[0]
+    if m < 2:
+        return math.nan
+    c = f.astype(np.float64)
+    c = c - c.mean(axis=1, keepdims=True)
+    n, d = c.shape[1], c.shape[2]
+    if n < d * d and m * n * n <= _GRAM_ELEMENTS:
+        # ‖YᵀX‖²_F = ⟨XXᵀ, YYᵀ⟩_F: one Gram matrix per model and one product for every pair
+        grams = (c @ c.transpose(0, 2, 1)).reshape(m, n * n)
+        g = grams @ grams.T
+        norms = np.sqrt(np.diag(g))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cka = g / np.outer(norms, norms)
+        iu = np.triu_indices(m, 1)
+        return float(np.mean(cka[iu]))
+    ct = np.ascontiguousarray(c.transpose(0, 2, 1))
+    self_norm = np.sqrt(np.einsum("mij,mij->m", ct @ c, ct @ c))
+    values = []
+    for i in range(m - 1):
+        cross = ct[i + 1 :] @ c[i]  # [later models, d_j, d_i]
+        num = np.einsum("kij,kij->k", cross, cross)
+        den = self_norm[i] * self_norm[i + 1 :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
+    return float(np.mean(np.concatenate(values)))

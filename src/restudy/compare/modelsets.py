@@ -104,6 +104,7 @@ class SetData:
     seed: int = 0
     _draws: dict[str, np.ndarray] | None = None
     _jack: dict[str, np.ndarray] | None = None
+    _intervals: dict[tuple[str, float], tuple[float, float]] = field(default_factory=dict)
 
     @property
     def n_models(self) -> int:
@@ -137,6 +138,12 @@ class SetData:
 
     def interval(self, metric: str, confidence: float) -> tuple[float, float]:
         """Bootstrap interval of one metric over models (:func:`bca`; NaN below 2 models)."""
+        key = (metric, confidence)
+        if key not in self._intervals:
+            self._intervals[key] = self._interval(metric, confidence)
+        return self._intervals[key]
+
+    def _interval(self, metric: str, confidence: float) -> tuple[float, float]:
         d = self.draws().get(metric)
         if d is None:
             return (math.nan, math.nan)
