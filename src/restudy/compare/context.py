@@ -106,7 +106,10 @@ class EvaluationContext:
         summary."""
         note = scale_note or f"from {self.scale}-scale runs on {self.dataset or 'unknown data'}"
         if borderline and verdict in (REPRODUCED, NOT_REPRODUCED):
-            summary += f" ({BORDERLINE_NOTE})"
+            if "(borderline)" in summary:  # a part already marked: explain the mark once
+                summary = summary.replace("(borderline)", f"({BORDERLINE_NOTE})", 1)
+            else:
+                summary += f" ({BORDERLINE_NOTE})"
         else:
             borderline = False
         return ClaimResult(
