@@ -140,7 +140,7 @@ def test_verdict_evidence_and_figure_reach_the_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = CliRunner().invoke(
         app,
-        ["run", str(_write(tmp_path, STUDY)), "--scale", "smoke", "--workers", "0", "--out", str(out)],
+        ["run", str(_write(tmp_path, STUDY)), "--scale", "small", "--workers", "0", "--out", str(out)],
         env={"COLUMNS": "200"},
     )
     assert r.exit_code == 0, r.output

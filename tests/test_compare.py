@@ -110,9 +110,10 @@ def test_beats_reproduced_when_a_is_clearly_better() -> None:
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     assert c.verdict == "reproduced"
     comp = c.evidence["comparisons"][0]
-    assert comp["test"] == "paired-t" and comp["n"] == 9
+    # 3 depths x 3 seeds: the test runs on the 3 per-seed means (paired streams), not 9 pairs
+    assert comp["test"] == "paired-t" and comp["n"] == 3 and comp["pairs"] == 9
     assert comp["mean_diff"] == pytest.approx(3.1)
-    assert "beats" in c.summary and "n=9 pairs" in c.summary
+    assert "beats" in c.summary and "n=3 seeds" in c.summary
 
 
 def test_beats_not_reproduced_when_a_is_clearly_worse() -> None:
@@ -135,15 +136,15 @@ def test_beats_inconclusive_with_seeds_needed_for_small_effect() -> None:
     assert str(c.seeds_needed) in c.summary
 
 
-def test_beats_inconclusive_wrong_sign_says_no_seed_count() -> None:
+def test_beats_inconclusive_wrong_sign_estimates_seeds_to_refute() -> None:
     jitter = [0.9, -0.5, -0.6]
     rows = _grid(
         {"enorm": lambda d, s: 60 + _noise(d, s) - 0.05 + jitter[s], "baseline": lambda d, s: 60 + _noise(d, s)},
         depths=("1",),
     )
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
-    assert c.verdict == "inconclusive" and c.seeds_needed is None
-    assert "wrong sign" in c.summary
+    assert c.verdict == "inconclusive" and isinstance(c.seeds_needed, int) and c.seeds_needed > 3
+    assert "wrong sign" in c.summary and "does not hold" in c.summary
 
 
 def test_beats_pairs_by_seed_and_free_axes() -> None:
@@ -157,7 +158,7 @@ def test_beats_pairs_by_seed_and_free_axes() -> None:
     comp = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
     ev = comp.evidence["comparisons"][0]
     assert comp.verdict == "reproduced"
-    assert ev["by"] == ["seed_index", "depth"] and ev["n"] == 9 and ev["unpaired_a"] == 0
+    assert ev["by"] == ["seed_index", "depth"] and ev["n"] == 3 and ev["pairs"] == 9 and ev["unpaired_a"] == 0
     # Unpaired, the same numbers are hopeless: depth and seed swamp the effect.
     from restudy import stats
 
@@ -175,7 +176,7 @@ def test_beats_list_where_axis_is_paired_not_pinned() -> None:
     rows = _grid({"enorm": lambda d, s: 10 * d + s + 1.0 + 0.05 * s, "baseline": lambda d, s: 10 * d + s})
     c = _claim(cmp.compare(_study([claim]), "paper", rows), "enorm_wins")
     assert c.verdict == "reproduced"
-    assert c.evidence["comparisons"][0]["n"] == 6
+    assert c.evidence["comparisons"][0]["n"] == 3 and c.evidence["comparisons"][0]["pairs"] == 6
 
 
 def test_beats_bonferroni_and_multiple_b() -> None:
@@ -328,20 +329,26 @@ def _cell(result: cmp.Comparison, row: str, col: str) -> cmp.CellResult:
     return next(c for c in result.cells if (c.row, c.column) == (row, col))
 
 
-def test_numeric_cells_in_ci_reproduced_far_not() -> None:
+def test_numeric_cells_equivalent_reproduced_far_not() -> None:
+    jitter = [0.2, -0.1, 0.0, 0.1, -0.2, 0.05, -0.05, 0.15, -0.15, 0.0]
     rows = _grid(
-        {"baseline": lambda d, s: 60.0 + [0.2, -0.1, 0.0][s], "enorm": lambda d, s: 55.0 + [0.2, -0.1, 0.0][s]},
+        {"baseline": lambda d, s: 60.0 + jitter[s], "enorm": lambda d, s: 55.0 + jitter[s]},
         depths=("1", "3"),
+        seeds=10,
     )
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     near, far = _cell(result, "1", "baseline"), _cell(result, "1", "enorm")
-    assert near.verdict == "reproduced" and near.n == 3
-    assert far.verdict == "not_reproduced"
-    assert far.rel_error == pytest.approx((55.0333333 - 62.0) / 62.0, rel=1e-5)
+    # 60.0 printed without ±: its SE is the binomial SD at 10,000 test images; δ = 3 of them + 0.05
+    floor = 100 * math.sqrt(0.6 * 0.4 / N_TEST)
+    assert near.reported_se == pytest.approx(floor) and near.tolerance == pytest.approx(3 * floor + 0.05)
+    assert near.verdict == "reproduced" and near.n == 10 and -near.tolerance <= near.diff_low
+    assert near.diff_high <= near.tolerance and near.alpha == pytest.approx(0.025)  # Bonferroni over 2 cells
+    assert far.verdict == "not_reproduced" and far.diff_high < -far.tolerance
+    assert far.rel_error == pytest.approx((55.0 - 62.0) / 62.0, rel=1e-5)
     assert far.light == "red" and (far.reported_pm, far.reported_n) == (0.3, 5)
     assert len(result.cells) == 3  # the None cell is not reported
     t = result.tables[0]
-    assert t.n_cells == 3 and t.n_evaluated == 3 and t.comparable
+    assert t.n_cells == 3 and t.n_evaluated == 3 and t.comparable and "chance alone" in t.note
     assert t.msd == pytest.approx(
         np.mean([near.abs_error**2, far.abs_error**2, _cell(result, "3", "baseline").abs_error ** 2])
     )
@@ -359,19 +366,22 @@ def test_numeric_tolerance_rescues_a_cell() -> None:
     assert _claim(result, "table1").verdict == "reproduced"
 
 
-def test_binomial_floor_gives_a_ci_when_seeds_agree() -> None:
+def test_binomial_floor_keeps_identical_seeds_from_proving_agreement() -> None:
     rows = _grid({"baseline": lambda d, s: 60.3, "enorm": lambda d, s: 61.5}, depths=("1",), n_test=1000)
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     cell = _cell(result, "1", "baseline")
     floor = 100 * math.sqrt(0.603 * 0.397 / 1000)
     assert cell.sd == pytest.approx(0.0, abs=1e-9)
     assert cell.sd_floor == pytest.approx(floor)
-    assert cell.ci_low < 60.0 < cell.ci_high  # within the floor-based CI
-    assert cell.verdict == "reproduced"
+    # 3 identical seeds on 1,000 test images cannot show agreement within δ; about 20 would
+    assert cell.verdict == "inconclusive" and cell.decides_towards == "equivalent"
+    assert cell.seeds_needed is not None and 3 < cell.seeds_needed <= 30
+    more = _grid({"baseline": lambda d, s: 60.3, "enorm": lambda d, s: 61.5}, depths=("1",), n_test=1000, seeds=30)
+    assert _cell(cmp.compare(_study([NUMERIC], [_table()]), "paper", more), "1", "baseline").verdict == "reproduced"
 
 
 def test_numeric_tiny_n_is_inconclusive_with_seeds() -> None:
-    rows = _grid({"baseline": lambda d, s: 61.0, "enorm": lambda d, s: 62.0}, seeds=1, depths=("1",))
+    rows = _grid({"baseline": lambda d, s: 60.2, "enorm": lambda d, s: 62.0}, seeds=1, depths=("1",))
     result = cmp.compare(_study([NUMERIC], [_table()]), "paper", rows)
     cell = _cell(result, "1", "baseline")
     assert cell.verdict == "inconclusive" and cell.seeds_needed and cell.seeds_needed >= 3
@@ -408,3 +418,65 @@ def test_to_dict_is_strict_json_and_counts() -> None:
     d = result.to_dict()
     assert set(d) >= {"study", "scale", "dataset", "groups", "cells", "tables", "claims"}
     assert sum(result.verdict_counts().values()) == 2
+
+
+# ------------------------------------------------------------------------------- what may be pooled
+
+
+def test_smoke_gives_no_verdict() -> None:
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 80 + _noise(d, s)}, scale="smoke")
+    claim = _claim(cmp.compare(_study([BEATS]), "smoke", rows), "enorm_wins")
+    assert claim.verdict == "not_evaluated" and claim.summary == "not evaluated: smoke checks the pipeline only"
+
+
+def test_runs_from_another_environment_enter_verdicts_only_when_allowed() -> None:
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 80 + _noise(d, s)})
+    other = {rows[0]["key"]}
+    refused = _claim(cmp.compare(_study([BEATS]), "paper", rows, env_mismatch=other), "enorm_wins")
+    assert refused.verdict == "inconclusive" and "--allow-mixed-env" in refused.summary
+    allowed = _claim(
+        cmp.compare(_study([BEATS]), "paper", rows, env_mismatch=other, allow_mixed_env=True), "enorm_wins"
+    )
+    assert allowed.verdict == "reproduced" and any("allow-mixed-env" in n for n in allowed.notes)
+
+
+def test_verdicts_that_depend_on_a_calibrated_setting_say_so() -> None:
+    study = _study([BEATS])
+    data = study.model_dump()
+    data["scales"]["paper"]["settings"] = {
+        "optimizer.lr": {"value": 0.2, "provenance": "calibrated", "source": "tuned"}
+    }
+    calibrated = Study.model_validate(data)
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 80 + _noise(d, s)})
+    claim = _claim(cmp.compare(calibrated, "paper", rows), "enorm_wins")
+    assert any("optimizer.lr=0.2" in n for n in claim.notes) and "calibrated" in claim.summary
+
+
+def test_a_run_key_includes_its_scale() -> None:
+    from restudy.plan import plan
+    from restudy.studyfile import load_study
+
+    study = load_study("enorm")
+    small = {(s.experiment, s.variant_id, s.seed_index): s.key for s in plan(study, "small")}
+    smoke = {(s.experiment, s.variant_id, s.seed_index): s.key for s in plan(study, "smoke")}
+    assert not set(small.values()) & set(smoke.values())
+
+
+def test_borderline_verdicts_are_marked() -> None:
+    # per-seed differences 0.85, 1.85, 2.85 (SD 1): the 90 % CI's lower edge is 0.16, above 0 by
+    # less than 10 % of the CI's width (3.37): reproduced, but borderline
+    diffs = [0.85, 1.85, 2.85]
+    rows = [
+        _row("fc", {"method": m, "depth": "1"}, s, 80.0 + (diffs[s] if m == "enorm" else 0.0))
+        for m in ("enorm", "baseline")
+        for s in range(3)
+    ]
+    claim = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
+    assert claim.verdict == "reproduced" and claim.borderline and "borderline" in claim.summary
+    clear = [
+        r
+        if r["variant"]["method"] == "baseline"
+        else {**r, "metrics": {**r["metrics"], "test_acc": r["metrics"]["test_acc"] + 5}}
+        for r in rows
+    ]
+    assert not _claim(cmp.compare(_study([BEATS]), "paper", clear), "enorm_wins").borderline

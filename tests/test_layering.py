@@ -70,7 +70,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "tta": set(),
     "train": {"batches", "seeding", "evaluate", "optim", "record"},
     "evaluate": {"batches"},
-    "metrics": set(),
+    "metrics": {"stats"},
     "stats": set(),
     "plan": {"study", "studyfile", "seeding", "settings", "artifacts", "registry"},
     "record": {"env", "artifacts"},
@@ -179,6 +179,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
     "pydantic_core": {"study"},  # PydanticCustomError: a setting error with its field path
     "yaml": {"studyfile", "safeio"},
     "sklearn": {"data"},
+    "threadpoolctl": {"compare"},  # installed with scikit-learn: one BLAS thread while comparing
     "mnist1d": {"data"},
     "matplotlib": {"report"},
     "jinja2": {"report"},

@@ -9,7 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from restudy.cli import app
+from restudy.compare import compare, load_predictions
+from restudy.record import row
 from restudy.safeio import load_tensors
+from restudy.studyfile import load_study
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,30 @@ def test_nothing_varies_gives_bit_identical_models_and_zero_variability(smoke):
     assert len(runs) == 4 and len({r["spec"]["seeds"]["init"] for r in runs}) == 1
     logits = [load_tensors(out / "runs" / r["key"] / "test_logits.safetensors")["logits"] for r in runs]
     assert all((lg == logits[0]).all() for lg in logits)
+    # trained one by one, not as slices of one stacked model
+    assert all(r["env"].get("execution") != "stacked" for r in runs)
     claim = next(c for c in results["claims"] if c["id"] == "zero_without_nondeterminism")
-    assert claim["verdict"] == "reproduced"
+    assert claim["verdict"] == "not_evaluated" and "smoke checks the pipeline only" in claim["summary"]
+    # the same runs judged as if they were a verdict scale: exact zeros from separate trainings
+    study = load_study("nondeterminism")
+    rows = [{**row(r), "scale": "small"} for r in runs]
+    judged = compare(study, "small", rows, predictions=load_predictions(out))
+    zero = next(c for c in judged.claims if c.id == "zero_without_nondeterminism")
+    assert zero.verdict == "reproduced", zero.summary
+
+
+def test_zero_claim_refuses_slices_of_one_stacked_model(smoke):
+    out, _ = smoke
+    runs = _runs(out, "deterministic")
+    rows = [{**row(r), "scale": "small", "execution": "stacked", "stack_size": 4} for r in runs]
+    judged = compare(load_study("nondeterminism"), "small", rows, predictions=load_predictions(out))
+    zero = next(c for c in judged.claims if c.id == "zero_without_nondeterminism")
+    assert zero.verdict == "inconclusive" and "stacked model" in zero.summary
+
+
+def test_smoke_gives_no_verdict(smoke):
+    _, results = smoke
+    assert {c["verdict"] for c in results["claims"]} == {"not_evaluated"}
 
 
 def test_one_source_varies_at_a_time(smoke):
@@ -58,6 +83,9 @@ def test_report_has_variability_tables_claims_and_the_cpu_kernels_note(smoke):
         "one_bit_like_all",
         "tta_reduces_variability",
         "ensembles_reduce_variability",
+        "ensemble_tta_reduces_more",
+        "longer_training_more_diverse",
+        "model_count_changes_only_error_bars",
     }
     md = (out / "report.md").read_text()
     assert "Run-to-run variability" in md and "kernels" in md and "CPU" in md

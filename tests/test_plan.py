@@ -38,7 +38,7 @@ def test_later_sources_win_and_provenance_says_which(enorm):
     assert spec.settings["batch_size"] == 32
     assert spec.provenance["batch_size"] == {"provenance": "assumed", "source": "command-line override"}
     assert spec.settings["optimizer.lr"] == 0.05 and spec.provenance["optimizer.lr"]["provenance"] == "authors"
-    assert spec.settings["model.hidden"] == 9 and spec.provenance["model.hidden"]["provenance"] == "paper"
+    assert spec.settings["model.hidden"] == 9 and spec.provenance["model.hidden"]["provenance"] == "reproduction"
     assert spec.settings["method"] == "enorm" and spec.settings["method.c"] == 1.2
     assert spec.provenance["label_smoothing"] == {"provenance": "assumed", "source": "restudy default"}
 

@@ -360,6 +360,7 @@ def plan(
                 payload = {
                     "version": __version__,
                     "study": study.id,
+                    "scale": scale,
                     "experiment": exp.id,
                     "variant": var,
                     "seed_index": i,

@@ -68,6 +68,8 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "metrics": record.get("metrics", {}),
         "wall_s": record.get("timings", {}).get("wall_s"),
         "env_fingerprint": record.get("env", {}).get("fingerprint"),
+        "execution": record.get("env", {}).get("execution"),
+        "stack_size": record.get("env", {}).get("stack_size"),
     }
 
 

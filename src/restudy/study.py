@@ -1,7 +1,10 @@
 """The study schema: a paper, its claims, its reported tables and the experiments that produce them.
 
 A study is data. Every hyperparameter carries its value *and* where it comes from (``provenance``:
-stated in the paper, found in the code, told by the authors, or assumed) with a short source note.
+stated in the paper, found in the code, told by the authors, taken from a reproduction report,
+read off a figure, calibrated after looking at outcomes, or assumed) with a short source note.
+Reported values keep the text they were printed with (``0.870`` is not ``0.87``): the rounding
+slack of a comparison comes from the printed digits.
 Experiments are flat maps of dotted setting names (``optimizer.lr``, ``model.hidden``) to such
 hyperparameters, swept over named variant axes, run at one of three scales.
 
@@ -17,8 +20,17 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-Provenance = Literal["paper", "code", "authors", "assumed"]
-PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "assumed")
+Provenance = Literal["paper", "code", "authors", "reproduction", "figure", "calibrated", "assumed"]
+PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "reproduction", "figure", "calibrated", "assumed")
+PROVENANCE_MEANING: dict[str, str] = {
+    "paper": "stated in the original paper",
+    "code": "found in the original code",
+    "authors": "told by the original authors",
+    "reproduction": "taken from a reproduction report, not from the original paper or code",
+    "figure": "read off a figure (the source names it)",
+    "calibrated": "chosen after looking at outcomes: verdicts that depend on it say so",
+    "assumed": "assumed (not published anywhere)",
+}
 Source = Literal["init", "order", "augment", "dropout", "perturb"]
 SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout", "perturb")
 ScaleName = Literal["smoke", "small", "paper"]
@@ -87,9 +99,47 @@ class Document(_Frozen):
 
 
 class ReportedValue(_Frozen):
+    """A number as a document prints it. A bare number (or a quoted one, to keep trailing zeros:
+    ``"0.870"``) is shorthand for ``{value: ...}``; ``text`` keeps the printed digits."""
+
     value: float
-    pm: float | None = Field(None, description="the ± given with the value (its SD unless stated)")
+    pm: float | None = Field(None, description="the ± given with the value (its SD unless pm_is says se)")
+    pm_is: Literal["sd", "se"] = Field("sd", description="whether the ± is the runs' SD or the value's standard error")
     n: int | None = Field(None, ge=1, description="number of runs behind the value")
+    text: str = Field("", description="the value as printed (quote it in YAML to keep trailing zeros)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printed(cls, data: Any) -> Any:
+        if isinstance(data, (int, float, str)) and not isinstance(data, bool):
+            data = {"value": data}
+        if isinstance(data, dict) and "value" in data and not data.get("text"):
+            v = data["value"]
+            if isinstance(v, str):
+                text = v.strip()
+            elif isinstance(v, int) and not isinstance(v, bool):
+                text = str(v)
+            elif isinstance(v, float):
+                text = repr(v)
+            else:
+                return data
+            data = {**data, "text": text}
+            try:
+                data["value"] = float(text)
+            except ValueError:
+                pass  # the float field reports the bad value
+        return data
+
+    def decimals(self) -> int:
+        """Digits printed after the decimal point (0 for an integer; read from ``text``)."""
+        text = (self.text or repr(self.value)).lower().lstrip("+-")
+        mantissa, _, exp = text.partition("e")
+        digits = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        return digits - (int(exp) if exp else 0)
+
+    def rounding(self) -> float:
+        """Half a unit of the last printed digit: ``0.870`` → 0.0005, ``8.0`` → 0.05, ``40`` → 0.5."""
+        return 0.5 * 10.0 ** (-self.decimals())
 
 
 class Axis(_Frozen):
@@ -254,6 +304,10 @@ class ClaimBase(_Frozen):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     scales: list[ScaleName] = Field(list(SCALES), description="scales at which the claim gets a verdict")
     source: str = Field("", description="where the claim is made: paper section, reproduction report")
+    provenance: Provenance | None = Field(
+        None, description="where the claim comes from: paper, reproduction, figure (name the figure in 'source'), ..."
+    )
+    alpha_reason: str = Field("", description="why this alpha (the default 0.05 is the conventional level)")
 
     _id = field_validator("id")(_check_id)
 
@@ -345,7 +399,7 @@ class ReportedTable(_Frozen):
     test_size: int | None = Field(None, ge=1, description="test-set size behind the numbers (binomial floor)")
     rows: list[str] = Field(min_length=1)
     columns: list[str] = Field(min_length=1)
-    values: dict[str, dict[str, float | ReportedValue | None]]
+    values: dict[str, dict[str, ReportedValue | None]]
     layout: TableLayout | VariabilityLayout | None = None
 
     _id = field_validator("id")(_check_id)
@@ -387,10 +441,7 @@ class ReportedTable(_Frozen):
         return self
 
     def value(self, row: str, column: str) -> ReportedValue | None:
-        v = self.values.get(row, {}).get(column)
-        if v is None or isinstance(v, ReportedValue):
-            return v
-        return ReportedValue(value=float(v))
+        return self.values.get(row, {}).get(column)
 
 
 class Study(_Frozen):

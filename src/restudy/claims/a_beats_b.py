@@ -1,12 +1,17 @@
 """Claim kind ``a_beats_b``: the runs selected by ``a`` score higher than those of every ``b``.
 
 Runs of ``a`` and each ``b`` are paired by seed index and by the level of every axis that neither
-selector pins to a single level; d = a − b (b − a if lower is better) minus ``margin``. Each of
+selector pins to a single level; d = a − b (b − a if lower is better) minus ``margin``. Runs with
+the same seed index share data order and initialisation (paired streams), so the cells of one
+seed are not independent: the differences are first averaged within each seed index, and the
+test runs on one value per seed — its n and degrees of freedom count seeds, not cells. Each of
 the k comparisons gets α/k (Bonferroni) and a one-sided paired t-test; its CI is the two-sided
 (1 − 2α/k) interval, whose lower bound is the one-sided (1 − α/k) bound, so "p < α/k" and "CI low
 > 0" agree. ``reproduced`` if both hold; ``not_reproduced`` if the CI's upper bound is < 0 (the
-data exclude the claimed direction); else ``inconclusive`` with the seed pairs needed for 80 %
-power at the observed difference. Without pairs: Welch's test.
+data exclude the claimed direction); else ``inconclusive`` with the seeds needed for 80 % power
+at the observed difference — to establish the claim, or, when the observed difference has the
+wrong sign, to establish that it does not hold. Without pairs: Welch's test on per-seed means.
+Borderline when the deciding CI edge lies within 10 % of the CI's width from 0.
 
 The evidence adds what the figure draws: per-seed points and mean ± 95 % CI per group and level
 of the free axis (``series``), and the paired differences a − b per level (``differences``).
@@ -24,7 +29,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from .. import stats
-from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED, combine
+from ..compare.results import (
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    POWER,
+    REPRODUCED,
+    combine,
+    directional_borderline,
+)
 from ..compare.select import Row, metric_value, pair_runs, pinned_axes, select_runs, series, short_label, unit, usable
 from ..numbers import fmt, p_value, pct
 from ..study import ClaimBase, Loc, Selector
@@ -55,49 +68,66 @@ class BeatsClaim(ClaimBase):
 # --------------------------------------------------------------------------------------------
 
 
+def _per_seed(values: Sequence[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    """Means of the finite values of each seed index (seed indices ascending)."""
+    by: dict[int, list[float]] = {}
+    for seed, v in values:
+        if math.isfinite(v):
+            by.setdefault(int(seed), []).append(v)
+    seeds = sorted(by)
+    return seeds, [sum(by[k]) / len(by[k]) for k in seeds]
+
+
 def _test(
     claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float
 ) -> tuple[stats.PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
-    """Runs the paired (or, without pairs, Welch) one-sided test of a beating b."""
+    """Runs the one-sided test of a beating b on per-seed means of the paired differences (or,
+    without pairs, Welch's test on each side's per-seed means)."""
     sign = 1.0 if claim.higher_is_better else -1.0
     conf = 1.0 - 2.0 * alpha
     pairs, info = pair_runs(a_runs, b_runs, claim.a, b)
     if pairs:
-        a = [sign * metric_value(x, claim.metric) - claim.margin for x, _ in pairs]
-        bb = [sign * metric_value(y, claim.metric) for _, y in pairs]
-        return stats.paired_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
+        both = [
+            (x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin, sign * metric_value(y, claim.metric))
+            for x, y in pairs
+        ]
+        both = [(k, u, v) for k, u, v in both if math.isfinite(u) and math.isfinite(v)]
+        common, av = _per_seed([(k, u) for k, u, _ in both])
+        _, bv = _per_seed([(k, v) for k, _, v in both])
+        info.update(pairs=len(pairs), seeds=len(common), unit="seed")
+        return stats.paired_difference(av, bv, confidence=conf, alternative="greater"), info, pairs
     why = (
         "pairing ambiguous (a key occurs twice on one side)"
         if info["ambiguous"]
         else "no run pairs share seed index and free-axis levels"
     )
-    info["fallback"] = f"Welch's unpaired test: {why}"
-    a = [sign * metric_value(x, claim.metric) - claim.margin for x in a_runs]
-    bb = [sign * metric_value(y, claim.metric) for y in b_runs]
+    info["fallback"] = f"Welch's unpaired test on per-seed means: {why}"
+    _, a = _per_seed([(x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin) for x in a_runs])
+    _, bb = _per_seed([(y["seed_index"], sign * metric_value(y, claim.metric)) for y in b_runs])
+    info.update(unit="seed")
     return stats.welch_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
 
 
-def _seeds(res: stats.PairedResult, alpha: float, cells: int = 1) -> tuple[int | None, str]:
-    """Seeds per variant for 80 % power at the observed difference, with an explanation.
-
-    The paired test pools ``cells`` pairs per seed index (one per level of the free axes), so the
-    pairs it needs are divided by ``cells`` to give seeds per variant.
-    """
-    if not math.isfinite(res.mean_diff) or res.mean_diff <= 0:
-        return None, "no seed count would: the observed difference has the wrong sign"
+def _seeds(res: stats.PairedResult, alpha: float) -> tuple[int | None, str]:
+    """Seeds per variant for 80 % power at the observed difference (the test is on per-seed
+    means, so its n already counts seeds): to establish the claim, or — with the wrong sign — to
+    establish that it does not hold."""
+    if not math.isfinite(res.mean_diff) or res.mean_diff == 0:
+        return None, "the observed difference is 0: no seed count would decide"
     if not math.isfinite(res.sd_diff):
-        return None, "fewer than 2 runs per side: the spread is unknown"
+        return None, "fewer than 2 seeds per side: the spread is unknown"
+    paired = res.test == "paired-t"
     n = stats.seeds_needed(
-        res.mean_diff, res.sd_diff, alpha=alpha, power=POWER, paired=res.test == "paired-t", alternative="greater"
+        abs(res.mean_diff), res.sd_diff, alpha=alpha, power=POWER, paired=paired, alternative="greater"
     )
-    if n and res.test == "paired-t":
-        pairs, n = n, max(2, math.ceil(n / max(1, cells)))
-        return n, (f"about {n} seeds per variant ({pairs} pairs) for 80% power at the observed difference")
-    return n, (
-        f"about {n} seeds per side for 80% power at the observed difference"
-        if n
-        else "more than 10000 seeds would be needed at the observed difference"
+    goal = (
+        "to establish the claim"
+        if res.mean_diff > 0
+        else "to establish that it does not hold (the observed difference has the wrong sign)"
     )
+    if not n:
+        return None, f"more than 10000 seeds would be needed {goal}"
+    return n, f"about {n} seeds {'per variant' if paired else 'per side'} for 80% power {goal}"
 
 
 def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: float) -> str:
@@ -106,9 +136,9 @@ def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: 
     lo, hi = res.ci_low + claim.margin, res.ci_high + claim.margin
     head = f"{a} beats {b} by {raw:+.2f}{u}" if raw > 0 else f"{a} does not beat {b} (difference {fmt(raw)}{u})"
     if res.test == "paired-t":
-        test = f"paired t {p_value(res.p_value)}, n={res.n} pairs"
+        test = f"paired t on per-seed means {p_value(res.p_value)}, n={res.n} seeds"
     else:
-        test = f"Welch t {p_value(res.p_value)}, n={res.n_a} vs {res.n_b} runs, unpaired"
+        test = f"Welch t on per-seed means {p_value(res.p_value)}, n={res.n_a} vs {res.n_b} seeds, unpaired"
     margin = f", margin {claim.margin:g}{u}" if claim.margin else ""
     return f"{head} ({pct(conf)} CI [{fmt(lo)}, {fmt(hi)}], {test}{margin})"
 
@@ -130,7 +160,8 @@ def _one(
     conf = 1.0 - 2.0 * alpha
     shown = math.isfinite(res.p_value) and res.p_value < alpha and res.ci_low > 0
     verdict = REPRODUCED if shown else NOT_REPRODUCED if res.ci_high < 0 else INCONCLUSIVE
-    seeds, seeds_note = _seeds(res, alpha, info.get("cells", 1)) if verdict == INCONCLUSIVE else (None, "")
+    seeds, seeds_note = _seeds(res, alpha) if verdict == INCONCLUSIVE else (None, "")
+    near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
     raw = {k: getattr(res, k) + claim.margin for k in ("mean_diff", "ci_low", "ci_high")}
     return {
         **base,
@@ -139,9 +170,10 @@ def _one(
         **raw,
         "confidence": conf,
         "verdict": verdict,
+        "borderline": near,
         "seeds_needed": seeds,
         "seeds_note": seeds_note,
-        "sentence": _sentence(a_lbl, b_lbl, res, claim, conf),
+        "sentence": _sentence(a_lbl, b_lbl, res, claim, conf) + (" (borderline)" if near else ""),
     }, pairs
 
 
@@ -209,7 +241,10 @@ def evaluate(claim: BeatsClaim, ctx: Any) -> Any:
         "series": [series(lbl, usable(runs), claim.metric, axis) for lbl, runs in selected],
         "differences": [_differences(claim, b, p, axis) for b, p in zip(claim.b, all_pairs)],
     }
-    return ctx.result(claim, verdict, summary, evidence, _max_seeds(comps))
+    deciding = [c for c in comps if c["verdict"] == verdict]
+    return ctx.result(
+        claim, verdict, summary, evidence, _max_seeds(comps), borderline=any(c.get("borderline") for c in deciding)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +322,8 @@ def render(claim: BeatsClaim, result: Any) -> tuple[list[str], None]:
             line += f"; {comp['fallback']}"
         elif "by" in comp:
             line += (
-                f"; paired by {', '.join(comp['by'])}, unpaired runs: "
+                f"; paired by {', '.join(comp['by'])} ({comp.get('pairs', 0)} run pairs averaged within "
+                f"each of {comp.get('seeds', 0)} seeds), unpaired runs: "
                 f"{comp.get('unpaired_a', 0)} (a) / {comp.get('unpaired_b', 0)} (b)"
             )
         if comp.get("wilcoxon_p") is not None:
@@ -301,7 +337,10 @@ def render(claim: BeatsClaim, result: Any) -> tuple[list[str], None]:
 @register_claim_kind
 class ABeatsB(ClaimKind):
     schema = BeatsClaim
-    rule = "*a beats b* is a one-sided paired t-test over shared seeds (Bonferroni over the b's)"
+    rule = (
+        "*a beats b* is a one-sided paired t-test on per-seed means of the paired differences "
+        "(n counts seeds; Bonferroni over the b's)"
+    )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)
     render = staticmethod(render)

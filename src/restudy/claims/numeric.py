@@ -1,9 +1,11 @@
 """Claim kind ``numeric``: reported table cells are reproduced.
 
-Each named cell is judged by the cell rule of :mod:`restudy.compare.cells` (result tables) or of
-:mod:`restudy.compare.variability` (variability tables) with the claim's α and tolerance; the
-claim's verdict combines them: all reproduced → reproduced; any not reproduced → not reproduced;
-all not evaluated → not evaluated; else inconclusive. The evidence holds every cell's result and
+Each named cell is judged by the equivalence rule of :mod:`restudy.compare.cells` (result tables)
+or of :mod:`restudy.compare.variability` (variability tables) with the claim's tolerance and α/k
+for k cells (Bonferroni: any one red cell fails the claim, so the family-wise error is
+controlled); the claim's verdict combines them: all reproduced → reproduced; any not reproduced →
+not reproduced; all not evaluated → not evaluated; else inconclusive. Borderline when a cell that
+decides the verdict is. The evidence holds every cell's result and
 the per-run values behind it (``points``), which the figure draws next to the reported value.
 
 Imports study and compare (matplotlib only inside ``figure``).
@@ -26,12 +28,16 @@ from .base import ClaimKind, register_claim_kind
 
 
 class NumericClaim(ClaimBase):
-    """Reported table cells are reproduced: each reported value lies in the CI of the reproduced mean
-    (or within ``tolerance`` relative error when one is given)."""
+    """Reported table cells are reproduced: the CI of reproduced − reported lies within the
+    tolerance (``tolerance`` × the reported value + its rounding; a default from the printed
+    precision and the binomial test-set noise otherwise)."""
 
     kind: Literal["numeric"]
     cells: list[CellRef] = Field(min_length=1)
-    tolerance: float | None = Field(None, ge=0, description="relative error accepted besides the CI")
+    tolerance: float | None = Field(
+        None, ge=0, description="equivalence tolerance, a fraction of the reported value (rounding is added)"
+    )
+    tolerance_reason: str = Field("", description="why this tolerance (shown in the report)")
     scales: list[ScaleName] = ["paper"]
 
     def problems(self, study: Study) -> list[tuple[Any, ...]]:
@@ -55,7 +61,7 @@ def _max_seeds(items: list[dict[str, Any]]) -> int | None:
 
 def evaluate(claim: NumericClaim, ctx: Any) -> Any:
     """Judges every named cell and combines their verdicts."""
-    rule = CellRule(1.0 - claim.alpha, claim.tolerance, claim.id)
+    rule = CellRule(claim.alpha / len(claim.cells), claim.tolerance, claim.id, claim.tolerance_reason)
     cells, points = [], []
     for ref in claim.cells:
         table = ctx.study.table(ref.table)
@@ -80,14 +86,21 @@ def evaluate(claim: NumericClaim, ctx: Any) -> Any:
         "cells": [c.to_dict() for c in cells],
         "counts": counts,
         "confidence": rule.confidence,
+        "alpha_per_cell": rule.alpha,
+        "correction": f"Bonferroni over {len(claim.cells)} cell(s)",
         "tolerance": claim.tolerance,
+        "tolerance_reason": claim.tolerance_reason,
         "points": points,
     }
+    deciding = [c for c in cells if c.verdict == verdict]
+    borderline = bool(deciding) and any(c.borderline for c in deciding)
     note = None
     if cells and all(c.verdict == NOT_EVALUATED and c.n > 0 for c in cells):
         note = cells[0].note
         summary = f"not evaluated: {note}. " + summary
-    return ctx.result(claim, verdict, summary, evidence, _max_seeds([c.to_dict() for c in cells]), note)
+    return ctx.result(
+        claim, verdict, summary, evidence, _max_seeds([c.to_dict() for c in cells]), note, borderline=borderline
+    )
 
 
 def figure(claim: NumericClaim, result: Any, path: Path) -> Path | None:
@@ -143,8 +156,8 @@ def render(claim: NumericClaim, result: Any) -> tuple[list[str], Any]:
 class Numeric(ClaimKind):
     schema = NumericClaim
     rule = (
-        "a *numeric* cell is reproduced when the reported value lies in the 95% CI of the "
-        "reproduced mean, whose SD is at least the binomial test-set noise"
+        "a *numeric* cell is reproduced when the CI of reproduced − reported lies within the tolerance "
+        "(equivalence), not reproduced when it lies outside it"
     )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)

@@ -2,8 +2,10 @@
 
 For ``diverged`` the rate k/n with its Clopper–Pearson (1 − 2α) interval, else the (1 − 2α) mean
 CI (n ≥ 2). ``>=``: reproduced if CI low ≥ value, not reproduced if CI high < value; ``<=``
-mirrors it. The evidence adds, per variant, the rate with its interval (``groups``) or the runs'
-values with mean ± 95 % CI (``series``): what the figure draws.
+mirrors it. Inconclusive means get the seeds for 80 % power either way; a verdict whose deciding
+edge lies within 10 % of the value is borderline. The evidence adds, per variant, the rate with
+its interval (``groups``) or the runs' values with mean ± 95 % CI (``series``): what the figure
+draws.
 
 Imports study, stats and compare (matplotlib only inside ``figure``).
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import stats
-from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED
+from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
 from ..compare.select import Row, group_rows, metric_value, select_runs, series, summarize_runs, unit, usable
 from ..numbers import fmt, pct
 from ..study import ClaimBase, Loc, Selector
@@ -39,6 +41,11 @@ def _verdict(op: str, low: float, high: float, value: float) -> str:
     if op == ">=":
         return REPRODUCED if low >= value else NOT_REPRODUCED if high < value else INCONCLUSIVE
     return REPRODUCED if high <= value else NOT_REPRODUCED if low > value else INCONCLUSIVE
+
+
+def _near(op: str, low: float, high: float, value: float, verdict: str) -> bool:
+    below = (verdict == REPRODUCED) == (op == "<=")
+    return threshold_borderline(low, high, value, below, verdict)
 
 
 def _rate(label: str, runs: list[Row], conf: float) -> dict[str, Any]:
@@ -74,6 +81,7 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
             "op": claim.op,
             "note": note,
             "groups": groups,
+            "borderline": _near(claim.op, low, high, value, verdict),
         },
     )
 
@@ -97,10 +105,13 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
         return INCONCLUSIVE, summary + "; one run has no seed-to-seed spread", evidence, None
     verdict = _verdict(claim.op, s.ci_low, s.ci_high, claim.value)
     seeds = None
+    evidence["borderline"] = _near(claim.op, s.ci_low, s.ci_high, claim.value, verdict)
     if verdict == INCONCLUSIVE:
         effect = s.mean - claim.value if claim.op == ">=" else claim.value - s.mean
-        if effect > 0 and math.isfinite(s.sd_used):
-            seeds = stats.seeds_needed(effect, s.sd_used, alpha=claim.alpha, power=POWER)
+        if effect != 0 and math.isfinite(s.sd_used) and math.isfinite(effect):
+            seeds = stats.seeds_needed(abs(effect), s.sd_used, alpha=claim.alpha, power=POWER)
+            goal = "to establish the claim" if effect > 0 else "to establish that it does not hold"
+            evidence["seeds_note"] = f"about {seeds} seeds for 80% power {goal}" if seeds else ""
     return verdict, summary, evidence, seeds
 
 
@@ -118,7 +129,9 @@ def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
     else:
         verdict, summary, evidence, seeds = _mean_threshold(claim, runs, conf)
     evidence["n_failed"] = len(all_runs) - len(runs)
-    return ctx.result(claim, verdict, summary, evidence, seeds)
+    if evidence.get("seeds_note"):
+        summary += f". To decide: {evidence['seeds_note']}"
+    return ctx.result(claim, verdict, summary, evidence, seeds, borderline=bool(evidence.get("borderline")))
 
 
 def _rate_bars(ax: Any, groups: list[dict[str, Any]], value: float, confidence: float, draw: Any) -> None:

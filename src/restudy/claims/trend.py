@@ -1,11 +1,15 @@
 """Claim kind ``trend``: the metric of ``select`` (or its paired difference to ``baseline``) rises or
 falls along the numeric axis ``over``.
 
-Least-squares slope of the metric (or difference), one point per run (or pair), on the levels of
-``over``; two-sided (1 − 2α) CI of the slope (a one-sided α test in the claimed direction).
-``reproduced`` if the CI excludes 0 on the claimed side, ``not_reproduced`` if it excludes 0 on
-the other side, else ``inconclusive``. The evidence holds the points, the per-level means with
-95 % CIs and the fitted line, which the figure draws.
+Runs with the same seed index share data order and initialisation across levels (paired
+streams), so points of one seed are not independent: the least-squares slope of the metric (or
+difference) over the levels of ``over`` is fitted **per seed index**, and the test runs on the
+per-seed slopes (one-sample t, n = seeds, two-sided (1 − 2α) CI: a one-sided α test in the
+claimed direction). ``reproduced`` if the CI excludes 0 on the claimed side, ``not_reproduced``
+if it excludes 0 on the other side, else ``inconclusive`` with the seeds needed for 80 % power
+either way. Borderline when the deciding edge lies within 10 % of the CI's width from 0. The
+evidence holds the points, the per-level means with 95 % CIs, the per-seed slopes and the line
+through the mean slope, which the figure draws.
 
 Imports study, stats and compare (matplotlib only inside ``figure``).
 """
@@ -21,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import stats
-from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, directional_verdict
+from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_borderline, directional_verdict
 from ..compare.select import Row, metric_value, pair_runs, select_runs, unit, usable
 from ..numbers import fmt, p_value, pct
 from ..study import ClaimBase, Loc, Selector, Study, selector_problems
@@ -50,8 +54,9 @@ class TrendClaim(ClaimBase):
         return [(("over",), msg, self.over) for _, msg, _ in selector_problems(study, sel)]
 
 
-def trend_points(claim: TrendClaim, rows: Sequence[Row]) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
-    """Returns (level of ``over``, value) per run, or per pair when the claim has a baseline.
+def trend_points(claim: TrendClaim, rows: Sequence[Row]) -> tuple[list[tuple[Any, float, int]], dict[str, Any]]:
+    """Returns (level of ``over``, value, seed index) per run, or per pair when the claim has a
+    baseline.
 
     Args:
         claim: the trend claim.
@@ -62,12 +67,13 @@ def trend_points(claim: TrendClaim, rows: Sequence[Row]) -> tuple[list[tuple[Any
     """
     runs = usable(select_runs(rows, claim.select))
     if claim.baseline is None:
-        pts = [(r["variant"].get(claim.over), metric_value(r, claim.metric)) for r in runs]
+        pts = [(r["variant"].get(claim.over), metric_value(r, claim.metric), r["seed_index"]) for r in runs]
         return pts, {"values": "per run"}
     base = usable(select_runs(rows, claim.baseline))
     pairs, info = pair_runs(runs, base, claim.select, claim.baseline)
     pts = [
-        (a["variant"].get(claim.over), metric_value(a, claim.metric) - metric_value(b, claim.metric)) for a, b in pairs
+        (a["variant"].get(claim.over), metric_value(a, claim.metric) - metric_value(b, claim.metric), a["seed_index"])
+        for a, b in pairs
     ]
     return pts, {"values": f"paired difference to {claim.baseline.label()}", **info}
 
@@ -91,52 +97,96 @@ def _level_means(xs: list[float], ys: list[float]) -> list[dict[str, Any]]:
     return out
 
 
-def _sentence(claim: TrendClaim, res: stats.SlopeResult, conf: float, n_levels: int) -> str:
+def seed_slopes(xs: Sequence[float], ys: Sequence[float], seeds: Sequence[int]) -> dict[int, float]:
+    """The least-squares slope of each seed index's finite points (seeds spanning < 2 levels are
+    left out)."""
+    by: dict[int, list[tuple[float, float]]] = {}
+    for x, y, k in zip(xs, ys, seeds):
+        if math.isfinite(y):
+            by.setdefault(int(k), []).append((x, y))
+    out = {}
+    for k, pts in sorted(by.items()):
+        if len({x for x, _ in pts}) >= 2:
+            out[k] = stats.slope_test([x for x, _ in pts], [y for _, y in pts]).slope
+    return out
+
+
+def _sentence(claim: TrendClaim, res: stats.PairedResult, conf: float, n_levels: int) -> str:
     what = "difference" if claim.baseline else claim.metric
-    if not math.isfinite(res.slope):
+    if res.n < 2 or not math.isfinite(res.mean_diff):
         return (
-            f"slope of the {what} over {claim.over} is undefined: n={res.n} points on "
-            f"{n_levels} level(s) of {claim.over}"
+            f"slope of the {what} over {claim.over} is undefined: {res.n} seed(s) span 2 or more of "
+            f"the {n_levels} level(s) of {claim.over}"
         )
     return (
-        f"slope of the {what} over {claim.over}: {res.slope:+.3f}{unit(claim.metric)} per "
-        f"unit ({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
-        f"two-sided {p_value(res.p_value)}, n={res.n}); claimed {claim.direction}"
+        f"slope of the {what} over {claim.over}: {res.mean_diff:+.3f}{unit(claim.metric)} per "
+        f"unit, the mean of per-seed slopes ({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
+        f"t {p_value(res.p_value)}, n={res.n} seeds); claimed {claim.direction}"
     )
 
 
+def _trend_seeds(res: stats.PairedResult, claim: TrendClaim) -> tuple[int | None, str]:
+    """Seeds for 80 % power at the observed mean slope, towards the claim or against it."""
+    if res.n < 2 or not (math.isfinite(res.mean_diff) and math.isfinite(res.sd_diff)) or res.mean_diff == 0:
+        return None, "the spread of the per-seed slopes is unknown"
+    up = claim.direction == "increasing"
+    towards = (res.mean_diff > 0) == up
+    n = stats.seeds_needed(abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, alternative="greater")
+    goal = "to establish the trend" if towards else "to establish that it does not hold (the slope has the wrong sign)"
+    return n, (f"about {n} seeds for 80% power {goal}" if n else f"more than 10000 seeds would be needed {goal}")
+
+
 def evaluate(claim: TrendClaim, ctx: Any) -> Any:
-    """Fits the slope over ``over`` and judges its CI against the claimed direction."""
+    """Fits a slope over ``over`` per seed and judges the CI of their mean against the claimed
+    direction."""
     pts, info = trend_points(claim, ctx.rows)
     if not pts:
         return ctx.result(claim, NOT_EVALUATED, "no runs (or no pairs) selected", info)
     try:
-        xs = [float(x) for x, _ in pts]
+        xs = [float(x) for x, _, _ in pts]
     except (TypeError, ValueError):
         log.warning("claim %s: levels of axis %r are not numeric", claim.id, claim.over)
         return ctx.result(claim, NOT_EVALUATED, f"levels of axis '{claim.over}' are not numeric", info)
-    ys = [y for _, y in pts]
+    ys = [y for _, y, _ in pts]
+    seeds = [k for _, _, k in pts]
     conf = 1.0 - 2.0 * claim.alpha
-    res = stats.slope_test(xs, ys, confidence=conf)
+    slopes = seed_slopes(xs, ys, seeds)
+    values = list(slopes.values())
+    res = stats.paired_difference(values, [0.0] * len(values), confidence=conf, alternative="two-sided")
     up = claim.direction == "increasing"
-    verdict = INCONCLUSIVE if not math.isfinite(res.slope) else directional_verdict(res.ci_low, res.ci_high, up)
+    ok = res.n >= 2 and math.isfinite(res.ci_low) and math.isfinite(res.ci_high)
+    verdict = directional_verdict(res.ci_low, res.ci_high, up) if ok else INCONCLUSIVE
+    seeds_n, seeds_note = _trend_seeds(res, claim) if verdict == INCONCLUSIVE else (None, "")
     finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+    slope = res.mean_diff
     intercept = (
-        float(np.mean([y for _, y in finite]) - res.slope * np.mean([x for x, _ in finite]))
-        if finite and math.isfinite(res.slope)
+        float(np.mean([y for _, y in finite]) - slope * np.mean([x for x, _ in finite]))
+        if finite and math.isfinite(slope)
         else math.nan
     )
+    pooled = stats.slope_test(xs, ys, confidence=conf)
     evidence = {
         **info,
-        **res.to_dict(),
+        "slope": slope,
+        "ci_low": res.ci_low,
+        "ci_high": res.ci_high,
+        "p_value": res.p_value,
+        "n": res.n,
+        "unit": "seed",
+        "seed_slopes": {str(k): v for k, v in slopes.items()},
+        "r": pooled.r,
         "confidence": conf,
         "direction": claim.direction,
         "levels": _level_means(xs, ys),
-        "seeds_note": "seeds needed are not estimated for trends",
+        "seeds_note": seeds_note,
         "points": [[x, y] for x, y in zip(xs, ys)],
         "intercept": intercept,
     }
-    return ctx.result(claim, verdict, _sentence(claim, res, conf, len(set(xs))), evidence)
+    summary = _sentence(claim, res, conf, len(set(xs)))
+    if verdict == INCONCLUSIVE and seeds_note:
+        summary += f". To decide: {seeds_note}"
+    near = directional_borderline(res.ci_low, res.ci_high, up, verdict)
+    return ctx.result(claim, verdict, summary, evidence, seeds_n, borderline=near)
 
 
 def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
@@ -192,6 +242,10 @@ def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
             f"Pearson correlation of the values with {claim.over}: {fmt(ev['r'], 3)}; "
             f"CI level {pct(ev.get('confidence') or 0.95)}."
         )
+    if ev.get("seed_slopes"):
+        lines.append(
+            "Per-seed slopes: " + ", ".join(f"seed {k}: {fmt(v, 3)}" for k, v in ev["seed_slopes"].items()) + "."
+        )
     levels = ev.get("levels") or []
     tab = table(
         [claim.over, f"mean {draw_label(claim.metric)}", "runs" if claim.baseline is None else "pairs"],
@@ -203,7 +257,7 @@ def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
 @register_claim_kind
 class Trend(ClaimKind):
     schema = TrendClaim
-    rule = "a *trend* is the slope of a least-squares fit with its CI"
+    rule = "a *trend* is the mean of per-seed least-squares slopes with its CI (n counts seeds)"
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)
     render = staticmethod(render)

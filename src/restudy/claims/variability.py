@@ -3,20 +3,30 @@ predictions (:mod:`restudy.compare.modelsets`), compared with a reference set or
 
 Each model set's runs are stacked from their stored predictions and measured with
 :func:`restudy.metrics.summarize`. V is the metric as an amount of variability (1 − ρ for the
-correlation). Uncertainty comes from the seeded percentile bootstrap over models of the model set.
+correlation). Uncertainty comes from the seeded bootstrap over models of the model set, as
+log-scale intervals with bias correction and the expanded t quantile for positive spreads and
+ratios, BCa otherwise (:func:`restudy.stats.bootstrap_interval`; percentile intervals of an SD or
+a ratio of SDs from 20 models cover only 82–92 %).
 
-- ``zero``: reproduced iff every group has ≥ 2 models and every requested metric shows exactly no
+- ``zero``: reproduced iff every group has ≥ 2 models, they were trained one by one (not as slices
+  of one stacked model: their identity would say nothing about separately trained models, so such
+  a group is inconclusive with that reason) and every requested metric shows exactly no
   variability (SDs = 0, disagreement = 0, correlation = 1, ensemble gain = 0); not reproduced
   otherwise, naming the metric and its value. No statistics: bit-identical runs give exact zeros.
-- ``comparable``: per group and metric, r = V_group/V_reference with its (1 − 2α/k) bootstrap CI
-  (k groups, Bonferroni as for a_beats_b; metrics are not corrected: they measure one property
-  and move together). Reproduced if every CI lies inside ``band`` (an equivalence test); not
-  reproduced if any CI lies entirely outside it; else inconclusive, with an *estimate* of the
-  models per set that would decide, from the CI width shrinking as 1/√M at the observed ratio.
+- ``comparable``: per group and metric, r = V_group/V_reference with its (1 − 2α/k) bootstrap CI,
+  k = groups × metrics (Bonferroni: the claim fails if any one fails). Reproduced if every CI lies
+  inside ``band`` (an equivalence test); not reproduced if any CI lies entirely outside it; else
+  inconclusive, with an *estimate* of the models per set that would decide, from the CI width
+  shrinking as 1/√M at the observed ratio.
 - ``lower``: the same ratios; a CI entirely below 1 is reproduced, entirely above 1 not
-  reproduced, else inconclusive; the (group, metric) verdicts combine as numeric cells do. The
-  evidence adds the variability reduction % both ways (:func:`restudy.metrics.reduction_percent`).
+  reproduced, else inconclusive (with the models that would decide either way); the (group,
+  metric) verdicts combine as numeric cells do. The evidence adds the variability reduction %
+  both ways (:func:`restudy.metrics.reduction_percent`).
 - ``not_evaluated`` when a set has fewer than 2 models with predictions or none are stored.
+  Diverged runs never enter a set; they are listed.
+
+A verdict is borderline when a deciding CI edge lies within 10 % of its threshold (the band's
+edge or 1).
 
 The figure draws the evidence's ratios with their CIs (or, for ``zero``, each group's values).
 
@@ -34,8 +44,16 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from .. import metrics
-from ..compare.modelsets import VAR_RESAMPLES, SetData, joint_draws, no_variability, paired
-from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, combine, directional_verdict
+from ..compare.modelsets import VAR_RESAMPLES, SetData, bca, joint_draws, joint_jackknife, no_variability, paired
+from ..compare.results import (
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    combine,
+    directional_verdict,
+    threshold_borderline,
+)
 from ..numbers import fmt, pct
 from ..study import ClaimBase, Loc, ModelSet, Selector
 from .base import ClaimKind, register_claim_kind
@@ -67,6 +85,7 @@ class VariabilityClaim(ClaimBase):
         VARIABILITY_METRICS
     )
     band: tuple[float, float] = (0.5, 2.0)
+    band_reason: str = Field("", description="why this band (shown in the report)")
 
     @field_validator("band")
     @classmethod
@@ -93,9 +112,20 @@ class VariabilityClaim(ClaimBase):
 
 def _zero_group(claim: VariabilityClaim, data: SetData) -> dict[str, Any]:
     """One group of a ``zero`` claim: exact values, no statistics."""
-    base = {"group": data.name, "n_models": data.n_models, "missing": len(data.missing)}
+    base = {"group": data.name, "n_models": data.n_models, "missing": len(data.missing), "stacked": len(data.stacked)}
     if data.why:
         return {**base, "verdict": NOT_EVALUATED, "sentence": f"{data.name}: {data.why}"}
+    if data.stacked:
+        return {
+            **base,
+            "values": {m: data.values[m] for m in claim.metrics},
+            "verdict": INCONCLUSIVE,
+            "sentence": (
+                f"{data.name}: {len(data.stacked)} of its {data.n_models} models were trained as slices of one "
+                "stacked model: their identity says nothing about separately trained models "
+                "(train them one by one, e.g. with a setting the stacked path does not support)"
+            ),
+        }
     values = {m: data.values[m] for m in claim.metrics}
     off = [f"{m} = {fmt(v, 4)}" for m, v in values.items() if not no_variability(m, v)]
     verdict = NOT_REPRODUCED if off else REPRODUCED
@@ -142,6 +172,7 @@ def _ratio_one(
     ref: SetData,
     draws: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
     confidence: float,
+    jack: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """r = V_group/V_reference for one metric with its bootstrap CI and verdict."""
     vg = metrics.variability_value(metric, g.values[metric])
@@ -169,13 +200,23 @@ def _ratio_one(
             metric, draws[1][metric]
         )
     ratio = vg / vr
-    low, high = metrics.percentile_ci(r_draws, confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jk = [
+            np.atleast_1d(
+                np.asarray(metrics.variability_value(metric, a[metric]), dtype=float)
+                / np.asarray(metrics.variability_value(metric, b[metric]), dtype=float)
+            )
+            for a, b in (jack or [])
+        ]
+    low, high = bca(ratio, r_draws, jk, confidence, min(g.n_models, ref.n_models))
     if claim.relation == "lower":
         verdict = directional_verdict(low - 1.0, high - 1.0, claimed_positive=False)
-        targets: Sequence[float] = (1.0,) if ratio < 1.0 else ()
+        targets: Sequence[float] = (1.0,)
+        near = threshold_borderline(low, high, 1.0, verdict == REPRODUCED, verdict)
     else:
         verdict = _band_verdict(low, high, claim.band)
         targets = claim.band
+        near = _band_borderline(low, high, claim.band, verdict)
     needed = (
         _models_needed(ratio, low, high, targets, max(g.n_models, ref.n_models)) if verdict == INCONCLUSIVE else None
     )
@@ -188,9 +229,21 @@ def _ratio_one(
         "ci_low": low,
         "ci_high": high,
         "verdict": verdict,
+        "borderline": near,
         "models_needed": needed,
-        "sentence": sentence,
+        "sentence": sentence + (" (borderline)" if near else ""),
     }
+
+
+def _band_borderline(low: float, high: float, band: tuple[float, float], verdict: str) -> bool:
+    """Whether a band verdict was decided by a CI edge within 10 % of the band edge it faced."""
+    if verdict == REPRODUCED:
+        return threshold_borderline(low, high, band[1], True, verdict) or threshold_borderline(
+            low, high, band[0], False, verdict
+        )
+    if verdict == NOT_REPRODUCED:
+        return threshold_borderline(low, high, band[0] if high < band[0] else band[1], high < band[0], verdict)
+    return False
 
 
 def _reduction_evidence(g: SetData, ref: SetData) -> dict[str, Any]:
@@ -236,13 +289,15 @@ def _ratio_group(claim: VariabilityClaim, g: SetData, ref: SetData, confidence: 
         why = f"{g.name}: {g.why}" if g.why else f"reference {ref.name}: {ref.why}"
         return {**base, "verdict": NOT_EVALUATED, "comparisons": [], "sentence": why}
     draws = joint_draws(g, ref)
-    comps = [_ratio_one(claim, m, g, ref, draws, confidence) for m in claim.metrics]
+    jack = joint_jackknife(g, ref)
+    comps = [_ratio_one(claim, m, g, ref, draws, confidence, jack) for m in claim.metrics]
     reduction = _reduction_evidence(g, ref) if claim.relation == "lower" else None
     verdict = combine([c["verdict"] for c in comps])
     needed = [c["models_needed"] for c in comps if c.get("models_needed")]
     return {
         **base,
         "verdict": verdict,
+        "borderline": any(c.get("borderline") for c in comps if c["verdict"] == verdict),
         "comparisons": comps,
         "reduction": reduction,
         "models_needed": max(needed) if needed and verdict == INCONCLUSIVE else None,
@@ -257,6 +312,8 @@ def _set_evidence(data: SetData) -> dict[str, Any]:
         "n_models": data.n_models,
         "missing": data.missing,
         "nonfinite": data.nonfinite,
+        "diverged": data.diverged,
+        "stacked": data.stacked,
         "why": data.why,
         "values": data.values,
         "mean_accuracy": data.mean_accuracy,
@@ -268,9 +325,17 @@ def _variability_summary(
 ) -> str:
     summary = "; ".join(g["sentence"] for g in groups)
     if verdict == INCONCLUSIVE and claim.relation != "zero":
+        unbounded = any(
+            c.get("ci_high") is None or not math.isfinite(c["ci_high"])
+            for g in groups
+            for c in g.get("comparisons", [])
+            if c["verdict"] == INCONCLUSIVE
+        )
         summary += (
             f". To decide: about {needed} models per set (estimate: CI width ∝ 1/√M at the observed ratios)"
             if needed
+            else ". Some intervals are unbounded with this few models: more models are needed"
+            if unbounded
             else ". No model count is likely to decide at the observed ratios"
         )
     return summary
@@ -280,7 +345,8 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
     """Measures every model set and judges each group against the reference (or zero)."""
     groups = [ctx.model_set(g) for g in claim.groups]
     ref = ctx.model_set(claim.reference) if claim.reference is not None else None
-    confidence = 1.0 - 2.0 * claim.alpha / len(groups)
+    k = len(groups) * len(claim.metrics)
+    confidence = 1.0 - 2.0 * claim.alpha / k
     if claim.relation == "zero":
         parts = [_zero_group(claim, g) for g in groups]
     else:
@@ -292,12 +358,14 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
         "metrics": list(claim.metrics),
         "band": list(claim.band),
         "confidence": confidence,
-        "correction": f"Bonferroni over {len(groups)} group(s)",
+        "correction": f"Bonferroni over {len(groups)} group(s) × {len(claim.metrics)} metric(s) = {k}",
+        "band_reason": claim.band_reason,
         "resamples": VAR_RESAMPLES,
         "groups": parts,
         "sets": [_set_evidence(g) for g in groups] + ([_set_evidence(ref)] if ref else []),
         "reference": ref.name if ref else None,
     }
+    deciding = [p for p in parts if p["verdict"] == verdict]
     return ctx.result(
         claim,
         verdict,
@@ -305,6 +373,7 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
         evidence,
         needed,
         metric=", ".join(claim.metrics),
+        borderline=any(p.get("borderline") for p in deciding),
     )
 
 
@@ -413,12 +482,12 @@ _RELATION_TEXT = {
     "comparable": (
         "Relation comparable: r = V_group / V_reference (V = 1 − correlation for the "
         "correlation); reproduced when every {conf} bootstrap CI of r (over models, "
-        "{resamples} resamples, {correction}) lies inside {band}, not reproduced when "
+        "{resamples} resamples, log-scale, {correction}) lies inside {band}, not reproduced when "
         "one lies entirely outside."
     ),
     "lower": (
         "Relation lower: r = V_group / V_reference (V = 1 − correlation for the correlation); "
-        "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, "
+        "reproduced when every {conf} bootstrap CI of r (over models, {resamples} resamples, log-scale, "
         "{correction}) lies below 1, not reproduced when one lies entirely above 1."
     ),
 }
@@ -433,6 +502,10 @@ def _sets_line(ev: dict[str, Any]) -> str:
             text += f" ({len(s['missing'])} without stored predictions)"
         if s.get("nonfinite"):
             text += f" ({len(s['nonfinite'])} with non-finite logits left out)"
+        if s.get("diverged"):
+            text += f" ({len(s['diverged'])} diverged and left out: {', '.join(s['diverged'][:3])})"
+        if s.get("stacked"):
+            text += f" ({len(s['stacked'])} trained as slices of one stacked model)"
         parts.append(text)
     return f"Model sets (models used): {', '.join(parts)}." if parts else ""
 
@@ -452,7 +525,10 @@ def render(claim: VariabilityClaim, result: Any) -> tuple[list[str], Any]:
     )
     if any(g.get("paired_with_reference") for g in ev.get("groups", [])):
         how += " A group made of the reference's own runs is resampled jointly with it."
-    lines = [how, _sets_line(ev)]
+    lines = [how]
+    if ev.get("band_reason") and ev.get("relation") == "comparable":
+        lines.append(f"Why this band: {ev['band_reason']}")
+    lines.append(_sets_line(ev))
     if result.seeds_needed:
         lines.append(
             f"Models per set likely to decide (estimate: CI width ∝ 1/√M at the "

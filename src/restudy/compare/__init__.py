@@ -9,20 +9,28 @@ The package, one concept per module: ``results`` (verdicts and result dataclasse
 :class:`EvaluationContext` an evaluator gets). Claims are judged by their kind's evaluator,
 found in the ``claim`` registry (:mod:`restudy.claims`); this module only orchestrates.
 
-A claim is ``not_evaluated`` when the scale is not among its ``scales`` (its evaluator is not
-called) or when no run is selected.
+A claim is ``not_evaluated`` at smoke scale (smoke checks the pipeline only), when the scale is
+not among its ``scales`` (its evaluator is not called) or when no run is selected. A claim whose
+runs include runs reused from another environment is ``inconclusive`` with that reason unless
+``allow_mixed_env`` is given. A verdict that depends on a setting of provenance ``calibrated``
+(chosen after looking at outcomes) says so in its notes and summary.
 
-Imports study, stats and metrics (numpy; safetensors to read stored predictions); no torch.
+Imports study, stats and metrics (numpy; safetensors to read stored predictions; threadpoolctl,
+which scikit-learn brings, to run BLAS on one thread); no torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Collection
 from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from ..claims.base import claim_kind
 from ..numbers import pct
-from ..study import Study, VariabilityLayout
+from ..study import Hyper, Study, VariabilityLayout
 from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary, table_cells, table_result
 from .context import EvaluationContext
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
@@ -33,6 +41,7 @@ from .results import (
     NOT_REPRODUCED,
     POWER,
     REPRODUCED,
+    SMOKE_NOTE,
     VERDICTS,
     CellResult,
     ClaimResult,
@@ -110,16 +119,79 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _experiments(claim: Any) -> list[str]:
+    return list(dict.fromkeys(sel.experiment for _, sel in claim.selectors()))
+
+
+def calibrated_settings(study: Study, scale: str, experiment: str) -> list[str]:
+    """The settings of provenance ``calibrated`` that reach ``experiment`` at ``scale``
+    (defaults, the experiment's settings, axes and rules, the scale's settings and rules), as
+    ``name=value (source)``."""
+    found: dict[str, str] = {}
+
+    def scan(settings: Any) -> None:
+        for name, h in (settings or {}).items():
+            if isinstance(h, Hyper) and h.provenance == "calibrated":
+                found.setdefault(name, f"{name}={h.value}" + (f" ({h.source})" if h.source else ""))
+
+    exp = next((e for e in study.experiments if e.id == experiment), None)
+    scan(study.defaults)
+    if exp is not None:
+        scan(exp.settings)
+        for axis in exp.axes.values():
+            for level in axis.level_names():
+                scan(axis.overrides(level))
+        for rule in exp.rules:
+            scan(rule.set)
+    sc = study.scales.get(scale)
+    if sc is not None:
+        scan(sc.settings)
+        for rule in sc.rules:
+            scan(rule.set)
+        se = sc.experiments.get(experiment)
+        if se is not None:
+            scan(se.settings)
+            for rule in se.rules:
+                scan(rule.set)
+    return list(found.values())
+
+
 def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
     """Evaluates one claim at ``ctx.scale`` with its kind's evaluator (``not_evaluated`` without
-    calling it when the claim skips that scale)."""
+    calling it at smoke scale or when the claim skips that scale; ``inconclusive`` without calling
+    it when its runs mix environments and that is not allowed)."""
+    if ctx.scale == "smoke":
+        return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {SMOKE_NOTE}", {}, None, SMOKE_NOTE)
     if ctx.scale not in claim.scales:
         note = (
             f"this claim gets a verdict at {', '.join(claim.scales)} scale; these runs are "
             f"{ctx.scale} scale on {ctx.dataset or 'unknown data'}"
         )
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
-    return claim_kind(claim.kind).evaluate(claim, ctx)
+    mixed = sorted(
+        {r["key"] for _, sel in claim.selectors() for r in ctx.select(sel) if r.get("key") in ctx.env_mismatch}
+    )
+    notes: list[str] = []
+    if mixed:
+        what = (
+            f"{len(mixed)} of its runs were reused from another environment (versions, CPU, threads or "
+            f"execution differ): {', '.join(mixed[:3])}{' ...' if len(mixed) > 3 else ''}"
+        )
+        if not ctx.allow_mixed_env:
+            why = f"{what}; they enter verdicts only with --allow-mixed-env (or re-run them with --fresh)"
+            return ctx.result(claim, INCONCLUSIVE, why, {"mixed_env_runs": mixed}, None)
+        notes.append(f"{what}; pooled because --allow-mixed-env was given")
+    result = claim_kind(claim.kind).evaluate(claim, ctx)
+    calibrated = list(
+        dict.fromkeys(c for e in _experiments(claim) for c in calibrated_settings(ctx.study, ctx.scale, e))
+    )
+    if calibrated and result.verdict != NOT_EVALUATED:
+        notes.append(
+            "depends on settings chosen after looking at outcomes (provenance calibrated): " + "; ".join(calibrated)
+        )
+    if not notes:
+        return result
+    return dataclasses.replace(result, notes=[*result.notes, *notes], summary=result.summary + ". " + ". ".join(notes))
 
 
 def _dataset(study: Study, scale: str, rows: list[Row]) -> str:
@@ -129,7 +201,15 @@ def _dataset(study: Study, scale: str, rows: list[Row]) -> str:
     return datasets(rows, "")
 
 
-def compare(study: Study, scale: str, rows: list[Row], predictions: Predictions | None = None) -> Comparison:
+def compare(
+    study: Study,
+    scale: str,
+    rows: list[Row],
+    predictions: Predictions | None = None,
+    *,
+    env_mismatch: Collection[str] = (),
+    allow_mixed_env: bool = False,
+) -> Comparison:
     """Compares the runs of one scale with the study's reported tables and claims.
 
     Args:
@@ -139,16 +219,43 @@ def compare(study: Study, scale: str, rows: list[Row], predictions: Predictions 
         predictions: (run key, view) → (logits [examples, classes], labels) or None, for
             variability claims and tables (e.g. :func:`load_predictions`); without it they are
             not evaluated.
+        env_mismatch: keys of runs reused from another environment than the current one (the
+            runner's ``RunOutcome.env_mismatch``); a claim selecting any of them is inconclusive
+            with that reason unless ``allow_mixed_env``.
+        allow_mixed_env: pool such runs (``--allow-mixed-env``); the claims say so.
 
     Returns:
         The :class:`Comparison`: a summary per (experiment, variant), one result per reported
         cell of each result table, one per such table, one per variability table, one per claim.
     """
+    # One BLAS thread: the products here are small and many; on a loaded CPU a thread pool per
+    # product is 30x slower, and one thread makes the numbers independent of the core count.
+    with threadpool_limits(limits=1):
+        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env)
+
+
+def _compare(
+    study: Study,
+    scale: str,
+    rows: list[Row],
+    predictions: Predictions | None,
+    env_mismatch: Collection[str],
+    allow_mixed_env: bool,
+) -> Comparison:
     kept = [r for r in rows if r.get("scale") in (scale, None)]
     if len(kept) < len(rows):
         log.info("ignoring %d runs made at another scale than %s", len(rows) - len(kept), scale)
     dataset = _dataset(study, scale, kept)
-    ctx = EvaluationContext(study, scale, dataset, kept, cell_rules(study), predictions)
+    ctx = EvaluationContext(
+        study,
+        scale,
+        dataset,
+        kept,
+        cell_rules(study),
+        predictions,
+        env_mismatch=frozenset(env_mismatch),
+        allow_mixed_env=allow_mixed_env,
+    )
     groups = [group_summary(runs) for runs in group_rows(kept).values()]
     cells: list[CellResult] = []
     tables: list[TableResult] = []

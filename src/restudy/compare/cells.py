@@ -1,14 +1,22 @@
 """Numeric cells: each reported value of a result table against the runs of its cell, the table as
 a whole (mean squared deviation), and the per-variant summaries every report shows.
 
-Cell rule (α from the first claim naming the cell, else 0.05): the CI is the two-sided (1 − α)
-t-interval of the mean with SD ``max(sd, floor)``, where the floor is the binomial test-set SD
-√(p(1−p)/n_test) in percentage points for accuracies in %. ``reproduced`` if n ≥ 2 and the
-reported value lies in the CI (or |relative error| ≤ the claim's tolerance); ``not_reproduced`` if
-it lies outside and n ≥ 3; ``inconclusive`` otherwise (n = 1, or n = 2 outside the CI), with the
-seeds a two-sided one-sample t-test would need to detect the observed gap (at least 3). At other
-scales than the table's the numbers are computed for information only and the verdict is
-``not_evaluated``.
+Cell rule: an equivalence decision. With d = reproduced mean − reported value, its standard
+error se = √(sd_used²/n + se_reported²) (sd_used floored by the binomial test-set SD
+√(p(1−p)/n_test) for accuracies in %) and the (1 − 2α) t-interval of d (n − 1 df):
+``reproduced`` when the interval lies inside [−δ, δ] (two one-sided tests at α), ``not_reproduced``
+when it lies entirely outside, ``inconclusive`` otherwise, with the seeds after which it would
+likely decide either way. Fewer seeds widen the interval, so they never make "reproduced" easier.
+δ is the claim's declared tolerance (relative to the reported value, with its reason) plus the
+rounding of the printed value, or by default the rounding plus three binomial test-set SDs for
+accuracies (two evaluations of one model on that test set differ by up to 2√2 ≈ 2.8 SDs: closer
+agreement cannot be asked; the test set is the table's ``test_size`` or the runs' own) and 10 % of
+the value otherwise (the reproduction reports' traffic-light threshold).
+The reported value's own standard error comes from its ± (an SD of its n runs, or a standard
+error) or, printed without ±, is estimated: binomial √(p(1−p)/n_test)/√n for accuracies, 0
+otherwise (said in the note). α is the claim's, split over its cells (Bonferroni: any red cell
+fails the claim); cells no claim names are judged at α = 0.05. At other scales than the table's
+the numbers are computed for information only and the verdict is ``not_evaluated``.
 
 Imports study, stats and the sibling modules results and select.
 """
@@ -24,18 +32,19 @@ from ..numbers import fmt, pct
 from ..study import CellRef, ReportedTable, ReportedValue, Selector, Study, TableLayout
 from .results import (
     INCONCLUSIVE,
-    MIN_SEEDS_TO_REJECT,
     NOT_EVALUATED,
     NOT_REPRODUCED,
-    POWER,
     REPRODUCED,
     CellResult,
     GroupSummary,
     TableResult,
+    chance_sentence,
 )
-from .select import Row, datasets, higher_is_better, select_runs, summarize_runs, usable
+from .select import ACCURACY_METRICS, Row, datasets, higher_is_better, n_test_of, select_runs, summarize_runs, usable
 
 GROUP_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_loss", "train_loss", "wall_s")
+TEST_SET_SDS = 3.0
+"""The default tolerance of an accuracy cell, in binomial test-set SDs (plus the rounding)."""
 
 
 def group_summary(runs: list[Row]) -> GroupSummary:
@@ -58,22 +67,36 @@ def group_summary(runs: list[Row]) -> GroupSummary:
 
 @dataclass(frozen=True)
 class CellRule:
-    """How a cell is judged: CI level, optional relative tolerance, the claim that set them."""
+    """How a cell is judged: α per one-sided test (the claim's, split over its cells), the
+    claim's relative tolerance and its reason, the claim that set them."""
 
-    confidence: float = 0.95
+    alpha: float = 0.05
     tolerance: float | None = None
     claim: str | None = None
+    tolerance_reason: str = ""
+
+    @property
+    def confidence(self) -> float:
+        """Level of the two-sided interval the decision reads: 1 − 2α."""
+        return 1.0 - 2.0 * self.alpha
 
 
 def cell_rules(study: Study) -> dict[tuple[str, str, str], CellRule]:
-    """The first claim naming a cell (in its ``cells``) sets its tolerance and α in the tables."""
+    """The first claim naming a cell (in its ``cells``) sets its tolerance and α in the tables;
+    α is the claim's divided by its number of cells (Bonferroni)."""
     rules: dict[tuple[str, str, str], CellRule] = {}
     for c in study.claims:
-        for ref in getattr(c, "cells", None) or ():
-            if isinstance(ref, CellRef):
-                rules.setdefault(
-                    (ref.table, ref.row, ref.column), CellRule(1.0 - c.alpha, getattr(c, "tolerance", None), c.id)
-                )
+        refs = [r for r in getattr(c, "cells", None) or () if isinstance(r, CellRef)]
+        for ref in refs:
+            rules.setdefault(
+                (ref.table, ref.row, ref.column),
+                CellRule(
+                    c.alpha / len(refs),
+                    getattr(c, "tolerance", None),
+                    c.id,
+                    getattr(c, "tolerance_reason", ""),
+                ),
+            )
     return rules
 
 
@@ -95,48 +118,91 @@ def scale_note(table: ReportedTable, scale: str, dataset: str) -> str:
     )
 
 
-def _cell_seeds(summary: stats.Summary, reported: float, confidence: float) -> int | None:
-    """Seeds a two-sided one-sample t-test needs to detect the observed gap (at least 3)."""
-    gap = abs(summary.mean - reported)
-    sd = summary.sd_used
-    if not (math.isfinite(gap) and math.isfinite(sd)) or gap == 0.0:
-        return None
-    n = stats.seeds_needed(gap, sd, alpha=1.0 - confidence, power=POWER, paired=True, alternative="two-sided")
-    return None if n is None else max(MIN_SEEDS_TO_REJECT, n)
+def reported_se(table: ReportedTable, reported: ReportedValue, n_test: int | None = None) -> tuple[float, str]:
+    """The reported value's standard error and how it was obtained (``n_test``: the test-set
+    size when the table states none, e.g. the runs' own at the table's scale)."""
+    n = reported.n or 1
+    n_test = table.test_size or n_test
+    if reported.pm is not None:
+        if reported.pm_is == "se":
+            return reported.pm, f"its ± {reported.pm:g} as a standard error"
+        return reported.pm / math.sqrt(n), f"its ± {reported.pm:g} as the SD of {n} run(s)"
+    if str(table.metric) in ACCURACY_METRICS and n_test:
+        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
+        return sd / math.sqrt(n), (
+            f"no ± printed: binomial SD √(p(1−p)/{n_test}) = {sd:.3g} pp over {n} run(s) (estimate)"
+        )
+    return 0.0, "no ± printed and none can be estimated: taken as exact"
 
 
-def _cell_verdict(summary: stats.Summary, reported: float, rel: float, rule: CellRule) -> tuple[str, str, int | None]:
-    """Verdict, note and seeds needed for a cell evaluated at its own scale."""
-    n, level = summary.n, pct(rule.confidence)
+def cell_tolerance(
+    table: ReportedTable, reported: ReportedValue, rule: CellRule, n_test: int | None = None
+) -> tuple[float, str]:
+    """δ of a cell's equivalence decision (metric unit) and its reason."""
+    n_test = table.test_size or n_test
+    slack = reported.rounding()
+    rounding = f"rounding of the printed {reported.text or reported.value} (±{slack:g})"
+    if rule.tolerance is not None:
+        why = rule.tolerance_reason or f"declared by claim {rule.claim}"
+        return rule.tolerance * abs(reported.value) + slack, (
+            f"{rule.tolerance:.1%} of the reported value ({why}) + {rounding}"
+        )
+    if str(table.metric) in ACCURACY_METRICS and n_test:
+        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
+        return TEST_SET_SDS * sd + slack, (
+            f"default: {TEST_SET_SDS:g} binomial test-set SDs ({TEST_SET_SDS:g} × {sd:.3g} pp at n_test {n_test}: "
+            f"two evaluations of one model on this test set differ by up to 2√2 ≈ 2.8 SDs, so closer "
+            f"agreement cannot be asked) + {rounding}"
+        )
+    return 0.1 * abs(reported.value) + slack, (
+        f"default: 10% of the reported value (the reproduction reports' traffic-light threshold) + {rounding}"
+    )
+
+
+@dataclass(frozen=True)
+class CellDecision:
+    """What the equivalence rule decided for one cell."""
+
+    verdict: str
+    note: str
+    seeds: int | None = None
+    towards: str = ""
+    low: float = math.nan
+    high: float = math.nan
+    borderline: bool = False
+
+
+def _cell_verdict(
+    summary: stats.Summary, reported: ReportedValue, se_rep: float, tol: float, rule: CellRule
+) -> CellDecision:
+    """The equivalence decision for a cell evaluated at its own scale."""
+    n = summary.n
     if n == 0:
-        return NOT_EVALUATED, "no finished or diverged runs for this cell", None
-    ci = f"{level} CI [{fmt(summary.ci_low)}, {fmt(summary.ci_high)}]"
-    in_ci = summary.ci_low <= reported <= summary.ci_high
-    in_tol = rule.tolerance is not None and math.isfinite(rel) and abs(rel) <= rule.tolerance
-    seeds = _cell_seeds(summary, reported, rule.confidence)
+        return CellDecision(NOT_EVALUATED, "no finished or diverged runs for this cell")
+    diff = summary.mean - reported.value
+    seeds, towards = stats.seeds_to_decide(diff, summary.sd_used, se_rep, tol, rule.alpha)
+    need = f"about {seeds} seeds would likely decide ({towards})" if seeds else towards
     if n < 2:
-        return (
-            INCONCLUSIVE,
-            (f"one run cannot separate seed noise from a real gap; {seeds or 'more'} seeds would be needed"),
-            seeds,
+        return CellDecision(
+            INCONCLUSIVE, f"one run cannot separate seed noise from a real gap; {need}", seeds, towards if seeds else ""
         )
-    if in_ci:
-        return REPRODUCED, f"reported value lies in the {ci} (n={n})", None
-    if in_tol:
-        return (
-            REPRODUCED,
-            (f"|rel. error| {abs(rel):.1%} is within the tolerance {rule.tolerance:.1%} (outside the {ci})"),
-            None,
-        )
-    if n >= MIN_SEEDS_TO_REJECT:
-        return NOT_REPRODUCED, f"reported value lies outside the {ci} (n={n})", None
-    return (
+    se = math.sqrt(summary.sd_used**2 / n + se_rep**2)
+    eq = stats.equivalence(diff, se, n - 1, tol, rule.alpha)
+    ci = (
+        f"{pct(rule.confidence)} CI of reproduced − reported [{fmt(eq.ci_low)}, {fmt(eq.ci_high)}] "
+        f"vs tolerance ±{fmt(tol, 3)} (n={n})"
+    )
+    if eq.decision == stats.EQUIVALENT:
+        return CellDecision(REPRODUCED, f"{ci}: inside", None, "", eq.ci_low, eq.ci_high, eq.borderline)
+    if eq.decision == stats.DIFFERENT:
+        return CellDecision(NOT_REPRODUCED, f"{ci}: outside", None, "", eq.ci_low, eq.ci_high, eq.borderline)
+    return CellDecision(
         INCONCLUSIVE,
-        (
-            f"reported value lies outside the {ci}, but n={n} is too few to reject; "
-            f"{seeds or 'more'} seeds would be needed"
-        ),
+        f"{ci}: overlaps the tolerance's edge; {need}",
         seeds,
+        towards if seeds else "",
+        eq.ci_low,
+        eq.ci_high,
     )
 
 
@@ -159,7 +225,7 @@ def evaluate_cell(
         runs: the cell's rows (any status; failed ones are dropped here).
         scale: the scale of the runs.
         dataset: the data set label of the runs (used when rows carry none).
-        rule: CI level and tolerance (defaults: 95 %, no tolerance).
+        rule: α and tolerance (defaults: α 0.05, the default tolerance).
 
     Returns:
         A :class:`CellResult`; ``not_evaluated`` unless ``scale`` is the table's scale.
@@ -170,12 +236,13 @@ def evaluate_cell(
     rel = stats.relative_error(summary.mean, reported.value)
     light = stats.traffic_light(summary.mean, reported.value, higher_is_better(str(table.metric)))
     data = datasets(ok, dataset)
+    n_test = n_test_of(ok)
+    se_rep, se_how = reported_se(table, reported, n_test)
+    tol, tol_why = cell_tolerance(table, reported, rule, n_test)
     if scale != table.scale:
-        verdict, note, seeds = NOT_EVALUATED, scale_note(table, scale, data), None
+        dec = CellDecision(NOT_EVALUATED, scale_note(table, scale, data))
     else:
-        verdict, note, seeds = _cell_verdict(summary, reported.value, rel, rule)
-    if rule.claim and rule.tolerance is not None:
-        note += f" (tolerance from claim {rule.claim})"
+        dec = _cell_verdict(summary, reported, se_rep, tol, rule)
     return CellResult(
         table=table.id,
         row=row,
@@ -191,12 +258,22 @@ def evaluate_cell(
         abs_error=summary.mean - reported.value,
         rel_error=rel,
         light=light,
-        verdict=verdict,
-        note=note,
-        seeds_needed=seeds,
+        verdict=dec.verdict,
+        note=dec.note,
+        seeds_needed=dec.seeds,
         sd_floor=floor,
         scale=scale,
         dataset=data,
+        reported_text=reported.text,
+        reported_se=se_rep,
+        reported_se_how=se_how,
+        tolerance=tol,
+        tolerance_reason=tol_why,
+        diff_low=dec.low,
+        diff_high=dec.high,
+        alpha=rule.alpha,
+        borderline=dec.borderline,
+        decides_towards=dec.towards,
     )
 
 
@@ -226,6 +303,9 @@ def table_result(table: ReportedTable, cells: list[CellResult], scale: str, data
         if comparable
         else "values are not comparable: " + scale_note(table, scale, dataset)
     )
+    alphas = [2.0 * c.alpha for c in cells if c.verdict != NOT_EVALUATED]
+    if alphas:
+        note += "; " + chance_sentence(alphas)
     return TableResult(
         table=table.id,
         title=table.title,
@@ -238,4 +318,5 @@ def table_result(table: ReportedTable, cells: list[CellResult], scale: str, data
         reported_scale=table.scale,
         reported_dataset=table.dataset,
         comparable=comparable,
+        chance_red=sum(alphas),
     )

@@ -22,7 +22,7 @@ from .. import stats
 from ..study import ModelSet, Selector, Study
 from .cells import CellRule
 from .modelsets import ModelSets, Predictions, SetData
-from .results import ClaimResult, VariabilityRow, clean
+from .results import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, VariabilityRow, clean
 from .select import Row, metric_value, pair_runs, select_runs, summarize_runs, usable
 
 
@@ -40,6 +40,8 @@ class EvaluationContext:
         predictions: (run key, view) → (logits, labels) or None; None when not available.
         model_sets: the model-set cache (each set loaded and measured once).
         var_rows: (table, row) → reproduced row of each variability table, once computed.
+        env_mismatch: keys of runs reused from another environment.
+        allow_mixed_env: whether those runs may enter verdicts.
     """
 
     study: Study
@@ -50,6 +52,8 @@ class EvaluationContext:
     predictions: Predictions | None = None
     model_sets: ModelSets = None  # type: ignore[assignment]
     var_rows: dict[tuple[str, str], VariabilityRow] = field(default_factory=dict)
+    env_mismatch: frozenset[str] = frozenset()
+    allow_mixed_env: bool = False
 
     def __post_init__(self) -> None:
         if self.model_sets is None:
@@ -95,10 +99,19 @@ class EvaluationContext:
         seeds: int | None = None,
         scale_note: str | None = None,
         metric: str | None = None,
+        borderline: bool = False,
     ) -> ClaimResult:
         """The claim's result: ``evidence`` is made JSON-safe (NaN → None); the scale note says
-        which runs the verdict comes from unless given."""
+        which runs the verdict comes from unless given. A borderline verdict says so in its
+        summary."""
         note = scale_note or f"from {self.scale}-scale runs on {self.dataset or 'unknown data'}"
+        if borderline and verdict in (REPRODUCED, NOT_REPRODUCED):
+            if "(borderline)" in summary:  # a part already marked: explain the mark once
+                summary = summary.replace("(borderline)", f"({BORDERLINE_NOTE})", 1)
+            else:
+                summary += f" ({BORDERLINE_NOTE})"
+        else:
+            borderline = False
         return ClaimResult(
             id=claim.id,
             statement=claim.statement,
@@ -109,4 +122,5 @@ class EvaluationContext:
             evidence=clean(evidence),
             seeds_needed=seeds,
             scale_note=note,
+            borderline=borderline,
         )

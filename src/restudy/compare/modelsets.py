@@ -2,10 +2,17 @@
 levels, in seed-index order) stacked from their stored test logits through a view, measured with
 :func:`restudy.metrics.summarize`, and resampled over models for bootstrap CIs.
 
-Uncertainty comes from a seeded percentile bootstrap over **models** (:data:`VAR_RESAMPLES`
-resamples, seeded by the model set so reports are reproducible): sets of different runs are
-resampled independently; two views of the *same* runs (e.g. TTA vs plain logits) are resampled
+Uncertainty comes from a seeded bootstrap over **models** (:data:`VAR_RESAMPLES` resamples, seeded
+by the model set so reports are reproducible), turned into intervals by
+:func:`restudy.stats.bootstrap_interval` (log-scale with bias correction and the expanded t
+quantile for positive spreads and ratios; BCa with the jackknife over models otherwise): sets of
+different runs are resampled independently; two views of the *same* runs (e.g. TTA vs plain logits) are resampled
 jointly, since they are paired model by model.
+
+Runs that may not be pooled are left out and listed: diverged runs (even when their
+pre-divergence logits are finite) and runs whose predictions are missing or non-finite. Runs
+trained as slices of one stacked model (``execution: stacked``, ``stack_size`` > 1) are listed
+in ``stacked``: a claim about separately trained models can refuse them.
 
 Imports study, metrics (numpy), the sibling modules select and views; safetensors to read
 stored predictions. No torch.
@@ -20,10 +27,11 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .. import artifacts, metrics
+from .. import artifacts, metrics, stats
 from ..study import ModelSet
 from .select import Row, select_runs, usable
 from .views import FEATURES, view_tensor
@@ -114,12 +122,16 @@ class SetData:
     keys: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     nonfinite: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    stacked: list[str] = field(default_factory=list)
     why: str = ""
     pairwise: metrics.Pairwise | None = None
     values: dict[str, float] = field(default_factory=dict)
     mean_accuracy: float = math.nan
     seed: int = 0
     _draws: dict[str, np.ndarray] | None = None
+    _jack: dict[str, np.ndarray] | None = None
+    _intervals: dict[tuple[str, float], tuple[float, float]] = field(default_factory=dict)
 
     @property
     def n_models(self) -> int:
@@ -140,6 +152,37 @@ class SetData:
                 else {}
             )
         return self._draws
+
+    def jackknife(self) -> dict[str, np.ndarray]:
+        """Every metric on the M leave-one-out sets (computed once; empty below 3 models)."""
+        if self._jack is None:
+            self._jack = (
+                metrics.bootstrap_draws(self.pairwise, metrics.jackknife_weights(self.n_models))
+                if self.pairwise is not None and self.n_models >= 3
+                else {}
+            )
+        return self._jack
+
+    def interval(self, metric: str, confidence: float) -> tuple[float, float]:
+        """Bootstrap interval of one metric over models (:func:`bca`; NaN below 2 models)."""
+        key = (metric, confidence)
+        if key not in self._intervals:
+            self._intervals[key] = self._interval(metric, confidence)
+        return self._intervals[key]
+
+    def _interval(self, metric: str, confidence: float) -> tuple[float, float]:
+        d = self.draws().get(metric)
+        if d is None:
+            return (math.nan, math.nan)
+        return bca(
+            self.values.get(metric, math.nan), d, [self.jackknife().get(metric, np.zeros(0))], confidence, self.n_models
+        )
+
+
+def bca(point: float, draws: np.ndarray, jack: list[np.ndarray], confidence: float, n: int) -> tuple[float, float]:
+    """:func:`restudy.stats.bootstrap_interval` (log-scale for positive spreads and ratios, BCa
+    otherwise) with the expansion for ``n`` models."""
+    return stats.bootstrap_interval(point, draws, jack, confidence, n=n)
 
 
 def _set_key(ms: ModelSet) -> tuple[str, ...]:
@@ -190,9 +233,15 @@ def _measure(data: SetData, loaded: list[tuple[str, tuple[np.ndarray, np.ndarray
 
 def model_set_runs(rows: Iterable[Row], ms: ModelSet) -> list[Row]:
     """The usable runs of a model set, in seed-index (then variant) order; only the first
-    ``ms.first`` of them when the set asks for a subset (the number-of-models ablation)."""
+    ``ms.first`` of them when the set asks for a subset (the number-of-models ablation).
+    Diverged runs are among them (the caller leaves them out and lists them)."""
     runs = sorted(usable(select_runs(rows, ms.selector())), key=lambda r: (r["seed_index"], r["variant_id"]))
     return runs[: ms.first] if ms.first else runs
+
+
+def is_stacked(row: Row) -> bool:
+    """Whether a run was trained as one slice of a stacked model of several."""
+    return row.get("execution") == "stacked" and int(row.get("stack_size") or 0) > 1
 
 
 class ModelSets:
@@ -209,8 +258,11 @@ class ModelSets:
         key = _set_key(ms)
         if key in self._sets:
             return self._sets[key]
-        runs = model_set_runs(self.rows, ms)
-        data = SetData(name=ms.name(), n_runs=len(runs), seed=_stable_seed(key))
+        selected = model_set_runs(self.rows, ms)
+        runs = [r for r in selected if r.get("status") != "diverged"]
+        data = SetData(name=ms.name(), n_runs=len(selected), seed=_stable_seed(key))
+        data.diverged = [r["key"] for r in selected if r.get("status") == "diverged"]
+        data.stacked = [r["key"] for r in runs if is_stacked(r)]
         self._sets[key] = data
         if self.predictions is None:
             data.why = "no stored predictions were available to compare (no loader given)"
@@ -224,9 +276,9 @@ class ModelSets:
                 _measure_cka(self.predictions, data)
         if not data.why and data.n_models < 2:
             data.why = (
-                f"{data.n_models} of {len(runs)} usable runs have finite stored predictions "
+                f"{data.n_models} of {len(selected)} usable runs have finite stored predictions "
                 f"for view '{ms.view}' ({len(data.missing)} missing, {len(data.nonfinite)} "
-                "non-finite): at least 2 models are needed"
+                f"non-finite, {len(data.diverged)} diverged and left out): at least 2 models are needed"
             )
         return data
 
@@ -254,6 +306,21 @@ def joint_draws(a: SetData, b: SetData) -> tuple[dict[str, np.ndarray], dict[str
         w = b.weights()
         return metrics.bootstrap_draws(a.pairwise, w), b.draws()  # type: ignore[arg-type]
     return a.draws(), b.draws()
+
+
+Jack = list[tuple[dict[str, Any], dict[str, Any]]]
+
+
+def joint_jackknife(a: SetData, b: SetData) -> Jack:
+    """Leave-one-out values of two sets for a statistic of both, one entry per independent
+    sample: paired sets leave the same model out of both; independent sets leave one model out
+    of one set while the other keeps its full value."""
+    ja, jb = a.jackknife(), b.jackknife()
+    if not ja or not jb:
+        return []
+    if paired(a, b):
+        return [(ja, jb)]
+    return [(ja, dict(b.values)), (dict(a.values), jb)]
 
 
 def no_variability(metric: str, value: float) -> bool:

@@ -6,7 +6,7 @@ variability table and a :class:`ClaimResult` per claim (whose ``evidence`` is wh
 kind's evaluator returned, JSON-safe). ``to_dict()`` turns any of them into plain values (NaN and
 ±inf become None), as ``results.json`` stores them.
 
-Imports numpy only.
+Imports numpy and stats.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import stats
+
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not_reproduced"
 INCONCLUSIVE = "inconclusive"
@@ -25,6 +27,8 @@ NOT_EVALUATED = "not_evaluated"
 VERDICTS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_EVALUATED)
 POWER = 0.8
 MIN_SEEDS_TO_REJECT = 3
+SMOKE_NOTE = "smoke checks the pipeline only"
+BORDERLINE_NOTE = "borderline: the deciding interval edge lies within 10% of its threshold"
 
 
 def combine(verdicts: Sequence[str]) -> str:
@@ -44,6 +48,23 @@ def directional_verdict(low: float, high: float, claimed_positive: bool) -> str:
     if claimed_positive:
         return REPRODUCED if low > 0 else NOT_REPRODUCED if high < 0 else INCONCLUSIVE
     return REPRODUCED if high < 0 else NOT_REPRODUCED if low > 0 else INCONCLUSIVE
+
+
+def directional_borderline(low: float, high: float, claimed_positive: bool, verdict: str) -> bool:
+    """Whether a directional verdict (interval against 0) was decided by an edge close to 0:
+    within 10 % of the interval's width."""
+    if verdict not in (REPRODUCED, NOT_REPRODUCED):
+        return False
+    above = (verdict == REPRODUCED) == claimed_positive  # the interval lies above 0
+    return bool(stats.borderline(low, high, 0.0, decided_inside=not above))
+
+
+def threshold_borderline(low: float, high: float, threshold: float, below: bool, verdict: str) -> bool:
+    """Whether an interval judged against ``threshold`` was decided by an edge close to it;
+    ``below`` when the verdict means "the interval lies below the threshold"."""
+    if verdict not in (REPRODUCED, NOT_REPRODUCED):
+        return False
+    return bool(stats.borderline(low, high, threshold, decided_inside=below))
 
 
 def clean(obj: Any) -> Any:
@@ -111,9 +132,17 @@ class CellResult(_ToDict):
         light: traffic light ``black`` (within 10 %), ``green`` (better), ``red`` (worse), ``gray``.
         verdict: one of :data:`VERDICTS`.
         note: why, in one sentence (scale and dataset when not comparable).
-        seeds_needed: for an inconclusive cell, seeds to detect the observed gap (80 % power).
+        seeds_needed: for an inconclusive cell, the seeds after which the equivalence CI would
+            likely decide (either way, see ``decides_towards``).
         sd_floor: the binomial test-set SD used as the least SD (0 if none).
         scale, dataset: the scale and data set of the runs behind ``mean``.
+        reported_text: the reported value as printed; reported_se: its standard error (from its
+            ± and n, or estimated: binomial for accuracies) and how it was obtained.
+        tolerance, tolerance_reason: δ of the equivalence decision (metric unit) and why.
+        diff_low, diff_high: the (1 − 2α) CI of reproduced − reported.
+        alpha: α of each one-sided test (after the claim's Bonferroni split).
+        borderline: decided by an edge within 10 % of δ.
+        decides_towards: for an inconclusive cell, where the seeds needed would lead.
     """
 
     table: str
@@ -136,6 +165,16 @@ class CellResult(_ToDict):
     sd_floor: float = 0.0
     scale: str = ""
     dataset: str = ""
+    reported_text: str = ""
+    reported_se: float = math.nan
+    reported_se_how: str = ""
+    tolerance: float = math.nan
+    tolerance_reason: str = ""
+    diff_low: float = math.nan
+    diff_high: float = math.nan
+    alpha: float = 0.05
+    borderline: bool = False
+    decides_towards: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +191,8 @@ class TableResult(_ToDict):
         note: comparability note.
         reported_scale, reported_dataset: where the reported numbers come from.
         comparable: whether the runs' scale is the table's.
+        chance_red: how many of the evaluated cells chance alone would mark not reproduced at
+            their α (Σ 2α over them: either side of the tolerance), with the sentence in ``note``.
     """
 
     table: str
@@ -165,6 +206,19 @@ class TableResult(_ToDict):
     reported_scale: str = "paper"
     reported_dataset: str = ""
     comparable: bool = True
+    chance_red: float = 0.0
+
+
+def chance_sentence(alphas: Sequence[float]) -> str:
+    """How many red cells chance alone would give: each cell judged at its α can be marked not
+    reproduced by chance at most at rate α per side."""
+    if not alphas:
+        return ""
+    expected = sum(alphas)
+    return (
+        f"of its {len(alphas)} judged cells, chance alone would mark about {expected:.2g} not reproduced "
+        f"(each at α = {min(alphas):.3g}{'' if min(alphas) == max(alphas) else f'–{max(alphas):.3g}'})"
+    )
 
 
 @dataclass(frozen=True)
@@ -182,6 +236,9 @@ class ClaimResult(_ToDict):
             the CIs would likely decide (an estimate from CI width ∝ 1/√M); None when no count
             would do or it is not estimated.
         scale_note: which scale and data set the verdict comes from, or why none was given.
+        borderline: the verdict was decided by an interval whose edge lies within 10 % of its
+            threshold (a small change of seeds or host may flip it).
+        notes: what else the verdict depends on (calibrated settings, excluded runs, ...).
     """
 
     id: str
@@ -193,6 +250,8 @@ class ClaimResult(_ToDict):
     evidence: dict[str, Any]
     seeds_needed: int | None
     scale_note: str
+    borderline: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -212,6 +271,9 @@ class VariabilityCell(_ToDict):
         light: ``black`` (within 10 %), ``green`` (less variable than reported), ``red`` (more),
             ``gray``.
         verdict, note: the verdict (only at the table's scale) and why.
+        tolerance, tolerance_reason, alpha, borderline: the equivalence decision's δ, its reason,
+            α per side and whether an edge decided within 10 % of δ.
+        reported_text: the reported value as printed.
     """
 
     table: str
@@ -231,6 +293,12 @@ class VariabilityCell(_ToDict):
     verdict: str
     note: str
     confidence: float = 0.95
+    tolerance: float = math.nan
+    tolerance_reason: str = ""
+    alpha: float = 0.05
+    borderline: bool = False
+    reported_text: str = ""
+    seeds_needed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +316,7 @@ class VariabilityRow(_ToDict):
             of :data:`restudy.metrics.SUMMARY_METRICS` plus ``mean_accuracy``.
         reductions: ``original`` / ``recalculated`` → {value, ci_low, ci_high, se, label} against the
             layout's reference row (None for the reference itself or without one).
+        diverged: run keys left out because they diverged.
     """
 
     table: str
@@ -262,6 +331,7 @@ class VariabilityRow(_ToDict):
     why: str
     metrics: dict[str, dict[str, float]]
     reductions: dict[str, dict[str, Any]] | None = None
+    diverged: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -275,6 +345,7 @@ class VariabilityTableResult(_ToDict):
         note: comparability note.
         rows: one :class:`VariabilityRow` per model set.
         cells: one :class:`VariabilityCell` per reported value.
+        chance_red: expected not-reproduced cells from chance alone (see :class:`TableResult`).
     """
 
     table: str
@@ -289,6 +360,7 @@ class VariabilityTableResult(_ToDict):
     note: str
     rows: list[VariabilityRow]
     cells: list[VariabilityCell]
+    chance_red: float = 0.0
 
 
 @dataclass(frozen=True)

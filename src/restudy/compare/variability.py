@@ -2,11 +2,17 @@
 columns are variability metrics or reductions, reproduced from stored predictions.
 
 Every row's metrics (and reductions against the layout's reference row) are always computed with
-their 95 % bootstrap CIs over models — at any scale they are the main output of such a study. A
-reported cell is judged only at the table's scale: reproduced if the reported value lies in the CI
-widened by the reported ± (in quadrature, as a normal SE) and by half a unit of the reported
-value's last printed digit (exact 0 and correlation 1 are not rounded), or within a claim's
-tolerance; not reproduced outside it with ≥ 3 models; else inconclusive.
+their 95 % bootstrap CIs over models (log-scale or BCa, expanded level;
+:func:`restudy.stats.bootstrap_interval`) —
+at any scale they are the main output of such a study. A reported cell is judged only at the
+table's scale, by the same equivalence rule as numeric cells: the (1 − 2α) bootstrap CI of the
+reproduced value, widened in quadrature by the reported ± (a bootstrap standard error in these
+tables), minus the reported value must lie within ±δ (reproduced) or entirely outside it (not
+reproduced); else inconclusive with the models per set that would likely decide (CI width ∝
+1/√M). δ is the claim's tolerance (a fraction of the reported variability V, V = 1 − ρ for
+correlations) or by default 10 % of V (the reproduction report's traffic-light threshold), plus
+half a unit of the printed last digit; an exact "no variability" value (SD 0, correlation 1) gets
+δ = 0: only exact zeros reproduce it.
 
 Imports study, stats, metrics and the sibling modules results, cells, modelsets and context.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -25,10 +32,9 @@ from ..numbers import fmt, pct
 from ..study import ModelSet, ReportedTable, ReportedValue, VariabilityLayout
 from .cells import CellRule, scale_note
 from .context import EvaluationContext
-from .modelsets import VAR_CONFIDENCE, SetData, joint_draws, no_variability
+from .modelsets import VAR_CONFIDENCE, SetData, bca, joint_draws, joint_jackknife, no_variability
 from .results import (
     INCONCLUSIVE,
-    MIN_SEEDS_TO_REJECT,
     NOT_EVALUATED,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -36,6 +42,7 @@ from .results import (
     VariabilityCell,
     VariabilityRow,
     VariabilityTableResult,
+    chance_sentence,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,7 @@ def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE) -> dict[s
     for metric in metrics.SUMMARY_METRICS:
         value = data.values.get(metric, math.nan)
         d = draws.get(metric)
-        low, high = metrics.percentile_ci(d, confidence) if d is not None else (math.nan, math.nan)
+        low, high = data.interval(metric, confidence) if d is not None else (math.nan, math.nan)
         out[metric] = {
             "value": value,
             "ci_low": low,
@@ -73,9 +80,16 @@ def reduction_entries(
     draws_g, draws_r = joint_draws(data, ref)
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = metrics.reduction_percent(draws_g, draws_r)
+        jack = [metrics.reduction_percent(jg, jr) for jg, jr in joint_jackknife(data, ref)]
     out = {}
     for kind in ("original", "recalculated"):
-        low, high = metrics.percentile_ci(np.asarray(boot[kind]), confidence)
+        low, high = bca(
+            point[kind],
+            np.asarray(boot[kind]),
+            [np.atleast_1d(np.asarray(j[kind], dtype=float)) for j in jack],
+            confidence,
+            min(data.n_models, ref.n_models),
+        )
         out[kind] = {
             "value": point[kind],
             "ci_low": low,
@@ -107,19 +121,31 @@ def _variability_row(table: ReportedTable, name: str, ms: ModelSet, ctx: Evaluat
         why=data.why,
         metrics=_metric_entries(data),
         reductions=reductions,
+        diverged=list(data.diverged),
     )
 
 
-def _rounding(value: float, column: str) -> float:
-    """Half a unit of the reported value's last printed digit (0 for exact no-variability
-    values: SD 0, correlation 1). Trailing zeros are lost in parsing: 8.0 reads as 8."""
-    if column in REDUCTION_COLUMNS or not no_variability(column, value):
-        text = repr(float(value))
-        if "e" in text or "." not in text:
-            return 0.0
-        decimals = len(text.split(".")[1].rstrip("0"))
-        return 0.5 * 10.0 ** (-decimals)
-    return 0.0
+def _exact(reported: ReportedValue, column: str) -> bool:
+    """An exact "no variability" value (SD 0, disagreement 0, correlation 1): not rounded."""
+    return column not in REDUCTION_COLUMNS and no_variability(column, reported.value)
+
+
+def var_tolerance(reported: ReportedValue, column: str, rule: CellRule) -> tuple[float, str]:
+    """δ of a variability cell (metric unit) and its reason."""
+    if _exact(reported, column):
+        return 0.0, "an exact 'no variability' value: only exact zeros reproduce it"
+    v = (
+        abs(float(metrics.variability_value(column, reported.value)))
+        if column not in REDUCTION_COLUMNS
+        else abs(reported.value)
+    )
+    what = "of 1 − ρ" if column.startswith("correlation") else "of the reported value"
+    slack = reported.rounding()
+    rounding = f"rounding of the printed {reported.text or reported.value} (±{slack:g})"
+    if rule.tolerance is not None:
+        why = rule.tolerance_reason or f"declared by claim {rule.claim}"
+        return rule.tolerance * v + slack, f"{rule.tolerance:.0%} {what} ({why}) + {rounding}"
+    return 0.1 * v + slack, (f"default: 10% {what} (the reproduction report's traffic-light threshold) + {rounding}")
 
 
 def _column_entry(row: VariabilityRow, column: str) -> dict[str, Any] | None:
@@ -133,32 +159,58 @@ def _var_higher_is_better(column: str) -> bool:
     return column.startswith("correlation") or column in REDUCTION_COLUMNS
 
 
+@dataclass(frozen=True)
+class _VarDecision:
+    verdict: str
+    note: str
+    low: float = math.nan
+    high: float = math.nan
+    tolerance: float = math.nan
+    tolerance_reason: str = ""
+    borderline: bool = False
+    models: int | None = None
+
+
+def _models_to_decide(
+    value: float, low: float, high: float, extra: float, gap: float, tol: float, m: int
+) -> int | None:
+    """Models per set after which the cell's interval would likely decide, if its bootstrap
+    half-width shrinks as 1/√M and the reported ± (``extra``, which no M shrinks) stays."""
+    half = max(value - low, high - value)
+    room = (tol - gap) if gap < tol else (gap - tol)
+    if not (math.isfinite(half) and half > 0) or room <= extra:
+        return None
+    needed = math.ceil(m * half**2 / (room**2 - extra**2))
+    return needed if needed <= 100000 else None
+
+
 def _var_verdict(
     entry: dict[str, Any], reported: ReportedValue, column: str, row: VariabilityRow, rule: CellRule
-) -> tuple[str, str, float, float]:
-    """Verdict, note and the verdict interval of one reported variability cell."""
+) -> _VarDecision:
+    """The equivalence decision of one reported variability cell."""
     value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
+    tol, why = var_tolerance(reported, column, rule)
     if row.n_models < 2:
-        return NOT_EVALUATED, row.why, math.nan, math.nan
+        return _VarDecision(NOT_EVALUATED, row.why, tolerance=tol, tolerance_reason=why)
     if not (math.isfinite(low) and math.isfinite(high)):
-        return INCONCLUSIVE, "no bootstrap interval (too few models)", math.nan, math.nan
-    z = NormalDist().inv_cdf(0.5 + rule.confidence / 2.0)
+        return _VarDecision(INCONCLUSIVE, "no bootstrap interval (too few models)", tolerance=tol, tolerance_reason=why)
+    z = NormalDist().inv_cdf(1.0 - rule.alpha)
     extra = z * (reported.pm or 0.0)
-    slack = _rounding(reported.value, column)
-    lo = value - math.hypot(value - low, extra) - slack
-    hi = value + math.hypot(high - value, extra) + slack
+    lo = value - math.hypot(value - low, extra) - reported.value
+    hi = value + math.hypot(high - value, extra) - reported.value
+    decision, near = stats.interval_decision(lo, hi, tol)
     widened = " widened by the reported ±" if reported.pm else ""
-    widened += " and rounding" if slack else ""
-    span = f"{pct(rule.confidence)} bootstrap CI{widened} [{fmt(lo, 4)}, {fmt(hi, 4)}]"
-    rel = stats.relative_error(value, reported.value)
-    if lo <= reported.value <= hi:
-        return REPRODUCED, f"reported value lies in the {span} (M={row.n_models})", lo, hi
-    if rule.tolerance is not None and math.isfinite(rel) and abs(rel) <= rule.tolerance:
-        note = f"|rel. error| {abs(rel):.1%} within the tolerance {rule.tolerance:.1%}"
-        return REPRODUCED, note, lo, hi
-    if row.n_models >= MIN_SEEDS_TO_REJECT:
-        return NOT_REPRODUCED, f"reported value lies outside the {span} (M={row.n_models})", lo, hi
-    return INCONCLUSIVE, f"outside the {span}, but M={row.n_models} models are too few", lo, hi
+    span = (
+        f"{pct(rule.confidence)} bootstrap CI{widened} of reproduced − reported [{fmt(lo, 4)}, {fmt(hi, 4)}] "
+        f"vs tolerance ±{fmt(tol, 4)} (M={row.n_models})"
+    )
+    if decision == stats.EQUIVALENT:
+        return _VarDecision(REPRODUCED, f"{span}: inside", lo, hi, tol, why, near)
+    if decision == stats.DIFFERENT:
+        return _VarDecision(NOT_REPRODUCED, f"{span}: outside", lo, hi, tol, why, near)
+    models = _models_to_decide(value, low, high, extra, abs(value - reported.value), tol, row.n_models)
+    need = f"about {models} models per set would likely decide" if models else "no model count is likely to decide"
+    return _VarDecision(INCONCLUSIVE, f"{span}: overlaps the tolerance's edge; {need}", lo, hi, tol, why, False, models)
 
 
 def variability_cell(
@@ -177,8 +229,9 @@ def variability_cell(
         table: the reported table; row: its reproduced row; column: the cell's column.
         reported: the reported value (its ± is taken as a normal SE).
         scale, dataset: of the runs.
-        rule: CI level and tolerance (default 95 %, none).
-        entry: {value, ci_low, ci_high, se} at ``rule.confidence`` (default: the row's 95 % one).
+        rule: α and tolerance (default α 0.05, the default tolerance).
+        entry: {value, ci_low, ci_high, se} at ``rule.confidence`` (default: the row's 95 % one,
+            which is the 1 − 2α interval for the default α).
 
     Returns:
         The :class:`VariabilityCell`; ``not_evaluated`` at another scale than the table's.
@@ -189,11 +242,12 @@ def variability_cell(
     rel = stats.relative_error(entry["value"], reported.value)
     light = stats.traffic_light(entry["value"], reported.value, _var_higher_is_better(column))
     if known is None:
-        verdict, note, lo, hi = NOT_EVALUATED, _missing_note(table, row, column), math.nan, math.nan
+        dec = _VarDecision(NOT_EVALUATED, _missing_note(table, row, column))
     elif scale != table.scale:
-        verdict, note, lo, hi = NOT_EVALUATED, scale_note(table, scale, dataset), math.nan, math.nan
+        tol, why = var_tolerance(reported, column, rule)
+        dec = _VarDecision(NOT_EVALUATED, scale_note(table, scale, dataset), tolerance=tol, tolerance_reason=why)
     else:
-        verdict, note, lo, hi = _var_verdict(entry, reported, column, row, rule)
+        dec = _var_verdict(entry, reported, column, row, rule)
     return VariabilityCell(
         table=table.id,
         row=row.row,
@@ -205,13 +259,19 @@ def variability_cell(
         n_models=row.n_models,
         reported=reported.value,
         reported_pm=reported.pm,
-        interval_low=lo,
-        interval_high=hi,
+        interval_low=dec.low,
+        interval_high=dec.high,
         rel_error=rel,
         light=light,
-        verdict=verdict,
-        note=note,
+        verdict=dec.verdict,
+        note=dec.note,
         confidence=rule.confidence,
+        tolerance=dec.tolerance,
+        tolerance_reason=dec.tolerance_reason,
+        alpha=rule.alpha,
+        borderline=dec.borderline,
+        reported_text=reported.text,
+        seeds_needed=dec.models,
     )
 
 
@@ -253,6 +313,9 @@ def variability_table(table: ReportedTable, ctx: EvaluationContext) -> Variabili
         if comparable
         else "values are not comparable: " + scale_note(table, ctx.scale, ctx.dataset)
     )
+    alphas = [2.0 * c.alpha for c in cells if c.verdict != NOT_EVALUATED]
+    if alphas:
+        note += "; " + chance_sentence(alphas)
     return VariabilityTableResult(
         table=table.id,
         title=table.title,
@@ -266,6 +329,7 @@ def variability_table(table: ReportedTable, ctx: EvaluationContext) -> Variabili
         note=note,
         rows=rows,
         cells=cells,
+        chance_red=sum(alphas),
     )
 
 
@@ -343,4 +407,16 @@ def variability_cell_result(
         note=vc.note,
         scale=ctx.scale,
         dataset=ctx.dataset,
+        seeds_needed=vc.seeds_needed,
+        reported_text=reported.text,
+        reported_se=reported.pm if reported.pm is not None else 0.0,
+        reported_se_how="its ± as a bootstrap standard error"
+        if reported.pm is not None
+        else "no ± printed: taken as exact",
+        tolerance=vc.tolerance,
+        tolerance_reason=vc.tolerance_reason,
+        diff_low=vc.interval_low,
+        diff_high=vc.interval_high,
+        alpha=vc.alpha,
+        borderline=vc.borderline,
     )

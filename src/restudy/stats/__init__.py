@@ -19,7 +19,7 @@ Conventions:
   unbounded interval such as ``(-inf, inf)`` therefore serialises as ``(None, None)``.
 
 Imports nothing from restudy. One module per concept: ``summary``, ``comparisons``, ``power``,
-``intervals``, ``agreement``, ``trend``; every public name is re-exported here.
+``intervals``, ``agreement``, ``equivalence``, ``trend``; every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -27,24 +27,45 @@ from __future__ import annotations
 from ._core import Alternative
 from .agreement import mean_squared_deviation, relative_error, traffic_light
 from .comparisons import PairedResult, paired_difference, welch_difference
-from .intervals import bootstrap_ci, rate_ci
+from .equivalence import (
+    DIFFERENT,
+    EQUIVALENT,
+    UNDECIDED,
+    Equivalence,
+    borderline,
+    equivalence,
+    interval_decision,
+    seeds_to_decide,
+)
+from .intervals import bca_interval, bootstrap_ci, bootstrap_interval, log_interval, rate_ci
 from .power import seeds_needed, t_test_power
 from .summary import Summary, binomial_floor_sd, binomial_floor_sd_percent, summarize
 from .trend import SlopeResult, slope_test
 
 __all__ = [
     "Alternative",
+    "DIFFERENT",
+    "EQUIVALENT",
+    "UNDECIDED",
+    "Equivalence",
     "PairedResult",
     "SlopeResult",
     "Summary",
+    "bca_interval",
     "binomial_floor_sd",
+    "borderline",
     "binomial_floor_sd_percent",
     "bootstrap_ci",
+    "bootstrap_interval",
+    "equivalence",
+    "interval_decision",
+    "log_interval",
     "mean_squared_deviation",
     "paired_difference",
     "rate_ci",
     "relative_error",
     "seeds_needed",
+    "seeds_to_decide",
     "slope_test",
     "summarize",
     "t_test_power",

@@ -99,3 +99,114 @@ def bootstrap_ci(
         except TypeError:  # older scipy: ``random_state``
             res = st.bootstrap((x,), _stat, random_state=np.random.default_rng(seed), **kwargs)
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def bca_interval(
+    point: float,
+    draws: ArrayLike,
+    jackknife: ArrayLike | list[ArrayLike],
+    confidence: float = 0.95,
+    n: int | None = None,
+    expand: bool = True,
+) -> tuple[float, float]:
+    """Bias-corrected and accelerated (BCa) bootstrap interval, optionally *expanded*.
+
+    Percentile intervals of a spread (a population SD, a ratio of SDs) from M ≈ 20 models cover
+    only about 82–92 %: the bootstrap distribution is too narrow (by √((M−1)/M)) and skewed. BCa
+    (Efron 1987) corrects the skew and the median bias:
+
+        z₀ = Φ⁻¹(#{draws < point}/B),  a = Σ Lᵢ³ / (6 (Σ Lᵢ²)^{3/2}),
+        α₁,₂ = Φ(z₀ + (z₀ + z_{α/2, 1−α/2}) / (1 − a(z₀ + z_{α/2, 1−α/2}))),
+
+    with Lᵢ the jackknife influence values (θ̄₍.₎ − θ₍ᵢ₎, per sample, scaled by 1/nₖ when several
+    independent samples are given). ``expand`` (Hesterberg 2015, "expanded percentile") first
+    widens the nominal level for the narrowness bias: α/2 → Φ(−√(n/(n−1)) · t_{1−α/2, n−1}).
+
+    Args:
+        point: the statistic on the full data.
+        draws: the statistic on each bootstrap resample (NaN draws are dropped).
+        jackknife: leave-one-out values of the statistic, one array per independent sample.
+        confidence: two-sided level.
+        n: the sample size for the expansion (the smallest sample's); no expansion when None.
+        expand: whether to expand.
+
+    Returns:
+        (low, high); (NaN, NaN) below 2 usable draws or for a non-finite point.
+    """
+    _check_confidence(confidence)
+    d = np.asarray(draws, dtype=float).reshape(-1)
+    d = d[~np.isnan(d)]
+    if d.size < 2 or not math.isfinite(point):
+        return (math.nan, math.nan)
+    alpha = 1.0 - confidence
+    if expand and n is not None and n >= 2:
+        widen = math.sqrt(n / (n - 1.0)) * float(st.t.ppf(1.0 - alpha / 2.0, n - 1))
+        alpha = 2.0 * float(st.norm.cdf(-widen))
+    b = d.size
+    prop = (np.count_nonzero(d < point) + 0.5 * np.count_nonzero(d == point)) / b
+    z0 = float(st.norm.ppf(min(max(prop, 0.5 / b), 1.0 - 0.5 / b)))
+    samples = jackknife if isinstance(jackknife, list) else [jackknife]
+    infl = []
+    for jk in samples:
+        j = np.asarray(jk, dtype=float).reshape(-1)
+        j = j[np.isfinite(j)]
+        if j.size:
+            infl.append((np.mean(j) - j) / j.size)
+    u = np.concatenate(infl) if infl else np.zeros(1)
+    den = float(np.sum(u**2)) ** 1.5
+    acc = float(np.sum(u**3)) / (6.0 * den) if den > 0 else 0.0
+    probs = []
+    for zq in (float(st.norm.ppf(alpha / 2.0)), float(st.norm.ppf(1.0 - alpha / 2.0))):
+        zz = z0 + zq
+        probs.append(float(st.norm.cdf(z0 + zz / (1.0 - acc * zz))) if 1.0 - acc * zz > 0 else (0.0 if zq < 0 else 1.0))
+    method = "linear" if np.all(np.isfinite(d)) else "inverted_cdf"
+    low, high = np.percentile(d, [100.0 * probs[0], 100.0 * probs[1]], method=method)
+    return (float(low), float(high))
+
+
+def log_interval(point: float, draws: ArrayLike, confidence: float = 0.95, n: int | None = None) -> tuple[float, float]:
+    """Log-scale bootstrap interval of a positive statistic (a spread, a ratio of spreads).
+
+        log θ̂ − b ± q · sd(log θ*),  b = mean(log θ*) − log θ̂ (the bootstrap bias),
+        q = t_{(1+c)/2, n−1} · √(n/(n−1))  (normal quantile without n),
+
+    back-transformed with exp. On the log scale a spread's sampling distribution is nearly
+    symmetric; the bias correction undoes the plug-in SD's downward bias and the t quantile with
+    the √(n/(n−1)) expansion undoes the bootstrap's narrowness. Simulated at M = 20 normal models
+    it covers 95 % for a population SD and for a ratio of two (percentile: 82–92 %).
+
+    Returns:
+        (low, high); (NaN, NaN) below 2 finite positive draws or for a non-positive point.
+    """
+    _check_confidence(confidence)
+    d = np.asarray(draws, dtype=float).reshape(-1)
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size < 2 or not (math.isfinite(point) and point > 0):
+        return (math.nan, math.nan)
+    logs = np.log(d)
+    lp = math.log(point)
+    bias = float(np.mean(logs)) - lp
+    if n is not None and n >= 2:
+        q = float(st.t.ppf(0.5 + confidence / 2.0, n - 1)) * math.sqrt(n / (n - 1.0))
+    else:
+        q = float(st.norm.ppf(0.5 + confidence / 2.0))
+    half = q * float(np.std(logs, ddof=1))
+    return (math.exp(lp - bias - half), math.exp(lp - bias + half))
+
+
+def bootstrap_interval(
+    point: float,
+    draws: ArrayLike,
+    jackknife: ArrayLike | list[ArrayLike],
+    confidence: float = 0.95,
+    n: int | None = None,
+) -> tuple[float, float]:
+    """The bootstrap interval restudy reports: :func:`log_interval` for a positive statistic
+    whose draws are all positive (every spread and ratio of spreads of a varying model set),
+    else :func:`bca_interval` (expanded) — e.g. reductions in %, which may be negative, or a set
+    without any variability, whose draws are all 0 (its interval is then [0, 0])."""
+    d = np.asarray(draws, dtype=float).reshape(-1)
+    d = d[~np.isnan(d)]
+    if d.size >= 2 and math.isfinite(point) and point > 0 and np.all(d > 0):
+        return log_interval(point, d, confidence, n)
+    return bca_interval(point, d, jackknife, confidence, n)
