@@ -237,6 +237,12 @@ def run(
         help="auto, stacked (train the seeds of tiny models as one "
         "stacked model) or pool (one run per worker process).",
     ),
+    allow_mixed_env: bool = typer.Option(
+        False,
+        "--allow-mixed-env",
+        help="Let runs reused from another environment (versions, CPU, threads, execution mode) enter "
+        "the verdicts; without it a claim using them is inconclusive with that reason.",
+    ),
 ) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
     from rich.markup import escape
@@ -310,6 +316,7 @@ def run(
         env_mismatch=outcome.env_mismatch,
         wall_s=outcome.wall_s,
         workers=workers,
+        allow_mixed_env=allow_mixed_env,
     )
     t_end = time.perf_counter()
     console.print(verdict_table(comparison))
@@ -445,6 +452,7 @@ def _compare_and_report(
     env_mismatch: list[str],
     wall_s: float | None,
     workers: int | None,
+    allow_mixed_env: bool = False,
 ):
     """Compares the runs with the claims and writes the report, showing each step's progress."""
     from .compare import compare, load_predictions
@@ -454,7 +462,14 @@ def _compare_and_report(
 
     with AnalysisProgress() as analysis:
         analysis.step("comparing runs with the claims")
-        comparison = compare(st, scale, [row(r) for r in records], predictions=load_predictions(out))
+        comparison = compare(
+            st,
+            scale,
+            [row(r) for r in records],
+            predictions=load_predictions(out),
+            env_mismatch=env_mismatch,
+            allow_mixed_env=allow_mixed_env,
+        )
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
         analysis.step("drawing figures")
