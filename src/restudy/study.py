@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 Provenance = Literal["paper", "code", "authors", "assumed"]
 PROVENANCES: tuple[str, ...] = ("paper", "code", "authors", "assumed")
-Source = Literal["init", "order", "augment", "dropout", "perturb"]
-SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout", "perturb")
+Source = Literal["init", "order", "augment", "dropout", "perturb", "data"]
+SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout", "perturb", "data")
 ScaleName = Literal["smoke", "small", "paper"]
 SCALES: tuple[str, ...] = ("smoke", "small", "paper")
 Scalar = Union[bool, int, float, str, None]
