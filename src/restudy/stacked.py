@@ -158,6 +158,8 @@ def _setting(settings: dict[str, Any], name: str) -> Any:
 
 def structural_reason(spec: RunSpec) -> str:
     """Why ``spec`` cannot be trained stacked at all ("" when it can); ignores its size."""
+    if spec.study_module and value(spec.settings, "transforms"):  # its transforms are registered there
+        registry.import_study_module(spec.study_module, spec.study_dir)
     for name, (unsupported, why) in NOT_STACKED.items():
         v = _setting(spec.settings, name)
         if unsupported(v):

@@ -199,7 +199,7 @@ class FitSlowdownKind(ClaimKind):
             lv = [x for x in g["levels"] if x["mean"] is not None]
             ax.plot([x["x"] for x in lv], [x["mean"] for x in lv], "-o", color=draw.color(i), label=g["label"])
             for x in lv:
-                ax.scatter([x["x"]] * len(x["values"]), x["values"], s=10, color=draw.color(i), alpha=0.4)
+                ax.scatter([x["x"]] * len(x["values"]), draw.floats(x["values"]), s=10, color=draw.color(i), alpha=0.4)
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_xlabel(claim.over)
         ax.set_ylabel("time to fit / mean time to fit at the lowest level")
