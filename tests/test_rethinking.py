@@ -270,3 +270,70 @@ def test_smoke_study_end_to_end_with_a_report(tmp_path):
         assert f"figures/claim-{cid}.png" in md
         assert (out / "figures" / f"claim-{cid}.png").stat().st_size > 1000
     assert "a *chance level* claim holds" in md and "scikit-learn digits" in md
+
+
+# --------------------------------------------------------------------------- claim kinds on known runs
+
+
+def _rows(values: dict[tuple[str, str, int], dict]) -> list[dict]:
+    """Run rows of the corruption experiment: (model, p, seed index) -> metrics."""
+    return [
+        {
+            "key": f"{m}-{p}-{i}",
+            "experiment": "corruption",
+            "variant": {"model": m, "p": p},
+            "variant_id": f"model={m},p={p}",
+            "seed_index": i,
+            "status": "finished",
+            "metrics": {"n_test": 450, **metrics},
+        }
+        for (m, p, i), metrics in values.items()
+    ]
+
+
+def _evaluate(claim_id: str, rows: list[dict]):
+    from restudy.claims import EvaluationContext, claim_kind
+
+    study = load_study(STUDY)
+    claim = next(c for c in study.claims if c.id == claim_id)
+    ctx = EvaluationContext(study=study, scale="small", dataset="toy", rows=rows)
+    return claim_kind(claim.kind).evaluate(claim, ctx)
+
+
+def test_fit_slowdown_is_the_paired_ratio_and_never_fit_runs_leave_it_open():
+    steps = {0: (100, 110, 90), 1: (400, 420, 390)}  # p -> steps to fit per seed: about x4
+    values = {("mlp1", str(float(p)), i): {"fit_step": s} for p, row in steps.items() for i, s in enumerate(row)}
+    res = _evaluate("fit_slowdown_small_factor", _rows(values))
+    g = res.evidence["groups"][0]
+    ratios = [400 / 100, 420 / 110, 390 / 90]
+    assert res.verdict == "reproduced" and g["pairs"] == 3
+    assert g["factor"] == pytest.approx(math.exp(sum(map(math.log, ratios)) / 3))
+    assert 1 < g["ci_low"] < g["factor"] < g["ci_high"] <= 10
+    values[("mlp1", "1.0", 2)] = {"fit_step": None}  # one run never fit: its time is only a lower bound
+    assert _evaluate("fit_slowdown_small_factor", _rows(values)).verdict == "inconclusive"
+    slow = {k: {"fit_step": v["fit_step"] * (50 if k[1] == "1.0" else 1)} for k, v in values.items() if k[2] < 2}
+    slow[("mlp1", "0.0", 2)], slow[("mlp1", "1.0", 2)] = {"fit_step": 100}, {"fit_step": 5500}
+    assert _evaluate("fit_slowdown_small_factor", _rows(slow)).verdict == "not_reproduced"  # ~x50
+
+
+def test_chance_level_needs_the_ci_inside_the_binomial_band():
+    def rows(accs):
+        return [
+            {
+                "key": f"r{i}",
+                "experiment": "table1",
+                "variant": {"model": "mlp1", "regime": "random_labels"},
+                "variant_id": "model=mlp1,regime=random_labels",
+                "seed_index": i,
+                "status": "finished",
+                "metrics": {"n_test": 10000, "test_acc": a},
+            }
+            for i, a in enumerate(accs)
+        ]
+
+    at_chance = _evaluate("random_labels_test_at_chance", rows([10.1, 9.9, 10.0, 10.2, 9.8]))
+    g = at_chance.evidence["groups"][0]
+    assert at_chance.verdict == "reproduced" and g["floor_sd"] == pytest.approx(0.3)  # 100·√(0.09/10⁴)
+    assert g["band"] == pytest.approx([9.4, 10.6])
+    assert _evaluate("random_labels_test_at_chance", rows([30.0, 31.0, 29.0])).verdict == "not_reproduced"
+    assert _evaluate("random_labels_test_at_chance", rows([9.0, 11.5, 10.0])).verdict == "inconclusive"
