@@ -147,7 +147,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "export": {"record", "store"},
     "console": set(),
     "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build"},
-    "studies": {"registry", "models", "batches"},
+    # A study's own parts: models, data sets, transforms and claim kinds (with their figures).
+    "studies": {"registry", "models", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
 }
 
 ANY = None

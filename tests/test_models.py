@@ -16,9 +16,14 @@ from restudy.models.conv import small_cnn
 from restudy.models.fc import fc
 from restudy.registry import create
 
+# The built-in studies' own models register when their module is imported (as running the study does).
+registry.import_study_module("restudy.studies.rethinking_generalization")
+
 # A small, fast configuration of every registered model: a new model adds one line here.
 SMALL: dict[str, dict] = {
     "fc": {"input_shape": (3, 8, 8), "hidden": 2, "width": 16, "bias": True},
+    "small_inception": {"input_shape": (3, 8, 8), "width": 0.1},
+    "small_alexnet": {"input_shape": (3, 8, 8), "width": 0.1},
     "small_cnn": {"input_shape": (3, 16, 16), "width": 4},
     "resnet14": {"input_shape": (3, 16, 16), "width": 4},
     "resnet34": {"input_shape": (3, 16, 16), "width": 4},

@@ -4,7 +4,8 @@ The one way a run's parts are made, for the single-run path (``restudy.worker``)
 (``restudy.stacked``, member by member), the tests and the benchmarks:
 
 * :func:`prepare` -- what every run needs before its model: determinism flags and threads, the
-  environment, registries (the study's module too), the data on its device;
+  environment, registries (the study's module too), the data (with its ``transforms`` applied,
+  :func:`load_data`) on its device;
 * :func:`build_member` -- one model as its run initialises it (the ``init`` stream, device and
   memory format, the one-ULP change of ``perturb``) with its order and augmentation streams;
 * :func:`optimizer_and_schedule` -- the optimizer (parameter groups included) and lr schedule of a
@@ -65,10 +66,90 @@ def _dataset(name: str, args_items: tuple[tuple[str, Any], ...]) -> Dataset:
     return load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
 
 
-def load_data(settings: dict[str, Any]) -> Dataset:
-    """The run's data set (setting ``data`` and its ``data.*`` arguments), on the CPU. Cached per
-    process: the runs of one worker share one in-memory copy."""
+def _load_base(settings: dict[str, Any]) -> Dataset:
     return _dataset(*data_key(settings))
+
+
+def transforms_key(settings: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, Any], ...]]:
+    """The ``transforms`` names and the ``transform.*`` arguments as a hashable key."""
+    names = tuple(value(settings, "transforms"))
+    return names, tuple(sorted((k, _freeze(v)) for k, v in part_args(settings, "transform").items()))
+
+
+def transform_args(names: tuple[str, ...], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each transform's keyword arguments: the ``transform.*`` arguments its factory names.
+
+    Raises:
+        RestudyError: an argument that no listed transform takes (a typo would otherwise be
+            silently ignored).
+    """
+    import inspect
+
+    per: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for name in names:
+        params = inspect.signature(registry.get("transform", name)).parameters
+        mine = {k: v for k, v in args.items() if k in params and k not in ("data", "generator")}
+        used |= set(mine)
+        per.append(mine)
+    unused = sorted(set(args) - used)
+    if unused:
+        raise RestudyError(
+            "transform arguments that no listed transform takes",
+            where="transform." + unused[0],
+            got={"transforms": list(names), "unused": unused},
+        )
+    return per
+
+
+@functools.lru_cache(maxsize=8)
+def _transformed(
+    data_items: tuple[str, tuple[tuple[str, Any], ...]],
+    t_key: tuple[tuple[str, ...], tuple[tuple[str, Any], ...]],
+    seed: int,
+) -> Dataset:
+    from .seeding import generator
+
+    data = _dataset(*data_items)
+    names, args_items = t_key
+    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items}
+    gen = generator(seed, "cpu")  # one CPU stream, drawn by the transforms in order
+    for name, kwargs in zip(names, transform_args(names, args)):
+        data = registry.get("transform", name)(data, gen, **kwargs)
+    return data
+
+
+def load_data(settings: dict[str, Any], data_seed: int = 0) -> Dataset:
+    """The run's data set (setting ``data`` and its ``data.*`` arguments), on the CPU, with the
+    ``transforms`` applied in order, drawing from one generator seeded with ``data_seed`` (the
+    run's ``data`` stream). Cached per process by (data, transforms, seed): the runs of one worker
+    share one in-memory copy.
+
+    A transform is registered as kind ``transform``: ``fn(data, generator, **args) -> Dataset``,
+    returning a new data set (test labels untouched) whose ``description`` says what it did. A
+    transform whose inputs depend on the seed sets ``fn.seeded_inputs = True`` (such runs are not
+    stacked: the stacked models share one input tensor).
+    """
+    if not value(settings, "transforms"):
+        if part_args(settings, "transform"):
+            raise RestudyError(
+                "transform arguments without transforms",
+                where="transforms",
+                got=sorted(part_args(settings, "transform")),
+                allowed="list the transforms that take them in 'transforms'",
+            )
+        return _load_base(settings)
+    return _transformed(data_key(settings), transforms_key(settings), int(data_seed))
+
+
+def seeded_inputs(settings: dict[str, Any]) -> bool:
+    """Whether the run's transforms make its training inputs depend on its ``data`` seed."""
+    return any(getattr(registry.get("transform", n), "seeded_inputs", False) for n in value(settings, "transforms"))
+
+
+def fit_threshold(settings: dict[str, Any]) -> float | None:
+    """The train accuracy (%) at which training stops as fit (``stop_at_fit``), or None."""
+    return float(value(settings, "stop_at_fit.train_acc")) if value(settings, "stop_at_fit") else None
 
 
 @dataclass
@@ -99,7 +180,7 @@ def prepare(spec: RunSpec, threads: int, execution: str) -> Prepared:
         registry.import_study_module(spec.study_module, spec.study_dir)
     device = device_for(s["device"])
     t0 = time.perf_counter()
-    data = load_data(s)
+    data = load_data(s, spec.seeds.get("data", 0))
     tensors = tuple(t.to(device) for t in (data.x_train, data.y_train, data.x_test, data.y_test))
     return Prepared(env, device, data, tensors, time.perf_counter() - t0)
 

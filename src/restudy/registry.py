@@ -1,8 +1,9 @@
 """Registries: name -> factory for every part a study may add or choose by name.
 
-Kinds: datasets, models, methods, optimizers, schedules and batch augmentations (what a run is
-built from); per-run metrics (measured on the trained model); claim kinds and model-set views
-(how compare judges and reads runs).
+Kinds: datasets, data transforms (applied once to a loaded data set before training), models,
+methods, optimizers, schedules and batch augmentations (what a run is built from); per-run metrics
+(measured on the trained model); claim kinds and model-set views (how compare judges and reads
+runs).
 
 A built-in or user study contributes parts by decorating factories::
 
@@ -23,10 +24,10 @@ from typing import Any
 
 from .errors import RestudyError
 
-KINDS = ("dataset", "model", "method", "optimizer", "schedule", "augment", "run_metric", "claim", "view")
+KINDS = ("dataset", "transform", "model", "method", "optimizer", "schedule", "augment", "run_metric", "claim", "view")
 # What a run is built and measured with (a worker process loads only these: claim kinds and views
 # belong to the driver's comparison and would import scipy and pydantic models for nothing).
-TRAINING_KINDS = ("dataset", "model", "method", "optimizer", "schedule", "augment", "run_metric")
+TRAINING_KINDS = ("dataset", "transform", "model", "method", "optimizer", "schedule", "augment", "run_metric")
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
 # Modules that register the built-in parts of each kind; imported lazily on the kind's first
@@ -42,6 +43,7 @@ BUILTIN_MODULES["claim"] = (
 )
 BUILTIN_MODULES["view"] = ("restudy.compare.views",)
 BUILTIN_MODULES["augment"] = ("restudy.batches",)
+BUILTIN_MODULES["transform"] = ()  # no built-in transforms: a study's module registers its own
 _loaded: set[str] = set()
 
 

@@ -1,7 +1,8 @@
 """Per-source seed streams and determinism settings.
 
-Every source of randomness (``init``, ``order``, ``augment``, ``dropout``, and ``perturb``: which
-weight a one-bit change touches) gets its own seed,
+Every source of randomness (``init``, ``order``, ``augment``, ``dropout``, ``perturb``: which
+weight a one-bit change touches, and ``data``: the data transforms applied once before training, e.g.
+random labels) gets its own seed,
 derived from (study seed, source, seed index[, experiment, variant]) with NumPy's ``SeedSequence``,
 so changing one source's seed leaves the others' streams untouched. Library code never seeds the
 global RNG except inside ``scoped_seed`` (model construction) and the worker's dropout stream.
@@ -18,7 +19,7 @@ import numpy as np
 
 from .errors import RestudyError
 
-SOURCES = ("init", "order", "augment", "dropout", "perturb")
+SOURCES = ("init", "order", "augment", "dropout", "perturb", "data")
 
 
 def stable_int(text: str) -> int:

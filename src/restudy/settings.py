@@ -2,6 +2,8 @@
 
 A setting is a dotted name. ``model``, ``data`` and ``method`` name registered parts, and
 ``model.*``, ``data.*``, ``method.*`` are passed to them as keyword arguments (:func:`part_args`);
+``transforms`` lists registered data transforms and each takes the ``transform.*`` arguments its
+factory names;
 the other names are the engine's own, each declared once in :data:`DECLARATIONS`. Names of parts
 (``model``, ``data``, ``method``, ``optimizer``, ``schedule``, ``augment``, ``run_metrics``) are
 checked against the registry (:mod:`restudy.registry`), never against a second list.
@@ -21,8 +23,8 @@ from typing import Any
 
 from .tta import tta_names_problem
 
-PASSTHROUGH_PREFIXES = ("model.", "data.", "method.")
-PASSTHROUGH_NAMES = ("model.*", "data.*", "method.*")
+PASSTHROUGH_PREFIXES = ("model.", "data.", "method.", "transform.")
+PASSTHROUGH_NAMES = ("model.*", "data.*", "method.*", "transform.*")
 INF = float("inf")
 
 # A problem with a value: (what is wrong, the allowed values or None).
@@ -308,6 +310,15 @@ def _when(on: str, *values: str) -> AppliesWhen:
 DECLARATIONS: tuple[Setting, ...] = (
     Setting("model", PartName("model"), "the registered model to train"),
     Setting("data", PartName("dataset"), "the registered data set to train and test on"),
+    # Data transforms (randomization tests, preprocessing): applied once to the loaded data set, in
+    # order, drawing from the run's ``data`` seed stream; arguments are the ``transform.*`` settings.
+    Setting(
+        "transforms",
+        PartNames("transform"),
+        "registered data transforms applied once, in order, to the loaded data set (seeded by the data stream)",
+        default=[],
+        reason="the data as loaded",
+    ),
     Setting(
         "method",
         PartName("method"),
@@ -384,6 +395,23 @@ DECLARATIONS: tuple[Setting, ...] = (
         applies_when=_when("schedule", "exponential"),
     ),
     Setting("epochs", Number(1, 100000, integer=True), "training epochs"),
+    # Time to fit (originals.md §2.5, Fig. 1b): the step at which the whole training set is fit.
+    Setting(
+        "stop_at_fit",
+        Flag(),
+        "stop when the whole training set is fit (train accuracy at an epoch's end reaches "
+        "stop_at_fit.train_acc) and record that step as metric fit_step",
+        default=False,
+        reason="train for the given epochs",
+    ),
+    Setting(
+        "stop_at_fit.train_acc",
+        Number(0, 100, lo_open=True, hi_open=False),
+        "train accuracy (%) on the whole training set at which it counts as fit",
+        default=100.0,
+        applies_when=_when("stop_at_fit"),
+        reason="fit means every training example classified as labelled",
+    ),
     Setting("batch_size", Number(1, 10**7, integer=True), "training batch size"),
     Setting(
         "eval_batch_size",
@@ -457,7 +485,7 @@ def check(name: str, value: Any) -> Problem | None:
     """
     if is_passthrough(name):
         if name.count(".") != 1 or not name.split(".", 1)[1]:
-            return "part arguments look like model.NAME, data.NAME or method.NAME", None
+            return "part arguments look like model.NAME, data.NAME, method.NAME or transform.NAME", None
         return None
     decl = SETTINGS.get(name)
     if decl is None:

@@ -22,7 +22,10 @@ step small enough (``STACK_FLOP_LIMIT``) for stacking to pay off, and none of th
 ``NOT_STACKED`` declares unsupported: the stack is of ``fc`` nets with ``model.norm`` ``none`` or
 ``bn`` (BatchNorm with per-model batch statistics: the K models' channels are laid side by side, so
 one ``batch_norm`` call normalises each model over its own batch), without a method (ENorm hooks into
-one model), test-time augmentation, snapshot ensembles, per-group learning rates or per-run metrics.
+one model), test-time augmentation, snapshot ensembles, per-group learning rates, per-run metrics or
+data transforms whose inputs depend on the seed. Transforms that change labels only are stacked: the
+models share the inputs and each trains on its own labels (:func:`member_labels`); ``stop_at_fit``
+stops each model on its own (:func:`restudy.train.train_stacked`).
 The training loop itself is :func:`restudy.train.train_stacked`, next to the single-run loop.
 """
 
@@ -46,7 +49,19 @@ from torch import nn
 from . import registry
 from .artifacts import RUN_FILE, TENSOR_FEATURES
 from .batches import Augment
-from .build import Member, build_member, data_key, optimizer_and_schedule, prepare, run_metric_names, steps_per_epoch
+from .build import (
+    Member,
+    build_member,
+    data_key,
+    fit_threshold,
+    load_data,
+    optimizer_and_schedule,
+    prepare,
+    run_metric_names,
+    seeded_inputs,
+    steps_per_epoch,
+    transforms_key,
+)
 from .errors import RestudyError
 from .optim import Schedule
 from .plan import RunSpec
@@ -96,6 +111,10 @@ NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
         "per-group learning rates (optimizer.lr_mult_bias_bn) are not stacked",
     ),
     "run_metrics": (bool, "per-run metrics are measured on each model (single-run path)"),
+    "transforms": (
+        lambda v: v is True,
+        "a data transform whose inputs depend on the seed (the stack shares one input tensor)",
+    ),
 }
 
 
@@ -130,6 +149,8 @@ def _setting(settings: dict[str, Any], name: str) -> Any:
     """A setting's value for the ``NOT_STACKED`` checks (the model factory's default for ``model.*``)."""
     if name == "run_metrics":
         return run_metric_names(settings)
+    if name == "transforms":  # what matters is whether the inputs differ from seed to seed
+        return seeded_inputs(settings)
     if name.startswith("model."):
         return model_args(settings).get(name.split(".", 1)[1])
     return value(settings, name)
@@ -137,6 +158,8 @@ def _setting(settings: dict[str, Any], name: str) -> Any:
 
 def structural_reason(spec: RunSpec) -> str:
     """Why ``spec`` cannot be trained stacked at all ("" when it can); ignores its size."""
+    if spec.study_module and value(spec.settings, "transforms"):  # its transforms are registered there
+        registry.import_study_module(spec.study_module, spec.study_dir)
     for name, (unsupported, why) in NOT_STACKED.items():
         v = _setting(spec.settings, name)
         if unsupported(v):
@@ -157,9 +180,34 @@ def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...], module: str 
     return tuple(data.input_shape), int(data.num_classes)
 
 
+@functools.lru_cache(maxsize=16)
+def _transformed_shape(settings_json: str, module: str | None) -> tuple[tuple[int, ...], int]:
+    """Input shape and class count after the transforms (e.g. a crop); the same for every seed."""
+    registry.load_builtins()
+    if module:
+        registry.import_study_module(module)
+    data = load_data(json.loads(settings_json), 0)
+    return tuple(data.input_shape), int(data.num_classes)
+
+
 def data_shape(spec: RunSpec) -> tuple[tuple[int, ...], int]:
     """``(input_shape, num_classes)`` of the data set ``spec`` trains on (loads it once)."""
+    if value(spec.settings, "transforms"):
+        return _transformed_shape(json.dumps(spec.settings, sort_keys=True), spec.study_module)
     return _data_shape(*data_key(spec.settings), spec.study_module)
+
+
+def member_labels(specs: Sequence[RunSpec], data: Any) -> tuple[torch.Tensor, list[str]]:
+    """The training labels of a stack and each run's data description: labels shared ``[N]``, or
+    ``[K, N]`` when the data transforms (drawing from each run's ``data`` stream) give each run its
+    own labels. The inputs must be the same for every run (checked)."""
+    s = specs[0].settings
+    if not value(s, "transforms"):
+        return data.y_train, [data.description] * len(specs)
+    datas = [load_data(spec.settings, spec.seeds.get("data", 0)) for spec in specs]
+    if any(not torch.equal(d.x_train, data.x_train) or not torch.equal(d.x_test, data.x_test) for d in datas):
+        raise RestudyError("stacked runs must share their inputs", got=list(transforms_key(s)[0]))
+    return torch.stack([d.y_train for d in datas]), [d.description for d in datas]
 
 
 def layer_sizes(settings: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> list[int]:
@@ -512,6 +560,8 @@ def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path],
     s = specs[0].settings
     prep = prepare(specs[0], threads, "stacked")
     data, (x_tr, y_tr, x_te, y_te) = prep.data, prep.tensors
+    labels, descriptions = member_labels(specs, data)
+    y_tr = labels.to(y_tr.device)
     prep.env.update(stack_size=len(specs))
     for rec in records:
         rec.env = dict(prep.env)
@@ -534,12 +584,13 @@ def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path],
         augments=stack.augments,
         eval_batch_size=s["eval_batch_size"],
         label_smoothing=s["label_smoothing"],
+        stop_at_fit=fit_threshold(s),
     )
     n_feat = s["cka_examples"]
     for k, (rec, out, result) in enumerate(zip(records, outs, results)):
         rec.timings["load_s"] = prep.load_s / len(specs)
-        fill_record(rec, result, int(y_te.shape[0]), int(y_tr.shape[0]))
+        fill_record(rec, result, int(y_te.shape[0]), int(y_tr.shape[-1]))
         if result.test_logits is not None:
             extra = {TENSOR_FEATURES: stack.model.features(k, x_te[:n_feat]).cpu()} if n_feat else {}
             save_test_tensors(rec, out, result.test_logits, y_te, data, extra, [])
-        rec.env["dataset"] = data.description
+        rec.env["dataset"] = descriptions[k]

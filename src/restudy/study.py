@@ -31,8 +31,8 @@ PROVENANCE_MEANING: dict[str, str] = {
     "calibrated": "chosen after looking at outcomes: verdicts that depend on it say so",
     "assumed": "assumed (not published anywhere)",
 }
-Source = Literal["init", "order", "augment", "dropout", "perturb"]
-SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout", "perturb")
+Source = Literal["init", "order", "augment", "dropout", "perturb", "data"]
+SOURCES: tuple[str, ...] = ("init", "order", "augment", "dropout", "perturb", "data")
 ScaleName = Literal["smoke", "small", "paper"]
 SCALES: tuple[str, ...] = ("smoke", "small", "paper")
 Scalar = Union[bool, int, float, str, None]

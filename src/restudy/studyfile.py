@@ -25,8 +25,10 @@ _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def builtin_studies() -> dict[str, Path]:
-    """Built-in study id -> its study file."""
-    return {p.parent.name: p for p in sorted(BUILTIN_DIR.glob("*/study.yaml"))}
+    """Built-in study id -> its study file. A study's folder is an importable package name, so an
+    id's dashes are underscores there (``rethinking-generalization`` lives in
+    ``studies/rethinking_generalization/``)."""
+    return {p.parent.name.replace("_", "-"): p for p in sorted(BUILTIN_DIR.glob("*/study.yaml"))}
 
 
 def resolve_study_path(name_or_path: str) -> Path:

@@ -3,13 +3,14 @@
 It knows nothing about studies: it receives a model, tensors, an optimizer, a schedule, a
 generator for data order and optional method hooks (e.g. an ENorm cycle after each optimizer step).
 A non-finite loss ends the run with status ``diverged``; train and test are evaluated after every
-epoch and recorded separately.
+epoch and recorded separately. With ``stop_at_fit`` (a train accuracy in %), a run whose whole
+training set is fit at an epoch's end stops there; the step count then is its ``fit_step``.
 
 The two loops share, written once here: the lr step (:func:`lr_step`), the divergence check
-(:func:`divergence`), the curve row (:func:`curve_row`, :func:`end_epoch`) and the filling of a run
-record from a result (:func:`fill_record`). A feature of training is added in these functions, or
-in both loops side by side; what the stacked loop does not support is declared in
-``restudy.stacked.NOT_STACKED``.
+(:func:`divergence`), the fit check (:func:`check_fit`), the curve row (:func:`curve_row`,
+:func:`end_epoch`) and the filling of a run record from a result (:func:`fill_record`). A feature
+of training is added in these functions, or in both loops side by side; what the stacked loop does
+not support is declared in ``restudy.stacked.NOT_STACKED``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class TrainResult:
     snapshot_epochs: list[int] = field(default_factory=list)
     snapshots: list[torch.Tensor] = field(default_factory=list)
     snapshot_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    # Time to fit: None when not asked for; else the steps and epochs until the whole training set
+    # was fit (both None while it never was).
+    fit_tracked: bool = False
+    fit_step: int | None = None
+    fit_epoch: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -59,7 +65,8 @@ class TrainResult:
     def final_metrics(self, n_test: int, n_train: int) -> dict[str, Any]:
         """The run's metrics as its record stores them: the last epoch's, per split."""
         last = self.curves[-1] if self.curves else {}
-        return {
+        fit = {"fit_step": self.fit_step, "fit_epoch": self.fit_epoch} if self.fit_tracked else {}
+        return fit | {
             "test_acc": last.get("test_acc"),
             "train_acc": last.get("train_acc"),
             "test_loss": last.get("test_loss"),
@@ -88,6 +95,16 @@ def divergence(loss: float, epoch: int, step: int) -> str:
     if math.isfinite(loss):
         return ""
     return f"non-finite loss ({loss}) at epoch {epoch}, step {step}"
+
+
+def check_fit(result: TrainResult, threshold: float | None, train_acc: float, steps: int) -> bool:
+    """After an evaluated epoch: whether the run is now fit (its train accuracy on the whole
+    training set reached ``threshold`` %); records the step and epoch when so. Never for a diverged
+    run, or without a threshold."""
+    if threshold is None or not result.finished or not train_acc >= threshold:
+        return False
+    result.fit_step, result.fit_epoch = steps, result.epochs_done
+    return True
 
 
 def curve_row(
@@ -150,6 +167,7 @@ def train(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     snapshot_epochs: Sequence[int] = (),
     keep_snapshot_states: bool = False,
+    stop_at_fit: float | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
@@ -161,6 +179,8 @@ def train(
             (the ends of the cycles of a snapshot schedule, originals.md §4.5).
         keep_snapshot_states: also keep a CPU copy of the model's ``state_dict`` at each snapshot
             (needed to evaluate each snapshot again later, e.g. with test-time augmentation).
+        stop_at_fit: a train accuracy (%): stop after the first epoch at whose end the whole
+            training set reaches it, recording ``fit_step``/``fit_epoch`` (None: train all epochs).
     Returns:
         A ``TrainResult``; its ``test_logits`` are the final per-example test logits and its
         ``snapshots`` the test logits at the end of each epoch in ``snapshot_epochs`` (the
@@ -169,7 +189,7 @@ def train(
     wanted = _check_snapshot_epochs(snapshot_epochs, epochs)
     n = x_train.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
-    result = TrainResult(status="finished")
+    result = TrainResult(status="finished", fit_tracked=stop_at_fit is not None)
     step = 0
     for epoch in range(epochs):
         t0 = time.perf_counter()
@@ -209,7 +229,7 @@ def train(
             _keep_snapshot(result, model, epoch + 1, test_logits, keep_snapshot_states)
         if on_epoch is not None:
             on_epoch(row)
-        if not result.finished:
+        if not result.finished or check_fit(result, stop_at_fit, tr.acc, step):
             break
     result.steps = step
     return result
@@ -285,6 +305,7 @@ class _Member:
     loss_sum: float = 0.0
     done_steps: int = 0
     snapshot: list[torch.Tensor] | None = None  # weights when it diverged, for its last evaluation
+    fitted: list[torch.Tensor] | None = None  # weights when it was fit (restored after training)
 
 
 @dataclass
@@ -316,6 +337,7 @@ def train_stacked(
     augments: Sequence[Augment | None] | None = None,
     eval_batch_size: int = 1024,
     label_smoothing: float = 0.0,
+    stop_at_fit: float | None = None,
 ) -> list[TrainResult]:
     """Train the K models of ``model`` in place, step for step as :func:`train` would train each
     one alone, and evaluate them after each epoch.
@@ -327,12 +349,18 @@ def train_stacked(
     exactly zero gradient, so SGD (weight decay, momentum) and Adam leave it at zero: it stays
     inert and finite while the others go on. The loop ends when every model has diverged.
 
+    With ``stop_at_fit``, a model whose training set is fit at an epoch's end stops there as
+    ``train()`` stops: its weights are kept, its slice set to zero (inert, like a diverged one) and
+    restored when the loop ends.
+
     Timing: the stack's time of an epoch (training, evaluation) is split evenly among the models
     that took part in that epoch, so the runs' times add up to the stack's.
 
     Args:
         model: the K stacked models.
-        x_train, y_train, x_test, y_test: the data, shared by all models (inputs are flattened).
+        x_train, y_train, x_test, y_test: the data, shared by all models (inputs are flattened);
+            ``y_train`` may be ``[K, N]``: each model's own training labels (e.g. its own random
+            labels), the inputs still shared.
         optimizer: one optimizer over ``model.parameters()``; it must act elementwise.
         schedule: ``lr(step, epoch)``, evaluated every step.
         orders: K generators of the data-order streams (one ``randperm`` per epoch each).
@@ -346,9 +374,8 @@ def train_stacked(
         raise RestudyError(
             "one order generator and one augmentation per stacked model", got=(k, len(orders), len(augments))
         )
-    loop = _Loop(
-        model, optimizer, schedule, batch_size, orders, augments, label_smoothing, [_Member() for _ in range(k)]
-    )
+    members = [_Member(TrainResult(status="finished", fit_tracked=stop_at_fit is not None)) for _ in range(k)]
+    loop = _Loop(model, optimizer, schedule, batch_size, orders, augments, label_smoothing, members)
     step = 0
     for epoch in range(epochs):
         taking_part = [i for i, m in enumerate(loop.members) if m.active]
@@ -367,7 +394,21 @@ def train_stacked(
             end_epoch(m.result, curve_row(epoch, m.lr, m.loss_sum, m.done_steps, tr, te, train_s, eval_s), logits)
             if m.active:
                 m.result.steps = step
+                if check_fit(m.result, stop_at_fit, tr.acc, step):
+                    _stop_fitted(loop, i)
+    for i, m in enumerate(loop.members):
+        if m.fitted is not None:
+            model.load_slice(i, m.fitted)
     return [m.result for m in loop.members]
+
+
+def _stop_fitted(loop: _Loop, i: int) -> None:
+    """Model ``i`` is fit: keep its weights, then make its slice inert (zero, no optimizer state)."""
+    m = loop.members[i]
+    m.active = False
+    m.fitted = loop.model.slice_state(i)
+    loop.model.zero_slice(i)
+    zero_optimizer_slice(loop.optimizer, i)
 
 
 def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> int:
@@ -412,8 +453,9 @@ def _permutations(loop: _Loop, n: int, device: torch.device) -> torch.Tensor:
 def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each model's own mini-batch: inputs ``[K, b, features]``, labels ``[K, b]``."""
     k, b = idx.shape
+    yb = torch.gather(y, 1, idx) if y.dim() == 2 else y[idx]  # [K, N]: each model's own labels
     if all(a is None for a in loop.augments):
-        return x.reshape(x.shape[0], -1)[idx], y[idx]
+        return x.reshape(x.shape[0], -1)[idx], yb
     rows = []
     for i in range(k):  # augmentations draw from per-model generators, one model at a time
         xi = x[idx[i]]
@@ -421,7 +463,7 @@ def _batch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> 
         if augment is not None and loop.members[i].active:
             xi = augment(xi)
         rows.append(xi.reshape(b, -1))
-    return torch.stack(rows), y[idx]
+    return torch.stack(rows), yb
 
 
 def _check_divergence(loop: _Loop, values: list[float], lr: float, epoch: int, step: int, b: int) -> list[int]:
@@ -477,7 +519,7 @@ def _evaluate_stack(
         loop.members[i].snapshot = None
     return {
         i: (
-            metrics_from_logits(train_logits[i], y_train, "train"),
+            metrics_from_logits(train_logits[i], y_train[i] if y_train.dim() == 2 else y_train, "train"),
             metrics_from_logits(test_logits[i], y_test, "test"),
             test_logits[i].clone(),
         )

@@ -48,7 +48,7 @@ from .artifacts import (
     snapshot_tensor,
     tta_tensor,
 )
-from .build import RunParts, TTASetup, build_run, prepare
+from .build import RunParts, TTASetup, build_run, fit_threshold, prepare
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
@@ -112,6 +112,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         memory_format=parts.memory_format,
         snapshot_epochs=parts.snapshot_epochs,
         keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies),
+        stop_at_fit=fit_threshold(s),
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:

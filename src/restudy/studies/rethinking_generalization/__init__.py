@@ -1,0 +1,16 @@
+"""Understanding deep learning requires rethinking generalization (Zhang et al., ICLR 2017): the
+study's parts, registered on import.
+
+* :mod:`.models`: Small Inception (with and without BN) and Small AlexNet (with LRN); the MLPs are
+  the engine's ``fc`` net with biases;
+* :mod:`.preprocess`: the data set ``cifar10_zhang`` (center crop 28×28, per-image whitening);
+* :mod:`.transforms`: the randomization tests as data transforms (corrupted, random labels;
+  shuffled, random pixels; Gaussian inputs);
+* :mod:`.claims`: claim kinds ``chance_level``, ``fit_slowdown`` and ``modest_effect``.
+"""
+
+from __future__ import annotations
+
+from . import claims, models, preprocess, transforms
+
+__all__ = ["claims", "models", "preprocess", "transforms"]

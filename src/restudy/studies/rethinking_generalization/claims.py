@@ -1,0 +1,293 @@
+"""The study's own claim kinds (registered with ``register_claim_kind``):
+
+* ``chance_level``: test accuracy is chance (100/C %) within the binomial noise floor. Per group
+  (variant), the (1 − 2α) CI of the mean test accuracy, its SD floored by the binomial SD of one
+  run's accuracy at chance on the test set, must lie inside chance ± ``band_sds`` such SDs
+  (reproduced); a CI wholly outside that band is not reproduced; else inconclusive.
+* ``fit_slowdown``: the time to fit the training set (metric ``fit_step``, setting
+  ``stop_at_fit``) grows from the lowest to the highest level of the axis ``over`` (label
+  corruption p) by a factor in (1, ``max_factor``]. Per group of the axis ``by`` (the model), runs
+  are paired by seed index; the factor is the geometric mean of the per-seed ratios with a
+  (1 − 2α) t-interval on the log scale. A run that never fit leaves the group inconclusive.
+* ``modest_effect``: the paired difference of a metric between ``a`` and ``b`` (e.g. with and
+  without regularizers) lies within ± ``band`` (an equivalence test: the (1 − 2α) CI inside the
+  band is reproduced, wholly outside is not reproduced).
+
+Groups combine as any claim's sub-verdicts do (any not reproduced wins, all reproduced wins).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ... import stats
+from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
+from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, combine
+from ...numbers import fmt
+
+__all__ = ["ChanceLevel", "FitSlowdown", "ModestEffect"]
+
+
+def _within(low: float, high: float, lo_band: float, hi_band: float) -> str:
+    if lo_band <= low and high <= hi_band:
+        return REPRODUCED
+    if high < lo_band or low > hi_band:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def _by_variant(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[r.get("variant_id") or "-"].append(r)
+    return dict(groups)
+
+
+# --------------------------------------------------------------------------- chance level
+
+
+class ChanceLevel(ClaimBase):
+    """Test accuracy of the selected runs is chance, within the binomial noise floor."""
+
+    kind: Literal["chance_level"]
+    select: Selector
+    classes: int = 10
+    band_sds: float = 2.0
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("select",), self.select)]
+
+
+@register_claim_kind
+class ChanceLevelKind(ClaimKind):
+    schema = ChanceLevel
+    rule = (
+        "a *chance level* claim holds when the CI of the mean test accuracy (SD floored by the binomial "
+        "SD at chance) lies within chance ± band_sds binomial SDs of one run"
+    )
+
+    @staticmethod
+    def evaluate(claim: ChanceLevel, ctx: Any) -> Any:
+        runs = ctx.runs(claim.select)
+        if not runs:
+            return ctx.result(claim, NOT_EVALUATED, "no runs selected", {})
+        chance = 100.0 / claim.classes
+        conf = 1 - 2 * claim.alpha
+        groups, verdicts = [], []
+        for label, rs in sorted(_by_variant(runs).items()):
+            values = [ctx.value(r, claim.metric) for r in rs]
+            n_test = int(ctx.value(rs[0], "n_test"))
+            floor = stats.binomial_floor_sd_percent(chance, n_test)
+            s = stats.summarize(values, conf, floor_sd=floor)
+            margin = claim.band_sds * floor
+            v = _within(s.ci_low, s.ci_high, chance - margin, chance + margin)
+            verdicts.append(v)
+            groups.append(
+                {
+                    "label": label,
+                    "values": values,
+                    "n": s.n,
+                    "mean": s.mean,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "floor_sd": floor,
+                    "band": [chance - margin, chance + margin],
+                    "n_test": n_test,
+                    "verdict": v,
+                }
+            )
+        verdict = combine(verdicts)
+        summary = "; ".join(
+            f"{g['label']}: {fmt(g['mean'])}% ({round(conf * 100)}% CI [{fmt(g['ci_low'])}, {fmt(g['ci_high'])}], "
+            f"n={g['n']}) vs chance {fmt(chance)} ± {fmt(g['band'][1] - chance)}"
+            for g in groups
+        )
+        return ctx.result(claim, verdict, summary, {"chance": chance, "confidence": conf, "groups": groups})
+
+    @staticmethod
+    def figure(claim: ChanceLevel, result: Any, path: Path) -> Path | None:
+        groups = result.evidence.get("groups") or []
+        if not groups:
+            return None
+        from ...report import draw
+
+        fig, ax = draw.subplots(figsize=(max(4.5, 1.4 * len(groups) + 2), 4.0))
+        for i, g in enumerate(groups):
+            ax.fill_between([i - 0.35, i + 0.35], *g["band"], color="grey", alpha=0.2, linewidth=0)
+            vals = draw.floats(g["values"])
+            ax.scatter(np.full(len(vals), float(i)) + np.linspace(-0.15, 0.15, len(vals)), vals, s=14, alpha=0.5)
+            draw.errorbar(ax, i, g["mean"], g["ci_low"], g["ci_high"], draw.color(0))
+        ax.axhline(result.evidence["chance"], color="tab:red", linestyle="--", linewidth=1, label="chance")
+        ax.set_xticks(range(len(groups)), [g["label"] for g in groups], fontsize=7, rotation=15)
+        ax.set_ylabel("test accuracy (%); grey: chance ± band")
+        ax.legend(fontsize=8)
+        draw.title(ax, result)
+        return draw.save(fig, path)
+
+
+# --------------------------------------------------------------------------- time to fit
+
+
+class FitSlowdown(ClaimBase):
+    """Time to fit grows from the lowest to the highest level of ``over`` by a factor in
+    (1, ``max_factor``]."""
+
+    kind: Literal["fit_slowdown"]
+    select: Selector
+    over: str
+    by: str | None = None
+    max_factor: float = 10.0
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("select",), self.select)]
+
+
+def _level(r: dict[str, Any], axis: str) -> float:
+    return float((r.get("variant") or {})[axis])
+
+
+@register_claim_kind
+class FitSlowdownKind(ClaimKind):
+    schema = FitSlowdown
+    rule = (
+        "a *fit slowdown* claim holds when the geometric-mean ratio of the steps to fit the training set "
+        "(highest vs lowest level, paired by seed) has its CI inside (1, max_factor]"
+    )
+
+    @staticmethod
+    def evaluate(claim: FitSlowdown, ctx: Any) -> Any:
+        runs = ctx.runs(claim.select)
+        if not runs:
+            return ctx.result(claim, NOT_EVALUATED, "no runs selected", {}, metric="fit_step")
+        conf = 1 - 2 * claim.alpha
+        by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in runs:
+            by[str((r.get("variant") or {}).get(claim.by, "all")) if claim.by else "all"].append(r)
+        groups, verdicts = [], []
+        for label, rs in sorted(by.items()):
+            g = _slowdown(claim, rs, conf)
+            g["label"] = label
+            verdicts.append(g["verdict"])
+            groups.append(g)
+        summary = "; ".join(
+            f"{g['label']}: ×{fmt(g['factor'])} ({round(conf * 100)}% CI [{fmt(g['ci_low'])}, {fmt(g['ci_high'])}], "
+            f"{g['pairs']} pairs" + (f", {g['unfit']} runs never fit" if g["unfit"] else "") + ")"
+            for g in groups
+        )
+        return ctx.result(
+            claim,
+            combine(verdicts),
+            summary + f"; claimed in (1, {fmt(claim.max_factor)}]",
+            {"confidence": conf, "max_factor": claim.max_factor, "over": claim.over, "groups": groups},
+            metric="fit_step",
+        )
+
+    @staticmethod
+    def figure(claim: FitSlowdown, result: Any, path: Path) -> Path | None:
+        groups = result.evidence.get("groups") or []
+        if not groups:
+            return None
+        from ...report import draw
+
+        fig, ax = draw.subplots(figsize=(7.0, 4.2))
+        for i, g in enumerate(groups):
+            lv = [x for x in g["levels"] if x["mean"] is not None]
+            ax.plot([x["x"] for x in lv], [x["mean"] for x in lv], "-o", color=draw.color(i), label=g["label"])
+            for x in lv:
+                ax.scatter([x["x"]] * len(x["values"]), draw.floats(x["values"]), s=10, color=draw.color(i), alpha=0.4)
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_xlabel(claim.over)
+        ax.set_ylabel("time to fit / mean time to fit at the lowest level")
+        ax.legend(fontsize=8)
+        draw.title(ax, result)
+        return draw.save(fig, path)
+
+
+def _slowdown(claim: FitSlowdown, rs: list[dict[str, Any]], conf: float) -> dict[str, Any]:
+    levels = sorted({_level(r, claim.over) for r in rs})
+    steps = {(r["seed_index"], _level(r, claim.over)): r["metrics"].get("fit_step") for r in rs}
+    unfit = sum(v is None for v in steps.values())
+    base = [v for (_, x), v in steps.items() if x == levels[0] and v]
+    base_mean = float(np.mean(base)) if base else math.nan
+    per_level = []
+    for x in levels:
+        vals = [v / base_mean for (_, lx), v in sorted(steps.items()) if lx == x and v is not None]
+        per_level.append({"x": x, "values": vals, "mean": float(np.mean(vals)) if vals else None})
+    lo, hi = levels[0], levels[-1]
+    seeds = sorted({s for s, _ in steps})
+    pairs = [(steps.get((s, hi)), steps.get((s, lo))) for s in seeds if (s, hi) in steps and (s, lo) in steps]
+    logs = [math.log(a / b) for a, b in pairs if a and b]
+    out: dict[str, Any] = {"levels": per_level, "pairs": len(logs), "unfit": unfit, "low": lo, "high": hi}
+    if len(logs) < 2 or len(levels) < 2:
+        return out | {"factor": math.nan, "ci_low": math.nan, "ci_high": math.nan, "verdict": INCONCLUSIVE}
+    s = stats.summarize(logs, conf)
+    factor, low, high = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
+    verdict = _within(low, high, 1.0, claim.max_factor)
+    if verdict == REPRODUCED and low <= 1.0:
+        verdict = INCONCLUSIVE
+    if unfit and verdict != NOT_REPRODUCED:
+        verdict = INCONCLUSIVE  # a censored time to fit: the ratio is not known
+    return out | {"factor": factor, "ci_low": low, "ci_high": high, "verdict": verdict}
+
+
+# --------------------------------------------------------------------------- modest effect
+
+
+class ModestEffect(ClaimBase):
+    """The paired difference of the metric between ``a`` and ``b`` lies within ± ``band``."""
+
+    kind: Literal["modest_effect"]
+    a: Selector
+    b: Selector
+    band: float
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("a",), self.a), (("b",), self.b)]
+
+
+@register_claim_kind
+class ModestEffectKind(ClaimKind):
+    schema = ModestEffect
+    rule = "a *modest effect* claim holds when the CI of the paired difference a − b lies within ± band"
+
+    @staticmethod
+    def evaluate(claim: ModestEffect, ctx: Any) -> Any:
+        a_runs, b_runs = ctx.runs(claim.a), ctx.runs(claim.b)
+        pairs, info = ctx.pair(a_runs, b_runs, claim.a, claim.b)
+        diffs = [ctx.value(x, claim.metric) - ctx.value(y, claim.metric) for x, y in pairs]
+        diffs = [d for d in diffs if math.isfinite(d)]
+        if len(diffs) < 2:
+            return ctx.result(claim, NOT_EVALUATED, f"{len(diffs)} pairs: too few", {"pairs": len(diffs)})
+        conf = 1 - 2 * claim.alpha
+        s = stats.summarize(diffs, conf)
+        verdict = _within(s.ci_low, s.ci_high, -claim.band, claim.band)
+        summary = (
+            f"{claim.a.label()} − {claim.b.label()}: {fmt(s.mean)} pp ({round(conf * 100)}% CI "
+            f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}], {s.n} pairs) vs ± {fmt(claim.band)} pp"
+        )
+        ev = {"diffs": diffs, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
+        ev |= {"band": claim.band, "confidence": conf, "pairing": info}
+        return ctx.result(claim, verdict, summary, ev)
+
+    @staticmethod
+    def figure(claim: ModestEffect, result: Any, path: Path) -> Path | None:
+        ev = result.evidence
+        if not ev.get("diffs"):
+            return None
+        from ...report import draw
+
+        fig, ax = draw.subplots(figsize=(4.5, 4.0))
+        ax.axhspan(-ev["band"], ev["band"], color="grey", alpha=0.2, linewidth=0)
+        vals = draw.floats(ev["diffs"])
+        ax.scatter(np.linspace(-0.1, 0.1, len(vals)), vals, s=14, alpha=0.5)
+        draw.errorbar(ax, 0.0, ev["mean"], ev["ci_low"], ev["ci_high"], draw.color(0))
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xticks([0.0], [f"{claim.a.label()} − {claim.b.label()}"], fontsize=7)
+        ax.set_ylabel(f"{claim.metric} difference; grey: ± band")
+        draw.title(ax, result)
+        return draw.save(fig, path)

@@ -1,0 +1,339 @@
+"""The built-in study "Rethinking generalization" (Zhang et al., ICLR 2017) and the engine features
+it needs: data transforms (the randomization tests), the ``data`` seed stream, stopping when the
+training set is fit, per-run labels in a stack; the paper's models and preprocessing; its claim
+kinds; the smoke study end to end with a report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from restudy import registry
+from restudy.build import load_data
+from restudy.cli import app
+from restudy.data import Dataset
+from restudy.errors import RestudyError
+from restudy.plan import plan
+from restudy.stacked import execute_stack, stackable
+from restudy.studyfile import builtin_studies, load_study, parse_overrides
+from restudy.worker import execute
+
+registry.import_study_module("restudy.studies.rethinking_generalization")
+
+from restudy.studies.rethinking_generalization import models, preprocess, transforms  # noqa: E402
+
+STUDY = "rethinking-generalization"
+
+
+def _images(n: int, c: int = 3, h: int = 4, w: int = 4, classes: int = 10, n_test: int = 50) -> Dataset:
+    """Images whose pixel value encodes (image, channel, position): a permutation is readable."""
+
+    def x(m: int, offset: int) -> torch.Tensor:
+        pos = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w)
+        chan = torch.arange(c, dtype=torch.float32).view(1, c, 1, 1) * 1000
+        img = (torch.arange(m, dtype=torch.float32) + offset).view(m, 1, 1, 1) * 10000  # exact in float32
+        return (pos + chan + img).contiguous()
+
+    g = torch.Generator().manual_seed(0)
+    return Dataset(
+        name="toy",
+        x_train=x(n, 0),
+        y_train=torch.randint(0, classes, (n,), generator=g),
+        x_test=x(n_test, n),
+        y_test=torch.randint(0, classes, (n_test,), generator=g),
+        num_classes=classes,
+        idx_train=torch.arange(n),
+        idx_test=torch.arange(n_test),
+        description="toy images",
+        normalization={"kind": "none"},
+    )
+
+
+def _gen(seed: int = 1) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 1.0])
+def test_label_corruption_changes_about_0_9_p_of_the_train_labels_and_no_test_label(p):
+    data = _images(20000, h=2, w=2)
+    out = transforms.corrupt_labels(data, _gen(), p)
+    changed = (out.y_train != data.y_train).float().mean().item()
+    expected = 0.9 * p
+    sd = math.sqrt(max(expected * (1 - expected), 1e-12) / 20000)
+    assert abs(changed - expected) <= 4 * sd + 1e-12, (changed, expected)
+    assert torch.equal(out.y_test, data.y_test) and torch.equal(out.x_train, data.x_train)
+    assert f"p={p:g}" in out.description and "changed" in out.description
+
+
+def test_corrupted_sets_are_nested_and_seeded():
+    data = _images(5000, h=2, w=2)
+    low, high = (transforms.corrupt_labels(data, _gen(7), p).y_train != data.y_train for p in (0.3, 0.6))
+    assert not (low & ~high).any()  # same seed: what p = 0.3 corrupts, p = 0.6 corrupts too
+    a = transforms.random_labels(data, _gen(7)).y_train
+    assert torch.equal(a, transforms.random_labels(data, _gen(7)).y_train)
+    assert not torch.equal(a, transforms.random_labels(data, _gen(8)).y_train)
+    counts = torch.bincount(a, minlength=10).float() / 5000
+    assert counts.min() > 0.07 and counts.max() < 0.13  # uniform classes
+    with pytest.raises(RestudyError, match="transform.p"):
+        transforms.corrupt_labels(data, _gen(), 1.5)
+
+
+def _perms(x: torch.Tensor) -> torch.Tensor:
+    """The position permutation of each image and channel of a ``_images`` tensor: [N, C, P]."""
+    return (x.reshape(x.shape[0], x.shape[1], -1) % 1000).long()
+
+
+def test_shuffled_pixels_use_one_permutation_for_every_train_and_test_image():
+    data = _images(30)
+    out = transforms.shuffled_pixels(data, _gen())
+    p_train, p_test = _perms(out.x_train), _perms(out.x_test)
+    first = p_train[0, 0]
+    assert sorted(first.tolist()) == list(range(16)) and not torch.equal(first, torch.arange(16))
+    assert (p_train == first).all() and (p_test == first).all()  # every image, every channel, both splits
+    # Only positions move: each image keeps its own values (image and channel codes unchanged).
+    assert torch.equal(torch.sort(out.x_train.flatten(1))[0], torch.sort(data.x_train.flatten(1))[0])
+    assert torch.equal(out.y_train, data.y_train) and torch.equal(out.y_test, data.y_test)
+    assert transforms.shuffled_pixels.seeded_inputs
+
+
+def test_random_pixels_use_a_permutation_per_image_with_channels_kept_together():
+    data = _images(200)
+    out = transforms.random_pixels(data, _gen())
+    perms = _perms(out.x_train)
+    assert (perms == perms[:, :1]).all()  # the channels of a pixel move together
+    distinct = {tuple(perm.tolist()) for perm in perms[:, 0]}
+    assert len(distinct) == 200  # a different permutation for each image (16! choices)
+    assert all(sorted(q) == list(range(16)) for q in distinct)
+    assert len({tuple(q.tolist()) for q in _perms(out.x_test)[:, 0]}) == 50
+    assert torch.equal(torch.sort(out.x_train.flatten(1))[0], torch.sort(data.x_train.flatten(1))[0])
+    assert torch.equal(out.y_test, data.y_test)
+
+
+def test_gaussian_inputs_match_the_per_channel_moments_of_the_train_inputs():
+    g = _gen(3)
+    base = _images(4000, h=4, w=4)
+    x = torch.randn(4000, 3, 4, 4, generator=g) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    x = x + torch.tensor([0.0, -1.0, 3.0]).view(1, 3, 1, 1)
+    data = Dataset(**{**base.__dict__, "x_train": x})
+    out = transforms.gaussian(data, _gen())
+    mean, std = transforms.channel_moments(out.x_train)
+    want_mean, want_std = transforms.channel_moments(x)
+    assert torch.allclose(mean, want_mean, atol=0.05) and torch.allclose(std, want_std, rtol=0.03)
+    assert not torch.equal(out.x_train[:, 0], x[:, 0]) and out.x_test.shape == data.x_test.shape
+    flat = out.x_train[:, 0].flatten()
+    centred = (flat - flat.mean()) / flat.std()
+    assert abs(float((centred**3).mean())) < 0.1 and abs(float((centred**4).mean()) - 3) < 0.2  # Gaussian shape
+    assert torch.equal(out.y_train, data.y_train) and torch.equal(out.y_test, data.y_test)
+
+
+def test_transforms_are_applied_once_per_run_from_the_data_stream():
+    specs = plan(load_study(STUDY), "smoke", experiments=["table1"])
+    rl = [s for s in specs if s.variant == {"model": "mlp1", "regime": "random_labels"}]
+    plain = [s for s in specs if s.variant == {"model": "mlp1", "regime": "plain"}][0]
+    a, b = (load_data(s.settings, s.seeds["data"]) for s in rl)
+    clean = load_data(plain.settings, plain.seeds["data"])
+    assert rl[0].seeds["data"] != rl[1].seeds["data"]
+    assert not torch.equal(a.y_train, b.y_train)  # each seed its own random labels
+    assert load_data(rl[0].settings, rl[0].seeds["data"]) is a  # cached per process
+    assert torch.equal(a.y_test, clean.y_test) and torch.equal(a.x_train, clean.x_train)
+    assert "transform: train labels corrupted with p=1" in a.description
+    bad = dict(plain.settings, **{"transform.p": 0.5})
+    with pytest.raises(RestudyError, match="transform arguments without transforms"):
+        load_data(bad)
+    typo = dict(rl[0].settings, **{"transform.q": 0.5})
+    with pytest.raises(RestudyError, match="no listed transform takes"):
+        load_data(typo, 1)
+
+
+# --------------------------------------------------------------------------- models, preprocessing
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_counts_equal_the_papers():
+    shape = (3, 28, 28)
+    assert _count(models.small_inception(shape, 10)) == 1_649_402
+    assert _count(models.small_inception(shape, 10, bn=False)) == 1_649_402
+    assert _count(models.small_alexnet(shape, 10)) == 1_387_786
+    mlp = {
+        h: registry.create("model", "fc", input_shape=shape, num_classes=10, hidden=h, width=512, bias=True)
+        for h in (0, 2)
+    }
+    assert _count(mlp[0]) == 1_209_866  # MLP 1x512
+    assert _count(mlp[2]) == 1_735_178  # MLP 3x512
+    x = torch.randn(2, *shape)
+    for m in (models.small_inception(shape, 10), models.small_alexnet(shape, 10)):
+        assert m(x).shape == (2, 10)
+    assert models.small_inception((1, 8, 8), 10, width=0.25)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert models.small_alexnet((1, 8, 8), 10, width=0.25)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(RestudyError, match="image inputs"):
+        models.small_inception((64,), 10)
+
+
+def test_center_crop_and_per_image_whitening():
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
+    c = preprocess.center_crop(x, 28)
+    assert c.shape == (2, 3, 28, 28) and torch.equal(c, x[:, :, 2:30, 2:30])
+    w = preprocess.whiten(torch.rand(5, 3, 28, 28, generator=_gen()))
+    flat = w.flatten(1).double()
+    assert torch.allclose(flat.mean(1), torch.zeros(5, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(flat.std(1, correction=0), torch.ones(5, dtype=torch.float64), atol=1e-5)
+    const = preprocess.whiten(torch.full((1, 3, 28, 28), 0.5))
+    assert torch.equal(const, torch.zeros_like(const))  # std floored at 1/sqrt(n): no division by zero
+
+
+# --------------------------------------------------------------------------- stopping when fit, stacks
+
+
+def _fit_specs():
+    over = parse_overrides(["epochs=200", "optimizer.lr=0.1", "schedule.gamma=1.0", "model.width=128"])
+    specs = plan(load_study(STUDY), "smoke", overrides=over, experiments=["corruption"], seeds=3)
+    return [s for s in specs if s.variant["p"] == "1.0"]
+
+
+def test_runs_stop_when_the_training_set_is_fit_and_a_stack_of_own_labels_matches_them(tmp_path):
+    specs = _fit_specs()
+    assert all(stackable(s) for s in specs) and len({s.seeds["data"] for s in specs}) == 3
+    alone = [execute(s.to_dict(), str(tmp_path / "one" / s.key), 1) for s in specs]
+    stacked = execute_stack([s.to_dict() for s in specs], [str(tmp_path / "stack" / s.key) for s in specs], 1)
+    for one, st in zip(alone, stacked):
+        m = one["metrics"]
+        assert one["status"] == "finished" and m["train_acc"] == 100.0
+        assert m["fit_epoch"] == m["epochs_done"] == len(one["curves"]) < 200  # stopped at the fit
+        assert m["fit_step"] == m["fit_epoch"] * math.ceil(m["n_train"] / 50)
+        assert all(c["train_acc"] < 100.0 for c in one["curves"][:-1])
+        # The stack trains each model on its own labels: the first epoch agrees to float32 rounding
+        # (tests/test_stacked.py); at lr 0.1 rounding grows over training, so the epoch at which
+        # the set is fit may differ by a few epochs, and each stacked model stops at its own fit.
+        first_one, first_st = one["curves"][0], st["curves"][0]
+        assert first_st["train_acc"] == first_one["train_acc"]
+        assert abs(first_st["train_loss"] - first_one["train_loss"]) <= 1e-5 * first_one["train_loss"]
+        sm = st["metrics"]
+        assert sm["train_acc"] == 100.0 and sm["fit_epoch"] == sm["epochs_done"] == len(st["curves"])
+        assert abs(sm["fit_step"] - m["fit_step"]) <= 0.25 * m["fit_step"]
+        assert st["env"]["execution"] == "stacked" and st["env"]["dataset"] == one["env"]["dataset"]
+    assert len({r["env"]["dataset"] for r in alone}) == 3  # each run's own random labels
+
+
+def test_seeded_inputs_are_not_stacked_and_label_transforms_are():
+    specs = plan(load_study(STUDY), "smoke", experiments=["randomization"])
+    why = {s.variant["test"]: stackable(s) for s in specs}
+    assert why["true_labels"] and why["random_labels"]
+    for name in ("shuffled_pixels", "random_pixels", "gaussian"):
+        assert not why[name] and "inputs depend on the seed" in why[name].reason
+
+
+def test_without_stop_at_fit_the_metrics_are_unchanged(tmp_path):
+    spec = plan(load_study("enorm"), "smoke", seeds=1, experiments=["fc"])[0]
+    rec = execute(spec.to_dict(), str(tmp_path / spec.key), 1)
+    assert "fit_step" not in rec["metrics"] and "data" in spec.seeds
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def test_the_study_id_has_a_dash_and_plans_at_every_scale():
+    assert builtin_studies()[STUDY].parent.name == "rethinking_generalization"
+    study = load_study(STUDY)
+    assert study.id == STUDY
+    sizes = {scale: len(plan(study, scale)) for scale in ("smoke", "small", "paper")}
+    assert sizes["smoke"] < sizes["small"] < sizes["paper"]
+    small = plan(study, "small", experiments=["corruption"])
+    assert {s.variant["p"] for s in small} == {"0.0", "0.2", "0.4", "0.6", "0.8", "1.0"}
+    assert all(stackable(s) for s in small) and {s.seed_index for s in small} == {0, 1, 2}
+
+
+def test_smoke_study_end_to_end_with_a_report(tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(
+        app, ["run", STUDY, "--scale", "smoke", "--workers", "0", "--out", str(out)], env={"COLUMNS": "200"}
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    claims = {c["id"]: c for c in res["claims"]}
+    kinds = {c["kind"] for c in res["claims"]}
+    assert {"chance_level", "fit_slowdown", "modest_effect", "threshold", "trend", "numeric"} <= kinds
+    assert claims["table1_values"]["verdict"] == "not_evaluated"  # Table 1 values: paper scale only
+    assert claims["fit_slowdown_small_factor"]["evidence"]["groups"][0]["label"] == "mlp1"
+    assert all(r["status"] in ("finished", "diverged") for r in res["runs"])
+    md = (out / "report.md").read_text()
+    for cid in ("random_labels_test_at_chance", "fit_slowdown_small_factor", "regularizers_modest"):
+        assert f"figures/claim-{cid}.png" in md
+        assert (out / "figures" / f"claim-{cid}.png").stat().st_size > 1000
+    assert "a *chance level* claim holds" in md and "scikit-learn digits" in md
+
+
+# --------------------------------------------------------------------------- claim kinds on known runs
+
+
+def _rows(values: dict[tuple[str, str, int], dict]) -> list[dict]:
+    """Run rows of the corruption experiment: (model, p, seed index) -> metrics."""
+    return [
+        {
+            "key": f"{m}-{p}-{i}",
+            "experiment": "corruption",
+            "variant": {"model": m, "p": p},
+            "variant_id": f"model={m},p={p}",
+            "seed_index": i,
+            "status": "finished",
+            "metrics": {"n_test": 450, **metrics},
+        }
+        for (m, p, i), metrics in values.items()
+    ]
+
+
+def _evaluate(claim_id: str, rows: list[dict]):
+    from restudy.claims import EvaluationContext, claim_kind
+
+    study = load_study(STUDY)
+    claim = next(c for c in study.claims if c.id == claim_id)
+    ctx = EvaluationContext(study=study, scale="small", dataset="toy", rows=rows)
+    return claim_kind(claim.kind).evaluate(claim, ctx)
+
+
+def test_fit_slowdown_is_the_paired_ratio_and_never_fit_runs_leave_it_open():
+    steps = {0: (100, 110, 90), 1: (400, 420, 390)}  # p -> steps to fit per seed: about x4
+    values = {("mlp1", str(float(p)), i): {"fit_step": s} for p, row in steps.items() for i, s in enumerate(row)}
+    res = _evaluate("fit_slowdown_small_factor", _rows(values))
+    g = res.evidence["groups"][0]
+    ratios = [400 / 100, 420 / 110, 390 / 90]
+    assert res.verdict == "reproduced" and g["pairs"] == 3
+    assert g["factor"] == pytest.approx(math.exp(sum(map(math.log, ratios)) / 3))
+    assert 1 < g["ci_low"] < g["factor"] < g["ci_high"] <= 10
+    values[("mlp1", "1.0", 2)] = {"fit_step": None}  # one run never fit: its time is only a lower bound
+    assert _evaluate("fit_slowdown_small_factor", _rows(values)).verdict == "inconclusive"
+    slow = {k: {"fit_step": v["fit_step"] * (50 if k[1] == "1.0" else 1)} for k, v in values.items() if k[2] < 2}
+    slow[("mlp1", "0.0", 2)], slow[("mlp1", "1.0", 2)] = {"fit_step": 100}, {"fit_step": 5500}
+    assert _evaluate("fit_slowdown_small_factor", _rows(slow)).verdict == "not_reproduced"  # ~x50
+
+
+def test_chance_level_needs_the_ci_inside_the_binomial_band():
+    def rows(accs):
+        return [
+            {
+                "key": f"r{i}",
+                "experiment": "table1",
+                "variant": {"model": "mlp1", "regime": "random_labels"},
+                "variant_id": "model=mlp1,regime=random_labels",
+                "seed_index": i,
+                "status": "finished",
+                "metrics": {"n_test": 10000, "test_acc": a},
+            }
+            for i, a in enumerate(accs)
+        ]
+
+    at_chance = _evaluate("random_labels_test_at_chance", rows([10.1, 9.9, 10.0, 10.2, 9.8]))
+    g = at_chance.evidence["groups"][0]
+    assert at_chance.verdict == "reproduced" and g["floor_sd"] == pytest.approx(0.3)  # 100·√(0.09/10⁴)
+    assert g["band"] == pytest.approx([9.4, 10.6])
+    assert _evaluate("random_labels_test_at_chance", rows([30.0, 31.0, 29.0])).verdict == "not_reproduced"
+    assert _evaluate("random_labels_test_at_chance", rows([9.0, 11.5, 10.0])).verdict == "inconclusive"
