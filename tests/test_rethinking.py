@@ -262,14 +262,38 @@ def test_smoke_study_end_to_end_with_a_report(tmp_path):
     claims = {c["id"]: c for c in res["claims"]}
     kinds = {c["kind"] for c in res["claims"]}
     assert {"chance_level", "fit_slowdown", "modest_effect", "threshold", "trend", "numeric"} <= kinds
-    assert claims["table1_values"]["verdict"] == "not_evaluated"  # Table 1 values: paper scale only
-    assert claims["fit_slowdown_small_factor"]["evidence"]["groups"][0]["label"] == "mlp1"
+    # Smoke checks the pipeline only: no claim gets a verdict (or a figure) from it.
+    assert all(c["verdict"] == "not_evaluated" and "smoke" in c["summary"] for c in res["claims"])
     assert all(r["status"] in ("finished", "diverged") for r in res["runs"])
     md = (out / "report.md").read_text()
-    for cid in ("random_labels_test_at_chance", "fit_slowdown_small_factor", "regularizers_modest"):
-        assert f"figures/claim-{cid}.png" in md
-        assert (out / "figures" / f"claim-{cid}.png").stat().st_size > 1000
     assert "a *chance level* claim holds" in md and "scikit-learn digits" in md
+
+
+@pytest.mark.parametrize("claim_id", ["fit_slowdown_small_factor", "random_labels_test_at_chance"])
+def test_the_study_claim_kinds_draw_their_figure_from_the_evidence(tmp_path, claim_id):
+    from restudy.claims import claim_kind
+
+    if claim_id == "fit_slowdown_small_factor":
+        steps = {0: (100, 110, 90), 1: (400, 420, 390)}
+        values = {("mlp1", str(float(p)), i): {"fit_step": s} for p, row in steps.items() for i, s in enumerate(row)}
+        rows = _rows(values)
+    else:
+        rows = [
+            {
+                "key": f"r{i}",
+                "experiment": "table1",
+                "variant": {"model": "mlp1", "regime": "random_labels"},
+                "variant_id": "model=mlp1,regime=random_labels",
+                "seed_index": i,
+                "status": "finished",
+                "metrics": {"n_test": 10000, "test_acc": a},
+            }
+            for i, a in enumerate([10.1, 9.9, 10.0, 10.2, 9.8])
+        ]
+    res = _evaluate(claim_id, rows)
+    claim = next(c for c in load_study(STUDY).claims if c.id == claim_id)
+    path = claim_kind(claim.kind).figure(claim, res, tmp_path / "claim.png")
+    assert path is not None and path.stat().st_size > 1000
 
 
 # --------------------------------------------------------------------------- claim kinds on known runs
