@@ -259,7 +259,6 @@ def test_smoke_study_end_to_end_with_a_report(tmp_path):
     )
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
-    claims = {c["id"]: c for c in res["claims"]}
     kinds = {c["kind"] for c in res["claims"]}
     assert {"chance_level", "fit_slowdown", "modest_effect", "threshold", "trend", "numeric"} <= kinds
     # Smoke checks the pipeline only: no claim gets a verdict (or a figure) from it.
