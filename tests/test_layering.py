@@ -58,6 +58,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "studyfile": {"study", "safeio", "registry"},
     "settings": {"tta", "registry"},  # part names come from the registry
     "numbers": set(),
+    "cka": set(),
     "registry": set(),
     "seeding": set(),
     "env": set(),
@@ -70,7 +71,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "tta": set(),
     "train": {"batches", "seeding", "evaluate", "optim", "record"},
     "evaluate": {"batches"},
-    "metrics": {"stats"},
+    "metrics": {"cka", "stats"},
     "stats": set(),
     "plan": {"study", "studyfile", "seeding", "settings", "artifacts", "registry"},
     "record": {"env", "artifacts"},
@@ -250,6 +251,7 @@ TESTED_IN = {
     "studies": "test_enorm.py",
     "study": "test_studyfile.py",
     "claims": "test_claim_plugin.py",
+    "cka": "test_metrics.py",
 }
 
 

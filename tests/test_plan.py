@@ -43,6 +43,19 @@ def test_later_sources_win_and_provenance_says_which(enorm):
     assert spec.provenance["label_smoothing"] == {"provenance": "assumed", "source": "restudy default"}
 
 
+def test_an_engine_default_the_study_leaves_unset_is_assumed_with_the_defaults_reason(enorm):
+    from restudy.settings import SETTINGS
+
+    spec = plan(enorm, "smoke")[0]
+    unset = [n for n, e in spec.provenance.items() if e["source"].startswith("restudy default")]
+    assert unset, "the smoke study leaves some engine defaults unset"
+    for name in unset:
+        reason = SETTINGS[name].reason
+        assert spec.provenance[name]["provenance"] == "assumed"
+        assert spec.provenance[name]["source"] == (f"restudy default: {reason}" if reason else "restudy default")
+    assert any(SETTINGS[n].reason for n in unset)
+
+
 def test_switching_a_part_drops_the_previous_parts_arguments(enorm):
     spec = _spec(plan(enorm, "smoke"))
     assert spec.settings["data"] == "synthetic"

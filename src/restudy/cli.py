@@ -167,7 +167,7 @@ def _show_renderables(st: Any, scale: str, runs: dict[str, list], full: bool) ->
         return out
     set_here = {
         exp: {
-            vid: {k: e for k, e in values.items() if e.get("source") != "restudy default"}
+            vid: {k: e for k, e in values.items() if not str(e.get("source", "")).startswith("restudy default")}
             for vid, values in variants.items()
         }
         for exp, variants in by_exp.items()

@@ -231,7 +231,11 @@ def resolve_settings(
                     where=source_where(study, ("experiments", index, "settings")),
                     path=("experiments", index, "settings", decl.name),
                 )
-            settings[decl.name] = Hyper(value=decl.default, provenance="assumed", source="restudy default")
+            settings[decl.name] = Hyper(
+                value=decl.default,
+                provenance="assumed",
+                source=f"restudy default: {decl.reason}" if decl.reason else "restudy default",
+            )
     values = {k: h.value for k, h in settings.items()}
     return {k: h for k, h in settings.items() if relevant(k, values)}
 

@@ -120,7 +120,8 @@ def _sentence(claim: TrendClaim, res: stats.PairedResult, conf: float, n_levels:
         )
     return (
         f"slope of the {what} over {claim.over}: {res.mean_diff:+.3f}{unit(claim.metric)} per "
-        f"unit, the mean of per-seed slopes ({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
+        f"unit of {claim.over}, the mean of per-seed slopes "
+        f"({pct(conf)} CI [{fmt(res.ci_low, 3)}, {fmt(res.ci_high, 3)}], "
         f"t {p_value(res.p_value)}, n={res.n} seeds); claimed {claim.direction}"
     )
 

@@ -56,6 +56,8 @@ def human_source(source: str, docs: dict[str, str] | None = None, seen: set[str]
             p = f"chosen for the {p[6:]} scale"
         elif p == "restudy default":
             p = "restudy's default (the paper does not say)"
+        elif p.startswith("restudy default: "):
+            p = f"restudy's default (the paper does not say): {p[len('restudy default: ') :]}"
         elif p == "defaults":
             p = "the study's defaults"
         out.append(p)
@@ -169,7 +171,7 @@ def settings_views(
     for n in usual:
         users = [e for e, k in keys.items() if k.get(n) == usual[n]]
         entries = per_exp[users[0]][n]
-        if all(e.get("source") == "restudy default" for e in entries) and len(usual[n]) == 1:
+        if all(str(e.get("source", "")).startswith("restudy default") for e in entries) and len(usual[n]) == 1:
             defaults.append(f"{n} {value_text(entries[0].get('value'))}")
             continue
         # the paper's values of the experiments that use this entry
