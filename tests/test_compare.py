@@ -404,7 +404,7 @@ def test_numeric_not_evaluated_at_small_scale_with_note() -> None:
     assert _claim(result2, "table1").verdict == "not_evaluated"
 
 
-def test_rows_of_other_scales_are_ignored_and_no_runs_not_evaluated() -> None:
+def test_rows_of_other_scales_are_ignored_and_a_scale_without_runs_is_not_evaluated() -> None:
     rows = _grid({"enorm": lambda d, s: 70.0, "baseline": lambda d, s: 60.0}, scale="small")
     result = cmp.compare(_study([BEATS]), "paper", rows)
     assert result.groups == [] and _claim(result, "enorm_wins").verdict == "not_evaluated"
@@ -480,3 +480,43 @@ def test_borderline_verdicts_are_marked() -> None:
         for r in rows
     ]
     assert not _claim(cmp.compare(_study([BEATS]), "paper", clear), "enorm_wins").borderline
+
+
+def test_a_claim_whose_levels_did_not_run_is_inconclusive_and_names_what_ran_and_what_it_needs() -> None:
+    claims = [
+        {
+            "id": "deep",
+            "statement": "ENorm beats the baseline on deep nets",
+            "kind": "a_beats_b",
+            "a": {"experiment": "fc", "where": {"method": "enorm", "depth": [5]}},
+            "b": {"experiment": "fc", "where": {"method": "baseline", "depth": [5]}},
+        },
+        {
+            "id": "rate",
+            "statement": "deep BN nets rarely diverge",
+            "kind": "threshold",
+            "metric": "diverged",
+            "op": "<=",
+            "value": 0.5,
+            "select": {"experiment": "fc", "where": {"method": "bn", "depth": 5}},
+        },
+        {
+            "id": "grows",
+            "statement": "accuracy grows with depth",
+            "kind": "trend",
+            "select": {"experiment": "bias"},
+            "over": "method",
+            "direction": "increasing",
+        },
+    ]
+    rows = [
+        _row("fc", {"method": m, "depth": d}, s, 80.0 + s, scale="small")
+        for m in ("baseline", "enorm", "bn")
+        for d in ("1", "3")
+        for s in range(3)
+    ]
+    res = {c.id: c for c in cmp.compare(_study(claims), "small", rows).claims}
+    assert res["deep"].verdict == "inconclusive"
+    assert "it needs depth 5; depth ran 1, 3" in res["deep"].summary
+    assert res["rate"].verdict == "inconclusive" and "depth ran 1, 3" in res["rate"].summary
+    assert res["grows"].verdict == "inconclusive" and "experiment 'bias' has no runs" in res["grows"].summary

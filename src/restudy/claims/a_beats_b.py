@@ -31,14 +31,24 @@ from pydantic import Field, field_validator
 from .. import stats
 from ..compare.results import (
     INCONCLUSIVE,
-    NOT_EVALUATED,
     NOT_REPRODUCED,
     POWER,
     REPRODUCED,
     combine,
     directional_borderline,
 )
-from ..compare.select import Row, metric_value, pair_runs, pinned_axes, select_runs, series, short_label, unit, usable
+from ..compare.select import (
+    Row,
+    absent_reason,
+    metric_value,
+    pair_runs,
+    pinned_axes,
+    select_runs,
+    series,
+    short_label,
+    unit,
+    usable,
+)
 from ..numbers import fmt, p_value, pct
 from ..study import ClaimBase, Loc, Selector
 from .base import ClaimKind, register_claim_kind
@@ -144,17 +154,18 @@ def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: 
 
 
 def _one(
-    claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float
+    claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float, rows: Sequence[Row] = ()
 ) -> tuple[dict[str, Any], list[tuple[Row, Row]]]:
     """One a-versus-b comparison as an evidence dict with its own verdict, and its run pairs."""
     a_lbl, b_lbl = short_label(claim.a, b), short_label(b, claim.a)
     base = {"a": claim.a.label(), "b": b.label(), "alpha": alpha, "margin": claim.margin}
     if not a_runs or not b_runs:
+        missing = [absent_reason(rows, sel) for sel, runs in ((claim.a, a_runs), (b, b_runs)) if not runs]
         return {
             **base,
-            "verdict": NOT_EVALUATED,
+            "verdict": INCONCLUSIVE,
             "seeds_needed": None,
-            "sentence": f"{a_lbl} vs {b_lbl}: no runs ({len(a_runs)} vs {len(b_runs)})",
+            "sentence": f"{a_lbl} vs {b_lbl}: nothing to compare ({'; '.join(missing)})",
         }, []
     res, info, pairs = _test(claim, b, a_runs, b_runs, alpha)
     conf = 1.0 - 2.0 * alpha
@@ -222,7 +233,7 @@ def evaluate(claim: BeatsClaim, ctx: Any) -> Any:
     a_runs = usable(select_runs(ctx.rows, claim.a))
     comps, all_pairs = [], []
     for b in claim.b:
-        comp, pairs = _one(claim, b, a_runs, usable(select_runs(ctx.rows, b)), alpha)
+        comp, pairs = _one(claim, b, a_runs, usable(select_runs(ctx.rows, b)), alpha, ctx.rows)
         comps.append(comp)
         all_pairs.append(pairs)
     verdict = combine([c["verdict"] for c in comps])

@@ -17,8 +17,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import stats
-from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
-from ..compare.select import Row, group_rows, metric_value, select_runs, series, summarize_runs, unit, usable
+from ..compare.results import INCONCLUSIVE, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
+from ..compare.select import (
+    Row,
+    absent_reason,
+    group_rows,
+    metric_value,
+    select_runs,
+    series,
+    summarize_runs,
+    unit,
+    usable,
+)
 from ..numbers import fmt, pct
 from ..study import ClaimBase, Loc, Selector
 from .base import ClaimKind, register_claim_kind
@@ -120,8 +130,8 @@ def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
     all_runs = select_runs(ctx.rows, claim.select)
     runs = usable(all_runs)
     if not runs:
-        why = f"all {len(all_runs)} selected runs failed" if all_runs else "no runs selected"
-        return ctx.result(claim, NOT_EVALUATED, why, {"n_failed": len(all_runs)})
+        why = absent_reason(ctx.rows, claim.select)
+        return ctx.result(claim, INCONCLUSIVE, why, {"n_failed": len(all_runs), "why": why})
     conf = 1.0 - 2.0 * claim.alpha
     seeds = None
     if claim.metric == "diverged":

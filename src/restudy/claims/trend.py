@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import stats
 from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_borderline, directional_verdict
-from ..compare.select import Row, metric_value, pair_runs, select_runs, unit, usable
+from ..compare.select import Row, absent_reason, metric_value, pair_runs, select_runs, unit, usable
 from ..numbers import fmt, p_value, pct
 from ..study import ClaimBase, Loc, Selector, Study, selector_problems
 from .base import ClaimKind, register_claim_kind
@@ -142,7 +142,10 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
     direction."""
     pts, info = trend_points(claim, ctx.rows)
     if not pts:
-        return ctx.result(claim, NOT_EVALUATED, "no runs (or no pairs) selected", info)
+        sels = [claim.select] + ([claim.baseline] if claim.baseline else [])
+        why = "; ".join(absent_reason(ctx.rows, s) for s in sels if not usable(select_runs(ctx.rows, s)))
+        why = why or "the selected runs share no seed with the baseline's (no pairs)"
+        return ctx.result(claim, INCONCLUSIVE, why, {**info, "why": why})
     try:
         xs = [float(x) for x, _, _ in pts]
     except (TypeError, ValueError):

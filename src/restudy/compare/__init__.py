@@ -158,8 +158,10 @@ def calibrated_settings(study: Study, scale: str, experiment: str) -> list[str]:
 
 def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
     """Evaluates one claim at ``ctx.scale`` with its kind's evaluator (``not_evaluated`` without
-    calling it at smoke scale or when the claim skips that scale; ``inconclusive`` without calling
-    it when its runs mix environments and that is not allowed)."""
+    calling it at smoke scale, when the claim skips that scale or when nothing ran at it;
+    ``inconclusive`` without calling it when its runs mix environments and that is not allowed).
+    A claim whose own levels did not run (or all failed) while others did is ``inconclusive``,
+    with what ran and what it needs."""
     if ctx.scale == "smoke":
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {SMOKE_NOTE}", {}, None, SMOKE_NOTE)
     if ctx.scale not in claim.scales:
@@ -167,6 +169,9 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
             f"this claim gets a verdict at {', '.join(claim.scales)} scale; these runs are "
             f"{ctx.scale} scale on {ctx.dataset or 'unknown data'}"
         )
+        return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
+    if not ctx.rows:
+        note = f"no runs at {ctx.scale} scale"
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
     mixed = sorted(
         {r["key"] for _, sel in claim.selectors() for r in ctx.select(sel) if r.get("key") in ctx.env_mismatch}

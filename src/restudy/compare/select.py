@@ -59,6 +59,31 @@ def select_runs(rows: Iterable[Row], selector: Selector) -> list[Row]:
     return [r for r in rows if selector.matches(r["experiment"], r.get("variant") or {})]
 
 
+def absent_reason(rows: Iterable[Row], selector: Selector) -> str:
+    """Why ``selector`` has no usable runs, in words a reader can act on: every selected run failed,
+    or the levels it needs did not run at this scale (and which ones did)."""
+    chosen = select_runs(rows, selector)
+    if chosen:
+        return f"{selector.label()}: all {len(chosen)} selected runs failed"
+    ran = [r for r in rows if r["experiment"] == selector.experiment]
+    if not ran:
+        return f"{selector.label()}: experiment '{selector.experiment}' has no runs at this scale"
+    parts = []
+    for axis, want in selector.where.items():
+        levels = {str((r.get("variant") or {}).get(axis)) for r in ran}
+        wanted = ", ".join(str(w) for w in (want if isinstance(want, list) else [want]))
+        have = ", ".join(sorted(levels, key=lambda v: (_as_float(v) is None, _as_float(v) or 0.0, v)))
+        parts.append(f"it needs {axis} {wanted}; {axis} ran {have}")
+    return f"{selector.label()}: no runs at this scale ({'; '.join(parts)})"
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def higher_is_better(metric: str) -> bool:
     """Whether larger values of ``metric`` are better (accuracies) or worse (losses, time)."""
     return metric not in LOWER_IS_BETTER
