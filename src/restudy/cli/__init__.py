@@ -1,0 +1,333 @@
+"""The ``restudy`` command line (typer): parses, calls library functions, renders. Computes nothing itself.
+
+``show.py`` builds what `show` prints; ``session.py`` holds what `run` and `report` do around the runner.
+
+User errors (``RestudyError``) are shown as one panel on stderr with exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import RestudyError
+from .session import (
+    INVOCATION,
+    closing_line,
+    compare_and_report,
+    prepare_out,
+    resume_command,
+    with_notices,
+)
+from .show import settings_table, show_renderables
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Reproduce the claims of deep-learning papers under controlled randomness.",
+)
+
+
+def _execution_mode(value: str) -> str:
+    """``--execution``: an executor mode (``executor.EXECUTION_MODES``) other than ``inline``,
+    which ``--workers 0`` selects."""
+    from ..executor import EXECUTION_MODES
+
+    allowed = [m for m in EXECUTION_MODES if m != "inline"]
+    if value not in allowed:
+        raise typer.BadParameter(f"unknown execution mode {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RestudyError as e:
+            from ..console import error_panel
+
+            error_panel(str(e), title=type(e).__name__)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command("list")
+@_user_errors
+def list_cmd() -> None:
+    """List the built-in studies."""
+    from rich.table import Table
+
+    from ..console import console
+    from ..studyfile import builtin_studies, load_study
+
+    table = Table(title="Built-in studies")
+    for col in ("id", "paper", "experiments", "claims", "scales"):
+        table.add_column(col)
+    for sid, path in builtin_studies().items():
+        st = load_study(path)
+        table.add_row(
+            sid,
+            f"{st.paper.title} ({st.paper.venue} {st.paper.year or ''})".strip(),
+            str(len(st.experiments)),
+            str(len(st.claims)),
+            ", ".join(st.scales) or "paper",
+        )
+    console.print(table)
+
+
+@app.command()
+@_user_errors
+def show(
+    study: str = typer.Argument(..., help="Built-in study id or path to a study YAML file."),
+    scale: str = typer.Option("small", help="Scale whose settings are shown: smoke, small or paper."),
+    settings: bool = typer.Option(
+        False,
+        "--settings",
+        help="List every engine setting (type, default, "
+        "constraint, when it applies) with the study's parts registered.",
+    ),
+    full: bool = typer.Option(False, "--full", help="Every setting of every experiment and variant."),
+) -> None:
+    """Show a study: claims, runs per experiment and scale, the settings it sets (--full: all)."""
+    from ..console import console
+    from ..plan import plan, validate
+    from ..study import SCALES
+    from ..studyfile import load_study
+
+    st = load_study(study)
+    if settings:
+        validate(st)  # imports the study's module: its parts are listed with the built-in ones
+        console.print(settings_table())
+        return
+    runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}  # checks --scale first
+    for renderable in show_renderables(st, scale, runs, full):
+        console.print(renderable)
+
+
+@app.command("settings")
+@_user_errors
+def settings_cmd() -> None:
+    """List every engine setting: name, type, default, constraint, when it applies, help."""
+    from ..console import console
+
+    console.print(settings_table())
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@_user_errors
+def run(
+    study: str = typer.Argument(..., help="Built-in study id (see `restudy list`) or a study YAML file."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="Setting overrides: key=value for every experiment, or experiment:key=value."
+    ),
+    scale: str = typer.Option("small", help="smoke (seconds), small (minutes on a CPU) or paper (original protocol)."),
+    seeds: int | None = typer.Option(None, min=1, help="Seeds per variant (default: the study's, per scale)."),
+    workers: int | None = typer.Option(
+        None, min=0, help="Worker processes (default: one per core; 0 runs in this process)."
+    ),
+    threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
+    out: Path | None = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
+    execution: str = typer.Option(
+        "auto",
+        callback=_execution_mode,
+        help="auto, stacked (train the seeds of tiny models as one "
+        "stacked model) or pool (one run per worker process).",
+    ),
+    allow_mixed_env: bool = typer.Option(
+        False,
+        "--allow-mixed-env",
+        help="Let runs reused from another environment (versions, CPU, threads, execution mode) enter "
+        "the verdicts; without it a claim using them is inconclusive with that reason.",
+    ),
+) -> None:
+    """Run a study (resuming finished runs), compare with the paper and write the report."""
+    from rich.markup import escape
+
+    from ..console import RunProgress, console, verdict_table
+    from ..plan import plan
+    from ..runner import run_study
+    from ..safeio import atomic_write_text, write_json
+    from ..studyfile import load_study, parse_overrides, resolve_study_path
+
+    path = resolve_study_path(study)
+    st = load_study(path)
+    ov = parse_overrides(overrides or [])
+    specs = plan(st, scale, seeds=seeds, overrides=ov)  # the one plan; everything is checked before starting
+    out = out or Path("results") / f"{st.id}-{scale}"
+    prepare_out(out, st.id, scale, fresh)
+    atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
+    command = "restudy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    resume = resume_command(out)
+    write_json(
+        out / INVOCATION,
+        {
+            "study": st.id,
+            "study_file": str(path.resolve()),
+            "scale": scale,
+            "seeds": seeds,
+            "overrides": overrides or [],
+            "command": command,
+        },
+    )
+    t_start = time.perf_counter()
+    data = st.scales[scale].dataset if scale in st.scales and st.scales[scale].dataset else specs[0].dataset_label
+    console.print(f"[bold]{st.id}[/] at {scale} scale on {data}: {len(specs)} runs → {out}")
+    try:
+        with RunProgress() as progress:
+            outcome = run_study(
+                st,
+                scale,
+                out,
+                seeds=seeds,
+                workers=workers,
+                threads=threads,
+                fresh=fresh,
+                overrides=ov,
+                progress=with_notices(progress, resume),
+                study_path=str(path),
+                execution=execution,
+                specs=specs,
+            )
+    except KeyboardInterrupt:
+        console.print("[bold red]stopped[/]: the finished runs are kept. To resume, type:")
+        console.print(f"  {escape(resume)}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    if outcome.interrupted:
+        left = len(outcome.specs) - len(outcome.records)
+        console.print(
+            f"[bold yellow]interrupted[/]: {len(outcome.executed)} run(s) done now, {left} not run; "
+            "no report written. To resume, type:"
+        )
+        console.print(f"  {escape(resume)}", soft_wrap=True)
+        raise typer.Exit(130)
+    t_analysis = time.perf_counter()
+    comparison, paths = compare_and_report(
+        st,
+        scale,
+        out,
+        outcome.records,
+        outcome.env,
+        command=command,
+        specs=outcome.specs,
+        env_mismatch=outcome.env_mismatch,
+        wall_s=outcome.wall_s,
+        workers=workers,
+        allow_mixed_env=allow_mixed_env,
+    )
+    t_end = time.perf_counter()
+    console.print(verdict_table(comparison))
+    console.print(
+        closing_line(
+            len(outcome.executed),
+            len(outcome.reused),
+            t_end - t_start,
+            t_analysis - t_start,
+            t_end - t_analysis,
+            paths.get("html", out / "report.html"),
+        )
+    )
+
+
+@app.command()
+@_user_errors
+def report(directory: Path = typer.Argument(..., help="Output directory of a `restudy run`.")) -> None:
+    """Re-create the report of a finished (or partly finished) study from its run store."""
+    from ..console import console, verdict_table
+    from ..env import capture
+    from ..plan import plan
+    from ..safeio import read_json
+    from ..store import Store
+    from ..studyfile import load_study, parse_overrides
+
+    inv_path = directory / INVOCATION
+    if not inv_path.is_file():
+        raise RestudyError("not a restudy output directory (no invocation.json)", where=str(directory))
+    inv = read_json(inv_path)
+    if not isinstance(inv, dict) or not isinstance(inv.get("scale"), str):
+        raise RestudyError(
+            f"{INVOCATION} is not what restudy writes (a mapping with the study, scale and overrides)",
+            where=str(inv_path),
+            got=type(inv).__name__ if not isinstance(inv, dict) else inv.get("scale"),
+        )
+    if not isinstance(inv.get("overrides", []), list) or not isinstance(inv.get("seeds"), (int, type(None))):
+        raise RestudyError(f"{INVOCATION}: 'overrides' must be a list and 'seeds' a number", where=str(inv_path))
+    if not (directory / "study.yaml").is_file():
+        raise RestudyError("the output folder has no study.yaml (the study it ran)", where=str(directory))
+    # The study's own module lives next to the original study file, not in the output directory.
+    origin = Path(inv["study_file"]).parent if isinstance(inv.get("study_file"), str) and inv["study_file"] else None
+    st = load_study(directory / "study.yaml", module_dir=origin if origin and origin.is_dir() else None)
+    specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=parse_overrides(inv.get("overrides", [])))
+    with Store(directory) as store:
+        store.reindex()
+        records = store.records([s.key for s in specs])
+        invalid = store.invalid()
+    if invalid:
+        from rich.markup import escape
+
+        console.print(f"[yellow]{len(invalid)} stored run(s) are invalid and not used (`restudy run` redoes them):[/]")
+        for key, why in sorted(invalid.items()):
+            console.print(f"  {key}: {escape(why[:300])}")
+    if not records:
+        raise RestudyError("no finished runs in this directory yet", where=str(directory))
+    env = capture(threads=1)
+    t_start = time.perf_counter()
+    comparison, paths = compare_and_report(
+        st,
+        inv["scale"],
+        directory,
+        records,
+        env,
+        command=inv.get("command", ""),
+        specs=specs,
+        env_mismatch=[],
+        wall_s=None,  # the original command's wall time is not recorded in the store
+        workers=None,
+    )
+    console.print(verdict_table(comparison))
+    console.print(
+        f"{len(records)} of {len(specs)} runs; comparison and report took "
+        f"{time.perf_counter() - t_start:.1f} s. Report: {paths.get('html', directory / 'report.html')}"
+    )
+
+
+@app.command()
+@_user_errors
+def env(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print the environment restudy records with every run."""
+    from rich.table import Table
+
+    from ..console import console
+    from ..env import capture
+
+    e = capture()
+    if as_json:
+        typer.echo(json.dumps(e, indent=2, default=str))
+        return
+    t = Table(title="Environment")
+    t.add_column("key")
+    t.add_column("value", overflow="fold")
+    for k, v in e.items():
+        if k != "packages":
+            t.add_row(k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))
+    t.add_row("packages", f"{len(e.get('packages', {}))} installed (use --json for the list)")
+    console.print(t)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of study files."""
+    from ..study import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))

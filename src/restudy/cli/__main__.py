@@ -1,0 +1,5 @@
+"""``python -m restudy.cli``: the command line."""
+
+from . import app
+
+app()

@@ -1,0 +1,203 @@
+"""The parts of ``restudy run`` and ``restudy report`` around the runner: the output folder's checks,
+the resume command, notices while runs go on, and comparing plus writing the report with progress."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import RestudyError
+
+INVOCATION = "invocation.json"
+
+
+def prepare_out(out: Path, study_id: str, scale: str, fresh: bool) -> None:
+    """Make ``out`` (a writable folder); refuse a folder holding another study's (or scale's)
+    results unless ``fresh``."""
+    import os
+
+    from ..safeio import read_json
+
+    if out.exists() and not out.is_dir():
+        raise RestudyError("--out names a file, not a folder", where=str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RestudyError(f"cannot create the output folder: {e.strerror or e}", where=str(out)) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RestudyError("the output folder is not writable; choose another --out", where=str(out))
+    inv_path = out / INVOCATION
+    if fresh or not inv_path.exists():
+        return
+    try:
+        inv = read_json(inv_path)
+    except RestudyError:
+        inv = None
+    if not isinstance(inv, dict):
+        raise RestudyError(
+            f"{INVOCATION} here is not one restudy wrote; use another --out, or --fresh to start over here",
+            where=str(inv_path),
+        )
+    if (inv.get("study"), inv.get("scale")) != (study_id, scale):
+        raise RestudyError(
+            f"this folder holds the results of study '{inv.get('study')}' at scale '{inv.get('scale')}'; "
+            f"running '{study_id}' at scale '{scale}' here would mix them. Use another --out, or --fresh "
+            "to start over here",
+            where=str(out),
+        )
+
+
+def resume_command(out: Path) -> str:
+    """The command that resumes this run: the same one, with its output folder named."""
+    args = list(sys.argv[1:])
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return "restudy " + " ".join(shlex.quote(a) for a in args)
+
+
+def with_notices(progress: Callable[[str, dict], None], resume: str) -> Callable[[str, dict], None]:
+    """``progress`` plus what a user must read while a study runs: runs found invalid (redone),
+    runs taken over from a dead driver, and what a Ctrl-C does."""
+    from rich.markup import escape
+
+    from ..console import console
+
+    def notify(event: str, info: dict) -> None:
+        if event == "invalid":
+            console.print(f"[yellow]{len(info['runs'])} stored run(s) are invalid and will be redone:[/]")
+            for key, why in sorted(info["runs"].items()):
+                console.print(f"  {key}: {escape(why[:300])}")
+        elif event == "takeover":
+            console.print(f"taking over {len(info['keys'])} run(s) left by a restudy process that stopped")
+        elif event == "interrupt":
+            console.print(
+                "[bold yellow]Ctrl-C[/]: no more runs will start; the running ones finish. "
+                "Press Ctrl-C again to stop now."
+            )
+        progress(event, info)
+
+    return notify
+
+
+def closing_line(executed: int, reused: int, wall_s: float, training_s: float, analysis_s: float, html: Any) -> str:
+    """The last line of ``restudy run``: the wall time of the whole command (not a sum of run
+    times), split into training and analysis, and where the report is."""
+    from ..report.tables import duration
+
+    share = f" ({analysis_s / training_s:.0%} of training)" if executed and training_s > 0 else ""
+    return (
+        f"ran {executed} run(s), reused {reused}; wall time {duration(wall_s)}: training "
+        f"{duration(training_s)}, comparison and report {duration(analysis_s)}{share}. Report: {html}"
+    )
+
+
+def _paper_info(st: Any) -> tuple[dict, list[str]]:
+    """The paper-scale settings (to mark values that differ from them) and the data files paper
+    scale reads (for the report's next steps), resolved per variant without planning runs; empty
+    when the paper scale cannot be resolved."""
+    from ..data.cifar import CIFAR10, CIFAR100
+    from ..errors import RestudyError as _Err
+    from ..plan import resolve_settings, variants
+
+    settings: dict[str, dict[str, list]] = {}
+    try:
+        for exp in st.experiments:
+            for var in variants(st, exp.id, "paper"):
+                for k, h in resolve_settings(st, exp.id, var, "paper").items():
+                    settings.setdefault(exp.id, {}).setdefault(k, []).append(
+                        {"value": h.value, "provenance": h.provenance}
+                    )
+    except _Err:
+        return {}, []
+    names = {str(e["value"]) for names in settings.values() for e in names.get("data", [])}
+    data = [
+        f"{spec.name}: {spec.folder}/ with {', '.join(spec.files)} under $RESTUDY_DATA "
+        f"(default ~/.cache/restudy/data), from {spec.url}"
+        for spec in (CIFAR10, CIFAR100)
+        if spec.name in names
+    ]
+    return settings, data
+
+
+def compare_and_report(
+    st: Any,
+    scale: str,
+    out: Path,
+    records: list[dict],
+    env: dict,
+    *,
+    command: str,
+    specs: list,
+    env_mismatch: list[str],
+    wall_s: float | None,
+    workers: int | None,
+    allow_mixed_env: bool = False,
+):
+    """Compares the runs with the claims and writes the report, showing each step's progress."""
+    from ..compare import compare, load_predictions
+    from ..console import AnalysisProgress
+    from ..record import row
+    from ..report import write_report
+
+    with AnalysisProgress() as analysis:
+        analysis.step("comparing runs with the claims")
+        comparison = compare(
+            st,
+            scale,
+            [row(r) for r in records],
+            predictions=load_predictions(out),
+            env_mismatch=env_mismatch,
+            allow_mixed_env=allow_mixed_env,
+        )
+        analysis.step("reading the paper-scale plan")
+        plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
+        analysis.step("drawing figures")
+        env = {**env, **_run_env(records)}
+        paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info, progress=analysis.report)
+    return comparison, paths
+
+
+def _plan_info(
+    st: Any, scale: str, specs: list, env_mismatch: list[str], wall_s: float | None, workers: int | None, command: str
+) -> dict:
+    """What the report says about the plan: scale, data, deviations, settings with provenance (and
+    the paper scale's), cost and command."""
+    from ..executor import default_workers
+
+    paper_settings, paper_data = _paper_info(st)
+    sc = st.scales.get(scale)
+    settings: dict[str, dict[str, dict]] = {}
+    for s in specs:
+        settings.setdefault(s.experiment, {})[s.variant_id] = {
+            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()
+        }
+    return {
+        "scale_description": sc.description if sc else "",
+        "dataset": (sc.dataset if sc and sc.dataset else (specs[0].dataset_label if specs else "")),
+        "deviations": list(sc.deviations) if sc else [],
+        "settings": settings,
+        "reused_env_mismatch": env_mismatch,
+        "wall_s_total": wall_s,
+        "workers": workers if workers is not None else default_workers(),
+        "command": command,
+        "paper_settings": paper_settings,
+        "paper_data": paper_data,
+    }
+
+
+def _run_env(records: list[dict]) -> dict:
+    """What the workers recorded (threads, determinism flags, memory format), from the runs
+    themselves; values that differ between runs are listed."""
+    out: dict = {}
+    for key in ("threads", "determinism", "memory_format", "device", "gpu", "cuda", "cudnn"):
+        seen = []
+        for r in records:
+            v = r.get("env", {}).get(key)
+            if v is not None and v not in seen:
+                seen.append(v)
+        if seen:
+            out[key] = seen[0] if len(seen) == 1 else seen
+    return out
