@@ -85,6 +85,15 @@ def test_a_valid_record_validates_and_comes_back_typed():
     assert isinstance(rec, RunRecord) and rec.to_dict() == d
 
 
+def test_a_step_curve_validates_and_a_record_without_one_has_none():
+    d = _valid()
+    assert "step_curve" not in d and validate(d).step_curve == []  # off: not written, read as empty
+    d["step_curve"] = [{"step": 5, "loss": 2.25, "n": 5}, {"step": 7, "loss": 1.5, "n": 2}]
+    rec = validate(d, folder_key=d["key"])
+    assert rec.step_curve == d["step_curve"] and rec.to_dict() == d
+    assert row(d)["step_curve"] == d["step_curve"]
+
+
 @pytest.mark.parametrize("name", ["finished", "diverged", "ensemble_tta"])
 def test_records_written_by_the_previous_version_validate(name: str):
     d = read_json(RECORDS / f"{name}.json")
@@ -127,6 +136,9 @@ BAD = {
     "no experiment": ("spec.experiment", _DELETE, "spec.experiment"),
     "spec key differs": ("spec.key", "0" * 20, "spec.key"),
     "key with a slash": ("key", "../other", "field key"),
+    "step curve row without its step": ("step_curve", [{"loss": 1.0, "n": 5}], "step_curve.0.step"),
+    "step curve loss NaN": ("step_curve", [{"step": 5, "loss": float("nan"), "n": 5}], "step_curve.0.loss"),
+    "step curve step 0": ("step_curve", [{"step": 0, "loss": 1.0, "n": 1}], "step_curve.0.step"),
     "negative duration": ("timings.wall_s", -1.0, "timings.wall_s"),
     "artifact outside the folder": ("artifacts", {"../x.safetensors": {"sha256": "ab" * 32}}, "../x"),
     "artifact without sha256": ("artifacts", {"test_logits.safetensors": {"what": "x"}}, "sha256"),

@@ -260,7 +260,7 @@ def test_smoke_study_end_to_end_with_a_report(tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     kinds = {c["kind"] for c in res["claims"]}
-    assert {"chance_level", "fit_slowdown", "modest_effect", "threshold", "trend", "numeric"} <= kinds
+    assert {"chance_level", "fit_slowdown", "modest_effect", "threshold", "trend", "numeric", "step_loss"} <= kinds
     # Smoke checks the pipeline only: no claim gets a verdict (or a figure) from it.
     assert all(c["verdict"] == "not_evaluated" and "smoke" in c["summary"] for c in res["claims"])
     assert all(r["status"] in ("finished", "diverged") for r in res["runs"])
@@ -360,3 +360,55 @@ def test_chance_level_needs_the_ci_inside_the_binomial_band():
     assert g["band"] == pytest.approx([9.4, 10.6])
     assert _evaluate("random_labels_test_at_chance", rows([30.0, 31.0, 29.0])).verdict == "not_reproduced"
     assert _evaluate("random_labels_test_at_chance", rows([9.0, 11.5, 10.0])).verdict == "inconclusive"
+
+
+def test_fig_1a_the_training_loss_per_step_is_drawn_from_a_smoke_run(tmp_path):
+    from restudy.claims import claim_kind
+    from restudy.record import row
+
+    study = load_study(STUDY)
+    specs = plan(study, "smoke", experiments=["randomization"])
+    assert {s.settings["curve_every_steps"] for s in specs} == {2}
+    records = [execute(s.to_dict(), str(tmp_path / s.key), 1) for s in specs]
+    steps = records[0]["metrics"]["epochs_done"] * math.ceil(200 / 50)  # 200 train images, batch 50
+    assert all([p["step"] for p in r["step_curve"]] == list(range(2, steps + 1, 2)) for r in records)
+    res = _evaluate("randomizations_loss_falls", [row(r) for r in records])
+    groups = {g["label"] for g in res.evidence["groups"]}
+    assert groups == {
+        f"test={t}" for t in ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+    }
+    claim = next(c for c in study.claims if c.id == "randomizations_loss_falls")
+    path = claim_kind(claim.kind).figure(claim, res, tmp_path / "fig1a.png")
+    assert path is not None and path.stat().st_size > 1000
+
+
+def test_step_loss_needs_the_ci_of_the_final_loss_below_max_loss_and_a_step_curve():
+    def rows(finals: list[float], curve: bool = True) -> list[dict]:
+        return [
+            {
+                "key": f"r{i}",
+                "experiment": "randomization",
+                "variant": {"test": "true_labels"},
+                "variant_id": "test=true_labels",
+                "seed_index": i,
+                "status": "finished",
+                "metrics": {},
+                "step_curve": [{"step": 10, "loss": 2.3, "n": 10}, {"step": 20, "loss": f, "n": 10}] if curve else [],
+            }
+            for i, f in enumerate(finals)
+        ]
+
+    assert _evaluate("randomizations_loss_falls", rows([0.01, 0.02, 0.015])).verdict == "reproduced"
+    assert _evaluate("randomizations_loss_falls", rows([1.0, 1.1, 0.9])).verdict == "not_reproduced"
+    assert _evaluate("randomizations_loss_falls", rows([0.01, 0.9, 0.4])).verdict == "inconclusive"
+    res = _evaluate("randomizations_loss_falls", rows([0.01, 0.02], curve=False))
+    assert res.verdict == "not_evaluated" and "no step curve" in res.summary
+    g = _evaluate("randomizations_loss_falls", rows([0.01, 0.02, 0.015])).evidence["groups"][0]
+    assert g["steps"] == [10, 20] and g["mean_loss"] == pytest.approx([2.3, 0.015])
+
+
+def test_a_step_loss_claim_with_max_loss_not_above_zero_is_a_problem():
+    claim = next(c for c in load_study(STUDY).claims if c.id == "randomizations_loss_falls")
+    assert claim.problems(None) == []
+    for bad in (0.0, -1.0, float("nan")):
+        assert claim.model_copy(update={"max_loss": bad}).problems(None)[0][0] == ("max_loss",)

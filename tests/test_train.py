@@ -164,6 +164,77 @@ def test_curve_row_and_record_filling():
     record = RunRecord(key="k", spec={}, status="failed")
     fill_record(record, result, n_test=5, n_train=10)
     assert (record.status, record.reason, record.curves) == ("diverged", "why", [row])
+    assert record.step_curve == []
     assert record.timings == {"train_s": 0.5, "eval_s": 0.25}
     assert record.metrics["test_acc"] == 40.0 and record.metrics["diverged"] == 1.0
     assert record.metrics["n_test"] == 5 and record.metrics["n_train"] == 10 and record.metrics["epochs_done"] == 0
+
+
+# --------------------------------------------------------------------------- per-step training loss
+
+
+def _run_single(every: int, epochs: int = 3, model: nn.Module | None = None) -> TrainResult:
+    x, y, xt, yt = _blobs()
+    model = model if model is not None else _fc(0)
+    return train(
+        model,
+        x,
+        y,
+        xt,
+        yt,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
+        schedule=lambda s, e: 0.05,
+        epochs=epochs,
+        batch_size=32,
+        order=generator(1),
+        curve_every_steps=every,
+    )
+
+
+def test_a_step_curve_with_one_window_per_epoch_is_the_epochs_running_loss():
+    result = _run_single(every=8)  # 256 examples / 32 = 8 steps per epoch
+    assert [r["step"] for r in result.step_curve] == [8, 16, 24] and {r["n"] for r in result.step_curve} == {8}
+    for row, epoch in zip(result.step_curve, result.curves):
+        assert row["loss"] == epoch["train_loss_running"]
+
+
+def test_a_step_curve_has_a_row_per_window_and_a_short_last_one():
+    result = _run_single(every=5)  # 24 steps: 4 windows of 5, then one of 4
+    assert [r["step"] for r in result.step_curve] == [5, 10, 15, 20, 24]
+    assert [r["n"] for r in result.step_curve] == [5, 5, 5, 5, 4]
+    assert _run_single(every=0).step_curve == []  # off by default: nothing recorded
+
+
+def test_a_diverged_runs_step_curve_ends_at_its_last_finite_step():
+    result = _run_single(every=4, epochs=4, model=_NanAfter(_fc(0), n=10))
+    assert result.status == "diverged" and result.steps == 10
+    assert [(r["step"], r["n"]) for r in result.step_curve] == [(4, 4), (8, 4), (10, 2)]
+    assert all(math.isfinite(r["loss"]) for r in result.step_curve)
+
+
+def test_single_and_stacked_loops_give_the_same_step_curve():
+    one = _run_single(every=3, epochs=2)
+    x, y, xt, yt = _blobs()
+    stack = StackedMLP.from_models([_fc(0), _fc(1)])
+    many = train_stacked(
+        stack,
+        x,
+        y,
+        xt,
+        yt,
+        optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
+        schedule=lambda s, e: 0.05,
+        epochs=2,
+        batch_size=32,
+        orders=[generator(1), generator(2)],
+        curve_every_steps=3,
+    )
+    # model 0 of the stack is the single model: the same curve up to float rounding
+    got, want = many[0].step_curve, one.step_curve
+    assert (
+        [(r["step"], r["n"]) for r in got]
+        == [(r["step"], r["n"]) for r in want]
+        == [(3, 3), (6, 3), (9, 3), (12, 3), (15, 3), (16, 1)]
+    )
+    assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in want], rel=1e-5)
+    assert len(many[1].step_curve) == len(got) and many[1].step_curve != got  # its own model and order

@@ -36,6 +36,7 @@ class RunRecord:
     reason: str = ""  # why diverged / failed
     metrics: dict[str, float | None] = field(default_factory=dict)
     curves: list[dict[str, Any]] = field(default_factory=list)
+    step_curve: list[dict[str, Any]] = field(default_factory=list)  # {step, loss, n}; setting curve_every_steps
     timings: dict[str, float] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -43,7 +44,11 @@ class RunRecord:
     finished_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON-safe dict; ``step_curve`` only when recorded (run.json stays as before without it)."""
+        d = asdict(self)
+        if not d["step_curve"]:
+            del d["step_curve"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
@@ -70,6 +75,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "env_fingerprint": record.get("env", {}).get("fingerprint"),
         "execution": record.get("env", {}).get("execution"),
         "stack_size": record.get("env", {}).get("stack_size"),
+        "step_curve": record.get("step_curve", []),
     }
 
 
@@ -109,6 +115,15 @@ class _Artifact(BaseModel):
     what: str = ""
 
 
+class _StepRow(BaseModel):
+    """One row of ``step_curve``: the mean training loss of the ``n`` steps ending at ``step``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    step: int = Field(ge=1)
+    loss: float = Field(ge=0, allow_inf_nan=False)
+    n: int = Field(ge=1)
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
     key: str = Field(pattern=SAFE_NAME)
@@ -117,6 +132,7 @@ class _Record(BaseModel):
     reason: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     curves: list[dict[str, Any]] = Field(default_factory=list)
+    step_curve: list[_StepRow] = Field(default_factory=list)  # absent in records from before it existed
     timings: dict[str, float] = Field(default_factory=dict)
     env: dict[str, Any] = Field(default_factory=dict)
     artifacts: dict[str, _Artifact] = Field(default_factory=dict)
@@ -131,7 +147,8 @@ def validate(d: Any, folder_key: str | None = None, *, where: str | None = None)
     mapping of strings, ``seed_index`` an integer >= 0), ``status`` in :data:`STATUSES`, every
     metric a finite number in its range or null (accuracies ``test_acc*``/``train_acc*`` in
     [0, 100], losses ``test_loss*``/``train_loss*`` >= 0, ``diverged`` 0 or 1, counts integers
-    >= 0, any other metric finite), timings finite and >= 0, artifact names plain file names with a
+    >= 0, any other metric finite), ``step_curve`` rows ``{step >= 1, loss finite >= 0, n >= 1}``
+    (absent in older records), timings finite and >= 0, artifact names plain file names with a
     sha256, the spec's key equal to the record's, and the record's key equal to ``folder_key``
     (the name of the folder it was read from: a run.json copied from another run is refused).
 

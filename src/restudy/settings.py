@@ -412,6 +412,14 @@ DECLARATIONS: tuple[Setting, ...] = (
         applies_when=_when("stop_at_fit"),
         reason="fit means every training example classified as labelled",
     ),
+    # Training loss per step (originals.md §2, Fig. 1a): the record's step_curve.
+    Setting(
+        "curve_every_steps",
+        Number(0, 10**9, integer=True),
+        "record the mean training loss over every N optimizer steps as the run's step_curve (0: off)",
+        default=0,
+        reason="per-epoch curves only",
+    ),
     Setting("batch_size", Number(1, 10**7, integer=True), "training batch size"),
     Setting(
         "eval_batch_size",

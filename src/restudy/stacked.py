@@ -585,6 +585,7 @@ def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path],
         eval_batch_size=s["eval_batch_size"],
         label_smoothing=s["label_smoothing"],
         stop_at_fit=fit_threshold(s),
+        curve_every_steps=s["curve_every_steps"],
     )
     n_feat = s["cka_examples"]
     for k, (rec, out, result) in enumerate(zip(records, outs, results)):

@@ -5,12 +5,15 @@ generator for data order and optional method hooks (e.g. an ENorm cycle after ea
 A non-finite loss ends the run with status ``diverged``; train and test are evaluated after every
 epoch and recorded separately. With ``stop_at_fit`` (a train accuracy in %), a run whose whole
 training set is fit at an epoch's end stops there; the step count then is its ``fit_step``.
+With ``curve_every_steps`` N > 0, the mean training loss over every N optimizer steps is kept as
+the run's ``step_curve`` (rows ``{step, loss, n}``, a shorter last window when training ends
+mid-window; :class:`StepCurve`), beside the per-epoch ``curves``.
 
 The two loops share, written once here: the lr step (:func:`lr_step`), the divergence check
-(:func:`divergence`), the fit check (:func:`check_fit`), the curve row (:func:`curve_row`,
-:func:`end_epoch`) and the filling of a run record from a result (:func:`fill_record`). A feature
-of training is added in these functions, or in both loops side by side; what the stacked loop does
-not support is declared in ``restudy.stacked.NOT_STACKED``.
+(:func:`divergence`), the fit check (:func:`check_fit`), the per-step curve (:class:`StepCurve`),
+the curve row (:func:`curve_row`, :func:`end_epoch`) and the filling of a run record from a
+result (:func:`fill_record`). A feature of training is added in these functions, or in both loops
+side by side; what the stacked loop does not support is declared in ``restudy.stacked.NOT_STACKED``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class TrainResult:
     fit_tracked: bool = False
     fit_step: int | None = None
     fit_epoch: int | None = None
+    # Per-step training loss: {step, loss, n} rows, one per window of N steps (empty when off).
+    step_curve: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -107,6 +112,37 @@ def check_fit(result: TrainResult, threshold: float | None, train_acc: float, st
     return True
 
 
+@dataclass
+class StepCurve:
+    """The mean training loss over every ``every`` optimizer steps (0: off).
+
+    Each row is ``{"step": s, "loss": mean, "n": k}``: the mean of the losses of the ``k`` steps
+    that ended with step ``s`` (1-based, counted over the whole run); ``k`` is ``every`` except in
+    a last window cut short by the end of training. The losses are those the loop already has
+    (the loss of each optimizer step's batch, before the step), summed in step order.
+    """
+
+    every: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    _sum: float = 0.0
+    _n: int = 0
+
+    def add(self, loss: float, step: int) -> None:
+        """The loss of the step that makes ``step`` steps done."""
+        if self.every <= 0:
+            return
+        self._sum += loss
+        self._n += 1
+        if self._n == self.every:
+            self.close(step)
+
+    def close(self, step: int) -> None:
+        """End the current window at ``step`` steps done (nothing when it is empty)."""
+        if self._n:
+            self.rows.append({"step": step, "loss": self._sum / self._n, "n": self._n})
+            self._sum, self._n = 0.0, 0
+
+
 def curve_row(
     epoch: int, lr: float, loss_sum: float, done_steps: int, tr: SplitEval, te: SplitEval, train_s: float, eval_s: float
 ) -> dict[str, Any]:
@@ -140,6 +176,7 @@ def fill_record(record: RunRecord, result: TrainResult, n_test: int, n_train: in
     record.status = result.status
     record.reason = result.reason
     record.curves = result.curves
+    record.step_curve = result.step_curve
     record.timings.update(train_s=result.train_wall_s, eval_s=result.eval_wall_s)
     record.metrics = result.final_metrics(n_test, n_train)
 
@@ -168,6 +205,7 @@ def train(
     snapshot_epochs: Sequence[int] = (),
     keep_snapshot_states: bool = False,
     stop_at_fit: float | None = None,
+    curve_every_steps: int = 0,
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
@@ -181,6 +219,7 @@ def train(
             (needed to evaluate each snapshot again later, e.g. with test-time augmentation).
         stop_at_fit: a train accuracy (%): stop after the first epoch at whose end the whole
             training set reaches it, recording ``fit_step``/``fit_epoch`` (None: train all epochs).
+        curve_every_steps: keep the mean training loss of every N steps as ``step_curve`` (0: off).
     Returns:
         A ``TrainResult``; its ``test_logits`` are the final per-example test logits and its
         ``snapshots`` the test logits at the end of each epoch in ``snapshot_epochs`` (the
@@ -190,6 +229,7 @@ def train(
     n = x_train.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
     result = TrainResult(status="finished", fit_tracked=stop_at_fit is not None)
+    step_curve = StepCurve(curve_every_steps, result.step_curve)
     step = 0
     for epoch in range(epochs):
         t0 = time.perf_counter()
@@ -218,6 +258,7 @@ def train(
                 hook.step()
             loss_sum += loss_f
             step += 1
+            step_curve.add(loss_f, step)
         train_s = time.perf_counter() - t0
         # Evaluate both splits with the weights as they are now; never mixed.
         t1 = time.perf_counter()
@@ -232,6 +273,7 @@ def train(
         if not result.finished or check_fit(result, stop_at_fit, tr.acc, step):
             break
     result.steps = step
+    step_curve.close(step)
     return result
 
 
@@ -306,6 +348,7 @@ class _Member:
     done_steps: int = 0
     snapshot: list[torch.Tensor] | None = None  # weights when it diverged, for its last evaluation
     fitted: list[torch.Tensor] | None = None  # weights when it was fit (restored after training)
+    step_curve: StepCurve = field(default_factory=StepCurve)
 
 
 @dataclass
@@ -338,6 +381,7 @@ def train_stacked(
     eval_batch_size: int = 1024,
     label_smoothing: float = 0.0,
     stop_at_fit: float | None = None,
+    curve_every_steps: int = 0,
 ) -> list[TrainResult]:
     """Train the K models of ``model`` in place, step for step as :func:`train` would train each
     one alone, and evaluate them after each epoch.
@@ -365,6 +409,7 @@ def train_stacked(
         schedule: ``lr(step, epoch)``, evaluated every step.
         orders: K generators of the data-order streams (one ``randperm`` per epoch each).
         augments: K batch augmentations (each with its own generator), or None.
+        curve_every_steps: each model's ``step_curve`` as :func:`train` keeps it (0: off).
     Returns:
         One ``TrainResult`` per model, as ``train()`` would have returned it.
     """
@@ -375,6 +420,8 @@ def train_stacked(
             "one order generator and one augmentation per stacked model", got=(k, len(orders), len(augments))
         )
     members = [_Member(TrainResult(status="finished", fit_tracked=stop_at_fit is not None)) for _ in range(k)]
+    for m in members:
+        m.step_curve = StepCurve(curve_every_steps, m.result.step_curve)
     loop = _Loop(model, optimizer, schedule, batch_size, orders, augments, label_smoothing, members)
     step = 0
     for epoch in range(epochs):
@@ -399,6 +446,7 @@ def train_stacked(
     for i, m in enumerate(loop.members):
         if m.fitted is not None:
             model.load_slice(i, m.fitted)
+        m.step_curve.close(m.result.steps)  # a model's steps end where it stopped or diverged
     return [m.result for m in loop.members]
 
 
@@ -436,6 +484,7 @@ def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, epoch: int, step
             zero_optimizer_slice(loop.optimizer, i)
         for i in active:
             loop.members[i].loss_sum += values[i]
+            loop.members[i].step_curve.add(values[i], step + 1)
         step += 1
     return step
 

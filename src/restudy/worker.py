@@ -113,6 +113,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         snapshot_epochs=parts.snapshot_epochs,
         keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies),
         stop_at_fit=fit_threshold(s),
+        curve_every_steps=s["curve_every_steps"],
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:

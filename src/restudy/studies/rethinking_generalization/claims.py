@@ -12,6 +12,12 @@
 * ``modest_effect``: the paired difference of a metric between ``a`` and ``b`` (e.g. with and
   without regularizers) lies within ± ``band`` (an equivalence test: the (1 − 2α) CI inside the
   band is reproduced, wholly outside is not reproduced).
+* ``step_loss``: the training loss per step (the runs' ``step_curve``, setting
+  ``curve_every_steps``; Fig. 1a) falls to at most ``max_loss`` by the end of training. Per group
+  (variant), the (1 − 2α) CI of the mean over seeds of each run's last step-curve window must lie
+  at or below ``max_loss`` (reproduced); a CI wholly above is not reproduced; a run without a step
+  curve leaves the group not evaluated. Its figure is Fig. 1a: loss vs step per group, the mean
+  over the seeds still training at that step.
 
 Groups combine as any claim's sub-verdicts do (any not reproduced wins, all reproduced wins).
 """
@@ -30,7 +36,7 @@ from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
 from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, combine
 from ...numbers import fmt
 
-__all__ = ["ChanceLevel", "FitSlowdown", "ModestEffect"]
+__all__ = ["ChanceLevel", "FitSlowdown", "ModestEffect", "StepLoss"]
 
 
 def _within(low: float, high: float, lo_band: float, hi_band: float) -> str:
@@ -291,3 +297,109 @@ class ModestEffectKind(ClaimKind):
         ax.set_ylabel(f"{claim.metric} difference; grey: ± band")
         draw.title(ax, result)
         return draw.save(fig, path)
+
+
+# --------------------------------------------------------------------------- training loss per step (Fig. 1a)
+
+
+class StepLoss(ClaimBase):
+    """The per-step training loss of the selected runs falls to at most ``max_loss``."""
+
+    kind: Literal["step_loss"]
+    select: Selector
+    metric: Literal["train_loss"] = "train_loss"
+    max_loss: float
+    max_loss_reason: str = ""
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("select",), self.select)]
+
+    def problems(self, study: Any) -> list[tuple[Any, ...]]:
+        if not (math.isfinite(self.max_loss) and self.max_loss > 0):
+            return [(("max_loss",), "max_loss must be a loss > 0 (a cross-entropy)")]
+        return []
+
+
+def _mean_curve(curves: list[list[dict[str, Any]]]) -> tuple[list[int], list[float], list[int]]:
+    """Steps, the mean loss over the runs whose curve has that step, and how many have it."""
+    by_step: dict[int, list[float]] = defaultdict(list)
+    for c in curves:
+        for p in c:
+            by_step[int(p["step"])].append(float(p["loss"]))
+    steps = sorted(by_step)
+    return steps, [float(np.mean(by_step[s])) for s in steps], [len(by_step[s]) for s in steps]
+
+
+@register_claim_kind
+class StepLossKind(ClaimKind):
+    schema = StepLoss
+    rule = (
+        "a *step loss* claim holds when the CI of the mean final training loss (the last window of each "
+        "run's per-step loss curve) lies at or below max_loss"
+    )
+
+    @staticmethod
+    def evaluate(claim: StepLoss, ctx: Any) -> Any:
+        runs = ctx.runs(claim.select)
+        if not runs:
+            return ctx.result(claim, NOT_EVALUATED, "no runs selected", {})
+        missing = sum(not r.get("step_curve") for r in runs)
+        if missing:
+            return ctx.result(
+                claim, NOT_EVALUATED, f"{missing} of {len(runs)} runs have no step curve (curve_every_steps 0)", {}
+            )
+        conf = 1 - 2 * claim.alpha
+        groups, verdicts = [], []
+        for label, rs in sorted(_by_variant(runs).items()):
+            finals = [float(r["step_curve"][-1]["loss"]) for r in rs]
+            s = stats.summarize(finals, conf)
+            v = INCONCLUSIVE if s.n < 2 else _within(s.ci_low, s.ci_high, -math.inf, claim.max_loss)
+            verdicts.append(v)
+            steps, mean, n_at = _mean_curve([r["step_curve"] for r in rs])
+            groups.append(
+                {
+                    "label": label,
+                    "finals": finals,
+                    "n": s.n,
+                    "mean": s.mean,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "steps": steps,
+                    "mean_loss": mean,
+                    "runs_at_step": n_at,
+                    "verdict": v,
+                }
+            )
+        summary = (
+            "; ".join(
+                f"{g['label']}: final loss {fmt(g['mean'])} ({round(conf * 100)}% CI [{fmt(g['ci_low'])}, "
+                f"{fmt(g['ci_high'])}], n={g['n']})"
+                for g in groups
+            )
+            + f" vs at most {fmt(claim.max_loss)}"
+        )
+        ev = {"confidence": conf, "max_loss": claim.max_loss, "groups": groups}
+        return ctx.result(claim, combine(verdicts), summary, ev, metric="train_loss")
+
+    @staticmethod
+    def figure(claim: StepLoss, result: Any, path: Path) -> Path | None:
+        return step_loss_figure(result.evidence.get("groups") or [], path, result)
+
+
+def step_loss_figure(groups: list[dict[str, Any]], path: Path, result: Any = None) -> Path | None:
+    """Fig. 1a: training loss vs step per group (mean over the seeds still training at a step)."""
+    if not groups:
+        return None
+    from ...report import draw
+
+    fig, ax = draw.subplots(figsize=(7.0, 4.2))
+    for i, g in enumerate(groups):
+        ax.plot(g["steps"], g["mean_loss"], color=draw.color(i), linewidth=1.3, label=f"{g['label']} ({g['n']} seeds)")
+    if result is not None and "max_loss" in result.evidence:
+        ax.axhline(result.evidence["max_loss"], color="grey", linestyle="--", linewidth=0.8, label="max_loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (mean over a window of steps)")
+    ax.legend(fontsize=7)
+    if result is not None:
+        draw.title(ax, result)
+    return draw.save(fig, path)
