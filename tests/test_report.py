@@ -597,3 +597,18 @@ def test_curves_show_the_spread_over_seeds_and_no_figure_without_data(small_repo
     assert np.all(c["test_acc:min"] <= c["test_acc"]) and np.all(c["test_acc"] <= c["test_acc:max"])
     assert np.any(c["test_acc:min"] < c["test_acc:max"])  # seeds differ: a band, not a line
     assert "claim:table1" not in paths  # not evaluated at this scale, no data: no empty figure
+
+
+def test_claims_not_evaluated_here_share_one_line_each_statement_once(small_report) -> None:
+    paths, _ = small_report
+    md = paths["markdown"].read_text()
+    verdicts = md.split('<a id="verdicts"></a>')[1].split('<a id="claims"></a>')[0]
+    claims = md.split('<a id="claims"></a>')[1].split("\n## ")[0]
+    table_rows = [ln for ln in verdicts.splitlines() if ln.startswith("| [")]
+    assert table_rows and not any("⚪" in ln for ln in table_rows)  # only claims with a verdict in the table
+    line = next(ln for ln in verdicts.splitlines() if ln.startswith("⚪ not evaluated at this scale ("))
+    assert "(#claim-table1)" in line  # the statement links to its anchor
+    assert '<a id="claim-table1"></a>**table1**' in claims and '### <a id="claim-table1">' not in claims
+    # a claim with a verdict: heading, statement once, one item of source and evidence
+    section = claims.split('<a id="claim-beats"></a>')[1].split("### ")[0]
+    assert section.count("> ENorm beats the baseline") == 1 and "- Test: a beats b. · " in section

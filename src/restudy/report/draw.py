@@ -43,10 +43,14 @@ def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
     return plt.subplots(*args, **kwargs)
 
 
-def save(fig: Any, path: Path) -> Path:
-    """Writes the figure as PNG and closes it."""
+def save(fig: Any, path: Path, tight: bool = True) -> Path:
+    """Writes the figure as PNG and closes it.
+
+    ``tight`` crops to what was drawn, at the cost of drawing twice; a figure laid out with
+    ``tight_layout`` that keeps every artist inside passes False (drawn once).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path
 

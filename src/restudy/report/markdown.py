@@ -98,10 +98,30 @@ def _header(ctx: dict[str, Any]) -> list[str]:
     return lines + ["", f"Contents: {toc}", ""]
 
 
+def _not_evaluated(rows: list[list[dict[str, str]]]) -> tuple[list[list[dict[str, str]]], list[str]]:
+    """Splits the verdict rows: claims not evaluated at this scale leave the table and become one
+    line per reason (each statement linked to its claim)."""
+    kept, by_reason = [], {}
+    for row in rows:
+        if row[1].get("cls", "") == "verdict not_evaluated":
+            by_reason.setdefault(row[2]["text"], []).append(_cell_text(row[0]))
+        else:
+            kept.append(row)
+    lines = []
+    for reason, claims in by_reason.items():
+        why = reason.removeprefix("not evaluated: ")
+        lines += [f"⚪ not evaluated at this scale ({_escape(why)}): {'; '.join(claims)}.", ""]
+    return kept, lines
+
+
 def _summary(ctx: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{v} {k}" for k, v in ctx["verdict_counts"].items() if v)
     lines = ["## Verdicts", "", f"{len(ctx['claims'])} claims: {counts or 'none'}.", ""]
-    lines += table(ctx["verdicts"])
+    tab = ctx["verdicts"]
+    rows, skipped = _not_evaluated(tab["rows"]) if tab else ([], [])
+    if rows or not skipped:
+        lines += table({**tab, "rows": rows} if tab else tab)
+    lines += skipped
     rules = "; ".join(ctx["rules"])
     lines += [
         f"How verdicts are reached: {rules + '. ' if rules else ''}"
@@ -112,29 +132,31 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
 
 
 def _claims(ctx: dict[str, Any]) -> list[str]:
-    """Each claim once: statement, source, evidence lines, table, figure (its result sentence is
-    in the verdicts table)."""
+    """Each claim once: statement, then source and evidence as one item, its figure, then its
+    table (its result sentence is in the verdicts table). Claims not evaluated at this scale, with
+    nothing to show, share one line (their statements are in the verdicts section)."""
     lines = ["## Claims", ""]
+    bare = []
     for c in ctx["claims"]:
+        if c["verdict"] == "not_evaluated" and not (c["lines"] or c["table"] or c["figure"]):
+            src = f" (source: {_escape(c['source'])})" if c["source"] and c["source"] != "n/a" else ""
+            bare.append(f'<a id="{c["anchor"]}"></a>**{c["id"]}**{src}')
+            continue
         mark = VERDICT_MARK.get(c["verdict"], "")
-        lines += [
-            f'### <a id="{c["anchor"]}"></a>{c["id"]} — {mark} {c["verdict_text"]}',
-            "",
-            f"> {c['statement']}",
-            "",
-        ]
+        lines += [f'### <a id="{c["anchor"]}"></a>{c["id"]} — {mark} {c["verdict_text"]}', f"> {c['statement']}"]
         meta = f"Source: {c['source']}. " if c["source"] and c["source"] != "n/a" else ""
         meta += f"Test: {c['kind'].replace('_', ' ')}."
         if c["verdict"] == "not_evaluated":
             meta += f" {c['summary'][:1].upper()}{c['summary'][1:]}."
-        lines += [meta, ""]
-        lines += [f"- {line}" for line in c["lines"]]
-        if c["lines"]:
-            lines.append("")
+        # source, test and evidence in one item: the report stays short to scroll (the HTML lists them)
+        lines.append("- " + " · ".join([meta, *(line.rstrip(".") + "." for line in c["lines"])]))
+        if c["figure"]:
+            lines.append(f"- Figure: ![{c['id']}]({c['figure']})")
+        lines.append("")
         if c["table"]:
             lines += table(c["table"])
-        if c["figure"]:
-            lines += [f"![{c['id']}]({c['figure']})", ""]
+    if bare:
+        lines += [f"### ⚪ Not evaluated at this scale ({len(bare)})", "; ".join(bare) + ".", ""]
     return lines
 
 
@@ -154,9 +176,9 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
     if ctx["variability_notes"]:
         lines.append("")
     for t in ctx["variability"]:
-        lines += _table_heading(t, ctx)
-        if t["not_applicable"]:
-            lines += [f"_{t['not_applicable']}_", ""]
+        lines += _table_heading(t, ctx, t["not_applicable"])
+        if t["figure"]:  # the figure closes the heading's paragraph: one line, not three
+            lines[-2] += f" ![{t['id']}]({t['figure']})"
         if t["table"]:
             lines += table(t["table"])
         if t["reduction"]:
@@ -164,14 +186,12 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
             lines += table(t["reduction"])
         if t["cells"]:
             lines += [f"Reported cells: {t['evaluated']}.", ""] + table(t["cells"])
-        if t["figure"]:
-            lines += [f"![{t['id']}]({t['figure']})", ""]
     return lines
 
 
-def _table_heading(t: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
+def _table_heading(t: dict[str, Any], ctx: dict[str, Any], extra: str = "") -> list[str]:
     """Title (what it measures, where it was reported), the paper's setting against what ran here,
-    and whether the two are comparable."""
+    whether the two are comparable, and ``extra`` (e.g. the rows that do not apply here)."""
     where = f" ({t['where']})" if t["where"] else ""
     setting = f"as “{t['source_title']}”, " if t.get("paper_setting") else ""
     here = f"; here {t['models_per_row']} models per row" if "models_per_row" in t else ""
@@ -180,7 +200,7 @@ def _table_heading(t: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
         f'### <a id="{t["anchor"]}"></a>{t["title"]}{where}',
         "",
         f"_Reported in {t['document']} {setting}at {t['reported_scale']} scale on {t['reported_dataset']}"
-        f"{here}.{comparable}_",
+        f"{here}.{comparable}_" + (f" _{extra}_" if extra else ""),
         "",
     ]
 
