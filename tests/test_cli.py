@@ -261,3 +261,14 @@ def test_report_lists_invalid_runs_and_run_redoes_them(tmp_path):
     assert again.exit_code == 0, again.output
     assert "3 stored run(s) are invalid and will be redone" in again.output
     assert "ran 3 run(s), reused 21" in again.output
+
+
+def test_report_on_runs_another_version_planned_says_so_and_how_to_make_them(tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out)]).exit_code == 0
+    inv = json.loads((out / "invocation.json").read_text())
+    (out / "invocation.json").write_text(json.dumps({**inv, "overrides": ["epochs=1"]}))  # other keys now
+    rep = runner.invoke(app, ["report", str(out)], env={"COLUMNS": "300"})
+    assert rep.exit_code == 2
+    assert "none of the 24 stored runs is one this version of the study plans" in rep.output
+    assert "restudy run enorm --scale smoke" in rep.output

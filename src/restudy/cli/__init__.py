@@ -272,6 +272,7 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     with Store(directory) as store:
         store.reindex()
         records = store.records([s.key for s in specs])
+        stored = len(store.statuses())
         invalid = store.invalid()
     if invalid:
         from rich.markup import escape
@@ -279,6 +280,13 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
         console.print(f"[yellow]{len(invalid)} stored run(s) are invalid and not used (`restudy run` redoes them):[/]")
         for key, why in sorted(invalid.items()):
             console.print(f"  {key}: {escape(why[:300])}")
+    if not records and stored:
+        raise RestudyError(
+            f"none of the {stored} stored runs is one this version of the study plans (a setting, the study "
+            "file or restudy changed, and a run's key hashes its resolved settings); "
+            f"`restudy run {inv['study']} --scale {inv['scale']} --out {directory}` makes them",
+            where=str(directory),
+        )
     if not records:
         raise RestudyError("no finished runs in this directory yet", where=str(directory))
     env = capture(threads=1)
