@@ -53,9 +53,12 @@ def test_closing_line_gives_the_wall_time_and_the_analysis_share():
     assert "wall time 6m 07s: training 5m 05s, comparison and report 1m 02s (20% of training)" in line
 
 
-def test_show_settings_lists_every_declared_setting_with_its_default():
+def test_show_settings_lists_every_declared_setting_with_its_default(monkeypatch):
+    from restudy.console import console
     from restudy.settings import DECLARATIONS
 
+    # The console's width is fixed when it is first made (by whichever test ran first): widen it here.
+    monkeypatch.setattr(console, "width", 400)
     r = runner.invoke(app, ["show", "enorm", "--settings"], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
     for decl in DECLARATIONS:

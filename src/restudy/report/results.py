@@ -162,6 +162,11 @@ def _banner(scale: str, dataset: str) -> tuple[str, str | None]:
     banner = f"All numbers below come from {scale} scale runs on {dataset or 'unknown data'}."
     if scale == "paper":
         return banner, None
+    if scale == "smoke":
+        return banner, (
+            "This is a smoke-scale run: it checks the pipeline only. No claim gets a verdict from it, "
+            "and its numbers say nothing about the paper."
+        )
     warning = (
         f"This is a {scale}-scale study: its numbers are not comparable to the paper's. "
         "Numeric values reported in the paper are compared only at paper scale; here they "
