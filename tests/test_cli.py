@@ -58,7 +58,7 @@ def test_show_settings_lists_every_declared_setting_with_its_default(monkeypatch
     from restudy.settings import DECLARATIONS
 
     # The console's width is fixed when it is first made (by whichever test ran first): widen it here.
-    monkeypatch.setattr(console, "width", 400)
+    monkeypatch.setattr(console, "_width", 400)
     r = runner.invoke(app, ["show", "enorm", "--settings"], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
     for decl in DECLARATIONS:
