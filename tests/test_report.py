@@ -14,7 +14,7 @@ import pytest
 
 from restudy.compare import compare
 from restudy.record import row
-from restudy.report import write_report
+from restudy.report import draw, write_report
 from restudy.study import Study
 
 METHODS = {"baseline": {}, "enorm": {"method": "enorm"}}
@@ -466,7 +466,8 @@ def test_variability_verdicts_in_results_json(v_report: dict[str, Path]) -> None
 def test_variability_html_and_figures(v_report: dict[str, Path]) -> None:
     page = v_report["html"].read_text()
     assert '<h2 id="variability">Run-to-run variability</h2>' in page
-    assert page.count("<img ") == len([k for k in v_report if ":" in k])
+    # one image per figure file (experiments of one variant each share a curves figure)
+    assert page.count("<img ") == len({v_report[k] for k in v_report if ":" in k})
     assert "variability:sources" in v_report and "claim:ens_lower" in v_report
     for key in ("variability:sources", "claim:zero", "claim:like_all", "claim:ens_lower"):
         assert v_report[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -597,6 +598,44 @@ def test_curves_show_the_spread_over_seeds_and_no_figure_without_data(small_repo
     assert np.all(c["test_acc:min"] <= c["test_acc"]) and np.all(c["test_acc"] <= c["test_acc:max"])
     assert np.any(c["test_acc:min"] < c["test_acc:max"])  # seeds differ: a band, not a line
     assert "claim:table1" not in paths  # not evaluated at this scale, no data: no empty figure
+
+
+def test_experiments_of_one_variant_share_curve_figures_in_study_order() -> None:
+    from restudy.report.plots import MAX_LINES, curve_groups
+
+    def rec(exp: str, variant: dict, seed: int) -> dict:
+        curve = [{"epoch": e, "train_acc": 50.0 + e + seed, "test_acc": 40.0 + e} for e in (1, 2)]
+        return {"spec": {"experiment": exp, "variant": variant}, "curves": curve}
+
+    singles = [f"s{i}" for i in range(MAX_LINES + 1)]
+    records = [rec(e, {}, k) for e in singles for k in range(2)]
+    records += [rec("sweep", {"lr": lr}, 0) for lr in ("0.1", "0.2")]
+    groups = curve_groups(["sweep", *singles, "empty"], records)
+    assert [g[0] for g in groups] == [["sweep"], singles[:MAX_LINES], singles[MAX_LINES:]]
+    assert list(groups[1][1]) == singles[:MAX_LINES]  # one line per experiment, labelled by it
+    assert len(groups[0][1]) == 2  # the sweep keeps one line per variant
+
+
+def test_figures_drawn_in_processes_equal_figures_drawn_here(tmp_path: Path) -> None:
+    from restudy.report.plots import MIN_PARALLEL_JOBS, run_jobs
+
+    def job(i: int, workers: int):
+        def draw_one() -> Path:
+            fig, ax = draw.subplots(figsize=(2, 2))
+            ax.plot([0, 1, 2], [i, i * i, 1])
+            return draw.save(fig, tmp_path / f"{workers}-{i}.png", tight=False)
+
+        return draw_one
+
+    n = MIN_PARALLEL_JOBS + 1
+    seen = []
+    for workers in (1, 2):
+        paths = run_jobs(
+            [job(i, workers) for i in range(n)], workers, lambda done, total, w=workers: seen.append((w, done, total))
+        )
+        assert [p.name for p in paths] == [f"{workers}-{i}.png" for i in range(n)]  # results in job order
+    assert all((tmp_path / f"1-{i}.png").read_bytes() == (tmp_path / f"2-{i}.png").read_bytes() for i in range(n))
+    assert (2, n, n) in seen and (1, n, n) in seen  # progress reaches the end either way
 
 
 def test_claims_not_evaluated_here_share_one_line_each_statement_once(small_report) -> None:

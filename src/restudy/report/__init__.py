@@ -10,6 +10,7 @@ Imports compare, claims, study, safeio (no torch).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,12 @@ def write_report(
     records = _at_scale(records, scale)
     notify = progress or (lambda step, done, total: None)
     figures = plots.make_figures(
-        out_dir / FIGURES, study, comparison, records, progress=lambda d, n: notify("figures", d, n)
+        out_dir / FIGURES,
+        study,
+        comparison,
+        records,
+        progress=lambda d, n: notify("figures", d, n),
+        workers=min(int(plan_info.get("workers") or 1), os.cpu_count() or 1),
     )
     relative = {key: f"{FIGURES}/{path.name}" for key, path in figures.items()}
     ctx = results.report_context(study, scale, comparison, records, env, plan_info, relative)

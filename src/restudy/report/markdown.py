@@ -211,12 +211,16 @@ def _curves(ctx: dict[str, Any]) -> list[str]:
     lines = [
         "## Training curves",
         "",
-        "Per variant: the mean over seeds (line) and the range over seeds (band); train and test in separate panels.",
+        "Per line (a variant, or an experiment of one variant): the mean over seeds, and the range over seeds "
+        "as a band; train and test in separate panels.",
         "",
     ]
     for c in ctx["curves"]:
-        desc = f": {c['description']}" if c["description"] else ""
-        lines += [f"- **{c['experiment']}**{desc} ![{c['experiment']} curves]({c['figure']})"]
+        what = "; ".join(
+            f"**{x['experiment']}**" + (f" ({x['description'].rstrip('.')})" if x["description"] else "")
+            for x in c["experiments"]
+        )
+        lines += [f"- {what}. ![{c['experiment']} curves]({c['figure']})"]
     return lines + [""]
 
 

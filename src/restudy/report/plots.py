@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing as mp
+import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +145,8 @@ def variability_figure(t: cmp.VariabilityTableResult, study: Study, path: Path, 
             fontsize=7,
             bbox_to_anchor=(0.5, 0.0),
         )
-    fig.tight_layout(rect=(0, 0.07 if legend else 0, 1, 1))
+    rotated = n_rows > 3  # as _variability_panel sets its tick labels
+    draw.fixed_margins(fig, nrows, ncols, bottom_in=(1.1 if rotated else 0.35) + (0.35 if legend else 0.0))
     return draw.save(fig, path, tight=False)
 
 
@@ -214,23 +218,24 @@ def _curve_styles(curves: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, flo
     return styles
 
 
-def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path, ran: str = "") -> Path | None:
-    """Draws the training curves of one experiment: per variant the seed mean (line) and the range
-    over seeds (band), train and test in separate panels.
+def curves_figure(title: str, curves: dict[str, dict[str, Any]], path: Path, ran: str = "") -> Path | None:
+    """Draws training curves: per line the seed mean and the range over seeds (band), train and
+    test in separate panels.
 
-    Lines are coloured by the first variant axis and shaded by the second (darker = later level).
+    Args:
+        title: what the lines are (an experiment, or several experiments of one variant each).
+        curves: line label → :func:`mean_curves` entry; lines are coloured by the first variant
+            axis and shaded by the second (darker = later level), or one colour each.
 
     Returns:
-        ``path``, or None when no record has curves.
+        ``path``, or None when there is no curve.
     """
-    curves = mean_curves(records)
     if not curves:
         return None
     styles = _curve_styles(curves)
     fig, axes = draw.subplots(2, 2, figsize=(12.5, 6.5), sharex=True)
-    for vid, c in curves.items():
-        color, alpha = styles[vid]
-        name = experiment if vid in ("-", "") else vid
+    for name, c in curves.items():
+        color, alpha = styles[name]
         for ax, (q, _) in zip(axes.flat, CURVE_PANELS):
             ax.plot(c["epoch"], c[q], color=color, alpha=alpha, linewidth=1.3, label=f"{name} ({c['n']} seeds)")
             if c["n"] > 1:
@@ -251,11 +256,42 @@ def curves_figure(experiment: str, records: Sequence[dict[str, Any]], path: Path
         title="line: mean over seeds\nband: min–max over seeds",
         title_fontsize=7,
     )
-    fig.suptitle(f"{experiment}: training curves" + (f" — {ran}" if ran else ""), fontsize=10)
+    fig.suptitle(f"{title}: training curves" + (f" — {ran}" if ran else ""), fontsize=10)
     # fixed margins (this layout never changes; tight_layout would cost a third of the drawing):
     # the legend sits right of the panels, inside the figure
     fig.subplots_adjust(left=0.06, right=0.78, bottom=0.08, top=0.93, wspace=0.2, hspace=0.08)
     return draw.save(fig, path, tight=False)
+
+
+MAX_LINES = 6  # experiments of one variant each drawn together, at most this many per figure
+
+
+def curve_groups(experiments: Sequence[str], records: Sequence[dict[str, Any]]) -> list[tuple[list[str], dict]]:
+    """The training-curve figures: an experiment with several variants gets its own (one line per
+    variant); experiments of one variant each share figures, one line per experiment, up to
+    :data:`MAX_LINES` per figure in the study's order (one figure each would repeat the same axes
+    many times over).
+
+    Returns:
+        ``[(experiments drawn, line label → mean_curves entry)]``; experiments without curves
+        are left out.
+    """
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_exp.setdefault(r["spec"].get("experiment"), []).append(r)
+    groups: list[tuple[list[str], dict]] = []
+    single: list[tuple[str, dict]] = []
+    for exp in experiments:
+        curves = mean_curves(by_exp.get(exp, []))
+        if len(curves) == 1:
+            single.append((exp, next(iter(curves.values()))))
+        elif curves:
+            groups.append(([exp], curves))
+    for k in range(0, len(single), MAX_LINES):
+        chunk = single[k : k + MAX_LINES]
+        groups.append(([e for e, _ in chunk], {e: c for e, c in chunk}))
+    order = {e: i for i, e in enumerate(experiments)}
+    return sorted(groups, key=lambda g: order[g[0][0]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,14 +303,53 @@ def _safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
 
+_JOBS: list[Any] = []  # the figure jobs a forked drawing process inherits (see run_jobs)
+MIN_PARALLEL_JOBS = 4  # below this, starting processes costs more than it saves
+
+
+def _draw_job(i: int) -> Path | None:
+    return _JOBS[i]()
+
+
+def run_jobs(jobs: Sequence[Any], workers: int, progress: Any = None) -> list[Path | None]:
+    """Runs figure jobs (callables returning a path or None), in order of results.
+
+    With ``workers`` > 1 and enough jobs, they run in forked processes: each inherits the jobs
+    (closures over the study and its evidence, which need no pickling) and returns only a path.
+    Figures are drawn from the evidence alone and write their own files, so a figure is the same
+    drawn in a process or here. Where fork is unavailable, they run here one after another.
+    """
+    global _JOBS
+    n = len(jobs)
+    tick = progress or (lambda done, total: None)
+    if workers < 2 or n < MIN_PARALLEL_JOBS or "fork" not in mp.get_all_start_methods():
+        out = []
+        for i, job in enumerate(jobs):
+            out.append(job())
+            tick(i + 1, n)
+        return out
+    _JOBS = list(jobs)
+    sys.stdout.flush()  # a forked process flushes what it inherited: nothing may be pending
+    sys.stderr.flush()
+    try:
+        with ProcessPoolExecutor(min(workers, n), mp_context=mp.get_context("fork")) as pool:
+            futures = [pool.submit(_draw_job, i) for i in range(n)]
+            for done, _ in enumerate(as_completed(futures), 1):
+                tick(done, n)
+            return [f.result() for f in futures]
+    finally:
+        _JOBS = []
+
+
 def make_figures(
     fig_dir: Path,
     study: Study,
     comparison: cmp.Comparison,
     records: Sequence[dict[str, Any]],
     progress: Any = None,
+    workers: int = 1,
 ) -> dict[str, Path]:
-    """Writes every figure of the report, each once.
+    """Writes every figure of the report, each once, drawn by up to ``workers`` processes.
 
     Args:
         fig_dir: the folder for the PNG files.
@@ -282,6 +357,7 @@ def make_figures(
         comparison: its comparison at the report's scale (claim figures draw its evidence).
         records: full run records at that scale (for the curves).
         progress: called as ``progress(done, total)`` after each figure (optional).
+        workers: processes drawing figures at once (see :func:`run_jobs`).
 
     Returns:
         ``"claim:<id>"`` / ``"curves:<experiment>"`` / ``"variability:<table>"`` → PNG path, for
@@ -291,10 +367,7 @@ def make_figures(
     fig_dir.mkdir(parents=True, exist_ok=True)
     results = {c.id: c for c in comparison.claims}
     ran = describe_runs(records)
-    by_exp: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_exp.setdefault(r["spec"].get("experiment"), []).append(r)
-    jobs: list[tuple[str, Any]] = []
+    jobs: list[tuple[str | tuple[str, ...], Any]] = []
     for claim in study.claims:
         res = results[claim.id]
         if res.verdict == cmp.NOT_EVALUATED:
@@ -304,16 +377,15 @@ def make_figures(
     for t in comparison.variability:
         name = fig_dir / f"var-{_safe_name(t.table)}.png"
         jobs.append((f"variability:{t.table}", lambda t=t, n=name: variability_figure(t, study, n, ran)))
-    for exp in study.experiments:
-        name = fig_dir / f"curves-{_safe_name(exp.id)}.png"
-        recs = by_exp.get(exp.id, [])
-        jobs.append((f"curves:{exp.id}", lambda e=exp.id, rs=recs, n=name: curves_figure(e, rs, n, ran)))
-    for i, (key, job) in enumerate(jobs):
-        path = job()
+    for exps, curves in curve_groups([e.id for e in study.experiments], records):
+        name = fig_dir / f"curves-{_safe_name(exps[0])}.png"
+        title = exps[0] if len(exps) == 1 else ", ".join(exps)
+        keys = tuple(f"curves:{e}" for e in exps)
+        jobs.append((keys, lambda t=title, c=curves, n=name: curves_figure(t, c, n, ran)))
+    for (key, _), path in zip(jobs, run_jobs([job for _, job in jobs], workers, progress)):
         if path is not None:
-            figures[key] = path
-        if progress is not None:
-            progress(i + 1, len(jobs))
+            for k in (key,) if isinstance(key, str) else key:
+                figures[k] = path
     drawn = {p.name for p in figures.values()}
     for stale in fig_dir.glob("*.png"):
         if stale.name not in drawn:  # e.g. a claim that has no verdict since: no figure lingers

@@ -71,6 +71,33 @@ def human_source(source: str, docs: dict[str, str] | None = None, seen: set[str]
     return text or MISSING
 
 
+_RULE_TEXT = re.compile(r"a rule of the (\w+) scale \(#(\d+)\)")
+
+
+def _join_sources(sources: list[str], shown: int = 2) -> str:
+    """Distinct sources joined; a scale's rules become one phrase (``rules #1-#5 of the small
+    scale``); beyond ``shown`` others, a count."""
+    rules: dict[str, list[int]] = {}
+    rest: list[str] = []
+    for s in dict.fromkeys(sources):
+        if m := _RULE_TEXT.fullmatch(s):
+            rules.setdefault(m.group(1), []).append(int(m.group(2)))
+        else:
+            rest.append(s)
+    out = []
+    for scale, ns in rules.items():
+        ns = sorted(set(ns))
+        if len(ns) == 1:
+            out.append(f"a rule of the {scale} scale (#{ns[0]})")
+        else:
+            contiguous = ns == list(range(ns[0], ns[-1] + 1))
+            which = f"#{ns[0]}–#{ns[-1]}" if contiguous else ", ".join(f"#{n}" for n in ns)
+            out.append(f"rules {which} of the {scale} scale")
+    out += rest[:shown]
+    text = "; ".join(out)
+    return text + (f"; and {len(rest) - shown} more" if len(rest) > shown else "")
+
+
 def _entry_key(e: dict[str, Any]) -> tuple[str, str, str]:
     return value_text(e.get("value")), str(e.get("provenance", "")), str(e.get("source", ""))
 
@@ -109,11 +136,48 @@ def _row(
         ref = sorted(paper[name], key=_sort_key)
         value += f" (paper: {', '.join(ref[:MAX_VALUES])}{', …' if len(ref) > MAX_VALUES else ''})"
     prov = provs[0] if len(provs) == 1 else " / ".join(provs)
-    src = "; ".join(dict.fromkeys(human_source(s, docs, seen) for s in sources[:2]))
-    if len(sources) > 2:
-        src += f"; and {len(sources) - 2} more"
+    src = _join_sources([human_source(s, docs, seen) for s in sources])
     cls = "differs" if differs else ""
     return [cell(name, cls), cell(value, cls), cell(prov), cell(src or MISSING)]
+
+
+def _split_paper(text: str) -> tuple[str, str]:
+    """``"crop (paper: flip_crop)"`` → ``("crop", "flip_crop")``; no paper part → ``(text, "")``."""
+    if text.endswith(")") and " (paper: " in text:
+        value, _, paper = text[:-1].rpartition(" (paper: ")
+        return value, paper
+    return text, ""
+
+
+def fold_children(rows: list[list[Cell]], lead: int = 0) -> list[list[Cell]]:
+    """Folds a dotted setting into its parent's row when both have the same provenance:
+    ``augment = crop`` and ``augment.pad = 1`` read as one row ``crop, pad 1``; the paper's
+    values merge the same way and a child's own source is kept after the parent's. A highlighted
+    child highlights the merged row.
+
+    Args:
+        rows: ``[*lead cells, name, value, provenance, source]`` rows.
+        lead: how many cells come before the setting's name (the experiment column: 1).
+    """
+    out: list[list[Cell]] = []
+    parents: dict[tuple[str, ...], list[Cell]] = {}
+    for r in rows:
+        head, (name, value, prov, src) = r[:lead], r[lead : lead + 4]
+        parent_name, _, child = name["text"].rpartition(".")
+        parent = parents.get((*(c["text"] for c in head), parent_name)) if parent_name else None
+        if parent is None or parent[lead + 2]["text"] != prov["text"]:
+            row = list(r)
+            parents[(*(c["text"] for c in head), name["text"])] = row
+            out.append(row)
+            continue
+        (pv, pp), (cv, cp) = _split_paper(parent[lead + 1]["text"]), _split_paper(value["text"])
+        paper = "; ".join(p for p in (pp, f"{child} {cp}" if cp else "") if p)
+        cls = parent[lead]["cls"] or value["cls"]
+        parent[lead] = cell(parent[lead]["text"], cls)
+        parent[lead + 1] = cell(f"{pv}, {child} {cv}" + (f" (paper: {paper})" if paper else ""), cls)
+        if src["text"] not in parent[lead + 3]["text"] and src["text"] != MISSING:
+            parent[lead + 3] = cell(f"{parent[lead + 3]['text']}; {child}: {src['text']}")
+    return out
 
 
 def paper_values(paper_settings: dict[str, dict[str, list[Any]]] | None) -> dict[str, dict[str, set[str]]]:
@@ -177,11 +241,12 @@ def settings_views(
         # the paper's values of the experiments that use this entry
         ref = {n: {v for e in users for v in paper.get(e, {}).get(n, set())}}
         common_rows.append(_row(n, entries, ref if ref[n] else {}, docs, seen))
+    common_rows = fold_children(common_rows)
     exps = []
     for exp, names in per_exp.items():
-        rows = [
-            _row(n, names[n], paper.get(exp, {}), docs, seen) for n in sorted(names) if keys[exp][n] != usual.get(n)
-        ]
+        rows = fold_children(
+            [_row(n, names[n], paper.get(exp, {}), docs, seen) for n in sorted(names) if keys[exp][n] != usual.get(n)]
+        )
         exps.append(
             {
                 "experiment": exp,

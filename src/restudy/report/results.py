@@ -359,11 +359,17 @@ def _seeds_per_group(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str],
 
 
 def _curves_views(study: Study, figures: dict[str, str]) -> list[dict[str, Any]]:
-    return [
-        {"experiment": e.id, "anchor": anchor("curves", e.id), "description": e.description, "figure": figures[key]}
-        for e in study.experiments
-        if (key := f"curves:{e.id}") in figures
-    ]
+    """One entry per curves figure, listing the experiments it draws (several experiments of one
+    variant each share a figure)."""
+    views: dict[str, dict[str, Any]] = {}
+    for e in study.experiments:
+        if (fig := figures.get(f"curves:{e.id}")) is None:
+            continue
+        view = views.setdefault(fig, {"anchor": anchor("curves", e.id), "figure": fig, "experiments": []})
+        view["experiments"].append({"experiment": e.id, "description": e.description})
+    for v in views.values():
+        v["experiment"] = ", ".join(x["experiment"] for x in v["experiments"])
+    return list(views.values())
 
 
 def report_context(
