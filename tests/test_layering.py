@@ -148,8 +148,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "export": {"record", "store"},
     "console": set(),
     "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build"},
-    # A study's own parts: models, data sets, transforms and claim kinds (with their figures).
-    "studies": {"registry", "models", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
+    # A study's own parts: models, data sets, transforms and claim kinds (with their figures); methods:
+    # the deconvolution architectures build their layers from restudy.methods.deconv.
+    "studies": {"registry", "models", "methods", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
 }
 
 ANY = None
