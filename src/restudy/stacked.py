@@ -60,6 +60,7 @@ from .build import (
     run_metric_names,
     seeded_inputs,
     steps_per_epoch,
+    thaw,
     transforms_key,
 )
 from .errors import RestudyError
@@ -105,6 +106,7 @@ NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.norm": (lambda v: v not in STACKABLE_NORMS, f"only model.norm {' or '.join(STACKABLE_NORMS)} is stacked"),
     "method": (lambda v: v != "none", "a method hooks into each model separately"),
     "tta": (bool, "test-time augmentation is evaluated per model (single-run path)"),
+    "eval_train": (lambda v: v != "all", "a partial train-split evaluation is in the single-run path"),
     "schedule": (lambda v: v == "snapshot", "snapshot ensembles keep per-model snapshots (single-run path)"),
     "optimizer.lr_mult_bias_bn": (
         lambda v: v != 1.0,
@@ -176,7 +178,7 @@ def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...], module: str 
     registry.load_builtins(registry.TRAINING_KINDS)
     if module:
         registry.import_study_module(module)
-    data = load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
+    data = load_dataset(name, **thaw(args_items))
     return tuple(data.input_shape), int(data.num_classes)
 
 
