@@ -348,6 +348,7 @@ def test_every_unsupported_setting_is_declared_in_one_place():
         "model.norm": "ln",
         "method": "enorm",
         "tta": ["flip"],
+        "eval_train": "subset",
         "schedule": "snapshot",
         "optimizer.lr_mult_bias_bn": 0.5,
         "run_metrics": ["weight_norm"],
