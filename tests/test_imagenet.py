@@ -297,6 +297,13 @@ def test_train_evaluation_can_be_skipped_but_not_with_stop_at_fit(fake_imagenet:
     assert rec["status"] == "failed" and "stop_at_fit needs the whole train split" in rec["reason"]
 
 
+def test_runs_on_streamed_data_are_never_stacked(fake_imagenet: Path, tmp_path: Path) -> None:
+    from restudy.stacked import structural_reason
+
+    spec = _specs(tmp_path, fake_imagenet, model="fc", augment="none", eval_train="all")[0]
+    assert structural_reason(spec).startswith("data 'imagenet': a streamed data set")
+
+
 def test_tta_is_refused_on_streamed_data(fake_imagenet: Path, tmp_path: Path) -> None:
     rec = execute(_specs(tmp_path, fake_imagenet, tta=["flip"])[0].to_dict(), str(tmp_path / "t"))
     assert rec["status"] == "failed" and "streamed" in rec["reason"]

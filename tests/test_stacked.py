@@ -344,6 +344,7 @@ def test_every_unsupported_setting_is_declared_in_one_place():
     base = _specs()[0]
     assert structural_reason(base) == ""
     unsupported = {
+        "data": "imagenet",
         "model": "small_cnn",
         "model.norm": "ln",
         "method": "enorm",

@@ -22,8 +22,9 @@ step small enough (``STACK_FLOP_LIMIT``) for stacking to pay off, and none of th
 ``NOT_STACKED`` declares unsupported: the stack is of ``fc`` nets with ``model.norm`` ``none`` or
 ``bn`` (BatchNorm with per-model batch statistics: the K models' channels are laid side by side, so
 one ``batch_norm`` call normalises each model over its own batch), without a method (ENorm hooks into
-one model), test-time augmentation, snapshot ensembles, per-group learning rates, per-run metrics or
-data transforms whose inputs depend on the seed. Transforms that change labels only are stacked: the
+one model), test-time augmentation, snapshot ensembles, per-group learning rates, per-run metrics,
+a partial train-split evaluation (``eval_train``), a streamed data set (ImageNet) or data transforms
+whose inputs depend on the seed. Transforms that change labels only are stacked: the
 models share the inputs and each trains on its own labels (:func:`member_labels`); ``stop_at_fit``
 stops each model on its own (:func:`restudy.train.train_stacked`).
 The training loop itself is :func:`restudy.train.train_stacked`, next to the single-run loop.
@@ -99,9 +100,16 @@ STACK_FLOP_LIMIT = 2e7
 STACKABLE_MODELS = ("fc",)
 STACKABLE_NORMS = ("none", "bn")
 
+
 # What the stacked path does not support, in one place: setting -> (unsupported(value), why).
 # A run with such a value trains one by one (the single-run path), with the same results.
+def _streamed(data: str) -> bool:
+    """Whether data set ``data`` is streamed (its factory says so; ``restudy.data.images``)."""
+    return data in registry.names("dataset") and bool(getattr(registry.get("dataset", data), "streamed", False))
+
+
 NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data": (_streamed, "a streamed data set is decoded batch by batch, not held as one shared tensor"),
     "model": (lambda v: v not in STACKABLE_MODELS, f"only {', '.join(STACKABLE_MODELS)} nets are stacked"),
     "model.norm": (lambda v: v not in STACKABLE_NORMS, f"only model.norm {' or '.join(STACKABLE_NORMS)} is stacked"),
     "method": (lambda v: v != "none", "a method hooks into each model separately"),

@@ -248,3 +248,6 @@ def imagenet(
         description=description,
         normalization={"mean": list(m), "std": list(s), "computed_on": "fixed"},
     )
+
+
+imagenet.streamed = True  # type: ignore[attr-defined]  # inputs are LazyImages: never stacked
