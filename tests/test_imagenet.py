@@ -28,6 +28,7 @@ from restudy.data.images import (
 )
 from restudy.errors import DataError, RestudyError
 from restudy.plan import plan
+from restudy.record import validate
 from restudy.safeio import load_tensors
 from restudy.seeding import generator
 from restudy.studyfile import load_study
@@ -292,6 +293,7 @@ def test_train_evaluation_can_be_skipped_but_not_with_stop_at_fit(fake_imagenet:
     assert rec["status"] == "finished", rec["reason"]
     assert rec["curves"][0]["train_acc"] is None and rec["curves"][0]["train_n"] == 0
     assert rec["metrics"]["train_acc"] is None and rec["metrics"]["test_acc"] is not None
+    validate(rec)  # the store reads it back through the run.json schema
     spec = _specs(tmp_path, fake_imagenet, stop_at_fit=True)[0]
     rec = execute(spec.to_dict(), str(tmp_path / "fit"))
     assert rec["status"] == "failed" and "stop_at_fit needs the whole train split" in rec["reason"]
