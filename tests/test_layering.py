@@ -184,6 +184,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
     "sklearn": {"data"},
     "threadpoolctl": {"compare"},  # installed with scikit-learn: one BLAS thread while comparing
     "mnist1d": {"data"},
+    "PIL": {"data"},  # Pillow: decoding streamed images (data/images.py)
     "matplotlib": {"report"},
     "jinja2": {"report"},
     "markupsafe": {"report"},

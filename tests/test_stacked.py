@@ -344,10 +344,12 @@ def test_every_unsupported_setting_is_declared_in_one_place():
     base = _specs()[0]
     assert structural_reason(base) == ""
     unsupported = {
+        "data": "imagenet",
         "model": "small_cnn",
         "model.norm": "ln",
         "method": "enorm",
         "tta": ["flip"],
+        "eval_train": "subset",
         "schedule": "snapshot",
         "optimizer.lr_mult_bias_bn": 0.5,
         "run_metrics": ["weight_norm"],

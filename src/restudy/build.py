@@ -50,8 +50,26 @@ def device_for(setting: str) -> str:
     return setting
 
 
+class _Items(tuple):  # type: ignore[type-arg]
+    """A dict argument frozen as its sorted items, so that a part's arguments can be a cache key."""
+
+
 def _freeze(v: Any) -> Any:
+    if isinstance(v, dict):
+        return _Items(sorted((k, _freeze(x)) for k, x in v.items()))
     return tuple(_freeze(x) for x in v) if isinstance(v, list) else v
+
+
+def thaw(items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """Keyword arguments from a key of :func:`data_key` or :func:`transforms_key`: the lists and
+    dicts the settings gave, again."""
+
+    def one(v: Any) -> Any:
+        if isinstance(v, _Items):
+            return {k: one(x) for k, x in v}
+        return [one(x) for x in v] if isinstance(v, tuple) else v
+
+    return {k: one(v) for k, v in items}
 
 
 def data_key(settings: dict[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -63,7 +81,7 @@ def data_key(settings: dict[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]
 def _dataset(name: str, args_items: tuple[tuple[str, Any], ...]) -> Dataset:
     from .data import load_dataset
 
-    return load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
+    return load_dataset(name, **thaw(args_items))
 
 
 def _load_base(settings: dict[str, Any]) -> Dataset:
@@ -112,7 +130,7 @@ def _transformed(
 
     data = _dataset(*data_items)
     names, args_items = t_key
-    args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items}
+    args = thaw(args_items)
     gen = generator(seed, "cpu")  # one CPU stream, drawn by the transforms in order
     for name, kwargs in zip(names, transform_args(names, args)):
         data = registry.get("transform", name)(data, gen, **kwargs)
@@ -145,6 +163,13 @@ def load_data(settings: dict[str, Any], data_seed: int = 0) -> Dataset:
 def seeded_inputs(settings: dict[str, Any]) -> bool:
     """Whether the run's transforms make its training inputs depend on its ``data`` seed."""
     return any(getattr(registry.get("transform", n), "seeded_inputs", False) for n in value(settings, "transforms"))
+
+
+def train_eval_size(settings: dict[str, Any]) -> int | None:
+    """Train examples evaluated after each epoch (setting ``eval_train``): None for the whole split,
+    0 for none, else ``eval_train.n`` (the first n)."""
+    mode = value(settings, "eval_train")
+    return None if mode == "all" else 0 if mode == "none" else int(value(settings, "eval_train.n"))
 
 
 def fit_threshold(settings: dict[str, Any]) -> float | None:
@@ -322,11 +347,19 @@ def tta_setup(settings: dict[str, Any], data: Dataset) -> TTASetup:
         RestudyError: a strategy needs a stride that ``tta.pad`` does not allow, or the inputs are
             flattened images (views of a flattened image are not defined).
     """
+    import torch
+
     from .tta import pad_value_from_normalization, parse_strategy
 
     names = tuple(value(settings, "tta"))
     if not names:
         return TTASetup()
+    if not isinstance(data.x_test, torch.Tensor):
+        raise RestudyError(
+            "test-time augmentation needs in-memory inputs; this data set is streamed",
+            where="tta",
+            got={"data": data.name, "tta": list(names)},
+        )
     if part_args(settings, "data").get("flatten"):
         raise RestudyError(
             "test-time augmentation needs unflattened inputs",
@@ -395,6 +428,13 @@ def build_run(spec: RunSpec, data: Dataset, device: str = "cpu") -> RunParts:
 
     s = spec.settings
     tta = tta_setup(s, data)
+    if train_eval_size(s) is not None and fit_threshold(s) is not None:
+        raise RestudyError(
+            "stop_at_fit needs the whole train split evaluated after each epoch",
+            where="eval_train",
+            got=value(s, "eval_train"),
+            allowed=["all"],
+        )
     metrics = {name: registry.get("run_metric", name) for name in run_metric_names(s)}
     member = build_member(spec, tuple(data.input_shape), data.num_classes, device)
     n_steps = steps_per_epoch(s, int(data.x_train.shape[0]))

@@ -42,7 +42,7 @@ BUILTIN_MODULES["claim"] = (
     "restudy.claims.variability",
 )
 BUILTIN_MODULES["view"] = ("restudy.compare.views",)
-BUILTIN_MODULES["augment"] = ("restudy.batches",)
+BUILTIN_MODULES["augment"] = ("restudy.batches", "restudy.data.images")  # images: decode-time crops
 BUILTIN_MODULES["transform"] = ()  # no built-in transforms: a study's module registers its own
 _loaded: set[str] = set()
 

@@ -22,8 +22,9 @@ step small enough (``STACK_FLOP_LIMIT``) for stacking to pay off, and none of th
 ``NOT_STACKED`` declares unsupported: the stack is of ``fc`` nets with ``model.norm`` ``none`` or
 ``bn`` (BatchNorm with per-model batch statistics: the K models' channels are laid side by side, so
 one ``batch_norm`` call normalises each model over its own batch), without a method (ENorm hooks into
-one model), test-time augmentation, snapshot ensembles, per-group learning rates, per-run metrics or
-data transforms whose inputs depend on the seed. Transforms that change labels only are stacked: the
+one model), test-time augmentation, snapshot ensembles, per-group learning rates, per-run metrics,
+a partial train-split evaluation (``eval_train``), a streamed data set (ImageNet) or data transforms
+whose inputs depend on the seed. Transforms that change labels only are stacked: the
 models share the inputs and each trains on its own labels (:func:`member_labels`); ``stop_at_fit``
 stops each model on its own (:func:`restudy.train.train_stacked`).
 The training loop itself is :func:`restudy.train.train_stacked`, next to the single-run loop.
@@ -60,6 +61,7 @@ from .build import (
     run_metric_names,
     seeded_inputs,
     steps_per_epoch,
+    thaw,
     transforms_key,
 )
 from .errors import RestudyError
@@ -98,13 +100,21 @@ STACK_FLOP_LIMIT = 2e7
 STACKABLE_MODELS = ("fc",)
 STACKABLE_NORMS = ("none", "bn")
 
+
 # What the stacked path does not support, in one place: setting -> (unsupported(value), why).
 # A run with such a value trains one by one (the single-run path), with the same results.
+def _streamed(data: str) -> bool:
+    """Whether data set ``data`` is streamed (its factory says so; ``restudy.data.images``)."""
+    return data in registry.names("dataset") and bool(getattr(registry.get("dataset", data), "streamed", False))
+
+
 NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data": (_streamed, "a streamed data set is decoded batch by batch, not held as one shared tensor"),
     "model": (lambda v: v not in STACKABLE_MODELS, f"only {', '.join(STACKABLE_MODELS)} nets are stacked"),
     "model.norm": (lambda v: v not in STACKABLE_NORMS, f"only model.norm {' or '.join(STACKABLE_NORMS)} is stacked"),
     "method": (lambda v: v != "none", "a method hooks into each model separately"),
     "tta": (bool, "test-time augmentation is evaluated per model (single-run path)"),
+    "eval_train": (lambda v: v != "all", "a partial train-split evaluation is in the single-run path"),
     "schedule": (lambda v: v == "snapshot", "snapshot ensembles keep per-model snapshots (single-run path)"),
     "optimizer.lr_mult_bias_bn": (
         lambda v: v != 1.0,
@@ -176,7 +186,7 @@ def _data_shape(name: str, args_items: tuple[tuple[str, Any], ...], module: str 
     registry.load_builtins(registry.TRAINING_KINDS)
     if module:
         registry.import_study_module(module)
-    data = load_dataset(name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in args_items})
+    data = load_dataset(name, **thaw(args_items))
     return tuple(data.input_shape), int(data.num_classes)
 
 

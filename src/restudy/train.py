@@ -3,8 +3,10 @@
 It knows nothing about studies: it receives a model, tensors, an optimizer, a schedule, a
 generator for data order and optional method hooks (e.g. an ENorm cycle after each optimizer step).
 A non-finite loss ends the run with status ``diverged``; train and test are evaluated after every
-epoch and recorded separately. With ``stop_at_fit`` (a train accuracy in %), a run whose whole
-training set is fit at an epoch's end stops there; the step count then is its ``fit_step``.
+epoch and recorded separately (the train split whole, by default, or its first n examples, or not:
+``eval_train``, for data sets too large to evaluate every epoch). With ``stop_at_fit`` (a train
+accuracy in %), a run whose whole training set is fit at an epoch's end stops there; the step
+count then is its ``fit_step``.
 With ``curve_every_steps`` N > 0, the mean training loss over every N optimizer steps is kept as
 the run's ``step_curve`` (rows ``{step, loss, n}``, a shorter last window when training ends
 mid-window; :class:`StepCurve`), beside the per-epoch ``curves``.
@@ -144,21 +146,34 @@ class StepCurve:
 
 
 def curve_row(
-    epoch: int, lr: float, loss_sum: float, done_steps: int, tr: SplitEval, te: SplitEval, train_s: float, eval_s: float
+    epoch: int,
+    lr: float,
+    loss_sum: float,
+    done_steps: int,
+    tr: SplitEval | None,
+    te: SplitEval,
+    train_s: float,
+    eval_s: float,
+    train_n: int | None = None,
 ) -> dict[str, Any]:
     """One epoch's curve row (``epoch`` is 0-based, the row's 1-based); ``train_loss_running`` is
-    the mean training loss over the steps done this epoch (NaN when none was)."""
-    return {
+    the mean training loss over the steps done this epoch (NaN when none was). ``tr`` is None when
+    the train split is not evaluated; ``train_n`` (the train examples evaluated) is recorded when
+    not the whole split was."""
+    row = {
         "epoch": epoch + 1,
         "lr": lr,
         "train_loss_running": loss_sum / done_steps if done_steps else float("nan"),
-        "train_acc": tr.acc,
-        "train_loss": tr.loss,
+        "train_acc": tr.acc if tr is not None else None,
+        "train_loss": tr.loss if tr is not None else None,
         "test_acc": te.acc,
         "test_loss": te.loss,
         "train_s": train_s,
         "eval_s": eval_s,
     }
+    if train_n is not None:
+        row["train_n"] = train_n
+    return row
 
 
 def end_epoch(result: TrainResult, row: dict[str, Any], test_logits: torch.Tensor) -> None:
@@ -206,6 +221,7 @@ def train(
     keep_snapshot_states: bool = False,
     stop_at_fit: float | None = None,
     curve_every_steps: int = 0,
+    eval_train: int | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
@@ -220,12 +236,18 @@ def train(
         stop_at_fit: a train accuracy (%): stop after the first epoch at whose end the whole
             training set reaches it, recording ``fit_step``/``fit_epoch`` (None: train all epochs).
         curve_every_steps: keep the mean training loss of every N steps as ``step_curve`` (0: off).
+        eval_train: train examples evaluated after each epoch: None all, 0 none, n the first n
+            (rows then record ``train_n``); ``stop_at_fit`` needs all.
     Returns:
         A ``TrainResult``; its ``test_logits`` are the final per-example test logits and its
         ``snapshots`` the test logits at the end of each epoch in ``snapshot_epochs`` (the
         snapshot at the last epoch is the final ``test_logits``).
     """
     wanted = _check_snapshot_epochs(snapshot_epochs, epochs)
+    if eval_train is not None and stop_at_fit is not None:
+        raise RestudyError("stop_at_fit needs the whole train split evaluated", where="eval_train", got=eval_train)
+    if getattr(augment, "at_decode", False):  # a crop of the original images (restudy.data.images)
+        x_train, augment = augment.bind(x_train), None  # type: ignore[union-attr]
     n = x_train.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
     result = TrainResult(status="finished", fit_tracked=stop_at_fit is not None)
@@ -262,19 +284,36 @@ def train(
         train_s = time.perf_counter() - t0
         # Evaluate both splits with the weights as they are now; never mixed.
         t1 = time.perf_counter()
-        tr, _ = evaluate(model, x_train, y_train, "train", eval_batch_size, memory_format)
+        tr = _evaluate_train(model, x_train, y_train, eval_train, eval_batch_size, memory_format)
         te, test_logits = evaluate(model, x_test, y_test, "test", eval_batch_size, memory_format)
-        row = curve_row(epoch, lr, loss_sum, done_steps, tr, te, train_s, time.perf_counter() - t1)
+        train_n = None if eval_train is None else (tr.n if tr is not None else 0)
+        row = curve_row(epoch, lr, loss_sum, done_steps, tr, te, train_s, time.perf_counter() - t1, train_n)
         end_epoch(result, row, test_logits)
         if result.finished and epoch + 1 in wanted:
             _keep_snapshot(result, model, epoch + 1, test_logits, keep_snapshot_states)
         if on_epoch is not None:
             on_epoch(row)
-        if not result.finished or check_fit(result, stop_at_fit, tr.acc, step):
+        if not result.finished or (tr is not None and check_fit(result, stop_at_fit, tr.acc, step)):
             break
     result.steps = step
     step_curve.close(step)
     return result
+
+
+def _evaluate_train(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n: int | None,
+    batch_size: int,
+    memory_format: torch.memory_format,
+) -> SplitEval | None:
+    """The train split's metrics: all of it (``n`` None), none (0) or its first ``n`` examples."""
+    if n == 0:
+        return None
+    if n is not None:
+        x, y = x[:n], y[:n]
+    return evaluate(model, x, y, "train", batch_size, memory_format)[0]
 
 
 def _check_snapshot_epochs(snapshot_epochs: Sequence[int], epochs: int) -> set[int]:

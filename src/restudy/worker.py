@@ -48,7 +48,7 @@ from .artifacts import (
     snapshot_tensor,
     tta_tensor,
 )
-from .build import RunParts, TTASetup, build_run, fit_threshold, prepare
+from .build import RunParts, TTASetup, build_run, fit_threshold, prepare, train_eval_size
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
@@ -114,6 +114,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies),
         stop_at_fit=fit_threshold(s),
         curve_every_steps=s["curve_every_steps"],
+        eval_train=train_eval_size(s),
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:

@@ -1,7 +1,9 @@
 """The in-memory :class:`Dataset` every loader returns, and helpers the loaders share.
 
 A dataset is small enough (CIFAR-10 is about 0.7 GB as float32) to live in memory as tensors, so a
-loader reads, splits and normalises once and the engine indexes tensors directly. Every loader:
+loader reads, splits and normalises once and the engine indexes tensors directly. One too large for
+memory (ImageNet) holds :class:`restudy.data.images.LazyImages` instead, which stand in for the
+input tensors and decode batch by batch (:attr:`Dataset.streamed`). Every loader:
 
 * keeps the source's own train/test split and records, per example, its index in that split
   (``idx_train``/``idx_test``) so predictions can be stored per example and compared across runs;
@@ -31,7 +33,7 @@ class Dataset:
 
     Attributes:
         name: registry name, e.g. ``"cifar10"`` or ``"mnist1d"``.
-        x_train: float32 inputs ``[N, ...]``, normalised.
+        x_train: float32 inputs ``[N, ...]``, normalised (or a streamed stand-in, see above).
         y_train: int64 labels ``[N]`` in ``[0, num_classes)``.
         x_test: float32 inputs ``[M, ...]``, normalised with the train statistics.
         y_test: int64 labels ``[M]``.
@@ -82,6 +84,11 @@ class Dataset:
                 where=f"dataset '{self.name}'",
                 got=(tuple(self.x_train.shape), tuple(self.x_test.shape)),
             )
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the inputs are decoded batch by batch rather than held as tensors."""
+        return not isinstance(self.x_train, torch.Tensor)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
