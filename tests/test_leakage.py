@@ -160,3 +160,12 @@ def test_no_section_without_a_train_or_test_table(tmp_path: Path) -> None:
     study = study.model_copy(update={"tables": []})
     comp = cmp.compare(study, "small", [row(r) for r in _records()])
     assert comp.leakage == []
+
+
+def test_the_best_test_accuracy_over_epochs_is_checked_against_the_train_accuracy() -> None:
+    recs = _records()
+    for r in recs:
+        r["metrics"]["test_acc_best"] = r["metrics"]["test_acc"] + 0.1
+    got = _guard(_study("test_acc_best"), recs)
+    assert (got["bn"].status, got["bn"].other) == (lk.FLAGGED, "train_acc")
+    assert got["nd"].status == lk.CLEAR

@@ -2,8 +2,8 @@
 train number like a test-set one), judged on the seeds of its cell that record both metrics.
 
 Rule, per reported value r of a table whose metric has a train/test counterpart (``test_acc`` ↔
-``train_acc``, ``test_loss`` ↔ ``train_loss``), over the n seeds of its cell with both metrics
-(own = the table's metric, other = its counterpart, per seed i):
+``train_acc``, ``test_loss`` ↔ ``train_loss``, ``test_acc_best`` → ``train_acc``), over the n
+seeds of its cell with both metrics (own = the table's metric, other = its counterpart, per seed i):
 
 - the gap gᵢ = otherᵢ − ownᵢ must differ from 0 beyond noise: its (1 − 2α) t-interval (n − 1
   df) excludes 0. Without a gap the two metrics cannot be told apart, whatever r is.
@@ -22,7 +22,7 @@ construction (same data order, one test set) never make a small distance "beyond
 Fewer than 2 seeds, smoke scale, or runs at another scale than the table's: ``cannot_tell``
 (the numbers are shown for information).
 
-Imports study, stats and the sibling modules results, select and cells.
+Imports study, record, stats and the sibling modules results, select and cells.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ import numpy as np
 
 from .. import stats
 from ..numbers import fmt
+from ..record import ACCURACY_PREFIXES
 from ..study import ReportedTable, ReportedValue, Study, TableLayout
 from .cells import cell_runs, reported_se, scale_note
 from .results import LeakageResult, chance_sentence
-from .select import ACCURACY_METRICS, Row, datasets, metric_value, n_test_of, usable
+from .select import Row, datasets, metric_value, n_test_of, usable
 
 ALPHA = 0.05
 """Level of each one-sided test (gap and side); see the module docstring for why it is not split."""
@@ -46,8 +47,11 @@ PARTNER: dict[str, str] = {
     "train_acc": "test_acc",
     "test_loss": "train_loss",
     "train_loss": "test_loss",
+    # the best test accuracy over epochs (the original code's "Best Acc") against the final train
+    # accuracy: near the end of training the train accuracy only grows, so its final value is its best
+    "test_acc_best": "train_acc",
 }
-SPLIT = {"train_acc": "training-set", "train_loss": "training-set", "test_acc": "test-set", "test_loss": "test-set"}
+SPLIT = {m: ("training-set" if m.startswith("train_") else "test-set") for m in (*PARTNER, *PARTNER.values())}
 FLAGGED = "flagged"
 CLEAR = "clear"
 CANNOT_TELL = "cannot_tell"
@@ -129,7 +133,7 @@ def evaluate_value(
     mid = (a + b) / 2.0
     n_test = table.test_size or n_test_of(usable(runs))
     floor = 0.0
-    if own in ACCURACY_METRICS and n_test:
+    if own.startswith(ACCURACY_PREFIXES) and n_test:
         floor = stats.binomial_floor_sd_percent(min(100.0, max(0.0, float(np.mean(a)))), n_test)
     sd_gap = max(float(np.std(gap, ddof=1)), floor)
     sd_mid = max(float(np.std(mid, ddof=1)), floor / 2.0)
