@@ -169,3 +169,13 @@ def test_the_best_test_accuracy_over_epochs_is_checked_against_the_train_accurac
     got = _guard(_study("test_acc_best"), recs)
     assert (got["bn"].status, got["bn"].other) == (lk.FLAGGED, "train_acc")
     assert got["nd"].status == lk.CLEAR
+
+
+def test_the_report_says_why_nothing_is_judged_at_another_scale(tmp_path: Path) -> None:
+    study, recs = _study(scale="paper"), _records()
+    comp = cmp.compare(study, "small", [row(r) for r in recs])
+    plan_info = {"scale_description": "small", "dataset": "digits", "settings": {}, "command": "restudy run toy"}
+    md = write_report(tmp_path, study, "small", comp, recs, {}, plan_info=plan_info)["markdown"].read_text()
+    assert "looks like a training-set number" not in md
+    assert "0 of 2 reported train/test values flagged; 0 clear; 2 cannot tell." in md
+    assert "Not judged at this scale: reported at paper scale" in md

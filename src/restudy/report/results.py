@@ -283,7 +283,8 @@ def _leakage_view(comparison: cmp.Comparison) -> dict[str, Any] | None:
         for x in comparison.leakage
         if x.status == FLAGGED
     ]
-    other = comparison.leakage[0]
+    unjudged = [x for x in comparison.leakage if not x.comparable or x.scale == "smoke"]
+    scale_note = f"Not judged at this scale: {unjudged[0].note.removeprefix('cannot tell: ')}." if unjudged else ""
     return {
         "rule": LEAKAGE_RULE,
         "summary": leakage_summary(comparison.leakage) + ".",
@@ -292,7 +293,7 @@ def _leakage_view(comparison: cmp.Comparison) -> dict[str, Any] | None:
         )
         if rows
         else None,
-        "scale_note": "" if other.comparable else f"These runs are {other.scale} scale: {other.note}.",
+        "scale_note": scale_note,
     }
 
 
