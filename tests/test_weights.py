@@ -110,3 +110,16 @@ def test_cli_export_and_validate(run_folder: Path, tmp_path: Path) -> None:
     pth.write_bytes(b"x")
     r = runner.invoke(app, ["validate", "enorm", "--weights", str(pth)], env={"COLUMNS": "200"})
     assert r.exit_code == 2 and "weights_only=True" in r.output
+
+
+def test_the_agreement_rule() -> None:
+    from restudy.weights import judge
+
+    assert judge(93.0, 93.0, 10000, [], True)[0] == "identical"
+    assert judge(93.0, 93.01, 10000, [], True)[0] == "differs"  # one prediction in the recorded environment
+    other = ["device cuda → cpu"]
+    assert judge(93.0, 93.01, 10000, other, True)[0] == "agrees"  # 1 of at most 10 changes
+    assert judge(93.0, 93.10, 10000, other, True)[0] == "agrees"  # 10
+    assert judge(93.0, 93.11, 10000, other, True)[0] == "differs"  # 11
+    assert judge(93.0, 93.5, 200, other, True)[0] == "agrees"  # 1 example of 200: at least one may change
+    assert judge(93.0, 80.0, 10000, [], False)[0] == "other data"

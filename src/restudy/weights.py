@@ -131,7 +131,7 @@ def sidecar(rec: dict[str, Any], meta: dict[str, str], sha256: str) -> dict[str,
         "transforms": value(s, "transforms"),
         "normalization": json.loads(meta.get("normalization", "null")),
         "recorded": {"status": rec["status"], "test_acc": metrics.get("test_acc"), "n_test": metrics.get("n_test")},
-        "env": {k: env.get(k) for k in ("device", "threads", "torch", "cpu", "gpu")},
+        "env": {**{k: env.get(k) for k in ("threads", "torch", "cpu", "gpu")}, **json.loads(meta.get("env", "{}"))},
         "spec": spec,
     }
 
@@ -317,25 +317,12 @@ def validate(
         for k in ("device", "threads", "torch")
         if env_then.get(k) is not None and str(env_then.get(k)) != str(env_now.get(k))
     ]
-    changed = round(abs(recomputed - recorded) * n_test / 100.0) if math.isfinite(recorded) else n_test
     same_data = (
         settings["data"] == spec_d["settings"]["data"] == d["dataset"]
         and (d["recorded"].get("n_test") in (None, n_test))
         and (d.get("normalization") is None or _rounded(d["normalization"]) == _rounded(ds.normalization))
     )
-    allowed = max(1, math.floor(CHANGED_FRACTION * n_test))
-    if not same_data:
-        status = OTHER_DATA
-        why = f"evaluated on other data than the run's ({ds.description}); the recorded value is not comparable"
-    elif recomputed == recorded:
-        status, why = IDENTICAL, "bit-identical to the recorded value"
-    elif diff and changed <= allowed:
-        status = AGREES
-        why = f"{changed} prediction(s) changed in another environment ({'; '.join(diff)}), within {allowed}"
-    else:
-        status = DIFFERS
-        where = f" in another environment ({'; '.join(diff)})" if diff else " in the recorded environment"
-        why = f"{changed} prediction(s) changed{where}; allowed {'0' if not diff else allowed}"
+    status, why = judge(recorded, recomputed, n_test, diff, same_data, ds.description)
     return Validation(
         run=str(d.get("run")),
         model=str(settings["model"]),
@@ -343,12 +330,35 @@ def validate(
         recorded=recorded,
         recomputed=recomputed,
         n_test=n_test,
-        changed=changed,
+        changed=changed_predictions(recorded, recomputed, n_test),
         status=status,
         same_env=not diff,
         env_diff=diff,
         message=why,
     )
+
+
+def changed_predictions(recorded: float, recomputed: float, n_test: int) -> int:
+    """How many test predictions at least changed between two accuracies (%) on ``n_test`` examples."""
+    return round(abs(recomputed - recorded) * n_test / 100.0) if math.isfinite(recorded) else n_test
+
+
+def judge(
+    recorded: float, recomputed: float, n_test: int, env_diff: list[str], same_data: bool, data: str = ""
+) -> tuple[str, str]:
+    """The agreement rule (module docstring): status and why."""
+    if not same_data:
+        return OTHER_DATA, f"evaluated on other data than the run's ({data}); the recorded value is not comparable"
+    if recomputed == recorded:
+        return IDENTICAL, "bit-identical to the recorded value"
+    changed = changed_predictions(recorded, recomputed, n_test)
+    allowed = max(1, math.floor(CHANGED_FRACTION * n_test))
+    where = f"{changed} prediction(s) changed in another environment ({'; '.join(env_diff)})"
+    if env_diff and changed <= allowed:
+        return AGREES, f"{where}, within the {allowed} allowed"
+    if env_diff:
+        return DIFFERS, f"{where}; {allowed} allowed"
+    return DIFFERS, f"{changed} prediction(s) changed in the recorded environment, where it must be bit-identical"
 
 
 def _rounded(x: Any) -> Any:

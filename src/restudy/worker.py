@@ -152,7 +152,11 @@ def save_weights(record: RunRecord, out: Path, model: torch.nn.Module, data: Dat
         "num_classes": int(data.num_classes),
         "normalization": data.normalization,
         "test_acc": record.metrics.get("test_acc"),
-        "env": {k: record.env.get(k) for k in ("device", "threads", "torch")},
+        "env": {
+            "device": next((p.device.type for p in model.parameters()), "cpu"),  # where it ran, not what exists
+            "threads": record.env.get("threads"),
+            "torch": record.env.get("torch"),
+        },
     }
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     sha = save_tensors(out / WEIGHTS_FILE, state, {k: json.dumps(v, default=str) for k, v in meta.items()})
