@@ -15,6 +15,7 @@ from restudy.artifacts import WEIGHTS_FILE
 from restudy.cli import app
 from restudy.errors import RestudyError, UnsafeFileError
 from restudy.plan import plan
+from restudy.safeio import sha256_of
 from restudy.stacked import stackable
 from restudy.studyfile import load_study, parse_overrides
 from restudy.weights import export, validate
@@ -75,8 +76,22 @@ def test_validate_notices_other_weights(run_folder: Path, tmp_path: Path) -> Non
     name = next(k for k, t in state.items() if t.is_floating_point() and t.dim() == 2)
     state[name] = torch.zeros_like(state[name])
     save_file(state, str(dest))
+    with pytest.raises(RestudyError, match="not the ones w.json describes"):
+        validate(dest, study_id="enorm")
+    side = json.loads((tmp_path / "w.json").read_text())
+    side["sha256"] = sha256_of(dest)  # a sidecar released with other weights
+    (tmp_path / "w.json").write_text(json.dumps(side))
     v = validate(dest, study_id="enorm")
     assert v.status == "differs" and not v.ok and v.changed > 0
+    with pytest.raises(RestudyError, match="another study"):
+        validate(dest, study_id="nondeterminism")
+
+
+def test_other_data_is_shown_not_judged(run_folder: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "w.safetensors"
+    export(str(run_folder), dest)
+    v = validate(dest, study_id="enorm", data_args={"n_test": 100})
+    assert v.status == "other data" and v.ok and v.n_test == 100
 
 
 def test_pickles_are_refused_naming_the_safe_conversion(tmp_path: Path) -> None:

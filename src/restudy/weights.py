@@ -31,7 +31,7 @@ from . import __version__
 from .artifacts import RUN_FILE, WEIGHTS_FILE, run_dir
 from .errors import RestudyError, UnsafeFileError
 from .record import validate as validate_record
-from .safeio import PICKLE_SUFFIXES, atomic_write_bytes, read_json, write_json
+from .safeio import PICKLE_SUFFIXES, atomic_write_bytes, read_json, sha256_of, write_json
 from .settings import part_args, value
 
 FORMAT = "restudy-weights/1"
@@ -211,6 +211,14 @@ def _describe(weights: Path) -> dict[str, Any]:
         d = read_json(side)
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise RestudyError("not a restudy weights sidecar", where=str(side), allowed=FORMAT)
+        got = sha256_of(weights)
+        if got != d.get("sha256"):
+            raise RestudyError(
+                f"the weights are not the ones {side.name} describes (sha256 differs)",
+                where=str(weights),
+                got=got,
+                allowed=d.get("sha256"),
+            )
         return d
     meta = metadata(weights)
     if "spec" not in meta:
@@ -269,6 +277,7 @@ def validate(
     refuse_unsafe(weights)
     d = _describe(weights)
     spec_d = dict(d["spec"])
+    run_data = spec_d["settings"]["data"]
     if study_id is not None and spec_d["study"] != study_id:
         raise RestudyError(
             "these weights come from another study", where=str(weights), got=spec_d["study"], allowed=study_id
@@ -297,7 +306,10 @@ def validate(
             allowed={"input_shape": list(want_shape), "num_classes": d.get("num_classes")},
         )
     model, _ = build_model(spec, shape, classes, device)
-    state = load_tensors(weights)
+    try:
+        state = load_tensors(weights)
+    except Exception as e:  # safetensors' own error types: a damaged or foreign file
+        raise RestudyError(f"not a readable safetensors file: {e}", where=str(weights)) from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -318,7 +330,7 @@ def validate(
         if env_then.get(k) is not None and str(env_then.get(k)) != str(env_now.get(k))
     ]
     same_data = (
-        settings["data"] == spec_d["settings"]["data"] == d["dataset"]
+        settings["data"] == run_data
         and (d["recorded"].get("n_test") in (None, n_test))
         and (d.get("normalization") is None or _rounded(d["normalization"]) == _rounded(ds.normalization))
     )
