@@ -147,7 +147,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "report": {"compare", "record", "env", "safeio", "study", "stats", "metrics", "claims", "artifacts", "numbers"},
     "export": {"record", "store"},
     "console": set(),
-    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build"},
+    "weights": {"artifacts", "build", "env", "evaluate", "plan", "record", "registry", "safeio", "seeding", "settings"},
+    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build", "weights"},
     # A study's own parts: models, data sets, transforms and claim kinds (with their figures); methods:
     # the deconvolution architectures build their layers from restudy.methods.deconv.
     "studies": {"registry", "models", "methods", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
@@ -175,6 +176,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
         "build",
         "studies",
         "ray_executor",
+        "weights",
     },
     "safetensors": {"safeio", "data", "compare"},
     "scipy": {"stats", "metrics"},

@@ -354,6 +354,7 @@ def test_every_unsupported_setting_is_declared_in_one_place():
         "optimizer.lr_mult_bias_bn": 0.5,
         "run_metrics": ["weight_norm"],
         "transforms": ["shuffled_pixels"],  # inputs that differ from seed to seed
+        "save_weights": True,
     }
     registry.import_study_module("restudy.studies.rethinking_generalization")  # registers the transform
     assert set(unsupported) == set(NOT_STACKED)

@@ -6,6 +6,8 @@
     <out>/runs/<key>/run.json      the run record (written atomically by the worker)
     <out>/runs/<key>/test_logits.safetensors
                                    per-example test tensors (see TENSOR_* below)
+    <out>/runs/<key>/model.safetensors
+                                   the final model's state (setting ``save_weights``)
     <out>/runs/<key>/.claim        which driver is running it (several drivers on one folder)
 
 Tensors in ``test_logits.safetensors``: ``logits`` (final-epoch test logits), ``labels``,
@@ -21,6 +23,7 @@ from pathlib import Path
 RUNS_DIR = "runs"
 RUN_FILE = "run.json"
 LOGITS_FILE = "test_logits.safetensors"
+WEIGHTS_FILE = "model.safetensors"
 CLAIM_FILE = ".claim"
 STORE_FILE = "store.db"
 

@@ -489,6 +489,16 @@ DECLARATIONS: tuple[Setting, ...] = (
         reason="the original's crop25/crop81 on 32x32 images (originals.md §4.6)",
     ),
     Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model", default=[]),
+    # Released weights (seed 000's weights and inference-only scripts): `restudy export` / `validate`.
+    # Listed in a run's settings (and its key) only when on: turning it off changes no run.
+    Setting(
+        "save_weights",
+        Flag(),
+        "keep the final model's weights as model.safetensors in the run folder (for restudy export)",
+        default=False,
+        applies_when=AppliesWhen("save_weights", None),
+        reason="disk: a paper-scale CIFAR network is 10-200 MB per run, hundreds of runs per study",
+    ),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in DECLARATIONS}

@@ -121,6 +121,7 @@ NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
         "per-group learning rates (optimizer.lr_mult_bias_bn) are not stacked",
     ),
     "run_metrics": (bool, "per-run metrics are measured on each model (single-run path)"),
+    "save_weights": (bool, "weights are saved model by model (single-run path)"),
     "transforms": (
         lambda v: v is True,
         "a data transform whose inputs depend on the seed (the stack shares one input tensor)",

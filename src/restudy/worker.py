@@ -18,6 +18,8 @@ Optional extras, each driven by a setting:
   as ``snapshot_<i>`` (i = 0-based cycle), their mean (logits averaged) as ``ensemble``, its
   accuracy as ``test_acc_ensemble``; with ``tta`` also ``ensemble_tta_<strategy>`` (the mean over
   snapshots of each snapshot model's TTA logits) and ``test_acc_ensemble_tta_<strategy>``.
+* ``save_weights: true``: the final model's state (parameters and buffers) as
+  ``model.safetensors``, with its sha256 in the record (read by :mod:`restudy.weights`).
 * ``cka_examples: n``: the penultimate features of the first n test examples, as ``features``.
 * ``run_metrics: [name, ...]``: per-run metrics (registry kind ``run_metric``), each a function
   ``fn(model=, x_train=, y_train=, x_test=, y_test=, settings=) -> {metric_name: float}`` called
@@ -44,6 +46,7 @@ from .artifacts import (
     TENSOR_INDEX,
     TENSOR_LABELS,
     TENSOR_LOGITS,
+    WEIGHTS_FILE,
     ensemble_tta_tensor,
     snapshot_tensor,
     tta_tensor,
@@ -53,6 +56,7 @@ from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
 from .safeio import save_tensors, write_json
+from .settings import value
 
 if TYPE_CHECKING:
     import torch
@@ -60,7 +64,7 @@ if TYPE_CHECKING:
     from .data import Dataset
     from .train import TrainResult
 
-__all__ = ["LOGITS_FILE", "execute", "penultimate_features", "save_test_tensors"]
+__all__ = ["LOGITS_FILE", "execute", "penultimate_features", "save_test_tensors", "save_weights"]
 
 
 def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[str, Any]:
@@ -117,6 +121,8 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         eval_train=train_eval_size(s),
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
+    if value(s, "save_weights"):
+        save_weights(record, out, parts.model, data)
     if result.test_logits is not None:
         t1 = time.perf_counter()
         extra, extra_metrics, what = _extras(result, parts, x_te, y_te, s)
@@ -131,6 +137,31 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
             )
         save_test_tensors(record, out, result.test_logits, y_te, data, extra, what)
     record.env["dataset"] = data.description
+
+
+def save_weights(record: RunRecord, out: Path, model: torch.nn.Module, data: Dataset) -> None:
+    """Write the final model's state (parameters and buffers) as safetensors and its artifact
+    entry (setting ``save_weights``). The file's metadata says what rebuilds and checks it: the
+    run's spec, input shape, class count, normalisation, test accuracy and device (read by
+    :mod:`restudy.weights`)."""
+    import json
+
+    meta = {
+        "run": record.key,
+        "spec": record.spec,
+        "input_shape": list(data.x_test.shape[1:]),
+        "num_classes": int(data.num_classes),
+        "normalization": data.normalization,
+        "test_acc": record.metrics.get("test_acc"),
+        "env": {
+            "device": next((p.device.type for p in model.parameters()), "cpu"),  # where it ran, not what exists
+            "threads": record.env.get("threads"),
+            "torch": record.env.get("torch"),
+        },
+    }
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sha = save_tensors(out / WEIGHTS_FILE, state, {k: json.dumps(v, default=str) for k, v in meta.items()})
+    record.artifacts[WEIGHTS_FILE] = {"sha256": sha, "what": "final model state (parameters and buffers)"}
 
 
 def save_test_tensors(

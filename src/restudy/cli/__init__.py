@@ -28,6 +28,7 @@ from .session import (
     with_notices,
 )
 from .show import settings_table, show_renderables
+from .weights import register as register_weights
 
 app = typer.Typer(
     add_completion=False,
@@ -339,3 +340,6 @@ def schema() -> None:
     from ..study import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+register_weights(app, _user_errors)  # restudy export / validate (cli/weights.py)

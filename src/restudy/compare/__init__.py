@@ -4,7 +4,8 @@ claim, each with its evidence.
 
 The package, one concept per module: ``results`` (verdicts and result dataclasses), ``select``
 (selecting, grouping, pairing and summarising runs), ``cells`` (numeric cells and result tables),
-``views`` (model-set views → stored tensors), ``modelsets`` (model sets from stored predictions,
+``views`` (model-set views → stored tensors), ``leakage`` (reported train/test values that look
+like the other split's number), ``modelsets`` (model sets from stored predictions,
 :func:`load_predictions`), ``variability`` (variability tables) and ``context`` (the
 :class:`EvaluationContext` an evaluator gets). Claims are judged by their kind's evaluator,
 found in the ``claim`` registry (:mod:`restudy.claims`); this module only orchestrates.
@@ -33,6 +34,7 @@ from ..numbers import pct
 from ..study import Hyper, Study, VariabilityLayout
 from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary, table_cells, table_result
 from .context import EvaluationContext
+from .leakage import judge_tables
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
 from .results import (
     INCONCLUSIVE,
@@ -47,6 +49,7 @@ from .results import (
     ClaimResult,
     Comparison,
     GroupSummary,
+    LeakageResult,
     TableResult,
     VariabilityCell,
     VariabilityRow,
@@ -79,6 +82,7 @@ __all__ = [
     "ClaimResult",
     "CellResult",
     "GroupSummary",
+    "LeakageResult",
     "TableResult",
     "VariabilityCell",
     "VariabilityRow",
@@ -231,7 +235,8 @@ def compare(
 
     Returns:
         The :class:`Comparison`: a summary per (experiment, variant), one result per reported
-        cell of each result table, one per such table, one per variability table, one per claim.
+        cell of each result table, one per such table, one per variability table, one per claim,
+        and the leakage guard's decision per reported train/test value.
     """
     # One BLAS thread: the products here are small and many; on a loaded CPU a thread pool per
     # product is 30x slower, and one thread makes the numbers independent of the core count.
@@ -284,4 +289,5 @@ def _compare(
         tables=tables,
         claims=claims,
         variability=variability,
+        leakage=judge_tables(study, scale, kept),
     )

@@ -2,8 +2,9 @@
 
 :class:`Comparison` holds a :class:`GroupSummary` per (experiment, variant), a :class:`CellResult`
 per reported cell, a :class:`TableResult` per result table, a :class:`VariabilityTableResult` per
-variability table and a :class:`ClaimResult` per claim (whose ``evidence`` is whatever its claim
-kind's evaluator returned, JSON-safe). ``to_dict()`` turns any of them into plain values (NaN and
+variability table, a :class:`LeakageResult` per reported train or test value and a
+:class:`ClaimResult` per claim (whose ``evidence`` is whatever its claim kind's evaluator returned,
+JSON-safe). ``to_dict()`` turns any of them into plain values (NaN and
 ±inf become None), as ``results.json`` stores them.
 
 Imports numpy and stats.
@@ -364,6 +365,52 @@ class VariabilityTableResult(_ToDict):
 
 
 @dataclass(frozen=True)
+class LeakageResult(_ToDict):
+    """One reported value of a train/test metric against both metrics of its cell's runs
+    (:mod:`restudy.compare.leakage`).
+
+    Attributes:
+        table, row, column: the cell; reported, reported_text: its value and as printed.
+        metric: the table's metric (e.g. ``test_acc``); other: its counterpart (``train_acc``).
+        n: seeds with both metrics.
+        own_mean, own_sd, other_mean, other_sd: the two metrics over those seeds.
+        gap_low, gap_high: the (1 − 2α) CI of other − own (per seed).
+        side, side_low, side_high: how far the reported value lies past the per-seed midpoint of
+            the two metrics towards ``other`` (metric unit), with its (1 − 2α) CI.
+        status: ``flagged`` (closer to ``other`` beyond noise), ``clear`` (closer to ``metric``
+            beyond noise) or ``cannot_tell``.
+        looks_like: the split ``other`` is measured on (``training-set``/``test-set``).
+        note: why, in one sentence.
+        alpha: level of each one-sided test.
+        scale, comparable: the runs' scale and whether it is the table's.
+    """
+
+    table: str
+    row: str
+    column: str
+    reported: float
+    reported_text: str
+    metric: str
+    other: str
+    n: int
+    own_mean: float
+    own_sd: float
+    other_mean: float
+    other_sd: float
+    gap_low: float
+    gap_high: float
+    side: float
+    side_low: float
+    side_high: float
+    status: str
+    looks_like: str
+    note: str
+    alpha: float = 0.05
+    scale: str = ""
+    comparable: bool = True
+
+
+@dataclass(frozen=True)
 class Comparison(_ToDict):
     """Everything compare computed for one study at one scale."""
 
@@ -375,6 +422,7 @@ class Comparison(_ToDict):
     tables: list[TableResult] = field(default_factory=list)
     claims: list[ClaimResult] = field(default_factory=list)
     variability: list[VariabilityTableResult] = field(default_factory=list)
+    leakage: list[LeakageResult] = field(default_factory=list)
 
     def verdict_counts(self) -> dict[str, int]:
         """Returns the number of claims per verdict (every verdict present, possibly 0)."""

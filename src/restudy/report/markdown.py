@@ -57,6 +57,7 @@ SECTIONS = (
     ("variability", "Run-to-run variability"),
     ("curves", "Training curves"),
     ("reported", "Reported vs reproduced"),
+    ("leakage", "Train/test leakage guard"),
     ("groups", "All groups"),
     ("settings", "Settings and their provenance"),
     ("environment", "Environment and cost"),
@@ -71,6 +72,8 @@ def sections(ctx: dict[str, Any]) -> list[tuple[str, str]]:
         skip.add("variability")
     if not ctx["reported"]:
         skip.add("reported")
+    if not ctx.get("leakage"):
+        skip.add("leakage")
     if not ctx["curves"]:
         skip.add("curves")
     return [(a, h) for a, h in SECTIONS if a not in skip]
@@ -235,6 +238,15 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _leakage(ctx: dict[str, Any]) -> list[str]:
+    g = ctx["leakage"]
+    note = f" {g['scale_note']}" if g["scale_note"] else ""
+    lines = ["## Train/test leakage guard", "", g["rule"], "", g["summary"] + note, ""]
+    if g["table"]:
+        lines += table(g["table"])
+    return lines
+
+
 def _groups(ctx: dict[str, Any]) -> list[str]:
     return [
         "## All groups",
@@ -326,6 +338,7 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         "variability": _variability,
         "curves": _curves,
         "reported": _reported,
+        "leakage": _leakage,
         "groups": _groups,
         "settings": _settings,
         "environment": _environment,

@@ -19,6 +19,9 @@ from typing import Any
 
 from .. import compare as cmp
 from ..claims import claim_kind
+from ..compare.leakage import FLAGGED
+from ..compare.leakage import RULE as LEAKAGE_RULE
+from ..compare.leakage import summary as leakage_summary
 from ..numbers import MISSING, fmt
 from ..record import row as record_row
 from ..study import ModelSet, Study
@@ -32,6 +35,7 @@ from .tables import (
     cells_table,
     duration,
     evidence_lines,
+    flagged_cell,
     mean_sd_n,
     seeds_line,
     table,
@@ -129,7 +133,8 @@ def build_results(
     column, reported, mean, sd, n, rel_error], runs [id, experiment, variant, seed_index, status,
     train_acc, test_acc, wall_s]`` are fixed; more keys are added after them, among them
     ``variability`` (one entry per row of each variability table: metric → value, CI, SE;
-    reductions; reported cells with verdicts).
+    reductions; reported cells with verdicts) and ``leakage`` (the leakage guard's decision per
+    reported train/test value, :class:`restudy.compare.LeakageResult`).
     """
     comp = comparison.to_dict()
     return {
@@ -146,6 +151,7 @@ def build_results(
         "tables": comp["tables"],
         "groups": comp["groups"],
         "variability": _variability_entries(comparison),
+        "leakage": comp["leakage"],
         "plan": {
             k: plan_info.get(k)
             for k in ("scale_description", "deviations", "reused_env_mismatch", "wall_s_total", "workers", "command")
@@ -235,6 +241,11 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
     for t in comparison.tables:
         decl = study.table(t.table)
         cells = [c.to_dict() for c in comparison.cells if c.table == t.table]
+        flags = {
+            (x.row, x.column): f"looks like a {x.looks_like} number"
+            for x in comparison.leakage
+            if x.table == t.table and x.status == FLAGGED
+        }
         out.append(
             {
                 "id": t.table,
@@ -250,10 +261,40 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "note": t.note,
                 "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
                 "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
-                "table": cells_table(cells),
+                "table": cells_table(cells, flags),
             }
         )
     return out
+
+
+def _leakage_view(comparison: cmp.Comparison) -> dict[str, Any] | None:
+    """The leakage guard's section: its rule, a one-line summary and the flagged values (None when
+    no reported table has a train/test metric)."""
+    if not comparison.leakage:
+        return None
+    rows = [
+        [
+            flagged_cell(f"{x.table}: {x.row} / {x.column}", f"looks like a {x.looks_like} number"),
+            x.reported_text or fmt(x.reported),
+            mean_sd_n(x.other_mean, x.other_sd, x.n),
+            mean_sd_n(x.own_mean, x.own_sd, x.n),
+            x.note,
+        ]
+        for x in comparison.leakage
+        if x.status == FLAGGED
+    ]
+    unjudged = [x for x in comparison.leakage if not x.comparable or x.scale == "smoke"]
+    scale_note = f"Not judged at this scale: {unjudged[0].note.removeprefix('cannot tell: ')}." if unjudged else ""
+    return {
+        "rule": LEAKAGE_RULE,
+        "summary": leakage_summary(comparison.leakage) + ".",
+        "table": table(
+            ["reported value", "reported", "other split's metric ± SD (n)", "table's metric ± SD (n)", "why"], rows
+        )
+        if rows
+        else None,
+        "scale_note": scale_note,
+    }
 
 
 def _groups_table(comparison: cmp.Comparison) -> Table:
@@ -423,6 +464,7 @@ def report_context(
         "curves": _curves_views(study, figures),
         "reported": _reported_views(study, comparison),
         "variability": variability_views(study, comparison, figures, records),
+        "leakage": _leakage_view(comparison),
         "variability_notes": [n for n in (kernels_note(study, records),) if n],
         "has_variability": bool(comparison.variability) or any(map(_uses_model_sets, study.claims)),
         "rules": _rules(study),

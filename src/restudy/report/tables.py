@@ -1,7 +1,8 @@
 """The report's table cells and texts: a table is ``{"headers": [str], "rows": [[cell]]}`` where a
 cell is ``{"text": str, "cls": str}``; ``cls`` names a style: ``verdict <verdict>``, ``light
-<colour>`` or ``assumed``. Claim kinds build their evidence tables with these helpers; numbers go
-through :func:`restudy.numbers.fmt` (one missing mark).
+<colour>``, ``flag`` (the leakage guard's warning) or ``assumed``. Claim kinds build their
+evidence tables with these helpers; numbers go through :func:`restudy.numbers.fmt` (one missing
+mark).
 
 Imports numbers only.
 """
@@ -116,12 +117,18 @@ def ci_text(entry: dict[str, Any] | None, digits: int) -> str:
     return text
 
 
-def cells_table(cells: Sequence[dict[str, Any]]) -> Table:
+def flagged_cell(text: str, flag: str = "") -> Cell:
+    """A table cell with the leakage guard's warning next to it (``flag``: what the value looks like)."""
+    return cell(f"{text} ⚠ {flag}", "flag") if flag else cell(text)
+
+
+def cells_table(cells: Sequence[dict[str, Any]], flags: dict[tuple[str, str], str] | None = None) -> Table:
     """Reported cells against their runs: reproduced mean ± SD (n), CI, reported value, relative
-    error, traffic light, verdict and note."""
+    error, traffic light, verdict and note; ``flags`` (row, column) → the leakage guard's warning."""
+    flags = flags or {}
     rows = [
         [
-            f"{c['table']}: {c['row']} / {c['column']}",
+            flagged_cell(f"{c['table']}: {c['row']} / {c['column']}", flags.get((c["row"], c["column"]), "")),
             mean_sd_n(c["mean"], c["sd"], c["n"]),
             f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
             fmt(c["reported"]),
