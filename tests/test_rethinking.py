@@ -179,6 +179,21 @@ def test_parameter_counts_equal_the_papers():
         models.small_inception((64,), 10)
 
 
+def test_inception_batchnorm_everywhere_nowhere_or_in_the_two_downsample_modules_only():
+    shape = (3, 28, 28)
+
+    def bns(m: torch.nn.Module) -> list[str]:
+        return [name for name, x in m.named_modules() if isinstance(x, torch.nn.BatchNorm2d)]
+
+    assert len(bns(models.small_inception(shape, 10))) == 1 + 2 * 8 + 2  # stem, 8 Inception modules, 2 downsamples
+    assert bns(models.small_inception(shape, 10, bn=False)) == []
+    down = bns(models.small_inception(shape, 10, bn="downsample"))
+    assert len(down) == 2 and all(".conv." in n for n in down)  # the stride-2 convs of the downsample modules
+    assert _count(models.small_inception(shape, 10, bn="downsample")) == 1_649_402  # BN adds no parameters
+    with pytest.raises(RestudyError, match="downsample"):
+        models.small_inception(shape, 10, bn="some")
+
+
 def test_center_crop_and_per_image_whitening():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
     c = preprocess.center_crop(x, 28)

@@ -77,19 +77,33 @@ _INCEPTION_PLAN = (
 
 @register("model", "small_inception")
 def small_inception(
-    input_shape: tuple[int, ...], num_classes: int, bn: bool = True, width: float = 1.0, dropout: float = 0.0
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    bn: bool | str = True,
+    width: float = 1.0,
+    dropout: float = 0.0,
 ) -> nn.Module:
     """Small Inception (paper Fig. 3): 1,649,402 parameters at ``width=1`` on 3 channels, 10
-    classes. ``bn=False`` is "Inception w/o BatchNorm"; ``dropout`` (a probability) masks the
-    output of every block (the reproduction's regularizer ablation, seed 001 §V.A)."""
+    classes. ``bn=False`` is "Inception w/o BatchNorm"; ``bn="downsample"`` keeps BN in the two
+    downsample modules only (the reproduction's third model, seed 001 §V.B, after its no-BN
+    Inception stayed at chance); ``dropout`` (a probability) masks the output of every block (the
+    reproduction's regularizer ablation, seed 001 §V.A)."""
     _check(input_shape, width, dropout, "small_inception")
-    layers: list[nn.Module] = [ConvModule(input_shape[0], _ch(96, width), 3, bn=bn)]
+    if bn not in (True, False, "downsample"):
+        raise RestudyError(
+            "bn must be true, false or 'downsample'",
+            where="model.small_inception.bn",
+            got=bn,
+            allowed=(True, False, "downsample"),
+        )
+    everywhere = bn is True
+    layers: list[nn.Module] = [ConvModule(input_shape[0], _ch(96, width), 3, bn=everywhere)]
     c = _ch(96, width)
     for kind, *chs in _INCEPTION_PLAN:
         block = (
-            Inception(c, _ch(chs[0], width), _ch(chs[1], width), bn)
+            Inception(c, _ch(chs[0], width), _ch(chs[1], width), everywhere)
             if kind == "inc"
-            else Downsample(c, _ch(chs[0], width), bn)
+            else Downsample(c, _ch(chs[0], width), bool(bn))
         )
         layers.append(block)
         if dropout:
