@@ -648,6 +648,8 @@ def test_claims_not_evaluated_here_share_one_line_each_statement_once(small_repo
     line = next(ln for ln in verdicts.splitlines() if ln.startswith("⚪ not evaluated at this scale ("))
     assert "(#claim-table1)" in line  # the statement links to its anchor
     assert '<a id="claim-table1"></a>**table1**' in claims and '### <a id="claim-table1">' not in claims
-    # a claim with a verdict: heading, statement once, one item of source and evidence
+    # a claim with a verdict: its statement once in the whole report (the verdicts table, linking
+    # to the claim's block); the block is one item of source, evidence and figure
+    assert md.count("ENorm beats the baseline") == 1 and "[ENorm beats the baseline](#claim-beats)" in verdicts
     section = claims.split('<a id="claim-beats"></a>')[1].split("### ")[0]
-    assert section.count("> ENorm beats the baseline") == 1 and "- Test: a beats b. · " in section
+    assert "- Test: a beats b. · " in section and "Figure: ![beats](figures/claim-beats.png)" in section

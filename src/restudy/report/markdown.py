@@ -135,8 +135,8 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
 
 
 def _claims(ctx: dict[str, Any]) -> list[str]:
-    """Each claim once: statement, then source and evidence as one item, its figure, then its
-    table (its result sentence is in the verdicts table). Claims not evaluated at this scale, with
+    """Each claim once: source, evidence and figure as one item, then its table (its statement
+    and result sentence are in the verdicts table, which links here). Claims not evaluated at this scale, with
     nothing to show, share one line (their statements are in the verdicts section)."""
     lines = ["## Claims", ""]
     bare = []
@@ -146,16 +146,15 @@ def _claims(ctx: dict[str, Any]) -> list[str]:
             bare.append(f'<a id="{c["anchor"]}"></a>**{c["id"]}**{src}')
             continue
         mark = VERDICT_MARK.get(c["verdict"], "")
-        lines += [f'### <a id="{c["anchor"]}"></a>{c["id"]} — {mark} {c["verdict_text"]}', f"> {c['statement']}"]
+        lines.append(f'### <a id="{c["anchor"]}"></a>{c["id"]} — {mark} {c["verdict_text"]}')
         meta = f"Source: {c['source']}. " if c["source"] and c["source"] != "n/a" else ""
         meta += f"Test: {c['kind'].replace('_', ' ')}."
         if c["verdict"] == "not_evaluated":
             meta += f" {c['summary'][:1].upper()}{c['summary'][1:]}."
-        # source, test and evidence in one item: the report stays short to scroll (the HTML lists them)
-        lines.append("- " + " · ".join([meta, *(line.rstrip(".") + "." for line in c["lines"])]))
-        if c["figure"]:
-            lines.append(f"- Figure: ![{c['id']}]({c['figure']})")
-        lines.append("")
+        figure = [f"Figure: ![{c['id']}]({c['figure']})"] if c["figure"] else []
+        # source, test, evidence and figure in one item: the report stays short to scroll (the HTML
+        # lists them); the statement is the verdicts table's, which links here
+        lines += ["- " + " · ".join([meta, *(line.rstrip(".") + "." for line in c["lines"]), *figure]), ""]
         if c["table"]:
             lines += table(c["table"])
     if bare:
