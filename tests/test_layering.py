@@ -146,8 +146,27 @@ MAY_IMPORT: dict[str, set[str]] = {
     "compare": {"study", "record", "stats", "metrics", "artifacts", "registry", "claims", "safeio", "tta", "numbers"},
     "report": {"compare", "record", "env", "safeio", "study", "stats", "metrics", "claims", "artifacts", "numbers"},
     "export": {"record", "store"},
+    # Cost planning builds and times runs the normal way, and runs the driver's checks as it does.
+    "cost": {
+        "plan",
+        "runner",
+        "build",
+        "stacked",
+        "train",
+        "evaluate",
+        "executor",
+        "worker",
+        "store",
+        "data",
+        "settings",
+        "tta",
+        "safeio",
+        "artifacts",
+    },
+    "planfile": {"cost", "plan", "safeio"},
+    "pilots": {"plan", "compare", "record", "store", "artifacts"},
     "console": set(),
-    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build"},
+    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build", "cost", "planfile", "pilots"},
     # A study's own parts: models, data sets, transforms and claim kinds (with their figures).
     "studies": {"registry", "models", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
 }
@@ -174,6 +193,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
         "build",
         "studies",
         "ray_executor",
+        "cost",
     },
     "safetensors": {"safeio", "data", "compare"},
     "scipy": {"stats", "metrics"},
@@ -252,6 +272,8 @@ TESTED_IN = {
     "study": "test_studyfile.py",
     "claims": "test_claim_plugin.py",
     "cka": "test_metrics.py",
+    "planfile": "test_cost.py",
+    "pilots": "test_cost.py",
 }
 
 

@@ -339,3 +339,8 @@ def schema() -> None:
     from ..study import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+from .plan import register as _register_plan  # noqa: E402  (the `plan` command lives in cli/plan.py)
+
+_register_plan(app, _user_errors)

@@ -148,7 +148,15 @@ def build_results(
         "variability": _variability_entries(comparison),
         "plan": {
             k: plan_info.get(k)
-            for k in ("scale_description", "deviations", "reused_env_mismatch", "wall_s_total", "workers", "command")
+            for k in (
+                "scale_description",
+                "deviations",
+                "reused_env_mismatch",
+                "wall_s_total",
+                "workers",
+                "command",
+                "estimate",
+            )
         },
     }
 
@@ -325,7 +333,23 @@ def _cost_view(rows: list[dict[str, Any]], plan_info: dict[str, Any]) -> dict[st
         "elapsed": duration(plan_info.get("wall_s_total")),
         "workers": plan_info.get("workers", MISSING),
         "command": plan_info.get("command", ""),
+        "estimate": _estimate_text(plan_info.get("estimate")),
     }
+
+
+def _estimate_text(e: dict[str, Any] | None) -> str:
+    """The estimate ``restudy plan`` saved, beside the actual wall time of the runs (or why not)."""
+    if not isinstance(e, dict):
+        return ""
+    if not isinstance(e.get("wall_s"), (int, float)):
+        return f"Estimate: {e.get('note') or 'unreadable'}."
+    head = (
+        f"Estimated by `restudy plan` ({e.get('planned_at') or 'time unknown'}, {e.get('workers')} worker(s)): "
+        f"{duration(e['wall_s'])} for the {e.get('todo')} runs left"
+    )
+    if isinstance(e.get("actual_s"), (int, float)) and isinstance(e.get("ratio"), (int, float)):
+        return f"{head}; actual {duration(e['actual_s'])}, {e['ratio']:.2f}× the estimate."
+    return f"{head}; {e.get('note') or 'not compared'}."
 
 
 # --------------------------------------------------------------------------------------------
