@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from restudy import cost, pilots, planfile
+from restudy import calibrate, cost, pilots, planfile
 from restudy.errors import RestudyError
 from restudy.plan import plan
 from restudy.studyfile import load_study
@@ -35,6 +35,18 @@ def test_makespan_places_tasks_in_order_on_the_first_free_slot():
     assert cost.makespan([], 3, 1.0, {}) == (0.0, 0.0)
 
 
+def test_load_clock_is_wall_over_cpu_time():
+    import time
+
+    clock = cost.LoadClock()
+    assert clock.factor == 1.0
+    with clock.section():
+        time.sleep(0.05)  # waiting uses no CPU: as if the process got almost none of a core
+    assert clock.factor > 1.0
+    clock = cost.LoadClock(wall=1.0, cpu=2.0)  # several threads: never below 1
+    assert clock.factor == 1.0
+
+
 def test_tasks_follow_the_executor(smoke_specs):
     _, specs = smoke_specs
     tasks, name = cost.tasks_for(specs, 0, 1, "auto")
@@ -48,7 +60,7 @@ def test_tasks_follow_the_executor(smoke_specs):
 def test_calibration_times_steps_and_evaluation_of_a_real_run(smoke_specs):
     _, specs = smoke_specs
     spec = specs[0]
-    c = cost.calibrate_single(spec, 1)
+    c = calibrate.calibrate_single(spec, 1)
     n_train = 0
     from restudy.build import load_data
 
@@ -58,14 +70,14 @@ def test_calibration_times_steps_and_evaluation_of_a_real_run(smoke_specs):
     assert c.step_s > 0 and c.eval_s > 0 and c.train_s >= c.steps * c.step_s
     group = [s for s in specs if s.variant == spec.variant][:2]
     if len(group) == 2:
-        stacked = cost.calibrate_stack(group, 1)
+        stacked = calibrate.calibrate_stack(group, 1)
         assert stacked.size == 2 and stacked.step_s > 0 and stacked.steps == c.steps
 
 
 def test_overhead_comes_from_one_real_run(smoke_specs):
     _, specs = smoke_specs
-    c = cost.calibrate_single(specs[0], 1)
-    o = cost.measure_overhead(specs[0], 1, c)
+    c = calibrate.calibrate_single(specs[0], 1)
+    o = calibrate.measure_overhead(specs[0], 1, c)
     assert o.note == "" and o.task_s >= 0 and o.run_s > 0 and o.of(3) == pytest.approx(o.task_s + 3 * o.run_s)
 
 
@@ -87,8 +99,8 @@ def test_everything_done_costs_nothing(smoke_specs):
 def _estimate(**kw):
     base = dict(
         study="s", scale="smoke", runs=2, done=0, todo=2, tasks=2, workers=1, threads=1, executor="local",
-        execution="inline", device="cpu", gpus=0, wall_s=10.0, busy_s=10.0, core_hours=0.0, gpu_hours=0.0,
-        overhead_s=0.0, startup_s=0.0, driver_s=0.0, calibration_s=0.0,
+        execution="inline", device="cpu", gpus=0, wall_s=10.0, wall_s_now=20.0, load_factor=2.0, busy_s=10.0,
+        core_hours=0.0, gpu_hours=0.0, overhead_s=0.0, startup_s=0.0, driver_s=0.0, calibration_s=0.0,
     )  # fmt: skip
     return cost.Estimate(**{**base, **kw})
 
@@ -106,6 +118,7 @@ def test_plan_file_is_compared_with_the_runs_of_this_command_only(tmp_path: Path
     records = [{"key": "a", "started_at": soon}, {"key": "b", "started_at": soon}]
     out = planfile.estimate_vs_actual(tmp_path, ["a", "b"], records, 12.0)
     assert out["ratio"] == pytest.approx(1.2) and out["actual_s"] == 12.0 and out["note"] == ""
+    assert out["ratio_at_load"] == pytest.approx(0.6)
     # Another plan (a seed more), no runs made by this command, or only some of them: not compared.
     assert "another plan" in planfile.estimate_vs_actual(tmp_path, ["a", "b", "c"], records, 12.0)["note"]
     assert "ran no runs" in planfile.estimate_vs_actual(tmp_path, ["a", "b"], records, None)["note"]

@@ -146,15 +146,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "compare": {"study", "record", "stats", "metrics", "artifacts", "registry", "claims", "safeio", "tta", "numbers"},
     "report": {"compare", "record", "env", "safeio", "study", "stats", "metrics", "claims", "artifacts", "numbers"},
     "export": {"record", "store"},
-    # Cost planning builds and times runs the normal way, and runs the driver's checks as it does.
-    "cost": {
+    # Cost planning: calibrate builds and times runs the normal way; cost runs the driver's checks as it does.
+    "cost": {"plan", "runner", "executor", "calibrate", "build"},
+    "calibrate": {
         "plan",
-        "runner",
         "build",
         "stacked",
         "train",
         "evaluate",
-        "executor",
         "worker",
         "store",
         "data",
@@ -194,6 +193,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
         "studies",
         "ray_executor",
         "cost",
+        "calibrate",
     },
     "safetensors": {"safeio", "data", "compare"},
     "scipy": {"stats", "metrics"},
@@ -273,6 +273,7 @@ TESTED_IN = {
     "claims": "test_claim_plugin.py",
     "cka": "test_metrics.py",
     "planfile": "test_cost.py",
+    "calibrate": "test_cost.py",
     "pilots": "test_cost.py",
 }
 

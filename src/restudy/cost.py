@@ -1,70 +1,44 @@
 """Cost planning: what running a study's remaining runs will take, estimated from a short calibration.
 
-For each distinct pool task (one run, or a stack of K seeds of a tiny model as the stacked executor
-would cut it) the run's parts are built the normal way (``restudy.build``; stacks by
-``restudy.stacked.build_stack``) in this process with the run's thread count, and a few optimizer
-steps are timed after a warm-up step by the real training loop (``train.train`` /
-``train.train_stacked`` on a slice of the training set), plus one evaluation pass over both splits.
-A run's time is then its steps × the time per step + its epochs × the evaluation pass (+ the test
-views of test-time augmentation), plus a fixed per-run overhead measured by running one real run
-of one epoch end to end (preparation, building, saving its tensors and record, indexing it).
+Each distinct pool task (one run, or a stack of K seeds of a tiny model, cut as the executor would
+cut it) is calibrated (``restudy.calibrate``). Tasks are then placed, in the order the executor
+hands them out, on ``workers`` slots (each taken by the first free slot); a slot pays the measured
+start of a worker process once and the load of a data set the first time it sees it. The driver's
+own work before the first run (checking each data set, building each distinct run once) is done
+here as ``restudy run`` does it, timed and added. The estimate is the time of ``restudy run``'s
+training phase; the comparison and report that follow are not included.
 
-Tasks are then placed, in the order the executor hands them out, on ``workers`` slots (each taken
-by the first free slot); a slot pays the measured start of a worker process once and the load of a
-data set the first time it sees it. The driver's own work before the first run (checking each data
-set, building each distinct run once) is done here as ``restudy run`` does it, timed and added.
-The estimate is the time of ``restudy run``'s training phase; the comparison and report that
-follow are not included.
-
-Runs with ``stop_at_fit`` are estimated at all their epochs (an upper bound). The estimate is a
-measurement on this machine at this moment: on a machine shared with other work it moves with the
-load.
+Two figures: the wall time with the machine's cores free for the run (each timing divided by the
+load this process felt while calibrating: wall / CPU seconds, :class:`LoadClock`; one thread on the
+CPU only), and the wall time at the load of the moment (the timings as measured). Runs with
+``stop_at_fit`` are counted at all their epochs (an upper bound).
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
-import json
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .calibrate import (
+    Overhead,
+    TaskCost,
+    calibrate_single,
+    calibrate_stack,
+    dataset_key,
+    measure_load,
+    measure_overhead,
+    measure_startup,
+    settings_key,
+)
 from .errors import RestudyError
 from .plan import RunSpec
 
-# Steps timed per block after the warm-up step, and the time a calibration aims to measure (longer
-# is steadier; the blocks stop once this much was timed or after MAX_BLOCKS).
-STEPS_PER_BLOCK = 4
-MIN_TIMED_S = 0.15
-MAX_BLOCKS = 5
-# The one-epoch end-to-end run that measures the per-run overhead is skipped when its epoch would take
-# longer than this (paper scale on a CPU): the overhead is then the measured build time alone.
-OVERHEAD_RUN_LIMIT_S = 20.0
 EXECUTORS = ("local", "ray")
-
-
-@dataclass
-class TaskCost:
-    """The calibrated cost of one task shape: ``size`` runs of one group (1: a single run)."""
-
-    experiment: str
-    size: int
-    steps: int  # optimizer steps per run (all epochs)
-    epochs: int
-    step_s: float  # one optimizer step of the whole task (all its models)
-    eval_s: float  # one evaluation pass (train and test) of the whole task
-    extras_s: float  # test-time augmentation views, per task
-    build_s: float
-    data: str  # the data set's key (a slot loads it once)
-
-    @property
-    def train_s(self) -> float:
-        return self.steps * self.step_s + self.epochs * self.eval_s + self.extras_s
 
 
 @dataclass
@@ -83,7 +57,9 @@ class Estimate:
     execution: str
     device: str
     gpus: int
-    wall_s: float
+    wall_s: float  # with the machine's cores free for the run
+    wall_s_now: float  # at the machine's load when planned
+    load_factor: float  # wall / CPU time of the calibration (1: a free core)
     busy_s: float  # the tasks' time summed over slots
     core_hours: float
     gpu_hours: float
@@ -96,270 +72,6 @@ class Estimate:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-def _dataset_key(spec: RunSpec) -> str:
-    from .build import data_key, transforms_key
-
-    return json.dumps([data_key(spec.settings), transforms_key(spec.settings)], default=str)
-
-
-def _settings_key(spec: RunSpec) -> str:
-    return json.dumps(spec.settings, sort_keys=True, default=str)
-
-
-def measure_load(spec: RunSpec) -> float:
-    """Seconds to load ``spec``'s data set from scratch (what a new process pays once)."""
-    from .data import load_dataset
-    from .settings import part_args
-
-    t0 = time.perf_counter()
-    load_dataset(spec.engine.data, **part_args(spec.settings, "data"))
-    return time.perf_counter() - t0
-
-
-def measure_startup(spec: RunSpec, threads: int) -> float:
-    """Seconds to start a worker process and make it ready for its first run: a fresh interpreter
-    importing what a spawned worker of ``restudy run`` imports (the command line's module, the
-    executor, the worker) and preparing ``spec``'s run (registries, the study's module, the
-    environment, its data set loaded) as a worker's first run does."""
-    code = (
-        "import json, sys, restudy.cli, restudy.executor, restudy.worker, restudy.stacked\n"
-        "from restudy.build import prepare\n"
-        "from restudy.plan import RunSpec\n"
-        "spec = RunSpec.from_dict(json.load(open(sys.argv[1])))\n"
-        "prepare(spec, int(sys.argv[2]), 'single')\n"
-    )
-    from .safeio import write_json
-
-    with tempfile.TemporaryDirectory(prefix="restudy-plan-") as tmp:
-        path = Path(tmp) / "spec.json"
-        write_json(path, spec.to_dict())
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(path), str(threads)], capture_output=True, text=True, env=_child_env()
-        )
-        seconds = time.perf_counter() - t0
-    if done.returncode:
-        raise RestudyError("a worker process could not prepare a run", got=done.stderr[-500:])
-    return seconds
-
-
-def _child_env() -> dict[str, str]:
-    import os
-
-    here = str(Path(__file__).resolve().parents[1])
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
-
-
-def _timed_blocks(run_block: Any) -> tuple[float, int]:
-    """Call ``run_block()`` (which trains ``STEPS_PER_BLOCK`` steps and returns their seconds)
-    until ``MIN_TIMED_S`` was timed or ``MAX_BLOCKS`` blocks ran; returns (seconds, steps)."""
-    total, steps = 0.0, 0
-    for _ in range(MAX_BLOCKS):
-        total += run_block()
-        steps += STEPS_PER_BLOCK
-        if total >= MIN_TIMED_S:
-            break
-    return total, steps
-
-
-def _slices(n_train: int, batch: int, steps: int) -> tuple[int, int]:
-    """(examples, epochs) of a slice of the training set on which the loop makes ``steps`` steps."""
-    per_epoch = max(1, min(steps, n_train // batch))
-    return min(n_train, per_epoch * batch), -(-steps // per_epoch)
-
-
-def _tta_views(spec: RunSpec) -> int:
-    """Test-set forward passes that test-time augmentation adds to a finished run."""
-    from .build import snapshot_epochs
-    from .settings import value
-    from .tta import parse_strategy
-
-    views = 0
-    for name in value(spec.settings, "tta"):
-        st = parse_strategy(name)
-        views += max(1, st.per_axis**2) * (2 if st.flip else 1)
-    return views * max(1, len(snapshot_epochs(spec.settings)))
-
-
-def calibrate_single(spec: RunSpec, threads: int) -> TaskCost:
-    """Time one run's steps and evaluation pass (see the module docstring)."""
-    from .build import build_run, prepare, steps_per_epoch
-    from .evaluate import evaluate
-    from .train import train
-
-    s = spec.settings
-    prep = prepare(spec, threads, "single")
-    x_tr, y_tr, x_te, y_te = prep.tensors
-    t0 = time.perf_counter()
-    parts = build_run(spec, prep.data, prep.device)
-    build_s = time.perf_counter() - t0
-    bs = int(s["batch_size"])
-    n_train = int(x_tr.shape[0])
-
-    def steps(k: int) -> float:
-        n, epochs = _slices(n_train, bs, k)
-        result = train(
-            parts.model,
-            x_tr[:n],
-            y_tr[:n],
-            x_te[:1],
-            y_te[:1],
-            optimizer=parts.optimizer,
-            schedule=parts.schedule,
-            epochs=epochs,
-            batch_size=bs,
-            order=parts.order,
-            hooks=parts.hooks,
-            augment=parts.augment,
-            eval_batch_size=s["eval_batch_size"],
-            label_smoothing=s["label_smoothing"],
-            memory_format=parts.memory_format,
-        )
-        return sum(row["train_s"] for row in result.curves) * k / max(1, result.steps or k)
-
-    steps(1)  # warm-up: first-call allocations and kernel selection
-    timed, n_steps = _timed_blocks(lambda: steps(STEPS_PER_BLOCK))
-    ebs, mf = s["eval_batch_size"], parts.memory_format
-    evaluate(parts.model, x_te[:2], y_te[:2], "test", ebs, mf)  # warm-up
-    t1 = time.perf_counter()
-    evaluate(parts.model, x_tr, y_tr, "train", ebs, mf)
-    t_test = time.perf_counter()
-    evaluate(parts.model, x_te, y_te, "test", ebs, mf)
-    t2 = time.perf_counter()
-    return TaskCost(
-        experiment=spec.experiment,
-        size=1,
-        steps=int(s["epochs"]) * steps_per_epoch(s, n_train),
-        epochs=int(s["epochs"]),
-        step_s=timed / n_steps,
-        eval_s=t2 - t1,
-        extras_s=_tta_views(spec) * (t2 - t_test),
-        build_s=build_s,
-        data=_dataset_key(spec),
-    )
-
-
-def calibrate_stack(specs: Sequence[RunSpec], threads: int) -> TaskCost:
-    """Time one stack of ``len(specs)`` models as the stacked executor trains it."""
-    from .build import prepare, steps_per_epoch
-    from .stacked import build_stack, member_labels
-    from .train import train_stacked
-
-    spec = specs[0]
-    s = spec.settings
-    prep = prepare(spec, threads, "stacked")
-    x_tr, _, x_te, y_te = prep.tensors
-    labels, _ = member_labels(list(specs), prep.data)
-    labels = labels.to(x_tr.device)
-    t0 = time.perf_counter()
-    stack = build_stack(list(specs), prep.data, prep.device)
-    build_s = time.perf_counter() - t0
-    bs = int(s["batch_size"])
-    n_train = int(x_tr.shape[0])
-    k = len(specs)
-
-    def steps(n_steps: int) -> float:
-        n, epochs = _slices(n_train, bs, n_steps)
-        results = train_stacked(
-            stack.model,
-            x_tr[:n],
-            labels[..., :n],
-            x_te[:1],
-            y_te[:1],
-            optimizer=stack.optimizer,
-            schedule=stack.schedule,
-            epochs=epochs,
-            batch_size=bs,
-            orders=stack.orders,
-            augments=stack.augments,
-            eval_batch_size=s["eval_batch_size"],
-            label_smoothing=s["label_smoothing"],
-        )
-        # train_stacked splits each epoch's time among the models taking part: add it back up.
-        done = max((r.steps for r in results), default=0) or n_steps
-        return sum(row["train_s"] for r in results for row in r.curves) * n_steps / done
-
-    steps(1)
-    timed, n_steps = _timed_blocks(lambda: steps(STEPS_PER_BLOCK))
-    ebs = s["eval_batch_size"]
-    stack.model.predict(x_te[:2], ebs)
-    t1 = time.perf_counter()
-    stack.model.predict(x_tr, ebs)
-    stack.model.predict(x_te, ebs)
-    eval_s = time.perf_counter() - t1
-    return TaskCost(
-        experiment=spec.experiment,
-        size=k,
-        steps=int(s["epochs"]) * steps_per_epoch(s, n_train),
-        epochs=int(s["epochs"]),
-        step_s=timed / n_steps,
-        eval_s=eval_s,
-        extras_s=0.0,
-        build_s=build_s,
-        data=_dataset_key(spec),
-    )
-
-
-@dataclass
-class Overhead:
-    """The fixed time of a run beyond training and evaluation: ``task_s`` once per pool task
-    (preparing, building), ``run_s`` once per run (saving its tensors and record, indexing it)."""
-
-    task_s: float
-    run_s: float
-    note: str = ""
-
-    def of(self, size: int) -> float:
-        return self.task_s + size * self.run_s
-
-
-def measure_overhead(spec: RunSpec, threads: int, cost: TaskCost) -> Overhead:
-    """One real run of one epoch (``worker.execute``) minus its measured training and evaluation
-    time, plus indexing its record in a store; the saving part (tensors, record, index) is timed
-    again on its own as the per-run part. Falls back to the build time when one epoch would
-    exceed ``OVERHEAD_RUN_LIMIT_S``."""
-    from .artifacts import LOGITS_FILE, RUN_FILE
-    from .safeio import load_tensors, save_tensors, write_json
-    from .store import Store
-    from .worker import execute
-
-    one_epoch = cost.train_s / max(1, cost.epochs)
-    if one_epoch > OVERHEAD_RUN_LIMIT_S:
-        return Overhead(cost.build_s, 0.0, f"per-run overhead: the build time only (one epoch takes {one_epoch:.0f} s)")
-    short = replace(spec, settings={**spec.settings, "epochs": 1}, key=spec.key + "-calibration")
-    with tempfile.TemporaryDirectory(prefix="restudy-plan-") as tmp:
-        run_dir = Path(tmp) / "runs" / short.key
-        run_dir.mkdir(parents=True)
-        t0 = time.perf_counter()
-        record = execute(short.to_dict(), str(run_dir), threads)
-        wall = time.perf_counter() - t0
-        if record.get("status") == "failed":
-            why = str(record.get("reason"))[:200]
-            return Overhead(cost.build_s, 0.0, f"per-run overhead: the build time only (a one-epoch run failed: {why})")
-        with Store(tmp) as store:
-            # The driver indexes each record, and reads it back (verified) once all runs ended.
-            t1 = time.perf_counter()
-            store.put(record)
-            store.reindex()
-            store.records([record["key"]])
-            put_s = time.perf_counter() - t1
-        tensors = load_tensors(run_dir / LOGITS_FILE) if (run_dir / LOGITS_FILE).is_file() else {}
-        t2 = time.perf_counter()
-        if tensors:
-            save_tensors(Path(tmp) / "again.safetensors", tensors)
-        write_json(Path(tmp) / ("again-" + RUN_FILE), record)
-        save_s = time.perf_counter() - t2
-    timings = record.get("timings") or {}
-    inner = sum(float(timings.get(k) or 0.0) for k in ("train_s", "eval_s", "extras_s"))
-    total = max(0.0, wall - inner) + put_s
-    per_run = min(total, save_s + put_s)
-    return Overhead(total - per_run, per_run)
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -412,6 +124,30 @@ def makespan(
 # --------------------------------------------------------------------------- the estimate
 
 
+@dataclass
+class LoadClock:
+    """Wall and CPU seconds of the timed sections of a calibration. Their ratio is the machine's
+    load as this process felt it: 1 when it had a core to itself, 3 when it got a third of one.
+    With one intra-op thread on the CPU, the timings divided by it are those of a machine whose
+    cores are free for the run."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    @contextlib.contextmanager
+    def section(self) -> Iterator[None]:
+        w, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - w
+            self.cpu += time.process_time() - c
+
+    @property
+    def factor(self) -> float:
+        return max(1.0, self.wall / self.cpu) if self.cpu > 0 else 1.0
+
+
 def estimate(
     study: Any,
     scale: str,
@@ -457,47 +193,59 @@ def estimate(
     notes: list[str] = []
     costs: dict[tuple[str, int], TaskCost] = {}
     load_s: dict[str, float] = {}
+    clock = LoadClock()
     try:
         driver_s = 0.0
         if todo:
             # The driver's work before the first run, done as `restudy run` does it (and timed).
             say("checking the data and building each distinct run once")
             t0 = time.perf_counter()
-            preflight_data(todo)
-            preflight_parts(study, todo)
+            with clock.section():
+                preflight_data(todo)
+                preflight_parts(study, todo)
             driver_s = time.perf_counter() - t0
         for task in tasks:
             spec = task[0]
-            dkey = _dataset_key(spec)
+            dkey = dataset_key(spec)
             if dkey not in load_s:
                 say(f"loading {spec.engine.data}")
-                load_s[dkey] = measure_load(spec)
-            ckey = (_settings_key(spec), len(task))
+                with clock.section():
+                    load_s[dkey] = measure_load(spec)
+            ckey = (settings_key(spec), len(task))
             if ckey not in costs:
                 stack = f", stack of {len(task)}" if len(task) > 1 else ""
                 say(f"timing {spec.experiment} ({spec.variant_id}{stack})")
-                costs[ckey] = calibrate_single(spec, threads) if len(task) == 1 else calibrate_stack(task, threads)
+                with clock.section():
+                    single = len(task) == 1
+                    costs[ckey] = calibrate_single(spec, threads) if single else calibrate_stack(task, threads)
         overhead = Overhead(0.0, 0.0)
         if tasks:
             key = min(costs, key=lambda k: costs[k].train_s / max(1, costs[k].size))
             cheapest = costs[key]
-            spec = next(t[0] for t in tasks if (_settings_key(t[0]), len(t)) == key)
+            spec = next(t[0] for t in tasks if (settings_key(t[0]), len(t)) == key)
             say("timing one run end to end (per-run overhead)")
-            overhead = measure_overhead(spec, threads, cheapest)
+            with clock.section():
+                overhead = measure_overhead(spec, threads, cheapest)
             if overhead.note:
                 notes.append(overhead.note)
         pooled = ex_name not in ("inline", "none")
-        startup_s = 0.0
+        startup_s, startup_cpu = 0.0, 0.0
         if pooled and executor == "local":
             say("starting a worker process")
-            startup_s = measure_startup(todo[0], threads)
+            startup_s, startup_cpu = measure_startup(todo[0], threads)
     finally:
         torch.set_num_threads(saved_threads)
+    # Free cores: timings divided by the load felt (one thread on the CPU only; CPU time says
+    # nothing of a GPU's time, and several threads add their CPU time up).
+    device = _device(todo or specs, device_for)
+    free = threads == 1 and device == "cpu"
+    f_in = clock.factor if free else 1.0
+    f_child = max(1.0, startup_s / startup_cpu) if free and startup_cpu > 0 else 1.0
     timed = []
     per_exp: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        c = costs[(_settings_key(task[0]), len(task))]
-        seconds = c.train_s + overhead.of(len(task))
+        c = costs[(settings_key(task[0]), len(task))]
+        seconds = (c.train_s + overhead.of(len(task))) / f_in
         timed.append((seconds, c.data))
         e = per_exp.setdefault(
             c.experiment, {"experiment": c.experiment, "todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0}
@@ -507,9 +255,15 @@ def estimate(
         e["run_s"] += seconds
         e["stacked_runs"] += len(task) if len(task) > 1 else 0
     # In this process (inline) the data loaded before the first run is reused: no load per slot.
-    first = _dataset_key(todo[0]) if todo else None
-    wall, busy = makespan(timed, slots or 1, startup_s, {} if ex_name == "inline" else load_s, first)
-    wall += driver_s
+    first = dataset_key(todo[0]) if todo else None
+    loads = {} if ex_name == "inline" else {k: v / f_in for k, v in load_s.items()}
+    wall, busy = makespan(timed, slots or 1, startup_s / f_child, loads, first)
+    wall += driver_s / f_in
+    # At the load of this moment: the same schedule with the timings as measured.
+    raw = [(t * f_in, k) for t, k in timed]
+    wall_now = driver_s + makespan(raw, slots or 1, startup_s, {} if ex_name == "inline" else load_s, first)[0]
+    if not free and tasks:
+        notes.append("with several threads per worker or a GPU, the estimate is at the machine's load when planned")
     by_exp_all: dict[str, int] = {}
     for s in specs:
         by_exp_all[s.experiment] = by_exp_all.get(s.experiment, 0) + 1
@@ -519,7 +273,6 @@ def estimate(
         e = {"experiment": exp, "runs": n, "done": n - e["todo"], **{k: v for k, v in e.items() if k != "experiment"}}
         e["per_run_s"] = e["run_s"] / e["todo"] if e["todo"] else None
         rows.append(e)
-    device = _device(todo or specs, device_for)
     n_slots = min(max(1, slots or 1), len(tasks))
     gpus = 0
     if device == "cuda":
@@ -542,12 +295,14 @@ def estimate(
         device=device,
         gpus=gpus,
         wall_s=wall,
+        wall_s_now=wall_now if tasks else 0.0,
+        load_factor=f_in,
         busy_s=busy,
         core_hours=wall * max(1, n_slots) * threads / 3600.0 if tasks else 0.0,
         gpu_hours=wall * gpus / 3600.0,
-        overhead_s=overhead.of(1),
-        startup_s=startup_s,
-        driver_s=driver_s,
+        overhead_s=overhead.of(1) / f_in,
+        startup_s=startup_s / f_child,
+        driver_s=driver_s / f_in,
         calibration_s=time.perf_counter() - t_start,
         per_experiment=rows,
         notes=notes,

@@ -66,7 +66,8 @@ def estimate_vs_actual(
         return {"note": f"{PLAN_FILE} could not be read"}
     if not isinstance(plan, dict) or not isinstance(plan.get("wall_s"), (int, float)):
         return {"note": f"{PLAN_FILE} is not one restudy plan wrote"}
-    shown = {k: plan.get(k) for k in ("wall_s", "todo", "workers", "threads", "planned_at", "execution")}
+    keep = ("wall_s", "wall_s_now", "load_factor", "todo", "workers", "threads", "planned_at", "execution")
+    shown = {k: plan.get(k) for k in keep}
     if plan.get("plan_keys") != keys_digest(list(keys)):
         return {
             **shown,
@@ -88,4 +89,11 @@ def estimate_vs_actual(
     ]
     if len(ran) != len(todo):
         return {**shown, "note": f"this command ran {len(ran)} of the {len(todo)} runs the plan had left: not compared"}
-    return {**shown, "actual_s": wall_s, "ratio": wall_s / plan["wall_s"] if plan["wall_s"] > 0 else None, "note": ""}
+    now_s = plan.get("wall_s_now") if isinstance(plan.get("wall_s_now"), (int, float)) else plan["wall_s"]
+    return {
+        **shown,
+        "actual_s": wall_s,
+        "ratio": wall_s / plan["wall_s"] if plan["wall_s"] > 0 else None,
+        "ratio_at_load": wall_s / now_s if now_s > 0 else None,
+        "note": "",
+    }

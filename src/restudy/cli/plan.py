@@ -118,10 +118,17 @@ def _render(st: Any, scale: str, est: Any, claims: list[dict], pilots: int, out:
                 duration(e["run_s"]),
             )
         console.print(t)
+        load = (
+            f"; at the machine's load when planned (calibration got 1/{est.load_factor:.1f} of a core): "
+            f"{duration(est.wall_s_now)}"
+            if est.load_factor > 1.05
+            else ""
+        )
         console.print(
-            f"[bold]Estimated wall time: {duration(est.wall_s)}[/] (the training phase of `restudy run`; the "
-            f"comparison and report come after). Core-hours: {est.core_hours:.3f} (cores held × wall time); "
-            f"GPU-hours: {est.gpu_hours:.3f}" + (" (CPU only)" if est.device != "cuda" else f" ({est.gpus} GPU(s))")
+            f"[bold]Estimated wall time: {duration(est.wall_s)}[/] with the machine's cores free for it{load} "
+            "(the training phase of `restudy run`; the comparison and report come after). "
+            f"Core-hours: {est.core_hours:.3f} (cores held × wall time); GPU-hours: {est.gpu_hours:.3f}"
+            + (" (CPU only)" if est.device != "cuda" else f" ({est.gpus} GPU(s))")
         )
         console.print(
             f"Measured: per-run overhead {est.overhead_s:.3f} s, worker start {est.startup_s:.1f} s, "

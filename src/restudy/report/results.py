@@ -344,11 +344,20 @@ def _estimate_text(e: dict[str, Any] | None) -> str:
     if not isinstance(e.get("wall_s"), (int, float)):
         return f"Estimate: {e.get('note') or 'unreadable'}."
     head = (
-        f"Estimated by `restudy plan` ({e.get('planned_at') or 'time unknown'}, {e.get('workers')} worker(s)): "
-        f"{duration(e['wall_s'])} for the {e.get('todo')} runs left"
+        f"Estimated by `restudy plan` ({e.get('planned_at') or 'time unknown'}, {e.get('workers')} worker(s)) "
+        f"for the {e.get('todo')} runs left: {duration(e['wall_s'])} with the machine's cores free"
     )
+    now, factor = e.get("wall_s_now"), e.get("load_factor")
+    if isinstance(now, (int, float)) and isinstance(factor, (int, float)) and factor > 1.05:
+        head += f", {duration(now)} at its load then (1/{factor:.1f} of a core)"
     if isinstance(e.get("actual_s"), (int, float)) and isinstance(e.get("ratio"), (int, float)):
-        return f"{head}; actual {duration(e['actual_s'])}, {e['ratio']:.2f}× the estimate."
+        at_load = e.get("ratio_at_load")
+        also = (
+            f" ({at_load:.2f}× the estimate at the load then)"
+            if isinstance(at_load, (int, float)) and isinstance(factor, (int, float)) and factor > 1.05
+            else ""
+        )
+        return f"{head}; actual {duration(e['actual_s'])}, {e['ratio']:.2f}× the estimate{also}."
     return f"{head}; {e.get('note') or 'not compared'}."
 
 
