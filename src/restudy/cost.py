@@ -126,22 +126,22 @@ def makespan(
 
 @dataclass
 class LoadClock:
-    """Wall and CPU seconds of the timed sections of a calibration. Their ratio is the machine's
-    load as this process felt it: 1 when it had a core to itself, 3 when it got a third of one.
-    With one intra-op thread on the CPU, the timings divided by it are those of a machine whose
-    cores are free for the run."""
+    """Wall and CPU seconds (of this thread) of the calibrated training steps. Their ratio is the
+    machine's load as this process felt it: 1 when it had a core to itself, 3 when it got a third
+    of one. With one intra-op thread on the CPU, the timings divided by it are those of a machine
+    whose cores are free for the run."""
 
     wall: float = 0.0
     cpu: float = 0.0
 
     @contextlib.contextmanager
     def section(self) -> Iterator[None]:
-        w, c = time.perf_counter(), time.process_time()
+        w, c = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.wall += time.perf_counter() - w
-            self.cpu += time.process_time() - c
+            self.cpu += time.thread_time() - c
 
     @property
     def factor(self) -> float:
@@ -200,17 +200,15 @@ def estimate(
             # The driver's work before the first run, done as `restudy run` does it (and timed).
             say("checking the data and building each distinct run once")
             t0 = time.perf_counter()
-            with clock.section():
-                preflight_data(todo)
-                preflight_parts(study, todo)
+            preflight_data(todo)
+            preflight_parts(study, todo)
             driver_s = time.perf_counter() - t0
         for task in tasks:
             spec = task[0]
             dkey = dataset_key(spec)
             if dkey not in load_s:
                 say(f"loading {spec.engine.data}")
-                with clock.section():
-                    load_s[dkey] = measure_load(spec)
+                load_s[dkey] = measure_load(spec)
             ckey = (settings_key(spec), len(task))
             if ckey not in costs:
                 stack = f", stack of {len(task)}" if len(task) > 1 else ""
@@ -224,8 +222,7 @@ def estimate(
             cheapest = costs[key]
             spec = next(t[0] for t in tasks if (settings_key(t[0]), len(t)) == key)
             say("timing one run end to end (per-run overhead)")
-            with clock.section():
-                overhead = measure_overhead(spec, threads, cheapest)
+            overhead = measure_overhead(spec, threads, cheapest)
             if overhead.note:
                 notes.append(overhead.note)
         pooled = ex_name not in ("inline", "none")
@@ -247,13 +244,15 @@ def estimate(
         c = costs[(settings_key(task[0]), len(task))]
         seconds = (c.train_s + overhead.of(len(task))) / f_in
         timed.append((seconds, c.data))
-        e = per_exp.setdefault(
-            c.experiment, {"experiment": c.experiment, "todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0}
-        )
-        e["todo"] += len(task)
-        e["tasks"] += 1
-        e["run_s"] += seconds
-        e["stacked_runs"] += len(task) if len(task) > 1 else 0
+        # A stack may hold runs of several experiments (same settings, other seeds): each run
+        # gets an equal share of its task's time.
+        for exp in {spec.experiment for spec in task}:
+            per_exp.setdefault(exp, {"todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0})["tasks"] += 1
+        for spec in task:
+            e = per_exp[spec.experiment]
+            e["todo"] += 1
+            e["run_s"] += seconds / len(task)
+            e["stacked_runs"] += 1 if len(task) > 1 else 0
     # In this process (inline) the data loaded before the first run is reused: no load per slot.
     first = dataset_key(todo[0]) if todo else None
     loads = {} if ex_name == "inline" else {k: v / f_in for k, v in load_s.items()}
@@ -269,8 +268,8 @@ def estimate(
         by_exp_all[s.experiment] = by_exp_all.get(s.experiment, 0) + 1
     rows = []
     for exp, n in by_exp_all.items():
-        e = per_exp.get(exp, {"experiment": exp, "todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0})
-        e = {"experiment": exp, "runs": n, "done": n - e["todo"], **{k: v for k, v in e.items() if k != "experiment"}}
+        e = per_exp.get(exp, {"todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0})
+        e = {"experiment": exp, "runs": n, "done": n - e["todo"], **e}
         e["per_run_s"] = e["run_s"] / e["todo"] if e["todo"] else None
         rows.append(e)
     n_slots = min(max(1, slots or 1), len(tasks))
