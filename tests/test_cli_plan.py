@@ -68,7 +68,9 @@ def test_json_schema_and_finished_runs_count_as_done(tmp_path: Path):
     assert json.loads((out / "plan.json").read_text())["todo"] == 12
 
 
-def test_ray_without_slots_and_a_foreign_folder_are_clear_errors(tmp_path: Path):
+def test_ray_without_slots_a_bad_mode_and_a_foreign_folder_are_clear_errors(tmp_path: Path):
+    r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--execution", "fast", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "auto, stacked, pool" in r.output
     r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--executor", "ray", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "--workers" in r.output
     (tmp_path / "invocation.json").write_text(json.dumps({"study": "nondeterminism", "scale": "smoke"}))
