@@ -148,3 +148,12 @@ def test_claim_power_reports_the_evaluators_counts():
 def test_no_pilot_runs_no_power(tmp_path: Path, smoke_specs):
     st, specs = smoke_specs
     assert pilots.pilot_power(st, "smoke", tmp_path, specs) == ([], 0)
+
+
+def test_per_experiment_shares_a_mixed_stack_run_by_run():
+    a1, a2, b1, c1 = (SimpleNamespace(experiment=e) for e in ("a", "a", "b", "c"))
+    rows = {r["experiment"]: r for r in cost.per_experiment([a1, a2, b1, c1], [[a1, a2, b1]], [3.0])}
+    want = {"runs": 2, "done": 0, "todo": 2, "tasks": 1, "run_s": 2.0, "stacked_runs": 2, "per_run_s": 1.0}
+    assert rows["a"] == {"experiment": "a", **want}
+    assert rows["b"]["run_s"] == 1.0 and rows["b"]["tasks"] == 1
+    assert rows["c"]["done"] == 1 and rows["c"]["todo"] == 0 and rows["c"]["per_run_s"] is None

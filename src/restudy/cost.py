@@ -238,21 +238,9 @@ def estimate(
     free = threads == 1 and device == "cpu"
     f_in = clock.factor if free else 1.0
     f_child = max(1.0, startup_s / startup_cpu) if free and startup_cpu > 0 else 1.0
-    timed = []
-    per_exp: dict[str, dict[str, Any]] = {}
-    for task in tasks:
-        c = costs[(settings_key(task[0]), len(task))]
-        seconds = (c.train_s + overhead.of(len(task))) / f_in
-        timed.append((seconds, c.data))
-        # A stack may hold runs of several experiments (same settings, other seeds): each run
-        # gets an equal share of its task's time.
-        for exp in {spec.experiment for spec in task}:
-            per_exp.setdefault(exp, {"todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0})["tasks"] += 1
-        for spec in task:
-            e = per_exp[spec.experiment]
-            e["todo"] += 1
-            e["run_s"] += seconds / len(task)
-            e["stacked_runs"] += 1 if len(task) > 1 else 0
+    timed = [
+        ((costs[(settings_key(t[0]), len(t))].train_s + overhead.of(len(t))) / f_in, dataset_key(t[0])) for t in tasks
+    ]
     # In this process (inline) the data loaded before the first run is reused: no load per slot.
     first = dataset_key(todo[0]) if todo else None
     loads = {} if ex_name == "inline" else {k: v / f_in for k, v in load_s.items()}
@@ -263,15 +251,6 @@ def estimate(
     wall_now = driver_s + makespan(raw, slots or 1, startup_s, {} if ex_name == "inline" else load_s, first)[0]
     if not free and tasks:
         notes.append("with several threads per worker or a GPU, the estimate is at the machine's load when planned")
-    by_exp_all: dict[str, int] = {}
-    for s in specs:
-        by_exp_all[s.experiment] = by_exp_all.get(s.experiment, 0) + 1
-    rows = []
-    for exp, n in by_exp_all.items():
-        e = per_exp.get(exp, {"todo": 0, "tasks": 0, "run_s": 0.0, "stacked_runs": 0})
-        e = {"experiment": exp, "runs": n, "done": n - e["todo"], **e}
-        e["per_run_s"] = e["run_s"] / e["todo"] if e["todo"] else None
-        rows.append(e)
     n_slots = min(max(1, slots or 1), len(tasks))
     gpus = 0
     if device == "cuda":
@@ -303,9 +282,32 @@ def estimate(
         startup_s=startup_s / f_child,
         driver_s=driver_s / f_in,
         calibration_s=time.perf_counter() - t_start,
-        per_experiment=rows,
+        per_experiment=per_experiment(specs, tasks, [t for t, _ in timed]),
         notes=notes,
     )
+
+
+def per_experiment(specs: Sequence[RunSpec], tasks: Sequence[Sequence[RunSpec]], seconds: Sequence[float]) -> list:
+    """One row per experiment: its runs, those done and to run, the tasks it has runs in, the
+    runs stacked, and its estimated run time (summed, and per run). A stack may hold runs of
+    several experiments (same settings, other seeds): each run gets an equal share of its task."""
+    rows = {s.experiment: {"experiment": s.experiment, "runs": 0, "done": 0} for s in specs}
+    for s in specs:
+        rows[s.experiment]["runs"] += 1
+    for r in rows.values():
+        r.update(todo=0, tasks=0, run_s=0.0, stacked_runs=0)
+    for task, t in zip(tasks, seconds):
+        for exp in {spec.experiment for spec in task}:
+            rows[exp]["tasks"] += 1
+        for spec in task:
+            r = rows[spec.experiment]
+            r["todo"] += 1
+            r["run_s"] += t / len(task)
+            r["stacked_runs"] += 1 if len(task) > 1 else 0
+    for r in rows.values():
+        r["done"] = r["runs"] - r["todo"]
+        r["per_run_s"] = r["run_s"] / r["todo"] if r["todo"] else None
+    return list(rows.values())
 
 
 def _device(specs: Sequence[RunSpec], device_for: Any) -> str:
