@@ -343,8 +343,9 @@ def _estimate_text(e: dict[str, Any] | None) -> str:
         return ""
     if not isinstance(e.get("wall_s"), (int, float)):
         return f"Estimate: {e.get('note') or 'unreadable'}."
+    slots = "in one process" if e.get("workers") == 0 else f"{e.get('workers')} worker(s)"
     head = (
-        f"Estimated by `restudy plan` ({e.get('planned_at') or 'time unknown'}, {e.get('workers')} worker(s)) "
+        f"Estimated by `restudy plan` ({e.get('planned_at') or 'time unknown'}, {slots}) "
         f"for the {e.get('todo')} runs left: {duration(e['wall_s'])} with the machine's cores free"
     )
     now, factor = e.get("wall_s_now"), e.get("load_factor")
