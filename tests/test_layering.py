@@ -146,9 +146,27 @@ MAY_IMPORT: dict[str, set[str]] = {
     "compare": {"study", "record", "stats", "metrics", "artifacts", "registry", "claims", "safeio", "tta", "numbers"},
     "report": {"compare", "record", "env", "safeio", "study", "stats", "metrics", "claims", "artifacts", "numbers"},
     "export": {"record", "store"},
+    # Cost planning: calibrate builds and times runs the normal way; cost runs the driver's checks as it does.
+    "cost": {"plan", "runner", "executor", "calibrate", "build"},
+    "calibrate": {
+        "plan",
+        "build",
+        "stacked",
+        "train",
+        "evaluate",
+        "worker",
+        "store",
+        "data",
+        "settings",
+        "tta",
+        "safeio",
+        "artifacts",
+    },
+    "planfile": {"cost", "plan", "safeio"},
+    "pilots": {"plan", "compare", "record", "store", "artifacts"},
     "console": set(),
     "weights": {"artifacts", "build", "env", "evaluate", "plan", "record", "registry", "safeio", "seeding", "settings"},
-    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build", "weights"},
+    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build", "weights", "cost", "planfile", "pilots"},
     # A study's own parts: models, data sets, transforms and claim kinds (with their figures); methods:
     # the deconvolution architectures build their layers from restudy.methods.deconv.
     "studies": {"registry", "models", "methods", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
@@ -177,6 +195,8 @@ THIRD_PARTY: dict[str, set[str] | None] = {
         "studies",
         "ray_executor",
         "weights",
+        "cost",
+        "calibrate",
     },
     "safetensors": {"safeio", "data", "compare"},
     "scipy": {"stats", "metrics"},
@@ -256,6 +276,9 @@ TESTED_IN = {
     "study": "test_studyfile.py",
     "claims": "test_claim_plugin.py",
     "cka": "test_metrics.py",
+    "planfile": "test_cost.py",
+    "calibrate": "test_cost.py",
+    "pilots": "test_cost.py",
 }
 
 

@@ -343,3 +343,7 @@ def schema() -> None:
 
 
 register_weights(app, _user_errors)  # restudy export / validate (cli/weights.py)
+
+from .plan import register as _register_plan  # noqa: E402  (the `plan` command lives in cli/plan.py)
+
+_register_plan(app, _user_errors)

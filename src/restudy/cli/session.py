@@ -139,6 +139,7 @@ def compare_and_report(
     """Compares the runs with the claims and writes the report, showing each step's progress."""
     from ..compare import compare, load_predictions
     from ..console import AnalysisProgress
+    from ..planfile import estimate_vs_actual
     from ..record import row
     from ..report import write_report
 
@@ -154,6 +155,7 @@ def compare_and_report(
         )
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
+        plan_info["estimate"] = estimate_vs_actual(out, [s.key for s in specs], records, wall_s)  # restudy plan's
         analysis.step("drawing figures")
         env = {**env, **_run_env(records)}
         paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info, progress=analysis.report)

@@ -287,6 +287,8 @@ def _environment(ctx: dict[str, Any]) -> list[str]:
     ]
     if c["command"]:
         lines += ["", f"Command: `{c['command']}`"]
+    if c["estimate"]:
+        lines += ["", c["estimate"]]
     lines.append("")
     if ctx["reused"]:
         lines += [

@@ -154,7 +154,15 @@ def build_results(
         "leakage": comp["leakage"],
         "plan": {
             k: plan_info.get(k)
-            for k in ("scale_description", "deviations", "reused_env_mismatch", "wall_s_total", "workers", "command")
+            for k in (
+                "scale_description",
+                "deviations",
+                "reused_env_mismatch",
+                "wall_s_total",
+                "workers",
+                "command",
+                "estimate",
+            )
         },
     }
 
@@ -366,7 +374,33 @@ def _cost_view(rows: list[dict[str, Any]], plan_info: dict[str, Any]) -> dict[st
         "elapsed": duration(plan_info.get("wall_s_total")),
         "workers": plan_info.get("workers", MISSING),
         "command": plan_info.get("command", ""),
+        "estimate": _estimate_text(plan_info.get("estimate")),
     }
+
+
+def _estimate_text(e: dict[str, Any] | None) -> str:
+    """The estimate ``restudy plan`` saved, beside the actual wall time of the runs (or why not)."""
+    if not isinstance(e, dict):
+        return ""
+    if not isinstance(e.get("wall_s"), (int, float)):
+        return f"Estimate: {e.get('note') or 'unreadable'}."
+    slots = "in one process" if e.get("workers") == 0 else f"{e.get('workers')} worker(s)"
+    head = (
+        f"Estimated by `restudy plan` ({e.get('planned_at') or 'time unknown'}, {slots}) "
+        f"for the {e.get('todo')} runs left: {duration(e['wall_s'])} with the machine's cores free"
+    )
+    now, factor = e.get("wall_s_now"), e.get("load_factor")
+    if isinstance(now, (int, float)) and isinstance(factor, (int, float)) and factor > 1.05:
+        head += f", {duration(now)} at its load then (1/{factor:.1f} of a core)"
+    if isinstance(e.get("actual_s"), (int, float)) and isinstance(e.get("ratio"), (int, float)):
+        at_load = e.get("ratio_at_load")
+        also = (
+            f" ({at_load:.2f}× the estimate at the load then)"
+            if isinstance(at_load, (int, float)) and isinstance(factor, (int, float)) and factor > 1.05
+            else ""
+        )
+        return f"{head}; actual {duration(e['actual_s'])}, {e['ratio']:.2f}× the estimate{also}."
+    return f"{head}; {e.get('note') or 'not compared'}."
 
 
 # --------------------------------------------------------------------------------------------
