@@ -166,7 +166,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "pilots": {"plan", "compare", "record", "store", "artifacts"},
     "console": set(),
     "weights": {"artifacts", "build", "env", "evaluate", "plan", "record", "registry", "safeio", "seeding", "settings"},
-    "cli": ENGINE | {"compare", "claims", "report", "console", "export", "build", "weights", "cost", "planfile", "pilots"},
+    "cli": ENGINE
+    | {"compare", "claims", "report", "console", "export", "build", "weights", "cost", "planfile", "pilots"},
     # A study's own parts: models, data sets, transforms and claim kinds (with their figures); methods:
     # the deconvolution architectures build their layers from restudy.methods.deconv.
     "studies": {"registry", "models", "methods", "batches", "data", "claims", "compare", "stats", "numbers", "report"},
