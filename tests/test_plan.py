@@ -71,6 +71,20 @@ def test_settings_that_do_not_apply_are_not_in_the_spec(enorm):
     assert "optimizer.betas" in adam.settings and "optimizer.momentum" not in adam.settings
 
 
+def test_a_setting_added_later_is_out_of_the_key_at_its_default_so_stored_runs_are_found(enorm):
+    from restudy.settings import SETTINGS
+
+    later = [n for n, d in SETTINGS.items() if not d.keyed_at_default]
+    assert {"eval_train", "save_weights"} <= set(later)
+    base = _spec(plan(enorm, "smoke"))
+    assert not set(later) & set(base.settings)  # at their defaults: not in the run, not in its key
+    at_default = _spec(plan(enorm, "smoke", overrides=parse_overrides(["eval_train=all", "save_weights=false"])))
+    assert at_default.key == base.key
+    changed = _spec(plan(enorm, "smoke", overrides=parse_overrides(["eval_train=none"])))
+    assert changed.settings["eval_train"] == "none" and changed.key != base.key
+    assert changed.engine.eval_train == "none" and base.engine.eval_train == "all"  # the typed view still answers
+
+
 def test_typed_spec_and_round_trip(enorm):
     spec = _spec(plan(enorm, "smoke"))
     assert spec.engine.batch_size == spec.settings["batch_size"] == 64

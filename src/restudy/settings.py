@@ -288,6 +288,10 @@ class Setting:
     default: Any = REQUIRED
     applies_when: AppliesWhen | None = None
     reason: str = ""  # why the default is what it is, where it is a choice
+    # False for a setting added after runs were stored whose default changes nothing they did: at
+    # its default it is left out of a run's settings, hence out of its key, and runs stored before
+    # it existed are still found on resume.
+    keyed_at_default: bool = True
 
     @property
     def type_name(self) -> str:
@@ -429,6 +433,7 @@ DECLARATIONS: tuple[Setting, ...] = (
         "or none (train metrics null)",
         default="all",
         reason="train accuracy on the whole training set, as fit and generalisation gaps need",
+        keyed_at_default=False,
     ),
     Setting(
         "eval_train.n",
@@ -496,8 +501,8 @@ DECLARATIONS: tuple[Setting, ...] = (
         Flag(),
         "keep the final model's weights as model.safetensors in the run folder (for restudy export)",
         default=False,
-        applies_when=AppliesWhen("save_weights", None),
         reason="disk: a paper-scale CIFAR network is 10-200 MB per run, hundreds of runs per study",
+        keyed_at_default=False,
     ),
 )
 
@@ -532,11 +537,15 @@ def check(name: str, value: Any) -> Problem | None:
 
 
 def relevant(name: str, values: Mapping[str, Any]) -> bool:
-    """Whether setting ``name`` matters given the other settings' ``values`` (its ``applies_when``):
-    settings that do not apply are dropped from a run, so a report never lists (as "assumed") a
-    hyperparameter the run did not use."""
+    """Whether setting ``name`` matters given the settings' ``values`` (its ``applies_when``, and its
+    own value where it is not keyed at its default): settings that do not apply are dropped from a
+    run, so a report never lists (as "assumed") a hyperparameter the run did not use."""
     decl = SETTINGS.get(name)
-    return decl is None or decl.applies_when is None or decl.applies_when.holds(values)
+    if decl is None:
+        return True
+    if not decl.keyed_at_default and values.get(name, decl.default) == decl.default:
+        return False
+    return decl.applies_when is None or decl.applies_when.holds(values)
 
 
 def part_args(settings: Mapping[str, Any], part: str) -> dict[str, Any]:

@@ -113,6 +113,8 @@ def _not_evaluated(rows: list[list[dict[str, str]]]) -> tuple[list[list[dict[str
     lines = []
     for reason, claims in by_reason.items():
         why = reason.removeprefix("not evaluated: ")
+        if len(claims) > 1:  # the evaluator's reason speaks of one claim
+            why = why.replace("this claim gets a verdict at", "these claims get their verdicts at")
         lines += [f"⚪ not evaluated at this scale ({_escape(why)}): {'; '.join(claims)}.", ""]
     return kept, lines
 
