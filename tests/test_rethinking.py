@@ -427,3 +427,32 @@ def test_a_step_loss_claim_with_max_loss_not_above_zero_is_a_problem():
     assert claim.problems(None) == []
     for bad in (0.0, -1.0, float("nan")):
         assert claim.model_copy(update={"max_loss": bad}).problems(None)[0][0] == ("max_loss",)
+
+
+def test_the_paper_path_reads_cifar10_binary_files_crops_whitens_and_trains(tmp_path):
+    """The paper scale end to end on fake files in CIFAR-10's real binary layout (checked by md5):
+    28×28 centre crops, per-image whitening, Small Inception with random crops and weight decay,
+    and MLP 1x512 on random labels, as Table 1 runs them (tiny subsets, one epoch)."""
+    from test_data import fake_md5s, write_fake_cifar
+
+    from restudy.data import cifar as cifar_mod
+
+    write_fake_cifar(tmp_path, cifar_mod.CIFAR10)
+    md5 = json.dumps(fake_md5s(tmp_path, cifar_mod.CIFAR10))
+    common = [f"data.root={tmp_path}", f"data.md5={md5}", "data.n_train=40", "data.n_test=6", "epochs=1"]
+    study = load_study(STUDY)
+
+    def one(extra: list[str], **variant: str) -> dict:
+        specs = plan(study, "paper", seeds=1, experiments=["table1"], overrides=parse_overrides(common + extra))
+        spec = next(s for s in specs if s.variant == variant)
+        assert spec.settings["data"] == "cifar10_zhang" and spec.settings["data.crop"] == 28
+        return execute(spec.to_dict(), str(tmp_path / "runs" / spec.key), 1)
+
+    inception = one(["model.width=0.1"], model="inception", regime="crop_wd")
+    mlp = one([], model="mlp1", regime="random_labels")
+    for rec in (inception, mlp):
+        assert rec["status"] == "finished", rec.get("reason")
+        assert 0.0 <= rec["metrics"]["test_acc"] <= 100.0
+        assert "28" in rec["env"]["dataset"] and "whiten" in rec["env"]["dataset"]
+    assert mlp["spec"]["settings"]["transforms"] == ["random_labels"]
+    assert inception["spec"]["settings"]["augment"] == "crop" and inception["spec"]["settings"]["model"] == "small_inception"
