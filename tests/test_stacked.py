@@ -352,6 +352,8 @@ def test_every_unsupported_setting_is_declared_in_one_place():
         "optimizer.lr_mult_bias_bn": 0.5,
         "run_metrics": ["weight_norm"],
         "transforms": ["shuffled_pixels"],  # inputs that differ from seed to seed
+        "precision": "bf16",
+        "compile": "default",
     }
     registry.import_study_module("restudy.studies.rethinking_generalization")  # registers the transform
     assert set(unsupported) == set(NOT_STACKED)

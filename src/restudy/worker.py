@@ -114,6 +114,8 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies),
         stop_at_fit=fit_threshold(s),
         curve_every_steps=s["curve_every_steps"],
+        forward=parts.forward,
+        amp=parts.amp,
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if result.test_logits is not None:
