@@ -34,7 +34,7 @@ def test_explicit_cuda_without_cuda_is_a_clear_error():
     with pytest.raises(RestudyError) as e:
         resolve_device("cuda")
     text = str(e.value)
-    assert "device" in text and "cuda" in text and "CUDA is not available" in text
+    assert text.startswith("device: CUDA is not available") and "got: 'cuda'" in text
     assert torch.__version__ in text  # what torch reports
     assert "auto" in text  # what to set instead
 
@@ -183,3 +183,27 @@ def test_the_gpu_probe_measures_each_model_once(monkeypatch, enorm):
     m = executor._probe([a.to_dict(), b.to_dict()], threads=1)
     assert calls["reset"] == 2
     assert m["peak_bytes"] == 3 * GIB and m["free_bytes"] == 10 * GIB and m["step_s"] > 0
+
+
+@no_cuda
+def test_restudy_run_with_device_cuda_stops_before_any_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from restudy.cli import app
+
+    out = tmp_path / "out"
+    r = CliRunner().invoke(
+        app, ["run", "enorm", "--scale", "smoke", "--out", str(out), "device=cuda"], env={"COLUMNS": "200"}
+    )
+    assert r.exit_code == 2, r.output
+    assert "CUDA is not available" in r.output and "device" in r.output
+    assert not list(out.glob("runs/*/run.json"))  # nothing ran
+
+
+def test_restudy_run_refuses_a_bad_runs_per_gpu(tmp_path):
+    from typer.testing import CliRunner
+
+    from restudy.cli import app
+
+    r = CliRunner().invoke(app, ["run", "enorm", "--scale", "smoke", "--out", str(tmp_path), "--runs-per-gpu", "0"])
+    assert r.exit_code == 2 and "auto or a whole number" in r.output

@@ -133,6 +133,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": {"record", "safeio", "artifacts"},
     "runner": {
         "plan",
+        "devices",
         "executor",
         "store",
         "record",

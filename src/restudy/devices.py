@@ -70,7 +70,7 @@ def resolve_device(setting: str) -> tuple[str, str | None]:
         return "cuda", None
     if setting == "cuda":
         raise RestudyError(
-            f"device: cuda is set but CUDA is not available ({cuda_report()})",
+            f"CUDA is not available ({cuda_report()})",
             where="device",
             got="cuda",
             allowed="cpu, or auto (cuda when available, else the CPU); or install a CUDA build of torch",

@@ -344,10 +344,16 @@ def choose_executor(
         runs_per_gpu: on CUDA, runs trained at once per GPU: ``"auto"`` (measured) or a count.
 
     Raises:
-        RestudyError: an unknown mode.
+        RestudyError: an unknown mode or ``runs_per_gpu``, or runs set to ``device: cuda`` where
+            CUDA is not available.
     """
     if mode not in EXECUTION_MODES:
         raise RestudyError("unknown execution mode", where="--execution", got=mode, allowed=EXECUTION_MODES)
+    runs_per_gpu = check_runs_per_gpu(runs_per_gpu)
+    from .devices import resolve_device
+
+    for device in sorted({spec.settings.get("device", "auto") for spec in specs}):
+        resolve_device(device)  # device: cuda without CUDA fails here, before any run starts
     if mode == "inline":
         return InlineExecutor(threads)
     if mode == "stacked" or (mode == "auto" and any_stackable(specs)):
@@ -403,7 +409,10 @@ def gpu_plan(
         return gpus, int(runs_per_gpu), f"{runs_per_gpu} per GPU (--runs-per-gpu) on {len(gpus)} GPU(s)"
     from .devices import slots_per_gpu
 
-    m = measure_gpu(specs, threads)
+    try:
+        m = measure_gpu(specs, threads)
+    except Exception as e:  # the probe itself failed: the runs will say why, one at a time
+        return gpus, 1, f"1 per GPU: the memory probe failed ({type(e).__name__}: {e})"
     slots, why = slots_per_gpu(
         m["peak_bytes"], m["free_bytes"], cpus_per_gpu=cpus // len(gpus), runs=-(-len(specs) // len(gpus))
     )
