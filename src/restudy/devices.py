@@ -22,6 +22,7 @@ import functools
 import os
 import shutil
 import subprocess
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -175,7 +176,11 @@ def compiled_forward(model: torch.nn.Module, mode: str) -> Callable[[torch.Tenso
     key = structure_key(model, mode)
     fn = _COMPILED.get(key)
     if fn is None:
-        fn = torch.compile(_forward, mode=None if mode == "default" else mode)
+        # A code object of its own per structure: torch.compile caches by code object, and one
+        # shared by every structure of a study would hit its recompile limit and fall back to eager.
+        code = _forward.__code__.replace(co_name=f"restudy_forward_{len(_COMPILED)}")
+        own = types.FunctionType(code, _forward.__globals__, code.co_name)
+        fn = torch.compile(own, mode=None if mode == "default" else mode)
         _COMPILED[key] = fn
         COMPILE_STATS["compiled"] += 1
     else:
