@@ -207,3 +207,18 @@ def test_restudy_run_refuses_a_bad_runs_per_gpu(tmp_path):
 
     r = CliRunner().invoke(app, ["run", "enorm", "--scale", "smoke", "--out", str(tmp_path), "--runs-per-gpu", "0"])
     assert r.exit_code == 2 and "auto or a whole number" in r.output
+
+
+def test_on_cuda_the_pool_has_runs_per_gpu_times_gpus_workers(monkeypatch, enorm):
+    from restudy import executor
+
+    monkeypatch.setattr(executor, "gpu_plan", lambda specs, per_gpu, threads, cpus: (("0", "1"), 3, "why"))
+    monkeypatch.delenv(devices.RUNS_PER_GPU_ENV, raising=False)
+    ex = executor.LocalExecutor()
+    ex._plan_gpus([_spec(enorm)])
+    assert ex.workers == 6 and ex.gpus == ("0", "1") and ex.gpu_note == "why"
+    assert os.environ[devices.RUNS_PER_GPU_ENV] == "3 (why)"  # what each run records
+    given = executor.LocalExecutor(workers=2)
+    given._plan_gpus([_spec(enorm)])
+    assert given.workers == 2  # --workers wins
+    monkeypatch.delenv(devices.RUNS_PER_GPU_ENV)

@@ -228,10 +228,14 @@ def gpu_facts() -> dict[str, Any]:
         "gpu_memory_gib": round(props.total_memory / 2**30, 1),
         "driver": driver_version(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "runs_per_gpu": os.environ.get(RUNS_PER_GPU_ENV),  # set by the executor for its workers
     }
 
 
 # --- runs per GPU -----------------------------------------------------------------------------------
+
+# How many runs share each GPU and why, as the executor tells its worker processes.
+RUNS_PER_GPU_ENV = "RESTUDY_RUNS_PER_GPU"
 
 # At most this many runs share one GPU: beyond it the processes mostly wait for each other.
 MAX_RUNS_PER_GPU = 8

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .devices import RUNS_PER_GPU_ENV
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
@@ -165,6 +166,9 @@ class LocalExecutor:
         self.gpus, slots, self.gpu_note = plan
         if not self.explicit_workers:
             self.workers = slots * len(self.gpus)
+        # Inherited by the workers (the caller's environment is restored after the runs): each run
+        # records how many runs shared its GPU, which its timings depend on.
+        os.environ[RUNS_PER_GPU_ENV] = f"{-(-self.workers // len(self.gpus))} ({self.gpu_note})"
 
     def tasks(self, pending: Sequence[tuple[RunSpec, Path]]) -> list[Task]:
         """``pending`` cut into pool tasks: here one run each."""
