@@ -75,7 +75,7 @@ def test_a_setting_added_later_is_out_of_the_key_at_its_default_so_stored_runs_a
     from restudy.settings import SETTINGS
 
     later = [n for n, d in SETTINGS.items() if not d.keyed_at_default]
-    assert {"eval_train", "save_weights"} <= set(later)
+    assert {"eval_train", "save_weights", "precision", "compile", "tf32"} <= set(later)
     base = _spec(plan(enorm, "smoke"))
     assert not set(later) & set(base.settings)  # at their defaults: not in the run, not in its key
     at_default = _spec(plan(enorm, "smoke", overrides=parse_overrides(["eval_train=all", "save_weights=false"])))

@@ -433,9 +433,8 @@ def test_the_paper_path_reads_cifar10_binary_files_crops_whitens_and_trains(tmp_
     """The paper scale end to end on fake files in CIFAR-10's real binary layout (checked by md5):
     28×28 centre crops, per-image whitening, Small Inception with random crops and weight decay,
     and MLP 1x512 on random labels, as Table 1 runs them (tiny subsets, one epoch)."""
-    from test_data import fake_md5s, write_fake_cifar
-
     from restudy.data import cifar as cifar_mod
+    from test_data import fake_md5s, write_fake_cifar
 
     write_fake_cifar(tmp_path, cifar_mod.CIFAR10)
     md5 = json.dumps(fake_md5s(tmp_path, cifar_mod.CIFAR10))
@@ -455,4 +454,5 @@ def test_the_paper_path_reads_cifar10_binary_files_crops_whitens_and_trains(tmp_
         assert 0.0 <= rec["metrics"]["test_acc"] <= 100.0
         assert "28" in rec["env"]["dataset"] and "whiten" in rec["env"]["dataset"]
     assert mlp["spec"]["settings"]["transforms"] == ["random_labels"]
-    assert inception["spec"]["settings"]["augment"] == "crop" and inception["spec"]["settings"]["model"] == "small_inception"
+    assert inception["spec"]["settings"]["augment"] == "crop"
+    assert inception["spec"]["settings"]["model"] == "small_inception"

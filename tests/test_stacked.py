@@ -355,6 +355,8 @@ def test_every_unsupported_setting_is_declared_in_one_place():
         "run_metrics": ["weight_norm"],
         "transforms": ["shuffled_pixels"],  # inputs that differ from seed to seed
         "save_weights": True,
+        "precision": "bf16",
+        "compile": "default",
     }
     registry.import_study_module("restudy.studies.rethinking_generalization")  # registers the transform
     assert set(unsupported) == set(NOT_STACKED)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .batches import Augment
     from .data import Dataset
+    from .devices import Amp
     from .optim import Schedule
     from .plan import RunSpec
     from .train import StepHook
@@ -42,12 +43,10 @@ if TYPE_CHECKING:
 
 
 def device_for(setting: str) -> str:
-    """The torch device of setting ``device``: ``auto`` is CUDA when available, else the CPU."""
-    import torch
+    """The torch device of setting ``device`` (:func:`restudy.devices.resolve_device`)."""
+    from .devices import resolve_device
 
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
+    return resolve_device(setting)[0]
 
 
 class _Items(tuple):  # type: ignore[type-arg]
@@ -193,17 +192,26 @@ def prepare(spec: RunSpec, threads: int, execution: str) -> Prepared:
     environment captured (``execution``: ``single`` or ``stacked``), registries loaded (the study's
     module too), the data on its device."""
     from . import env as env_mod
+    from .devices import apply_tf32, resolve_device
     from .seeding import apply_determinism
 
     s = spec.settings
-    flags = apply_determinism(spec.kernels, threads)
+    flags = apply_determinism(spec.kernels, threads)  # before anything touches CUDA
+    device, notice = resolve_device(s["device"])
     env = env_mod.capture(
-        threads=threads, determinism=flags, memory_format=s["memory_format"], with_packages=False, execution=execution
+        threads=threads,
+        determinism=flags,
+        memory_format=s["memory_format"],
+        with_packages=False,
+        execution=execution,
+        device=device,
+        gpu_flags=apply_tf32(value(s, "tf32")),
     )
+    if notice:
+        env["device_notice"] = notice
     registry.load_builtins(registry.TRAINING_KINDS)
     if spec.study_module:
         registry.import_study_module(spec.study_module, spec.study_dir)
-    device = device_for(s["device"])
     t0 = time.perf_counter()
     data = load_data(s, spec.seeds.get("data", 0))
     tensors = tuple(t.to(device) for t in (data.x_train, data.y_train, data.x_test, data.y_test))
@@ -414,6 +422,10 @@ class RunParts:
     tta: TTASetup
     perturbation: dict[str, Any] | None = None
     run_metrics: dict[str, Callable[..., dict[str, float]]] = field(default_factory=dict)
+    # Settings ``compile`` and ``precision``: the training forward (the model itself when not
+    # compiled) and the mixed precision of the step (None: fp32).
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+    amp: Amp | None = None
 
 
 def build_run(spec: RunSpec, data: Dataset, device: str = "cpu") -> RunParts:
@@ -425,6 +437,8 @@ def build_run(spec: RunSpec, data: Dataset, device: str = "cpu") -> RunParts:
     global draws left in training are dropout's.
     """
     import torch
+
+    from .devices import amp_for, compiled_forward
 
     s = spec.settings
     tta = tta_setup(s, data)
@@ -454,4 +468,6 @@ def build_run(spec: RunSpec, data: Dataset, device: str = "cpu") -> RunParts:
         tta=tta,
         perturbation=member.perturbation,
         run_metrics=metrics,
+        forward=compiled_forward(member.model, value(s, "compile")),
+        amp=amp_for(value(s, "precision"), device),
     )

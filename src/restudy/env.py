@@ -95,12 +95,23 @@ def capture(
     study_path: str | None = None,
     with_packages: bool = True,
     execution: str | None = None,
+    device: str | None = None,
+    gpu_flags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The environment as a JSON-safe dict."""
+    """The environment as a JSON-safe dict.
+
+    ``device``: the device the run trains on (default: cuda when available, else cpu).
+    ``gpu_flags``: the TF32 flags the run set (:func:`restudy.devices.apply_tf32`). With CUDA,
+    the GPU's capability, memory, count and driver version are recorded too (not fingerprinted:
+    the GPU's name, CUDA and cuDNN versions are).
+    """
     import numpy
     import torch
 
     from . import __version__
+    from .devices import gpu_facts
+
+    cuda = torch.cuda.is_available()
 
     env: dict[str, Any] = {
         "restudy": __version__,
@@ -112,15 +123,19 @@ def capture(
         "cpu_count": os.cpu_count(),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "mkl": torch.backends.mkl.is_available(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": device or ("cuda" if cuda else "cpu"),
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "gpu": torch.cuda.get_device_name(torch.cuda.current_device()) if cuda else None,
         "determinism": determinism,
         "memory_format": memory_format,
         "execution": execution,  # "single" or "stacked": results differ at rounding level between them
         "hostname": platform.node(),
     }
+    if cuda:
+        env.update(gpu_facts())
+    if gpu_flags is not None:
+        env["gpu_flags"] = gpu_flags
     git = git_state(study_path)
     if git is not None:
         env["study_git"] = git

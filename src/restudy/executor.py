@@ -6,6 +6,11 @@ benchmarks/bench_pool.py). A crashing run becomes a ``failed`` record; the other
 ``InlineExecutor`` runs in the calling process (tests, debugging). ``StackedExecutor`` trains the
 seeds of tiny models as stacks (one stacked model per pool task, see ``restudy.stacked``) and the
 other runs like ``LocalExecutor``; ``choose_executor`` picks one of them for a list of runs.
+
+On CUDA (setting ``device`` resolves to cuda), the pool has ``runs_per_gpu`` workers per GPU, each
+pinned to one GPU round-robin through ``CUDA_VISIBLE_DEVICES``; ``runs_per_gpu="auto"`` measures
+one run of each distinct model in a probe process (peak memory, free memory) and lets
+:func:`restudy.devices.slots_per_gpu` decide (:func:`gpu_plan`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .devices import RUNS_PER_GPU_ENV
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
@@ -54,12 +60,19 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker(threads: int, parent: int | None = None) -> None:
+def _init_worker(threads: int, parent: int | None = None, gpus: tuple[str, ...] = (), counter=None) -> None:
     """A worker: ``threads`` intra-op threads; ignores Ctrl-C (its driver decides what stops) and
-    exits when its driver (``parent``) dies, even by SIGKILL."""
+    exits when its driver (``parent``) dies, even by SIGKILL. With ``gpus``, the n-th worker
+    started (``counter``, shared) sees only GPU ``gpus[n % len(gpus)]``, set before torch
+    initialises CUDA."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
         _exit_with_parent(parent)
+    if gpus and counter is not None:
+        with counter.get_lock():
+            n = counter.value
+            counter.value += 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[n % len(gpus)]
     import torch
 
     torch.set_num_threads(threads)
@@ -118,9 +131,13 @@ class InlineExecutor:
 class LocalExecutor:
     """A spawn process pool of ``workers`` processes with ``threads`` intra-op threads each."""
 
-    def __init__(self, workers: int | None = None, threads: int = 1) -> None:
+    def __init__(self, workers: int | None = None, threads: int = 1, runs_per_gpu: int | str = "auto") -> None:
         self.workers = workers or default_workers()
+        self.explicit_workers = workers is not None
         self.threads = threads
+        self.runs_per_gpu = check_runs_per_gpu(runs_per_gpu)
+        self.gpus: tuple[str, ...] = ()
+        self.gpu_note = ""  # how the runs per GPU were chosen (empty off CUDA)
 
     def run(
         self, specs: Sequence[RunSpec], run_dirs: Sequence[Path], stop: threading.Event | None = None
@@ -131,6 +148,7 @@ class LocalExecutor:
         kernels = specs[0].kernels
         saved = dict(os.environ)
         prepare_process_env(self.threads, kernels)  # inherited by the spawned children
+        self._plan_gpus(specs)
         pending = list(zip(specs, run_dirs))
         try:
             while pending and not stop.is_set():
@@ -138,6 +156,19 @@ class LocalExecutor:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+    def _plan_gpus(self, specs: Sequence[RunSpec]) -> None:
+        """On CUDA: the GPUs the workers are spread over and the workers (runs per GPU x GPUs,
+        unless ``workers`` was given)."""
+        plan = gpu_plan(specs, self.runs_per_gpu, self.threads, cpus=default_workers())
+        if plan is None:
+            return
+        self.gpus, slots, self.gpu_note = plan
+        if not self.explicit_workers:
+            self.workers = slots * len(self.gpus)
+        # Inherited by the workers (the caller's environment is restored after the runs): each run
+        # records how many runs shared its GPU, which its timings depend on.
+        os.environ[RUNS_PER_GPU_ENV] = f"{-(-self.workers // len(self.gpus))} ({self.gpu_note})"
 
     def tasks(self, pending: Sequence[tuple[RunSpec, Path]]) -> list[Task]:
         """``pending`` cut into pool tasks: here one run each."""
@@ -157,7 +188,7 @@ class LocalExecutor:
             max_workers=min(self.workers, len(tasks)),
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self.threads, os.getpid()),
+            initargs=(self.threads, os.getpid(), self.gpus, ctx.Value("i", 0) if self.gpus else None),
         )
         finished = False
         try:
@@ -220,8 +251,15 @@ class StackedExecutor(LocalExecutor):
     ``min_stack`` and runs that cannot be stacked are ordinary pool tasks, one run each.
     """
 
-    def __init__(self, max_stack: int = 32, workers: int | None = None, threads: int = 1, min_stack: int = 2) -> None:
-        super().__init__(workers, threads)
+    def __init__(
+        self,
+        max_stack: int = 32,
+        workers: int | None = None,
+        threads: int = 1,
+        min_stack: int = 2,
+        runs_per_gpu: int | str = "auto",
+    ) -> None:
+        super().__init__(workers, threads, runs_per_gpu)
         if max_stack < 1 or min_stack < 1:
             raise RestudyError("stack sizes must be at least 1", got={"max_stack": max_stack, "min_stack": min_stack})
         self.max_stack = max_stack
@@ -291,7 +329,11 @@ def any_stackable(specs: Sequence[RunSpec], min_seeds: int = MIN_AUTO_STACK) -> 
 
 
 def choose_executor(
-    specs: Sequence[RunSpec], mode: str = "auto", workers: int | None = None, threads: int = 1
+    specs: Sequence[RunSpec],
+    mode: str = "auto",
+    workers: int | None = None,
+    threads: int = 1,
+    runs_per_gpu: int | str = "auto",
 ) -> Executor:
     """The executor for ``specs``.
 
@@ -303,14 +345,138 @@ def choose_executor(
             ``MIN_AUTO_STACK`` runs — those groups are stacked, the others run one by one in the
             pool — else pool.
         workers, threads: worker processes and intra-op threads per worker (or for inline).
+        runs_per_gpu: on CUDA, runs trained at once per GPU: ``"auto"`` (measured) or a count.
 
     Raises:
-        RestudyError: an unknown mode.
+        RestudyError: an unknown mode or ``runs_per_gpu``, or runs set to ``device: cuda`` where
+            CUDA is not available.
     """
     if mode not in EXECUTION_MODES:
         raise RestudyError("unknown execution mode", where="--execution", got=mode, allowed=EXECUTION_MODES)
+    runs_per_gpu = check_runs_per_gpu(runs_per_gpu)
+    from .devices import resolve_device
+
+    for device in sorted({spec.settings.get("device", "auto") for spec in specs}):
+        resolve_device(device)  # device: cuda without CUDA fails here, before any run starts
     if mode == "inline":
         return InlineExecutor(threads)
     if mode == "stacked" or (mode == "auto" and any_stackable(specs)):
-        return StackedExecutor(workers=workers, threads=threads)
-    return LocalExecutor(workers, threads)
+        return StackedExecutor(workers=workers, threads=threads, runs_per_gpu=runs_per_gpu)
+    return LocalExecutor(workers, threads, runs_per_gpu)
+
+
+# --------------------------------------------------------------------------- runs per GPU
+
+
+def check_runs_per_gpu(value: int | str) -> int | str:
+    """``"auto"`` or a count >= 1 (also as text, from the command line).
+
+    Raises:
+        RestudyError: anything else.
+    """
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(value, bool) or n < 1 or str(n) != str(value).strip():
+        raise RestudyError("runs per GPU must be auto or a whole number >= 1", where="--runs-per-gpu", got=value)
+    return n
+
+
+def visible_gpus(count: int) -> tuple[str, ...]:
+    """The ids of the GPUs this process may use (``CUDA_VISIBLE_DEVICES`` when set)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None and env.strip():
+        return tuple(g.strip() for g in env.split(",") if g.strip())[:count]
+    return tuple(str(i) for i in range(count))
+
+
+def gpu_plan(
+    specs: Sequence[RunSpec], runs_per_gpu: int | str, threads: int, cpus: int
+) -> tuple[tuple[str, ...], int, str] | None:
+    """``(gpus, runs per GPU, why)`` when the runs train on CUDA, else None.
+
+    Raises:
+        RestudyError: a run sets ``device: cuda`` and CUDA is not available (before any run).
+    """
+    from .devices import resolve_device
+
+    devices = {resolve_device(spec.settings.get("device", "auto"))[0] for spec in specs}
+    if devices != {"cuda"}:
+        return None
+    import torch
+
+    gpus = visible_gpus(torch.cuda.device_count())
+    if runs_per_gpu != "auto":
+        return gpus, int(runs_per_gpu), f"{runs_per_gpu} per GPU (--runs-per-gpu) on {len(gpus)} GPU(s)"
+    from .devices import slots_per_gpu
+
+    try:
+        m = measure_gpu(specs, threads)
+    except Exception as e:  # the probe itself failed: the runs will say why, one at a time
+        return gpus, 1, f"1 per GPU: the memory probe failed ({type(e).__name__}: {e})"
+    slots, why = slots_per_gpu(
+        m["peak_bytes"], m["free_bytes"], cpus_per_gpu=cpus // len(gpus), runs=-(-len(specs) // len(gpus))
+    )
+    return gpus, slots, f"{why}; {len(gpus)} GPU(s), one run's step {m['step_s'] * 1e3:.1f} ms"
+
+
+# Distinct models measured by the probe: the first runs of the first few (the largest decides).
+PROBE_MODELS = 4
+
+
+def measure_gpu(specs: Sequence[RunSpec], threads: int) -> dict[str, float]:
+    """Measure, in a spawned probe process on the first visible GPU, one run of each distinct model
+    (up to ``PROBE_MODELS``): the largest peak reserved memory, the free memory before it and the
+    time of a training step (the driver itself never initialises CUDA)."""
+    firsts: dict[str, RunSpec] = {}
+    for spec in specs:
+        st = spec.settings
+        shape = {k: v for k, v in st.items() if k.startswith(("model", "data")) or k in ("batch_size", "precision")}
+        firsts.setdefault(repr(sorted(shape.items())), spec)
+    chosen = [s.to_dict() for s in list(firsts.values())[:PROBE_MODELS]]
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(_probe, chosen, threads).result()
+
+
+def _probe(spec_dicts: list[dict], threads: int, steps: int = 3) -> dict[str, float]:
+    """Probe process: see :func:`measure_gpu`."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from .build import build_run, prepare
+
+    free, total = torch.cuda.mem_get_info()
+    peak, step_s = 0, 0.0
+    for d in spec_dicts:
+        spec = RunSpec.from_dict(d)
+        prep = prepare(spec, threads, "single")
+        torch.cuda.reset_peak_memory_stats()
+        parts = build_run(spec, prep.data, prep.device)
+        x, y = prep.tensors[0][: spec.settings["batch_size"]], prep.tensors[1][: spec.settings["batch_size"]]
+        fwd = parts.forward or parts.model
+        for i in range(steps):
+            if i == 1:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            with parts.amp.autocast() if parts.amp else torch.autocast("cuda", enabled=False):
+                loss = F.cross_entropy(fwd(x), y)
+            parts.optimizer.zero_grad(set_to_none=True)
+            if parts.amp:
+                parts.amp.backward_step(loss, parts.optimizer)
+            else:
+                loss.backward()
+                parts.optimizer.step()
+        torch.cuda.synchronize()
+        step_s = max(step_s, (time.perf_counter() - t0) / (steps - 1))
+        with torch.no_grad():
+            parts.model(prep.tensors[2][: spec.settings["eval_batch_size"]])
+        peak = max(peak, torch.cuda.max_memory_reserved())
+        del parts, prep, x, y, loss
+        torch.cuda.empty_cache()
+    return {"peak_bytes": peak, "free_bytes": free, "total_bytes": total, "step_s": step_s}

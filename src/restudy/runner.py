@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .devices import resolve_device
 from .env import capture, fingerprint
 from .errors import RestudyError, StudyError
 from .executor import Executor, choose_executor
@@ -48,10 +49,10 @@ class RunOutcome:
     interrupted: bool = False  # stopped by Ctrl-C: some runs were not run
 
 
-def worker_fingerprint(threads: int, execution: str | None = "single") -> str:
+def worker_fingerprint(threads: int, execution: str | None = "single", device: str | None = None) -> str:
     """Fingerprint of the environment a worker of this process would record (for runs executed
-    one by one, or stacked)."""
-    env = capture(threads=threads, with_packages=False, execution=execution)
+    one by one, or stacked, on ``device``: default cuda when available, else cpu)."""
+    env = capture(threads=threads, with_packages=False, execution=execution, device=device)
     return fingerprint(env)
 
 
@@ -73,14 +74,16 @@ def run_study(
     check_parts: bool = True,
     execution: str = "auto",
     specs: list[RunSpec] | None = None,
+    runs_per_gpu: int | str = "auto",
 ) -> RunOutcome:
     """Run every planned run of ``study`` at ``scale`` that has not ended yet; return all records.
 
     ``specs``: the plan, when the caller made it already (``plan(study, scale, seeds=...,
     overrides=...)``); planned here otherwise. ``execution`` (``auto``, ``stacked``, ``pool``; see
     ``executor.choose_executor``) picks the executor when none is given; ``workers=0`` always runs
-    inline. ``check_data`` / ``check_parts``: load each data set and build each distinct run's parts
-    once before the first run (:func:`preflight_data`, :func:`preflight_parts`).
+    inline; ``runs_per_gpu`` (on CUDA: ``"auto"`` or a count) is passed to it. ``check_data`` /
+    ``check_parts``: load each data set and build each distinct run's parts once before the first
+    run (:func:`preflight_data`, :func:`preflight_parts`).
     """
     t0 = time.perf_counter()
     notify = progress or (lambda event, info: None)
@@ -91,9 +94,10 @@ def run_study(
     if check_parts:
         preflight_parts(study, specs)
     if executor is None:
-        executor = choose_executor(specs, "inline" if workers == 0 else execution, workers, threads)
+        executor = choose_executor(specs, "inline" if workers == 0 else execution, workers, threads, runs_per_gpu)
     env = capture(threads=threads, study_path=study_path)
-    current_fp = {mode: worker_fingerprint(threads, mode) for mode in ("single", "stacked")}
+    device = resolve_device(specs[0].settings.get("device", "auto"))[0] if specs else None
+    current_fp = {mode: worker_fingerprint(threads, mode, device) for mode in ("single", "stacked")}
     with Store(out) as store, _interrupts(notify) as stop:
         store.reindex()
         done = set() if fresh else store.done_keys()

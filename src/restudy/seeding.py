@@ -71,30 +71,50 @@ def scoped_seed(seed: int) -> Iterator[None]:
         yield
 
 
+# cuBLAS's deterministic workspace (CUDA >= 10.2): without it, deterministic algorithms refuse
+# cuBLAS matmuls on the GPU. torch reads it when it makes a cuBLAS handle's workspace, so it must be
+# in the environment before the process's first CUDA matmul (set here before anything touches CUDA).
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
 def prepare_process_env(threads: int, kernels: str) -> None:
-    """Environment a worker needs *before* torch is imported (inherited by spawned children)."""
+    """Environment a worker needs *before* torch is imported (inherited by spawned children).
+
+    ``kernels: deterministic`` sets ``CUBLAS_WORKSPACE_CONFIG`` (a value the user set is kept);
+    ``nondeterministic`` leaves cuBLAS as it is, on purpose (the ``kernels`` source of the
+    nondeterminism study measures that variability).
+    """
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     if kernels == "deterministic":
-        # cuBLAS needs this to be deterministic; it must be set before CUDA initialises.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
 
 
 def apply_determinism(kernels: str, threads: int) -> dict[str, object]:
-    """Set thread count and kernel determinism; return the flags as recorded with each run."""
-    import torch
+    """Set thread count and kernel determinism; return the flags as recorded with each run.
 
+    Deterministic kernels: ``CUBLAS_WORKSPACE_CONFIG`` first (before any CUDA call of this
+    function; kept if the user set it), deterministic algorithms on, cuDNN deterministic with
+    benchmarking off. Nondeterministic: all of them off and cuDNN benchmarking on. The record says
+    whether CUDA was already initialised when the variable was set (then a matmul run before it may
+    have fixed another workspace).
+    """
     if kernels not in ("deterministic", "nondeterministic"):
         raise RestudyError("unknown kernels setting", got=kernels, allowed=("deterministic", "nondeterministic"))
-    torch.set_num_threads(threads)
     det = kernels == "deterministic"
+    if det:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+    import torch
+
+    cuda_was_initialised = torch.cuda.is_initialized()
+    torch.set_num_threads(threads)
     if torch.are_deterministic_algorithms_enabled() != det:
         # The first call costs ~1 s (torch imports its compiler packages there): skip it when the
         # flag already has the wanted value.
         torch.use_deterministic_algorithms(det, warn_only=False)
     torch.backends.cudnn.deterministic = det
     torch.backends.cudnn.benchmark = not det
-    return {
+    flags: dict[str, object] = {
         "kernels": kernels,
         "threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
@@ -102,3 +122,6 @@ def apply_determinism(kernels: str, threads: int) -> dict[str, object]:
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     }
+    if cuda_was_initialised:
+        flags["cuda_initialised_before_flags"] = True
+    return flags

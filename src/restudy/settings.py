@@ -457,7 +457,39 @@ DECLARATIONS: tuple[Setting, ...] = (
         default="contiguous",
     ),
     Setting(
-        "device", Choice(("auto", "cpu", "cuda")), "where a run trains (auto: cuda when available)", default="auto"
+        "device",
+        Choice(("auto", "cpu", "cuda")),
+        "where a run trains (auto: cuda when available, else the CPU, noted in the run's record; "
+        "cuda without CUDA is an error)",
+        default="auto",
+        reason="the fastest device present",
+    ),
+    Setting(
+        "precision",
+        Choice(("fp32", "bf16", "fp16")),
+        "arithmetic of the training step: fp32, or autocast to bf16 or fp16 (fp16 with loss scaling); "
+        "evaluation stays fp32",
+        default="fp32",
+        reason="full precision: results bit-identical on the same CPU and software",
+        keyed_at_default=False,
+    ),
+    Setting(
+        "compile",
+        Choice(("off", "default", "reduce-overhead")),
+        "torch.compile the model's forward with this mode, once per model structure per worker "
+        "process and reused by its later runs (speed; compiled kernels round differently)",
+        default="off",
+        reason="eager: no compile time and no C compiler needed",
+        keyed_at_default=False,
+    ),
+    Setting(
+        "tf32",
+        Flag(),
+        "TF32 for float32 matmuls and convolutions on CUDA (speed; 10-bit mantissa products)",
+        default=False,
+        applies_when=_when("device", "auto", "cuda"),
+        reason="full float32 on every GPU, so results do not depend on whether it has TF32 units",
+        keyed_at_default=False,
     ),
     Setting("label_smoothing", Number(0, 1), "label smoothing of the cross-entropy loss", default=0.0),
     Setting("augment", PartName("augment"), "the registered batch augmentation of training inputs", default="none"),

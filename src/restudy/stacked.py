@@ -122,6 +122,8 @@ NOT_STACKED: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "run_metrics": (bool, "per-run metrics are measured on each model (single-run path)"),
     "save_weights": (bool, "weights are saved model by model (single-run path)"),
+    "precision": (lambda v: v != "fp32", "mixed precision runs on the single-run path"),
+    "compile": (lambda v: v != "off", "compiled models run on the single-run path"),
     "transforms": (
         lambda v: v is True,
         "a data transform whose inputs depend on the seed (the stack shares one input tensor)",

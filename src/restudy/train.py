@@ -35,6 +35,7 @@ from .evaluate import SplitEval, evaluate, metrics_from_logits
 from .optim import Schedule
 
 if TYPE_CHECKING:
+    from .devices import Amp
     from .record import RunRecord
 
 
@@ -222,6 +223,8 @@ def train(
     stop_at_fit: float | None = None,
     curve_every_steps: int = 0,
     eval_train: int | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    amp: Amp | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
@@ -238,6 +241,9 @@ def train(
         curve_every_steps: keep the mean training loss of every N steps as ``step_curve`` (0: off).
         eval_train: train examples evaluated after each epoch: None all, 0 none, n the first n
             (rows then record ``train_n``); ``stop_at_fit`` needs all.
+        forward: the training forward of ``model`` (a compiled one, setting ``compile``); None:
+            ``model`` itself. Evaluation always calls ``model``.
+        amp: mixed precision of the training step (setting ``precision``); None: fp32.
     Returns:
         A ``TrainResult``; its ``test_logits`` are the final per-example test logits and its
         ``snapshots`` the test logits at the end of each epoch in ``snapshot_epochs`` (the
@@ -252,6 +258,7 @@ def train(
     steps_per_epoch = math.ceil(n / batch_size)
     result = TrainResult(status="finished", fit_tracked=stop_at_fit is not None)
     step_curve = StepCurve(curve_every_steps, result.step_curve)
+    fwd = model if forward is None else forward
     step = 0
     for epoch in range(epochs):
         t0 = time.perf_counter()
@@ -267,15 +274,22 @@ def train(
             if xb.dim() == 4:
                 xb = xb.contiguous(memory_format=memory_format)
             lr = lr_step(optimizer, schedule, step, epoch)
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
+            if amp is None:
+                loss = F.cross_entropy(fwd(xb), yb, label_smoothing=label_smoothing)
+            else:
+                with amp.autocast():
+                    loss = F.cross_entropy(fwd(xb), yb, label_smoothing=label_smoothing)
             loss_f = loss.item()  # one sync per step, as cheap as any finiteness check on a tensor
             reason = divergence(loss_f, epoch, step)
             if reason:
                 result.status, result.reason, done_steps = "diverged", reason, b
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if amp is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                amp.backward_step(loss, optimizer)
             for hook in hooks:
                 hook.step()
             loss_sum += loss_f

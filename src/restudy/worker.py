@@ -119,6 +119,8 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         stop_at_fit=fit_threshold(s),
         curve_every_steps=s["curve_every_steps"],
         eval_train=train_eval_size(s),
+        forward=parts.forward,
+        amp=parts.amp,
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if value(s, "save_weights"):

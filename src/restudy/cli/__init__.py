@@ -138,6 +138,12 @@ def run(
         None, min=0, help="Worker processes (default: one per core; 0 runs in this process)."
     ),
     threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
+    runs_per_gpu: str = typer.Option(
+        "auto",
+        "--runs-per-gpu",
+        help="On CUDA: runs trained at once per GPU, one worker process each: auto (from one run's "
+        "measured memory, the free memory and the CPU cores) or a number.",
+    ),
     out: Path | None = typer.Option(None, help="Output directory (default: results/<study>-<scale>)."),
     fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
     execution: str = typer.Option(
@@ -157,11 +163,13 @@ def run(
     from rich.markup import escape
 
     from ..console import RunProgress, console, verdict_table
+    from ..executor import check_runs_per_gpu
     from ..plan import plan
     from ..runner import run_study
     from ..safeio import atomic_write_text, write_json
     from ..studyfile import load_study, parse_overrides, resolve_study_path
 
+    check_runs_per_gpu(runs_per_gpu)
     path = resolve_study_path(study)
     st = load_study(path)
     ov = parse_overrides(overrides or [])
@@ -200,6 +208,7 @@ def run(
                 study_path=str(path),
                 execution=execution,
                 specs=specs,
+                runs_per_gpu=runs_per_gpu,
             )
     except KeyboardInterrupt:
         console.print("[bold red]stopped[/]: the finished runs are kept. To resume, type:")
