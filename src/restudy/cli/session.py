@@ -194,7 +194,21 @@ def _run_env(records: list[dict]) -> dict:
     """What the workers recorded (threads, determinism flags, memory format), from the runs
     themselves; values that differ between runs are listed."""
     out: dict = {}
-    for key in ("threads", "determinism", "memory_format", "device", "gpu", "cuda", "cudnn"):
+    for key in (
+        "threads",
+        "determinism",
+        "memory_format",
+        "device",
+        "device_notice",
+        "gpu",
+        "gpu_count",
+        "gpu_memory_gib",
+        "driver",
+        "cuda",
+        "cudnn",
+        "gpu_flags",
+        "runs_per_gpu",
+    ):
         seen = []
         for r in records:
             v = r.get("env", {}).get(key)
