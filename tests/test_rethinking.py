@@ -17,6 +17,7 @@ from restudy.build import load_data
 from restudy.cli import app
 from restudy.data import Dataset
 from restudy.errors import RestudyError
+from restudy.executor import any_stackable
 from restudy.plan import plan
 from restudy.stacked import execute_stack, stackable
 from restudy.studyfile import builtin_studies, load_study, parse_overrides
@@ -260,11 +261,14 @@ def test_the_study_id_has_a_dash_and_plans_at_every_scale():
     assert builtin_studies()[STUDY].parent.name == "rethinking_generalization"
     study = load_study(STUDY)
     assert study.id == STUDY
-    sizes = {scale: len(plan(study, scale)) for scale in ("smoke", "small", "paper")}
-    assert sizes["smoke"] < sizes["small"] < sizes["paper"]
-    small = plan(study, "small", experiments=["corruption"])
+    runs = {scale: plan(study, scale) for scale in ("smoke", "small", "paper")}
+    assert len(runs["smoke"]) < len(runs["small"])
+    assert {s.experiment for s in runs["paper"]} == {e.id for e in study.experiments}  # the paper runs them all
+    small = [s for s in runs["small"] if s.experiment == "corruption"]
     assert {s.variant["p"] for s in small} == {"0.0", "0.2", "0.4", "0.6", "0.8", "1.0"}
-    assert all(stackable(s) for s in small) and {s.seed_index for s in small} == {0, 1, 2}
+    # the sweep's MLPs train stacked: every point has enough seeds for the automatic choice
+    assert all(stackable(s) for s in small) and {s.seed_index for s in small} == set(range(8))
+    assert any_stackable(small) and len(small) == 2 * 6 * 8
 
 
 def test_smoke_study_end_to_end_with_a_report(tmp_path):
