@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -426,6 +426,24 @@ class RunParts:
     # compiled) and the mixed precision of the step (None: fp32).
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None
     amp: Amp | None = None
+
+
+def train_options(parts: RunParts, s: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`restudy.train.train` that a run's parts and settings fix
+    (optimizer, schedule, generators, augmentation, evaluation batch, loss, memory format, compiled
+    forward, mixed precision): the worker and the cost calibration train with the same ones."""
+    return {
+        "optimizer": parts.optimizer,
+        "schedule": parts.schedule,
+        "order": parts.order,
+        "hooks": parts.hooks,
+        "augment": parts.augment,
+        "eval_batch_size": s["eval_batch_size"],
+        "label_smoothing": s["label_smoothing"],
+        "memory_format": parts.memory_format,
+        "forward": parts.forward,
+        "amp": parts.amp,
+    }
 
 
 def build_run(spec: RunSpec, data: Dataset, device: str = "cpu") -> RunParts:

@@ -147,7 +147,7 @@ def _tta_views(spec: RunSpec) -> int:
 
 def calibrate_single(spec: RunSpec, threads: int) -> TaskCost:
     """Time one run's steps and evaluation pass (see the module docstring)."""
-    from .build import build_run, prepare, steps_per_epoch
+    from .build import build_run, prepare, steps_per_epoch, train_options
     from .evaluate import evaluate
     from .train import train
 
@@ -168,16 +168,9 @@ def calibrate_single(spec: RunSpec, threads: int) -> TaskCost:
             y_tr[:n],
             x_te[:1],
             y_te[:1],
-            optimizer=parts.optimizer,
-            schedule=parts.schedule,
             epochs=epochs,
             batch_size=bs,
-            order=parts.order,
-            hooks=parts.hooks,
-            augment=parts.augment,
-            eval_batch_size=s["eval_batch_size"],
-            label_smoothing=s["label_smoothing"],
-            memory_format=parts.memory_format,
+            **train_options(parts, s),
         )
         return sum(row["train_s"] for row in result.curves) * k / max(1, result.steps or k)
 

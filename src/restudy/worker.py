@@ -51,7 +51,7 @@ from .artifacts import (
     snapshot_tensor,
     tta_tensor,
 )
-from .build import RunParts, TTASetup, build_run, fit_threshold, prepare, train_eval_size
+from .build import RunParts, TTASetup, build_run, fit_threshold, prepare, train_eval_size, train_options
 from .errors import RestudyError
 from .plan import RunSpec
 from .record import RunRecord, now
@@ -104,23 +104,14 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         y_tr,
         x_te,
         y_te,
-        optimizer=parts.optimizer,
-        schedule=parts.schedule,
         epochs=s["epochs"],
         batch_size=s["batch_size"],
-        order=parts.order,
-        hooks=parts.hooks,
-        augment=parts.augment,
-        eval_batch_size=s["eval_batch_size"],
-        label_smoothing=s["label_smoothing"],
-        memory_format=parts.memory_format,
         snapshot_epochs=parts.snapshot_epochs,
         keep_snapshot_states=bool(parts.snapshot_epochs and parts.tta.strategies),
         stop_at_fit=fit_threshold(s),
         curve_every_steps=s["curve_every_steps"],
         eval_train=train_eval_size(s),
-        forward=parts.forward,
-        amp=parts.amp,
+        **train_options(parts, s),
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
     if value(s, "save_weights"):
