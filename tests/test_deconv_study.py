@@ -183,3 +183,54 @@ def test_a_subset_run_is_reported_again_from_its_own_plan(tmp_path: Path):
     r = CliRunner().invoke(app, ["report", str(out)], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "2 of 2 runs" in r.output
+
+
+def _gap_rows(acc: dict[tuple[str, str, str, int], float]) -> list[dict]:
+    """Run rows of table1: (model, norm, epochs, seed index) -> test accuracy."""
+    return [
+        {
+            "key": f"{m}-{n}-{e}-{i}",
+            "experiment": "table1",
+            "variant": {"dataset": "digits", "model": m, "norm": n, "epochs": e},
+            "variant_id": f"dataset=digits,model={m},norm={n},epochs={e}",
+            "seed_index": i,
+            "status": "finished",
+            "metrics": {"n_test": 450, "test_acc": a},
+        }
+        for (m, n, e, i), a in acc.items()
+    ]
+
+
+def _evaluate(claim_id: str, rows: list[dict]):
+    from restudy.claims import EvaluationContext, claim_kind
+
+    study = load_study(STUDY)
+    claim = next(c for c in study.claims if c.id == claim_id)
+    ctx = EvaluationContext(study=study, scale="small", dataset="toy", rows=rows)
+    return claim, claim_kind(claim.kind).evaluate(claim, ctx)
+
+
+def test_gap_shrinks_tests_per_seed_gaps_averaged_over_networks_first(tmp_path: Path):
+    from restudy.claims import claim_kind
+
+    # Two networks x 4 seeds: ND leads by about 30 pp after 1 epoch and 2 pp after 20.
+    acc = {}
+    for i in range(4):
+        for m, bump in (("vgg16", 0.0), ("resnet18", 5.0)):
+            acc[(m, "bn", "1", i)] = 40.0 + bump + i
+            acc[(m, "nd", "1", i)] = 70.0 + bump + 0.5 * i
+            acc[(m, "bn", "20", i)] = 90.0 + bump
+            acc[(m, "nd", "20", i)] = 92.0 + bump + 0.1 * i
+    claim, res = _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(acc))
+    assert res.verdict == "reproduced"
+    ev = res.evidence
+    assert ev["n"] == 4 and ev["seeds"] == [0, 1, 2, 3]  # seeds, not 8 network cells
+    assert ev["gap_low"][1] == pytest.approx(30.0 - 0.5) and ev["gap_high"][1] == pytest.approx(2.1)
+    assert ev["mean"] == pytest.approx(sum(a - b for a, b in zip(ev["gap_low"], ev["gap_high"])) / 4)
+    assert claim_kind(claim.kind).figure(claim, res, tmp_path / "gap.png").stat().st_size > 1000
+    # The gap growing with training instead: not reproduced.
+    grown = {k: (v + 40.0 if k[1] == "nd" and k[2] == "20" else v) for k, v in acc.items()}
+    assert _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(grown))[1].verdict == "not_reproduced"
+    # One seed only: too few to tell.
+    one = {k: v for k, v in acc.items() if k[3] == 0}
+    assert _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(one))[1].verdict == "not_evaluated"
