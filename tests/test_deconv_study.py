@@ -234,3 +234,53 @@ def test_gap_shrinks_tests_per_seed_gaps_averaged_over_networks_first(tmp_path: 
     # One seed only: too few to tell.
     one = {k: v for k, v in acc.items() if k[3] == 0}
     assert _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(one))[1].verdict == "not_evaluated"
+
+
+def _timed_rows(factor: float, dataset: str = "cifar10") -> list[dict]:
+    """table1 runs after 1 epoch, 3 seeds x 2 networks: ND trains ``factor`` times as long as BN."""
+    rows = []
+    for i in range(3):
+        for m, base in (("vgg16", 30.0), ("resnet18", 40.0)):
+            for n, t in (("bn", base + i), ("nd", (base + i) * factor * (1 + 0.01 * i))):
+                rows.append(
+                    {
+                        "key": f"{m}-{n}-{i}",
+                        "experiment": "table1",
+                        "variant": {"dataset": dataset, "model": m, "norm": n, "epochs": "1"},
+                        "variant_id": f"dataset={dataset},model={m},norm={n},epochs=1",
+                        "seed_index": i,
+                        "status": "finished",
+                        "metrics": {"n_test": 10000, "test_acc": 50.0},
+                        "train_s": t,
+                        "wall_s": t + 5.0,
+                    }
+                )
+    return rows
+
+
+def _evaluate_at(claim_id: str, rows: list[dict], scale: str):
+    from restudy.claims import EvaluationContext, claim_kind
+
+    study = load_study(STUDY)
+    claim = next(c for c in study.claims if c.id == claim_id)
+    ctx = EvaluationContext(study=study, scale=scale, dataset="toy", rows=rows)
+    return claim, claim_kind(claim.kind).evaluate(claim, ctx)
+
+
+def test_cost_ratio_is_the_training_time_ratio_over_seeds_beside_the_reported_one(tmp_path: Path):
+    from restudy.claims import claim_kind
+
+    claim, res = _evaluate_at("nd_costs_more_time", _timed_rows(3.0), "paper")
+    assert res.verdict == "reproduced" and res.evidence["n"] == 3  # seeds, not the 6 cells
+    assert res.evidence["ratio"] == pytest.approx(3.0, rel=0.02)
+    cells = {c["cell"]: c for c in res.evidence["cells"]}
+    vgg = cells["dataset=cifar10, epochs=1, model=vgg16"]
+    assert vgg["n"] == 3 and vgg["reported"] == pytest.approx(118.69 / 37.38)  # [Re] Table 8, BN 1 / ND 1
+    assert "re_time_cifar10_e1" in vgg["source"]
+    lines, table = claim_kind(claim.kind).render(claim, res)
+    assert table and len(table["rows"]) == 2
+    assert claim_kind(claim.kind).figure(claim, res, tmp_path / "cost.png").stat().st_size > 1000
+    # The reported ratios are paper-scale numbers: never shown beside small-scale runs.
+    _, small = _evaluate_at("nd_costs_more_time", _timed_rows(3.0, "digits"), "small")
+    assert all(c["reported"] is None for c in small.evidence["cells"])
+    assert _evaluate_at("nd_costs_more_time", _timed_rows(0.5), "paper")[1].verdict == "not_reproduced"

@@ -1,13 +1,24 @@
-"""The study's own claim kind ``gap_shrinks`` (registered with ``register_claim_kind``): a method's
-advantage over a baseline is largest at the shortest training.
+"""The study's own claim kinds (registered with ``register_claim_kind``):
 
-The paper's Table 1 shows deconvolution far ahead of BN after 1 epoch (e.g. VGG-16 on CIFAR-10,
+* ``gap_shrinks``: a method's advantage over a baseline is largest at the shortest training;
+* ``cost_ratio``: a method's training time over a baseline's, per cell and overall, beside the
+  ratios a reproduction's time tables give.
+
+``gap_shrinks``. The paper's Table 1 shows deconvolution far ahead of BN after 1 epoch (e.g. VGG-16 on CIFAR-10,
 +60 pp) and a few points ahead after 20 or 100. The claim compares the paired gap ``a − b`` at level
 ``low`` of the axis ``over`` with the gap at ``high``. Runs of ``a`` and ``b`` pair by seed index and
 the axes both leave free (network, data set); each seed's gaps are averaged over those cells first,
 so the test counts seeds, not cells: a one-sided paired t-test of gap(low) − gap(high) > 0 over
 seeds. *Reproduced* when the (1 − 2α) CI lies above 0, *not reproduced* when it lies below,
 otherwise inconclusive with the seeds for 80 % power.
+
+``cost_ratio``. Runs of ``a`` and ``b`` pair as above; each pair gives the ratio of their training
+times (the run's ``train_s``: the optimisation steps, without loading and evaluation, so the ratio is
+the per-epoch cost ratio). Each seed's log-ratios are averaged over its cells, and the geometric
+mean ratio gets a (1 − 2α) t-interval over seeds on the log scale: *reproduced* when it lies above
+``above``, *not reproduced* when below, else inconclusive. Per cell (the free axes' levels) the
+evidence lists the geometric mean ratio over seeds and, where a ``reference_tables`` table (rows on
+one axis, columns the a/b levels) reported at this scale has that cell, the reported ratio.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
 from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED
 from ...numbers import fmt
 
-__all__ = ["GapShrinks", "GapShrinksKind"]
+__all__ = ["CostRatio", "CostRatioKind", "GapShrinks", "GapShrinksKind"]
 
 POWER = 0.8
 
@@ -124,5 +135,142 @@ class GapShrinksKind(ClaimKind):
         ax.axhline(0.0, color="grey", linewidth=0.8)
         ax.set_xticks([0, 1], [f"{claim.over} {claim.low}", f"{claim.over} {claim.high}"], fontsize=8)
         ax.set_ylabel(f"{claim.metric}: {claim.a.label()} − {claim.b.label()} per seed")
+        draw.title(ax, result)
+        return draw.save(fig, path)
+
+
+# --------------------------------------------------------------------------- cost ratio
+
+
+class CostRatio(ClaimBase):
+    """The training time of ``a`` over that of ``b`` exceeds ``above``."""
+
+    kind: Literal["cost_ratio"]
+    a: Selector
+    b: Selector
+    above: float = 1.0
+    reference_tables: list[str] = []
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("a",), self.a), (("b",), self.b)]
+
+    def problems(self, study: Any) -> list[tuple[Any, ...]]:
+        ids = {t.id for t in study.tables}
+        out: list[tuple[Any, ...]] = [
+            (("reference_tables", i), f"no table {t!r} in the study's tables")
+            for i, t in enumerate(self.reference_tables)
+            if t not in ids
+        ]
+        if not (math.isfinite(self.above) and self.above > 0):
+            out.append((("above",), "above must be a ratio > 0"))
+        return out
+
+
+def _reported_ratio(claim: CostRatio, ctx: Any, variant: dict[str, str]) -> tuple[float, str] | None:
+    """The a/b ratio a reference table reports for the cell ``variant`` (None when none has it, or
+    the table is reported at another scale than these runs': its numbers are not comparable)."""
+    for tid in claim.reference_tables:
+        t = ctx.study.table(tid)
+        lay = t.layout
+        if lay is None or not hasattr(lay, "row_axis") or lay.experiment != claim.a.experiment:
+            continue
+        if t.scale != ctx.scale or any(variant.get(k) != str(v) for k, v in lay.where.items()):
+            continue
+        row = variant.get(lay.row_axis)
+        va, vb = (
+            t.value(row, str(claim.a.where.get(lay.column_axis))),
+            t.value(row, str(claim.b.where.get(lay.column_axis))),
+        )
+        if va is not None and vb is not None and vb.value > 0:
+            return va.value / vb.value, f"{tid} ({t.where})"
+    return None
+
+
+@register_claim_kind
+class CostRatioKind(ClaimKind):
+    schema = CostRatio
+    rule = (
+        "a *cost ratio* claim holds when the t-interval over seeds of the geometric mean training-time ratio "
+        "a/b (each seed's log-ratios averaged over its cells) lies above the claimed ratio"
+    )
+
+    @staticmethod
+    def evaluate(claim: CostRatio, ctx: Any) -> Any:
+        pairs, info = ctx.pair(ctx.runs(claim.a), ctx.runs(claim.b), claim.a, claim.b)
+        free = [ax for ax in info.get("by", []) if ax != "seed_index"]
+        by_seed: dict[int, list[float]] = {}
+        by_cell: dict[tuple[str, ...], dict[str, Any]] = {}
+        for x, y in pairs:
+            ta, tb = x.get("train_s"), y.get("train_s")
+            if not (isinstance(ta, (int, float)) and isinstance(tb, (int, float)) and ta > 0 and tb > 0):
+                continue
+            lr = math.log(ta / tb)
+            by_seed.setdefault(int(x["seed_index"]), []).append(lr)
+            key = tuple(str(x["variant"].get(ax)) for ax in free)
+            cell = by_cell.setdefault(key, {"variant": dict(x["variant"]), "logs": []})
+            cell["logs"].append(lr)
+        seeds = sorted(by_seed)
+        if len(seeds) < 2:
+            return ctx.result(claim, NOT_EVALUATED, f"{len(seeds)} seed(s) with timed pairs: too few", {})
+        conf = 1 - 2 * claim.alpha
+        s = stats.summarize([float(np.mean(by_seed[k])) for k in seeds], conf)
+        ratio, lo, hi = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
+        verdict = REPRODUCED if lo > claim.above else NOT_REPRODUCED if hi < claim.above else INCONCLUSIVE
+        cells = []
+        for key, c in sorted(by_cell.items()):
+            rep = _reported_ratio(claim, ctx, c["variant"])
+            cells.append(
+                {
+                    "cell": ", ".join(f"{ax}={v}" for ax, v in zip(free, key)),
+                    "ratio": math.exp(float(np.mean(c["logs"]))),
+                    "n": len(c["logs"]),
+                    "reported": rep[0] if rep else None,
+                    "source": rep[1] if rep else "",
+                }
+            )
+        summary = (
+            f"{claim.a.label()} / {claim.b.label()} training time: ×{fmt(ratio)} ({round(conf * 100)}% CI "
+            f"[{fmt(lo)}, {fmt(hi)}], geometric mean over {len(cells)} cell(s), n={s.n} seeds) "
+            f"vs above ×{fmt(claim.above)}"
+        )
+        ev = {"ratio": ratio, "ci_low": lo, "ci_high": hi, "n": s.n, "above": claim.above, "confidence": conf}
+        ev |= {"cells": cells, "pairing": info}
+        return ctx.result(claim, verdict, summary, ev)
+
+    @staticmethod
+    def render(claim: CostRatio, result: Any) -> tuple[list[str], Any]:
+        from ...report import tables
+
+        cells = result.evidence.get("cells") or []
+        rows = [
+            [
+                c["cell"],
+                f"×{fmt(c['ratio'])} ({c['n']})",
+                f"×{fmt(c['reported'])}" if c["reported"] else "—",
+                c["source"],
+            ]
+            for c in cells
+        ]
+        head = ["cell", "measured a/b (seeds)", "reported a/b", "reported in"]
+        return [result.summary], (tables.table(head, rows) if rows else None)
+
+    @staticmethod
+    def figure(claim: CostRatio, result: Any, path: Path) -> Path | None:
+        cells = result.evidence.get("cells") or []
+        if not cells:
+            return None
+        from ...report import draw
+
+        fig, ax = draw.subplots(figsize=(max(4.5, 0.5 * len(cells) + 2), 4.0))
+        xs = np.arange(len(cells))
+        ax.scatter(xs, [c["ratio"] for c in cells], color=draw.color(0), label="measured", zorder=3)
+        rep = [(i, c["reported"]) for i, c in enumerate(cells) if c["reported"]]
+        if rep:
+            ax.scatter([i for i, _ in rep], [r for _, r in rep], marker="x", color=draw.color(1), label="reported")
+        ax.axhline(claim.above, color="grey", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(xs, [c["cell"] for c in cells], rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel("training time a / b")
+        ax.legend(fontsize=7)
         draw.title(ax, result)
         return draw.save(fig, path)
