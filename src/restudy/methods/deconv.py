@@ -22,8 +22,9 @@ Quirks of the original that are kept on purpose (§1.3, §1.10):
 * ``freeze``: a counter of training forward passes wraps at 10·freeze_iter; a frozen layer
   recomputes its statistics only while the counter (before its increment) is ≤ freeze_iter.
 
-``ChannelDeconv`` (§1.5), the original's older opt-in final-feature-map whitening, is not provided:
-no configuration of the paper's Table 1 uses it since the 2020-05-21 code (§1.4, §1.5).
+``ChannelDeconv`` (§1.5) is not provided: the paper-table commands with the released code use the
+Delinear head (§1.4, §1.6), ChannelDeconv only runs with ``--delinear False``, and §1.5 describes it
+too loosely to copy exactly (how the leftover channels' scalar statistics are tracked, for one).
 
 Deviation: ``bias=False`` is accepted (the original fails on it, §1.3): the folded bias is then −W'·μ.
 """
