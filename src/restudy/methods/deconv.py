@@ -119,7 +119,9 @@ class FastDeconv(nn.Conv2d):
     the same arguments, with its default initialisation, so parameter counts and the ``weight`` and
     ``bias`` entries of a state dict match. Buffers: ``running_mean`` and ``running_deconv`` — (F,)
     and (F, F) for ``groups == 1``, (k²·C,) and (groups, F, F) otherwise. The freeze counter is a
-    plain attribute, as in the original, and is not saved.
+    plain attribute, as in the original, and is not saved. The original subclasses ``_ConvNd``; this
+    one subclasses Conv2d, so code that picks out ``nn.Conv2d`` modules (initialisation loops, ENorm)
+    picks this layer too.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as Conv2d.
