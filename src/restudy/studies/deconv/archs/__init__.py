@@ -6,6 +6,23 @@ Importing this package registers every model: the ten CIFAR networks of Table 1 
 (``vgg11_imagenet``, ``resnet18_imagenet``, ``densenet121_imagenet``). Each is called as
 ``(input_shape, num_classes, norm="bn", width=1.0, **kw)``; ``common.Layers`` is the one place
 that turns a conv + BN pair into a FastDeconv.
+
+Parameter counts at width 1 with 10 classes (measured, ``tests/test_deconv_archs.py``). The paper's
+Params column counts the ND networks (FastDeconv weight + bias, no BN scale and shift): it matches
+them to its 0.01M rounding for nine networks; VGG-16's 14,719,818 is printed 14.71M (14.72M rounded).
+
+| network | BN | ND | paper |
+| --- | --- | --- | --- |
+| vgg16 | 14,724,042 | 14,719,818 | 14.71M |
+| resnet18 | 11,173,962 | 11,169,162 | 11.17M |
+| preact_resnet18 | 11,171,146 | 11,169,162 | 11.17M |
+| densenet121 | 6,956,298 | 6,883,018 | 6.88M |
+| resnext29_32x4d | 4,774,218 | 4,761,610 | 4.76M |
+| mobilenetv2 | 2,296,922 | 2,279,378 | 2.28M |
+| dpn92 | 34,236,634 | 34,179,970 | 34.18M |
+| pnasnet_a | 130,646 | 128,226 | 0.13M |
+| senet18 | 11,260,354 | 11,258,242 | 11.26M |
+| efficientnet_b0 | 2,912,089 | 2,912,057 | 2.91M |
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ....errors import RestudyError
+from ....methods.deconv import Delinear, FastDeconv
 
 __all__ = ["Layers", "NORMS", "DECONV_ARGS", "check_input", "count_layers", "global_pool"]
 
@@ -95,8 +96,6 @@ class Layers:
     def _deconv(
         self, in_ch: int, out_ch: int, k: int, stride: int, padding: int, groups: int, **over: Any
     ) -> nn.Module:
-        from ....methods.deconv import FastDeconv
-
         args = {**self.deconv_args, **over}
         return FastDeconv(in_ch, out_ch, k, stride=stride, padding=padding, groups=groups, bias=True, **args)
 
@@ -139,8 +138,6 @@ class Layers:
     def linear(self, in_features: int, out_features: int) -> nn.Module:
         """A classifier layer: ``nn.Linear`` (bn, none) or ``Delinear(block=fc_block)`` (nd)."""
         if self.norm == "nd":
-            from ....methods.deconv import Delinear
-
             return Delinear(in_features, out_features, bias=True, block=self.fc_block)
         return nn.Linear(in_features, out_features)
 

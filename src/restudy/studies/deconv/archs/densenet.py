@@ -77,6 +77,7 @@ class DenseNet(nn.Module):
 def densenet121(
     input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any
 ) -> DenseNet:
-    """CIFAR DenseNet-121 (Table 1, 6.88M parameters); ``norm`` bn or nd; ``width`` scales the growth rate."""
+    """CIFAR DenseNet-121 (Table 1, Params 6.88M: the ND network's count); ``norm`` bn or nd;
+    ``width`` scales the growth rate."""
     make = Layers(norm, width, **kw)
     return DenseNet((6, 12, 24, 16), 32, 0.5, check_input(input_shape, "densenet121"), num_classes, make)

@@ -68,5 +68,5 @@ class DPN(nn.Module):
 
 @register("model", "dpn92")
 def dpn92(input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any) -> DPN:
-    """CIFAR DPN-92 (Table 1, 34.18M parameters); ``norm`` bn or nd; ``width`` keeps 32 groups."""
+    """CIFAR DPN-92 (Table 1, Params 34.18M: the ND network's count); ``norm`` bn or nd; ``width`` keeps 32 groups."""
     return DPN(DPN92, check_input(input_shape, "dpn92"), num_classes, Layers(norm, width, **kw))

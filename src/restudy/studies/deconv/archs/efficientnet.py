@@ -81,7 +81,7 @@ def efficientnet_b0(
     faithful_quirks: bool = True,
     **kw: Any,
 ) -> EfficientNet:
-    """CIFAR EfficientNet-B0 of the ND code (Table 1, 2.91M parameters); ``norm`` bn or nd; with
+    """CIFAR EfficientNet-B0 of the ND code (Table 1, Params 2.91M: the ND network's count); ``norm`` bn or nd; with
     ``faithful_quirks`` (default) ND whitens only the stem and the classifier (module docstring)."""
     make = Layers(norm, width, **kw)
     blocks = Layers("bn", width) if norm == "nd" and faithful_quirks else make

@@ -67,5 +67,5 @@ class MobileNetV2(nn.Module):
 def mobilenetv2(
     input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any
 ) -> MobileNetV2:
-    """CIFAR MobileNetV2 (Table 1, 2.28M parameters); ``norm`` bn or nd."""
+    """CIFAR MobileNetV2 (Table 1, Params 2.28M: the ND network's count); ``norm`` bn or nd."""
     return MobileNetV2(check_input(input_shape, "mobilenetv2"), num_classes, Layers(norm, width, **kw))

@@ -56,5 +56,6 @@ class PNASNet(nn.Module):
 def pnasnet_a(
     input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any
 ) -> PNASNet:
-    """CIFAR PNASNet-A, 6 cells per stage, 44 planes (Table 1, 0.13M parameters); ``norm`` bn or nd."""
+    """CIFAR PNASNet-A, 6 cells per stage, 44 planes (Table 1, Params 0.13M: the ND network's count);
+    ``norm`` bn or nd."""
     return PNASNet(6, 44, check_input(input_shape, "pnasnet_a"), num_classes, Layers(norm, width, **kw))

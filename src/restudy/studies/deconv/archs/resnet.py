@@ -121,7 +121,7 @@ class PreActResNet(nn.Module):
 
 @register("model", "resnet18")
 def resnet18(input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any) -> ResNet:
-    """CIFAR ResNet-18 (Table 1, 11.17M parameters); ``norm`` bn or nd."""
+    """CIFAR ResNet-18 (Table 1, Params 11.17M: the ND network's count); ``norm`` bn or nd."""
     return ResNet((2, 2, 2, 2), check_input(input_shape, "resnet18"), num_classes, Layers(norm, width, **kw))
 
 
@@ -129,7 +129,7 @@ def resnet18(input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", w
 def preact_resnet18(
     input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any
 ) -> PreActResNet:
-    """CIFAR PreAct ResNet-18 (Table 1, 11.17M parameters); ``norm`` bn or nd."""
+    """CIFAR PreAct ResNet-18 (Table 1, Params 11.17M: the ND network's count); ``norm`` bn or nd."""
     make = Layers(norm, width, **kw)
     return PreActResNet((2, 2, 2, 2), check_input(input_shape, "preact_resnet18"), num_classes, make, se=False)
 
@@ -138,6 +138,6 @@ def preact_resnet18(
 def senet18(
     input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any
 ) -> PreActResNet:
-    """CIFAR SENet-18 with pre-activation blocks (Table 1, 11.26M parameters); ``norm`` bn or nd."""
+    """CIFAR SENet-18 with pre-activation blocks (Table 1, Params 11.26M: the ND network's count); ``norm`` bn or nd."""
     make = Layers(norm, width, **kw)
     return PreActResNet((2, 2, 2, 2), check_input(input_shape, "senet18"), num_classes, make, se=True)

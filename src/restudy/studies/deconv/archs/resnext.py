@@ -63,6 +63,6 @@ class ResNeXt(nn.Module):
 def resnext29_32x4d(
     input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any
 ) -> ResNeXt:
-    """CIFAR ResNeXt-29 32×4d (Table 1, 4.76M parameters); ``norm`` bn or nd."""
+    """CIFAR ResNeXt-29 32×4d (Table 1, Params 4.76M: the ND network's count); ``norm`` bn or nd."""
     make = Layers(norm, width, **kw)
     return ResNeXt((3, 3, 3), 32, 4, check_input(input_shape, "resnext29_32x4d"), num_classes, make)

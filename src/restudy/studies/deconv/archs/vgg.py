@@ -70,6 +70,6 @@ class VGG(nn.Module):
 
 @register("model", "vgg16")
 def vgg16(input_shape: tuple[int, ...], num_classes: int, norm: str = "bn", width: float = 1.0, **kw: Any) -> VGG:
-    """VGG-16 (Table 1, 14.71M parameters); ``norm`` bn or nd; ``kw``: ``fc_block`` and FastDeconv
-    hyper-parameters (common.DECONV_ARGS)."""
+    """VGG-16 (Table 1, Params 14.71M; the ND network has 14,719,818); ``norm`` bn or nd; ``kw``:
+    ``fc_block`` and FastDeconv hyper-parameters (common.DECONV_ARGS)."""
     return VGG(VGG16_CFG, check_input(input_shape, "vgg16"), num_classes, Layers(norm, width, **kw))
