@@ -31,7 +31,7 @@ import numpy as np
 
 from ... import stats
 from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
-from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED
+from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, directional_borderline
 from ...numbers import fmt
 
 __all__ = ["CostRatio", "CostRatioKind", "GapShrinks", "GapShrinksKind"]
@@ -113,12 +113,26 @@ class GapShrinksKind(ClaimKind):
             "confidence": conf,
             "pairing": {"low": info_lo, "high": info_hi},
         }
+        n = None
         if verdict == INCONCLUSIVE and math.isfinite(res.sd_diff) and res.mean_diff:
             n = stats.seeds_needed(
                 abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
             )
-            ev["seeds_needed"] = n
-        return ctx.result(claim, verdict, summary, ev)
+        near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
+        return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
+
+    @staticmethod
+    def render(claim: GapShrinks, result: Any) -> tuple[list[str], Any]:
+        """The summary, then one row per seed: its gap at ``low``, at ``high`` and their difference."""
+        from ...report import tables
+
+        ev = result.evidence
+        rows = [
+            [str(k), fmt(u), fmt(v), fmt(u - v)]
+            for k, u, v in zip(ev.get("seeds", []), ev.get("gap_low", []), ev.get("gap_high", []))
+        ]
+        head = ["seed", f"gap at {claim.over} {claim.low} (pp)", f"gap at {claim.over} {claim.high} (pp)", "difference"]
+        return [result.summary, tables.seeds_line(result)], (tables.table(head, rows) if rows else None)
 
     @staticmethod
     def figure(claim: GapShrinks, result: Any, path: Path) -> Path | None:
@@ -216,12 +230,14 @@ class CostRatioKind(ClaimKind):
         s = stats.summarize([float(np.mean(by_seed[k])) for k in seeds], conf)
         ratio, lo, hi = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
         verdict = REPRODUCED if lo > claim.above else NOT_REPRODUCED if hi < claim.above else INCONCLUSIVE
+        # Cells are named by the free axes whose levels differ between them (all when none does).
+        shown = [i for i, _ in enumerate(free) if len({k[i] for k in by_cell}) > 1] or list(range(len(free)))
         cells = []
         for key, c in sorted(by_cell.items()):
             rep = _reported_ratio(claim, ctx, c["variant"])
             cells.append(
                 {
-                    "cell": ", ".join(f"{ax}={v}" for ax, v in zip(free, key)),
+                    "cell": ", ".join(f"{free[i]}={key[i]}" for i in shown),
                     "ratio": math.exp(float(np.mean(c["logs"]))),
                     "n": len(c["logs"]),
                     "reported": rep[0] if rep else None,
@@ -235,7 +251,15 @@ class CostRatioKind(ClaimKind):
         )
         ev = {"ratio": ratio, "ci_low": lo, "ci_high": hi, "n": s.n, "above": claim.above, "confidence": conf}
         ev |= {"cells": cells, "pairing": info}
-        return ctx.result(claim, verdict, summary, ev)
+        shift = math.log(claim.above)
+        effect = s.mean - shift
+        n = None
+        if verdict == INCONCLUSIVE and math.isfinite(s.sd) and s.sd > 0 and effect:
+            n = stats.seeds_needed(
+                abs(effect), s.sd, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
+            )
+        near = directional_borderline(s.ci_low - shift, s.ci_high - shift, True, verdict)
+        return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
 
     @staticmethod
     def render(claim: CostRatio, result: Any) -> tuple[list[str], Any]:
@@ -270,7 +294,7 @@ class CostRatioKind(ClaimKind):
         ax.axhline(claim.above, color="grey", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xticks(xs, [c["cell"] for c in cells], rotation=60, ha="right", fontsize=6)
-        ax.set_ylabel("training time a / b")
+        ax.set_ylabel(f"training time {claim.a.label()} / {claim.b.label()}", fontsize=7)
         ax.legend(fontsize=7)
         draw.title(ax, result)
         return draw.save(fig, path)
