@@ -336,8 +336,10 @@ def plan(
     seeds: int | None = None,
     overrides: list[Override] = (),
     experiments: list[str] | None = None,
+    only: Mapping[str, list[str]] | None = None,
 ) -> list[RunSpec]:
-    """All runs of ``study`` at ``scale``, in a stable order (experiment, variant, seed index)."""
+    """All runs of ``study`` at ``scale``, in a stable order (experiment, variant, seed index);
+    with ``only``, those :func:`select_only` keeps (``--only KEY=VALUE``)."""
     if scale not in SCALES:
         raise StudyError("unknown scale", where="--scale", got=scale, allowed=SCALES)
     if seeds is not None and seeds < 1:
@@ -392,4 +394,55 @@ def plan(
                         study_dir=folder,
                     )
                 )
-    return specs
+    return select_only(specs, only) if only else specs
+
+
+def parse_only(items: list[str]) -> dict[str, list[str]]:
+    """``["model=resnet18", "epochs=20", "epochs=100"]`` as ``{key: [values]}`` (``--only``).
+
+    Raises:
+        RestudyError: an item is not ``KEY=VALUE``.
+    """
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise RestudyError("--only takes KEY=VALUE", where="--only", got=item, allowed="e.g. model=resnet18")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def _only_value(spec: RunSpec, key: str) -> str | None:
+    """What ``--only KEY=…`` compares for ``spec``: its experiment, a variant axis's level, or a
+    resolved setting's value (None when the run has none of them)."""
+    if key == "experiment":
+        return spec.experiment
+    if key in spec.variant:
+        return spec.variant[key]
+    if key in spec.settings:
+        return _level_str(spec.settings[key]) if not isinstance(spec.settings[key], (list, dict)) else None
+    return None
+
+
+def select_only(specs: list[RunSpec], only: Mapping[str, list[str]]) -> list[RunSpec]:
+    """The runs whose every ``only`` key has one of its values (values of one key: any of them;
+    different keys: all of them). A key is ``experiment``, a variant axis or a setting.
+
+    Raises:
+        StudyError: a key no planned run has, or a value no planned run has for its key (the
+            error lists what is allowed).
+    """
+    for key, wanted in only.items():
+        seen = sorted({v for s in specs if (v := _only_value(s, key)) is not None})
+        if not seen:
+            keys = sorted({"experiment"} | {a for s in specs for a in s.variant})
+            raise StudyError(
+                "the key is no experiment, variant axis or setting of the planned runs",
+                where="--only",
+                got=key,
+                allowed=keys + ["or a setting name (restudy show STUDY --settings)"],
+            )
+        bad = [w for w in wanted if w not in seen]
+        if bad:
+            raise StudyError(f"no planned run has {key} = this value", where=f"--only {key}=", got=bad, allowed=seen)
+    return [s for s in specs if all(_only_value(s, k) in vs for k, vs in only.items())]

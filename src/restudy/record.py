@@ -72,6 +72,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "reason": record.get("reason", ""),
         "metrics": record.get("metrics", {}),
         "wall_s": record.get("timings", {}).get("wall_s"),
+        "train_s": record.get("timings", {}).get("train_s"),
         "env_fingerprint": record.get("env", {}).get("fingerprint"),
         "execution": record.get("env", {}).get("execution"),
         "stack_size": record.get("env", {}).get("stack_size"),

@@ -401,6 +401,7 @@ class ReportedTable(_Frozen):
     columns: list[str] = Field(min_length=1)
     values: dict[str, dict[str, ReportedValue | None]]
     layout: TableLayout | VariabilityLayout | None = None
+    note: str = Field("", description="a remark the report shows with the table (e.g. where the prose disagrees)")
 
     _id = field_validator("id")(_check_id)
 

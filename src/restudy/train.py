@@ -71,11 +71,14 @@ class TrainResult:
         return self.status == "finished"
 
     def final_metrics(self, n_test: int, n_train: int) -> dict[str, Any]:
-        """The run's metrics as its record stores them: the last epoch's, per split."""
+        """The run's metrics as its record stores them: the last epoch's, per split, and
+        ``test_acc_best``, the highest test accuracy over the evaluated epochs (the original code's
+        "Best Acc", which some papers report)."""
         last = self.curves[-1] if self.curves else {}
         fit = {"fit_step": self.fit_step, "fit_epoch": self.fit_epoch} if self.fit_tracked else {}
         return fit | {
             "test_acc": last.get("test_acc"),
+            "test_acc_best": _best(self.curves, "test_acc"),
             "train_acc": last.get("train_acc"),
             "test_loss": last.get("test_loss"),
             "train_loss": last.get("train_loss"),
@@ -84,6 +87,12 @@ class TrainResult:
             "n_test": n_test,
             "n_train": n_train,
         }
+
+
+def _best(curves: list[dict[str, Any]], key: str) -> float | None:
+    """The highest finite ``key`` over the curve rows (None when no row has one)."""
+    values = [r[key] for r in curves if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    return max(values) if values else None
 
 
 # --------------------------------------------------------------------------- shared by both loops

@@ -158,13 +158,19 @@ def run(
         help="Let runs reused from another environment (versions, CPU, threads, execution mode) enter "
         "the verdicts; without it a claim using them is inconclusive with that reason.",
     ),
+    only: list[str] | None = typer.Option(
+        None,
+        "--only",
+        help="Run a subset: KEY=VALUE on the experiment, a variant axis or a setting (repeatable; "
+        "one key's values: any of them, different keys: all), e.g. --only model=resnet18 --only epochs=20.",
+    ),
 ) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
     from rich.markup import escape
 
     from ..console import RunProgress, console, verdict_table
     from ..executor import check_runs_per_gpu
-    from ..plan import plan
+    from ..plan import parse_only, plan
     from ..runner import run_study
     from ..safeio import atomic_write_text, write_json
     from ..studyfile import load_study, parse_overrides, resolve_study_path
@@ -173,7 +179,7 @@ def run(
     path = resolve_study_path(study)
     st = load_study(path)
     ov = parse_overrides(overrides or [])
-    specs = plan(st, scale, seeds=seeds, overrides=ov)  # the one plan; everything is checked before starting
+    specs = plan(st, scale, seeds=seeds, overrides=ov, only=parse_only(only or []))  # the one plan, checked first
     out = out or Path("results") / f"{st.id}-{scale}"
     prepare_out(out, st.id, scale, fresh)
     atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
@@ -187,6 +193,7 @@ def run(
             "scale": scale,
             "seeds": seeds,
             "overrides": overrides or [],
+            "only": only or [],
             "command": command,
         },
     )
@@ -256,7 +263,7 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     """Re-create the report of a finished (or partly finished) study from its run store."""
     from ..console import console, verdict_table
     from ..env import capture
-    from ..plan import plan
+    from ..plan import parse_only, plan
     from ..safeio import read_json
     from ..store import Store
     from ..studyfile import load_study, parse_overrides
@@ -278,7 +285,8 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     # The study's own module lives next to the original study file, not in the output directory.
     origin = Path(inv["study_file"]).parent if isinstance(inv.get("study_file"), str) and inv["study_file"] else None
     st = load_study(directory / "study.yaml", module_dir=origin if origin and origin.is_dir() else None)
-    specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=parse_overrides(inv.get("overrides", [])))
+    ov, only = parse_overrides(inv.get("overrides", [])), parse_only([str(x) for x in inv.get("only", [])])
+    specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=ov, only=only)
     with Store(directory) as store:
         store.reindex()
         records = store.records([s.key for s in specs])

@@ -20,7 +20,7 @@ from .. import stats
 from ..artifacts import variant_id
 from ..study import Selector
 
-ACCURACY_METRICS: tuple[str, ...] = ("test_acc", "train_acc")
+ACCURACY_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_acc_best")  # test_acc_best: max over epochs
 LOWER_IS_BETTER: frozenset[str] = frozenset({"test_loss", "train_loss", "diverged", "wall_s"})
 
 Row = dict[str, Any]

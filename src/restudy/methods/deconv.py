@@ -22,8 +22,9 @@ Quirks of the original that are kept on purpose (§1.3, §1.10):
 * ``freeze``: a counter of training forward passes wraps at 10·freeze_iter; a frozen layer
   recomputes its statistics only while the counter (before its increment) is ≤ freeze_iter.
 
-``ChannelDeconv`` (§1.5), the original's older opt-in final-feature-map whitening, is not provided:
-no configuration of the paper's Table 1 uses it since the 2020-05-21 code (§1.4, §1.5).
+``ChannelDeconv`` (§1.5) is not provided: the paper-table commands with the released code use the
+Delinear head (§1.4, §1.6), ChannelDeconv only runs with ``--delinear False``, and §1.5 describes it
+too loosely to copy exactly (how the leftover channels' scalar statistics are tracked, for one).
 
 Deviation: ``bias=False`` is accepted (the original fails on it, §1.3): the folded bias is then −W'·μ.
 """
@@ -118,7 +119,9 @@ class FastDeconv(nn.Conv2d):
     the same arguments, with its default initialisation, so parameter counts and the ``weight`` and
     ``bias`` entries of a state dict match. Buffers: ``running_mean`` and ``running_deconv`` — (F,)
     and (F, F) for ``groups == 1``, (k²·C,) and (groups, F, F) otherwise. The freeze counter is a
-    plain attribute, as in the original, and is not saved.
+    plain attribute, as in the original, and is not saved. The original subclasses ``_ConvNd``; this
+    one subclasses Conv2d, so code that picks out ``nn.Conv2d`` modules (initialisation loops, ENorm)
+    picks this layer too.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as Conv2d.

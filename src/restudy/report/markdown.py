@@ -234,6 +234,7 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     lines = ["## Reported vs reproduced", ""]
     for t in ctx["reported"]:
         lines += _table_heading(t, ctx)
+        lines += [f"> {t['remark']}", ""] if t.get("remark") else []
         lines += table(t["table"])
         lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
     return lines

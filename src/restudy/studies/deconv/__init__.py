@@ -1,0 +1,13 @@
+"""Network Deconvolution (Ye et al., ICLR 2020): the study's parts, registered on import.
+
+* :mod:`.archs`: the ten CIFAR networks of Table 1 and the three ImageNet networks of Table 2,
+  each with BN or deconvolution (the layers are :mod:`restudy.methods.deconv`);
+* :mod:`.small`: the CPU stand-in CNN ``deconv_small_cnn`` of the small and smoke scales;
+* :mod:`.claims`: claim kind ``gap_shrinks`` (deconvolution's advantage is largest at 1 epoch).
+"""
+
+from __future__ import annotations
+
+from . import archs, claims, small
+
+__all__ = ["archs", "claims", "small"]

@@ -1,0 +1,300 @@
+"""The study's own claim kinds (registered with ``register_claim_kind``):
+
+* ``gap_shrinks``: a method's advantage over a baseline is largest at the shortest training;
+* ``cost_ratio``: a method's training time over a baseline's, per cell and overall, beside the
+  ratios a reproduction's time tables give.
+
+``gap_shrinks``. The paper's Table 1 shows deconvolution far ahead of BN after 1 epoch (e.g. VGG-16 on CIFAR-10,
++60 pp) and a few points ahead after 20 or 100. The claim compares the paired gap ``a − b`` at level
+``low`` of the axis ``over`` with the gap at ``high``. Runs of ``a`` and ``b`` pair by seed index and
+the axes both leave free (network, data set); each seed's gaps are averaged over those cells first,
+so the test counts seeds, not cells: a one-sided paired t-test of gap(low) − gap(high) > 0 over
+seeds. *Reproduced* when the (1 − 2α) CI lies above 0, *not reproduced* when it lies below,
+otherwise inconclusive with the seeds for 80 % power.
+
+``cost_ratio``. Runs of ``a`` and ``b`` pair as above; each pair gives the ratio of their training
+times (the run's ``train_s``: the optimisation steps, without loading and evaluation, so the ratio is
+the per-epoch cost ratio). Each seed's log-ratios are averaged over its cells, and the geometric
+mean ratio gets a (1 − 2α) t-interval over seeds on the log scale: *reproduced* when it lies above
+``above``, *not reproduced* when below, else inconclusive. Per cell (the free axes' levels) the
+evidence lists the geometric mean ratio over seeds and, where a ``reference_tables`` table (rows on
+one axis, columns the a/b levels) reported at this scale has that cell, the reported ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ... import stats
+from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
+from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, directional_borderline
+from ...numbers import fmt
+
+__all__ = ["CostRatio", "CostRatioKind", "GapShrinks", "GapShrinksKind"]
+
+POWER = 0.8
+
+
+class GapShrinks(ClaimBase):
+    """The paired gap ``a − b`` is larger at level ``low`` of axis ``over`` than at ``high``."""
+
+    kind: Literal["gap_shrinks"]
+    a: Selector
+    b: Selector
+    over: str
+    low: str
+    high: str
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("a",), self.a), (("b",), self.b)]
+
+
+def _at(sel: Selector, axis: str, level: str) -> Selector:
+    return Selector(experiment=sel.experiment, where={**sel.where, axis: level})
+
+
+def _gaps(claim: GapShrinks, ctx: Any, level: str) -> tuple[dict[int, float], dict[str, Any]]:
+    """Per seed index: the mean over paired cells of a − b at ``level``."""
+    a, b = _at(claim.a, claim.over, level), _at(claim.b, claim.over, level)
+    pairs, info = ctx.pair(ctx.runs(a), ctx.runs(b), a, b)
+    by: dict[int, list[float]] = {}
+    for x, y in pairs:
+        d = ctx.value(x, claim.metric) - ctx.value(y, claim.metric)
+        if math.isfinite(d):
+            by.setdefault(int(x["seed_index"]), []).append(d)
+    return {k: float(np.mean(v)) for k, v in sorted(by.items())}, info
+
+
+@register_claim_kind
+class GapShrinksKind(ClaimKind):
+    schema = GapShrinks
+    rule = (
+        "a *gap shrinks* claim holds when the CI of the per-seed difference gap(low) − gap(high), each "
+        "gap the mean paired a − b over the cells of that seed, lies above 0"
+    )
+
+    @staticmethod
+    def evaluate(claim: GapShrinks, ctx: Any) -> Any:
+        lo, info_lo = _gaps(claim, ctx, claim.low)
+        hi, info_hi = _gaps(claim, ctx, claim.high)
+        seeds = sorted(set(lo) & set(hi))
+        if len(seeds) < 2:
+            why = f"{len(seeds)} seed(s) with runs of a and b at both {claim.over} {claim.low} and {claim.high}"
+            return ctx.result(claim, NOT_EVALUATED, why + ": too few", {"seeds": len(seeds)})
+        conf = 1 - 2 * claim.alpha
+        res = stats.paired_difference(
+            [lo[k] for k in seeds], [hi[k] for k in seeds], confidence=conf, alternative="greater"
+        )
+        if res.ci_low > 0:
+            verdict = REPRODUCED
+        elif res.ci_high < 0:
+            verdict = NOT_REPRODUCED
+        else:
+            verdict = INCONCLUSIVE
+        gap = f"{claim.a.label()} − {claim.b.label()}"
+        summary = (
+            f"gap {gap} at {claim.over} {claim.low}: {fmt(float(np.mean([lo[k] for k in seeds])))} pp, at "
+            f"{claim.high}: {fmt(float(np.mean([hi[k] for k in seeds])))} pp; difference {fmt(res.mean_diff)} pp "
+            f"({round(conf * 100)}% CI [{fmt(res.ci_low)}, {fmt(res.ci_high)}], paired t over seeds, n={res.n} seeds)"
+        )
+        ev: dict[str, Any] = {
+            "seeds": seeds,
+            "gap_low": [lo[k] for k in seeds],
+            "gap_high": [hi[k] for k in seeds],
+            "mean": res.mean_diff,
+            "ci_low": res.ci_low,
+            "ci_high": res.ci_high,
+            "p_value": res.p_value,
+            "n": res.n,
+            "confidence": conf,
+            "pairing": {"low": info_lo, "high": info_hi},
+        }
+        n = None
+        if verdict == INCONCLUSIVE and math.isfinite(res.sd_diff) and res.mean_diff:
+            n = stats.seeds_needed(
+                abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
+            )
+        near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
+        return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
+
+    @staticmethod
+    def render(claim: GapShrinks, result: Any) -> tuple[list[str], Any]:
+        """The summary, then one row per seed: its gap at ``low``, at ``high`` and their difference."""
+        from ...report import tables
+
+        ev = result.evidence
+        rows = [
+            [str(k), fmt(u), fmt(v), fmt(u - v)]
+            for k, u, v in zip(ev.get("seeds", []), ev.get("gap_low", []), ev.get("gap_high", []))
+        ]
+        head = ["seed", f"gap at {claim.over} {claim.low} (pp)", f"gap at {claim.over} {claim.high} (pp)", "difference"]
+        return [result.summary, tables.seeds_line(result)], (tables.table(head, rows) if rows else None)
+
+    @staticmethod
+    def figure(claim: GapShrinks, result: Any, path: Path) -> Path | None:
+        ev = result.evidence
+        if not ev.get("gap_low"):
+            return None
+        from ...report import draw
+
+        fig, ax = draw.subplots(figsize=(4.5, 4.0))
+        lo, hi = draw.floats(ev["gap_low"]), draw.floats(ev["gap_high"])
+        for u, v in zip(lo, hi):
+            ax.plot([0, 1], [u, v], color="grey", alpha=0.5, linewidth=0.8, marker="o", markersize=3)
+        ax.plot([0, 1], [float(np.mean(lo)), float(np.mean(hi))], color=draw.color(0), linewidth=2, marker="o")
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xticks([0, 1], [f"{claim.over} {claim.low}", f"{claim.over} {claim.high}"], fontsize=8)
+        ax.set_ylabel(f"{claim.metric}: {claim.a.label()} − {claim.b.label()} per seed")
+        draw.title(ax, result)
+        return draw.save(fig, path)
+
+
+# --------------------------------------------------------------------------- cost ratio
+
+
+class CostRatio(ClaimBase):
+    """The training time of ``a`` over that of ``b`` exceeds ``above``."""
+
+    kind: Literal["cost_ratio"]
+    a: Selector
+    b: Selector
+    above: float = 1.0
+    reference_tables: list[str] = []
+
+    def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
+        return [(("a",), self.a), (("b",), self.b)]
+
+    def problems(self, study: Any) -> list[tuple[Any, ...]]:
+        ids = {t.id for t in study.tables}
+        out: list[tuple[Any, ...]] = [
+            (("reference_tables", i), f"no table {t!r} in the study's tables")
+            for i, t in enumerate(self.reference_tables)
+            if t not in ids
+        ]
+        if not (math.isfinite(self.above) and self.above > 0):
+            out.append((("above",), "above must be a ratio > 0"))
+        return out
+
+
+def _reported_ratio(claim: CostRatio, ctx: Any, variant: dict[str, str]) -> tuple[float, str] | None:
+    """The a/b ratio a reference table reports for the cell ``variant`` (None when none has it, or
+    the table is reported at another scale than these runs': its numbers are not comparable)."""
+    for tid in claim.reference_tables:
+        t = ctx.study.table(tid)
+        lay = t.layout
+        if lay is None or not hasattr(lay, "row_axis") or lay.experiment != claim.a.experiment:
+            continue
+        if t.scale != ctx.scale or any(variant.get(k) != str(v) for k, v in lay.where.items()):
+            continue
+        row = variant.get(lay.row_axis)
+        va, vb = (
+            t.value(row, str(claim.a.where.get(lay.column_axis))),
+            t.value(row, str(claim.b.where.get(lay.column_axis))),
+        )
+        if va is not None and vb is not None and vb.value > 0:
+            return va.value / vb.value, f"{tid} ({t.where})"
+    return None
+
+
+@register_claim_kind
+class CostRatioKind(ClaimKind):
+    schema = CostRatio
+    rule = (
+        "a *cost ratio* claim holds when the t-interval over seeds of the geometric mean training-time ratio "
+        "a/b (each seed's log-ratios averaged over its cells) lies above the claimed ratio"
+    )
+
+    @staticmethod
+    def evaluate(claim: CostRatio, ctx: Any) -> Any:
+        pairs, info = ctx.pair(ctx.runs(claim.a), ctx.runs(claim.b), claim.a, claim.b)
+        free = [ax for ax in info.get("by", []) if ax != "seed_index"]
+        by_seed: dict[int, list[float]] = {}
+        by_cell: dict[tuple[str, ...], dict[str, Any]] = {}
+        for x, y in pairs:
+            ta, tb = x.get("train_s"), y.get("train_s")
+            if not (isinstance(ta, (int, float)) and isinstance(tb, (int, float)) and ta > 0 and tb > 0):
+                continue
+            lr = math.log(ta / tb)
+            by_seed.setdefault(int(x["seed_index"]), []).append(lr)
+            key = tuple(str(x["variant"].get(ax)) for ax in free)
+            cell = by_cell.setdefault(key, {"variant": dict(x["variant"]), "logs": []})
+            cell["logs"].append(lr)
+        seeds = sorted(by_seed)
+        if len(seeds) < 2:
+            return ctx.result(claim, NOT_EVALUATED, f"{len(seeds)} seed(s) with timed pairs: too few", {})
+        conf = 1 - 2 * claim.alpha
+        s = stats.summarize([float(np.mean(by_seed[k])) for k in seeds], conf)
+        ratio, lo, hi = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
+        verdict = REPRODUCED if lo > claim.above else NOT_REPRODUCED if hi < claim.above else INCONCLUSIVE
+        # Cells are named by the free axes whose levels differ between them (all when none does).
+        shown = [i for i, _ in enumerate(free) if len({k[i] for k in by_cell}) > 1] or list(range(len(free)))
+        cells = []
+        for key, c in sorted(by_cell.items()):
+            rep = _reported_ratio(claim, ctx, c["variant"])
+            cells.append(
+                {
+                    "cell": ", ".join(f"{free[i]}={key[i]}" for i in shown),
+                    "ratio": math.exp(float(np.mean(c["logs"]))),
+                    "n": len(c["logs"]),
+                    "reported": rep[0] if rep else None,
+                    "source": rep[1] if rep else "",
+                }
+            )
+        summary = (
+            f"{claim.a.label()} / {claim.b.label()} training time: ×{fmt(ratio)} ({round(conf * 100)}% CI "
+            f"[{fmt(lo)}, {fmt(hi)}], geometric mean over {len(cells)} cell(s), n={s.n} seeds) "
+            f"vs above ×{fmt(claim.above)}"
+        )
+        ev = {"ratio": ratio, "ci_low": lo, "ci_high": hi, "n": s.n, "above": claim.above, "confidence": conf}
+        ev |= {"cells": cells, "pairing": info}
+        shift = math.log(claim.above)
+        effect = s.mean - shift
+        n = None
+        if verdict == INCONCLUSIVE and math.isfinite(s.sd) and s.sd > 0 and effect:
+            n = stats.seeds_needed(
+                abs(effect), s.sd, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
+            )
+        near = directional_borderline(s.ci_low - shift, s.ci_high - shift, True, verdict)
+        return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
+
+    @staticmethod
+    def render(claim: CostRatio, result: Any) -> tuple[list[str], Any]:
+        from ...report import tables
+
+        cells = result.evidence.get("cells") or []
+        rows = [
+            [
+                c["cell"],
+                f"×{fmt(c['ratio'])} ({c['n']})",
+                f"×{fmt(c['reported'])}" if c["reported"] else "—",
+                c["source"],
+            ]
+            for c in cells
+        ]
+        head = ["cell", "measured a/b (seeds)", "reported a/b", "reported in"]
+        return [result.summary], (tables.table(head, rows) if rows else None)
+
+    @staticmethod
+    def figure(claim: CostRatio, result: Any, path: Path) -> Path | None:
+        cells = result.evidence.get("cells") or []
+        if not cells:
+            return None
+        from ...report import draw
+
+        fig, ax = draw.subplots(figsize=(max(4.5, 0.5 * len(cells) + 2), 4.0))
+        xs = np.arange(len(cells))
+        ax.scatter(xs, [c["ratio"] for c in cells], color=draw.color(0), label="measured", zorder=3)
+        rep = [(i, c["reported"]) for i, c in enumerate(cells) if c["reported"]]
+        if rep:
+            ax.scatter([i for i, _ in rep], [r for _, r in rep], marker="x", color=draw.color(1), label="reported")
+        ax.axhline(claim.above, color="grey", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(xs, [c["cell"] for c in cells], rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel(f"training time {claim.a.label()} / {claim.b.label()}", fontsize=7)
+        ax.legend(fontsize=7)
+        draw.title(ax, result)
+        return draw.save(fig, path)

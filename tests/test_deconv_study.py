@@ -1,0 +1,287 @@
+"""The built-in study "Network Deconvolution" (Ye et al., ICLR 2020, with the [Re] report's numbers):
+it loads and plans at every scale, its reported tables carry their sources, any subset of the paper
+scale runs alone (``--only``), its CPU stand-in CNN swaps BN for deconvolution, runs record the best
+test accuracy over epochs beside the final one, and the smoke study runs end to end with a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+from typer.testing import CliRunner
+
+from restudy import registry
+from restudy.cli import app
+from restudy.errors import RestudyError, StudyError
+from restudy.methods.deconv import Delinear, FastDeconv
+from restudy.plan import parse_only, plan
+from restudy.studyfile import builtin_studies, load_study
+
+registry.import_study_module("restudy.studies.deconv")
+
+from restudy.studies.deconv.small import deconv_small_cnn  # noqa: E402
+
+STUDY = "deconv"
+ARCHS = [
+    "vgg16",
+    "resnet18",
+    "preact_resnet18",
+    "densenet121",
+    "resnext29_32x4d",
+    "mobilenetv2",
+    "dpn92",
+    "pnasnet_a",
+    "senet18",
+    "efficientnet_b0",
+]
+
+
+def test_the_study_plans_at_every_scale_with_the_papers_grid_at_paper_scale():
+    study = load_study(STUDY)
+    assert builtin_studies()[STUDY].parent.name == "deconv"
+    sizes = {scale: len(plan(study, scale)) for scale in ("smoke", "small", "paper")}
+    assert sizes["smoke"] < sizes["small"] < sizes["paper"]
+    paper = plan(study, "paper")
+    # 10 networks x CIFAR-10/100 x BN/ND x 1/20/100 epochs x 3 runs, as the [Re] report ran.
+    assert sizes["paper"] == 10 * 2 * 2 * 3 * 3
+    assert {s.variant["model"] for s in paper} == set(ARCHS)
+    one = next(s for s in paper if s.variant == {"dataset": "cifar100", "model": "vgg16", "norm": "nd", "epochs": "20"})
+    st = one.settings
+    assert (st["optimizer"], st["optimizer.lr"], st["optimizer.momentum"], st["optimizer.weight_decay"]) == (
+        "sgd",
+        0.1,
+        0.9,
+        0.001,
+    )
+    assert (st["schedule"], st["batch_size"], st["augment"], st["augment.pad"], st["epochs"]) == (
+        "cosine",
+        128,
+        "flip_crop",
+        4,
+        20,
+    )
+    assert (st["data"], st["data.normalize"], st["model"], st["model.norm"]) == ("cifar100", "fixed", "vgg16", "nd")
+    assert st["data.mean"] == [0.5071, 0.4865, 0.4409] and st["data.std"] == [0.2009, 0.1984, 0.2023]
+    # Every setting says where it comes from.
+    assert all(p["provenance"] and (p["source"] or p["provenance"] == "assumed") for p in one.provenance.values())
+    small = plan(study, "small")
+    assert {s.settings["model"] for s in small} == {"deconv_small_cnn"} and {s.seed_index for s in small} == set(
+        range(5)
+    )
+    assert {s.variant["epochs"] for s in small} == {"1", "20"} and {s.variant["norm"] for s in small} == {"bn", "nd"}
+
+
+def test_reported_tables_name_their_source_and_the_100_epoch_values_are_also_read_as_training_numbers():
+    study = load_study(STUDY)
+    docs = {d.id: d for d in study.documents}
+    assert docs["original"].kind == "original" and docs["original"].where.startswith("https://")
+    assert docs["re2025"].kind == "reproduction" and "[Re] Network Deconvolution" in docs["re2025"].title
+    for t in study.tables:
+        assert t.document in docs and t.where, t.id
+    tables = {t.id: t for t in study.tables}
+    for ds in ("cifar10", "cifar100"):
+        for e in (1, 20, 100):
+            assert tables[f"orig_{ds}_e{e}"].metric == "test_acc_best"
+            assert tables[f"orig_{ds}_e{e}_final"].metric == "test_acc"
+            assert tables[f"re_{ds}_e{e}"].document == "re2025"
+            assert tables[f"re_time_{ds}_e{e}"].metric == "wall_s"
+        train = tables[f"re_{ds}_e100_train"]
+        assert train.metric == "train_acc"
+        assert train.values == tables[f"re_{ds}_e100"].values  # the same printed values, read as what they are
+        assert "train" in tables[f"re_{ds}_e100"].note
+    # Values as printed, e.g. original Table 1 VGG-16 CIFAR-10 after 1 epoch; [Re] Table 4 after 100 epochs.
+    assert tables["orig_cifar10_e1"].value("vgg16", "nd").value == 74.18
+    assert tables["re_cifar10_e100"].value("vgg16", "bn").value == 99.86
+    nb = tables["re_notebook_cifar10_e20"].value("pnasnet_a", "bn")
+    assert (nb.value, nb.n) == (58.84, 3) and nb.pm > 9  # the notebook's runs 65.66, 46.31, 64.56
+    # Where the report's prose disagrees with its own tables, the table says so.
+    assert "116 of 134" in tables["re_cifar10_e1"].note and "105 within 10 %" in tables["re_cifar10_e1"].note
+    assert "2% to 358%" in tables["re_time_cifar10_e1"].note
+
+
+def test_the_imagenet_part_fits_the_study_schema(tmp_path: Path):
+    """imagenet.yaml (Table 2) is written in study.yaml's layout: appended to it, the study loads."""
+    here = builtin_studies()[STUDY].parent
+    base = yaml.safe_load((here / "study.yaml").read_text())
+    part = yaml.safe_load((here / "imagenet.yaml").read_text())
+    for key in ("tables", "claims", "experiments"):
+        base[key] += part[key]
+    path = tmp_path / "deconv_imagenet.yaml"
+    path.write_text(yaml.safe_dump(base, allow_unicode=True))
+    study = load_study(path)
+    tables = {t.id: t for t in study.tables}
+    assert tables["orig_imagenet_top1"].value("densenet121", "nd").value == 75.73
+    assert "9 of 14" in tables["re_imagenet_top1"].note and "11 of 14" in tables["re_imagenet_top1"].note
+    assert {e.id for e in study.experiments} >= {"imagenet", "imagenet_vgg_nobn"}
+
+
+def test_only_runs_a_subset_of_the_planned_runs_by_axis_setting_or_experiment():
+    study = load_study(STUDY)
+    specs = plan(study, "paper", only=parse_only(["model=resnet18", "epochs=20"]))
+    assert len(specs) == 2 * 2 * 3
+    assert all(s.variant["model"] == "resnet18" and s.settings["epochs"] == 20 for s in specs)
+    # One key's values: any of them; a setting name works as well as an axis.
+    both = plan(study, "paper", only=parse_only(["model=vgg16", "model=dpn92", "data=cifar10", "model.norm=nd"]))
+    assert {s.variant["model"] for s in both} == {"vgg16", "dpn92"} and len(both) == 2 * 3 * 3
+    assert all(s.settings["data"] == "cifar10" and s.variant["norm"] == "nd" for s in both)
+    assert len(plan(study, "paper", only={"experiment": ["table1"]})) == len(plan(study, "paper"))
+    with pytest.raises(StudyError) as e:
+        plan(study, "paper", only=parse_only(["arch=resnet18"]))
+    assert "'arch'" in str(e.value) and "model" in str(e.value) and "epochs" in str(e.value)
+    with pytest.raises(StudyError) as e:
+        plan(study, "paper", only=parse_only(["model=resnet19"]))
+    assert "resnet19" in str(e.value) and "resnet18" in str(e.value)
+    with pytest.raises(RestudyError, match="KEY=VALUE"):
+        parse_only(["model"])
+
+
+def test_the_stand_in_cnn_swaps_conv_and_bn_for_deconvolution():
+    x = torch.randn(6, 1, 8, 8)
+    bn = deconv_small_cnn((1, 8, 8), 10, norm="bn", width=4)
+    nd = deconv_small_cnn((1, 8, 8), 10, norm="nd", width=4)
+    assert bn(x).shape == nd(x).shape == (6, 10)
+    kinds_bn = {type(m) for m in bn.modules()}
+    kinds_nd = {type(m) for m in nd.modules()}
+    assert nn.BatchNorm2d in kinds_bn and nn.Linear in kinds_bn and FastDeconv not in kinds_bn
+    assert nn.BatchNorm2d not in kinds_nd and FastDeconv in kinds_nd and isinstance(nd[-1], Delinear)
+    assert sum(isinstance(m, FastDeconv) for m in nd.modules()) == 3
+    with pytest.raises(RestudyError, match="normalization"):
+        deconv_small_cnn((1, 8, 8), 10, norm="gn")
+
+
+def test_smoke_study_end_to_end_with_a_report_and_the_best_test_accuracy_recorded(tmp_path: Path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(
+        app, ["run", STUDY, "--scale", "smoke", "--workers", "0", "--out", str(out)], env={"COLUMNS": "200"}
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    # Smoke checks the pipeline only: no claim gets a verdict from it.
+    assert res["claims"] and all(c["verdict"] == "not_evaluated" and "smoke" in c["summary"] for c in res["claims"])
+    assert len(res["runs"]) == 4 and all(run["status"] == "finished" for run in res["runs"])
+    assert {t["table"] for t in res["tables"]} >= {"orig_cifar10_e20", "re_cifar10_e100", "re_cifar10_e100_train"}
+    for run in res["runs"]:
+        rec = json.loads((out / "runs" / run["id"] / "run.json").read_text())
+        tests = [row["test_acc"] for row in rec["curves"]]
+        assert rec["metrics"]["test_acc_best"] == max(tests) and rec["metrics"]["test_acc"] == tests[-1]
+    md = (out / "report.md").read_text()
+    assert "original Table 1" in md and "scikit-learn digits" in md
+    assert "> The report prints these as test accuracies" in md  # a table's note is shown with it
+    assert "train.log" in (out / "report.html").read_text()
+
+
+def test_a_subset_run_is_reported_again_from_its_own_plan(tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["run", STUDY, "--scale", "smoke", "--workers", "0", "--out", str(out), "--only", "norm=nd"]
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == 2
+    r = CliRunner().invoke(app, ["report", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "2 of 2 runs" in r.output
+
+
+def _gap_rows(acc: dict[tuple[str, str, str, int], float]) -> list[dict]:
+    """Run rows of table1: (model, norm, epochs, seed index) -> test accuracy."""
+    return [
+        {
+            "key": f"{m}-{n}-{e}-{i}",
+            "experiment": "table1",
+            "variant": {"dataset": "digits", "model": m, "norm": n, "epochs": e},
+            "variant_id": f"dataset=digits,model={m},norm={n},epochs={e}",
+            "seed_index": i,
+            "status": "finished",
+            "metrics": {"n_test": 450, "test_acc": a},
+        }
+        for (m, n, e, i), a in acc.items()
+    ]
+
+
+def _evaluate(claim_id: str, rows: list[dict]):
+    from restudy.claims import EvaluationContext, claim_kind
+
+    study = load_study(STUDY)
+    claim = next(c for c in study.claims if c.id == claim_id)
+    ctx = EvaluationContext(study=study, scale="small", dataset="toy", rows=rows)
+    return claim, claim_kind(claim.kind).evaluate(claim, ctx)
+
+
+def test_gap_shrinks_tests_per_seed_gaps_averaged_over_networks_first(tmp_path: Path):
+    from restudy.claims import claim_kind
+
+    # Two networks x 4 seeds: ND leads by about 30 pp after 1 epoch and 2 pp after 20.
+    acc = {}
+    for i in range(4):
+        for m, bump in (("vgg16", 0.0), ("resnet18", 5.0)):
+            acc[(m, "bn", "1", i)] = 40.0 + bump + i
+            acc[(m, "nd", "1", i)] = 70.0 + bump + 0.5 * i
+            acc[(m, "bn", "20", i)] = 90.0 + bump
+            acc[(m, "nd", "20", i)] = 92.0 + bump + 0.1 * i
+    claim, res = _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(acc))
+    assert res.verdict == "reproduced"
+    ev = res.evidence
+    assert ev["n"] == 4 and ev["seeds"] == [0, 1, 2, 3]  # seeds, not 8 network cells
+    assert ev["gap_low"][1] == pytest.approx(30.0 - 0.5) and ev["gap_high"][1] == pytest.approx(2.1)
+    assert ev["mean"] == pytest.approx(sum(a - b for a, b in zip(ev["gap_low"], ev["gap_high"])) / 4)
+    assert claim_kind(claim.kind).figure(claim, res, tmp_path / "gap.png").stat().st_size > 1000
+    # The gap growing with training instead: not reproduced.
+    grown = {k: (v + 40.0 if k[1] == "nd" and k[2] == "20" else v) for k, v in acc.items()}
+    assert _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(grown))[1].verdict == "not_reproduced"
+    # One seed only: too few to tell.
+    one = {k: v for k, v in acc.items() if k[3] == 0}
+    assert _evaluate("nd_advantage_largest_at_1_epoch", _gap_rows(one))[1].verdict == "not_evaluated"
+
+
+def _timed_rows(factor: float, dataset: str = "cifar10") -> list[dict]:
+    """table1 runs after 1 epoch, 3 seeds x 2 networks: ND trains ``factor`` times as long as BN."""
+    rows = []
+    for i in range(3):
+        for m, base in (("vgg16", 30.0), ("resnet18", 40.0)):
+            for n, t in (("bn", base + i), ("nd", (base + i) * factor * (1 + 0.01 * i))):
+                rows.append(
+                    {
+                        "key": f"{m}-{n}-{i}",
+                        "experiment": "table1",
+                        "variant": {"dataset": dataset, "model": m, "norm": n, "epochs": "1"},
+                        "variant_id": f"dataset={dataset},model={m},norm={n},epochs=1",
+                        "seed_index": i,
+                        "status": "finished",
+                        "metrics": {"n_test": 10000, "test_acc": 50.0},
+                        "train_s": t,
+                        "wall_s": t + 5.0,
+                    }
+                )
+    return rows
+
+
+def _evaluate_at(claim_id: str, rows: list[dict], scale: str):
+    from restudy.claims import EvaluationContext, claim_kind
+
+    study = load_study(STUDY)
+    claim = next(c for c in study.claims if c.id == claim_id)
+    ctx = EvaluationContext(study=study, scale=scale, dataset="toy", rows=rows)
+    return claim, claim_kind(claim.kind).evaluate(claim, ctx)
+
+
+def test_cost_ratio_is_the_training_time_ratio_over_seeds_beside_the_reported_one(tmp_path: Path):
+    from restudy.claims import claim_kind
+
+    claim, res = _evaluate_at("nd_costs_more_time", _timed_rows(3.0), "paper")
+    assert res.verdict == "reproduced" and res.evidence["n"] == 3  # seeds, not the 6 cells
+    assert res.evidence["ratio"] == pytest.approx(3.0, rel=0.02)
+    cells = {c["cell"]: c for c in res.evidence["cells"]}
+    assert set(cells) == {"model=vgg16", "model=resnet18"}  # named by the axes that differ between cells
+    vgg = cells["model=vgg16"]
+    assert vgg["n"] == 3 and vgg["reported"] == pytest.approx(118.69 / 37.38)  # [Re] Table 8, BN 1 / ND 1
+    assert "re_time_cifar10_e1" in vgg["source"]
+    lines, table = claim_kind(claim.kind).render(claim, res)
+    assert table and len(table["rows"]) == 2
+    assert claim_kind(claim.kind).figure(claim, res, tmp_path / "cost.png").stat().st_size > 1000
+    # The reported ratios are paper-scale numbers: never shown beside small-scale runs.
+    _, small = _evaluate_at("nd_costs_more_time", _timed_rows(3.0, "digits"), "small")
+    assert all(c["reported"] is None for c in small.evidence["cells"])
+    assert _evaluate_at("nd_costs_more_time", _timed_rows(0.5), "paper")[1].verdict == "not_reproduced"
