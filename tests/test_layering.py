@@ -72,7 +72,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "perturb": set(),
     "tta": set(),
     "train": {"batches", "seeding", "evaluate", "optim", "record", "devices"},
-    "evaluate": {"batches"},
+    "evaluate": {"batches", "registry"},
     "metrics": {"cka", "stats"},
     "stats": set(),
     "plan": {"study", "studyfile", "seeding", "settings", "artifacts", "registry"},

@@ -1,4 +1,5 @@
-"""Per-example predictions and metrics on one split at a time (train and test are never mixed)."""
+"""Per-example predictions and metrics on one split at a time (train and test are never mixed), and
+the built-in per-run metric ``top5`` (top-5 test accuracy, as ImageNet tables report it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .registry import register
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,20 @@ def mean_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
     if not logits:
         raise ValueError("mean_logits needs at least one logits tensor")
     return torch.stack([t.float() for t in logits]).mean(0)
+
+
+def top_k_accuracy(logits: torch.Tensor, y: torch.Tensor, k: int) -> float:
+    """Share (%) of examples whose label is among the ``k`` largest logits (all of them when there
+    are at most ``k`` classes)."""
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == y[:, None]).any(1).float().mean().item() * 100.0
+
+
+@register("run_metric", "top5")
+def top5(
+    *, model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, settings: dict, **_: object
+) -> dict[str, float]:
+    """``test_acc_top5``: top-5 accuracy (%) of the trained model on the test split (one more
+    inference pass; the run's final ``test_acc`` is its top-1)."""
+    logits = predict(model, x_test, int(settings.get("eval_batch_size", 1024)))
+    return {"test_acc_top5": top_k_accuracy(logits, y_test.to(logits.device), 5)}

@@ -43,6 +43,7 @@ BUILTIN_MODULES["claim"] = (
 )
 BUILTIN_MODULES["view"] = ("restudy.compare.views",)
 BUILTIN_MODULES["augment"] = ("restudy.batches", "restudy.data.images")  # images: decode-time crops
+BUILTIN_MODULES["run_metric"] = (*_TRAINING_MODULES, "restudy.evaluate")  # evaluate: top5
 BUILTIN_MODULES["transform"] = ()  # no built-in transforms: a study's module registers its own
 _loaded: set[str] = set()
 
