@@ -235,6 +235,10 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     for t in ctx["reported"]:
         lines += _table_heading(t, ctx)
         lines += [f"> {t['remark']}", ""] if t.get("remark") else []
+        if t.get("reported_only"):  # no runs here: the values as reported, one line saying why
+            lines += [f"_Reported values only: {_escape(t['reported_only']['why'])}._", ""]
+            lines += table(t["reported_only"]["table"])
+            continue
         lines += table(t["table"])
         lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
     return lines

@@ -277,9 +277,27 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
                 "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
                 "table": cells_table(cells, flags),
+                # no cell has runs here: the reported values as the document lays them out, and why
+                "reported_only": None if any(c.get("n") for c in cells) else _reported_grid(decl, cells),
             }
         )
     return out
+
+
+def _reported_grid(decl: Any, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """A reported table none of whose cells has runs at this scale: its values in the document's
+    rows × columns (a cell the document leaves empty: the missing mark), with the one reason."""
+    rows = [[r, *(_printed(decl.value(r, c)) for c in decl.columns)] for r in decl.rows]
+    reasons = list(dict.fromkeys(c.get("note") or "" for c in cells if c.get("note")))
+    why = reasons[0] if len(reasons) == 1 else "no runs of this scale select these cells"
+    return {"why": why, "table": table(["", *decl.columns], rows)}
+
+
+def _printed(v: Any) -> str:
+    if v is None:
+        return MISSING
+    text = v.text or fmt(v.value)
+    return f"{text} ± {fmt(v.pm)}" if v.pm is not None else text
 
 
 def _leakage_view(comparison: cmp.Comparison) -> dict[str, Any] | None:
