@@ -232,12 +232,18 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     if not ctx["reported"]:
         return []
     lines = ["## Reported vs reproduced", ""]
+    shown: dict[str, dict[str, Any]] = {}  # a grid of reported values → the table that showed it
     for t in ctx["reported"]:
         lines += _table_heading(t, ctx)
         lines += [f"> {t['remark']}", ""] if t.get("remark") else []
         if t.get("reported_only"):  # no runs here: the values as reported, one line saying why
-            lines += [f"_Reported values only: {_escape(t['reported_only']['why'])}._", ""]
-            lines += table(t["reported_only"]["table"])
+            grid = table(t["reported_only"]["table"])
+            first = shown.setdefault("\n".join(grid), t)
+            why = _escape(t["reported_only"]["why"])
+            if first is not t:  # e.g. one paper table compared as best-over-epochs and as final
+                lines += [f"_Reported values only ({why}): the same as [{first['title']}](#{first['anchor']})._", ""]
+                continue
+            lines += [f"_Reported values only: {why}._", "", *grid]
             continue
         lines += table(t["table"])
         lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
