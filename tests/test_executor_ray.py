@@ -61,7 +61,7 @@ def die_once(**kwargs):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -138,6 +138,21 @@ def test_a_killed_task_is_retried_and_a_run_that_always_kills_its_worker_fails(l
     assert "worker or its node died" in records["always"]["reason"] and "1 retries" in records["always"]["reason"]
     # A run that fails by itself is not retried: its own error is the record's.
     assert records["bad"]["status"] == "failed" and "unknown model 'nope'" in records["bad"]["reason"]
+
+
+def test_a_stack_of_seeds_is_one_task_with_the_results_of_a_local_stack(local_ray, tmp_path: Path):
+    from restudy.stacked import execute_stack, group_specs, stackable
+
+    specs = plan(load_study("nondeterminism"), "smoke")
+    group = next(g for g in group_specs(specs) if len(g) >= 4 and stackable(specs[g[0]]))
+    members = [specs[i] for i in group[:4]]
+    local = execute_stack(
+        [s.to_dict() for s in members], [str(artifacts.run_dir(tmp_path / "local", s.key)) for s in members]
+    )
+    executor = RayExecutor(stack=True)
+    records = list(executor.run(members, [artifacts.run_dir(tmp_path / "ray", s.key) for s in members]))
+    assert {(r["env"]["execution"], r["env"]["stack_size"]) for r in records} == {("stacked", 4)}
+    assert _results(records) == _results(local)
 
 
 def test_restudy_run_on_ray_end_to_end(local_ray, tmp_path: Path):
