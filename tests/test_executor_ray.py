@@ -210,9 +210,11 @@ def test_a_node_removed_mid_study_its_runs_finish_on_the_other(specs, pool_resul
         with Store(tmp_path) as store:
             for rec in executor.run(specs, [store.run_dir(s.key) for s in specs]):
                 records.append(rec)
-                if kept is None:
+                refs = list(executor.in_flight)
+                _, running = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+                if kept is None and running:  # this node is free: the run still running is on the other
                     kept = executor.nodes[rec["key"]]
-                    cut_off = {spec.key for task in executor.in_flight.values() for spec, _ in task}
+                    cut_off = {spec.key for ref in running for spec, _ in executor.in_flight[ref]}
                     cluster.remove_node(next(n for i, n in nodes.items() if i != kept))
         assert cut_off, "no run was in flight when the node was removed"
         assert {executor.nodes[k] for k in cut_off} == {kept}  # retried on the node left
