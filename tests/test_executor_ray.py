@@ -119,6 +119,17 @@ def test_ray_gives_the_local_pools_results_and_an_interrupted_study_resumes(
         assert not store.invalid()
 
 
+def test_stopping_at_once_cancels_the_runs_in_flight_and_writes_nothing_of_them(local_ray, specs, tmp_path: Path):
+    executor = RayExecutor()
+    runs = executor.run(specs, [artifacts.run_dir(tmp_path, s.key) for s in specs])
+    first = next(runs)
+    in_flight = {spec.key for task in executor.in_flight.values() for spec, _ in task}
+    runs.close()  # what a second Ctrl-C does: the runner closes the executor's generator
+    assert in_flight and first["key"] not in in_flight
+    written = {p.parent.name for p in artifacts.runs_dir(tmp_path).glob(f"*/{artifacts.RUN_FILE}")}
+    assert written == {first["key"]}  # the driver alone writes: a cancelled run leaves nothing
+
+
 def test_a_killed_task_is_retried_and_a_run_that_always_kills_its_worker_fails(local_ray, specs, tmp_path: Path):
     (tmp_path / "dying_study.py").write_text(DYING_MODULE)
     spec = specs[0]

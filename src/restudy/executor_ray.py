@@ -39,7 +39,7 @@ from .safeio import atomic_write_bytes
 
 INSTALL_HINT = "pip install 'restudy[ray]'"
 # Ray's own default for tasks: a node lost once (preempted, rebooted) costs one retry; a run that
-# kills its worker every time (e.g. out of memory) is given up after 4 attempts, not looped on.
+# kills its worker every time (e.g. a crash in native code) is given up after 4 attempts, not looped on.
 DEFAULT_RETRIES = 3
 
 
@@ -165,7 +165,7 @@ class RayExecutor(StackedExecutor):
             why = f"the Ray worker or its node died during this run ({self.retries} retries used): {_first_line(e)}"
             yield from (_failed(spec, why) for spec, _ in task)
             return
-        except ray.exceptions.RayError as e:  # e.g. out of memory, or the task could not start
+        except ray.exceptions.RayError as e:  # e.g. killed by Ray's memory monitor, or the task could not start
             yield from (_failed(spec, f"{type(e).__name__}: {_first_line(e)}") for spec, _ in task)
             return
         for (spec, run_dir), payload in zip(task, payloads):
