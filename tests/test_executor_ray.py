@@ -33,7 +33,7 @@ except ImportError:  # CI installs the extra: there a missing Ray is a failure, 
         raise
     pytest.skip("Ray is not installed (pip install 'restudy[ray]')", allow_module_level=True)
 
-from restudy.executor_ray import RayExecutor, import_ray, ray_executor  # noqa: E402
+from restudy.executor_ray import RayExecutor, _reachable, import_ray, ray_executor  # noqa: E402
 
 DYING_MODULE = '''"""Models that kill their worker process: always, or on the first attempt only."""
 import os
@@ -201,6 +201,8 @@ def test_bad_options_are_refused(specs):
     with pytest.raises(RestudyError, match="unknown execution mode"):
         ray_executor(specs, "inline")
     assert ray_executor(specs, "pool").stack is False and ray_executor(specs, "stacked").stack is True
+    assert "nothing answers at 127.0.0.1:1" in _reachable("ray://127.0.0.1:1")  # not minutes of Ray's retries
+    assert _reachable("auto") is None  # Ray resolves it (and says so when no cluster runs here)
     result = CliRunner().invoke(app, ["run", "enorm", "--scale", "smoke", "--retries", "2"])
     assert result.exit_code == 2 and "--executor ray only" in _text(result.output)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import threading
 from collections import deque
@@ -196,15 +197,32 @@ def connect(ray: Any, address: str | None) -> None:
     """
     if ray.is_initialized():
         return
+    hint = "start one with `ray start --head` (and `ray start --address HEAD:6379` on the other machines)"
+    reachable = _reachable(address)
+    if reachable is not None:
+        raise RestudyError(f"cannot join the Ray cluster: {reachable}; {hint}", where="--address", got=address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RestudyError(
-            f"cannot join the Ray cluster: {_first_line(e)}; start one with `ray start --head` "
-            "(and `ray start --address HEAD:6379` on the other machines)",
-            where="--address",
-            got=address,
+            f"cannot join the Ray cluster: {_first_line(e)}; {hint}", where="--address", got=address
         ) from None
+
+
+def _reachable(address: str | None, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers at ``host:port`` (or ``ray://host:port``), or None (answers, or an
+    address Ray resolves itself: None, ``auto``, ``local``). Ray itself retries an unanswered
+    address for minutes; this fails in seconds."""
+    if not address or address in ("auto", "local"):
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return None  # not host:port: Ray's own error says what it accepts
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        return f"nothing answers at {host}:{port} ({e.strerror or e})"
+    return None
 
 
 def _task_env(threads: int, kernels: str) -> dict[str, str]:

@@ -279,9 +279,9 @@ def _ray_executor(
             where="--workers",
             got=workers,
         )
-    from ..executor_ray import DEFAULT_RETRIES, import_ray, ray_executor
+    from ..executor_ray import DEFAULT_RETRIES, connect, import_ray, ray_executor
 
-    import_ray()  # a clear error before anything is written when Ray is not installed
+    connect(import_ray(), address)  # Ray missing or no cluster at --address: an error before anything is written
     return ray_executor(
         specs,
         execution,
