@@ -149,7 +149,9 @@ def run(
         "local", help="local (a process pool on this machine) or ray (the Ray cluster at --address)."
     ),
     address: str | None = typer.Option(
-        None, help="--executor ray: the cluster to join ('auto': the one `ray start` set up here; none: a local one)."
+        None,
+        help="--executor ray: the cluster to join ('auto': the one `ray start` runs here, or host:port; "
+        "default: that one if any, else a new local Ray instance).",
     ),
     retries: int | None = typer.Option(
         None, min=0, help="--executor ray: re-runs of a run whose worker or node died (default 3, Ray's own)."
