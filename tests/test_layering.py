@@ -27,6 +27,7 @@ ENGINE = {
     "env",
     "evaluate",
     "executor",
+    "executor_ray",
     "methods",
     "models",
     "optim",
@@ -129,7 +130,8 @@ MAY_IMPORT: dict[str, set[str]] = {
         "optim",
     },
     "executor": {"plan", "record", "worker", "stacked", "seeding", "devices", "build"},
-    "ray_executor": {"plan", "record", "worker"},
+    # Ray runs the worker (or a stack) in a task and writes the returned files as the local pool would.
+    "executor_ray": {"plan", "record", "executor", "worker", "stacked", "safeio", "artifacts"},
     "store": {"record", "safeio", "artifacts"},
     "runner": {
         "plan",
@@ -199,7 +201,6 @@ THIRD_PARTY: dict[str, set[str] | None] = {
         "worker",
         "build",
         "studies",
-        "ray_executor",
         "weights",
         "cost",
         "calibrate",
@@ -218,7 +219,7 @@ THIRD_PARTY: dict[str, set[str] | None] = {
     "markupsafe": {"report"},
     "rich": {"cli", "console"},
     "typer": {"cli"},
-    "ray": {"ray_executor"},
+    "ray": {"executor_ray"},
     "mlflow": {"export"},
 }
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}

@@ -152,6 +152,20 @@ def run(
         help="auto, stacked (train the seeds of tiny models as one "
         "stacked model) or pool (one run per worker process).",
     ),
+    executor: str = typer.Option(
+        "local", help="local (a process pool on this machine) or ray (the Ray cluster at --address)."
+    ),
+    address: str | None = typer.Option(
+        None,
+        help="--executor ray: the cluster to join ('auto': the one `ray start` runs here, or host:port; "
+        "default: that one if any, else a new local Ray instance).",
+    ),
+    retries: int | None = typer.Option(
+        None, min=0, help="--executor ray: re-runs of a run whose worker or node died (default 3, Ray's own)."
+    ),
+    gpus_per_run: float | None = typer.Option(
+        None, min=0, help="--executor ray: GPUs per run, a fraction shares one (default: 1 on a cluster with GPUs)."
+    ),
     allow_mixed_env: bool = typer.Option(
         False,
         "--allow-mixed-env",
@@ -180,6 +194,7 @@ def run(
     st = load_study(path)
     ov = parse_overrides(overrides or [])
     specs = plan(st, scale, seeds=seeds, overrides=ov, only=parse_only(only or []))  # the one plan, checked first
+    runner_executor = _ray_executor(specs, executor, execution, threads, address, retries, gpus_per_run, workers)
     out = out or Path("results") / f"{st.id}-{scale}"
     prepare_out(out, st.id, scale, fresh)
     atomic_write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
@@ -216,6 +231,7 @@ def run(
                 execution=execution,
                 specs=specs,
                 runs_per_gpu=runs_per_gpu,
+                executor=runner_executor,
             )
     except KeyboardInterrupt:
         console.print("[bold red]stopped[/]: the finished runs are kept. To resume, type:")
@@ -254,6 +270,44 @@ def run(
             t_end - t_analysis,
             paths.get("html", out / "report.html"),
         )
+    )
+
+
+def _ray_executor(
+    specs: list[Any],
+    executor: str,
+    execution: str,
+    threads: int,
+    address: str | None,
+    retries: int | None,
+    gpus_per_run: float | None,
+    workers: int | None,
+) -> Any:
+    """``--executor ray``: the Ray executor for ``specs``; ``local``: None (the runner picks the pool)."""
+    if executor not in ("local", "ray"):
+        raise RestudyError("unknown executor", where="--executor", got=executor, allowed=("local", "ray"))
+    if executor == "local":
+        ray_only = (("--address", address), ("--retries", retries), ("--gpus-per-run", gpus_per_run))
+        given = [name for name, v in ray_only if v is not None]
+        if given:
+            raise RestudyError(f"{', '.join(given)} apply to --executor ray only", where="--executor", got=executor)
+        return None
+    if workers is not None:
+        raise RestudyError(
+            "--workers applies to the local pool; on Ray each run takes --threads CPUs of the cluster",
+            where="--workers",
+            got=workers,
+        )
+    from ..executor_ray import DEFAULT_RETRIES, connect, import_ray, ray_executor
+
+    connect(import_ray(), address)  # Ray missing or no cluster at --address: an error before anything is written
+    return ray_executor(
+        specs,
+        execution,
+        threads=threads,
+        address=address,
+        retries=DEFAULT_RETRIES if retries is None else retries,
+        gpus_per_run=gpus_per_run,
     )
 
 
