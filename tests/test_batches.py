@@ -14,7 +14,13 @@ def _images(n: int = 16) -> torch.Tensor:
     return torch.arange(n * 2 * 5 * 6, dtype=torch.float32).reshape(n, 2, 5, 6)
 
 
-@pytest.mark.parametrize("name", [a for a in registry.names("augment") if a != "none"])
+def _in_memory(name: str) -> bool:
+    """Batch augmentations of in-memory tensors (decode-time ones need a streamed data set and are
+    tested with it, in test_imagenet.py)."""
+    return name != "none" and not getattr(make_augment(name, torch.Generator(), 4), "at_decode", False)
+
+
+@pytest.mark.parametrize("name", [a for a in registry.names("augment") if _in_memory(a)])
 def test_same_generator_seed_same_batch_and_the_global_rng_is_untouched(name: str):
     x = _images()
     torch.manual_seed(123)
@@ -25,6 +31,11 @@ def test_same_generator_seed_same_batch_and_the_global_rng_is_untouched(name: st
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(torch.random.get_rng_state(), before)
     assert a.shape == x.shape
+
+
+def test_a_decode_time_augmentation_refuses_in_memory_images_with_the_alternatives():
+    with pytest.raises(RestudyError, match="streamed image data set.*flip or flip_crop"):
+        make_augment("random_resized_crop_flip", torch.Generator(), 4)(_images())
 
 
 def test_none_is_no_augmentation():
