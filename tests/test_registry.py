@@ -26,9 +26,9 @@ def test_every_kind_has_its_builtins():
 
 def test_unknown_name_lists_known_names_and_the_closest():
     with pytest.raises(RestudyError) as info:
-        registry.get("model", "resnet15")
+        registry.get("model", "resnet_14")
     msg = str(info.value)
-    assert "unknown model 'resnet15'" in msg
+    assert "unknown model 'resnet_14'" in msg
     assert "did you mean 'resnet14'" in msg
     # Every registered model, sorted (a study's module imported earlier in this process adds its own).
     allowed = msg.split("allowed: ", 1)[1].split(", ")
