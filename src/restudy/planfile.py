@@ -50,11 +50,16 @@ def _when(text: Any) -> datetime | None:
 
 
 def estimate_vs_actual(
-    out: Path, keys: Sequence[str], records: Sequence[dict[str, Any]], wall_s: float | None
+    out: Path,
+    keys: Sequence[str],
+    records: Sequence[dict[str, Any]],
+    wall_s: float | None,
+    training_ended: datetime | None = None,
 ) -> dict[str, Any] | None:
     """What the report says of ``<out>/plan.json``: None without one; else the estimate, and the
     actual training wall time with the ratio actual / estimate when this command ran exactly the
-    runs the plan had left (started after the plan, within this command's time)."""
+    runs the plan had left (started after the plan, within this command's ``wall_s`` of training
+    that ended at ``training_ended``, default now)."""
     from .safeio import read_json
 
     path = out / PLAN_FILE
@@ -77,7 +82,7 @@ def estimate_vs_actual(
     if wall_s is None:
         return {**shown, "note": "this command ran no runs: no actual time to compare"}
     planned = _when(plan.get("planned_at"))
-    now = datetime.now(UTC)
+    now = training_ended or datetime.now(UTC)
     ran = [
         r
         for r in records

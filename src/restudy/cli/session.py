@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,7 @@ def compare_and_report(
     from ..record import row
     from ..report import write_report
 
+    training_ended = datetime.now(UTC)  # the runs of this command started within wall_s before this
     with AnalysisProgress() as analysis:
         analysis.step("comparing runs with the claims")
         comparison = compare(
@@ -155,7 +157,9 @@ def compare_and_report(
         )
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
-        plan_info["estimate"] = estimate_vs_actual(out, [s.key for s in specs], records, wall_s)  # restudy plan's
+        plan_info["estimate"] = estimate_vs_actual(  # restudy plan's estimate beside the actual time
+            out, [s.key for s in specs], records, wall_s, training_ended
+        )
         analysis.step("drawing figures")
         env = {**env, **_run_env(records)}
         paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info, progress=analysis.report)

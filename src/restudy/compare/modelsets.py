@@ -20,6 +20,7 @@ stored predictions. No torch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -132,6 +133,17 @@ class SetData:
     _draws: dict[str, np.ndarray] | None = None
     _jack: dict[str, np.ndarray] | None = None
     _intervals: dict[tuple[str, float], tuple[float, float]] = field(default_factory=dict)
+    # mean pairwise CKA of the stored features, measured on first request (cka()): only a table
+    # with a CKA column asks, and one CKA costs as much as the other metrics together
+    _cka_source: Callable[[], float | None] | None = None
+    _cka: float | None = None
+
+    def cka(self) -> float | None:
+        """Mean pairwise linear CKA of the models' stored penultimate features; None when some
+        model stored none (see :func:`_measure_cka`)."""
+        if self._cka_source is not None:
+            self._cka, self._cka_source = self._cka_source(), None
+        return self._cka
 
     @property
     def n_models(self) -> int:
@@ -273,7 +285,7 @@ class ModelSets:
         if present:
             _measure(data, present)
             if ms.view == "test" and data.keys:
-                _measure_cka(self.predictions, data)
+                data._cka_source = functools.partial(_measure_cka, self.predictions, list(data.keys))
         if not data.why and data.n_models < 2:
             data.why = (
                 f"{data.n_models} of {len(selected)} usable runs have finite stored predictions "
@@ -283,16 +295,18 @@ class ModelSets:
         return data
 
 
-def _measure_cka(predictions: Predictions, data: SetData) -> None:
+def _measure_cka(predictions: Predictions, keys: list[str]) -> float | None:
     """Mean pairwise linear CKA of the models' stored penultimate features (``cka_examples``
-    setting), when every model stored them. CKA's variant and layer are assumptions
-    (originals.md §4.4 item 6): the value is labelled so wherever it is shown."""
-    feats = [predictions(k, FEATURES) for k in data.keys]
+    setting), when every model stored them (None otherwise). CKA's variant and layer are
+    assumptions (the paper's description, not its code): the value is labelled so wherever it
+    is shown."""
+    feats = [predictions(k, FEATURES) for k in keys]
     if len(feats) < 2 or any(f is None for f in feats):
-        return
+        return None
     shapes = {f[0].shape for f in feats}  # type: ignore[index]
-    if len(shapes) == 1:
-        data.values["cka"] = metrics.mean_pairwise_cka(np.stack([f[0] for f in feats]))  # type: ignore[index]
+    if len(shapes) != 1:
+        return None
+    return metrics.mean_pairwise_cka(np.stack([f[0] for f in feats]))  # type: ignore[index]
 
 
 def paired(a: SetData, b: SetData) -> bool:

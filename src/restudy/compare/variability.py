@@ -50,8 +50,11 @@ log = logging.getLogger(__name__)
 REDUCTION_COLUMNS: dict[str, str] = {"reduction_original": "original", "reduction_recalculated": "recalculated"}
 
 
-def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE) -> dict[str, dict[str, float]]:
-    """metric → {value, ci_low, ci_high, se} with the bootstrap CI over models."""
+def _metric_entries(
+    data: SetData, confidence: float = VAR_CONFIDENCE, cka: bool = False
+) -> dict[str, dict[str, float]]:
+    """metric → {value, ci_low, ci_high, se} with the bootstrap CI over models; with ``cka`` (a
+    table with a CKA column) the mean pairwise CKA too."""
     out: dict[str, dict[str, float]] = {}
     draws = data.draws()
     for metric in metrics.SUMMARY_METRICS:
@@ -65,8 +68,8 @@ def _metric_entries(data: SetData, confidence: float = VAR_CONFIDENCE) -> dict[s
             "se": metrics.bootstrap_sd(d) if d is not None else math.nan,
         }
     out["mean_accuracy"] = {"value": data.mean_accuracy, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
-    if "cka" in data.values:  # no bootstrap: one CKA per pair is already costly
-        out["cka"] = {"value": data.values["cka"], "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
+    if cka and (value := data.cka()) is not None:  # no bootstrap: one CKA per pair is already costly
+        out["cka"] = {"value": value, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
     return out
 
 
@@ -119,7 +122,7 @@ def _variability_row(table: ReportedTable, name: str, ms: ModelSet, ctx: Evaluat
         missing=list(data.missing),
         nonfinite=list(data.nonfinite),
         why=data.why,
-        metrics=_metric_entries(data),
+        metrics=_metric_entries(data, cka="cka" in table.columns),
         reductions=reductions,
         diverged=list(data.diverged),
     )
@@ -346,7 +349,7 @@ def _entry_at(
             return None
         red = reduction_entries(data, ctx.model_set(layout.rows[ref]), confidence)
         return None if red is None else red[REDUCTION_COLUMNS[column]]
-    return _metric_entries(data, confidence).get(column)
+    return _metric_entries(data, confidence, cka=column == "cka").get(column)
 
 
 def _judged_cell(
