@@ -209,17 +209,7 @@ def test_nd_first_layer_has_the_papers_overrides(nd_models, name):
     assert all(not d.freeze for d in deconvs(nd_models[name])[1:])
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name, marks=pytest.mark.xfail(strict=True, reason="14,719,818 rounds to 14.72M; the paper prints 14.71M")
-        )
-        if name == "vgg16"
-        else name
-        for name in CIFAR
-    ],
-)
+@pytest.mark.parametrize("name", CIFAR)
 def test_the_papers_params_column_counts_the_nd_networks(nd_models, name):
     """The Params column matches the ND networks (FastDeconv weight + bias, no BN scale and shift),
     not the BN ones: DenseNet-121 has 6,883,018 parameters with ND and 6,956,298 with BN (paper 6.88M),
@@ -227,7 +217,11 @@ def test_the_papers_params_column_counts_the_nd_networks(nd_models, name):
     34,179,970 / 34,236,634 (34.18M). ResNet-18 11,169,162, PreAct-18 11,169,162, PNASNet-A 128,226,
     SENet-18 11,258,242, EfficientNet-B0 2,912,057 round to the column either way. VGG-16 has
     14,719,818 with ND (14,724,042 with BN): both 14.72M, the paper prints 14.71M."""
-    assert round(n_params(nd_models[name]) / 1e6, 2) == PAPER_PARAMS[name]
+    count = n_params(nd_models[name])
+    if name == "vgg16":  # the one known discrepancy, kept visible: one unit in the paper's last digit
+        assert count == 14_719_818 and PAPER_PARAMS[name] == 14.71 and abs(count / 1e6 - 14.71) < 0.01
+        return
+    assert round(count / 1e6, 2) == PAPER_PARAMS[name]
 
 
 # Forward passes at width 1 where they are cheap; the networks whose 3×3 layers all whiten 576×576
