@@ -26,19 +26,6 @@ from torch import nn
 import _common as C
 from restudy import registry
 
-ARCHS = (
-    "vgg16",
-    "resnet18",
-    "preact_resnet18",
-    "densenet121",
-    "resnext29_32x4d",
-    "mobilenetv2",
-    "dpn92",
-    "pnasnet_a",
-    "senet18",
-    "efficientnet_b0",
-)
-
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -91,7 +78,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="repeats (default 3; --quick: 2)")
     ap.add_argument("--iters", type=int, default=1, help="timed steps per timing (default 1)")
     ap.add_argument("--width", type=float, default=None, help="channel width multiplier (default 1; --quick: 0.25)")
-    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated: {', '.join(ARCHS)}")
+    ap.add_argument("--archs", default="", help="comma-separated network names (default: the ten CIFAR networks)")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads on CPU (default 1)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--quick", action="store_true", help="short smoke check (numbers not meaningful)")
@@ -102,7 +89,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     registry.import_study_module("restudy.studies.deconv")
-    archs = [s.strip() for s in a.archs.split(",") if s.strip()]
+    from restudy.studies.deconv.archs import CIFAR_NETWORKS as ARCHS
+
+    archs = [s.strip() for s in a.archs.split(",") if s.strip()] or list(ARCHS)
     unknown = sorted(set(archs) - set(ARCHS))
     if unknown:
         raise SystemExit(f"unknown architecture(s) {unknown}; allowed: {', '.join(ARCHS)}")

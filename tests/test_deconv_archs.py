@@ -12,21 +12,8 @@ import restudy.studies.deconv.archs  # noqa: F401  (registers the models)
 from restudy import registry
 from restudy.errors import RestudyError
 from restudy.methods.deconv import Delinear, FastDeconv
+from restudy.studies.deconv.archs import CIFAR_NETWORKS as CIFAR  # noqa: E402
 from restudy.studies.deconv.archs.common import count_layers
-
-CIFAR = (
-    "vgg16",
-    "resnet18",
-    "preact_resnet18",
-    "densenet121",
-    "resnext29_32x4d",
-    "mobilenetv2",
-    "dpn92",
-    "pnasnet_a",
-    "senet18",
-    "efficientnet_b0",
-)
-IMAGENET = ("vgg11_imagenet", "resnet18_imagenet", "densenet121_imagenet")
 
 # Exact parameter counts of the BN networks at width 1 with 10 classes. They are those of the
 # kuangliu/pytorch-cifar models with bias-free convs (the public descriptions these follow; e.g.

@@ -22,21 +22,11 @@ from restudy.studyfile import builtin_studies, load_study
 
 registry.import_study_module("restudy.studies.deconv")
 
+from restudy.studies.deconv.archs import CIFAR_NETWORKS  # noqa: E402
 from restudy.studies.deconv.small import deconv_small_cnn  # noqa: E402
 
 STUDY = "deconv"
-ARCHS = [
-    "vgg16",
-    "resnet18",
-    "preact_resnet18",
-    "densenet121",
-    "resnext29_32x4d",
-    "mobilenetv2",
-    "dpn92",
-    "pnasnet_a",
-    "senet18",
-    "efficientnet_b0",
-]
+ARCHS = list(CIFAR_NETWORKS)
 
 
 def test_the_study_plans_at_every_scale_with_the_papers_grid_at_paper_scale():

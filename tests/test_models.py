@@ -19,6 +19,7 @@ from restudy.registry import create
 # The built-in studies' own models register when their module is imported (as running the study does).
 registry.import_study_module("restudy.studies.rethinking_generalization")
 registry.import_study_module("restudy.studies.deconv")
+from restudy.studies.deconv.archs import CIFAR_NETWORKS, IMAGENET_NETWORKS  # noqa: E402
 
 # A small, fast configuration of every registered model: a new model adds one line here.
 SMALL: dict[str, dict] = {
@@ -30,25 +31,8 @@ SMALL: dict[str, dict] = {
     "resnet34": {"input_shape": (3, 16, 16), "width": 4},
     # the deconv study's networks (with BN here; their ND variants: tests/test_deconv_archs.py)
     "deconv_small_cnn": {"input_shape": (3, 8, 8), "width": 4},
-    **{
-        name: {"input_shape": (3, 32, 32), "width": 0.125}
-        for name in (
-            "vgg16",
-            "resnet18",
-            "preact_resnet18",
-            "densenet121",
-            "resnext29_32x4d",
-            "mobilenetv2",
-            "dpn92",
-            "pnasnet_a",
-            "senet18",
-            "efficientnet_b0",
-        )
-    },
-    **{
-        name: {"input_shape": (3, 64, 64), "width": 0.125}
-        for name in ("vgg11_imagenet", "resnet18_imagenet", "densenet121_imagenet")
-    },
+    **{name: {"input_shape": (3, 32, 32), "width": 0.125} for name in CIFAR_NETWORKS},
+    **{name: {"input_shape": (3, 64, 64), "width": 0.125} for name in IMAGENET_NETWORKS},
 }
 CLASSES = 7
 

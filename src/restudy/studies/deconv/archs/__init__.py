@@ -29,4 +29,32 @@ from __future__ import annotations
 
 from . import common, densenet, dpn, efficientnet, imagenet, mobilenet, pnasnet, resnet, resnext, vgg
 
-__all__ = ["common", "densenet", "dpn", "efficientnet", "imagenet", "mobilenet", "pnasnet", "resnet", "resnext", "vgg"]
+__all__ = [
+    "CIFAR_NETWORKS",
+    "IMAGENET_NETWORKS",
+    "common",
+    "densenet",
+    "dpn",
+    "efficientnet",
+    "imagenet",
+    "mobilenet",
+    "pnasnet",
+    "resnet",
+    "resnext",
+    "vgg",
+]
+
+# The registered model names, in the order of the paper's Table 1 and Table 2.
+CIFAR_NETWORKS = (
+    "vgg16",
+    "resnet18",
+    "preact_resnet18",
+    "densenet121",
+    "resnext29_32x4d",
+    "mobilenetv2",
+    "dpn92",
+    "pnasnet_a",
+    "senet18",
+    "efficientnet_b0",
+)
+IMAGENET_NETWORKS = ("vgg11_imagenet", "resnet18_imagenet", "densenet121_imagenet")
