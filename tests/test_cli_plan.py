@@ -71,8 +71,21 @@ def test_json_schema_and_finished_runs_count_as_done(tmp_path: Path):
 def test_ray_without_slots_a_bad_mode_and_a_foreign_folder_are_clear_errors(tmp_path: Path):
     r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--execution", "fast", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "auto, stacked, pool" in r.output
-    r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--executor", "ray", "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "--workers" in r.output
+    # --executor ray counts the slots of the cluster at --address: where none answers, a clear error
+    args = [
+        "plan",
+        "enorm",
+        "--scale",
+        "smoke",
+        "--executor",
+        "ray",
+        "--address",
+        "127.0.0.1:9",
+        "--out",
+        str(tmp_path),
+    ]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "--address" in r.output and "nothing answers" in r.output
     (tmp_path / "invocation.json").write_text(json.dumps({"study": "nondeterminism", "scale": "smoke"}))
     r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "nondeterminism" in r.output

@@ -7,6 +7,7 @@ One local Ray instance (2 CPUs) serves the module; the last test starts its own 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -176,6 +177,18 @@ def test_restudy_run_on_ray_end_to_end(local_ray, tmp_path: Path):
         statuses = store.statuses()
     assert len(statuses) == 12 and set(statuses.values()) == {"finished"}
     assert (out / "report.md").is_file()
+
+
+def test_plan_counts_the_slots_of_the_cluster_it_would_run_on(local_ray, tmp_path):
+    from restudy.executor_ray import cluster_slots
+
+    assert cluster_slots(None, threads=1) == 2 and cluster_slots(None, threads=2) == 1
+    assert ray.is_initialized()  # a cluster this process had joined stays joined
+    out = tmp_path / "out"
+    args = ["plan", "enorm", "--scale", "smoke", "--executor", "ray", "--json", "--out", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["workers"] == 2
 
 
 def test_without_ray_a_clear_error_and_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

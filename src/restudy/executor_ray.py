@@ -189,6 +189,24 @@ class RayExecutor(StackedExecutor):
         return max(1, n)
 
 
+def cluster_slots(address: str | None, threads: int = 1) -> int:
+    """How many runs of ``threads`` CPUs the Ray cluster at ``address`` runs at once (its CPUs
+    over ``threads``), as `restudy plan --executor ray` schedules them; joins the cluster for the
+    question only (a cluster this process had already joined stays joined).
+
+    Raises:
+        RestudyError: Ray is not installed, or no cluster answers at ``address``.
+    """
+    ray = import_ray()
+    joined = ray.is_initialized()
+    connect(ray, address)
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 0) // max(1, threads)))
+    finally:
+        if not joined:
+            ray.shutdown()
+
+
 def connect(ray: Any, address: str | None) -> None:
     """Join the cluster at ``address`` unless this process has joined one (None: a local one).
 

@@ -24,11 +24,16 @@ def plan_cmd(
     scale: str = typer.Option("small", help="smoke, small or paper."),
     seeds: int | None = typer.Option(None, min=1, help="Seeds per variant (default: the study's, per scale)."),
     workers: int | None = typer.Option(
-        None, min=0, help="Worker slots (default: one per core; 0: in one process; with --executor ray: required)."
+        None, min=0, help="Worker slots (default: one per core, or with --executor ray the cluster's CPUs; 0: inline)."
     ),
     threads: int = typer.Option(1, min=1, help="Intra-op threads per worker."),
     execution: str = typer.Option("auto", help="auto, stacked or pool, as for `restudy run`."),
-    executor: str = typer.Option("local", help="local (this machine's process pool) or ray (slots: --workers)."),
+    executor: str = typer.Option(
+        "local", help="local (this machine's process pool) or ray (slots: --workers, else the cluster's CPUs)."
+    ),
+    address: str | None = typer.Option(
+        None, help="With --executor ray: the cluster whose CPUs are the slots (auto, HOST:6379, ray://HOST:10001)."
+    ),
     out: Path | None = typer.Option(
         None, help="Output directory of the run (default: results/<study>-<scale>): its finished runs count as done."
     ),
@@ -45,6 +50,10 @@ def plan_cmd(
     from .session import prepare_out
 
     _execution_mode(execution)
+    if executor == "ray" and workers is None:  # the slots of the cluster the runs would go to
+        from ..executor_ray import cluster_slots
+
+        workers = cluster_slots(address, threads)
     path = resolve_study_path(study)
     st = load_study(path)
     specs = plan(st, scale, seeds=seeds, overrides=parse_overrides(overrides or []))
