@@ -520,3 +520,31 @@ def test_a_claim_whose_levels_did_not_run_is_inconclusive_and_names_what_ran_and
     assert "it needs depth 5; depth ran 1, 3" in res["deep"].summary
     assert res["rate"].verdict == "inconclusive" and "depth ran 1, 3" in res["rate"].summary
     assert res["grows"].verdict == "inconclusive" and "experiment 'bias' has no runs" in res["grows"].summary
+
+
+def test_a_tables_squared_deviation_criterion_averages_each_runs_square_in_its_unit():
+    from restudy.compare.cells import averaged_squared_deviation, evaluate_cell
+    from restudy.report.tables import cells_table
+    from restudy.study import ReportedTable, SquaredDeviation, TableLayout
+
+    crit = SquaredDeviation(below=0.5, unit=0.01, reason="the reproduction's rule, on fractions")
+    layout = TableLayout(experiment="fc", row_axis="depth", column_axis="method")
+    table = ReportedTable(
+        id="t", title="t", document="d", scale="small", rows=["1"], columns=["a"],
+        values={"1": {"a": 92.0}}, layout=layout, squared_deviation=crit,
+    )  # fmt: skip
+    runs = [
+        {"key": f"k{i}", "experiment": "fc", "variant": {"depth": "1", "method": "a"}, "variant_id": "v",
+         "seed_index": i, "status": "finished", "metrics": {"test_acc": v, "n_test": 1000}}
+        for i, v in enumerate((89.0, 91.0))
+    ]  # fmt: skip
+    # runs at 89 and 91 against 92: ((0.03)² + (0.01)²) / 2 = 0.0005, from the mean and sample SD
+    assert averaged_squared_deviation(90.0, math.sqrt(2.0), 2, 92.0, table) == pytest.approx(0.0005)
+    cell = evaluate_cell(table, "1", "a", table.value("1", "a"), runs, "small", "digits")
+    assert cell.sq_dev == pytest.approx(0.0005)
+    shown = cells_table([cell.to_dict()], squared_deviation=crit)
+    assert "avg. sq. dev. (consistent if < 0.5)" in shown["headers"]
+    assert shown["rows"][0][6]["text"] == "0.0005 (consistent)"
+    plain = table.model_copy(update={"squared_deviation": None})
+    assert math.isnan(evaluate_cell(plain, "1", "a", table.value("1", "a"), runs, "small", "digits").sq_dev)
+    assert "avg. sq. dev. (consistent if < 0.5)" not in cells_table([cell.to_dict()])["headers"]

@@ -386,6 +386,16 @@ class VariabilityLayout(_Frozen):
     reference: str | None = Field(None, description="row the reductions are computed against")
 
 
+class SquaredDeviation(_Frozen):
+    """A reproduction report's consistency criterion for a table: the squared deviation of each
+    run from the reported value, averaged over the runs of a cell, is below ``below`` (values
+    multiplied by ``unit`` first, e.g. 0.01 for percentages the report squared as fractions)."""
+
+    below: float = Field(gt=0, description="a cell is 'consistent' when its averaged squared deviation is below this")
+    unit: float = Field(1.0, gt=0, description="factor applied to values before squaring (0.01: % as fractions)")
+    reason: str = Field(min_length=1, description="where the criterion and its unit come from")
+
+
 class ReportedTable(_Frozen):
     id: str
     title: str
@@ -402,6 +412,9 @@ class ReportedTable(_Frozen):
     values: dict[str, dict[str, ReportedValue | None]]
     layout: TableLayout | VariabilityLayout | None = None
     note: str = Field("", description="a remark the report shows with the table (e.g. where the prose disagrees)")
+    squared_deviation: SquaredDeviation | None = Field(
+        None, description="a reproduction's averaged-squared-deviation consistency criterion, shown per cell"
+    )
 
     _id = field_validator("id")(_check_id)
 

@@ -206,6 +206,17 @@ def _cell_verdict(
     )
 
 
+def averaged_squared_deviation(mean: float, sd: float, n: int, reported: float, table: ReportedTable) -> float:
+    """The table's squared-deviation criterion's quantity for one cell: the mean over the n runs of
+    (unit · (x_i − reported))², from the runs' mean and sample SD (mean squared deviation = squared
+    bias + population variance); NaN without a criterion or runs."""
+    crit = table.squared_deviation
+    if crit is None or n < 1 or not math.isfinite(mean):
+        return math.nan
+    var = (sd**2) * (n - 1) / n if n > 1 and math.isfinite(sd) else 0.0
+    return crit.unit**2 * ((mean - reported) ** 2 + var)
+
+
 def evaluate_cell(
     table: ReportedTable,
     row: str,
@@ -244,6 +255,7 @@ def evaluate_cell(
     else:
         dec = _cell_verdict(summary, reported, se_rep, tol, rule)
     return CellResult(
+        sq_dev=averaged_squared_deviation(summary.mean, summary.sd, summary.n, reported.value, table),
         table=table.id,
         row=row,
         column=column,

@@ -144,6 +144,8 @@ class CellResult(_ToDict):
         alpha: α of each one-sided test (after the claim's Bonferroni split).
         borderline: decided by an edge within 10 % of δ.
         decides_towards: for an inconclusive cell, where the seeds needed would lead.
+        sq_dev: the runs' squared deviation from the reported value, averaged over the runs, in
+            the unit of the table's ``squared_deviation`` criterion (NaN without one).
     """
 
     table: str
@@ -176,6 +178,7 @@ class CellResult(_ToDict):
     alpha: float = 0.05
     borderline: bool = False
     decides_towards: str = ""
+    sq_dev: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,7 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
             continue
         lines += table(t["table"])
         lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
+        lines += [f"_Averaged squared deviation: {_escape(t['criterion'])}_", ""] if t.get("criterion") else []
     return lines
 
 

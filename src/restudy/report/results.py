@@ -276,7 +276,8 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "remark": decl.note,
                 "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
                 "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
-                "table": cells_table(cells, flags),
+                "table": cells_table(cells, flags, decl.squared_deviation),
+                "criterion": decl.squared_deviation.reason if decl.squared_deviation else "",
                 # no cell has runs here: the reported values as the document lays them out, and why
                 "reported_only": None if any(c.get("n") for c in cells) else _reported_grid(decl, cells),
             }

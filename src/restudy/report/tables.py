@@ -122,12 +122,23 @@ def flagged_cell(text: str, flag: str = "") -> Cell:
     return cell(f"{text} ⚠ {flag}", "flag") if flag else cell(text)
 
 
-def cells_table(cells: Sequence[dict[str, Any]], flags: dict[tuple[str, str], str] | None = None) -> Table:
+def cells_table(
+    cells: Sequence[dict[str, Any]],
+    flags: dict[tuple[str, str], str] | None = None,
+    squared_deviation: Any = None,
+) -> Table:
     """Reported cells against their runs: reproduced mean ± SD (n), CI, reported value, relative
-    error, traffic light, verdict and note; ``flags`` (row, column) → the leakage guard's warning."""
+    error, traffic light, verdict and note; ``flags`` (row, column) → the leakage guard's warning;
+    with the table's ``squared_deviation`` criterion, each cell's averaged squared deviation and
+    whether the reproduction's rule calls it consistent."""
     flags = flags or {}
-    rows = [
-        [
+    crit = squared_deviation
+    headers = ["cell", "reproduced mean ± SD (n)", "CI", "reported", "rel. error", "light", "verdict", "note"]
+    if crit is not None:
+        headers.insert(6, f"avg. sq. dev. (consistent if < {crit.below:g})")
+    rows = []
+    for c in cells:
+        row = [
             flagged_cell(f"{c['table']}: {c['row']} / {c['column']}", flags.get((c["row"], c["column"]), "")),
             mean_sd_n(c["mean"], c["sd"], c["n"]),
             f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
@@ -137,9 +148,14 @@ def cells_table(cells: Sequence[dict[str, Any]], flags: dict[tuple[str, str], st
             verdict_cell(c["verdict"]),
             c["note"],
         ]
-        for c in cells
-    ]
-    return table(["cell", "reproduced mean ± SD (n)", "CI", "reported", "rel. error", "light", "verdict", "note"], rows)
+        if crit is not None:
+            sq = c.get("sq_dev")
+            if isinstance(sq, (int, float)) and math.isfinite(sq):
+                row.insert(6, f"{fmt(sq, 4)} ({'consistent' if sq < crit.below else 'not consistent'})")
+            else:
+                row.insert(6, MISSING)
+        rows.append(row)
+    return table(headers, rows)
 
 
 def seeds_line(result: Any) -> str:
