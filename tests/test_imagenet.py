@@ -219,6 +219,28 @@ def test_train_crops_follow_the_generator(fake_imagenet: Path) -> None:
     assert torch.equal(view[0:3], data.x_train[0:3])
 
 
+def test_batches_decoded_one_ahead_equal_batches_decoded_one_by_one(fake_imagenet: Path) -> None:
+    data = _load(fake_imagenet)
+    order = torch.randperm(len(data.x_train.paths), generator=torch.Generator().manual_seed(3))
+
+    def view():
+        aug = registry.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
+        return aug.bind(data.x_train)
+
+    one_by_one = view()
+    serial = [one_by_one[order[i : i + 4]] for i in range(0, len(order), 4)]
+    ahead = list(view().batches(order, 4))  # the next batch decodes while this one is used
+    assert len(ahead) == len(serial) == math.ceil(len(order) / 4)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, serial))
+    # Closed after one batch (a diverged run): the batch decoding ahead finishes, and no other
+    # starts; the augmentation has drawn for exactly two batches.
+    early = view()
+    feed = early.batches(order, 4)
+    next(feed)
+    feed.close()
+    assert torch.equal(early[order[8:12]], serial[2])
+
+
 def test_train_image_flips_when_the_last_uniform_says_so() -> None:
     img = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (64, 1))).convert("RGB")
     whole = [0.999999, 0.5, 0.0, 0.0] + [0.0] * (DRAWS_PER_IMAGE - 5)  # area ~1, ratio 1: the whole image

@@ -275,9 +275,11 @@ def train(
         lr = schedule(step, epoch)
         perm = torch.randperm(n, generator=order, device=order.device).to(x_train.device)
         loss_sum, done_steps = 0.0, steps_per_epoch
+        # a streamed split decodes the next batch while this one trains (restudy.data.images)
+        feed = x_train.batches(perm, batch_size) if hasattr(x_train, "batches") else None
         for b in range(steps_per_epoch):
             idx = perm[b * batch_size : (b + 1) * batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = x_train[idx] if feed is None else next(feed), y_train[idx]
             if augment is not None:
                 xb = augment(xb)
             if xb.dim() == 4:
@@ -304,6 +306,8 @@ def train(
             loss_sum += loss_f
             step += 1
             step_curve.add(loss_f, step)
+        if feed is not None:
+            feed.close()  # after a divergence: decode no further batch
         train_s = time.perf_counter() - t0
         # Evaluate both splits with the weights as they are now; never mixed.
         t1 = time.perf_counter()

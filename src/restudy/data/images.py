@@ -24,7 +24,7 @@ few threads (Pillow releases the GIL); they do not draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -263,6 +263,21 @@ class LazyImages:
         else:
             raise TypeError(f"LazyImages takes a slice or a 1-D int64 index tensor, not {type(index).__name__}")
         return self.batch([self.paths[i] for i in rows], train)
+
+    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+        """The batches ``self[order[i : i + batch_size]]`` in turn, each decoded by a background
+        thread while the one before trains (one batch ahead). One thread decodes them in order, so
+        the augmentation's draws are those of decoding them one by one: the same batches, bit for
+        bit. Closing the iterator early (a diverged run) waits for the batch in progress and
+        decodes no further one."""
+        chunks = [order[i : i + batch_size] for i in range(0, int(order.shape[0]), batch_size)]
+        with ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(self.__getitem__, chunks[0]) if chunks else None
+            for k in range(len(chunks)):
+                assert pending is not None
+                batch = pending.result()
+                pending = ahead.submit(self.__getitem__, chunks[k + 1]) if k + 1 < len(chunks) else None
+                yield batch
 
     def batch(self, paths: Sequence[str], train: bool) -> torch.Tensor:
         """The images ``paths`` as one normalised batch: the train pipeline when ``train`` (draws
