@@ -203,9 +203,11 @@ def _epoch_means(curves: list[list[dict[str, Any]]]) -> dict[str, np.ndarray]:
 
 
 def _curve_styles(curves: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, float]]:
-    """Colour by the level of the first axis, shade (alpha) by the level of the second."""
+    """Colour by the level of the first axis whose level varies, shade (alpha) by the level of the
+    second (an axis with one level here, e.g. a single model, would colour every line alike)."""
     variants = [c["variant"] for c in curves.values()]
-    axes = list(variants[0]) if variants and variants[0] else []
+    names = list(variants[0]) if variants and variants[0] else []
+    axes = [a for a in names if len({v.get(a) for v in variants}) > 1]
     first = list(dict.fromkeys(v.get(axes[0]) for v in variants)) if axes else [None]
     second = draw.ordered_levels([v.get(axes[1]) for v in variants]) if len(axes) > 1 else [None]
     styles = {}
@@ -381,7 +383,8 @@ def make_figures(
         name = fig_dir / f"curves-{_safe_name(exps[0])}.png"
         title = exps[0] if len(exps) == 1 else ", ".join(exps)
         keys = tuple(f"curves:{e}" for e in exps)
-        jobs.append((keys, lambda t=title, c=curves, n=name: curves_figure(t, c, n, ran)))
+        what = describe_runs([r for r in records if r["spec"].get("experiment") in exps])  # these runs only
+        jobs.append((keys, lambda t=title, c=curves, n=name, w=what: curves_figure(t, c, n, w)))
     for (key, _), path in zip(jobs, run_jobs([job for _, job in jobs], workers, progress)):
         if path is not None:
             for k in (key,) if isinstance(key, str) else key:
