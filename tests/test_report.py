@@ -571,6 +571,7 @@ def test_settings_are_shown_once_with_each_experiments_differences() -> None:
 
 def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tmp_path: Path) -> None:
     from restudy.report.guide import next_steps
+    from restudy.report.tables import duration
 
     study = _study()
     recs = _records("small")
@@ -581,7 +582,12 @@ def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tm
     steps = next_steps(study, "small", comp, [row(r) for r in recs], info)
     (cmd,) = steps["commands"]
     assert cmd["command"] == "restudy run toy --scale small --seeds 12" and cmd["claims"] == ["beats"]
-    assert cmd["estimate"] == "2m 03s"  # 123.4 s for 6 seeds; 6 more of 12 take as long again
+    # each experiment × variant's missing runs at the mean wall time of its runs, over the workers
+    rows = [row(r) for r in recs]
+    groups = {(r["experiment"], r["variant_id"]) for r in rows}
+    walls = {g: [r["wall_s"] for r in rows if (r["experiment"], r["variant_id"]) == g] for g in groups}
+    extra = sum((12 - len(w)) * sum(w) / len(w) for w in walls.values()) / info["workers"]
+    assert cmd["estimate"] == duration(extra) and extra > 0
     assert "RESTUDY_DATA" in steps["paper"]["command"] and steps["paper"]["claims"] == ["table1"]
     paths = write_report(tmp_path, study, "small", comp, recs, ENV, plan_info=info)
     md = paths["markdown"].read_text()

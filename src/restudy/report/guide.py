@@ -7,6 +7,7 @@ Imports compare and study (pure string building otherwise).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,17 +25,18 @@ def _seeds_now(rows: Sequence[dict[str, Any]]) -> int:
     return max(count.values(), default=0)
 
 
-def _estimate(rows: Sequence[dict[str, Any]], plan_info: dict[str, Any], seeds_now: int, seeds: int) -> str:
-    """Time for ``--seeds seeds`` when ``seeds_now`` are done (resume redoes nothing): this run's
-    elapsed time (or summed run time over the workers) × the new seeds / the seeds done."""
-    elapsed = plan_info.get("wall_s_total")
-    if not isinstance(elapsed, (int, float)) or elapsed <= 0:
-        total = sum(r["wall_s"] for r in rows if isinstance(r.get("wall_s"), (int, float)))
-        workers = plan_info.get("workers") or 1
-        elapsed = total / max(1, int(workers)) if isinstance(workers, int) else total
-    if not seeds_now or not elapsed:
+def _estimate(rows: Sequence[dict[str, Any]], plan_info: dict[str, Any], seeds: int) -> str:
+    """Time for ``--seeds seeds`` (resume redoes nothing): each experiment × variant's missing runs
+    at the mean wall time of its runs here, spread over this run's workers."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        key = (str(r.get("experiment")), str(r.get("variant_id")))
+        times.setdefault(key, []).append(r["wall_s"] if isinstance(r.get("wall_s"), (int, float)) else math.nan)
+    extra = sum(max(0, seeds - len(ts)) * sum(ts) / len(ts) for ts in times.values())
+    workers = plan_info.get("workers")
+    if not times or not math.isfinite(extra):
         return "unknown"
-    return duration(elapsed * max(0, seeds - seeds_now) / seeds_now)
+    return duration(extra / max(1, workers if isinstance(workers, int) else 1))
 
 
 def next_steps(
@@ -56,8 +58,9 @@ def next_steps(
     for c in comparison.claims:
         if c.verdict != "inconclusive":
             continue
-        if c.seeds_needed and c.seeds_needed > seeds_now:
-            wanted.setdefault(int(c.seeds_needed), []).append(c.id)
+        if c.seeds_needed:
+            # --seeds sets every experiment's count: never below what some experiment already has
+            wanted.setdefault(max(int(c.seeds_needed), seeds_now), []).append(c.id)
         else:
             unknown.append(c.id)
     commands = [
@@ -65,7 +68,7 @@ def next_steps(
             "claims": ids,
             "seeds": n,
             "command": f"restudy run {study.id} --scale {scale} --seeds {n}",
-            "estimate": _estimate(rows, plan_info, seeds_now, n),
+            "estimate": _estimate(rows, plan_info, n),
         }
         for n, ids in sorted(wanted.items())
     ]

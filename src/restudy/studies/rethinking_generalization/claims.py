@@ -85,6 +85,7 @@ class ChanceLevelKind(ClaimKind):
         chance = 100.0 / claim.classes
         conf = 1 - 2 * claim.alpha
         groups, verdicts = [], []
+        seeds_needed: list[int | None] = []
         for label, rs in sorted(_by_variant(runs).items()):
             values = [ctx.value(r, claim.metric) for r in rs]
             n_test = int(ctx.value(rs[0], "n_test"))
@@ -93,6 +94,9 @@ class ChanceLevelKind(ClaimKind):
             margin = claim.band_sds * floor
             v = _within(s.ci_low, s.ci_high, chance - margin, chance + margin)
             verdicts.append(v)
+            if v == INCONCLUSIVE:  # seeds after which the CI would decide, at the observed mean and SD
+                n_more, _ = stats.seeds_to_decide(s.mean - chance, s.sd_used, 0.0, margin, claim.alpha)
+                seeds_needed.append(n_more)
             groups.append(
                 {
                     "label": label,
@@ -113,7 +117,12 @@ class ChanceLevelKind(ClaimKind):
             f"n={g['n']}) vs chance {fmt(chance)} ± {fmt(g['band'][1] - chance)}"
             for g in groups
         )
-        return ctx.result(claim, verdict, summary, {"chance": chance, "confidence": conf, "groups": groups})
+        known = [n for n in seeds_needed if n is not None]
+        seeds = max(known) if known and len(known) == len(seeds_needed) and verdict == INCONCLUSIVE else None
+        if seeds is not None:
+            summary += f". To decide: about {seeds} seeds per variant (CI width at the observed SD)"
+        evidence = {"chance": chance, "confidence": conf, "groups": groups, "seeds_needed": seeds}
+        return ctx.result(claim, verdict, summary, evidence, seeds=seeds)
 
     @staticmethod
     def figure(claim: ChanceLevel, result: Any, path: Path) -> Path | None:
