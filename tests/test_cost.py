@@ -13,7 +13,7 @@ import pytest
 from restudy import calibrate, cost, pilots, planfile
 from restudy.errors import RestudyError
 from restudy.plan import plan
-from restudy.studyfile import load_study
+from restudy.studyfile import load_study, parse_overrides
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,24 @@ def test_per_experiment_shares_a_mixed_stack_run_by_run():
     assert rows["a"] == {"experiment": "a", **want}
     assert rows["b"]["run_s"] == 1.0 and rows["b"]["tasks"] == 1
     assert rows["c"]["done"] == 1 and rows["c"]["todo"] == 0 and rows["c"]["per_run_s"] is None
+
+
+def test_runs_that_stop_at_the_fit_are_counted_at_the_epochs_their_pilots_took(tmp_path: Path):
+    from restudy import registry
+    from restudy.runner import run_study
+
+    registry.import_study_module("restudy.studies.rethinking_generalization")
+    st = load_study("rethinking-generalization")
+    # true labels, a wide MLP and a larger lr: the training set is fit long before epoch 60
+    ov = parse_overrides(["epochs=60", "model.width=256", "optimizer.lr=0.1"])
+    specs = plan(st, "smoke", experiments=["corruption"], overrides=ov, only={"p": ["0.0"]})
+    pilot = [s for s in specs if s.seed_index == 0]
+    run_study(st, "smoke", tmp_path, specs=pilot, workers=0)
+    took = pilots.fit_epochs(tmp_path, specs)
+    assert set(took) == {(s.experiment, s.variant_id) for s in pilot}
+    assert all(1 <= e < 60 for e in took.values())
+    upper = cost.estimate(st, "smoke", specs, workers=0)
+    closer = cost.estimate(st, "smoke", specs, workers=0, fit_epochs=took)
+    assert closer.wall_s < upper.wall_s
+    assert any("its one group counted at the epochs their pilot runs took" in n for n in closer.notes)
+    assert any("upper bound" in n for n in upper.notes)

@@ -159,6 +159,7 @@ def estimate(
     execution: str = "auto",
     executor: str = "local",
     progress: Any = None,
+    fit_epochs: dict[tuple[str, str], float] | None = None,
 ) -> Estimate:
     """Calibrate and estimate the runs of ``specs`` not in ``done``.
 
@@ -169,6 +170,9 @@ def estimate(
         threads: intra-op threads per worker, as ``restudy run --threads``.
         execution: ``auto``, ``stacked`` or ``pool`` (how the executor cuts the runs into tasks).
         progress: called with a short text before each measurement (or None).
+        fit_epochs: for runs that stop when their training set is fit, the epochs their pilot
+            runs took, by (experiment, variant id) (:func:`restudy.pilots.fit_epochs`); other
+            such runs are counted at all their epochs.
     """
     import torch
 
@@ -238,8 +242,19 @@ def estimate(
     free = threads == 1 and device == "cpu"
     f_in = clock.factor if free else 1.0
     f_child = max(1.0, startup_s / startup_cpu) if free and startup_cpu > 0 else 1.0
+    fit = fit_epochs or {}
+
+    def fraction(spec: RunSpec) -> float:
+        """The share of its epochs a run that stops at the fit trains, as its pilots did."""
+        took = fit.get((spec.experiment, spec.variant_id)) if spec.settings.get("stop_at_fit") else None
+        return min(1.0, took / max(1, int(spec.settings["epochs"]))) if took else 1.0
+
     timed = [
-        ((costs[(settings_key(t[0]), len(t))].train_s + overhead.of(len(t))) / f_in, dataset_key(t[0])) for t in tasks
+        (
+            (costs[(settings_key(t[0]), len(t))].train_s * fraction(t[0]) + overhead.of(len(t))) / f_in,
+            dataset_key(t[0]),
+        )
+        for t in tasks
     ]
     # In this process (inline) the data loaded before the first run is reused: no load per slot.
     first = dataset_key(todo[0]) if todo else None
@@ -255,8 +270,16 @@ def estimate(
     gpus = 0
     if device == "cuda":
         gpus = n_slots if executor == "ray" else min(n_slots, max(1, torch.cuda.device_count()))
-    if any(s.settings.get("stop_at_fit") for s in todo):
-        notes.append("runs that stop when their training set is fit (stop_at_fit) are counted at all their epochs")
+    stopping = {(s.experiment, s.variant_id) for s in todo if s.settings.get("stop_at_fit")}
+    if stopping:
+        known, n = len(stopping & set(fit)), len(stopping)
+        what = "runs that stop when their training set is fit (stop_at_fit): "
+        if known == n:
+            what += f"{f'all {n} groups' if n > 1 else 'its one group'} counted at the epochs their pilot runs took"
+        else:
+            what += f"{known} of {n} groups at the epochs their pilot runs took, the others " if known else ""
+            what += "counted at all their epochs (an upper bound; a pilot run per group makes it closer)"
+        notes.append(what)
     if len(done & {s.key for s in specs}):
         notes.append(f"{len(done & {s.key for s in specs})} of {len(specs)} runs are already done in the output folder")
     return Estimate(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import artifacts
 from .plan import RunSpec
 
 
@@ -57,3 +58,24 @@ def pilot_power(study: Any, scale: str, out: Path, specs: Sequence[RunSpec]) -> 
         counts[k] = counts.get(k, 0) + 1
     comparison = compare(study, scale, [row(r) for r in records], predictions=load_predictions(out))
     return claim_power(comparison, max(counts.values())), len(records)
+
+
+def fit_epochs(out: Path, specs: Sequence[RunSpec]) -> dict[tuple[str, str], float]:
+    """For runs that stop when their training set is fit (``stop_at_fit``): the mean number of
+    epochs the finished pilot runs of each experiment × variant in ``out`` trained, by
+    ``(experiment, variant_id)``; groups without a finished pilot are left out."""
+    from .store import Store
+
+    wanted = {(s.experiment, s.variant_id) for s in specs if s.settings.get("stop_at_fit")}
+    if not wanted or not (out / "store.db").is_file():
+        return {}
+    keys = {s.key for s in specs}
+    epochs: dict[tuple[str, str], list[int]] = {}
+    with Store(out) as store:
+        done = store.done_keys() & keys
+        for rec in store.records(done):
+            spec = rec.get("spec") or {}
+            group = (str(spec.get("experiment")), artifacts.variant_id(spec.get("variant") or {}))
+            if group in wanted and rec.get("status") == "finished" and rec.get("curves"):
+                epochs.setdefault(group, []).append(len(rec["curves"]))
+    return {g: sum(v) / len(v) for g, v in epochs.items()}

@@ -41,7 +41,7 @@ def plan_cmd(
 ) -> None:
     """Estimate a study's cost from a short calibration, and the seeds its claims need from pilot runs."""
     from ..cost import estimate
-    from ..pilots import pilot_power
+    from ..pilots import fit_epochs, pilot_power
     from ..plan import plan
     from ..planfile import write_plan
     from ..store import Store
@@ -68,6 +68,7 @@ def plan_cmd(
         scale,
         specs,
         done=done,
+        fit_epochs=fit_epochs(out, specs),
         workers=workers,
         threads=threads,
         execution=execution,
