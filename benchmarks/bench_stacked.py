@@ -7,7 +7,7 @@ values; SGD lr 0.1 or 0.05, weight decay 1e-3, linear decay, deterministic kerne
 * ``looped``  -- what a worker does per run, K times: ``restudy.build.build_run`` (the model under
   its init seed, its optimizer, schedule and order generator), then ``restudy.train.train``;
 * ``stacked`` -- ``restudy.stacked.build_stack`` (the same K members, one optimizer and schedule)
-  and one ``restudy.train.train_stacked`` call over the stacked parameters.
+  and one ``restudy.train_stacked.train_stacked`` call over the stacked parameters.
 
 Both evaluate train and test after every epoch, as runs do; data loading and file writes are
 outside the timed region. Each repeat runs the two in a rotating order; first with 1 intra-op
@@ -36,7 +36,8 @@ from restudy import registry
 from restudy.build import build_run
 from restudy.seeding import apply_determinism
 from restudy.stacked import build_stack, layer_sizes, step_flops
-from restudy.train import train, train_stacked
+from restudy.train import train
+from restudy.train_stacked import train_stacked
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from restudy.seeding import scoped_seed
 from restudy.settings import part_args
 from restudy.stacked import STACK_FLOP_LIMIT, StackedMLP, build_stack, execute_stack, stackable, step_flops
 from restudy.studyfile import load_study, parse_overrides
-from restudy.train import train, train_stacked
+from restudy.train import train
+from restudy.train_stacked import train_stacked
 from restudy.worker import LOGITS_FILE, execute
 
 RTOL = 1e-5  # float32: global relative difference of logits, losses and parameters

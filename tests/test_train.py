@@ -13,7 +13,8 @@ from restudy import registry
 from restudy.record import RunRecord
 from restudy.seeding import generator, scoped_seed
 from restudy.stacked import StackedMLP
-from restudy.train import TrainResult, curve_row, divergence, fill_record, lr_step, train, train_stacked
+from restudy.train import TrainResult, curve_row, divergence, fill_record, lr_step, train
+from restudy.train_stacked import train_stacked
 
 
 def _blobs(n: int = 256, dim: int = 10, classes: int = 3, seed: int = 0):

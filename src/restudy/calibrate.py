@@ -4,7 +4,7 @@ start, of loading a data set and of a run's fixed overhead, for ``restudy.cost``
 A task's parts are built the normal way (``restudy.build``; stacks by
 ``restudy.stacked.build_stack``) in this process with the run's thread count, and a few optimizer
 steps are timed after a warm-up step by the real training loop (``train.train`` /
-``train.train_stacked`` on a slice of the training set), plus one evaluation pass over both splits.
+``train_stacked.train_stacked`` on a slice of the training set), plus one evaluation pass over both splits.
 A run's time is its steps × the time per step + its epochs × the evaluation pass (+ the test views
 of test-time augmentation). The fixed overhead comes from one real run of one epoch end to end
 (preparing, building, saving its tensors and record, indexing it).
@@ -200,7 +200,7 @@ def calibrate_stack(specs: Sequence[RunSpec], threads: int) -> TaskCost:
     """Time one stack of ``len(specs)`` models as the stacked executor trains it."""
     from .build import prepare, steps_per_epoch
     from .stacked import build_stack, member_labels
-    from .train import train_stacked
+    from .train_stacked import train_stacked
 
     spec = specs[0]
     s = spec.settings

@@ -26,8 +26,8 @@ one model), test-time augmentation, snapshot ensembles, per-group learning rates
 a partial train-split evaluation (``eval_train``), a streamed data set (ImageNet) or data transforms
 whose inputs depend on the seed. Transforms that change labels only are stacked: the
 models share the inputs and each trains on its own labels (:func:`member_labels`); ``stop_at_fit``
-stops each model on its own (:func:`restudy.train.train_stacked`).
-The training loop itself is :func:`restudy.train.train_stacked`, next to the single-run loop.
+stops each model on its own (:func:`restudy.train_stacked.train_stacked`).
+The training loop itself is :func:`restudy.train_stacked.train_stacked`, next to the single-run loop.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ from .plan import RunSpec
 from .record import RunRecord, now
 from .safeio import write_json
 from .settings import part_args, value
-from .train import fill_record, train_stacked
+from .train import fill_record
+from .train_stacked import train_stacked
 
 __all__ = [
     "NOT_STACKED",
