@@ -25,7 +25,7 @@ from .train import StepCurve, TrainResult, check_fit, curve_row, divergence, end
 
 
 class StackedModel(Protocol):
-    """What :func:`train_stacked` needs of a stack of K models (``restudy.stacked.StackedMLP``):
+    """What :func:`train_stacked` needs of a stack of K models (``restudy.stacked_model.StackedMLP``):
     logits ``[K, B, C]`` from inputs ``[K, B, features]``, every parameter and buffer with the
     model index as its first dimension."""
 
