@@ -121,19 +121,7 @@ def test_single_and_stacked_loops_write_the_same_curve_rows():
         batch_size=32,
         order=generator(1),
     )
-    stack = StackedMLP.from_models([_fc(0), _fc(1)])
-    many = train_stacked(
-        stack,
-        x,
-        y,
-        xt,
-        yt,
-        optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
-        schedule=lambda s, e: 0.05,
-        epochs=2,
-        batch_size=32,
-        orders=[generator(1), generator(2)],
-    )
+    many = _run_stack(every=0, epochs=2)
     assert len(many) == 2
     for result in many:
         assert [set(r) for r in result.curves] == [set(r) for r in one.curves]
@@ -192,6 +180,26 @@ def _run_single(every: int, epochs: int = 3, model: nn.Module | None = None) -> 
     )
 
 
+def _run_stack(every: int, epochs: int) -> list[TrainResult]:
+    """The models of :func:`_run_single` (seed 0, order 1) and a second one (seed 1, order 2),
+    trained as one stack."""
+    x, y, xt, yt = _blobs()
+    stack = StackedMLP.from_models([_fc(0), _fc(1)])
+    return train_stacked(
+        stack,
+        x,
+        y,
+        xt,
+        yt,
+        optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
+        schedule=lambda s, e: 0.05,
+        epochs=epochs,
+        batch_size=32,
+        orders=[generator(1), generator(2)],
+        curve_every_steps=every,
+    )
+
+
 def test_a_step_curve_with_one_window_per_epoch_is_the_epochs_running_loss():
     result = _run_single(every=8)  # 256 examples / 32 = 8 steps per epoch
     assert [r["step"] for r in result.step_curve] == [8, 16, 24] and {r["n"] for r in result.step_curve} == {8}
@@ -215,21 +223,7 @@ def test_a_diverged_runs_step_curve_ends_at_its_last_finite_step():
 
 def test_single_and_stacked_loops_give_the_same_step_curve():
     one = _run_single(every=3, epochs=2)
-    x, y, xt, yt = _blobs()
-    stack = StackedMLP.from_models([_fc(0), _fc(1)])
-    many = train_stacked(
-        stack,
-        x,
-        y,
-        xt,
-        yt,
-        optimizer=torch.optim.SGD(stack.parameters(), lr=0.05),
-        schedule=lambda s, e: 0.05,
-        epochs=2,
-        batch_size=32,
-        orders=[generator(1), generator(2)],
-        curve_every_steps=3,
-    )
+    many = _run_stack(every=3, epochs=2)
     # model 0 of the stack is the single model: the same curve up to float rounding
     got, want = many[0].step_curve, one.step_curve
     assert (
