@@ -287,6 +287,23 @@ def test_smoke_study_end_to_end_with_a_report(tmp_path):
     assert "a *chance level* claim holds" in md and "scikit-learn digits" in md
 
 
+def _random_label_rows(accs: list[float]) -> list[dict]:
+    """Finished Table 1 runs of MLP 1x512 on random labels with these test accuracies (10,000 test
+    examples), one per seed."""
+    return [
+        {
+            "key": f"r{i}",
+            "experiment": "table1",
+            "variant": {"model": "mlp1", "regime": "random_labels"},
+            "variant_id": "model=mlp1,regime=random_labels",
+            "seed_index": i,
+            "status": "finished",
+            "metrics": {"n_test": 10000, "test_acc": a},
+        }
+        for i, a in enumerate(accs)
+    ]
+
+
 @pytest.mark.parametrize("claim_id", ["fit_slowdown_small_factor", "random_labels_test_at_chance"])
 def test_the_study_claim_kinds_draw_their_figure_from_the_evidence(tmp_path, claim_id):
     from restudy.claims import claim_kind
@@ -296,18 +313,7 @@ def test_the_study_claim_kinds_draw_their_figure_from_the_evidence(tmp_path, cla
         values = {("mlp1", str(float(p)), i): {"fit_step": s} for p, row in steps.items() for i, s in enumerate(row)}
         rows = _rows(values)
     else:
-        rows = [
-            {
-                "key": f"r{i}",
-                "experiment": "table1",
-                "variant": {"model": "mlp1", "regime": "random_labels"},
-                "variant_id": "model=mlp1,regime=random_labels",
-                "seed_index": i,
-                "status": "finished",
-                "metrics": {"n_test": 10000, "test_acc": a},
-            }
-            for i, a in enumerate([10.1, 9.9, 10.0, 10.2, 9.8])
-        ]
+        rows = _random_label_rows([10.1, 9.9, 10.0, 10.2, 9.8])
     res = _evaluate(claim_id, rows)
     claim = next(c for c in load_study(STUDY).claims if c.id == claim_id)
     path = claim_kind(claim.kind).figure(claim, res, tmp_path / "claim.png")
@@ -359,19 +365,7 @@ def test_fit_slowdown_is_the_paired_ratio_and_never_fit_runs_leave_it_open():
 
 
 def test_chance_level_needs_the_ci_inside_the_binomial_band():
-    def rows(accs):
-        return [
-            {
-                "key": f"r{i}",
-                "experiment": "table1",
-                "variant": {"model": "mlp1", "regime": "random_labels"},
-                "variant_id": "model=mlp1,regime=random_labels",
-                "seed_index": i,
-                "status": "finished",
-                "metrics": {"n_test": 10000, "test_acc": a},
-            }
-            for i, a in enumerate(accs)
-        ]
+    rows = _random_label_rows
 
     at_chance = _evaluate("random_labels_test_at_chance", rows([10.1, 9.9, 10.0, 10.2, 9.8]))
     g = at_chance.evidence["groups"][0]
