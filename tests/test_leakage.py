@@ -21,7 +21,12 @@ TRAIN = {"bn": 99.9, "nd": 99.95}  # the reported 100-epoch values in seed 000 s
 TEST = {"bn": 93.0, "nd": 94.0}
 
 
-def _study(metric: str = "test_acc", scale: str = "small", values: dict[str, float] | None = None) -> Study:
+def _study(
+    metric: str = "test_acc",
+    scale: str = "small",
+    values: dict[str, float] | None = None,
+    epochs: tuple[int, ...] = (100,),
+) -> Study:
     values = values or {"bn": 99.9, "nd": 94.1}
     return Study.model_validate(
         {
@@ -30,7 +35,10 @@ def _study(metric: str = "test_acc", scale: str = "small", values: dict[str, flo
             "paper": {"title": "A toy paper"},
             "documents": [{"id": "rep", "kind": "reproduction", "title": "The reproduction"}],
             "experiments": [
-                {"id": "cnn", "axes": {"norm": {"bn": {}, "nd": {}}, "epochs": {"path": "epochs", "values": [100]}}}
+                {
+                    "id": "cnn",
+                    "axes": {"norm": {"bn": {}, "nd": {}}, "epochs": {"path": "epochs", "values": list(epochs)}},
+                }
             ],
             "scales": {"small": {"dataset": "digits"}, "paper": {"dataset": "CIFAR-10"}},
             "tables": [
@@ -178,4 +186,19 @@ def test_the_report_says_why_nothing_is_judged_at_another_scale(tmp_path: Path) 
     md = write_report(tmp_path, study, "small", comp, recs, {}, plan_info=plan_info)["markdown"].read_text()
     assert "looks like a training-set number" not in md
     assert "0 of 2 reported train/test values flagged; 0 clear; 2 cannot tell." in md
-    assert "Not judged at this scale: reported at paper scale" in md
+    why = "reported at paper scale on the paper data; these runs are small scale on digits"
+    assert f"Not judged at this scale: {why}" in md
+    assert "Its runs let the leakage guard judge 2 reported train/test values." in md
+
+
+def test_runs_outside_the_tables_cells_are_named_by_their_data_set(tmp_path: Path) -> None:
+    # a stand-in model at small scale: no run falls in the paper table's cells (other epochs)
+    recs = _records()
+    for r in recs:
+        r["spec"]["variant"]["epochs"] = "20"
+        r["key"] = r["key"].replace("epochs=100", "epochs=20")
+    study = _study(scale="paper", epochs=(20, 100))
+    comp = cmp.compare(study, "small", [row(r) for r in recs])
+    assert {x.n for x in comp.leakage} == {0}
+    for x in comp.leakage:
+        assert x.note.endswith("these runs are small scale on digits")

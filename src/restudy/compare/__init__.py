@@ -289,5 +289,5 @@ def _compare(
         tables=tables,
         claims=claims,
         variability=variability,
-        leakage=judge_tables(study, scale, kept),
+        leakage=judge_tables(study, scale, kept, dataset),
     )

@@ -92,8 +92,10 @@ def evaluate_value(
     reported: ReportedValue,
     runs: Sequence[Row],
     scale: str,
+    dataset: str = "",
 ) -> LeakageResult:
-    """The guard's decision for one reported value against the runs of its cell (module docstring)."""
+    """The guard's decision for one reported value against the runs of its cell (module docstring);
+    ``dataset`` names the data these runs are on when the cell has none."""
     own, other = str(table.metric), PARTNER[str(table.metric)]
     a, b = _pairs(runs, own, other)
     n = int(a.size)
@@ -123,7 +125,7 @@ def evaluate_value(
     if scale == "smoke":
         why = "smoke checks the pipeline only"
     elif not comparable:
-        why = scale_note(table, scale, datasets(usable(runs), ""))
+        why = scale_note(table, scale, datasets(usable(runs), dataset))
     elif n < 2:
         why = f"{n} seed(s) with both {own} and {other}: at least 2 are needed to tell seed noise from a gap"
     if why:
@@ -174,8 +176,9 @@ def evaluate_value(
     )
 
 
-def judge_tables(study: Study, scale: str, rows: list[Row]) -> list[LeakageResult]:
-    """The guard's decision for every reported value of every table it applies to (:func:`applies`)."""
+def judge_tables(study: Study, scale: str, rows: list[Row], dataset: str = "") -> list[LeakageResult]:
+    """The guard's decision for every reported value of every table it applies to (:func:`applies`);
+    ``dataset`` names the data the runs are on."""
     out = []
     for table in study.tables:
         if not applies(table):
@@ -184,7 +187,7 @@ def judge_tables(study: Study, scale: str, rows: list[Row]) -> list[LeakageResul
             for c in table.columns:
                 reported = table.value(r, c)
                 if reported is not None:
-                    out.append(evaluate_value(table, r, c, reported, cell_runs(table, r, c, rows), scale))
+                    out.append(evaluate_value(table, r, c, reported, cell_runs(table, r, c, rows), scale, dataset))
     return out
 
 

@@ -49,8 +49,9 @@ def next_steps(
     """``{"commands": [{"claims", "command", "seeds", "estimate"}], "paper": {...} | None}``.
 
     One command per distinct number of seeds: ``restudy run <study> --scale <scale> --seeds N``
-    (earlier runs are reused). ``paper``: the data the paper scale reads and the claims it would
-    judge, when this report is below paper scale.
+    (earlier runs are reused). ``paper``: the data the paper scale reads, the claims it would
+    judge and how many reported train/test values its runs would let the leakage guard judge, when
+    this report is below paper scale.
     """
     seeds_now = _seeds_now(rows)
     wanted: dict[int, list[str]] = {}
@@ -79,5 +80,7 @@ def next_steps(
             "command": f"RESTUDY_DATA=/path/to/data restudy run {study.id} --scale paper",
             "data": list(plan_info.get("paper_data") or []),
             "claims": waiting,
+            # reported train/test values the leakage guard leaves to the paper scale's runs
+            "leakage": sum(1 for x in comparison.leakage if study.table(x.table).scale == "paper"),
         }
     return {"commands": commands, "unknown": unknown, "paper": paper, "seeds_now": seeds_now}

@@ -330,6 +330,8 @@ def _next(ctx: dict[str, Any]) -> list[str]:
     p = n["paper"]
     if p:
         waiting = f" It judges {', '.join(p['claims'])}." if p["claims"] else ""
+        if p.get("leakage"):
+            waiting += f" Its runs let the leakage guard judge {p['leakage']} reported train/test values."
         lines.append(f"- Paper scale: `{p['command']}`.{waiting}")
         for d in p["data"]:
             lines.append(f"  - {d}")
