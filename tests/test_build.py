@@ -13,10 +13,11 @@ from restudy.build import build_run, load_data, optimizer_and_schedule
 from restudy.errors import RestudyError
 from restudy.plan import RunSpec, plan
 from restudy.registry import register
+from restudy.safeio import load_tensors
 from restudy.seeding import generator
 from restudy.stacked import stackable
 from restudy.studyfile import load_study, parse_overrides
-from restudy.worker import execute
+from restudy.worker import LOGITS_FILE, execute
 
 
 def _spec(
@@ -137,6 +138,12 @@ def _weight_stats(model, x_train, y_train, x_test, y_test, settings) -> dict[str
     }
 
 
+@register("run_metric", "test_logits_seen")
+def _logits_seen(*, test_logits, y_test, **_) -> dict[str, float]:
+    CALLS["logits"] = test_logits.clone()
+    return {"logits_rows": float(test_logits.shape[0]), "labels_rows": float(y_test.shape[0])}
+
+
 @register("run_metric", "test_bad")
 def _bad(**_):
     return {"x": "not a number"}
@@ -167,6 +174,16 @@ def test_a_registered_run_metric_ends_up_in_the_record(tmp_path):
     assert "test_acc" in rec["metrics"]
     reason = stackable(spec, (20,), 4).reason
     assert not stackable(spec, (20,), 4) and "per-run metrics" in reason
+
+
+def test_a_run_metric_that_takes_the_test_logits_gets_the_stored_ones(tmp_path):
+    spec = _with(_spec("epochs=1"), run_metrics=["test_weight_stats", "test_logits_seen"])
+    rec = execute(spec.to_dict(), str(tmp_path), threads=1)
+    assert rec["status"] == "finished", rec["reason"]
+    assert rec["metrics"]["logits_rows"] == rec["metrics"]["labels_rows"] == rec["metrics"]["n_test"]
+    stored = load_tensors(tmp_path / LOGITS_FILE)["logits"]  # the final model's test logits, as saved
+    assert torch.equal(CALLS["logits"], stored)
+    assert "n_params" in rec["metrics"]  # a metric without the argument runs beside it
 
 
 def test_bad_or_unknown_run_metrics_fail_the_run_clearly(tmp_path):

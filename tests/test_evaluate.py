@@ -73,3 +73,8 @@ def test_top5_counts_a_label_among_the_five_largest_logits_and_is_a_built_in_run
     assert fn(model=model, x_train=None, y_train=None, x_test=logits, y_test=y, settings={}) == {
         "test_acc_top5": pytest.approx(200 / 3)
     }
+    # the run's final test logits, when given, are read instead of running the model again
+    unused = torch.nn.Linear(1, 1)  # its output would not even have the right shape
+    assert fn(model=unused, x_train=None, y_train=None, x_test=None, y_test=y, settings={}, test_logits=logits) == {
+        "test_acc_top5": pytest.approx(200 / 3)
+    }

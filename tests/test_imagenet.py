@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +240,39 @@ def test_batches_decoded_one_ahead_equal_batches_decoded_one_by_one(fake_imagene
     next(feed)
     feed.close()
     assert torch.equal(early[order[8:12]], serial[2])
+
+
+def test_evaluation_of_a_streamed_split_decodes_one_batch_at_a_time(
+    fake_imagenet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from restudy.evaluate import predict
+    from restudy.train import _evaluate_train
+
+    data = _load(fake_imagenet)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 3))
+    whole = data.x_train[:]  # the split decoded at once, through the eval pipeline
+    sizes: list[int] = []
+    on_main: list[bool] = []
+    decode_batch = LazyImages.batch
+
+    def counted(self: LazyImages, paths, train: bool) -> torch.Tensor:
+        sizes.append(len(paths))
+        on_main.append(threading.current_thread() is threading.main_thread())
+        assert not train  # evaluation never augments, even on the training view
+        return decode_batch(self, paths, train)
+
+    monkeypatch.setattr(LazyImages, "batch", counted)
+    train_view = registry.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
+    streamed = predict(model, train_view.bind(data.x_train), batch_size=5)
+    assert torch.equal(streamed, predict(model, whole, batch_size=5))
+    assert sizes == [5, 5, 2]
+    assert not any(on_main)  # decoded ahead by a background thread while the model runs
+    # the train-accuracy subset (eval_train: subset) stays streamed: never decoded all at once
+    sizes.clear()
+    sub = _evaluate_train(model, data.x_train, data.y_train, 7, 3, torch.contiguous_format)
+    assert sizes == [3, 3, 1] and sub is not None and sub.n == 7
+    expect = (predict(model, whole[:7]).argmax(1) == data.y_train[:7]).float().mean().item() * 100
+    assert sub.acc == pytest.approx(expect)
 
 
 def test_train_image_flips_when_the_last_uniform_says_so() -> None:

@@ -340,7 +340,8 @@ def _evaluate_train(
     if n == 0:
         return None
     if n is not None:
-        x, y = x[:n], y[:n]
+        # a streamed split stays streamed: its first n images are decoded batch by batch
+        x, y = (x.head(n) if hasattr(x, "head") else x[:n]), y[:n]
     return evaluate(model, x, y, "train", batch_size, memory_format)[0]
 
 

@@ -23,7 +23,9 @@ Optional extras, each driven by a setting:
 * ``cka_examples: n``: the penultimate features of the first n test examples, as ``features``.
 * ``run_metrics: [name, ...]``: per-run metrics (registry kind ``run_metric``), each a function
   ``fn(model=, x_train=, y_train=, x_test=, y_test=, settings=) -> {metric_name: float}`` called
-  on the trained model (as training left it); the values join ``record.metrics``.
+  on the trained model (as training left it), with ``test_logits=`` too when ``fn`` takes it (the
+  model's logits on the test split, already computed: a metric of them needs no inference pass);
+  the values join ``record.metrics``.
 
 The extras are computed for finished runs only; a diverged run stores the plain logits and
 reports the TTA and ensemble metrics as ``None`` (run metrics are absent).
@@ -32,6 +34,7 @@ reports the TTA and ensemble metrics as ``None`` (run metrics are absent).
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 import traceback
 from collections.abc import Callable
@@ -123,7 +126,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         if extra:
             record.timings["extras_s"] = time.perf_counter() - t1
         if result.finished and parts.run_metrics:
-            record.metrics.update(_run_metrics(parts, record.metrics, prep.tensors, s))
+            record.metrics.update(_run_metrics(parts, record.metrics, prep.tensors, s, result.test_logits))
         if s["cka_examples"]:
             extra[TENSOR_FEATURES] = penultimate_features(
                 parts.model, x_te[: s["cka_examples"]], s["eval_batch_size"], parts.memory_format
@@ -179,9 +182,14 @@ def save_test_tensors(
 
 
 def _run_metrics(
-    parts: RunParts, known: dict[str, Any], tensors: tuple[torch.Tensor, ...], settings: dict[str, Any]
+    parts: RunParts,
+    known: dict[str, Any],
+    tensors: tuple[torch.Tensor, ...],
+    settings: dict[str, Any],
+    test_logits: torch.Tensor,
 ) -> dict[str, float]:
-    """The values of the run's per-run metrics (setting ``run_metrics``) on the trained model.
+    """The values of the run's per-run metrics (setting ``run_metrics``) on the trained model
+    (``test_logits``: its final logits on the test split).
 
     Raises:
         RestudyError: a metric function returned something other than ``{name: number}``, or a
@@ -190,7 +198,10 @@ def _run_metrics(
     x_tr, y_tr, x_te, y_te = tensors
     out: dict[str, float] = {}
     for name, fn in parts.run_metrics.items():
-        values = fn(model=parts.model, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, settings=settings)
+        args: dict[str, Any] = dict(model=parts.model, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
+        if _takes(fn, "test_logits"):  # metrics written before it was passed still work
+            args["test_logits"] = test_logits
+        values = fn(**args, settings=settings)
         ok = isinstance(values, dict) and all(
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in values.items()
         )
@@ -205,6 +216,12 @@ def _run_metrics(
             )
         out.update({k: float(v) for k, v in values.items()})
     return out
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` accepts the keyword argument ``name`` (by name or through ``**kwargs``)."""
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def penultimate_features(

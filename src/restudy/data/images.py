@@ -251,6 +251,11 @@ class LazyImages:
         """A view decoding onto ``device``."""
         return replace(self, device=torch.device(device))
 
+    def head(self, n: int) -> LazyImages:
+        """A view of the first ``n`` images, still decoded batch by batch (``self[:n]`` would
+        decode them all at once: 6 GB for 10,000 ImageNet images)."""
+        return replace(self, paths=self.paths[:n])
+
     def with_augment(self, augment: DecodeAugment | None) -> LazyImages:
         """A view whose index-tensor batches get ``augment`` (None: the eval pipeline)."""
         return replace(self, augment=augment)
@@ -270,7 +275,15 @@ class LazyImages:
         the augmentation's draws are those of decoding them one by one: the same batches, bit for
         bit. Closing the iterator early (a diverged run) waits for the batch in progress and
         decodes no further one."""
-        chunks = [order[i : i + batch_size] for i in range(0, int(order.shape[0]), batch_size)]
+        return self._ahead([order[i : i + batch_size] for i in range(0, int(order.shape[0]), batch_size)])
+
+    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """The split in order through the eval pipeline, ``batch_size`` images a batch, each
+        decoded while the one before is evaluated (the batches ``self[i : i + batch_size]``)."""
+        return self._ahead([slice(i, i + batch_size) for i in range(0, len(self.paths), batch_size)])
+
+    def _ahead(self, chunks: Sequence[torch.Tensor | slice]) -> Iterator[torch.Tensor]:
+        """``self[chunk]`` for each chunk in turn, one decoded ahead by one background thread."""
         with ThreadPoolExecutor(1) as ahead:
             pending = ahead.submit(self.__getitem__, chunks[0]) if chunks else None
             for k in range(len(chunks)):
