@@ -89,3 +89,21 @@ def test_ray_without_slots_a_bad_mode_and_a_foreign_folder_are_clear_errors(tmp_
     (tmp_path / "invocation.json").write_text(json.dumps({"study": "nondeterminism", "scale": "smoke"}))
     r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "nondeterminism" in r.output
+
+
+def test_only_plans_the_subset_run_would_run_and_names_the_keys_it_knows(tmp_path: Path):
+    from restudy.plan import plan
+    from restudy.studyfile import load_study
+
+    out = tmp_path / "o"
+    subset = len(plan(load_study("enorm"), "smoke", only={"experiment": ["fc_bias"]}))
+    data = json.loads(_plan("--workers", "0", "--out", str(out), "--json", "--only", "experiment=fc_bias").stdout)
+    assert 0 < subset < 24 and (data["runs"], data["todo"]) == (subset, subset)
+    assert [e["experiment"] for e in data["per_experiment"]] == ["fc_bias"]
+    # the plan file lists the same runs `restudy run --only experiment=fc_bias` makes
+    args = ["run", "enorm", "--scale", "smoke", "--workers", "0", "--out", str(out), "--only", "experiment=fc_bias"]
+    assert runner.invoke(app, args, env=WIDE).exit_code == 0
+    estimate = json.loads((out / "results.json").read_text())["plan"]["estimate"]
+    assert estimate["todo"] == subset and estimate["note"] == ""
+    r = runner.invoke(app, ["plan", "enorm", "--scale", "smoke", "--only", "arch=fc", "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "arch" in r.output and "experiment" in r.output

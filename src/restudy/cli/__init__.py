@@ -21,6 +21,7 @@ import typer
 from ..errors import RestudyError
 from .session import (
     INVOCATION,
+    ONLY_HELP,
     closing_line,
     compare_and_report,
     prepare_out,
@@ -172,12 +173,7 @@ def run(
         help="Let runs reused from another environment (versions, CPU, threads, execution mode) enter "
         "the verdicts; without it a claim using them is inconclusive with that reason.",
     ),
-    only: list[str] | None = typer.Option(
-        None,
-        "--only",
-        help="Run a subset: KEY=VALUE on the experiment, a variant axis or a setting (repeatable; "
-        "one key's values: any of them, different keys: all), e.g. --only model=resnet18 --only epochs=20.",
-    ),
+    only: list[str] | None = typer.Option(None, "--only", help="Run " + ONLY_HELP),
 ) -> None:
     """Run a study (resuming finished runs), compare with the paper and write the report."""
     from rich.markup import escape

@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from .session import ONLY_HELP
+
 
 def register(app: typer.Typer, user_errors: Any) -> None:
     """Add the ``plan`` command to ``app`` (``user_errors``: the CLI's error wrapper)."""
@@ -38,11 +40,12 @@ def plan_cmd(
         None, help="Output directory of the run (default: results/<study>-<scale>): its finished runs count as done."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: {runs, wall_s, core_hours, gpu_hours, ...}."),
+    only: list[str] | None = typer.Option(None, "--only", help="Plan " + ONLY_HELP),
 ) -> None:
     """Estimate a study's cost from a short calibration, and the seeds its claims need from pilot runs."""
     from ..cost import estimate
     from ..pilots import fit_epochs, pilot_power
-    from ..plan import plan
+    from ..plan import parse_only, plan
     from ..planfile import write_plan
     from ..store import Store
     from ..studyfile import load_study, parse_overrides, resolve_study_path
@@ -56,7 +59,7 @@ def plan_cmd(
         workers = cluster_slots(address, threads)
     path = resolve_study_path(study)
     st = load_study(path)
-    specs = plan(st, scale, seeds=seeds, overrides=parse_overrides(overrides or []))
+    specs = plan(st, scale, seeds=seeds, overrides=parse_overrides(overrides or []), only=parse_only(only or []))
     out = out or Path("results") / f"{st.id}-{scale}"
     done: set[str] = set()
     if (out / "store.db").is_file():

@@ -13,6 +13,10 @@ from typing import Any
 from ..errors import RestudyError
 
 INVOCATION = "invocation.json"
+ONLY_HELP = (
+    "a subset: KEY=VALUE on the experiment, a variant axis or a setting (repeatable; one key's "
+    "values: any of them, different keys: all), e.g. --only model=resnet18 --only epochs=20."
+)
 
 
 def prepare_out(out: Path, study_id: str, scale: str, fresh: bool) -> None:
