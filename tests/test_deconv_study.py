@@ -280,3 +280,83 @@ def test_cost_ratio_is_the_training_time_ratio_over_seeds_beside_the_reported_on
     _, small = _evaluate_at("nd_costs_more_time", _timed_rows(3.0, "digits"), "small")
     assert all(c["reported"] is None for c in small.evidence["cells"])
     assert _evaluate_at("nd_costs_more_time", _timed_rows(0.5), "paper")[1].verdict == "not_reproduced"
+
+
+def _paper_vgg16_records(specs: list) -> list[dict]:
+    """Made-up finished records of ``specs`` (VGG-16, CIFAR-10, 100 epochs): train accuracy near
+    100 %, test accuracy near 93.6 % (BN) and 94.5 % (ND)."""
+    records = []
+    for s in specs:
+        i, nd = s.seed_index, s.variant["norm"] == "nd"
+        test = 93.6 + (0.9 if nd else 0.0) + 0.1 * i
+        metrics = {"test_acc": test, "test_acc_best": test + 0.1, "train_acc": 99.97 - 0.01 * i, "n_test": 10000}
+        records.append(
+            {
+                "key": s.key,
+                "spec": s.to_dict(),
+                "status": "finished",
+                "reason": "",
+                "metrics": {**metrics, "test_loss": 0.3, "train_loss": 0.01},
+                "curves": [],
+                "timings": {"wall_s": 1.0},
+                "env": {"fingerprint": "f00"},
+            }
+        )
+    return records
+
+
+def test_the_report_flags_the_reproductions_100_epoch_values_given_paper_runs_that_record_both_splits(
+    tmp_path: Path,
+):
+    """The guard on the real study file: paper-scale VGG-16 runs on CIFAR-10 after 100 epochs whose
+    train accuracy is near 100 % and test accuracy near 93.6 % (the runs are made up here; the guard's
+    arithmetic is tested in test_leakage.py). The [Re] 100-epoch values (99.86, 99.88) are then
+    flagged as training-set numbers, the original paper's (93.58, 94.56) are not, and the [Re] values
+    read as train accuracies (their own table) are clear."""
+    from restudy import compare as cmp
+    from restudy.record import row
+    from restudy.report import write_report
+
+    study = load_study(STUDY)
+    specs = plan(study, "paper", only=parse_only(["model=vgg16", "epochs=100", "dataset=cifar10"]))
+    assert len(specs) == 6  # BN and ND, 3 seeds each
+    records = _paper_vgg16_records(specs)
+    comp = cmp.compare(study, "paper", [row(r) for r in records])
+    vgg = {(x.table, x.column): x.status for x in comp.leakage if x.row == "vgg16" and x.n == 3}
+    assert vgg == {
+        ("orig_cifar10_e100", "bn"): "clear",
+        ("orig_cifar10_e100", "nd"): "clear",
+        ("orig_cifar10_e100_final", "bn"): "clear",
+        ("orig_cifar10_e100_final", "nd"): "clear",
+        ("re_cifar10_e100", "bn"): "flagged",
+        ("re_cifar10_e100", "nd"): "flagged",
+        ("re_cifar10_e100_train", "bn"): "clear",
+        ("re_cifar10_e100_train", "nd"): "clear",
+    }
+    plan_info = {"scale_description": "paper", "dataset": "CIFAR-10", "settings": {}, "command": "restudy run deconv"}
+    md = write_report(tmp_path, study, "paper", comp, records, {}, plan_info=plan_info)["markdown"].read_text()
+    section = md.split("Train/test leakage guard\n", 1)[1].split("\n## ", 1)[0]
+    assert "2 of " in section and "re_cifar10_e100: vgg16 / bn" in section
+    assert section.count("looks like a training-set number") >= 2
+
+
+def test_a_subset_run_leaves_the_claims_it_planned_no_run_for_unevaluated():
+    from restudy import compare as cmp
+    from restudy.cli.session import _subset
+    from restudy.record import row
+
+    study = load_study(STUDY)
+    only = ["model=vgg16", "epochs=100", "dataset=cifar10"]
+    specs = plan(study, "paper", only=parse_only(only))
+    rows = [row(r) for r in _paper_vgg16_records(specs)]
+    subset = _subset(specs, only)
+    assert subset.what == "--only model=vgg16 --only epochs=100 --only dataset=cifar10"
+    verdicts = {c.id: c for c in cmp.compare(study, "paper", rows, subset=subset).claims}
+    one_epoch = verdicts["nd_beats_bn_1_epoch"]
+    assert one_epoch.verdict == "not_evaluated" and "outside the subset this command ran (--only" in one_epoch.summary
+    assert verdicts["nd_beats_bn_imagenet"].verdict == "not_evaluated"
+    assert verdicts["nd_beats_bn_100_epochs"].verdict == "reproduced"  # the subset's own claim is judged
+    # The same runs without a subset (a whole plan whose 1-epoch runs are missing): inconclusive.
+    whole = {c.id: c.verdict for c in cmp.compare(study, "paper", rows).claims}
+    assert whole["nd_beats_bn_1_epoch"] == "inconclusive"
+    assert _subset(specs, []) is None

@@ -651,7 +651,7 @@ def test_claims_not_evaluated_here_share_one_line_each_statement_once(small_repo
     claims = md.split('<a id="claims"></a>')[1].split("\n## ")[0]
     table_rows = [ln for ln in verdicts.splitlines() if ln.startswith("| [")]
     assert table_rows and not any("⚪" in ln for ln in table_rows)  # only claims with a verdict in the table
-    line = next(ln for ln in verdicts.splitlines() if ln.startswith("⚪ not evaluated at this scale ("))
+    line = next(ln for ln in verdicts.splitlines() if ln.startswith("⚪ not evaluated ("))
     assert "(#claim-table1)" in line  # the statement links to its anchor
     assert '<a id="claim-table1"></a>**table1**' in claims and '### <a id="claim-table1">' not in claims
     # a claim with a verdict: its statement once in the whole report (the verdicts table, linking

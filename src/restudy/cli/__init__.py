@@ -254,6 +254,7 @@ def run(
         wall_s=outcome.wall_s,
         workers=workers,
         allow_mixed_env=allow_mixed_env,
+        only=only,
     )
     t_end = time.perf_counter()
     console.print(verdict_table(comparison))
@@ -370,6 +371,7 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
         env_mismatch=[],
         wall_s=None,  # the original command's wall time is not recorded in the store
         workers=None,
+        only=[str(x) for x in inv.get("only", [])],
     )
     console.print(verdict_table(comparison))
     console.print(

@@ -140,8 +140,10 @@ def compare_and_report(
     wall_s: float | None,
     workers: int | None,
     allow_mixed_env: bool = False,
+    only: list[str] | None = None,
 ):
-    """Compares the runs with the claims and writes the report, showing each step's progress."""
+    """Compares the runs with the claims and writes the report, showing each step's progress
+    (``only``: the ``--only`` items when the command ran a subset of the study)."""
     from ..compare import compare, load_predictions
     from ..console import AnalysisProgress
     from ..planfile import estimate_vs_actual
@@ -158,6 +160,7 @@ def compare_and_report(
             predictions=load_predictions(out),
             env_mismatch=env_mismatch,
             allow_mixed_env=allow_mixed_env,
+            subset=_subset(specs, only),
         )
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
@@ -168,6 +171,16 @@ def compare_and_report(
         env = {**env, **_run_env(records)}
         paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info, progress=analysis.report)
     return comparison, paths
+
+
+def _subset(specs: list, only: list[str] | None) -> Any:
+    """The runs planned by a command that ran part of the study (None without ``--only``)."""
+    from ..compare import Subset
+
+    if not only:
+        return None
+    what = " ".join(f"--only {shlex.quote(str(x))}" for x in only)
+    return Subset(tuple((s.experiment, dict(s.variant)) for s in specs), what)
 
 
 def _plan_info(

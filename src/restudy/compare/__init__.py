@@ -33,7 +33,7 @@ from ..claims.base import claim_kind
 from ..numbers import pct
 from ..study import Hyper, Study, VariabilityLayout
 from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary, table_cells, table_result
-from .context import EvaluationContext
+from .context import EvaluationContext, Subset
 from .leakage import judge_tables
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
 from .results import (
@@ -78,6 +78,7 @@ __all__ = [
     "evaluate_claim",
     "load_predictions",
     "EvaluationContext",
+    "Subset",
     "Comparison",
     "ClaimResult",
     "CellResult",
@@ -165,7 +166,8 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
     calling it at smoke scale, when the claim skips that scale or when nothing ran at it;
     ``inconclusive`` without calling it when its runs mix environments and that is not allowed).
     A claim whose own levels did not run (or all failed) while others did is ``inconclusive``,
-    with what ran and what it needs."""
+    with what ran and what it needs, unless the command ran a subset of the study that plans none
+    of the claim's runs (``ctx.subset``): that claim was not asked about, so ``not_evaluated``."""
     if ctx.scale == "smoke":
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {SMOKE_NOTE}", {}, None, SMOKE_NOTE)
     if ctx.scale not in claim.scales:
@@ -176,6 +178,10 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
     if not ctx.rows:
         note = f"no runs at {ctx.scale} scale"
+        return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
+    selectors = [sel for _, sel in claim.selectors()]
+    if ctx.subset is not None and selectors and not any(ctx.subset.covers(sel) for sel in selectors):
+        note = f"outside the subset this command ran ({ctx.subset.what})"
         return ctx.result(claim, NOT_EVALUATED, f"not evaluated: {note}", {}, None, note)
     mixed = sorted(
         {r["key"] for _, sel in claim.selectors() for r in ctx.select(sel) if r.get("key") in ctx.env_mismatch}
@@ -218,6 +224,7 @@ def compare(
     *,
     env_mismatch: Collection[str] = (),
     allow_mixed_env: bool = False,
+    subset: Subset | None = None,
 ) -> Comparison:
     """Compares the runs of one scale with the study's reported tables and claims.
 
@@ -232,6 +239,8 @@ def compare(
             runner's ``RunOutcome.env_mismatch``); a claim selecting any of them is inconclusive
             with that reason unless ``allow_mixed_env``.
         allow_mixed_env: pool such runs (``--allow-mixed-env``); the claims say so.
+        subset: the runs the command planned when it ran part of the study (``--only``): a claim
+            none of whose runs it planned is not evaluated rather than inconclusive.
 
     Returns:
         The :class:`Comparison`: a summary per (experiment, variant), one result per reported
@@ -241,7 +250,7 @@ def compare(
     # One BLAS thread: the products here are small and many; on a loaded CPU a thread pool per
     # product is 30x slower, and one thread makes the numbers independent of the core count.
     with threadpool_limits(limits=1):
-        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env)
+        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env, subset)
 
 
 def _compare(
@@ -251,6 +260,7 @@ def _compare(
     predictions: Predictions | None,
     env_mismatch: Collection[str],
     allow_mixed_env: bool,
+    subset: Subset | None,
 ) -> Comparison:
     kept = [r for r in rows if r.get("scale") in (scale, None)]
     if len(kept) < len(rows):
@@ -265,6 +275,7 @@ def _compare(
         predictions,
         env_mismatch=frozenset(env_mismatch),
         allow_mixed_env=allow_mixed_env,
+        subset=subset,
     )
     groups = [group_summary(runs) for runs in group_rows(kept).values()]
     cells: list[CellResult] = []

@@ -26,6 +26,23 @@ from .results import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, V
 from .select import Row, metric_value, pair_runs, select_runs, summarize_runs, usable
 
 
+@dataclass(frozen=True)
+class Subset:
+    """The runs a command planned when it ran part of a study (``--only``).
+
+    Attributes:
+        planned: (experiment, variant) of each planned run.
+        what: how the subset was chosen, as the reader should see it (``--only epochs=100``).
+    """
+
+    planned: tuple[tuple[str, dict[str, str]], ...]
+    what: str
+
+    def covers(self, selector: Selector) -> bool:
+        """Whether some planned run falls under ``selector``."""
+        return any(selector.matches(e, v) for e, v in self.planned)
+
+
 @dataclass
 class EvaluationContext:
     """The runs of one scale and what a claim evaluation needs besides them.
@@ -42,6 +59,7 @@ class EvaluationContext:
         var_rows: (table, row) → reproduced row of each variability table, once computed.
         env_mismatch: keys of runs reused from another environment.
         allow_mixed_env: whether those runs may enter verdicts.
+        subset: the runs planned, when the command ran part of the study; None for all of it.
     """
 
     study: Study
@@ -54,6 +72,7 @@ class EvaluationContext:
     var_rows: dict[tuple[str, str], VariabilityRow] = field(default_factory=dict)
     env_mismatch: frozenset[str] = frozenset()
     allow_mixed_env: bool = False
+    subset: Subset | None = None
 
     def __post_init__(self) -> None:
         if self.model_sets is None:

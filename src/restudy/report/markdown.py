@@ -102,8 +102,8 @@ def _header(ctx: dict[str, Any]) -> list[str]:
 
 
 def _not_evaluated(rows: list[list[dict[str, str]]]) -> tuple[list[list[dict[str, str]]], list[str]]:
-    """Splits the verdict rows: claims not evaluated at this scale leave the table and become one
-    line per reason (each statement linked to its claim)."""
+    """Splits the verdict rows: claims not evaluated (at this scale, or outside a subset run) leave
+    the table and become one line per reason (each statement linked to its claim)."""
     kept, by_reason = [], {}
     for row in rows:
         if row[1].get("cls", "") == "verdict not_evaluated":
@@ -115,7 +115,7 @@ def _not_evaluated(rows: list[list[dict[str, str]]]) -> tuple[list[list[dict[str
         why = reason.removeprefix("not evaluated: ")
         if len(claims) > 1:  # the evaluator's reason speaks of one claim
             why = why.replace("this claim gets a verdict at", "these claims get their verdicts at")
-        lines += [f"⚪ not evaluated at this scale ({_escape(why)}): {'; '.join(claims)}.", ""]
+        lines += [f"⚪ not evaluated ({_escape(why)}): {'; '.join(claims)}.", ""]
     return kept, lines
 
 

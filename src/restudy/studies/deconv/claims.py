@@ -84,7 +84,7 @@ class GapShrinksKind(ClaimKind):
         seeds = sorted(set(lo) & set(hi))
         if len(seeds) < 2:
             why = f"{len(seeds)} seed(s) with runs of a and b at both {claim.over} {claim.low} and {claim.high}"
-            return ctx.result(claim, NOT_EVALUATED, why + ": too few", {"seeds": len(seeds)})
+            return ctx.result(claim, NOT_EVALUATED, why + ": too few", {"seeds": seeds, "n": len(seeds)})
         conf = 1 - 2 * claim.alpha
         res = stats.paired_difference(
             [lo[k] for k in seeds], [hi[k] for k in seeds], confidence=conf, alternative="greater"
