@@ -159,3 +159,31 @@ def test_overrides_parse_and_validate():
 def test_unknown_study_suggests_builtins():
     with pytest.raises(StudyError, match="did you mean 'enorm'"):
         load_study("enrom")
+
+
+@pytest.mark.parametrize("scale", ["smoke", "small"])
+def test_every_builtin_scales_data_label_gives_the_sizes_its_runs_load(scale):
+    """A report's title names the data from the scale's ``dataset`` label: its "N train / M test"
+    must be what the runs of that scale actually load."""
+    import re
+
+    from restudy.build import data_key, load_data
+    from restudy.studyfile import builtin_studies
+
+    checked = 0
+    for sid in builtin_studies():
+        st = load_study(sid)
+        label = st.scales[scale].dataset
+        sizes = re.search(r"([\d,]+) train / ([\d,]+) test", label)
+        if not sizes:
+            continue
+        want = tuple(int(g.replace(",", "")) for g in sizes.groups())
+        seen = {}
+        for spec in plan(st, scale, seeds=1):
+            key = data_key(spec.settings)
+            if key not in seen:
+                data = load_data({**spec.settings, "transforms": []})
+                seen[key] = (int(data.x_train.shape[0]), int(data.x_test.shape[0]))
+        assert set(seen.values()) == {want}, (sid, label, seen)
+        checked += 1
+    assert checked >= 3
