@@ -294,6 +294,20 @@ def test_threshold_on_mean_accuracy() -> None:
     assert c.verdict == "reproduced"
 
 
+def test_threshold_over_several_cells_counts_seeds_not_cells() -> None:
+    """Three depths of one seed are not three replicates: the runs are averaged within each seed
+    index first, and one seed has no seed-to-seed spread to judge a mean by."""
+    claim = {**_threshold(">=", 60.0), "select": {"experiment": "fc", "where": {"method": "enorm"}}}
+    claim["metric"] = "test_acc"
+    one_seed = _grid({"enorm": lambda d, s: 70.0 + d}, seeds=1)
+    c = _claim(cmp.compare(_study([claim]), "paper", one_seed), "diverges")
+    assert c.verdict == "inconclusive" and "n=1 seeds" in c.summary and "one seed" in c.summary
+    three = _grid({"enorm": lambda d, s: 70.0 + d + 0.3 * s}, seeds=3)
+    c = _claim(cmp.compare(_study([claim]), "paper", three), "diverges")
+    assert c.verdict == "reproduced" and c.evidence["n"] == 3 and c.evidence["runs"] == 9
+    assert c.evidence["seed_means"] == pytest.approx([73.0, 73.3, 73.6])  # depths 1, 3, 5 averaged
+
+
 # ------------------------------------------------------------------------------- numeric cells
 
 

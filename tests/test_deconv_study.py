@@ -284,10 +284,12 @@ def test_cost_ratio_is_the_training_time_ratio_over_seeds_beside_the_reported_on
 
 def _paper_vgg16_records(specs: list) -> list[dict]:
     """Made-up finished records of ``specs`` (VGG-16, CIFAR-10, 100 epochs): train accuracy near
-    100 %, test accuracy near 93.6 % (BN) and 94.5 % (ND)."""
+    100 %, test accuracy near 93.6 % (BN) and 94.5 % (ND); ND takes 3 × (1 + i/100) times as long as
+    BN in seed i."""
     records = []
     for s in specs:
         i, nd = s.seed_index, s.variant["norm"] == "nd"
+        wall = (200.0 + 10 * i) * (3.0 * (1 + i / 100) if nd else 1.0)
         test = 93.6 + (0.9 if nd else 0.0) + 0.1 * i
         metrics = {"test_acc": test, "test_acc_best": test + 0.1, "train_acc": 99.97 - 0.01 * i, "n_test": 10000}
         records.append(
@@ -298,7 +300,7 @@ def _paper_vgg16_records(specs: list) -> list[dict]:
                 "reason": "",
                 "metrics": {**metrics, "test_loss": 0.3, "train_loss": 0.01},
                 "curves": [],
-                "timings": {"wall_s": 1.0},
+                "timings": {"wall_s": wall, "train_s": wall - 20.0},
                 "env": {"fingerprint": "f00"},
             }
         )
@@ -360,3 +362,39 @@ def test_a_subset_run_leaves_the_claims_it_planned_no_run_for_unevaluated():
     whole = {c.id: c.verdict for c in cmp.compare(study, "paper", rows).claims}
     assert whole["nd_beats_bn_1_epoch"] == "inconclusive"
     assert _subset(specs, []) is None
+
+
+def test_training_times_from_another_machine_get_no_verdict_and_their_nd_bn_ratio_is_compared(tmp_path: Path):
+    import math
+
+    from restudy import compare as cmp
+    from restudy.compare.ratios import column_ratios
+    from restudy.record import row
+    from restudy.report import write_report
+
+    study = load_study(STUDY)
+    specs = plan(study, "paper", only=parse_only(["model=vgg16", "epochs=100", "dataset=cifar10"]))
+    records = _paper_vgg16_records(specs)
+    comp = cmp.compare(study, "paper", [row(r) for r in records])
+    timed = [c for c in comp.cells if c.table == "re_time_cifar10_e100" and c.row == "vgg16"]
+    assert len(timed) == 2 and all(c.n == 3 for c in timed)
+    for c in timed:  # 200 s here vs 990 s on the reproduction's V100: not a verdict either way
+        assert c.verdict == "not_evaluated" and "depends on the machine" in c.note
+        assert c.light == "gray" and math.isnan(c.rel_error)
+    (ratio,) = [x for x in comp.ratios if x.table == "re_time_cifar10_e100"]
+    per_seed = [3.0 * (1 + i / 100) for i in range(3)]
+    assert (ratio.row, ratio.column, ratio.base, ratio.n) == ("vgg16", "nd", "bn", 3)
+    assert ratio.measured == pytest.approx(math.exp(sum(map(math.log, per_seed)) / 3))
+    assert ratio.ci_low < ratio.measured < ratio.ci_high
+    assert ratio.reported == pytest.approx(3356.51 / 990.47)  # [Re] Table 8, VGG-16, 100 epochs
+    # at another scale the reported ratio is not set beside the measured one
+    small = column_ratios(study.table(ratio.table), [row(r) for r in records], "small")
+    assert small and small[0].measured == ratio.measured and math.isnan(small[0].reported)
+    # the accuracy tables keep their verdicts
+    acc = [c for c in comp.cells if c.table == "orig_cifar10_e100" and c.row == "vgg16"]
+    assert acc and all(c.verdict != "not_evaluated" for c in acc)
+    plan_info = {"scale_description": "paper", "dataset": "CIFAR-10", "settings": {}, "command": "restudy run deconv"}
+    md = write_report(tmp_path, study, "paper", comp, records, {}, plan_info=plan_info)["markdown"].read_text()
+    section = md.split('id="table-re_time_cifar10_e100"', 1)[1].split("\n### ", 1)[0]
+    assert "| vgg16 | nd / bn | ×3.03 [" in section and "| 3 | ×3.39 |" in section
+    assert "MSD" not in section

@@ -461,3 +461,31 @@ def test_the_paper_path_reads_cifar10_binary_files_crops_whitens_and_trains(tmp_
     assert mlp["spec"]["settings"]["transforms"] == ["random_labels"]
     assert inception["spec"]["settings"]["augment"] == "crop"
     assert inception["spec"]["settings"]["model"] == "small_inception"
+
+
+def test_modest_effect_averages_the_networks_of_a_seed_and_counts_seeds():
+    def rows(diff: dict[tuple[str, int], float]) -> list[dict]:
+        out = []
+        for (m, i), d in diff.items():
+            for regime, acc in (("plain", 80.0), ("crop_wd", 80.0 + d)):
+                out.append(
+                    {
+                        "key": f"{m}-{regime}-{i}",
+                        "experiment": "table1",
+                        "variant": {"model": m, "regime": regime},
+                        "variant_id": f"model={m},regime={regime}",
+                        "seed_index": i,
+                        "status": "finished",
+                        "metrics": {"n_test": 450, "test_acc": acc},
+                    }
+                )
+        return out
+
+    # three networks of one seed are not three replicates: too few seeds to judge
+    one = _evaluate("regularizers_modest", rows({(m, 0): 1.0 for m in ("inception", "mlp1", "mlp3")}))
+    assert one.verdict == "not_evaluated" and "1 seed(s) with pairs (3 pairs)" in one.summary
+    diffs = {(m, i): 1.0 + 0.5 * i + (0.3 if m == "mlp1" else 0.0) for m in ("inception", "mlp1") for i in range(3)}
+    res = _evaluate("regularizers_modest", rows(diffs))
+    assert res.verdict == "reproduced" and res.evidence["n"] == 3 and len(res.evidence["diffs"]) == 6
+    assert res.evidence["seed_means"] == pytest.approx([1.15, 1.65, 2.15])
+    assert "n=3 seeds, 6 pairs" in res.summary

@@ -42,6 +42,7 @@ from ..compare.select import (
     absent_reason,
     metric_value,
     pair_runs,
+    per_seed_means,
     pinned_axes,
     select_runs,
     series,
@@ -78,16 +79,6 @@ class BeatsClaim(ClaimBase):
 # --------------------------------------------------------------------------------------------
 
 
-def _per_seed(values: Sequence[tuple[int, float]]) -> tuple[list[int], list[float]]:
-    """Means of the finite values of each seed index (seed indices ascending)."""
-    by: dict[int, list[float]] = {}
-    for seed, v in values:
-        if math.isfinite(v):
-            by.setdefault(int(seed), []).append(v)
-    seeds = sorted(by)
-    return seeds, [sum(by[k]) / len(by[k]) for k in seeds]
-
-
 def _test(
     claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float
 ) -> tuple[stats.PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
@@ -102,8 +93,8 @@ def _test(
             for x, y in pairs
         ]
         both = [(k, u, v) for k, u, v in both if math.isfinite(u) and math.isfinite(v)]
-        common, av = _per_seed([(k, u) for k, u, _ in both])
-        _, bv = _per_seed([(k, v) for k, _, v in both])
+        common, av = per_seed_means([(k, u) for k, u, _ in both])
+        _, bv = per_seed_means([(k, v) for k, _, v in both])
         info.update(pairs=len(pairs), seeds=len(common), unit="seed")
         return stats.paired_difference(av, bv, confidence=conf, alternative="greater"), info, pairs
     why = (
@@ -112,8 +103,8 @@ def _test(
         else "no run pairs share seed index and free-axis levels"
     )
     info["fallback"] = f"Welch's unpaired test on per-seed means: {why}"
-    _, a = _per_seed([(x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin) for x in a_runs])
-    _, bb = _per_seed([(y["seed_index"], sign * metric_value(y, claim.metric)) for y in b_runs])
+    _, a = per_seed_means([(x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin) for x in a_runs])
+    _, bb = per_seed_means([(y["seed_index"], sign * metric_value(y, claim.metric)) for y in b_runs])
     info.update(unit="seed")
     return stats.welch_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
 

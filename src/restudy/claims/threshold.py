@@ -1,11 +1,13 @@
 """Claim kind ``threshold``: the mean of the metric over the selected runs is above/below ``value``.
 
-For ``diverged`` the rate k/n with its Clopper–Pearson (1 − 2α) interval, else the (1 − 2α) mean
-CI (n ≥ 2). ``>=``: reproduced if CI low ≥ value, not reproduced if CI high < value; ``<=``
-mirrors it. Inconclusive means get the seeds for 80 % power either way; a verdict whose deciding
-edge lies within 10 % of the value is borderline. The evidence adds, per variant, the rate with
-its interval (``groups``) or the runs' values with mean ± 95 % CI (``series``): what the figure
-draws.
+For ``diverged`` the rate k/n of runs with its Clopper–Pearson (1 − 2α) interval, else the
+(1 − 2α) CI of the mean over seeds: the selected runs (several cells, e.g. every randomization)
+are first averaged within each seed index, so n counts seeds, never cells (n ≥ 2; accuracies keep
+one run's binomial test-set SD as the floor of the SD). ``>=``: reproduced if CI low ≥ value,
+not reproduced if CI high < value; ``<=`` mirrors it. Inconclusive means get the seeds for 80 %
+power either way; a verdict whose deciding edge lies within 10 % of the value is borderline. The
+evidence adds, per variant, the rate with its interval (``groups``) or the runs' values with
+mean ± 95 % CI (``series``): what the figure draws.
 
 Imports study, stats and compare (matplotlib only inside ``figure``).
 """
@@ -23,6 +25,7 @@ from ..compare.select import (
     absent_reason,
     group_rows,
     metric_value,
+    per_seed_means,
     select_runs,
     series,
     summarize_runs,
@@ -97,7 +100,9 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
 
 
 def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tuple[str, str, dict, int | None]:
-    s, floor = summarize_runs(runs, claim.metric, conf)
+    floor = summarize_runs(runs, claim.metric, conf)[1]
+    seeds, means = per_seed_means((r["seed_index"], metric_value(r, claim.metric)) for r in runs)
+    s = stats.summarize(means, confidence=conf, floor_sd=floor)
     u = unit(claim.metric)
     evidence = {
         **s.to_dict(),
@@ -106,13 +111,17 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
         "value": claim.value,
         "op": claim.op,
         "series": [series(vid, rs, claim.metric) for (_, vid), rs in group_rows(runs).items()],
+        "seeds": seeds,
+        "seed_means": means,
+        "runs": len(runs),
     }
+    per = f", each the mean of its {len(runs)} runs' values" if len(runs) > len(seeds) else ""
     summary = (
         f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
-        f"{fmt(s.ci_high)}], n={s.n}); claimed {claim.op} {claim.value:g}{u}"
+        f"{fmt(s.ci_high)}], n={s.n} seeds{per}); claimed {claim.op} {claim.value:g}{u}"
     )
     if s.n < 2:
-        return INCONCLUSIVE, summary + "; one run has no seed-to-seed spread", evidence, None
+        return INCONCLUSIVE, summary + "; one seed has no seed-to-seed spread", evidence, None
     verdict = _verdict(claim.op, s.ci_low, s.ci_high, claim.value)
     seeds = None
     evidence["borderline"] = _near(claim.op, s.ci_low, s.ci_high, claim.value, verdict)

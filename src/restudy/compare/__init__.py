@@ -36,6 +36,7 @@ from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary
 from .context import EvaluationContext, Subset
 from .leakage import judge_tables
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
+from .ratios import column_ratios
 from .results import (
     INCONCLUSIVE,
     MIN_SEEDS_TO_REJECT,
@@ -47,6 +48,7 @@ from .results import (
     VERDICTS,
     CellResult,
     ClaimResult,
+    ColumnRatio,
     Comparison,
     GroupSummary,
     LeakageResult,
@@ -84,6 +86,7 @@ __all__ = [
     "CellResult",
     "GroupSummary",
     "LeakageResult",
+    "ColumnRatio",
     "TableResult",
     "VariabilityCell",
     "VariabilityRow",
@@ -301,4 +304,5 @@ def _compare(
         claims=claims,
         variability=variability,
         leakage=judge_tables(study, scale, kept, dataset),
+        ratios=[x for t in study.tables if t.kind == "result" for x in column_ratios(t, kept, scale)],
     )

@@ -16,7 +16,9 @@ The reported value's own standard error comes from its ± (an SD of its n runs, 
 error) or, printed without ±, is estimated: binomial √(p(1−p)/n_test)/√n for accuracies, 0
 otherwise (said in the note). α is the claim's, split over its cells (Bonferroni: any red cell
 fails the claim); cells no claim names are judged at α = 0.05. At other scales than the table's
-the numbers are computed for information only and the verdict is ``not_evaluated``.
+the numbers are computed for information only and the verdict is ``not_evaluated``; so are the
+cells of a machine-dependent metric (wall time), whose tables compare column ratios instead
+(:mod:`restudy.compare.ratios`).
 
 Imports study, stats and the sibling modules results and select.
 """
@@ -40,7 +42,17 @@ from .results import (
     TableResult,
     chance_sentence,
 )
-from .select import ACCURACY_METRICS, Row, datasets, higher_is_better, n_test_of, select_runs, summarize_runs, usable
+from .select import (
+    ACCURACY_METRICS,
+    MACHINE_DEPENDENT,
+    Row,
+    datasets,
+    higher_is_better,
+    n_test_of,
+    select_runs,
+    summarize_runs,
+    usable,
+)
 
 GROUP_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_loss", "train_loss", "wall_s")
 TEST_SET_SDS = 3.0
@@ -217,6 +229,11 @@ def averaged_squared_deviation(mean: float, sd: float, n: int, reported: float, 
     return crit.unit**2 * ((mean - reported) ** 2 + var)
 
 
+MACHINE_NOTE = (
+    "{metric} depends on the machine: values measured on other machines are not compared; the table's column ratios are"
+)
+
+
 def evaluate_cell(
     table: ReportedTable,
     row: str,
@@ -252,6 +269,10 @@ def evaluate_cell(
     tol, tol_why = cell_tolerance(table, reported, rule, n_test)
     if scale != table.scale:
         dec = CellDecision(NOT_EVALUATED, scale_note(table, scale, data))
+    elif str(table.metric) in MACHINE_DEPENDENT and summary.n > 0:
+        dec = CellDecision(NOT_EVALUATED, MACHINE_NOTE.format(metric=table.metric))
+        # a faster or slower machine is neither a better nor a worse reproduction
+        rel, light = math.nan, "gray"
     else:
         dec = _cell_verdict(summary, reported, se_rep, tol, rule)
     return CellResult(
@@ -307,7 +328,7 @@ def table_cells(
 
 
 def table_result(table: ReportedTable, cells: list[CellResult], scale: str, dataset: str) -> TableResult:
-    have = [c for c in cells if c.n > 0]
+    have = [c for c in cells if c.n > 0 and str(table.metric) not in MACHINE_DEPENDENT]
     msd = stats.mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) if have else math.nan
     comparable = scale == table.scale
     note = (

@@ -14,7 +14,7 @@ Imports study and the sibling modules results, select, cells and modelsets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from ..study import ModelSet, Selector, Study
 from .cells import CellRule
 from .modelsets import ModelSets, Predictions, SetData
 from .results import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, VariabilityRow, clean
-from .select import Row, metric_value, pair_runs, select_runs, summarize_runs, usable
+from .select import Row, metric_value, pair_runs, per_seed_means, select_runs, summarize_runs, usable
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,12 @@ class EvaluationContext:
     def value(run: Row, metric: str) -> float:
         """One run's value of ``metric`` (NaN when missing)."""
         return metric_value(run, metric)
+
+    @staticmethod
+    def per_seed(values: Iterable[tuple[int, float]]) -> tuple[list[int], list[float]]:
+        """(seed index, value) pairs as one mean per seed index, ascending: what a claim's n
+        counts (:func:`restudy.compare.select.per_seed_means`)."""
+        return per_seed_means(values)
 
     @staticmethod
     def pair(

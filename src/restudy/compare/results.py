@@ -2,7 +2,8 @@
 
 :class:`Comparison` holds a :class:`GroupSummary` per (experiment, variant), a :class:`CellResult`
 per reported cell, a :class:`TableResult` per result table, a :class:`VariabilityTableResult` per
-variability table, a :class:`LeakageResult` per reported train or test value and a
+variability table, a :class:`LeakageResult` per reported train or test value, a
+:class:`ColumnRatio` per compared pair of columns of a machine-dependent table and a
 :class:`ClaimResult` per claim (whose ``evidence`` is whatever its claim kind's evaluator returned,
 JSON-safe). ``to_dict()`` turns any of them into plain values (NaN and
 ±inf become None), as ``results.json`` stores them.
@@ -414,6 +415,29 @@ class LeakageResult(_ToDict):
 
 
 @dataclass(frozen=True)
+class ColumnRatio(_ToDict):
+    """One row's column over its base column (the table's first).
+
+    Attributes:
+        table, row, column, base: the cells compared (``column`` / ``base``).
+        measured: geometric mean over seeds of the per-seed ratio (NaN without a paired seed).
+        ci_low, ci_high: its (1 − 2α) interval (NaN with fewer than 2 seeds).
+        n: seeds with a run in both cells.
+        reported: the reported values' ratio (NaN when either is missing or the scales differ).
+    """
+
+    table: str
+    row: str
+    column: str
+    base: str
+    measured: float
+    ci_low: float
+    ci_high: float
+    n: int
+    reported: float
+
+
+@dataclass(frozen=True)
 class Comparison(_ToDict):
     """Everything compare computed for one study at one scale."""
 
@@ -426,6 +450,7 @@ class Comparison(_ToDict):
     claims: list[ClaimResult] = field(default_factory=list)
     variability: list[VariabilityTableResult] = field(default_factory=list)
     leakage: list[LeakageResult] = field(default_factory=list)
+    ratios: list[ColumnRatio] = field(default_factory=list)
 
     def verdict_counts(self) -> dict[str, int]:
         """Returns the number of claims per verdict (every verdict present, possibly 0)."""

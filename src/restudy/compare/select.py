@@ -22,6 +22,9 @@ from ..study import Selector
 
 ACCURACY_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_acc_best")  # test_acc_best: max over epochs
 LOWER_IS_BETTER: frozenset[str] = frozenset({"test_loss", "train_loss", "diverged", "wall_s"})
+MACHINE_DEPENDENT: frozenset[str] = frozenset({"wall_s"})
+"""Metrics whose values depend on the machine that ran: reported values of them are not compared
+with runs made elsewhere, only the ratios between a table's columns (:mod:`restudy.compare.ratios`)."""
 
 Row = dict[str, Any]
 
@@ -128,6 +131,18 @@ def summarize_runs(
     mean = float(np.mean(finite)) if finite.size else math.nan
     floor = floor_sd(metric, mean, n_test_of(runs) or n_test)
     return stats.summarize(values, confidence=confidence, floor_sd=floor), floor
+
+
+def per_seed_means(values: Iterable[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    """The mean of the finite values of each seed index, seed indices ascending. Runs sharing a
+    seed index share its data order and initialisation streams, so a claim's n counts these
+    means (seeds), not the runs or cells behind them."""
+    by: dict[int, list[float]] = {}
+    for seed, v in values:
+        if math.isfinite(v):
+            by.setdefault(int(seed), []).append(v)
+    seeds = sorted(by)
+    return seeds, [sum(by[k]) / len(by[k]) for k in seeds]
 
 
 def datasets(runs: Sequence[Row], default: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from .markdown import sections
+from .markdown import RATIOS_INTRO, sections
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -71,4 +71,5 @@ def render_html(ctx: dict[str, Any], figure_files: dict[str, Path]) -> str:
         The HTML text.
     """
     images = {rel: data_uri(path) for rel, path in figure_files.items()}
-    return _environment().get_template(TEMPLATE).render(ctx=ctx, images=images, sections=sections(ctx))
+    template = _environment().get_template(TEMPLATE)
+    return template.render(ctx=ctx, images=images, sections=sections(ctx), ratios_intro=RATIOS_INTRO)

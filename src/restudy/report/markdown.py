@@ -228,6 +228,12 @@ def _curves(ctx: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+RATIOS_INTRO = (
+    "Times measured on different machines are not compared; the cost of one column relative to "
+    "another on the same machine is (geometric mean of the per-seed ratios):"
+)
+
+
 def _reported(ctx: dict[str, Any]) -> list[str]:
     if not ctx["reported"]:
         return []
@@ -246,7 +252,10 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
             lines += [f"_Reported values only: {why}._", "", *grid]
             continue
         lines += table(t["table"])
-        lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
+        if t.get("ratios"):  # a machine-dependent metric: its column ratios are what compares
+            lines += [RATIOS_INTRO, "", *table(t["ratios"])]
+        else:
+            lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
         lines += [f"_Averaged squared deviation: {_escape(t['criterion'])}_", ""] if t.get("criterion") else []
     return lines
 

@@ -278,11 +278,29 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
                 "table": cells_table(cells, flags, decl.squared_deviation),
                 "criterion": decl.squared_deviation.reason if decl.squared_deviation else "",
+                "ratios": _ratios_table([x for x in comparison.ratios if x.table == t.table]),
                 # no cell has runs here: the reported values as the document lays them out, and why
                 "reported_only": None if any(c.get("n") for c in cells) else _reported_grid(decl, cells),
             }
         )
     return out
+
+
+def _ratios_table(ratios: list[cmp.ColumnRatio]) -> dict[str, Any] | None:
+    """A machine-dependent table's column ratios, measured (per-seed pairs) beside reported."""
+    if not ratios:
+        return None
+    rows = [
+        [
+            x.row,
+            f"{x.column} / {x.base}",
+            f"×{fmt(x.measured)}" + (f" [{fmt(x.ci_low)}, {fmt(x.ci_high)}]" if x.n > 1 else ""),
+            str(x.n),
+            f"×{fmt(x.reported)}" if x.reported == x.reported else MISSING,
+        ]
+        for x in ratios
+    ]
+    return table(["row", "ratio", "measured (90% CI over seeds)", "seeds", "reported"], rows)
 
 
 def _reported_grid(decl: Any, cells: list[dict[str, Any]]) -> dict[str, Any]:

@@ -274,18 +274,21 @@ class ModestEffectKind(ClaimKind):
     def evaluate(claim: ModestEffect, ctx: Any) -> Any:
         a_runs, b_runs = ctx.runs(claim.a), ctx.runs(claim.b)
         pairs, info = ctx.pair(a_runs, b_runs, claim.a, claim.b)
-        diffs = [ctx.value(x, claim.metric) - ctx.value(y, claim.metric) for x, y in pairs]
-        diffs = [d for d in diffs if math.isfinite(d)]
-        if len(diffs) < 2:
-            return ctx.result(claim, NOT_EVALUATED, f"{len(diffs)} pairs: too few", {"pairs": len(diffs)})
+        diffs = [(x["seed_index"], ctx.value(x, claim.metric) - ctx.value(y, claim.metric)) for x, y in pairs]
+        diffs = [(k, d) for k, d in diffs if math.isfinite(d)]
+        seeds, means = ctx.per_seed(diffs)  # pairs of one seed share its streams: n counts seeds
+        if len(seeds) < 2:
+            why = f"{len(seeds)} seed(s) with pairs ({len(diffs)} pairs): too few"
+            return ctx.result(claim, NOT_EVALUATED, why, {"pairs": len(diffs), "seeds": seeds})
         conf = 1 - 2 * claim.alpha
-        s = stats.summarize(diffs, conf)
+        s = stats.summarize(means, conf)
         verdict = _within(s.ci_low, s.ci_high, -claim.band, claim.band)
         summary = (
             f"{claim.a.label()} − {claim.b.label()}: {fmt(s.mean)} pp ({round(conf * 100)}% CI "
-            f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}], {s.n} pairs) vs ± {fmt(claim.band)} pp"
+            f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}], n={s.n} seeds, {len(diffs)} pairs) vs ± {fmt(claim.band)} pp"
         )
-        ev = {"diffs": diffs, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
+        ev = {"diffs": [d for _, d in diffs], "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
+        ev |= {"seeds": seeds, "seed_means": means}
         ev |= {"band": claim.band, "confidence": conf, "pairing": info}
         return ctx.result(claim, verdict, summary, ev)
 
