@@ -115,7 +115,7 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
         "seed_means": means,
         "runs": len(runs),
     }
-    per = f", each the mean of its {len(runs)} runs' values" if len(runs) > len(seeds) else ""
+    per = f", {len(runs)} runs averaged within each seed" if len(runs) > len(seeds) else ""
     summary = (
         f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
         f"{fmt(s.ci_high)}], n={s.n} seeds{per}); claimed {claim.op} {claim.value:g}{u}"
