@@ -351,9 +351,12 @@ def test_a_subset_run_leaves_the_claims_it_planned_no_run_for_unevaluated():
     only = ["model=vgg16", "epochs=100", "dataset=cifar10"]
     specs = plan(study, "paper", only=parse_only(only))
     rows = [row(r) for r in _paper_vgg16_records(specs)]
-    subset = _subset(specs, only)
+    subset = _subset(study, "paper", specs, only)
     assert subset.what == "--only model=vgg16 --only epochs=100 --only dataset=cifar10"
-    verdicts = {c.id: c for c in cmp.compare(study, "paper", rows, subset=subset).claims}
+    assert subset.data.startswith("cifar10 only (the paper scale runs CIFAR-10/100")
+    comp = cmp.compare(study, "paper", rows, subset=subset)
+    assert comp.dataset == subset.data  # what the report's title names: the data that ran
+    verdicts = {c.id: c for c in comp.claims}
     one_epoch = verdicts["nd_beats_bn_1_epoch"]
     assert one_epoch.verdict == "not_evaluated" and "outside the subset this command ran (--only" in one_epoch.summary
     assert verdicts["nd_beats_bn_imagenet"].verdict == "not_evaluated"
@@ -361,7 +364,12 @@ def test_a_subset_run_leaves_the_claims_it_planned_no_run_for_unevaluated():
     # The same runs without a subset (a whole plan whose 1-epoch runs are missing): inconclusive.
     whole = {c.id: c.verdict for c in cmp.compare(study, "paper", rows).claims}
     assert whole["nd_beats_bn_1_epoch"] == "inconclusive"
-    assert _subset(specs, []) is None
+    assert _subset(study, "paper", specs, []) is None
+    # a subset over every data set of the scale keeps the scale's label
+    bn = plan(study, "paper", only=parse_only(["norm=bn"]))
+    assert _subset(study, "paper", bn, ["norm=bn"]).data == ""
+    cifar = plan(study, "paper", only=parse_only(["model=vgg16", "epochs=100"]))  # no ImageNet run
+    assert _subset(study, "paper", cifar, ["model=vgg16", "epochs=100"]).data.startswith("cifar10, cifar100 only")
 
 
 def test_training_times_from_another_machine_get_no_verdict_and_their_nd_bn_ratio_is_compared(tmp_path: Path):

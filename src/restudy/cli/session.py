@@ -160,7 +160,7 @@ def compare_and_report(
             predictions=load_predictions(out),
             env_mismatch=env_mismatch,
             allow_mixed_env=allow_mixed_env,
-            subset=_subset(specs, only),
+            subset=_subset(st, scale, specs, only),
         )
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
@@ -173,14 +173,23 @@ def compare_and_report(
     return comparison, paths
 
 
-def _subset(specs: list, only: list[str] | None) -> Any:
-    """The runs planned by a command that ran part of the study (None without ``--only``)."""
+def _subset(st: Any, scale: str, specs: list, only: list[str] | None) -> Any:
+    """The runs planned by a command that ran part of the study (None without ``--only``), and the
+    data it ran when that is narrower than the scale's (its ``data`` settings, against the whole
+    plan's)."""
     from ..compare import Subset
+    from ..plan import plan
 
     if not only:
         return None
     what = " ".join(f"--only {shlex.quote(str(x))}" for x in only)
-    return Subset(tuple((s.experiment, dict(s.variant)) for s in specs), what)
+    ran = sorted({str(s.settings.get("data")) for s in specs})
+    every = {str(s.settings.get("data")) for s in plan(st, scale, seeds=1)}
+    sc = st.scales.get(scale)
+    data = ""
+    if sc is not None and sc.dataset and len(ran) < len(every):
+        data = f"{', '.join(ran)} only (the {scale} scale runs {sc.dataset})"
+    return Subset(tuple((s.experiment, dict(s.variant)) for s in specs), what, data)
 
 
 def _plan_info(

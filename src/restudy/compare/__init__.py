@@ -212,7 +212,9 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
     return dataclasses.replace(result, notes=[*result.notes, *notes], summary=result.summary + ". " + ". ".join(notes))
 
 
-def _dataset(study: Study, scale: str, rows: list[Row]) -> str:
+def _dataset(study: Study, scale: str, rows: list[Row], subset: Subset | None = None) -> str:
+    if subset is not None and subset.data:
+        return subset.data
     sc = study.scales.get(scale)
     if sc is not None and sc.dataset:
         return sc.dataset
@@ -268,7 +270,7 @@ def _compare(
     kept = [r for r in rows if r.get("scale") in (scale, None)]
     if len(kept) < len(rows):
         log.info("ignoring %d runs made at another scale than %s", len(rows) - len(kept), scale)
-    dataset = _dataset(study, scale, kept)
+    dataset = _dataset(study, scale, kept, subset)
     ctx = EvaluationContext(
         study,
         scale,

@@ -33,10 +33,13 @@ class Subset:
     Attributes:
         planned: (experiment, variant) of each planned run.
         what: how the subset was chosen, as the reader should see it (``--only epochs=100``).
+        data: the data it ran, when narrower than the scale's label (``cifar10 only (the paper
+            scale runs CIFAR-10/100 …)``); empty otherwise.
     """
 
     planned: tuple[tuple[str, dict[str, str]], ...]
     what: str
+    data: str = ""
 
     def covers(self, selector: Selector) -> bool:
         """Whether some planned run falls under ``selector``."""
