@@ -23,7 +23,7 @@ from .. import stats
 from ..study import ReportedTable, TableLayout
 from .cells import cell_runs
 from .results import ColumnRatio
-from .select import MACHINE_DEPENDENT, Row, metric_value, usable
+from .select import MACHINE_DEPENDENT, Row, metric_value, per_seed_means, usable
 
 ALPHA = 0.05
 """Each side of the ratio's interval; the (1 − 2α) = 90 % interval matches the claims'."""
@@ -35,13 +35,9 @@ def machine_dependent(table: ReportedTable) -> bool:
 
 
 def _by_seed(runs: list[Row], metric: str) -> dict[int, float]:
-    """Per seed index, the mean of the cell's finite positive values of ``metric``."""
-    out: dict[int, list[float]] = {}
-    for r in usable(runs):
-        v = metric_value(r, metric)
-        if math.isfinite(v) and v > 0:
-            out.setdefault(int(r["seed_index"]), []).append(v)
-    return {k: float(np.mean(v)) for k, v in out.items()}
+    """Per seed index, the mean of the cell's positive values of ``metric``."""
+    values = [(r["seed_index"], v) for r in usable(runs) if (v := metric_value(r, metric)) > 0]
+    return dict(zip(*per_seed_means(values)))
 
 
 def column_ratios(table: ReportedTable, rows: list[Row], scale: str) -> list[ColumnRatio]:
