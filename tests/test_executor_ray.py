@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,26 @@ def die_once(**kwargs):
     if not MARK.exists():
         MARK.write_text("killed")
         os._exit(3)
+    return registry.get("model", "fc")(**kwargs)
+'''
+
+HELD_MODULE = '''"""A model whose first attempt writes its Ray node's id and holds that node until it is removed."""
+import time
+from pathlib import Path
+
+import ray
+
+from restudy import registry
+from restudy.registry import register
+
+MARK = Path(__file__).with_name("held-on")
+
+
+@register("model", "fc_held_once")
+def fc_held_once(**kwargs):
+    if not MARK.exists():
+        MARK.write_text(ray.get_runtime_context().get_node_id())
+        time.sleep(120)  # the test removes this node long before: the retry runs on the other
     return registry.get("model", "fc")(**kwargs)
 '''
 
@@ -221,32 +242,53 @@ def test_bad_options_are_refused(specs):
 
 
 def test_a_node_removed_mid_study_its_runs_finish_on_the_other(specs, pool_results, tmp_path: Path):
-    """Two simulated worker nodes of one CPU each (the head runs no task). When the first result
-    comes back, the other node, running the other run in flight, is removed: that run is retried on
-    the node left, and all results equal the local pool's bit for bit."""
+    """Two simulated worker nodes of one CPU each (the head runs no task). One run's first attempt
+    holds its node and says which node that is; once another run has finished, that node is removed:
+    the held run is retried on the node left, and all results equal the local pool's bit for bit."""
     from ray.cluster_utils import Cluster
 
+    (tmp_path / "held_study.py").write_text(HELD_MODULE)
+    held_key = specs[1].key
+    runs = [
+        dataclasses.replace(
+            s,
+            settings={**s.settings, "model": "fc_held_once"},
+            study_module="held_study",
+            study_dir=str(tmp_path),
+        )
+        if s.key == held_key
+        else s
+        for s in specs
+    ]
+    mark = tmp_path / "held-on"
     ray.shutdown()  # the module's local instance: this test joins its own cluster
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
         nodes = {n.node_id: n for n in (cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1))}
         cluster.wait_for_nodes()
         executor = RayExecutor(address=cluster.address, retries=2)
-        records, cut_off, kept = [], set(), None
-        with Store(tmp_path) as store:
-            for rec in executor.run(specs, [store.run_dir(s.key) for s in specs]):
+        records, removed = [], None
+        with Store(tmp_path / "out") as store:
+            for rec in executor.run(runs, [store.run_dir(s.key) for s in runs]):
                 records.append(rec)
-                refs = list(executor.in_flight)
-                _, running = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
-                if kept is None and running:  # this node is free: the run still running is on the other
-                    kept = executor.nodes[rec["key"]]
-                    cut_off = {spec.key for ref in running for spec, _ in executor.in_flight[ref]}
-                    cluster.remove_node(next(n for i, n in nodes.items() if i != kept))
-        assert cut_off, "no run was in flight when the node was removed"
-        assert {executor.nodes[k] for k in cut_off} == {kept}  # retried on the node left
+                if removed is None:  # a run other than the held one has finished: remove the held one's node
+                    assert rec["key"] != held_key
+                    removed = _wait_for_text(mark)
+                    cluster.remove_node(nodes[removed])
+        (kept,) = set(nodes) - {removed}
         assert {r["status"] for r in records} == {"finished"} and len(records) == len(specs)
+        assert executor.nodes[held_key] == kept  # retried on the node left
         assert _results(records) == pool_results
         assert ray.cluster_resources().get("CPU") == 1
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def _wait_for_text(path: Path, timeout_s: float = 60.0) -> str:
+    """The text of a file another process writes, once it is there."""
+    deadline = time.monotonic() + timeout_s
+    while not (path.is_file() and path.read_text()):
+        assert time.monotonic() < deadline, f"{path.name} was not written in {timeout_s:.0f} s"
+        time.sleep(0.05)
+    return path.read_text()
