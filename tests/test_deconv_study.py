@@ -161,11 +161,15 @@ def test_smoke_study_end_to_end_with_a_report_and_the_best_test_accuracy_recorde
     md = (out / "report.md").read_text()
     assert "original Table 1" in md and "scikit-learn digits" in md
     assert "> The report prints these as test accuracies" in md  # a table's note is shown with it
-    # Tables none of whose cells ran here: the reported values as the paper lays them out, with one
-    # line saying why, not a "not evaluated" row per cell
-    one = md.split('<a id="table-orig_cifar10_e1"></a>')[1].split("\n### ")[0]
-    assert "_Reported values only: reported at paper scale on CIFAR-10; these runs are smoke scale" in one
+    # Tables none of whose cells ran here are folded together: the reported values as the paper
+    # lays them out, with one line saying why, not a "not evaluated" row per cell
+    fold = md.split('<a id="reported-only"></a>')[1].split("</details>")[0]
+    assert fold.startswith("Reported values only: no table has runs here (") and "<details>" in fold
+    one = fold.split('<a id="table-orig_cifar10_e1"></a>')[1].split("\n#### ")[0]
+    assert "; reported at paper scale on CIFAR-10; these runs are smoke scale" in one
     assert "| vgg16 | 14.12 | 74.18 |" in one and "not evaluated" not in one
+    final = fold.split('<a id="table-orig_cifar10_e1_final"></a>')[1].split("\n#### ")[0]
+    assert "The same values as [CIFAR-10 test accuracy (%) after 1 epoch, best over epochs]" in final
     assert "train.log" in (out / "report.html").read_text()
 
 

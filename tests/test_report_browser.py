@@ -111,3 +111,24 @@ def test_report_fits_the_window_without_errors(browser: str, smoke_html: Path, w
     assert m["errors"] == [], m["errors"]
     assert m["images"] > 0 and m["broken"] == 0
     assert m["toc"] >= 5 and m["deadLinks"] == 0
+
+
+def _dom(browser: str, url: str, tmp: Path) -> str:
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
+    cmd += [f"--user-data-dir={tmp / 'profile-dom'}", "--dump-dom", url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+
+
+def test_a_link_to_a_folded_table_opens_its_fold(browser: str, tmp_path: Path) -> None:
+    """Tables with no runs at this scale are folded together; a link to one of them (from another
+    page, or the address bar) opens the fold instead of landing on nothing visible."""
+    out = tmp_path / "deconv-smoke"
+    args = ["run", "deconv", "--scale", "smoke", "--workers", "0", "--out", str(out)]
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
+    assert r.exit_code == 0, r.output
+    page = (out / "report.html").as_uri()
+    fold = re.compile(r'<details class="fold"[^>]*>')
+    assert fold.findall(_dom(browser, page, tmp_path)) == ['<details class="fold">']  # closed by default
+    opened = _dom(browser, page + "#table-orig_cifar10_e1", tmp_path)
+    assert fold.findall(opened) == ['<details class="fold" open="">']
+    assert opened.index('<details class="fold"') < opened.index('id="table-orig_cifar10_e1"')

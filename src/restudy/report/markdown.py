@@ -238,26 +238,40 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     if not ctx["reported"]:
         return []
     lines = ["## Reported vs reproduced", ""]
-    shown: dict[str, dict[str, Any]] = {}  # a grid of reported values → the table that showed it
-    for t in ctx["reported"]:
+    ran = [t for t in ctx["reported"] if not t.get("reported_only")]
+    for t in ran:
         lines += _table_heading(t, ctx)
         lines += [f"> {t['remark']}", ""] if t.get("remark") else []
-        if t.get("reported_only"):  # no runs here: the values as reported, one line saying why
-            grid = table(t["reported_only"]["table"])
-            first = shown.setdefault("\n".join(grid), t)
-            why = _escape(t["reported_only"]["why"])
-            if first is not t:  # e.g. one paper table compared as best-over-epochs and as final
-                lines += [f"_Reported values only ({why}): the same as [{first['title']}](#{first['anchor']})._", ""]
-                continue
-            lines += [f"_Reported values only: {why}._", "", *grid]
-            continue
         lines += table(t["table"])
         if t.get("ratios"):  # a machine-dependent metric: its column ratios are what compares
             lines += [RATIOS_INTRO, "", *table(t["ratios"])]
         else:
             lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
         lines += [f"_Averaged squared deviation: {_escape(t['criterion'])}_", ""] if t.get("criterion") else []
-    return lines
+    return lines + _reported_only(ctx)
+
+
+def _reported_only(ctx: dict[str, Any]) -> list[str]:
+    """The tables none of whose cells has runs here, folded together after those that have: each
+    with its reported values as the document lays them out and the one reason it has no runs."""
+    fold = ctx.get("reported_fold")
+    if not fold:
+        return []
+    lines = [f'### <a id="{fold["anchor"]}"></a>{fold["title"]}', "", fold["intro"], ""]
+    lines += [f"<details><summary>{fold['summary']}</summary>", ""]
+    shown: dict[str, dict[str, Any]] = {}  # a grid of reported values → the table that showed it
+    for t in (t for t in ctx["reported"] if t.get("reported_only")):
+        where = f" ({t['where']})" if t["where"] else ""
+        lines += [f'#### <a id="{t["anchor"]}"></a>{t["title"]}{where}', ""]
+        lines += [f"> {t['remark']}", ""] if t.get("remark") else []
+        grid = table(t["reported_only"]["table"])
+        first = shown.setdefault("\n".join(grid), t)
+        source = f"From {t['document']}; {_escape(t['reported_only']['why'])}"
+        if first is not t:  # e.g. one paper table compared as best-over-epochs and as final
+            lines += [f"_{source}. The same values as [{first['title']}](#{first['anchor']})._", ""]
+            continue
+        lines += [f"_{source}._", "", *grid]
+    return lines + ["</details>", ""]
 
 
 def _leakage(ctx: dict[str, Any]) -> list[str]:

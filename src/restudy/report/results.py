@@ -286,6 +286,23 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
     return out
 
 
+def _reported_fold(tables: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The heading of the reported tables none of whose cells has runs here, which the report
+    folds together after the tables that have (None when every table has runs)."""
+    n = sum(1 for t in tables if t["reported_only"])
+    if not n:
+        return None
+    return {
+        "anchor": "reported-only",
+        "title": f"Reported values with no runs here ({n} of {len(tables)} tables)"
+        if n < len(tables)
+        else f"Reported values only: no table has runs here ({n} {'tables' if n > 1 else 'table'})",
+        "intro": "No cell of these tables selects a run of this invocation (each table says why), so they get "
+        "no verdict; their values are listed as the documents report them, for reference.",
+        "summary": f"Show the {n} tables" if n > 1 else "Show the table",
+    }
+
+
 def _ratios_table(ratios: list[cmp.ColumnRatio]) -> dict[str, Any] | None:
     """A machine-dependent table's column ratios, measured (per-seed pairs) beside reported."""
     if not ratios:
@@ -540,7 +557,8 @@ def report_context(
         "verdicts": _verdict_table(comparison),
         "claims": claims,
         "curves": _curves_views(study, figures),
-        "reported": _reported_views(study, comparison),
+        "reported": (reported := _reported_views(study, comparison)),
+        "reported_fold": _reported_fold(reported),
         "variability": variability_views(study, comparison, figures, records),
         "leakage": _leakage_view(comparison),
         "variability_notes": [n for n in (kernels_note(study, records),) if n],
