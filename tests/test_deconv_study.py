@@ -410,3 +410,9 @@ def test_training_times_from_another_machine_get_no_verdict_and_their_nd_bn_rati
     section = md.split('id="table-re_time_cifar10_e100"', 1)[1].split("\n### ", 1)[0]
     assert "| vgg16 | nd / bn | ×3.03 [" in section and "| 3 | ×3.39 |" in section
     assert "MSD" not in section
+    # the tables these runs fill come first; those they leave empty follow, folded, saying why
+    fold = md.split('<a id="reported-only"></a>', 1)[1].split("</details>", 1)[0]
+    assert fold.startswith("Reported values with no runs here (") and "<details>" in fold
+    assert 'id="table-orig_cifar10_e1"' in fold and 'id="table-orig_cifar10_e100"' not in fold
+    assert md.index('id="table-orig_cifar10_e100"') < md.index('<a id="reported-only"></a>')
+    assert "; no finished or diverged runs for its cells._" in fold

@@ -77,6 +77,9 @@ def group_summary(runs: list[Row]) -> GroupSummary:
     )
 
 
+NO_RUNS = "no finished or diverged runs for this cell"
+
+
 @dataclass(frozen=True)
 class CellRule:
     """How a cell is judged: α per one-sided test (the claim's, split over its cells), the
@@ -190,7 +193,7 @@ def _cell_verdict(
     """The equivalence decision for a cell evaluated at its own scale."""
     n = summary.n
     if n == 0:
-        return CellDecision(NOT_EVALUATED, "no finished or diverged runs for this cell")
+        return CellDecision(NOT_EVALUATED, NO_RUNS)
     diff = summary.mean - reported.value
     seeds, towards = stats.seeds_to_decide(diff, summary.sd_used, se_rep, tol, rule.alpha)
     need = f"about {seeds} seeds would likely decide ({towards})" if seeds else towards

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import compare as cmp
 from ..claims import claim_kind
+from ..compare.cells import NO_RUNS
 from ..compare.leakage import FLAGGED
 from ..compare.leakage import RULE as LEAKAGE_RULE
 from ..compare.leakage import summary as leakage_summary
@@ -324,7 +325,8 @@ def _reported_grid(decl: Any, cells: list[dict[str, Any]]) -> dict[str, Any]:
     """A reported table none of whose cells has runs at this scale: its values in the document's
     rows × columns (a cell the document leaves empty: the missing mark), with the one reason."""
     rows = [[r, *(_printed(decl.value(r, c)) for c in decl.columns)] for r in decl.rows]
-    reasons = list(dict.fromkeys(c.get("note") or "" for c in cells if c.get("note")))
+    notes = (c.get("note") for c in cells if c.get("note"))
+    reasons = list(dict.fromkeys("no finished or diverged runs for its cells" if n == NO_RUNS else n for n in notes))
     why = reasons[0] if len(reasons) == 1 else "no runs of this scale select these cells"
     return {"why": why, "table": table(["", *decl.columns], rows)}
 
