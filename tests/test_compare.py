@@ -411,6 +411,14 @@ def test_numeric_not_evaluated_at_small_scale_with_note() -> None:
     assert "reported at paper scale on CIFAR-10" in cell.note
     assert "small scale on MNIST-1D" in cell.note
     assert not result.tables[0].comparable and "not comparable" in result.tables[0].note
+    # numbers from other data are set side by side, not measured against each other: no relative
+    # error, no traffic light, no squared deviation (a red light here would compare MNIST-1D with CIFAR-10)
+    assert math.isnan(cell.rel_error) and cell.light == "gray" and math.isnan(cell.sq_dev)
+    assert math.isnan(result.tables[0].msd)
+    from restudy.report.tables import cells_table
+
+    shown = cells_table([cell.to_dict()], comparable=False)
+    assert shown["headers"] == ["cell", "reproduced mean ± SD (n)", "CI", "reported"]
     c = _claim(result, "table1")
     assert c.verdict == "not_evaluated" and "small scale on MNIST-1D" in c.scale_note
     # default numeric claim scales are [paper]

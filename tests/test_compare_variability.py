@@ -288,6 +288,8 @@ def test_variability_table_computed_but_not_judged_at_other_scales() -> None:
     assert all(r.n_models == 5 for r in table.rows)
     assert math.isfinite(table.rows[1].metrics["disagreement"]["value"])
     assert {c.verdict for c in table.cells} == {"not_evaluated"}
+    # shown beside the reported value, not measured against it: no relative error, grey light
+    assert {c.light for c in table.cells} == {"gray"} and all(math.isnan(c.rel_error) for c in table.cells)
 
 
 def test_numeric_claim_on_a_variability_cell() -> None:

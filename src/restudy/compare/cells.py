@@ -272,6 +272,8 @@ def evaluate_cell(
     tol, tol_why = cell_tolerance(table, reported, rule, n_test)
     if scale != table.scale:
         dec = CellDecision(NOT_EVALUATED, scale_note(table, scale, data))
+        # numbers from another scale or other data are shown side by side, not measured against each other
+        rel, light = math.nan, "gray"
     elif str(table.metric) in MACHINE_DEPENDENT and summary.n > 0:
         dec = CellDecision(NOT_EVALUATED, MACHINE_NOTE.format(metric=table.metric))
         # a faster or slower machine is neither a better nor a worse reproduction
@@ -279,7 +281,9 @@ def evaluate_cell(
     else:
         dec = _cell_verdict(summary, reported, se_rep, tol, rule)
     return CellResult(
-        sq_dev=averaged_squared_deviation(summary.mean, summary.sd, summary.n, reported.value, table),
+        sq_dev=averaged_squared_deviation(summary.mean, summary.sd, summary.n, reported.value, table)
+        if scale == table.scale
+        else math.nan,
         table=table.id,
         row=row,
         column=column,
@@ -331,9 +335,9 @@ def table_cells(
 
 
 def table_result(table: ReportedTable, cells: list[CellResult], scale: str, dataset: str) -> TableResult:
-    have = [c for c in cells if c.n > 0 and str(table.metric) not in MACHINE_DEPENDENT]
-    msd = stats.mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) if have else math.nan
     comparable = scale == table.scale
+    have = [c for c in cells if c.n > 0 and comparable and str(table.metric) not in MACHINE_DEPENDENT]
+    msd = stats.mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) if have else math.nan
     note = (
         "reproduced and reported numbers are comparable"
         if comparable

@@ -249,6 +249,7 @@ def variability_cell(
     elif scale != table.scale:
         tol, why = var_tolerance(reported, column, rule)
         dec = _VarDecision(NOT_EVALUATED, scale_note(table, scale, dataset), tolerance=tol, tolerance_reason=why)
+        rel, light = math.nan, "gray"  # another scale or other data: shown, not measured against each other
     else:
         dec = _var_verdict(entry, reported, column, row, rule)
     return VariabilityCell(

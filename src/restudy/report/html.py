@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from .markdown import RATIOS_INTRO, sections
+from .markdown import NOT_COMPARABLE_WHY, RATIOS_INTRO, SIDE_BY_SIDE, sections
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -72,4 +72,11 @@ def render_html(ctx: dict[str, Any], figure_files: dict[str, Path]) -> str:
     """
     images = {rel: data_uri(path) for rel, path in figure_files.items()}
     template = _environment().get_template(TEMPLATE)
-    return template.render(ctx=ctx, images=images, sections=sections(ctx), ratios_intro=RATIOS_INTRO)
+    return template.render(
+        ctx=ctx,
+        images=images,
+        sections=sections(ctx),
+        ratios_intro=RATIOS_INTRO,
+        side_by_side=SIDE_BY_SIDE,
+        not_comparable_why=NOT_COMPARABLE_WHY,
+    )

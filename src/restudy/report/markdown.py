@@ -199,7 +199,7 @@ def _table_heading(t: dict[str, Any], ctx: dict[str, Any], extra: str = "") -> l
     where = f" ({t['where']})" if t["where"] else ""
     setting = f"as “{t['source_title']}”, " if t.get("paper_setting") else ""
     here = f"; here {t['models_per_row']} models per row" if "models_per_row" in t else ""
-    comparable = "" if t["comparable"] else " Not comparable: reported at another scale or on other data."
+    comparable = "" if t["comparable"] else f" Not comparable: {t.get('not_comparable') or NOT_COMPARABLE_WHY}."
     return [
         f'### <a id="{t["anchor"]}"></a>{t["title"]}{where}',
         "",
@@ -228,6 +228,11 @@ def _curves(ctx: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+NOT_COMPARABLE_WHY = "reported at another scale or on other data"
+SIDE_BY_SIDE = (
+    "Side by side only: numbers from another scale or other data get no relative error, light, "
+    "squared deviation or verdict."
+)
 RATIOS_INTRO = (
     "Times measured on different machines are not compared; the cost of one column relative to "
     "another on the same machine is (geometric mean of the per-seed ratios):"
@@ -245,9 +250,12 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
         lines += table(t["table"])
         if t.get("ratios"):  # a machine-dependent metric: its column ratios are what compares
             lines += [RATIOS_INTRO, "", *table(t["ratios"])]
-        else:
+        elif t["comparable"]:
             lines += [f"MSD: {t['msd']}; {t['evaluated']}.", ""]
-        lines += [f"_Averaged squared deviation: {_escape(t['criterion'])}_", ""] if t.get("criterion") else []
+        else:
+            lines += [SIDE_BY_SIDE, ""]
+        if t.get("criterion") and t["comparable"]:
+            lines += [f"_Averaged squared deviation: {_escape(t['criterion'])}_", ""]
     return lines + _reported_only(ctx)
 
 

@@ -273,11 +273,15 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "reported_scale": t.reported_scale,
                 "reported_dataset": t.reported_dataset or "the paper data",
                 "comparable": t.comparable,
+                # what ran instead (the end of its cells' one note), said once, in the heading
+                "not_comparable": ""
+                if t.comparable
+                else next((c["note"] for c in cells if c.get("note")), "").rpartition("; ")[2],
                 "note": t.note,
                 "remark": decl.note,
                 "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
                 "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
-                "table": cells_table(cells, flags, decl.squared_deviation),
+                "table": cells_table(cells, flags, decl.squared_deviation, t.comparable),
                 "criterion": decl.squared_deviation.reason if decl.squared_deviation else "",
                 "ratios": _ratios_table([x for x in comparison.ratios if x.table == t.table]),
                 # no cell has runs here: the reported values as the document lays them out, and why

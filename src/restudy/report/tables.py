@@ -126,14 +126,19 @@ def cells_table(
     cells: Sequence[dict[str, Any]],
     flags: dict[tuple[str, str], str] | None = None,
     squared_deviation: Any = None,
+    comparable: bool = True,
 ) -> Table:
     """Reported cells against their runs: reproduced mean ± SD (n), CI, reported value, relative
     error, traffic light, verdict and note; ``flags`` (row, column) → the leakage guard's warning;
     with the table's ``squared_deviation`` criterion, each cell's averaged squared deviation and
-    whether the reproduction's rule calls it consistent."""
+    whether the reproduction's rule calls it consistent. A table not ``comparable`` with these runs
+    (another scale or other data) shows the two side by side only: no error, light, verdict or
+    criterion, whose one reason its heading gives."""
     flags = flags or {}
-    crit = squared_deviation
+    crit = squared_deviation if comparable else None
     headers = ["cell", "reproduced mean ± SD (n)", "CI", "reported", "rel. error", "light", "verdict", "note"]
+    if not comparable:
+        headers = headers[:4]
     if crit is not None:
         headers.insert(6, f"avg. sq. dev. (consistent if < {crit.below:g})")
     rows = []
@@ -143,6 +148,11 @@ def cells_table(
             mean_sd_n(c["mean"], c["sd"], c["n"]),
             f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
             fmt(c["reported"]),
+        ]
+        if not comparable:
+            rows.append(row)
+            continue
+        row += [
             signed_percent(c["rel_error"]),
             light_cell(c["light"]),
             verdict_cell(c["verdict"]),
