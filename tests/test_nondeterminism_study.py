@@ -89,6 +89,8 @@ def test_report_has_variability_tables_claims_and_the_cpu_kernels_note(smoke):
     }
     md = (out / "report.md").read_text()
     assert "Run-to-run variability" in md and "kernels" in md and "CPU" in md
+    assert "Not comparable: these runs are smoke scale on digits" in md  # says what ran instead
+    assert "Not comparable: reported at another scale" not in md
     snap = _runs(out, "snapshot")[0]
     stored = load_tensors(out / "runs" / snap["key"] / "test_logits.safetensors")
     assert {"ensemble", "tta_crop9", "ensemble_tta_crop9", "snapshot_0", "snapshot_1"} <= set(stored)

@@ -285,6 +285,11 @@ def test_smoke_study_end_to_end_with_a_report(tmp_path):
     assert all(r["status"] in ("finished", "diverged") for r in res["runs"])
     md = (out / "report.md").read_text()
     assert "a *chance level* claim holds" in md and "scikit-learn digits" in md
+    # Table 1 was reported on CIFAR-10: its digits runs are set beside it, not measured against it
+    t1 = md.split('<a id="table-t1_test"></a>', 1)[1].split("\n### ", 1)[0]
+    assert "Not comparable: these runs are smoke scale on scikit-learn digits" in t1
+    assert "| cell | reproduced mean ± SD (n) | CI | reported |\n" in t1
+    assert "rel. error" not in t1 and "🔴" not in t1 and "MSD" not in t1 and "Side by side only" in t1
 
 
 def _random_label_rows(accs: list[float]) -> list[dict]:

@@ -38,6 +38,7 @@ from .tables import (
     evidence_lines,
     flagged_cell,
     mean_sd_n,
+    ran_instead,
     seeds_line,
     table,
     value_text,
@@ -274,9 +275,7 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "reported_dataset": t.reported_dataset or "the paper data",
                 "comparable": t.comparable,
                 # what ran instead (the end of its cells' one note), said once, in the heading
-                "not_comparable": ""
-                if t.comparable
-                else next((c["note"] for c in cells if c.get("note")), "").rpartition("; ")[2],
+                "not_comparable": "" if t.comparable else ran_instead(c.get("note") or "" for c in cells),
                 "note": t.note,
                 "remark": decl.note,
                 "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..numbers import MISSING, fmt, signed_percent
@@ -120,6 +120,15 @@ def ci_text(entry: dict[str, Any] | None, digits: int) -> str:
 def flagged_cell(text: str, flag: str = "") -> Cell:
     """A table cell with the leakage guard's warning next to it (``flag``: what the value looks like)."""
     return cell(f"{text} ⚠ {flag}", "flag") if flag else cell(text)
+
+
+RAN_INSTEAD = "these runs are "  # how a cell's scale note names what ran (compare.cells.scale_note)
+
+
+def ran_instead(notes: Iterable[str]) -> str:
+    """What ran instead of a table's scale and data (``these runs are … scale on …``), read off its
+    cells' notes ('' when none says)."""
+    return next((n[n.index(RAN_INSTEAD) :] for n in notes if RAN_INSTEAD in n), "")
 
 
 def cells_table(

@@ -21,11 +21,13 @@ from .provenance import human_source
 from .tables import (
     METRIC_DIGITS,
     METRIC_LABELS,
+    RAN_INSTEAD,
     Table,
     anchor,
     cell,
     ci_text,
     light_cell,
+    ran_instead,
     table,
     verdict_cell,
 )
@@ -255,6 +257,10 @@ def variability_views(
                 "reported_scale": t.reported_scale,
                 "reported_dataset": t.reported_dataset or "the paper data",
                 "comparable": t.comparable,
+                "not_comparable": ""
+                if t.comparable
+                else ran_instead(c.note for c in t.cells)
+                or f"{RAN_INSTEAD}{comparison.scale} scale on {comparison.dataset or 'unknown data'}",
                 "note": t.note,
                 "not_applicable": not_applicable(t.rows),
                 "table": _source_metric_table(
