@@ -292,6 +292,8 @@ def test_threshold_on_mean_accuracy() -> None:
     rows = [_row("bias", {"method": "enorm"}, s, 70.0 + 0.2 * s) for s in range(4)]
     c = _claim(cmp.compare(_study([claim]), "paper", rows), "diverges")
     assert c.verdict == "reproduced"
+    # an accuracy level reads in %, not in percentage points (which are for differences)
+    assert c.summary.startswith("mean test_acc 70.30% (90% CI [") and c.summary.endswith("claimed ≥ 60%")
 
 
 def test_threshold_over_several_cells_counts_seeds_not_cells() -> None:

@@ -24,12 +24,12 @@ from ..compare.select import (
     Row,
     absent_reason,
     group_rows,
+    level_unit,
     metric_value,
     per_seed_means,
     select_runs,
     series,
     summarize_runs,
-    unit,
     usable,
 )
 from ..numbers import fmt, pct
@@ -48,6 +48,9 @@ class ThresholdClaim(ClaimBase):
 
     def selectors(self) -> list[tuple[Loc, Selector]]:
         return [(("select",), self.select)]
+
+
+OP_TEXT = {">=": "≥", "<=": "≤"}
 
 
 def _verdict(op: str, low: float, high: float, value: float) -> str:
@@ -77,7 +80,7 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
     verdict = _verdict(claim.op, low, high, value)
     summary = (
         f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
-        f"[{low:.0%}, {high:.0%}]); claimed {claim.op} {value:.0%}"
+        f"[{low:.0%}, {high:.0%}]); claimed {OP_TEXT[claim.op]} {value:.0%}"
     )
     groups = [_rate(vid, rs, conf) for (_, vid), rs in group_rows(runs).items()] + [_rate("all", runs, conf)]
     return (
@@ -103,7 +106,7 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
     floor = summarize_runs(runs, claim.metric, conf)[1]
     seeds, means = per_seed_means((r["seed_index"], metric_value(r, claim.metric)) for r in runs)
     s = stats.summarize(means, confidence=conf, floor_sd=floor)
-    u = unit(claim.metric)
+    u = level_unit(claim.metric)  # a level, not a difference: 99.72%, not 99.72 pp
     evidence = {
         **s.to_dict(),
         "sd_floor": floor,
@@ -118,7 +121,7 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
     per = f", {len(runs)} runs averaged within each seed" if len(runs) > len(seeds) else ""
     summary = (
         f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
-        f"{fmt(s.ci_high)}], n={s.n} seeds{per}); claimed {claim.op} {claim.value:g}{u}"
+        f"{fmt(s.ci_high)}], n={s.n} seeds{per}); claimed {OP_TEXT[claim.op]} {claim.value:g}{u}"
     )
     if s.n < 2:
         return INCONCLUSIVE, summary + "; one seed has no seed-to-seed spread", evidence, None

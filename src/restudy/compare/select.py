@@ -156,6 +156,11 @@ def unit(metric: str) -> str:
     return {"test_acc": " pp", "train_acc": " pp", "wall_s": " s"}.get(metric, "")
 
 
+def level_unit(metric: str) -> str:
+    """The unit a metric's values themselves are written in (``%`` for accuracies, `` s`` for time)."""
+    return {"test_acc": "%", "train_acc": "%", "wall_s": " s"}.get(metric, "")
+
+
 def group_rows(rows: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
     """Returns rows grouped by (experiment, variant_id), in first-seen order."""
     groups: dict[tuple[str, str], list[Row]] = {}
