@@ -116,6 +116,28 @@ def test_beats_reproduced_when_a_is_clearly_better() -> None:
     assert "beats" in c.summary and "n=3 seeds" in c.summary
 
 
+def test_a_side_that_did_not_learn_is_flagged_and_the_verdict_kept() -> None:
+    """[Re] Zhang et al. saw Small Inception without BN stay at chance on train and test: "BN beats no
+    BN" then holds by a failed optimisation. The comparison stands, with a warning naming the side."""
+    from restudy.compare.select import not_learned
+
+    def stuck(r: dict[str, Any], train_acc: float) -> dict[str, Any]:
+        return {**r, "metrics": {**r["metrics"], "train_acc": train_acc, "n_classes": 10, "n_train": 500}}
+
+    # chance 10 %; a guessing model's SD on 500 examples is 1.34 pp, so the bound is 14.02 %
+    base = _row("fc", {"method": "baseline"}, 0, 10.0)
+    assert not_learned([stuck(base, 14.0)]) and not not_learned([stuck(base, 14.1)])
+    assert not not_learned([base])  # no class count recorded: never counted
+    rows = _grid({"enorm": lambda d, s: 90 + _noise(d, s), "baseline": lambda d, s: 10 + _noise(d, s)})
+    rows = [stuck(r, 10.5) if r["variant"]["method"] == "baseline" else stuck(r, 99.0) for r in rows]
+    c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
+    assert c.verdict == "reproduced" and c.evidence["comparisons"][0]["not_learned"] == {"baseline": 9}
+    assert "⚠ did not learn (train accuracy within 3 binomial SDs of chance): 9 of 9 runs of baseline" in (c.summary)
+    # both sides learned: no warning
+    fine = [stuck(r, 99.0) for r in rows]
+    assert "did not learn" not in _claim(cmp.compare(_study([BEATS]), "paper", fine), "enorm_wins").summary
+
+
 def test_beats_not_reproduced_when_a_is_clearly_worse() -> None:
     rows = _grid({"enorm": lambda d, s: 55 + _noise(d, s) - 0.2 * s, "baseline": lambda d, s: 60 + _noise(d, s)})
     c = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")

@@ -226,6 +226,7 @@ def test_runs_stop_when_the_training_set_is_fit_and_a_stack_of_own_labels_matche
         assert one["status"] == "finished" and m["train_acc"] == 100.0
         assert m["fit_epoch"] == m["epochs_done"] == len(one["curves"]) < 200  # stopped at the fit
         assert m["fit_step"] == m["fit_epoch"] * math.ceil(m["n_train"] / 50)
+        assert m["n_classes"] == st["metrics"]["n_classes"] == 10  # chance, for the did-not-learn check
         assert all(c["train_acc"] < 100.0 for c in one["curves"][:-1])
         # The stack trains each model on its own labels: the first epoch agrees to float32 rounding
         # (tests/test_stacked.py); at lr 0.1 rounding grows over training, so the epoch at which

@@ -83,7 +83,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 # --- the schema of run.json -----------------------------------------------------------------------
 
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a run key or an artifact: one plain file name
-COUNT_METRICS = ("epochs_done", "n_test", "n_train")
+COUNT_METRICS = ("epochs_done", "n_test", "n_train", "n_classes")
 ACCURACY_PREFIXES = ("test_acc", "train_acc")  # test_acc, test_acc_tta_<s>, test_acc_ensemble...: percent
 LOSS_PREFIXES = ("test_loss", "train_loss")
 

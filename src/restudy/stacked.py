@@ -399,7 +399,7 @@ def _run_stack(specs: list[RunSpec], records: list[RunRecord], outs: list[Path],
     n_feat = s["cka_examples"]
     for k, (rec, out, result) in enumerate(zip(records, outs, results)):
         rec.timings["load_s"] = prep.load_s / len(specs)
-        fill_record(rec, result, int(y_te.shape[0]), int(y_tr.shape[-1]))
+        fill_record(rec, result, int(y_te.shape[0]), int(y_tr.shape[-1]), int(data.num_classes))
         if result.test_logits is not None:
             extra = {TENSOR_FEATURES: stack.model.features(k, x_te[:n_feat]).cpu()} if n_feat else {}
             save_test_tensors(rec, out, result.test_logits, y_te, data, extra, [])

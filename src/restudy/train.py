@@ -71,23 +71,27 @@ class TrainResult:
     def finished(self) -> bool:
         return self.status == "finished"
 
-    def final_metrics(self, n_test: int, n_train: int) -> dict[str, Any]:
+    def final_metrics(self, n_test: int, n_train: int, n_classes: int | None = None) -> dict[str, Any]:
         """The run's metrics as its record stores them: the last epoch's, per split, and
         ``test_acc_best``, the highest test accuracy over the evaluated epochs (the original code's
-        "Best Acc", which some papers report)."""
+        "Best Acc", which some papers report); ``n_classes`` sets chance, 100 / n_classes %."""
         last = self.curves[-1] if self.curves else {}
         fit = {"fit_step": self.fit_step, "fit_epoch": self.fit_epoch} if self.fit_tracked else {}
-        return fit | {
-            "test_acc": last.get("test_acc"),
-            "test_acc_best": _best(self.curves, "test_acc"),
-            "train_acc": last.get("train_acc"),
-            "test_loss": last.get("test_loss"),
-            "train_loss": last.get("train_loss"),
-            "diverged": 1.0 if self.status == "diverged" else 0.0,
-            "epochs_done": self.epochs_done,
-            "n_test": n_test,
-            "n_train": n_train,
-        }
+        return (
+            fit
+            | {
+                "test_acc": last.get("test_acc"),
+                "test_acc_best": _best(self.curves, "test_acc"),
+                "train_acc": last.get("train_acc"),
+                "test_loss": last.get("test_loss"),
+                "train_loss": last.get("train_loss"),
+                "diverged": 1.0 if self.status == "diverged" else 0.0,
+                "epochs_done": self.epochs_done,
+                "n_test": n_test,
+                "n_train": n_train,
+            }
+            | ({"n_classes": n_classes} if n_classes else {})
+        )
 
 
 def _best(curves: list[dict[str, Any]], key: str) -> float | None:
@@ -197,14 +201,16 @@ def end_epoch(result: TrainResult, row: dict[str, Any], test_logits: torch.Tenso
     result.epochs_done = row["epoch"] if result.finished else row["epoch"] - 1
 
 
-def fill_record(record: RunRecord, result: TrainResult, n_test: int, n_train: int) -> None:
+def fill_record(
+    record: RunRecord, result: TrainResult, n_test: int, n_train: int, n_classes: int | None = None
+) -> None:
     """Status, reason, curves, train/eval times and final metrics of a trained run, in its record."""
     record.status = result.status
     record.reason = result.reason
     record.curves = result.curves
     record.step_curve = result.step_curve
     record.timings.update(train_s=result.train_wall_s, eval_s=result.eval_wall_s)
-    record.metrics = result.final_metrics(n_test, n_train)
+    record.metrics = result.final_metrics(n_test, n_train, n_classes)
 
 
 # --------------------------------------------------------------------------- one model

@@ -116,7 +116,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         eval_train=train_eval_size(s),
         **train_options(parts, s),
     )
-    fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]))
+    fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]), int(data.num_classes))
     if value(s, "save_weights"):
         save_weights(record, out, parts.model, data)
     if result.test_logits is not None:

@@ -38,9 +38,11 @@ from ..compare.results import (
     directional_borderline,
 )
 from ..compare.select import (
+    NOT_LEARNED_SDS,
     Row,
     absent_reason,
     metric_value,
+    not_learned,
     pair_runs,
     per_seed_means,
     pinned_axes,
@@ -165,6 +167,13 @@ def _one(
     seeds, seeds_note = _seeds(res, alpha) if verdict == INCONCLUSIVE else (None, "")
     near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
     raw = {k: getattr(res, k) + claim.margin for k in ("mean_diff", "ci_low", "ci_high")}
+    stuck = {lbl: (len(not_learned(runs)), len(runs)) for lbl, runs in ((a_lbl, a_runs), (b_lbl, b_runs))}
+    warning = "; ".join(f"{k} of {n} runs of {lbl}" for lbl, (k, n) in stuck.items() if k)
+    if warning:  # a gap to a model that never trained measures the failed optimisation
+        warning = (
+            f" ⚠ did not learn (train accuracy within {NOT_LEARNED_SDS:g} binomial SDs of chance): {warning};"
+            " the difference measures a failed optimisation, not only the effect claimed"
+        )
     return {
         **base,
         **info,
@@ -175,7 +184,8 @@ def _one(
         "borderline": near,
         "seeds_needed": seeds,
         "seeds_note": seeds_note,
-        "sentence": _sentence(a_lbl, b_lbl, res, claim, conf) + (" (borderline)" if near else ""),
+        "not_learned": {lbl: k for lbl, (k, _) in stuck.items() if k},
+        "sentence": _sentence(a_lbl, b_lbl, res, claim, conf) + (" (borderline)" if near else "") + warning,
     }, pairs
 
 
@@ -341,7 +351,8 @@ class ABeatsB(ClaimKind):
     schema = BeatsClaim
     rule = (
         "*a beats b* is a one-sided paired t-test on per-seed means of the paired differences "
-        "(n counts seeds; Bonferroni over the b's)"
+        "(n counts seeds; Bonferroni over the b's); a side whose runs did not learn (train accuracy within "
+        f"{NOT_LEARNED_SDS:g} binomial SDs of chance) is flagged"
     )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)

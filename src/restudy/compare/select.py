@@ -156,6 +156,29 @@ def unit(metric: str) -> str:
     return {"test_acc": " pp", "train_acc": " pp", "wall_s": " s"}.get(metric, "")
 
 
+NOT_LEARNED_SDS = 3.0
+"""A run has not learned when its final train accuracy is at most chance (100 / n_classes %) plus
+this many binomial SDs of a guessing model's accuracy on its n_train examples: a model that
+guesses exceeds that bound with probability about 0.1 %."""
+
+
+def not_learned(runs: Iterable[Row]) -> list[Row]:
+    """The runs whose final train accuracy is no better than guessing (:data:`NOT_LEARNED_SDS`):
+    their optimisation failed, and a comparison with them measures that failure. Runs without
+    ``train_acc``, ``n_train`` and ``n_classes`` in their metrics (records made before these were
+    stored) are never counted."""
+    out = []
+    for r in runs:
+        m = r.get("metrics") or {}
+        acc, k, n = m.get("train_acc"), m.get("n_classes"), m.get("n_train")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (acc, k, n)) or k < 2 or n < 1:
+            continue
+        p = 1.0 / k
+        if acc <= 100.0 * (p + NOT_LEARNED_SDS * math.sqrt(p * (1.0 - p) / n)):
+            out.append(r)
+    return out
+
+
 def level_unit(metric: str) -> str:
     """The unit a metric's values themselves are written in (``%`` for accuracies, `` s`` for time)."""
     return {"test_acc": "%", "train_acc": "%", "wall_s": " s"}.get(metric, "")
