@@ -51,8 +51,9 @@ def validate_cmd(
     threads: int = typer.Option(1, min=1, help="Intra-op threads (bit-identity holds at the run's own)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
 ) -> None:
-    """Recompute the test accuracy of released weights in inference only and compare it with the
-    recorded value (bit-identical on the recorded device, threads and torch version)."""
+    """Recompute the test accuracy of released weights and compare it with the recorded value.
+
+    Inference only; bit-identical on the recorded device, thread count and torch version."""
     from rich.markup import escape
 
     from ..build import device_for
