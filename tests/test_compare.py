@@ -528,6 +528,20 @@ def test_borderline_verdicts_are_marked() -> None:
     assert not _claim(cmp.compare(_study([BEATS]), "paper", clear), "enorm_wins").borderline
 
 
+def test_a_threshold_on_a_level_is_borderline_only_near_it_relative_to_the_interval() -> None:
+    """ "Train accuracy ≥ 99 %" met by every seed at 100 % is not borderline: closeness to a level is
+    measured by the interval's width, not by 10 % of the level (9.9 points)."""
+    claim = {**_threshold(">=", 99.0), "metric": "test_acc"}
+    fit = [_row("bias", {"method": "enorm"}, s, 100.0) for s in range(3)]
+    c = _claim(cmp.compare(_study([claim]), "paper", fit), "diverges")
+    assert c.verdict == "reproduced" and not c.borderline and "borderline" not in c.summary
+    # seeds at 99.09, 99.19, 99.29: the 90 % CI [99.02, 99.36] has its lower edge within 10 % of its
+    # width (0.034) of 99
+    near = [_row("bias", {"method": "enorm"}, s, 99.09 + 0.1 * s) for s in range(3)]
+    c = _claim(cmp.compare(_study([claim]), "paper", near), "diverges")
+    assert c.verdict == "reproduced" and c.borderline and "borderline" in c.summary
+
+
 def test_a_claim_whose_levels_did_not_run_is_inconclusive_and_names_what_ran_and_what_it_needs() -> None:
     claims = [
         {

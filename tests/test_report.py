@@ -268,6 +268,13 @@ def test_html_is_self_contained(small_report: tuple[dict[str, Path], Path]) -> N
     assert '<a href="#claim-beats">' in page and 'id="claim-beats"' in page
     assert 'class="badge reproduced"' in page and 'class="badge not_evaluated"' in page
     assert page.count("<img ") == len([k for k in paths if ":" in k])
+    # each judged claim's section gives its result once: the kind's own lines (a beats b) or the
+    # result sentence (threshold, trend)
+    sections = {
+        m[0]: m[1] for m in re.findall(r'<section class="claim [a-z_]+" id="claim-(\w+)">(.*?)</section>', page, re.S)
+    }
+    assert sections["diverges"].count("<p>Result: ") == 1 and "runs diverged" in sections["diverges"]
+    assert "<p>Result: " not in sections["beats"] and "beats baseline by" in sections["beats"]
 
 
 def test_figures_are_png_files(small_report: tuple[dict[str, Path], Path]) -> None:

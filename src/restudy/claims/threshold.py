@@ -60,8 +60,10 @@ def _verdict(op: str, low: float, high: float, value: float) -> str:
 
 
 def _near(op: str, low: float, high: float, value: float, verdict: str) -> bool:
+    """Borderline when the deciding edge lies within 10 % of the interval's width of the value: a
+    threshold on a level (an accuracy, a rate) has no size that says what is close to it."""
     below = (verdict == REPRODUCED) == (op == "<=")
-    return threshold_borderline(low, high, value, below, verdict)
+    return threshold_borderline(low, high, value, below, verdict, by_width=True)
 
 
 def _rate(label: str, runs: list[Row], conf: float) -> dict[str, Any]:

@@ -61,12 +61,15 @@ def directional_borderline(low: float, high: float, claimed_positive: bool, verd
     return bool(stats.borderline(low, high, 0.0, decided_inside=not above))
 
 
-def threshold_borderline(low: float, high: float, threshold: float, below: bool, verdict: str) -> bool:
+def threshold_borderline(
+    low: float, high: float, threshold: float, below: bool, verdict: str, by_width: bool = False
+) -> bool:
     """Whether an interval judged against ``threshold`` was decided by an edge close to it;
-    ``below`` when the verdict means "the interval lies below the threshold"."""
+    ``below`` when the verdict means "the interval lies below the threshold"; ``by_width``: close
+    relative to the interval's width, not the threshold's size (a level, e.g. an accuracy bound)."""
     if verdict not in (REPRODUCED, NOT_REPRODUCED):
         return False
-    return bool(stats.borderline(low, high, threshold, decided_inside=below))
+    return bool(stats.borderline(low, high, threshold, decided_inside=below, by_width=by_width))
 
 
 def clean(obj: Any) -> Any:

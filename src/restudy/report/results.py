@@ -215,6 +215,10 @@ def _claim_view(
         lines, tab = (evidence_lines(result) if result.evidence else [seeds_line(result)]), None
     else:
         lines, tab = rendered
+    lines = [ln for ln in lines if ln and ln.strip()]
+    head = result.summary.split(";")[0][:60]
+    # the result sentence, unless the kind's own lines already give it (a beats b, gap shrinks, ...)
+    shown = result.verdict == cmp.NOT_EVALUATED or any(head in ln for ln in lines)
     return {
         "id": result.id,
         "anchor": anchor("claim", result.id),
@@ -226,7 +230,8 @@ def _claim_view(
         "summary": result.summary,
         "scale_note": result.scale_note,
         "source": human_source(getattr(claim, "source", ""), docs, seen),
-        "lines": [ln for ln in lines if ln and ln.strip()],
+        "lines": lines,
+        "result": "" if shown else result.summary,
         "table": tab,
         "figure": figure,
     }

@@ -53,19 +53,21 @@ def _quantile(alpha: float, df: float) -> float:
     return float(st.norm.ppf(1.0 - alpha)) if not math.isfinite(df) else float(st.t.ppf(1.0 - alpha, df))
 
 
-def borderline(low: float, high: float, threshold: float, decided_inside: bool) -> bool:
+def borderline(low: float, high: float, threshold: float, decided_inside: bool, by_width: bool = False) -> bool:
     """Whether an interval's decisive edge lies within 10 % of the threshold's size (of the
-    interval's width when the threshold is 0) from the threshold.
+    interval's width when the threshold is 0, or ``by_width``) from the threshold.
 
     Args:
         low, high: the interval.
         threshold: the value the decisive edge was compared with.
         decided_inside: True when the decision was "the interval lies below/inside" (the upper
             edge decides against an upper threshold), as given by the caller's comparison.
+        by_width: measure closeness by the interval's width, for thresholds on a level whose
+            size says nothing about closeness (10 % of a 99 % accuracy bound would be 9.9 points).
     """
     if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(threshold)):
         return False
-    scale = abs(threshold) if threshold != 0 else (high - low)
+    scale = abs(threshold) if threshold != 0 and not by_width else (high - low)
     if scale <= 0:
         return False
     edge = high if decided_inside else low
