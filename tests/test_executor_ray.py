@@ -146,7 +146,10 @@ def test_stopping_at_once_cancels_the_runs_in_flight_and_writes_nothing_of_them(
     runs = executor.run(specs, [artifacts.run_dir(tmp_path, s.key) for s in specs])
     first = next(runs)
     in_flight = {spec.key for task in executor.in_flight.values() for spec, _ in task}
+    refs = list(executor.in_flight)
     runs.close()  # what a second Ctrl-C does: the runner closes the executor's generator
+    _, still = ray.wait(refs, num_returns=len(refs), timeout=0)
+    assert not still  # closing returned once the cancelled tasks had ended: no worker of theirs lives on
     assert in_flight and first["key"] not in in_flight
     written = {p.parent.name for p in artifacts.runs_dir(tmp_path).glob(f"*/{artifacts.RUN_FILE}")}
     assert written == {first["key"]}  # the driver alone writes: a cancelled run leaves nothing
@@ -165,7 +168,7 @@ def test_a_killed_task_is_retried_and_a_run_that_always_kills_its_worker_fails(l
     out = tmp_path / "out"
     records = {r["key"]: r for r in RayExecutor(retries=1).run(runs, [artifacts.run_dir(out, s.key) for s in runs])}
     assert (tmp_path / "died-once").exists()  # the first attempt was killed...
-    assert records["once"]["status"] == "finished"  # ...and the retry finished the run
+    assert records["once"]["status"] == "finished", records["once"].get("reason")  # ...and the retry finished it
     assert read_json(artifacts.run_dir(out, "once") / artifacts.RUN_FILE) == records["once"]
     assert records["always"]["status"] == "failed"
     assert "worker or its node died" in records["always"]["reason"] and "1 retries" in records["always"]["reason"]

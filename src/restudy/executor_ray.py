@@ -39,6 +39,7 @@ from .record import validate
 from .safeio import atomic_write_bytes
 
 INSTALL_HINT = "pip install 'restudy[ray]'"
+CANCEL_WAIT_S = 10.0  # how long closing waits for force-cancelled tasks to end
 # Ray's own default for tasks: a node lost once (preempted, rebooted) costs one retry; a run that
 # kills its worker every time (e.g. a crash in native code) is given up after 4 attempts, not looped on.
 DEFAULT_RETRIES = 3
@@ -151,8 +152,11 @@ class RayExecutor(StackedExecutor):
                 for ref in done:
                     yield from self._collect(ray, ref, running.pop(ref), stop)
         finally:
-            for ref in running:  # interrupted (a second Ctrl-C) or closed: stop the tasks now
-                ray.cancel(ref, force=True)
+            if running:  # interrupted (a second Ctrl-C) or closed: stop the tasks now
+                for ref in running:
+                    ray.cancel(ref, force=True)
+                # and return once they have stopped, so that no worker of them outlives this call
+                ray.wait(list(running), num_returns=len(running), timeout=CANCEL_WAIT_S)
 
     def _collect(self, ray: Any, ref: Any, task: Task, stop: threading.Event) -> Iterator[dict]:
         """The records of one finished task, its files written into the runs' folders."""
