@@ -78,6 +78,7 @@ def group_summary(runs: list[Row]) -> GroupSummary:
 
 
 NO_RUNS = "no finished or diverged runs for this cell"
+RAN_INSTEAD = "these runs are "  # how a scale note names what ran (the report reads it off a cell's note)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def scale_note(table: ReportedTable, scale: str, dataset: str) -> str:
     """Why a table's numbers and these runs are not comparable (scale and data of each)."""
     return (
         f"reported at {table.scale} scale on {table.dataset or 'the paper data'}; "
-        f"these runs are {scale} scale on {dataset or 'unknown data'}"
+        f"{RAN_INSTEAD}{scale} scale on {dataset or 'unknown data'}"
     )
 
 

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..compare.cells import RAN_INSTEAD
 from ..numbers import MISSING, fmt, signed_percent
 
 VERDICT_TEXT = {
@@ -120,9 +121,6 @@ def ci_text(entry: dict[str, Any] | None, digits: int) -> str:
 def flagged_cell(text: str, flag: str = "") -> Cell:
     """A table cell with the leakage guard's warning next to it (``flag``: what the value looks like)."""
     return cell(f"{text} ⚠ {flag}", "flag") if flag else cell(text)
-
-
-RAN_INSTEAD = "these runs are "  # how a cell's scale note names what ran (compare.cells.scale_note)
 
 
 def ran_instead(notes: Iterable[str]) -> str:

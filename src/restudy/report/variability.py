@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import compare as cmp
+from ..compare.cells import RAN_INSTEAD
 from ..numbers import MISSING, fmt, signed_percent
 from ..study import Study
 from .provenance import human_source
 from .tables import (
     METRIC_DIGITS,
     METRIC_LABELS,
-    RAN_INSTEAD,
     Table,
     anchor,
     cell,
