@@ -173,15 +173,17 @@ def not_learned(runs: Iterable[Row]) -> list[Row]:
         acc, k, n = m.get("train_acc"), m.get("n_classes"), m.get("n_train")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (acc, k, n)) or k < 2 or n < 1:
             continue
-        p = 1.0 / k
-        if acc <= 100.0 * (p + NOT_LEARNED_SDS * math.sqrt(p * (1.0 - p) / n)):
+        chance = 100.0 / k
+        if acc <= chance + NOT_LEARNED_SDS * stats.binomial_floor_sd_percent(chance, int(n)):
             out.append(r)
     return out
 
 
 def level_unit(metric: str) -> str:
-    """The unit a metric's values themselves are written in (``%`` for accuracies, `` s`` for time)."""
-    return {"test_acc": "%", "train_acc": "%", "wall_s": " s"}.get(metric, "")
+    """The unit a metric's values themselves are written in (``%`` for accuracies, whose
+    differences :func:`unit` writes in pp; `` s`` for time)."""
+    u = unit(metric)
+    return "%" if u == " pp" else u
 
 
 def group_rows(rows: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
