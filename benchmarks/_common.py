@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from restudy.env import cpu_model
+from restudy.storage.env import cpu_model
 
 STUDY = "enorm"
 SCALE = "small"
@@ -136,8 +136,8 @@ WORKLOADS = {w.name: w for w in (MNIST1D, CIFAR_SHAPE)}
 
 def specs_for(workload: Workload, epochs: int, seeds: int = 1):
     """The RunSpecs (enorm small scale, fc baseline at depth 9) of ``workload``, ``seeds`` seeds."""
-    from restudy.plan import plan
-    from restudy.studyfile import load_study
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
 
     study = load_study(STUDY)
     overrides = list(workload.overrides) + [(None, "epochs", epochs)]
@@ -151,15 +151,15 @@ def specs_for(workload: Workload, epochs: int, seeds: int = 1):
 
 
 def load_data(spec):
-    """The spec's data set, loaded as its run loads it (``restudy.build.load_data``)."""
-    from restudy.build import load_data as load
+    """The spec's data set, loaded as its run loads it (``restudy.training.build.load_data``)."""
+    from restudy.training.build import load_data as load
 
     return load(spec.settings)
 
 
 def build_model(spec, data) -> torch.nn.Module:
-    """The spec's model, initialised exactly as its run does (``restudy.build.build_model``)."""
-    from restudy.build import build_model as build
+    """The spec's model, initialised exactly as its run does (``restudy.training.build.build_model``)."""
+    from restudy.training.build import build_model as build
 
     return build(spec, tuple(data.input_shape), data.num_classes)[0]
 
@@ -241,14 +241,14 @@ import torch
 t1 = time.perf_counter()
 torch.use_deterministic_algorithms(True)
 t2 = time.perf_counter()
-import restudy.worker, restudy.registry
-restudy.registry.load_builtins()
+import restudy.execution.worker, restudy.plugins
+restudy.plugins.load_builtins()
 t3 = time.perf_counter()
 import mnist1d.data
 t4 = time.perf_counter()
 print(json.dumps({"import torch": t1 - t0,
                   "first torch.use_deterministic_algorithms() (imports torch._inductor/_dynamo)": t2 - t1,
-                  "import restudy.worker + registry.load_builtins()": t3 - t2,
+                  "import restudy.execution.worker + registry.load_builtins()": t3 - t2,
                   "import mnist1d.data (matplotlib, requests)": t4 - t3}))
 """
 
@@ -279,7 +279,7 @@ def spawn_probe(hold_s: float) -> dict[str, float]:
     """Run in a freshly spawned pool worker: import what a restudy worker imports before its first
     run, then hold the worker for ``hold_s`` so that every task lands on a different worker."""
     t = time.perf_counter()
-    import restudy.worker  # noqa: F401  (torch is already imported by this module)
+    import restudy.execution.worker  # noqa: F401  (torch is already imported by this module)
 
     imported = time.perf_counter() - t
     time.sleep(hold_s)

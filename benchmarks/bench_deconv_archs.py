@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import _common as C
-from restudy import registry
+from restudy import plugins
 
 
 def _sync(device: torch.device) -> None:
@@ -60,7 +60,7 @@ def bench(arch: str, batch: int, width: float, repeats: int, iters: int, device:
     steps = {}
     for norm in ("bn", "nd"):
         torch.manual_seed(0)
-        model = registry.create("model", arch, input_shape=(3, 32, 32), num_classes=10, norm=norm, width=width)
+        model = plugins.create("model", arch, input_shape=(3, 32, 32), num_classes=10, norm=norm, width=width)
         steps[norm] = step_fn(model.to(device), x, y)
         steps[norm]()  # warm-up: allocations, first-call costs
     times: dict[str, list[float]] = {"bn": [], "nd": []}
@@ -88,7 +88,7 @@ def main() -> None:
     width = a.width or (0.25 if a.quick else 1.0)
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    registry.import_study_module("restudy.studies.deconv")
+    plugins.import_study_module("restudy.studies.deconv")
     from restudy.studies.deconv.archs import CIFAR_NETWORKS as ARCHS
 
     archs = [s.strip() for s in a.archs.split(",") if s.strip()] or list(ARCHS)

@@ -7,7 +7,7 @@ every code path on the CPU at a tiny size (a check of the script; its numbers me
 1. **Throughput** (one process): ResNet-14 (width 16, as the nondeterminism study's paper scale) on
    CIFAR-shaped synthetic data resident on the device, batch 512, SGD (lr 0.4, momentum 0.9,
    Nesterov, weight decay 5e-4), random crop + flip, ``memory_format`` and ``precision`` as given.
-   restudy's ``train()`` (parts from ``restudy.build`` and ``restudy.devices``) vs a hand-written
+   restudy's ``train()`` (parts from ``restudy.training.build`` and ``restudy.training.devices``) vs a hand-written
    loop with the same model, optimizer, batch and augmentation arithmetic; both without per-epoch
    evaluation in the timed part (restudy's training phase is ``train_wall_s``). The ratio
    bare / restudy time (goal >= 0.9x), median [min, max] over repeats run in alternating order.
@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from restudy.data.dataset import Dataset
-from restudy.registry import register
+from restudy.plugins import register
+from restudy.spec.settings import RunSettings
 
 HERE = Path(__file__).resolve().parent
 MODULE = "bench_gpu"  # this file, imported by the worker processes for its data set
@@ -62,10 +63,10 @@ if __name__ == MODULE:  # registered once, under this module's name, wherever it
 def settings(args: argparse.Namespace, n_train: int, epochs: int) -> dict:
     """The run's settings: the enorm small-scale run's resolved settings as a base (every engine
     setting present), its model and data replaced by ResNet-14 on ``bench_images``."""
-    from restudy.plan import plan
-    from restudy.studyfile import load_study
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
 
-    base = plan(load_study("enorm"), "small", seeds=1, experiments=["fc"])[0].settings
+    base = plan(load_study("enorm"), "small", seeds=1, experiments=["fc"])[0].settings.values
     s = {k: v for k, v in base.items() if not k.startswith(("model.", "data.", "method."))}
     s.update(
         {
@@ -99,15 +100,17 @@ def settings(args: argparse.Namespace, n_train: int, epochs: int) -> dict:
 
 def specs(args: argparse.Namespace, n: int, n_train: int, epochs: int):
     """``n`` RunSpecs (seeds 0..n-1) of the benchmark run."""
-    from restudy.plan import plan, run_key
-    from restudy.studyfile import load_study
+    from restudy.planning.runs import plan, run_key
+    from restudy.spec.studyfile import load_study
 
     s = settings(args, n_train, epochs)
     out = []
     for spec in plan(load_study("enorm"), "small", seeds=n, experiments=["fc"])[:n]:
         key = run_key({"bench": "gpu", "settings": s, "seeds": spec.seeds})
         out.append(
-            dataclasses.replace(spec, key=key, settings=s, study="bench_gpu", study_module=MODULE, study_dir=str(HERE))
+            dataclasses.replace(
+                spec, key=key, settings=RunSettings(s), study="bench_gpu", study_module=MODULE, study_dir=str(HERE)
+            )
         )
     return out
 
@@ -117,8 +120,8 @@ def specs(args: argparse.Namespace, n: int, n_train: int, epochs: int):
 
 def restudy_loop(spec, prep, epochs: int) -> float:
     """Seconds of training (``train_wall_s``) of restudy's ``train()`` for ``epochs`` epochs."""
-    from restudy.build import build_run
-    from restudy.train import train
+    from restudy.training.build import build_run
+    from restudy.training.loop import train
 
     parts = build_run(spec, prep.data, prep.device)
     x, y, xt, yt = prep.tensors
@@ -131,7 +134,7 @@ def restudy_loop(spec, prep, epochs: int) -> float:
         optimizer=parts.optimizer,
         schedule=parts.schedule,
         epochs=epochs,
-        batch_size=spec.settings["batch_size"],
+        batch_size=spec.settings.values["batch_size"],
         order=parts.order,
         augment=parts.augment,
         eval_batch_size=1024,
@@ -144,9 +147,9 @@ def restudy_loop(spec, prep, epochs: int) -> float:
 
 def bare_loop(spec, prep, epochs: int) -> float:
     """The same training written by hand: model, SGD, batch, crop + flip, autocast as set."""
-    from restudy.build import build_model
+    from restudy.training.build import build_model
 
-    s = spec.settings
+    s = spec.settings.values
     model, _ = build_model(spec, (3, 32, 32), 10, prep.device)
     opt = torch.optim.SGD(model.parameters(), lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4)
     fmt = torch.channels_last if s["memory_format"] == "channels_last" else torch.contiguous_format
@@ -202,7 +205,7 @@ def sync() -> None:
 
 
 def throughput(args: argparse.Namespace) -> None:
-    from restudy.build import prepare
+    from restudy.training.build import prepare
 
     spec = specs(args, 1, args.n_train, args.epochs)[0]
     prep = prepare(spec, args.threads, "single")
@@ -239,7 +242,7 @@ def throughput(args: argparse.Namespace) -> None:
 
 def models_per_hour(args: argparse.Namespace) -> bool:
     """Whether every run finished."""
-    from restudy.executor import LocalExecutor
+    from restudy.execution.executor import LocalExecutor
 
     runs = specs(args, args.runs, args.mph_train, args.mph_epochs)
     print(
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", choices=("throughput", "mph"), default=None)
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        from restudy.devices import cuda_report
+        from restudy.training.devices import cuda_report
 
         print(f"no CUDA: skipped ({cuda_report()})")
         return 0
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.device == "cpu":
             args.batch = 64
     torch.set_num_threads(args.threads)
-    from restudy.registry import import_study_module
+    from restudy.plugins import import_study_module
 
     import_study_module(MODULE, str(HERE))  # the data set, as the workers register it
     print(

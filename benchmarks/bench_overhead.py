@@ -10,13 +10,13 @@ decay 1e-3, no momentum, linear per-epoch decay -- the second with overridden da
 Configurations, interleaved in a rotating order inside every repeat (same model init, same data
 tensors in memory, same data order, same optimizer and schedule, 1 intra-op thread):
 
-* ``restudy``   -- ``restudy.train.train(...)`` called directly. It evaluates train and test after
+* ``restudy``   -- ``restudy.training.loop.train(...)`` called directly. It evaluates train and test after
   every epoch and records the training-phase time separately (``TrainResult.train_wall_s``).
 * ``bare``      -- the hand-written loop (randperm, slice, forward, cross_entropy, zero_grad,
   backward, step), no evaluation.
 * ``bare+eval`` -- the same loop evaluating both splits after every epoch (the fair end-to-end
   reference for ``restudy``).
-* ``execute``   -- ``restudy.worker.execute(spec, run_dir, threads=1)`` in this process, i.e. in a
+* ``execute``   -- ``restudy.execution.worker.execute(spec, run_dir, threads=1)`` in this process, i.e. in a
   worker that already holds the dataset (what every run after a pool worker's first one costs):
   determinism flags, environment capture, model/optimizer build, training, evaluation, run.json and
   safetensors writes.
@@ -59,7 +59,7 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import torch
-from restudy.worker import execute
+from restudy.execution.worker import execute
 t1 = time.perf_counter()
 spec = json.loads(open(sys.argv[1]).read())
 rec = execute(spec, sys.argv[2], 1)
@@ -72,10 +72,10 @@ print(json.dumps({"import_s": t1 - t0, "execute_s": t2 - t1, "status": rec["stat
 def run_restudy(spec, data, x_tr, y_tr, x_te, y_te):
     """``train()`` exactly as the worker calls it, on the parts ``build_run`` makes (the worker's
     preparation, evaluation extras and writes left out)."""
-    from restudy.build import build_run
-    from restudy.train import train
+    from restudy.training.build import build_run
+    from restudy.training.loop import train
 
-    s = spec.settings
+    s = spec.settings.values
     parts = build_run(spec, data)
     t = time.perf_counter()
     res = train(
@@ -101,7 +101,7 @@ def run_restudy(spec, data, x_tr, y_tr, x_te, y_te):
 
 
 def run_bare(spec, data, x_tr, y_tr, x_te, y_te, with_eval: bool):
-    s = spec.settings
+    s = spec.settings.values
     model = C.build_model(spec, data)
     splits = [(x_tr, y_tr), (x_te, y_te)] if with_eval else []
     out = C.bare_train(
@@ -120,7 +120,7 @@ def run_bare(spec, data, x_tr, y_tr, x_te, y_te, with_eval: bool):
 
 
 def run_execute(spec, tmp: Path):
-    from restudy.worker import execute
+    from restudy.execution.worker import execute
 
     run_dir = Path(tempfile.mkdtemp(dir=tmp))
     t = time.perf_counter()
@@ -197,7 +197,7 @@ def bare_with_extras(spec, data, extras: tuple[str, ...]) -> float:
     """Training-phase seconds of the bare loop with the given extras (evaluation is not timed)."""
     import torch.nn.functional as F
 
-    s = spec.settings
+    s = spec.settings.values
     model = C.build_model(spec, data)
     x, y = data.x_train, data.y_train
     lr0, epochs, bs = s["optimizer.lr"], s["epochs"], s["batch_size"]
@@ -251,7 +251,7 @@ def op_diff(spec, data, tensors) -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
-    steps = spec.settings["epochs"] * -(-data.y_train.shape[0] // spec.settings["batch_size"])
+    steps = spec.settings.values["epochs"] * -(-data.y_train.shape[0] // spec.settings.values["batch_size"])
 
     def ops(fn):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -266,7 +266,7 @@ def op_diff(spec, data, tensors) -> None:
     extra = {k: (cr[k] - cb[k]) / steps for k in set(cr) | set(cb) if k.startswith("aten::")}
     extra = {k: v for k, v in extra.items() if abs(v) >= 0.5}
     print(
-        f"\n--- torch.profiler, {spec.settings['epochs']} epochs: aten calls per step, restudy train() "
+        f"\n--- torch.profiler, {spec.settings.values['epochs']} epochs: aten calls per step, restudy train() "
         f"{sum(v for k, v in cr.items() if k.startswith('aten::')) / steps:.1f} vs bare+eval "
         f"{sum(v for k, v in cb.items() if k.startswith('aten::')) / steps:.1f}; the differing ones "
         "(extra calls per step, extra self CPU us per step under the profiler):"
@@ -280,7 +280,7 @@ def explain(workload: C.Workload, epochs: int, repeats: int) -> None:
     data = C.load_data(spec)
     tensors = (data.x_train, data.y_train, data.x_test, data.y_test)
     op_diff(C.specs_for(workload, 2)[0], data, tensors)
-    steps = epochs * -(-data.y_train.shape[0] // spec.settings["batch_size"])
+    steps = epochs * -(-data.y_train.shape[0] // spec.settings.values["batch_size"])
     configs = {name: (lambda ex=ex: bare_with_extras(spec, data, ex)) for name, ex in EXTRAS.items()}
     configs["restudy train()"] = lambda: run_restudy(spec, data, *tensors)[0]["train_s"]
     for fn in configs.values():  # warm-up
@@ -303,7 +303,7 @@ def bench(
     workload: C.Workload, epochs: int, repeats: int, tmp: Path, do_profile: bool, process_repeats: int
 ) -> list[str]:
     spec = C.specs_for(workload, epochs)[0]
-    s = spec.settings
+    s = spec.settings.values
     data = C.load_data(spec)
     tensors = (data.x_train, data.y_train, data.x_test, data.y_test)
     n_tr, n_te = data.y_train.shape[0], data.y_test.shape[0]
@@ -402,7 +402,7 @@ def bench(
     print(
         f"    fresh process: wall - (train + eval) = {C.fmt(fixed_proc, ' s', 2)}; "
         f"wall - bare+eval = {C.fmt(fixed_proc_vs_bare, ' s', 2)}; of which interpreter-measured "
-        f"import of torch+restudy.worker {C.fmt(imports, ' s', 2)}, dataset load {C.fmt(loads, ' s', 2)}"
+        f"import of torch+restudy.execution.worker {C.fmt(imports, ' s', 2)}, dataset load {C.fmt(loads, ' s', 2)}"
     )
     return [
         f"restudy/bare training ({tag}): {C.fmt(ratio_train)}",

@@ -2,7 +2,7 @@
 
 K seeds (``--k``, default 8) of the enorm small-scale fc baseline run at depth 9 (SGD lr 0.05, wd
 1e-3, linear decay, deterministic kernels, evaluation of train and test after every epoch, run.json
-and logits written), planned with ``restudy.plan.plan(..., seeds=K)``, are run by:
+and logits written), planned with ``restudy.planning.runs.plan(..., seeds=K)``, are run by:
 
 * ``pool``    -- ``LocalExecutor(workers=2, threads=1)`` called from this process (which has torch
   imported already, as the ``restudy`` CLI has): a spawn pool of two single-threaded workers. Its
@@ -11,7 +11,7 @@ and logits written), planned with ``restudy.plan.plan(..., seeds=K)``, are run b
 * ``inline2`` -- ``InlineExecutor(threads=2)`` in a fresh Python process (OMP_NUM_THREADS=2): the K
   runs one after another with 2 intra-op threads. Its wall time includes that process's start,
   imports and one dataset generation, so both sides pay one start-up on the critical path.
-* ``spawn``   -- a spawn pool of 2 workers (same initializer) that only imports ``restudy.worker``:
+* ``spawn``   -- a spawn pool of 2 workers (same initializer) that only imports ``restudy.execution.worker``:
   the pool's bare start-up cost.
 
 Each repeat runs the three in a rotating order with fresh run directories. Printed: wall-clock ratio
@@ -40,8 +40,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch
 from pathlib import Path
-from restudy.executor import InlineExecutor
-from restudy.plan import RunSpec
+from restudy.execution.executor import InlineExecutor
+from restudy.planning.runs import RunSpec
 t1 = time.perf_counter()
 specs = [RunSpec.from_dict(d) for d in json.loads(open(sys.argv[1]).read())]
 dirs = [Path(sys.argv[2]) / s.key for s in specs]
@@ -55,7 +55,7 @@ print(json.dumps({"import_s": t1 - t0, "run_s": t2 - t1, "threads": torch.get_nu
 
 
 def run_pool(specs, out: Path, workers: int) -> dict:
-    from restudy.executor import LocalExecutor
+    from restudy.execution.executor import LocalExecutor
 
     dirs = [out / s.key for s in specs]
     for d in dirs:
@@ -85,8 +85,8 @@ def run_spawn(workers: int, hold_s: float = 0.5) -> dict:
     import multiprocessing as mp
 
     import _common as C
-    from restudy.executor import _init_worker
-    from restudy.seeding import prepare_process_env
+    from restudy.execution.executor import _init_worker
+    from restudy.planning.seeding import prepare_process_env
 
     saved = dict(os.environ)
     prepare_process_env(1, "deterministic")
@@ -168,7 +168,7 @@ def bench(workload, k: int, epochs: int, repeats: int, workers: int, tmp: Path) 
         f"2 threads inline {C.fmt(run_2t, ' s', 2)}"
     )
     print(
-        f"  pool start-up: spawn {workers} workers + import restudy.worker {C.fmt(spawn, ' s', 2)}, "
+        f"  pool start-up: spawn {workers} workers + import restudy.execution.worker {C.fmt(spawn, ' s', 2)}, "
         f"i.e. {C.fmt([x / k for x in spawn], ' s', 3)} per run amortised over K={k}"
     )
     print(

@@ -1,7 +1,7 @@
 """The Ray executor on a local Ray instance vs the local process pool, same runs (goal: overhead <= 10 %).
 
 The runs of one study at one scale (default: every run of enorm at ``smoke`` scale; ``--runs N``
-takes the first N of the plan), planned with ``restudy.plan.plan``, are executed by:
+takes the first N of the plan), planned with ``restudy.planning.runs.plan``, are executed by:
 
 * ``pool`` -- ``LocalExecutor(workers=W, threads=1)`` called from this process: a spawn pool of W
   single-threaded workers, started (and its workers' imports paid) inside the timed call.
@@ -34,7 +34,7 @@ def run_once(executor, specs, out: Path) -> tuple[float, dict[str, tuple]]:
     """Wall time of one executor over ``specs`` (joining and leaving the cluster for Ray)."""
     import ray
 
-    from restudy import artifacts
+    from restudy.storage import artifacts
 
     t0 = time.perf_counter()
     records = list(executor.run(specs, [artifacts.run_dir(out, s.key) for s in specs]))
@@ -56,10 +56,10 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     import _common as C
-    from restudy.executor import LocalExecutor
-    from restudy.executor_ray import RayExecutor
-    from restudy.plan import plan
-    from restudy.studyfile import load_study
+    from restudy.execution.executor import LocalExecutor
+    from restudy.execution.ray_executor import RayExecutor
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
 
     specs = plan(load_study(args.study), args.scale)[: args.runs]
     C.print_machine(f"ray {ray.__version__}")

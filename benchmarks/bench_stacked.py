@@ -2,12 +2,12 @@
 
 K seeds of an fc net on MNIST-1D (enorm small scale: 4,000 train / 1,000 test sequences of 40
 values; SGD lr 0.1 or 0.05, weight decay 1e-3, linear decay, deterministic kernels), planned with
-``restudy.plan.plan(..., seeds=K)``, are trained in this process by:
+``restudy.planning.runs.plan(..., seeds=K)``, are trained in this process by:
 
-* ``looped``  -- what a worker does per run, K times: ``restudy.build.build_run`` (the model under
-  its init seed, its optimizer, schedule and order generator), then ``restudy.train.train``;
-* ``stacked`` -- ``restudy.stacked.build_stack`` (the same K members, one optimizer and schedule)
-  and one ``restudy.train_stacked.train_stacked`` call over the stacked parameters.
+* ``looped``  -- what a worker does per run, K times: ``restudy.training.build.build_run`` (the model under
+  its init seed, its optimizer, schedule and order generator), then ``restudy.training.loop.train``;
+* ``stacked`` -- ``restudy.execution.stacked.build_stack`` (the same K members, one optimizer and schedule)
+  and one ``restudy.training.loop_stacked.train_stacked`` call over the stacked parameters.
 
 Both evaluate train and test after every epoch, as runs do; data loading and file writes are
 outside the timed region. Each repeat runs the two in a rotating order; first with 1 intra-op
@@ -32,12 +32,13 @@ from typing import Any
 import torch
 
 import _common as C
-from restudy import registry
-from restudy.build import build_run
-from restudy.seeding import apply_determinism
-from restudy.stacked import build_stack, layer_sizes, step_flops
-from restudy.train import train
-from restudy.train_stacked import train_stacked
+from restudy import plugins
+from restudy.execution.stacked import build_stack, layer_sizes, step_flops
+from restudy.planning.seeding import apply_determinism
+from restudy.spec.settings import RunSettings
+from restudy.training.build import build_run
+from restudy.training.loop import train
+from restudy.training.loop_stacked import train_stacked
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ WORKLOADS = {
 
 def specs_for(workload: Workload, k: int, epochs: int):
     """K seeds of the enorm small-scale fc baseline at the workload's depth and overrides."""
-    from restudy.plan import plan
-    from restudy.studyfile import load_study
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
 
     overrides = list(workload.overrides) + [(None, "epochs", epochs)]
     specs = [
@@ -72,13 +73,14 @@ def specs_for(workload: Workload, k: int, epochs: int):
     return specs
 
 
-def _loop_args(settings: dict[str, Any]) -> dict[str, Any]:
+def _loop_args(settings: RunSettings) -> dict[str, Any]:
     """The keyword arguments of train()/train_stacked() that come straight from the settings."""
+    e = settings.engine
     return {
-        "epochs": settings["epochs"],
-        "batch_size": settings["batch_size"],
-        "eval_batch_size": settings["eval_batch_size"],
-        "label_smoothing": settings["label_smoothing"],
+        "epochs": e.epochs,
+        "batch_size": e.batch_size,
+        "eval_batch_size": e.eval_batch_size,
+        "label_smoothing": e.label_smoothing,
     }
 
 
@@ -142,10 +144,10 @@ def bench(workload: Workload, k: int, epochs: int, repeats: int, threads: int) -
     s = specs[0].settings
     data = C.load_data(specs[0])
     apply_determinism(specs[0].kernels, threads)
-    flops = step_flops(s["batch_size"], layer_sizes(s, data.input_shape, data.num_classes))
+    flops = step_flops(s.engine.batch_size, layer_sizes(s, data.input_shape, data.num_classes))
     print(
         f"\n== {workload.label}: K={k} x {epochs} epochs, {threads} thread(s), ~{flops:.2g} FLOP/step/model, "
-        f"{-(-data.x_train.shape[0] // s['batch_size'])} steps/epoch, kernels={specs[0].kernels}"
+        f"{-(-data.x_train.shape[0] // s.engine.batch_size)} steps/epoch, kernels={specs[0].kernels}"
     )
     configs = {"looped": run_looped, "stacked": run_stacked}
     rows = []
@@ -186,7 +188,7 @@ def main() -> None:
     repeats = args.repeats or (2 if args.quick else 5)
     epochs = args.epochs or (1 if args.quick else 3)
     names = (args.workloads or ("tiny" if args.quick else "tiny,d9")).split(",")
-    registry.load_builtins()
+    plugins.load_builtins()
     C.print_machine(f"bench_stacked, repeats={repeats}, epochs={epochs}{' (quick)' if args.quick else ''}")
     t0 = time.perf_counter()
     finals: list[str] = []

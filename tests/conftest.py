@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from restudy.studyfile import builtin_studies
+from restudy.spec.studyfile import builtin_studies
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from restudy import artifacts
+from restudy.storage import artifacts
 
 
 def test_run_directory_layout():

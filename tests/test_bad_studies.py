@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from restudy.errors import RestudyError
-from restudy.plan import plan
-from restudy.study import SCALES
-from restudy.studyfile import load_study
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study
+from restudy.spec.values import SCALES
 
 BAD = Path(__file__).parent / "bad_studies"
 FILES = sorted(p for p in BAD.iterdir() if p.is_file())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restudy import registry
-from restudy.batches import make_augment, random_crop, random_flip
+from restudy import plugins
 from restudy.errors import RestudyError
+from restudy.training.batches import make_augment, random_crop, random_flip
 
 
 def _images(n: int = 16) -> torch.Tensor:
@@ -20,7 +20,7 @@ def _in_memory(name: str) -> bool:
     return name != "none" and not getattr(make_augment(name, torch.Generator(), 4), "at_decode", False)
 
 
-@pytest.mark.parametrize("name", [a for a in registry.names("augment") if _in_memory(a)])
+@pytest.mark.parametrize("name", [a for a in plugins.names("augment") if _in_memory(a)])
 def test_same_generator_seed_same_batch_and_the_global_rng_is_untouched(name: str):
     x = _images()
     torch.manual_seed(123)

@@ -8,16 +8,16 @@ import math
 import pytest
 import torch
 
-from restudy.batches import make_augment, random_flip
-from restudy.build import build_run, load_data, optimizer_and_schedule
 from restudy.errors import RestudyError
-from restudy.plan import RunSpec, plan
-from restudy.registry import register
-from restudy.safeio import load_tensors
-from restudy.seeding import generator
-from restudy.stacked import stackable
-from restudy.studyfile import load_study, parse_overrides
-from restudy.worker import LOGITS_FILE, execute
+from restudy.execution.stacked import stackable
+from restudy.execution.worker import LOGITS_FILE, execute
+from restudy.planning.runs import RunSpec, plan
+from restudy.planning.seeding import generator
+from restudy.plugins import register
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.storage.safeio import load_tensors
+from restudy.training.batches import make_augment, random_flip
+from restudy.training.build import build_run, load_data, optimizer_and_schedule
 
 
 def _spec(
@@ -40,7 +40,7 @@ def _with(spec: RunSpec, **settings) -> RunSpec:
 
 def test_optimizer_schedule_and_steps_follow_the_settings():
     spec = _spec("optimizer.momentum=0.9", "optimizer.weight_decay=0.001")
-    s, data = spec.settings, load_data(spec.settings)
+    s, data = spec.settings.values, load_data(spec.settings)
     parts = build_run(spec, data)
     assert isinstance(parts.optimizer, torch.optim.SGD)
     (group,) = parts.optimizer.param_groups
@@ -67,7 +67,7 @@ def test_bias_and_batchnorm_groups_get_their_lr_multiple():
     parts = build_run(spec, load_data(spec.settings))
     groups = parts.optimizer.param_groups
     assert [g["lr_mult"] for g in groups] == [0.5, 1.0]
-    lr = spec.settings["optimizer.lr"]
+    lr = spec.settings.values["optimizer.lr"]
     assert [g["lr"] for g in groups] == [0.5 * lr, lr]
     names = {id(p): n for n, p in parts.model.named_parameters()}
     assert all("bias" in names[id(p)] for p in groups[0]["params"])
@@ -110,7 +110,7 @@ def test_optimizer_and_schedule_serve_any_model():
     spec = _spec()
     model = torch.nn.Linear(3, 2)
     optimizer, schedule = optimizer_and_schedule(model, spec.settings, 7)
-    assert optimizer.param_groups[0]["lr"] == schedule(0, 0) == spec.settings["optimizer.lr"]
+    assert optimizer.param_groups[0]["lr"] == schedule(0, 0) == spec.settings.values["optimizer.lr"]
 
 
 # --------------------------------------------------------------------------- plug-ins
@@ -159,7 +159,7 @@ def test_an_augmentation_registered_by_a_module_is_used(tmp_path):
     before = CALLS["augment"]
     rec = execute(spec.to_dict(), str(tmp_path), threads=1)
     assert rec["status"] == "finished", rec["reason"]
-    steps = math.ceil(rec["metrics"]["n_train"] / spec.settings["batch_size"])
+    steps = math.ceil(rec["metrics"]["n_train"] / spec.settings.values["batch_size"])
     assert CALLS["augment"] - before == steps
 
 
@@ -167,7 +167,7 @@ def test_a_registered_run_metric_ends_up_in_the_record(tmp_path):
     spec = _with(_spec("epochs=1"), run_metrics=["test_weight_stats"])
     rec = execute(spec.to_dict(), str(tmp_path), threads=1)
     assert rec["status"] == "finished", rec["reason"]
-    width = spec.settings["model.width"]
+    width = spec.settings.values["model.width"]
     assert rec["metrics"]["n_params"] == float(20 * width + width * width + width * 4)  # fc 20-w-w-4, no bias
     assert rec["metrics"]["n_test_seen"] == rec["metrics"]["n_test"]
     assert rec["metrics"]["width_setting"] == float(width)

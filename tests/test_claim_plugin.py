@@ -12,13 +12,14 @@ from typing import Any, Literal
 import pytest
 from typer.testing import CliRunner
 
-from restudy.claims import ClaimBase, ClaimKind, Selector, claim_kinds, register_claim_kind
+from restudy.api import ClaimBase, ClaimKind, Selector, claim_kinds, register_claim_kind
 from restudy.cli import app
 from restudy.compare import NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED
 from restudy.errors import StudyError
-from restudy.registry import register
-from restudy.study import ModelSet, json_schema
-from restudy.studyfile import load_study
+from restudy.plugins import register
+from restudy.spec.claim_base import ModelSet
+from restudy.spec.study import json_schema
+from restudy.spec.studyfile import load_study
 
 
 class MedianAbove(ClaimBase):
@@ -174,7 +175,7 @@ KIND_MODULE = '''
 """A study's own module: registers the claim kind ``all_finished``."""
 from typing import Literal
 
-from restudy.claims import ClaimBase, ClaimKind, Selector, register_claim_kind
+from restudy.api import ClaimBase, ClaimKind, Selector, register_claim_kind
 
 
 class AllFinished(ClaimBase):

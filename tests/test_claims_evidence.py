@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from restudy import artifacts
 from restudy import compare as cmp
-from restudy.claims import claim_kind
+from restudy.api import claim_kind
 from restudy.compare.views import view_tensor
-from restudy.study import Study
+from restudy.spec.study import Study
+from restudy.storage import artifacts
 
 
 def _study(claims: list[dict[str, Any]]) -> Study:
@@ -186,7 +186,7 @@ def test_builtin_views_read_the_tensors_the_runs_store(view: str) -> None:
     ],
 )
 def test_bad_views_say_what_is_allowed(view: str, words: list[str]) -> None:
-    from restudy.study import ModelSet
+    from restudy.spec.claim_base import ModelSet
 
     with pytest.raises(ValueError) as e:
         ModelSet(experiment="fc", view=view)

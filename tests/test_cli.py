@@ -9,7 +9,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-import restudy.runner
+import restudy.execution.runner
 from restudy.cli import app
 from restudy.errors import RestudyError
 
@@ -54,8 +54,8 @@ def test_closing_line_gives_the_wall_time_and_the_analysis_share():
 
 
 def test_show_settings_lists_every_declared_setting_with_its_default(monkeypatch):
-    from restudy.console import console
-    from restudy.settings import DECLARATIONS
+    from restudy.cli.console import console
+    from restudy.spec.settings import DECLARATIONS
 
     # The console's width is fixed when it is first made (by whichever test ran first): widen it here.
     monkeypatch.setattr(console, "_width", 400)
@@ -224,7 +224,7 @@ def test_another_study_or_scale_into_the_same_out_is_refused_unless_fresh(tmp_pa
         started.append(kwargs["fresh"])
         raise RestudyError("stopped here by the test")
 
-    monkeypatch.setattr(restudy.runner, "run_study", run_study)
+    monkeypatch.setattr(restudy.execution.runner, "run_study", run_study)
     r = runner.invoke(app, ["run", "enorm", "--scale", "smoke", "--out", str(out), "--fresh"])
     assert r.exit_code == 2 and "stopped here by the test" in r.output and started == [True], r.output
     assert json.loads((out / "invocation.json").read_text())["scale"] == "smoke"  # the folder is now this study's

@@ -92,8 +92,8 @@ def test_ray_without_slots_a_bad_mode_and_a_foreign_folder_are_clear_errors(tmp_
 
 
 def test_only_plans_the_subset_run_would_run_and_names_the_keys_it_knows(tmp_path: Path):
-    from restudy.plan import plan
-    from restudy.studyfile import load_study
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
 
     out = tmp_path / "o"
     subset = len(plan(load_study("enorm"), "smoke", only={"experiment": ["fc_bias"]}))

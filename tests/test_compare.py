@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from restudy import compare as cmp
-from restudy.study import Study
+from restudy.spec.study import Study
 
 N_TEST = 10000
 
@@ -182,11 +182,11 @@ def test_beats_pairs_by_seed_and_free_axes() -> None:
     assert comp.verdict == "reproduced"
     assert ev["by"] == ["seed_index", "depth"] and ev["n"] == 3 and ev["pairs"] == 9 and ev["unpaired_a"] == 0
     # Unpaired, the same numbers are hopeless: depth and seed swamp the effect.
-    from restudy import stats
+    from restudy.stats.comparisons import welch_difference
 
     a = [r["metrics"]["test_acc"] for r in rows if r["variant"]["method"] == "enorm"]
     b = [r["metrics"]["test_acc"] for r in rows if r["variant"]["method"] == "baseline"]
-    assert stats.welch_difference(a, b, confidence=0.9).ci_low < 0
+    assert welch_difference(a, b, confidence=0.9).ci_low < 0
 
 
 def test_beats_list_where_axis_is_paired_not_pinned() -> None:
@@ -439,7 +439,7 @@ def test_numeric_not_evaluated_at_small_scale_with_note() -> None:
     # error, no traffic light, no squared deviation (a red light here would compare MNIST-1D with CIFAR-10)
     assert math.isnan(cell.rel_error) and cell.light == "gray" and math.isnan(cell.sq_dev)
     assert math.isnan(result.tables[0].msd)
-    from restudy.report.tables import cells_table
+    from restudy.display.tables import cells_table
 
     shown = cells_table([cell.to_dict()], comparable=False)
     assert shown["headers"] == ["cell", "reproduced mean ± SD (n)", "CI", "reported"]
@@ -499,8 +499,8 @@ def test_verdicts_that_depend_on_a_calibrated_setting_say_so() -> None:
 
 
 def test_a_run_key_includes_its_scale() -> None:
-    from restudy.plan import plan
-    from restudy.studyfile import load_study
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
 
     study = load_study("enorm")
     small = {(s.experiment, s.variant_id, s.seed_index): s.key for s in plan(study, "small")}
@@ -584,8 +584,8 @@ def test_a_claim_whose_levels_did_not_run_is_inconclusive_and_names_what_ran_and
 
 def test_a_tables_squared_deviation_criterion_averages_each_runs_square_in_its_unit():
     from restudy.compare.cells import averaged_squared_deviation, evaluate_cell
-    from restudy.report.tables import cells_table
-    from restudy.study import ReportedTable, SquaredDeviation, TableLayout
+    from restudy.display.tables import cells_table
+    from restudy.spec.reported import ReportedTable, SquaredDeviation, TableLayout
 
     crit = SquaredDeviation(below=0.5, unit=0.01, reason="the reproduction's rule, on fractions")
     layout = TableLayout(experiment="fc", row_axis="depth", column_axis="method")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from restudy import compare as cmp
-from restudy import metrics
-from restudy.study import Study
+from restudy.spec.study import Study
+from restudy.stats import variability as metrics
 
 
 def _claim(result: cmp.Comparison, cid: str) -> cmp.ClaimResult:
@@ -313,8 +313,8 @@ def test_variability_comparison_is_strict_json(v_result: cmp.Comparison) -> None
 def test_load_predictions_reads_views_from_the_run_store(tmp_path: Path) -> None:
     import torch
 
-    from restudy.artifacts import LOGITS_FILE, RUN_FILE, run_dir
-    from restudy.safeio import save_tensors, write_json
+    from restudy.storage.artifacts import LOGITS_FILE, RUN_FILE, run_dir
+    from restudy.storage.safeio import save_tensors, write_json
 
     logits, flip = torch.randn(6, 3), torch.randn(6, 3)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from restudy import console
+from restudy.cli import console
 
 
 def test_error_panel_shows_the_message_literally(capsys):

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from restudy import calibrate, cost, pilots, planfile
 from restudy.errors import RestudyError
-from restudy.plan import plan
-from restudy.studyfile import load_study, parse_overrides
+from restudy.estimate import calibrate, cost, pilots, planfile
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study, parse_overrides
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +62,11 @@ def test_calibration_times_steps_and_evaluation_of_a_real_run(smoke_specs):
     spec = specs[0]
     c = calibrate.calibrate_single(spec, 1)
     n_train = 0
-    from restudy.build import load_data
+    from restudy.training.build import load_data
 
     n_train = int(load_data(spec.settings).x_train.shape[0])
-    per_epoch = -(-n_train // spec.settings["batch_size"])
-    assert c.steps == spec.settings["epochs"] * per_epoch and c.epochs == spec.settings["epochs"]
+    per_epoch = -(-n_train // spec.settings.values["batch_size"])
+    assert c.steps == spec.settings.values["epochs"] * per_epoch and c.epochs == spec.settings.values["epochs"]
     assert c.step_s > 0 and c.eval_s > 0 and c.train_s >= c.steps * c.step_s
     group = [s for s in specs if s.variant == spec.variant][:2]
     if len(group) == 2:
@@ -160,10 +160,10 @@ def test_per_experiment_shares_a_mixed_stack_run_by_run():
 
 
 def test_runs_that_stop_at_the_fit_are_counted_at_the_epochs_their_pilots_took(tmp_path: Path):
-    from restudy import registry
-    from restudy.runner import run_study
+    from restudy import plugins
+    from restudy.execution.runner import run_study
 
-    registry.import_study_module("restudy.studies.rethinking_generalization")
+    plugins.import_study_module("restudy.studies.rethinking_generalization")
     st = load_study("rethinking-generalization")
     # true labels, a wide MLP and a larger lr: the training set is fit long before epoch 60
     ov = parse_overrides(["epochs=60", "model.width=256", "optimizer.lr=0.1"])

@@ -8,9 +8,9 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from restudy.crossref import reference_problems
-from restudy.study import Study
-from restudy.studyfile import load_study
+from restudy.spec.crossref import reference_problems
+from restudy.spec.study import Study
+from restudy.spec.studyfile import load_study
 
 
 def test_the_builtin_studies_have_no_dangling_reference():

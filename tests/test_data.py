@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from restudy import registry
+from restudy import plugins
 from restudy.data import Dataset, load_dataset
 from restudy.data import cifar as cifar_mod
 from restudy.data import mnist1d as mnist1d_mod
@@ -94,7 +94,7 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], tuple[int, ...], int, b
 
 
 def test_all_datasets_registered() -> None:
-    assert set(CASES) <= set(registry.names("dataset"))
+    assert set(CASES) <= set(plugins.names("dataset"))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

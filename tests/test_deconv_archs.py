@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import restudy.studies.deconv.archs  # noqa: F401  (registers the models)
-from restudy import registry
+from restudy import plugins
 from restudy.errors import RestudyError
 from restudy.methods.deconv import Delinear, FastDeconv
 from restudy.studies.deconv.archs import CIFAR_NETWORKS as CIFAR  # noqa: E402
@@ -34,7 +34,7 @@ BN_COUNTS = {
 
 
 def build(name: str, classes: int = 10, shape: tuple[int, ...] = (3, 32, 32), **kw) -> torch.nn.Module:
-    return registry.create("model", name, input_shape=shape, num_classes=classes, **kw)
+    return plugins.create("model", name, input_shape=shape, num_classes=classes, **kw)
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -13,14 +13,14 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from restudy import registry
+from restudy import plugins
 from restudy.cli import app
 from restudy.errors import RestudyError, StudyError
 from restudy.methods.deconv import Delinear, FastDeconv
-from restudy.plan import parse_only, plan
-from restudy.studyfile import builtin_studies, load_study
+from restudy.planning.runs import parse_only, plan
+from restudy.spec.studyfile import builtin_studies, load_study
 
-registry.import_study_module("restudy.studies.deconv")
+plugins.import_study_module("restudy.studies.deconv")
 
 from restudy.studies.deconv.archs import CIFAR_NETWORKS  # noqa: E402
 from restudy.studies.deconv.small import deconv_small_cnn  # noqa: E402
@@ -40,7 +40,7 @@ def test_the_study_plans_at_every_scale_with_the_papers_grid_at_paper_scale():
     assert len(paper) == 10 * 2 * 2 * 3 * 3 and sizes["paper"] == len(paper) + 3 * 2 + 1
     assert {s.variant["model"] for s in paper} == set(ARCHS)
     one = next(s for s in paper if s.variant == {"dataset": "cifar100", "model": "vgg16", "norm": "nd", "epochs": "20"})
-    st = one.settings
+    st = one.settings.values
     assert (st["optimizer"], st["optimizer.lr"], st["optimizer.momentum"], st["optimizer.weight_decay"]) == (
         "sgd",
         0.1,
@@ -57,9 +57,11 @@ def test_the_study_plans_at_every_scale_with_the_papers_grid_at_paper_scale():
     assert (st["data"], st["data.normalize"], st["model"], st["model.norm"]) == ("cifar100", "fixed", "vgg16", "nd")
     assert st["data.mean"] == [0.5071, 0.4865, 0.4409] and st["data.std"] == [0.2009, 0.1984, 0.2023]
     # Every setting says where it comes from.
-    assert all(p["provenance"] and (p["source"] or p["provenance"] == "assumed") for p in one.provenance.values())
+    assert all(
+        p["provenance"] and (p["source"] or p["provenance"] == "assumed") for p in one.settings.provenance.values()
+    )
     small = plan(study, "small")
-    assert {s.settings["model"] for s in small} == {"deconv_small_cnn"} and {s.seed_index for s in small} == set(
+    assert {s.settings.values["model"] for s in small} == {"deconv_small_cnn"} and {s.seed_index for s in small} == set(
         range(5)
     )
     assert {s.variant["epochs"] for s in small} == {"1", "20"} and {s.variant["norm"] for s in small} == {"bn", "nd"}
@@ -100,10 +102,16 @@ def test_the_imagenet_part_reads_class_folders_and_records_top5_at_paper_scale_o
     assert tables["orig_imagenet_top5"].metric == "test_acc_top5"
     assert "9 of 14" in tables["re_imagenet_top1"].note and "11 of 14" in tables["re_imagenet_top1"].note
     specs = plan(study, "paper", only=parse_only(["experiment=imagenet"]))
-    assert {s.settings["model"] for s in specs} == {"vgg11_imagenet", "resnet18_imagenet", "densenet121_imagenet"}
+    assert {s.settings.values["model"] for s in specs} == {
+        "vgg11_imagenet",
+        "resnet18_imagenet",
+        "densenet121_imagenet",
+    }
     for s in specs:
-        assert s.settings["data"] == "imagenet" and s.settings["run_metrics"] == ["top5"]
-        assert s.settings["augment"] == "random_resized_crop_flip" and s.settings["eval_train"] == "subset"
+        assert s.settings.values["data"] == "imagenet" and s.settings.values["run_metrics"] == ["top5"]
+        assert (
+            s.settings.values["augment"] == "random_resized_crop_flip" and s.settings.values["eval_train"] == "subset"
+        )
     for scale in ("smoke", "small"):
         assert not {s.experiment for s in plan(study, scale)} & {"imagenet", "imagenet_vgg_nobn"}
 
@@ -112,11 +120,11 @@ def test_only_runs_a_subset_of_the_planned_runs_by_axis_setting_or_experiment():
     study = load_study(STUDY)
     specs = plan(study, "paper", only=parse_only(["model=resnet18", "epochs=20"]))
     assert len(specs) == 2 * 2 * 3
-    assert all(s.variant["model"] == "resnet18" and s.settings["epochs"] == 20 for s in specs)
+    assert all(s.variant["model"] == "resnet18" and s.settings.values["epochs"] == 20 for s in specs)
     # One key's values: any of them; a setting name works as well as an axis.
     both = plan(study, "paper", only=parse_only(["model=vgg16", "model=dpn92", "data=cifar10", "model.norm=nd"]))
     assert {s.variant["model"] for s in both} == {"vgg16", "dpn92"} and len(both) == 2 * 3 * 3
-    assert all(s.settings["data"] == "cifar10" and s.variant["norm"] == "nd" for s in both)
+    assert all(s.settings.values["data"] == "cifar10" and s.variant["norm"] == "nd" for s in both)
     every = plan(study, "paper")
     assert len(plan(study, "paper", only={"experiment": ["table1"]})) == sum(s.experiment == "table1" for s in every)
     with pytest.raises(StudyError) as e:
@@ -201,7 +209,7 @@ def _gap_rows(acc: dict[tuple[str, str, str, int], float]) -> list[dict]:
 
 
 def _evaluate(claim_id: str, rows: list[dict]):
-    from restudy.claims import EvaluationContext, claim_kind
+    from restudy.api import EvaluationContext, claim_kind
 
     study = load_study(STUDY)
     claim = next(c for c in study.claims if c.id == claim_id)
@@ -210,7 +218,7 @@ def _evaluate(claim_id: str, rows: list[dict]):
 
 
 def test_gap_shrinks_tests_per_seed_gaps_averaged_over_networks_first(tmp_path: Path):
-    from restudy.claims import claim_kind
+    from restudy.api import claim_kind
 
     # Two networks x 4 seeds: ND leads by about 30 pp after 1 epoch and 2 pp after 20.
     acc = {}
@@ -258,7 +266,7 @@ def _timed_rows(factor: float, dataset: str = "cifar10") -> list[dict]:
 
 
 def _evaluate_at(claim_id: str, rows: list[dict], scale: str):
-    from restudy.claims import EvaluationContext, claim_kind
+    from restudy.api import EvaluationContext, claim_kind
 
     study = load_study(STUDY)
     claim = next(c for c in study.claims if c.id == claim_id)
@@ -267,7 +275,7 @@ def _evaluate_at(claim_id: str, rows: list[dict], scale: str):
 
 
 def test_cost_ratio_is_the_training_time_ratio_over_seeds_beside_the_reported_one(tmp_path: Path):
-    from restudy.claims import claim_kind
+    from restudy.api import claim_kind
 
     claim, res = _evaluate_at("nd_costs_more_time", _timed_rows(3.0), "paper")
     assert res.verdict == "reproduced" and res.evidence["n"] == 3  # seeds, not the 6 cells
@@ -320,8 +328,8 @@ def test_the_report_flags_the_reproductions_100_epoch_values_given_paper_runs_th
     flagged as training-set numbers, the original paper's (93.58, 94.56) are not, and the [Re] values
     read as train accuracies (their own table) are clear."""
     from restudy import compare as cmp
-    from restudy.record import row
     from restudy.report import write_report
+    from restudy.storage.record import row
 
     study = load_study(STUDY)
     specs = plan(study, "paper", only=parse_only(["model=vgg16", "epochs=100", "dataset=cifar10"]))
@@ -349,7 +357,7 @@ def test_the_report_flags_the_reproductions_100_epoch_values_given_paper_runs_th
 def test_a_subset_run_leaves_the_claims_it_planned_no_run_for_unevaluated():
     from restudy import compare as cmp
     from restudy.cli.session import _subset
-    from restudy.record import row
+    from restudy.storage.record import row
 
     study = load_study(STUDY)
     only = ["model=vgg16", "epochs=100", "dataset=cifar10"]
@@ -381,8 +389,8 @@ def test_training_times_from_another_machine_get_no_verdict_and_their_nd_bn_rati
 
     from restudy import compare as cmp
     from restudy.compare.ratios import column_ratios
-    from restudy.record import row
     from restudy.report import write_report
+    from restudy.storage.record import row
 
     study = load_study(STUDY)
     specs = plan(study, "paper", only=parse_only(["model=vgg16", "epochs=100", "dataset=cifar10"]))

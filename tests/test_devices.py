@@ -7,14 +7,15 @@ import os
 import pytest
 import torch
 
-from restudy import devices
-from restudy.devices import resolve_device, slots_per_gpu
 from restudy.errors import RestudyError
-from restudy.executor import check_runs_per_gpu, gpu_plan, visible_gpus
-from restudy.plan import plan
-from restudy.seeding import apply_determinism
-from restudy.studyfile import load_study, parse_overrides
-from restudy.worker import execute
+from restudy.execution.executor import check_runs_per_gpu, gpu_plan, visible_gpus
+from restudy.execution.worker import execute
+from restudy.planning.runs import plan
+from restudy.planning.seeding import apply_determinism
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.storage.env import RUNS_PER_GPU_ENV
+from restudy.training import devices
+from restudy.training.devices import resolve_device, slots_per_gpu
 
 GIB = 2**30
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
@@ -148,7 +149,7 @@ def test_gpus_come_from_cuda_visible_devices(monkeypatch):
 def test_workers_are_pinned_round_robin(monkeypatch):
     import multiprocessing as mp
 
-    from restudy import executor
+    from restudy.execution import executor
 
     counter = mp.get_context("spawn").Value("i", 0)
     seen = []
@@ -161,7 +162,7 @@ def test_workers_are_pinned_round_robin(monkeypatch):
 
 
 def test_env_records_the_device_and_no_gpu_facts_without_cuda():
-    from restudy.env import capture
+    from restudy.storage.env import capture
 
     env = capture(threads=1, with_packages=False, device="cpu", gpu_flags=devices.apply_tf32(False))
     assert env["device"] == "cpu" and env["gpu_flags"]["tf32_matmul"] is False
@@ -171,7 +172,7 @@ def test_env_records_the_device_and_no_gpu_facts_without_cuda():
 
 def test_the_gpu_probe_measures_each_model_once(monkeypatch, enorm):
     """The probe's own code path on the CPU, with the CUDA memory calls replaced by fakes."""
-    from restudy import executor
+    from restudy.execution import executor
 
     calls = {"reset": 0}
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10 * GIB, 16 * GIB))
@@ -210,15 +211,15 @@ def test_restudy_run_refuses_a_bad_runs_per_gpu(tmp_path):
 
 
 def test_on_cuda_the_pool_has_runs_per_gpu_times_gpus_workers(monkeypatch, enorm):
-    from restudy import executor
+    from restudy.execution import executor
 
     monkeypatch.setattr(executor, "gpu_plan", lambda specs, per_gpu, threads, cpus: (("0", "1"), 3, "why"))
-    monkeypatch.delenv(devices.RUNS_PER_GPU_ENV, raising=False)
+    monkeypatch.delenv(RUNS_PER_GPU_ENV, raising=False)
     ex = executor.LocalExecutor()
     ex._plan_gpus([_spec(enorm)])
     assert ex.workers == 6 and ex.gpus == ("0", "1") and ex.gpu_note == "why"
-    assert os.environ[devices.RUNS_PER_GPU_ENV] == "3 (why)"  # what each run records
+    assert os.environ[RUNS_PER_GPU_ENV] == "3 (why)"  # what each run records
     given = executor.LocalExecutor(workers=2)
     given._plan_gpus([_spec(enorm)])
     assert given.workers == 2  # --workers wins
-    monkeypatch.delenv(devices.RUNS_PER_GPU_ENV)
+    monkeypatch.delenv(RUNS_PER_GPU_ENV)

@@ -327,7 +327,7 @@ def test_training_with_enorm_stays_finite_and_learns() -> None:
 
 
 def test_registered_methods() -> None:
-    from restudy.registry import create
+    from restudy.plugins import create
 
     model = _fc(2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from restudy import env
+from restudy.storage import env
 
 
 @pytest.fixture(scope="module")

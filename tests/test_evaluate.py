@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from restudy.evaluate import evaluate, mean_logits, metrics_from_logits, predict
+from restudy.training.evaluate import evaluate, mean_logits, metrics_from_logits, predict
 
 
 def _model() -> nn.Module:
@@ -61,14 +61,14 @@ def test_ensemble_averages_logits():
 
 
 def test_top5_counts_a_label_among_the_five_largest_logits_and_is_a_built_in_run_metric():
-    from restudy import registry
-    from restudy.evaluate import top_k_accuracy
+    from restudy import plugins
+    from restudy.training.evaluate import top_k_accuracy
 
     logits = torch.tensor([[9.0, 8, 7, 6, 5, 4, 0], [0.0, 1, 2, 3, 4, 5, 6], [1.0, 0, 0, 0, 0, 0, 0]])
     y = torch.tensor([4, 0, 0])  # 5th largest: in; smallest: out; largest: in
     assert top_k_accuracy(logits, y, 5) == pytest.approx(200 / 3)
     assert top_k_accuracy(logits[:, :3], torch.tensor([2, 0, 1]), 5) == 100.0  # three classes: always in
-    fn = registry.get("run_metric", "top5")
+    fn = plugins.get("run_metric", "top5")
     model = torch.nn.Identity()
     assert fn(model=model, x_train=None, y_train=None, x_test=logits, y_test=y, settings={}) == {
         "test_acc_top5": pytest.approx(200 / 3)

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from restudy import artifacts
 from restudy.errors import RestudyError
-from restudy.executor import InlineExecutor, LocalExecutor, StackedExecutor, choose_executor
-from restudy.plan import plan
-from restudy.safeio import read_json
-from restudy.studyfile import load_study
+from restudy.execution.executor import InlineExecutor, LocalExecutor, StackedExecutor, choose_executor
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study
+from restudy.storage import artifacts
+from restudy.storage.safeio import read_json
 
 CRASHING_MODULE = '''"""A study module whose model kills its worker process."""
 import os
 
-from restudy.registry import register
+from restudy.plugins import register
 
 
 @register("model", "crash")
@@ -33,7 +33,7 @@ def spec():
 
 
 def _variant(spec, key: str, **settings):
-    return dataclasses.replace(spec, key=key, settings={**spec.settings, **settings})
+    return dataclasses.replace(spec, key=key, settings=spec.settings.with_values(settings, "test"))
 
 
 def _run(executor, specs, out: Path) -> dict[str, dict]:

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from restudy import artifacts
 from restudy.cli import app
 from restudy.errors import RestudyError
-from restudy.executor import LocalExecutor
-from restudy.plan import plan
-from restudy.runner import run_study
-from restudy.safeio import read_json
-from restudy.store import Store
-from restudy.studyfile import load_study
+from restudy.execution.executor import LocalExecutor
+from restudy.execution.runner import run_study
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study
+from restudy.storage import artifacts
+from restudy.storage.safeio import read_json
+from restudy.storage.store import Store
 
 try:
     import ray
@@ -35,14 +35,14 @@ except ImportError:  # CI installs the extra: there a missing Ray is a failure, 
         raise
     pytest.skip("Ray is not installed (pip install 'restudy[ray]')", allow_module_level=True)
 
-from restudy.executor_ray import RayExecutor, _reachable, import_ray, ray_executor  # noqa: E402
+from restudy.execution.ray_executor import RayExecutor, _reachable, import_ray, ray_executor  # noqa: E402
 
 DYING_MODULE = '''"""Models that kill their worker process: always, or on the first attempt only."""
 import os
 from pathlib import Path
 
 from restudy import registry
-from restudy.registry import register
+from restudy.plugins import register
 
 MARK = Path(__file__).with_name("died-once")
 
@@ -67,7 +67,7 @@ from pathlib import Path
 import ray
 
 from restudy import registry
-from restudy.registry import register
+from restudy.plugins import register
 
 MARK = Path(__file__).with_name("held-on")
 
@@ -160,7 +160,7 @@ def test_a_killed_task_is_retried_and_a_run_that_always_kills_its_worker_fails(l
     spec = specs[0]
 
     def variant(key: str, model: str):
-        settings = {**spec.settings, "model": model}
+        settings = spec.settings.with_values({"model": model}, "test")
         module = {"study_module": "dying_study", "study_dir": str(tmp_path)}
         return dataclasses.replace(spec, key=key, settings=settings, **module)
 
@@ -177,7 +177,7 @@ def test_a_killed_task_is_retried_and_a_run_that_always_kills_its_worker_fails(l
 
 
 def test_a_stack_of_seeds_is_one_task_with_the_results_of_a_local_stack(local_ray, tmp_path: Path):
-    from restudy.stacked import execute_stack, group_specs, stackable
+    from restudy.execution.stacked import execute_stack, group_specs, stackable
 
     specs = plan(load_study("nondeterminism"), "smoke")
     group = next(g for g in group_specs(specs) if len(g) >= 4 and stackable(specs[g[0]]))
@@ -204,7 +204,7 @@ def test_restudy_run_on_ray_end_to_end(local_ray, tmp_path: Path):
 
 
 def test_plan_counts_the_slots_of_the_cluster_it_would_run_on(local_ray, tmp_path):
-    from restudy.executor_ray import cluster_slots
+    from restudy.execution.ray_executor import cluster_slots
 
     assert cluster_slots(None, threads=1) == 2 and cluster_slots(None, threads=2) == 1
     assert ray.is_initialized()  # a cluster this process had joined stays joined
@@ -226,7 +226,9 @@ def test_without_ray_a_clear_error_and_nothing_written(tmp_path: Path, monkeypat
 
 
 def test_restudy_imports_no_ray():
-    code = "import sys, restudy.executor_ray, restudy.runner, restudy.cli; print('ray' in sys.modules)"
+    code = (
+        "import sys, restudy.execution.ray_executor, restudy.execution.runner, restudy.cli; print('ray' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "False"
@@ -255,7 +257,7 @@ def test_a_node_removed_mid_study_its_runs_finish_on_the_other(specs, pool_resul
     runs = [
         dataclasses.replace(
             s,
-            settings={**s.settings, "model": "fc_held_once"},
+            settings=s.settings.with_values({"model": "fc_held_once"}, "test"),
             study_module="held_study",
             study_dir=str(tmp_path),
         )

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from restudy import registry
+from restudy import plugins
 from restudy.compare import load_predictions
 from restudy.errors import StudyError
-from restudy.executor import InlineExecutor
-from restudy.runner import run_study
-from restudy.studyfile import load_study, parse_overrides
+from restudy.execution.executor import InlineExecutor
+from restudy.execution.runner import run_study
+from restudy.spec.studyfile import load_study, parse_overrides
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 runner = CliRunner()
@@ -297,9 +297,9 @@ def exploding_model():
         def forward(self, x):
             raise RuntimeError("this model always fails")
 
-    registry.register("model", "explodes")(Explodes)
+    plugins.register("model", "explodes")(Explodes)
     yield "explodes"
-    registry._REGISTRY["model"].pop("explodes", None)
+    plugins._REGISTRY["model"].pop("explodes", None)
 
 
 def test_a_failed_variant_gives_not_evaluated_and_a_report(study_file, tmp_path, exploding_model):
@@ -324,8 +324,8 @@ def test_a_failed_variant_gives_not_evaluated_and_a_report(study_file, tmp_path,
 def test_load_predictions_counts_a_file_that_fails_its_sha256_as_missing(tmp_path: Path) -> None:
     import torch
 
-    from restudy.artifacts import LOGITS_FILE, RUN_FILE, run_dir
-    from restudy.safeio import save_tensors, write_json
+    from restudy.storage.artifacts import LOGITS_FILE, RUN_FILE, run_dir
+    from restudy.storage.safeio import save_tensors, write_json
 
     for key, scale in (("k1", 1.0), ("k2", 2.0)):
         sha = save_tensors(

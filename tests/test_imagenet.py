@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from restudy import registry
+from restudy import plugins
 from restudy.data import load_dataset
 from restudy.data.images import (
     DRAWS_PER_IMAGE,
@@ -28,12 +28,12 @@ from restudy.data.images import (
     train_image,
 )
 from restudy.errors import DataError, RestudyError
-from restudy.plan import plan
-from restudy.record import validate
-from restudy.safeio import load_tensors
-from restudy.seeding import generator
-from restudy.studyfile import load_study
-from restudy.worker import LOGITS_FILE, execute
+from restudy.execution.worker import LOGITS_FILE, execute
+from restudy.planning.runs import plan
+from restudy.planning.seeding import generator
+from restudy.spec.studyfile import load_study
+from restudy.storage.record import validate
+from restudy.storage.safeio import load_tensors
 
 # Created out of sorted order: the class index must come from the sorted names, not the disk order.
 WNIDS = ("n03000134", "n01440764", "n02102040")
@@ -205,17 +205,17 @@ def test_train_crops_follow_the_generator(fake_imagenet: Path) -> None:
     idx = torch.tensor([3, 0, 7, 11])
 
     def batch(seed: int) -> torch.Tensor:
-        augment = registry.create("augment", "random_resized_crop_flip", generator=generator(seed, "cpu"), pad=4)
+        augment = plugins.create("augment", "random_resized_crop_flip", generator=generator(seed, "cpu"), pad=4)
         return augment.bind(data.x_train)[idx]
 
     a, b, c = batch(5), batch(5), batch(6)
     assert a.shape == (4, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)
     assert not torch.equal(a, data.x_train[idx])  # the eval pipeline is another picture
-    one_thread = registry.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
+    one_thread = plugins.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
     serial = one_thread.bind(LazyImages(data.x_train.paths, 32, 40, workers=1))
     assert torch.equal(serial[idx], a)
     # Slices are evaluation: the eval pipeline, no draws.
-    view = registry.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
+    view = plugins.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
     view = view.bind(data.x_train)
     assert torch.equal(view[0:3], data.x_train[0:3])
 
@@ -225,7 +225,7 @@ def test_batches_decoded_one_ahead_equal_batches_decoded_one_by_one(fake_imagene
     order = torch.randperm(len(data.x_train.paths), generator=torch.Generator().manual_seed(3))
 
     def view():
-        aug = registry.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
+        aug = plugins.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
         return aug.bind(data.x_train)
 
     one_by_one = view()
@@ -245,8 +245,8 @@ def test_batches_decoded_one_ahead_equal_batches_decoded_one_by_one(fake_imagene
 def test_evaluation_of_a_streamed_split_decodes_one_batch_at_a_time(
     fake_imagenet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from restudy.evaluate import predict
-    from restudy.train import _evaluate_train
+    from restudy.training.evaluate import predict
+    from restudy.training.loop import _evaluate_train
 
     data = _load(fake_imagenet)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 3))
@@ -262,7 +262,7 @@ def test_evaluation_of_a_streamed_split_decodes_one_batch_at_a_time(
         return decode_batch(self, paths, train)
 
     monkeypatch.setattr(LazyImages, "batch", counted)
-    train_view = registry.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
+    train_view = plugins.create("augment", "random_resized_crop_flip", generator=generator(5, "cpu"), pad=4)
     streamed = predict(model, train_view.bind(data.x_train), batch_size=5)
     assert torch.equal(streamed, predict(model, whole, batch_size=5))
     assert sizes == [5, 5, 2]
@@ -284,7 +284,7 @@ def test_train_image_flips_when_the_last_uniform_says_so() -> None:
 
 
 def test_decode_time_augmentation_refuses_in_memory_tensors() -> None:
-    augment = registry.create("augment", "random_resized_crop_flip", generator=generator(0, "cpu"), pad=4)
+    augment = plugins.create("augment", "random_resized_crop_flip", generator=generator(0, "cpu"), pad=4)
     with pytest.raises(RestudyError, match="streamed image data set"):
         augment(torch.zeros(2, 3, 8, 8))
     with pytest.raises(RestudyError, match="flip_crop"):
@@ -356,7 +356,7 @@ def test_train_evaluation_can_be_skipped_but_not_with_stop_at_fit(fake_imagenet:
 
 
 def test_runs_on_streamed_data_are_never_stacked(fake_imagenet: Path, tmp_path: Path) -> None:
-    from restudy.stacked import structural_reason
+    from restudy.execution.stacked import structural_reason
 
     spec = _specs(tmp_path, fake_imagenet, model="fc", augment="none", eval_train="all")[0]
     assert structural_reason(spec).startswith("data 'imagenet': a streamed data set")
@@ -401,7 +401,7 @@ def test_cifar100_protocol_of_the_seed_can_be_declared(tmp_path: Path) -> None:
     path = tmp_path / "cifar100.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     spec = plan(load_study(path), "smoke")[0]
-    assert spec.settings["augment"] == "flip_crop" and spec.settings["augment.pad"] == 4
+    assert spec.settings.values["augment"] == "flip_crop" and spec.settings.values["augment.pad"] == 4
     rec = execute(spec.to_dict(), str(tmp_path / "run"), threads=1)
     assert rec["status"] == "finished", rec["reason"]
     assert f"fixed mean {tuple(CIFAR100_MEAN)}, std {tuple(CIFAR100_STD)}" in rec["env"]["dataset"]

@@ -12,9 +12,9 @@ import pytest
 
 from restudy import compare as cmp
 from restudy.compare import leakage as lk
-from restudy.record import row
 from restudy.report import write_report
-from restudy.study import Study
+from restudy.spec.study import Study
+from restudy.storage.record import row
 
 N_TEST = 10000
 TRAIN = {"bn": 99.9, "nd": 99.95}  # the reported 100-epoch values in seed 000 sit here

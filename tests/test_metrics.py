@@ -1,4 +1,4 @@
-"""Variability metrics (restudy.metrics) against hand computations, a plain-loop re-implementation of
+"""Variability metrics (restudy.stats.variability) against hand computations, a plain-loop re-implementation of
 the original code's formulas (originals.md §4.4), scipy, and the published numbers of seed 003."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import torch
 from scipy import stats as st
 
-from restudy import metrics
 from restudy.errors import RestudyError
+from restudy.stats import variability as metrics
 
 # Three models, four examples, three classes; labels [0, 1, 2, 0]. Model C is a copy of A.
 #   A predicts [0, 1, 2, 1] -> 3/4 correct; B predicts [0, 0, 1, 0] -> 2/4 correct.

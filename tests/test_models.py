@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from restudy import registry
+from restudy import plugins
 from restudy.errors import RestudyError
 from restudy.models.conv import small_cnn
 from restudy.models.fc import fc
-from restudy.registry import create
+from restudy.plugins import create
 
 # The built-in studies' own models register when their module is imported (as running the study does).
-registry.import_study_module("restudy.studies.rethinking_generalization")
-registry.import_study_module("restudy.studies.deconv")
+plugins.import_study_module("restudy.studies.rethinking_generalization")
+plugins.import_study_module("restudy.studies.deconv")
 from restudy.studies.deconv.archs import CIFAR_NETWORKS, IMAGENET_NETWORKS  # noqa: E402
 
 # A small, fast configuration of every registered model: a new model adds one line here.
@@ -42,10 +42,10 @@ def _count(m: nn.Module) -> int:
 
 
 def test_every_registered_model_has_a_test_configuration():
-    assert sorted(SMALL) == registry.names("model")
+    assert sorted(SMALL) == plugins.names("model")
 
 
-@pytest.mark.parametrize("name", registry.names("model"))
+@pytest.mark.parametrize("name", plugins.names("model"))
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_forward_shape_and_finite_outputs(name: str, mode: str):
     torch.manual_seed(0)
@@ -56,7 +56,7 @@ def test_forward_shape_and_finite_outputs(name: str, mode: str):
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", registry.names("model"))
+@pytest.mark.parametrize("name", plugins.names("model"))
 def test_backward_reaches_every_parameter(name: str):
     torch.manual_seed(0)
     model = create("model", name, num_classes=CLASSES, **SMALL[name])
@@ -214,7 +214,7 @@ def test_small_cnn_rejects_bad_input_shape() -> None:
 
 
 def test_models_are_registered() -> None:
-    from restudy.registry import create
+    from restudy.plugins import create
 
     model = create("model", "fc", input_shape=(3, 4, 4), num_classes=10, hidden=1, width=8)
     assert model(torch.randn(2, 3, 4, 4)).shape == (2, 10)

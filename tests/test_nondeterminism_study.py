@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from restudy.cli import app
 from restudy.compare import compare, load_predictions
-from restudy.record import row
-from restudy.safeio import load_tensors
-from restudy.studyfile import load_study
+from restudy.spec.studyfile import load_study
+from restudy.storage.record import row
+from restudy.storage.safeio import load_tensors
 
 
 @pytest.fixture(scope="module")

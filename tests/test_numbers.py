@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from restudy.numbers import MISSING, fmt, interval, p_value, pct, signed_percent
+from restudy.display.numbers import MISSING, fmt, interval, p_value, pct, signed_percent
 
 
 def test_one_formatter_one_missing_mark() -> None:

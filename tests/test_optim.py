@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from restudy.registry import create
+from restudy.plugins import create
 
 
 def test_bias_and_bn_scales_get_the_lr_multiplier_like_the_original():
-    from restudy.optim import param_groups, sgd
+    from restudy.training.optim import param_groups, sgd
 
     m = create("model", "resnet14", input_shape=(3, 32, 32), num_classes=10)
     groups = param_groups(m, 0.1)
@@ -27,9 +27,9 @@ def test_bias_and_bn_scales_get_the_lr_multiplier_like_the_original():
 
 
 def test_the_training_loop_applies_each_group_lr_multiplier():
-    from restudy.optim import constant, param_groups, sgd
-    from restudy.seeding import generator
-    from restudy.train import train
+    from restudy.planning.seeding import generator
+    from restudy.training.loop import train
+    from restudy.training.optim import constant, param_groups, sgd
 
     m = create("model", "fc", input_shape=(4,), num_classes=3, hidden=1, width=8, bias=True)
     opt = sgd(param_groups(m, 0.1), lr=0.5)
@@ -39,7 +39,7 @@ def test_the_training_loop_applies_each_group_lr_multiplier():
 
 
 def test_schedules_give_the_protocols_learning_rates():
-    from restudy.optim import constant, cosine, exponential, linear
+    from restudy.training.optim import constant, cosine, exponential, linear
 
     assert constant(lr=0.1)(7, 3) == 0.1
     lin = linear(lr=0.1, epochs=4)
@@ -54,7 +54,7 @@ def test_schedules_give_the_protocols_learning_rates():
 
 def test_snapshot_schedule_restarts_every_cycle_and_rejects_a_bad_cycle_count():
     from restudy.errors import RestudyError
-    from restudy.optim import snapshot, snapshot_epochs
+    from restudy.training.optim import snapshot, snapshot_epochs
 
     assert snapshot_epochs(500, 5) == [100, 200, 300, 400, 500]
     sched = snapshot(lr=0.4, epochs=4, steps_per_epoch=5, cycles=2)
@@ -68,7 +68,7 @@ def test_snapshot_schedule_restarts_every_cycle_and_rejects_a_bad_cycle_count():
 
 def test_sgd_refuses_nesterov_without_momentum():
     from restudy.errors import RestudyError
-    from restudy.optim import sgd
+    from restudy.training.optim import sgd
 
     with pytest.raises(RestudyError, match="nesterov needs momentum"):
         sgd([torch.nn.Parameter(torch.zeros(2))], lr=0.1, nesterov=True)

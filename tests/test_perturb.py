@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restudy import registry
+from restudy import plugins
 from restudy.errors import RestudyError, StudyError
-from restudy.perturb import bits, one_ulp_change, select_parameter
-from restudy.plan import plan
-from restudy.safeio import load_tensors
-from restudy.seeding import derive_seed, generator
-from restudy.studyfile import load_study, parse_overrides
-from restudy.worker import LOGITS_FILE, execute
+from restudy.execution.worker import LOGITS_FILE, execute
+from restudy.planning.runs import plan
+from restudy.planning.seeding import derive_seed, generator
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.storage.safeio import load_tensors
+from restudy.training.perturb import bits, one_ulp_change, select_parameter
 
 
 def _model(memory_format: torch.memory_format = torch.contiguous_format) -> torch.nn.Module:
     with torch.random.fork_rng():
         torch.manual_seed(3)
-        model = registry.create("model", "small_cnn", input_shape=(3, 32, 32), num_classes=10)
+        model = plugins.create("model", "small_cnn", input_shape=(3, 32, 32), num_classes=10)
     return model.to(memory_format=memory_format)
 
 
@@ -89,9 +89,9 @@ def _spec(*overrides: str):
 
 
 def test_perturb_settings_in_the_plan():
-    assert _spec().settings["perturb"] == "none" and "perturb.param" not in _spec().settings
+    assert _spec().settings.values["perturb"] == "none" and not _spec().settings.has("perturb.param")
     spec = _spec("perturb=one_ulp")
-    assert spec.settings["perturb.param"] == "first" and "perturb" in spec.seeds
+    assert spec.settings.values["perturb.param"] == "first" and "perturb" in spec.seeds
     with pytest.raises(StudyError, match="one_ulp"):
         _spec("perturb=two_ulp")
 

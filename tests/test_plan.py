@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-import restudy.plan as plan_mod
+import restudy.planning.runs as plan_mod
 from restudy.errors import StudyError
-from restudy.plan import RunSpec, plan, resolve_settings, variants
-from restudy.study import Study
-from restudy.studyfile import load_study, parse_overrides
+from restudy.planning.runs import RunSpec, plan, resolve_settings, variants
+from restudy.spec.study import Study
+from restudy.spec.studyfile import BUILTIN_DIR as STUDIES
+from restudy.spec.studyfile import load_study, parse_overrides
 
 
 @pytest.fixture(scope="module")
@@ -34,68 +35,78 @@ def test_plans_are_stable_and_keys_unique(enorm):
 
 def test_later_sources_win_and_provenance_says_which(enorm):
     spec = _spec(plan(enorm, "smoke", overrides=parse_overrides(["fc:batch_size=32"])), method="enorm", depth="9")
-    assert spec.settings["epochs"] == 2 and spec.provenance["epochs"]["source"] == "scale smoke"
-    assert spec.settings["batch_size"] == 32
-    assert spec.provenance["batch_size"] == {"provenance": "assumed", "source": "command-line override"}
-    assert spec.settings["optimizer.lr"] == 0.05 and spec.provenance["optimizer.lr"]["provenance"] == "authors"
-    assert spec.settings["model.hidden"] == 9 and spec.provenance["model.hidden"]["provenance"] == "reproduction"
-    assert spec.settings["method"] == "enorm" and spec.settings["method.c"] == 1.2
-    assert spec.provenance["label_smoothing"] == {"provenance": "assumed", "source": "restudy default"}
+    assert spec.settings.values["epochs"] == 2 and spec.settings.provenance["epochs"]["source"] == "scale smoke"
+    assert spec.settings.values["batch_size"] == 32
+    assert spec.settings.provenance["batch_size"] == {"provenance": "assumed", "source": "command-line override"}
+    assert (
+        spec.settings.values["optimizer.lr"] == 0.05
+        and spec.settings.provenance["optimizer.lr"]["provenance"] == "authors"
+    )
+    assert (
+        spec.settings.values["model.hidden"] == 9
+        and spec.settings.provenance["model.hidden"]["provenance"] == "reproduction"
+    )
+    assert spec.settings.values["method"] == "enorm" and spec.settings.values["method.c"] == 1.2
+    assert spec.settings.provenance["label_smoothing"] == {"provenance": "assumed", "source": "restudy default"}
 
 
 def test_an_engine_default_the_study_leaves_unset_is_assumed_with_the_defaults_reason(enorm):
-    from restudy.settings import SETTINGS
+    from restudy.spec.settings import SETTINGS
 
     spec = plan(enorm, "smoke")[0]
-    unset = [n for n, e in spec.provenance.items() if e["source"].startswith("restudy default")]
+    unset = [n for n, e in spec.settings.provenance.items() if e["source"].startswith("restudy default")]
     assert unset, "the smoke study leaves some engine defaults unset"
     for name in unset:
         reason = SETTINGS[name].reason
-        assert spec.provenance[name]["provenance"] == "assumed"
-        assert spec.provenance[name]["source"] == (f"restudy default: {reason}" if reason else "restudy default")
+        assert spec.settings.provenance[name]["provenance"] == "assumed"
+        assert spec.settings.provenance[name]["source"] == (
+            f"restudy default: {reason}" if reason else "restudy default"
+        )
     assert any(SETTINGS[n].reason for n in unset)
 
 
 def test_switching_a_part_drops_the_previous_parts_arguments(enorm):
     spec = _spec(plan(enorm, "smoke"))
-    assert spec.settings["data"] == "synthetic"
-    assert "data.flatten" not in spec.settings and "data.mean" not in spec.settings  # cifar10's
-    assert spec.settings["data.n_train"] == 400
+    assert spec.settings.values["data"] == "synthetic"
+    assert not spec.settings.has("data.flatten") and not spec.settings.has("data.mean")  # cifar10's
+    assert spec.settings.values["data.n_train"] == 400
 
 
 def test_settings_that_do_not_apply_are_not_in_the_spec(enorm):
     spec = _spec(plan(enorm, "smoke"))
-    assert spec.settings["optimizer"] == "sgd" and "optimizer.momentum" in spec.settings
-    assert "optimizer.betas" not in spec.settings and "tta.pad" not in spec.settings
+    assert spec.settings.values["optimizer"] == "sgd" and spec.settings.has("optimizer.momentum")
+    assert not spec.settings.has("optimizer.betas") and not spec.settings.has("tta.pad")
     adam = _spec(plan(enorm, "smoke", overrides=parse_overrides(["optimizer=adam"])))
-    assert "optimizer.betas" in adam.settings and "optimizer.momentum" not in adam.settings
+    assert adam.settings.has("optimizer.betas") and not adam.settings.has("optimizer.momentum")
 
 
 def test_a_setting_added_later_is_out_of_the_key_at_its_default_so_stored_runs_are_found(enorm):
-    from restudy.settings import SETTINGS
+    from restudy.spec.settings import SETTINGS
 
     later = [n for n, d in SETTINGS.items() if not d.keyed_at_default]
     assert {"eval_train", "save_weights", "precision", "compile", "tf32"} <= set(later)
     base = _spec(plan(enorm, "smoke"))
-    assert not set(later) & set(base.settings)  # at their defaults: not in the run, not in its key
+    assert not set(later) & set(base.settings.values)  # at their defaults: not in the run, not in its key
     at_default = _spec(plan(enorm, "smoke", overrides=parse_overrides(["eval_train=all", "save_weights=false"])))
     assert at_default.key == base.key
     changed = _spec(plan(enorm, "smoke", overrides=parse_overrides(["eval_train=none"])))
-    assert changed.settings["eval_train"] == "none" and changed.key != base.key
+    assert changed.settings.values["eval_train"] == "none" and changed.key != base.key
     assert changed.engine.eval_train == "none" and base.engine.eval_train == "all"  # the typed view still answers
 
 
 def test_typed_spec_and_round_trip(enorm):
     spec = _spec(plan(enorm, "smoke"))
-    assert spec.engine.batch_size == spec.settings["batch_size"] == 64
+    assert spec.engine.batch_size == spec.settings.values["batch_size"] == 64
     assert spec.engine.schedule == "linear" and spec.engine.method == "none"
     again = RunSpec.from_dict(spec.to_dict())
     assert again == spec and again.engine == spec.engine
 
 
-def test_the_study_folder_travels_with_the_spec_but_not_in_its_key(enorm, study_file):
-    here = plan(enorm, "smoke")
-    copy = plan(load_study(study_file()), "smoke")
+def test_the_study_folder_travels_with_the_spec_but_not_in_its_key(tmp_path):
+    builtin = load_study("rethinking-generalization")  # a study with its own module
+    (tmp_path / "study.yaml").write_text((STUDIES / "rethinking_generalization" / "study.yaml").read_text())
+    here = plan(builtin, "smoke")
+    copy = plan(load_study(tmp_path / "study.yaml"), "smoke")
     assert here[0].study_dir != copy[0].study_dir
     assert [s.key for s in here] == [s.key for s in copy]
 

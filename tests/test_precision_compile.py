@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restudy import devices
-from restudy.devices import amp_for, compiled_forward
-from restudy.plan import plan
-from restudy.stacked import structural_reason
-from restudy.studyfile import load_study, parse_overrides
-from restudy.worker import execute
+from restudy.execution.stacked import structural_reason
+from restudy.execution.worker import execute
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.training import devices
+from restudy.training.devices import amp_for, compiled_forward
 
 
 @pytest.fixture(scope="module")

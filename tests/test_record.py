@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from restudy.errors import StoreError
-from restudy.plan import plan
-from restudy.record import DONE_STATUSES, STATUSES, RunRecord, row, validate
-from restudy.safeio import read_json, write_json
-from restudy.studyfile import load_study
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study
+from restudy.storage.record import DONE_STATUSES, STATUSES, RunRecord, row, validate
+from restudy.storage.safeio import read_json, write_json
 
 
 def _record(status: str = "finished") -> RunRecord:

@@ -4,56 +4,56 @@ from __future__ import annotations
 
 import pytest
 
-from restudy import registry
+from restudy import plugins
 from restudy.errors import RestudyError
 
 
 @pytest.fixture
 def scratch(monkeypatch: pytest.MonkeyPatch):
     """A private 'model' table, so test registrations never leak into other tests."""
-    registry.load_builtins("model")
-    monkeypatch.setitem(registry._REGISTRY, "model", dict(registry._REGISTRY["model"]))
+    plugins.load_builtins("model")
+    monkeypatch.setitem(plugins._REGISTRY, "model", dict(plugins._REGISTRY["model"]))
 
 
 def test_every_kind_has_its_builtins():
-    assert {"fc", "resnet14", "resnet34", "small_cnn"} <= set(registry.names("model"))
-    assert {"synthetic", "mnist1d", "digits", "cifar10", "cifar100"} <= set(registry.names("dataset"))
-    assert {"sgd", "adam"} <= set(registry.names("optimizer"))
-    assert {"none", "enorm"} <= set(registry.names("method"))
-    for kind in registry.KINDS:
-        assert isinstance(registry.names(kind), list)
+    assert {"fc", "resnet14", "resnet34", "small_cnn"} <= set(plugins.names("model"))
+    assert {"synthetic", "mnist1d", "digits", "cifar10", "cifar100"} <= set(plugins.names("dataset"))
+    assert {"sgd", "adam"} <= set(plugins.names("optimizer"))
+    assert {"none", "enorm"} <= set(plugins.names("method"))
+    for kind in plugins.KINDS:
+        assert isinstance(plugins.names(kind), list)
 
 
 def test_unknown_name_lists_known_names_and_the_closest():
     with pytest.raises(RestudyError) as info:
-        registry.get("model", "resnet_14")
+        plugins.get("model", "resnet_14")
     msg = str(info.value)
     assert "unknown model 'resnet_14'" in msg
     assert "did you mean 'resnet14'" in msg
     # Every registered model, sorted (a study's module imported earlier in this process adds its own).
     allowed = msg.split("allowed: ", 1)[1].split(", ")
-    assert allowed == sorted(registry.names("model")) and {"fc", "resnet14", "resnet34", "small_cnn"} <= set(allowed)
+    assert allowed == sorted(plugins.names("model")) and {"fc", "resnet14", "resnet34", "small_cnn"} <= set(allowed)
 
 
 def test_unknown_kind_lists_the_kinds():
     with pytest.raises(RestudyError) as info:
-        registry.register("layer", "x")
+        plugins.register("layer", "x")
     assert "got: 'layer'" in str(info.value) and "model" in str(info.value)
 
 
 def test_registering_two_parts_under_one_name_is_an_error(scratch):
-    @registry.register("model", "twice")
+    @plugins.register("model", "twice")
     def first(**kw):
         return "first"
 
     with pytest.raises(RestudyError) as info:
 
-        @registry.register("model", "twice")
+        @plugins.register("model", "twice")
         def second(**kw):
             return "second"
 
     assert "model 'twice' is registered twice" in str(info.value)
-    assert registry.create("model", "twice") == "first"
+    assert plugins.create("model", "twice") == "first"
 
 
 def test_reimporting_the_same_factory_is_not_a_duplicate(scratch):
@@ -62,19 +62,19 @@ def test_reimporting_the_same_factory_is_not_a_duplicate(scratch):
     def make(**kw):
         return kw
 
-    registry.register("model", "again")(make)
-    registry.register("model", "again")(make)
-    assert registry.create("model", "again", width=3) == {"width": 3}
+    plugins.register("model", "again")(make)
+    plugins.register("model", "again")(make)
+    assert plugins.create("model", "again", width=3) == {"width": 3}
 
 
 def test_bad_arguments_name_the_part_and_the_arguments_given():
     with pytest.raises(RestudyError) as info:
-        registry.create("model", "fc", input_shape=(4,), num_classes=2, depth=3)
+        plugins.create("model", "fc", input_shape=(4,), num_classes=2, depth=3)
     msg = str(info.value)
     assert "bad arguments for model 'fc'" in msg and "depth" in msg
 
 
 def test_a_study_module_that_cannot_be_imported_is_named():
     with pytest.raises(RestudyError) as info:
-        registry.import_study_module("no_such_package.study")
+        plugins.import_study_module("no_such_package.study")
     assert "got: 'no_such_package.study'" in str(info.value)

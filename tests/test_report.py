@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from restudy.compare import compare
-from restudy.record import row
-from restudy.report import draw, write_report
-from restudy.study import Study
+from restudy.display import draw
+from restudy.report import write_report
+from restudy.spec.study import Study
+from restudy.storage.record import row
 
 METHODS = {"baseline": {}, "enorm": {"method": "enorm"}}
 
@@ -494,7 +495,7 @@ def test_cpu_runs_say_kernels_add_no_variability(v_report: dict[str, Path], tmp_
 
 
 def _vrow(row: str, n_models: int, n_runs: int, *, view: str = "test", value: float = 1.0, exp: str = "all"):
-    from restudy.compare.results import VariabilityRow
+    from restudy.compare.verdicts import VariabilityRow
 
     missing = [f"k{i}" for i in range(n_runs)] if not n_models else []
     metrics = {"sd_accuracy": {"value": value, "ci_low": value - 0.1, "ci_high": value + 0.1}} if n_models else {}
@@ -577,8 +578,8 @@ def test_settings_are_shown_once_with_each_experiments_differences() -> None:
 
 
 def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tmp_path: Path) -> None:
+    from restudy.display.tables import duration
     from restudy.report.guide import next_steps
-    from restudy.report.tables import duration
 
     study = _study()
     recs = _records("small")

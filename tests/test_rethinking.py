@@ -12,18 +12,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from restudy import registry
-from restudy.build import load_data
+from restudy import plugins
 from restudy.cli import app
 from restudy.data import Dataset
 from restudy.errors import RestudyError
-from restudy.executor import any_stackable
-from restudy.plan import plan
-from restudy.stacked import execute_stack, stackable
-from restudy.studyfile import builtin_studies, load_study, parse_overrides
-from restudy.worker import execute
+from restudy.execution.executor import any_stackable
+from restudy.execution.stacked import execute_stack, stackable
+from restudy.execution.worker import execute
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import builtin_studies, load_study, parse_overrides
+from restudy.training.build import load_data
 
-registry.import_study_module("restudy.studies.rethinking_generalization")
+plugins.import_study_module("restudy.studies.rethinking_generalization")
 
 from restudy.studies.rethinking_generalization import models, preprocess, transforms  # noqa: E402
 
@@ -145,10 +145,10 @@ def test_transforms_are_applied_once_per_run_from_the_data_stream():
     assert load_data(rl[0].settings, rl[0].seeds["data"]) is a  # cached per process
     assert torch.equal(a.y_test, clean.y_test) and torch.equal(a.x_train, clean.x_train)
     assert "transform: train labels corrupted with p=1" in a.description
-    bad = dict(plain.settings, **{"transform.p": 0.5})
+    bad = plain.settings.with_values({"transform.p": 0.5}, "test")
     with pytest.raises(RestudyError, match="transform arguments without transforms"):
         load_data(bad)
-    typo = dict(rl[0].settings, **{"transform.q": 0.5})
+    typo = rl[0].settings.with_values({"transform.q": 0.5}, "test")
     with pytest.raises(RestudyError, match="no listed transform takes"):
         load_data(typo, 1)
 
@@ -166,7 +166,7 @@ def test_parameter_counts_equal_the_papers():
     assert _count(models.small_inception(shape, 10, bn=False)) == 1_649_402
     assert _count(models.small_alexnet(shape, 10)) == 1_387_786
     mlp = {
-        h: registry.create("model", "fc", input_shape=shape, num_classes=10, hidden=h, width=512, bias=True)
+        h: plugins.create("model", "fc", input_shape=shape, num_classes=10, hidden=h, width=512, bias=True)
         for h in (0, 2)
     }
     assert _count(mlp[0]) == 1_209_866  # MLP 1x512
@@ -312,7 +312,7 @@ def _random_label_rows(accs: list[float]) -> list[dict]:
 
 @pytest.mark.parametrize("claim_id", ["fit_slowdown_small_factor", "random_labels_test_at_chance"])
 def test_the_study_claim_kinds_draw_their_figure_from_the_evidence(tmp_path, claim_id):
-    from restudy.claims import claim_kind
+    from restudy.api import claim_kind
 
     if claim_id == "fit_slowdown_small_factor":
         steps = {0: (100, 110, 90), 1: (400, 420, 390)}
@@ -346,7 +346,7 @@ def _rows(values: dict[tuple[str, str, int], dict]) -> list[dict]:
 
 
 def _evaluate(claim_id: str, rows: list[dict]):
-    from restudy.claims import EvaluationContext, claim_kind
+    from restudy.api import EvaluationContext, claim_kind
 
     study = load_study(STUDY)
     claim = next(c for c in study.claims if c.id == claim_id)
@@ -389,12 +389,12 @@ def test_chance_level_needs_the_ci_inside_the_binomial_band():
 
 
 def test_fig_1a_the_training_loss_per_step_is_drawn_from_a_smoke_run(tmp_path):
-    from restudy.claims import claim_kind
-    from restudy.record import row
+    from restudy.api import claim_kind
+    from restudy.storage.record import row
 
     study = load_study(STUDY)
     specs = plan(study, "smoke", experiments=["randomization"])
-    assert {s.settings["curve_every_steps"] for s in specs} == {2}
+    assert {s.settings.values["curve_every_steps"] for s in specs} == {2}
     records = [execute(s.to_dict(), str(tmp_path / s.key), 1) for s in specs]
     steps = records[0]["metrics"]["epochs_done"] * math.ceil(200 / 50)  # 200 train images, batch 50
     assert all([p["step"] for p in r["step_curve"]] == list(range(2, steps + 1, 2)) for r in records)
@@ -455,7 +455,7 @@ def test_the_paper_path_reads_cifar10_binary_files_crops_whitens_and_trains(tmp_
     def one(extra: list[str], **variant: str) -> dict:
         specs = plan(study, "paper", seeds=1, experiments=["table1"], overrides=parse_overrides(common + extra))
         spec = next(s for s in specs if s.variant == variant)
-        assert spec.settings["data"] == "cifar10_zhang" and spec.settings["data.crop"] == 28
+        assert spec.settings.values["data"] == "cifar10_zhang" and spec.settings.values["data.crop"] == 28
         return execute(spec.to_dict(), str(tmp_path / "runs" / spec.key), 1)
 
     inception = one(["model.width=0.1"], model="inception", regime="crop_wd")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import restudy.plan
-import restudy.runner
-from restudy import registry
+import restudy.execution.runner
+import restudy.planning.runs
+from restudy import plugins
 from restudy.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ import dataclasses
 import torch
 
 from restudy.data.synthetic import synthetic
-from restudy.registry import register
+from restudy.plugins import register
 
 
 @register("dataset", "own_blobs")
@@ -70,8 +70,8 @@ def own_study(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "mystudy", raising=False)
     yield folder / "study.yaml"
     sys.modules.pop("mystudy", None)
-    registry._REGISTRY["dataset"].pop("own_blobs", None)  # other tests list the registered parts
-    registry._REGISTRY["model"].pop("own_linear", None)
+    plugins._REGISTRY["dataset"].pop("own_blobs", None)  # other tests list the registered parts
+    plugins._REGISTRY["model"].pop("own_linear", None)
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
@@ -93,14 +93,14 @@ def test_a_study_module_next_to_the_study_file_registers_data_and_model(own_stud
 
 def test_run_plans_once(own_study, tmp_path, monkeypatch):
     calls = []
-    real = restudy.plan.plan
+    real = restudy.planning.runs.plan
 
     def counting(*args, **kwargs):
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(restudy.plan, "plan", counting)
-    monkeypatch.setattr(restudy.runner, "plan", counting)
+    monkeypatch.setattr(restudy.planning.runs, "plan", counting)
+    monkeypatch.setattr(restudy.execution.runner, "plan", counting)
     r = CliRunner().invoke(
         app, ["run", str(own_study), "--scale", "smoke", "--workers", "0", "--out", str(tmp_path / "out")]
     )
@@ -114,12 +114,13 @@ def test_run_plans_once(own_study, tmp_path, monkeypatch):
 def test_data_preflight_imports_the_study_module_first(own_study, tmp_path):
     """In a fresh process that knows only the planned runs (as a driver resuming from them would),
     the preflight finds the data set that the study's module registers."""
-    from restudy.studyfile import load_study
+    from restudy.spec.studyfile import load_study
 
-    specs = restudy.plan.plan(load_study(own_study), "smoke")
+    specs = restudy.planning.runs.plan(load_study(own_study), "smoke")
     (tmp_path / "specs.json").write_text(json.dumps([s.to_dict() for s in specs]))
     code = (
-        "import json, sys; from restudy.plan import RunSpec; from restudy.runner import preflight_data; "
+        "import json, sys; from restudy.planning.runs import RunSpec; "
+        "from restudy.execution.runner import preflight_data; "
         "preflight_data([RunSpec.from_dict(d) for d in json.load(open(sys.argv[1]))]); print('ok')"
     )
     r = subprocess.run(
@@ -135,11 +136,11 @@ def test_data_preflight_imports_the_study_module_first(own_study, tmp_path):
 
 def test_an_unknown_part_of_the_study_module_is_named_with_its_line(own_study):
     from restudy.errors import StudyError
-    from restudy.studyfile import load_study
+    from restudy.spec.studyfile import load_study
 
     own_study.write_text(own_study.read_text().replace("value: own_blobs", "value: own_blob"))
     with pytest.raises(StudyError) as e:
-        restudy.plan.plan(load_study(own_study), "smoke")
+        restudy.planning.runs.plan(load_study(own_study), "smoke")
     assert f"{own_study}:8 defaults.data: unknown dataset 'own_blob' (did you mean 'own_blobs'?)" in str(e.value)
 
 
@@ -150,12 +151,12 @@ def test_runs_held_by_a_driver_that_dies_are_taken_over_and_run(own_study, tmp_p
     import socket
     import time
 
-    from restudy import artifacts
-    from restudy.executor import InlineExecutor
-    from restudy.studyfile import load_study
+    from restudy.execution.executor import InlineExecutor
+    from restudy.spec.studyfile import load_study
+    from restudy.storage import artifacts
 
     st = load_study(own_study)
-    specs = restudy.plan.plan(st, "smoke")
+    specs = restudy.planning.runs.plan(st, "smoke")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
     try:
         for s in specs:
@@ -165,7 +166,7 @@ def test_runs_held_by_a_driver_that_dies_are_taken_over_and_run(own_study, tmp_p
                 json.dumps({"host": socket.gethostname(), "pid": other.pid, "driver": "other", "time": time.time()})
             )
         events = []
-        out = restudy.runner.run_study(
+        out = restudy.execution.runner.run_study(
             st, "smoke", tmp_path, executor=InlineExecutor(1), progress=lambda e, i: events.append(e)
         )
     finally:
@@ -178,15 +179,15 @@ def test_runs_held_by_a_driver_that_dies_are_taken_over_and_run(own_study, tmp_p
 
 
 def test_runs_found_invalid_are_reported_and_redone(own_study, tmp_path):
-    from restudy.executor import InlineExecutor
-    from restudy.studyfile import load_study
+    from restudy.execution.executor import InlineExecutor
+    from restudy.spec.studyfile import load_study
 
     st = load_study(own_study)
-    first = restudy.runner.run_study(st, "smoke", tmp_path, executor=InlineExecutor(1))
+    first = restudy.execution.runner.run_study(st, "smoke", tmp_path, executor=InlineExecutor(1))
     victim = tmp_path / "runs" / first.records[0]["key"] / "run.json"
     victim.write_text(victim.read_text()[:50])
     events = []
-    again = restudy.runner.run_study(
+    again = restudy.execution.runner.run_study(
         st, "smoke", tmp_path, executor=InlineExecutor(1), progress=lambda e, i: events.append((e, i))
     )
     invalid = [i["runs"] for e, i in events if e == "invalid"]

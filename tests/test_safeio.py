@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
-from restudy import safeio
 from restudy.errors import RestudyError, StoreError, StudyError, UnsafeFileError
+from restudy.storage import safeio
 
 
 @pytest.mark.parametrize("suffix", [".pkl", ".pickle", ".pt", ".pth", ".ckpt"])
@@ -137,7 +137,7 @@ def test_a_file_is_hashed_once_per_version(tmp_path: Path, monkeypatch: pytest.M
 
 # --- YAML with limits --------------------------------------------------------------------------------
 
-STUDIES = Path(safeio.__file__).parent / "studies"
+STUDIES = Path(safeio.__file__).parents[1] / "studies"
 
 
 def _laughs(levels: int = 9, fan: int = 9) -> str:

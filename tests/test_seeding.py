@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from restudy.errors import RestudyError
-from restudy.plan import plan
-from restudy.seeding import SOURCES, derive_seed, run_seeds
-from restudy.studyfile import load_study
+from restudy.planning.runs import plan
+from restudy.planning.seeding import SOURCES, derive_seed, run_seeds
+from restudy.spec.studyfile import load_study
 
 
 def test_sources_have_distinct_seeds_and_are_stable():

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from restudy import registry
+from restudy import plugins
 from restudy.errors import StudyError
-from restudy.plan import plan
-from restudy.settings import (
+from restudy.planning.runs import plan
+from restudy.spec.settings import (
     DECLARATIONS,
     SETTINGS,
     Number,
@@ -23,7 +23,7 @@ from restudy.settings import (
     typed,
     value,
 )
-from restudy.studyfile import load_study
+from restudy.spec.studyfile import load_study
 
 
 def test_every_setting_is_declared_once_with_type_default_and_help():
@@ -56,14 +56,14 @@ def test_part_names_come_from_the_registry_not_a_second_list():
         assert SETTINGS[name].constraint == PartName(kind)
     assert check("optimizer", "sgd_for_this_test") is not None
 
-    @registry.register("optimizer", "sgd_for_this_test")
+    @plugins.register("optimizer", "sgd_for_this_test")
     def _opt(params, lr):  # pragma: no cover - never built
         raise AssertionError
 
     try:
         assert check("optimizer", "sgd_for_this_test") is None
     finally:  # other tests list the registered optimizers
-        registry._REGISTRY["optimizer"].pop("sgd_for_this_test")
+        plugins._REGISTRY["optimizer"].pop("sgd_for_this_test")
     message, allowed = check("optimizer", "sdg")
     assert "unknown optimizer 'sdg'" in message and "did you mean 'sgd'" in message and "sgd" in allowed
 
@@ -71,7 +71,7 @@ def test_part_names_come_from_the_registry_not_a_second_list():
 def _invalid_cases():
     for d in DECLARATIONS:
         c = d.constraint
-        if isinstance(c, (PartName, PartNames)) and not registry.names(c.kind):
+        if isinstance(c, (PartName, PartNames)) and not plugins.names(c.kind):
             continue  # nothing of this kind registered yet: names are checked when one is
         for bad in c.invalid():
             yield pytest.param(d.name, bad, id=f"{d.name}={bad!r}")
@@ -125,9 +125,11 @@ def test_settings_that_do_not_apply_are_dropped_and_read_back_as_their_default()
 def test_typed_view_has_an_attribute_per_setting():
     spec = plan(load_study("enorm"), "smoke")[0]
     engine = spec.engine
-    assert engine == typed(spec.settings)
-    assert engine.optimizer_lr == spec.settings["optimizer.lr"] and engine.epochs == spec.settings["epochs"]
-    assert engine.augment_pad == 4 and "augment.pad" not in spec.settings  # default where it does not apply
+    assert engine == typed(spec.settings.values)
+    assert (
+        engine.optimizer_lr == spec.settings.values["optimizer.lr"] and engine.epochs == spec.settings.values["epochs"]
+    )
+    assert engine.augment_pad == 4 and not spec.settings.has("augment.pad")  # default where it does not apply
     assert engine.tta == () and engine.run_metrics == ()
     with pytest.raises(AttributeError):
         engine.epochs = 3

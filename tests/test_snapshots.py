@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-from restudy import registry
+from restudy import plugins
 from restudy.errors import RestudyError
-from restudy.evaluate import mean_logits, predict
-from restudy.plan import plan
-from restudy.safeio import load_tensors
-from restudy.seeding import generator
-from restudy.studyfile import load_study, parse_overrides
-from restudy.train import train
-from restudy.worker import LOGITS_FILE, execute
+from restudy.execution.worker import LOGITS_FILE, execute
+from restudy.planning.runs import plan
+from restudy.planning.seeding import generator
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.storage.safeio import load_tensors
+from restudy.training.evaluate import mean_logits, predict
+from restudy.training.loop import train
 
 LR, EPOCHS, SPE, CYCLES, WARMUP = 0.4, 500, 98, 5, 3  # the paper's snapshot5 protocol
 
@@ -31,7 +31,7 @@ def _reference(step: int, lr: float = LR, length: int = EPOCHS // CYCLES, warmup
 
 @pytest.fixture(scope="module")
 def snap():
-    return registry.create(
+    return plugins.create(
         "schedule", "snapshot", lr=LR, epochs=EPOCHS, steps_per_epoch=SPE, cycles=CYCLES, warmup_epochs=WARMUP
     )
 
@@ -51,13 +51,13 @@ def test_snapshot_schedule_at_known_steps(snap):
 
 def test_snapshot_schedule_rejects_bad_cycles():
     with pytest.raises(RestudyError, match="divides"):
-        registry.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=3)
+        plugins.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=3)
     with pytest.raises(RestudyError, match="warmup"):
-        registry.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=5, warmup_epochs=2)
+        plugins.create("schedule", "snapshot", lr=0.1, epochs=10, steps_per_epoch=3, cycles=5, warmup_epochs=2)
 
 
 def test_cosine_with_warmup_follows_the_paper_including_the_jump():
-    sched = registry.create("schedule", "cosine", lr=LR, epochs=EPOCHS, steps_per_epoch=SPE, warmup_epochs=3)
+    sched = plugins.create("schedule", "cosine", lr=LR, epochs=EPOCHS, steps_per_epoch=SPE, warmup_epochs=3)
     assert sched(0, 0) == 0.0
     assert sched(SPE, 1) == pytest.approx(LR / 3)
     end = 3 * SPE
@@ -69,7 +69,7 @@ def test_cosine_with_warmup_follows_the_paper_including_the_jump():
 
 
 def test_cosine_without_warmup_is_unchanged():
-    sched = registry.create("schedule", "cosine", lr=0.1, epochs=7, steps_per_epoch=5)
+    sched = plugins.create("schedule", "cosine", lr=0.1, epochs=7, steps_per_epoch=5)
     for step in range(35):
         assert sched(step, step // 5) == 0.1 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / 35)))
 
@@ -85,9 +85,9 @@ def test_train_returns_the_requested_snapshots():
     x_tr, y_tr, x_te, y_te = _tiny()
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = registry.create("model", "small_cnn", input_shape=(3, 8, 8), num_classes=4)
+        model = plugins.create("model", "small_cnn", input_shape=(3, 8, 8), num_classes=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    sched = registry.create("schedule", "snapshot", lr=0.05, epochs=4, steps_per_epoch=4, cycles=2)
+    sched = plugins.create("schedule", "snapshot", lr=0.05, epochs=4, steps_per_epoch=4, cycles=2)
     result = train(
         model,
         x_tr,
@@ -114,7 +114,7 @@ def test_train_returns_the_requested_snapshots():
 
 def test_train_rejects_snapshot_epochs_outside_the_run():
     x_tr, y_tr, x_te, y_te = _tiny()
-    model = registry.create("model", "small_cnn", input_shape=(3, 8, 8), num_classes=4)
+    model = plugins.create("model", "small_cnn", input_shape=(3, 8, 8), num_classes=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     with pytest.raises(RestudyError, match="snapshot"):
         train(
@@ -143,9 +143,9 @@ def _spec(*overrides: str):
 
 def test_schedule_settings_are_kept_only_where_relevant():
     plain = _spec()
-    assert "schedule.cycles" not in plain.settings and "schedule.warmup_epochs" not in plain.settings
+    assert not plain.settings.has("schedule.cycles") and not plain.settings.has("schedule.warmup_epochs")
     snap = _spec("schedule=snapshot", "epochs=4", "schedule.cycles=2", "schedule.warmup_epochs=0.5")
-    assert snap.settings["schedule.cycles"] == 2 and snap.settings["schedule.warmup_epochs"] == 0.5
+    assert snap.settings.values["schedule.cycles"] == 2 and snap.settings.values["schedule.warmup_epochs"] == 0.5
 
 
 DIGITS = (

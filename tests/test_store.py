@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from restudy import artifacts
 from restudy.errors import StoreError
-from restudy.safeio import write_json
-from restudy.store import Store
+from restudy.storage import artifacts
+from restudy.storage.safeio import write_json
+from restudy.storage.store import Store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -76,8 +76,8 @@ def test_reindex_after_a_killed_driver_finds_every_finished_run(tmp_path: Path):
 def test_two_writers_lose_no_record(tmp_path: Path):
     code = (
         "import sys\n"
-        "from restudy.store import Store\n"
-        "from restudy.safeio import write_json\n"
+        "from restudy.storage.store import Store\n"
+        "from restudy.storage.safeio import write_json\n"
         "tag = sys.argv[1]\n"
         "with Store(sys.argv[2]) as s:\n"
         "    for i in range(60):\n"
@@ -98,7 +98,7 @@ def test_two_writers_lose_no_record(tmp_path: Path):
 def test_a_run_claimed_by_a_live_driver_is_not_taken_and_a_dead_drivers_claim_is(tmp_path: Path):
     holder = _python(
         "import sys, time\n"
-        "from restudy.store import Store\n"
+        "from restudy.storage.store import Store\n"
         f"assert Store({str(tmp_path)!r}).claim('k')\n"
         "print('claimed', flush=True)\n"
         "time.sleep(60)\n"

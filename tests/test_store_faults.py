@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from restudy import artifacts, safeio
 from restudy.errors import StoreError
-from restudy.store import Store
+from restudy.storage import artifacts, safeio
+from restudy.storage.store import Store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -259,7 +259,7 @@ def _python(code: str, *args: str, **kw) -> subprocess.Popen:
 def test_a_live_driver_keeps_its_claim_beyond_the_lease_and_loses_it_when_killed(tmp_path: Path):
     holder = _python(
         "import sys, time\n"
-        "from restudy.store import Store\n"
+        "from restudy.storage.store import Store\n"
         "s = Store(sys.argv[1], lease_s=1.0, heartbeat_s=0.1)\n"
         "assert s.claim('k')\n"
         "print('claimed', flush=True)\n"
@@ -283,7 +283,7 @@ def test_a_live_driver_keeps_its_claim_beyond_the_lease_and_loses_it_when_killed
 HAMMER = """
 import json, os, random, sys, time
 from pathlib import Path
-from restudy.store import Store
+from restudy.storage.store import Store
 root, keys, rounds = Path(sys.argv[1]), sys.argv[2].split(','), int(sys.argv[3])
 random.seed(os.getpid())
 got = clashes = 0
@@ -332,7 +332,7 @@ def test_two_drivers_hammering_the_same_claims_never_both_hold_one(tmp_path: Pat
 OPENER = """
 import os, sys, time
 from pathlib import Path
-from restudy.store import Store
+from restudy.storage.store import Store
 root, n = Path(sys.argv[1]), int(sys.argv[2])
 (root.parent / f'ready-{os.getpid()}').touch()
 while len(list(root.parent.glob('ready-*'))) < n:  # open together

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from restudy.errors import StudyError
-from restudy.plan import plan
-from restudy.studyfile import load_study, parse_overrides
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study, parse_overrides
 
 
 def test_builtin_enorm_loads_and_plans_every_scale():
@@ -146,8 +146,8 @@ def test_overrides_parse_and_validate():
     assert ov == [(None, "epochs", 3), ("fc", "optimizer.lr", 0.02), (None, "data.n_train", 100)]
     specs = plan(st, "smoke", overrides=ov)
     fc = [s for s in specs if s.experiment == "fc"]
-    assert all(s.settings["epochs"] == 3 and s.settings["optimizer.lr"] == 0.02 for s in fc)
-    assert all(s.provenance["optimizer.lr"]["source"] == "command-line override" for s in fc)
+    assert all(s.settings.values["epochs"] == 3 and s.settings.values["optimizer.lr"] == 0.02 for s in fc)
+    assert all(s.settings.provenance["optimizer.lr"]["source"] == "command-line override" for s in fc)
     with pytest.raises(StudyError, match="key=value"):
         parse_overrides(["epochs"])
     with pytest.raises(StudyError, match="unknown setting 'epoch'.*did you mean 'epochs'"):
@@ -167,8 +167,8 @@ def test_every_builtin_scales_data_label_gives_the_sizes_its_runs_load(scale):
     must be what the runs of that scale actually load."""
     import re
 
-    from restudy.build import data_key, load_data
-    from restudy.studyfile import builtin_studies
+    from restudy.spec.studyfile import builtin_studies
+    from restudy.training.build import data_key, load_data
 
     checked = 0
     for sid in builtin_studies():
@@ -182,7 +182,7 @@ def test_every_builtin_scales_data_label_gives_the_sizes_its_runs_load(scale):
         for spec in plan(st, scale, seeds=1):
             key = data_key(spec.settings)
             if key not in seen:
-                data = load_data({**spec.settings, "transforms": []})
+                data = load_data(spec.settings.with_values({"transforms": []}, "test"))
                 seen[key] = (int(data.x_train.shape[0]), int(data.x_test.shape[0]))
         assert set(seen.values()) == {want}, (sid, label, seen)
         checked += 1

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from restudy import registry
-from restudy.record import RunRecord
-from restudy.seeding import generator, scoped_seed
-from restudy.stacked import StackedMLP
-from restudy.train import TrainResult, curve_row, divergence, fill_record, lr_step, train
-from restudy.train_stacked import train_stacked
+from restudy import plugins
+from restudy.execution.stacked import StackedMLP
+from restudy.planning.seeding import generator, scoped_seed
+from restudy.storage.record import RunRecord
+from restudy.training.loop import TrainResult, curve_row, divergence, fill_record, lr_step, train
+from restudy.training.loop_stacked import train_stacked
 
 
 def _blobs(n: int = 256, dim: int = 10, classes: int = 3, seed: int = 0):
@@ -28,7 +28,7 @@ def _blobs(n: int = 256, dim: int = 10, classes: int = 3, seed: int = 0):
 
 def _fc(seed: int, dim: int = 10, classes: int = 3) -> nn.Module:
     with scoped_seed(seed):
-        return registry.create("model", "fc", input_shape=(dim,), num_classes=classes, hidden=1, width=16)
+        return plugins.create("model", "fc", input_shape=(dim,), num_classes=classes, hidden=1, width=16)
 
 
 def test_loss_falls_on_separable_data():
@@ -131,7 +131,7 @@ def test_single_and_stacked_loops_write_the_same_curve_rows():
 
 
 def test_curve_row_and_record_filling():
-    from restudy.evaluate import SplitEval
+    from restudy.training.evaluate import SplitEval
 
     tr, te = SplitEval("train", 50.0, 1.2, 10), SplitEval("test", 40.0, 1.5, 5)
     row = curve_row(0, 0.1, 3.0, 2, tr, te, 0.5, 0.25)

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from restudy import registry
+from restudy import plugins
 from restudy.errors import RestudyError, StudyError
-from restudy.plan import plan
-from restudy.studyfile import load_study, parse_overrides
-from restudy.tta import (
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.training.tta import (
     iter_views,
     num_views,
     pad_value_from_normalization,
@@ -108,7 +108,7 @@ def test_logits_are_averaged_not_probabilities():
 
 
 def test_chunked_evaluation_equals_unchunked():
-    model = registry.create("model", "small_cnn", input_shape=(3, 32, 32), num_classes=10)
+    model = plugins.create("model", "small_cnn", input_shape=(3, 32, 32), num_classes=10)
     x = _images(n=7)
     whole = tta_logits(model, x, "flip_crop25", pad_value=[-1.0, 0.0, 1.0], batch_size=1000)
     chunked = tta_logits(model, x, "flip_crop25", pad_value=[-1.0, 0.0, 1.0], batch_size=3)
@@ -135,7 +135,7 @@ def test_small_images_with_a_small_pad():
     assert parse_strategy("crop9").offsets(4) == [0, 4, 8]
     views = list(iter_views(x, "crop9", pad_value=[-1.0], pad=1))
     assert len(views) == 10 and torch.equal(views[1 + 4], x)
-    model = registry.create("model", "small_cnn", input_shape=(1, 8, 8), num_classes=10)
+    model = plugins.create("model", "small_cnn", input_shape=(1, 8, 8), num_classes=10)
     assert tta_logits(model, x, "flip_crop9", pad_value=[-1.0], pad=1, batch_size=2).shape == (3, 10)
     with pytest.raises(RestudyError, match="tta.pad"):
         tta_logits(model, x, "crop81", pad_value=[-1.0], pad=1, batch_size=2)
@@ -176,6 +176,6 @@ def test_tta_settings_are_validated_at_plan_time_and_pad_dropped_without_tta():
         plan(st, "smoke", overrides=parse_overrides(["tta=[flip, crop26]"]))
     assert "tta" in str(e.value) and "crop25" in str(e.value) and "crop26" in str(e.value)
     specs = plan(st, "smoke")
-    assert specs[0].settings["tta"] == [] and "tta.pad" not in specs[0].settings
+    assert specs[0].settings.values["tta"] == [] and not specs[0].settings.has("tta.pad")
     specs = plan(st, "smoke", overrides=parse_overrides(["tta=[flip_crop25]", "tta.pad=2"]))
-    assert specs[0].settings["tta"] == ["flip_crop25"] and specs[0].settings["tta.pad"] == 2
+    assert specs[0].settings.values["tta"] == ["flip_crop25"] and specs[0].settings.values["tta.pad"] == 2

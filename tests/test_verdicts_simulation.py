@@ -9,14 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from restudy import metrics, stats
 from restudy.claims.a_beats_b import BeatsClaim
 from restudy.claims.a_beats_b import evaluate as beats_evaluate
 from restudy.claims.trend import TrendClaim
 from restudy.claims.trend import evaluate as trend_evaluate
 from restudy.compare import EvaluationContext
 from restudy.compare.cells import CellRule, evaluate_cell
-from restudy.study import ReportedTable, ReportedValue, TableLayout
+from restudy.spec.reported import ReportedTable, ReportedValue, TableLayout
+from restudy.stats import variability as metrics
+from restudy.stats.comparisons import paired_difference
+from restudy.stats.decisions import EQUIVALENT, equivalence
+from restudy.stats.intervals import bootstrap_interval
 
 ALPHA = 0.05
 
@@ -88,7 +91,7 @@ def test_a_beats_b_null_effect_is_reproduced_at_most_at_rate_alpha():
     pooled = 0
     for _ in range(reps):
         v = _paired_design(rng, 0.0)
-        r = stats.paired_difference(v[0].ravel(), v[1].ravel(), confidence=1 - 2 * ALPHA, alternative="greater")
+        r = paired_difference(v[0].ravel(), v[1].ravel(), confidence=1 - 2 * ALPHA, alternative="greater")
         pooled += r.p_value < ALPHA
     assert pooled / reps > 2 * ALPHA
 
@@ -168,9 +171,9 @@ def test_equivalence_is_never_reproduced_with_a_ci_wider_than_the_tolerance():
     dfs = rng.integers(1, 30, 3000)
     tols = rng.uniform(0, 2, 3000)
     for d, se, df, tol in zip(diffs, ses, dfs, tols):
-        eq = stats.equivalence(d, se, float(df), tol, ALPHA)
+        eq = equivalence(d, se, float(df), tol, ALPHA)
         if eq.ci_high - eq.ci_low > 2 * tol:
-            assert eq.decision != stats.EQUIVALENT
+            assert eq.decision != EQUIVALENT
 
 
 def test_fewer_seeds_never_make_reproduced_easier():
@@ -217,7 +220,7 @@ def _sd_interval(values: np.ndarray, rng: np.random.Generator, b: int = 1000) ->
     draws = metrics.bootstrap_draws(pw, metrics.resample_weights(values.size, b, rng))["sd_accuracy"]
     jack = metrics.bootstrap_draws(pw, metrics.jackknife_weights(values.size))["sd_accuracy"]
     point = metrics.summarize(pw)["sd_accuracy"]
-    return stats.bootstrap_interval(point, draws, [jack], 0.95, n=values.size)
+    return bootstrap_interval(point, draws, [jack], 0.95, n=values.size)
 
 
 def test_bootstrap_interval_of_a_population_sd_covers_at_least_93_percent_at_20_models():
@@ -241,7 +244,7 @@ def test_bootstrap_interval_of_a_ratio_of_sds_covers_at_least_93_percent_at_20_m
         jx = metrics.bootstrap_draws(px, metrics.jackknife_weights(20))["sd_accuracy"]
         jy = metrics.bootstrap_draws(py, metrics.jackknife_weights(20))["sd_accuracy"]
         sx, sy = float(np.std(x)), float(np.std(y))
-        low, high = stats.bootstrap_interval(sx / sy, dx / dy, [jx / sy, sx / jy], 0.95, n=20)
+        low, high = bootstrap_interval(sx / sy, dx / dy, [jx / sy, sx / jy], 0.95, n=20)
         covered += low <= 0.5 <= high
     assert covered / reps >= 0.93
 
@@ -259,4 +262,4 @@ def test_percentile_intervals_would_undercover_which_is_why_they_are_not_used():
 
 
 def test_a_set_without_variability_gets_the_interval_zero_zero():
-    assert stats.bootstrap_interval(0.0, np.zeros(100), [np.zeros(5)], 0.95, n=5) == (0.0, 0.0)
+    assert bootstrap_interval(0.0, np.zeros(100), [np.zeros(5)], 0.95, n=5) == (0.0, 0.0)

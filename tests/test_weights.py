@@ -11,15 +11,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from restudy.artifacts import WEIGHTS_FILE
 from restudy.cli import app
 from restudy.errors import RestudyError, UnsafeFileError
-from restudy.plan import plan
-from restudy.safeio import sha256_of
-from restudy.stacked import stackable
-from restudy.studyfile import load_study, parse_overrides
-from restudy.weights import export, validate
-from restudy.worker import execute
+from restudy.execution.stacked import stackable
+from restudy.execution.weights import export, validate
+from restudy.execution.worker import execute
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.storage.artifacts import WEIGHTS_FILE
+from restudy.storage.safeio import sha256_of
 
 runner = CliRunner()
 
@@ -45,8 +45,8 @@ def test_save_weights_keeps_the_final_model_with_its_sha256_and_changes_nothing_
     assert rec["artifacts"][WEIGHTS_FILE]["sha256"]
     assert (run_folder / WEIGHTS_FILE).is_file()
     off = _spec(save=False)
-    assert "save_weights" not in off.settings  # listed (and in the key) only when on
-    assert _spec().settings["save_weights"] is True
+    assert not off.settings.has("save_weights")  # listed (and in the key) only when on
+    assert _spec().settings.values["save_weights"] is True
     assert not stackable(_spec())
 
 
@@ -128,7 +128,7 @@ def test_cli_export_and_validate(run_folder: Path, tmp_path: Path) -> None:
 
 
 def test_the_agreement_rule() -> None:
-    from restudy.weights import judge
+    from restudy.execution.weights import judge
 
     assert judge(93.0, 93.0, 10000, [], True)[0] == "identical"
     assert judge(93.0, 93.01, 10000, [], True)[0] == "differs"  # one prediction in the recorded environment

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from restudy.executor import InlineExecutor
-from restudy.plan import plan
-from restudy.runner import run_study
-from restudy.safeio import load_tensors
-from restudy.studyfile import load_study, parse_overrides
-from restudy.worker import LOGITS_FILE, execute
+from restudy.execution.executor import InlineExecutor
+from restudy.execution.runner import run_study
+from restudy.execution.worker import LOGITS_FILE, execute
+from restudy.planning.runs import plan
+from restudy.spec.studyfile import load_study, parse_overrides
+from restudy.storage.safeio import load_tensors
 
 
 @pytest.fixture(scope="module")

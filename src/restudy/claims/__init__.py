@@ -1,28 +1,29 @@
 """Claim kinds as plug-ins: one module per kind (``numeric``, ``a_beats_b``, ``trend``,
 ``threshold``, ``variability``), each holding its schema, its evaluator, its figure and how the
-report writes its evidence, registered in the ``claim`` registry (:mod:`restudy.claims.base`).
+report writes its evidence, registered as ``claim`` plug-ins by :func:`restudy.claims.base.register_claim_kind`.
 
-A study adds a kind from its own module with :func:`register_claim_kind`; the study loader,
-:func:`restudy.compare.compare` and the report find it by name.
+A study adds a kind from its own module with :func:`restudy.api.register_claim_kind`; the study
+loader, :func:`restudy.compare.compare` and the report find it by name.
 
-Imports study, registry and (for its evaluators' context) compare.
+The names this package used to export (``restudy.claims.ClaimBase``, ``register_claim_kind``, ...)
+still resolve for one release, with a ``DeprecationWarning`` naming :mod:`restudy.api`.
 """
 
 from __future__ import annotations
 
-from ..compare.context import EvaluationContext
-from ..compare.results import ClaimResult
-from ..study import ClaimBase, Selector
-from .base import ClaimKind, claim_kind, claim_kinds, kind_name, register_claim_kind
+from .._compat import moved
 
-__all__ = [
-    "ClaimBase",
-    "ClaimKind",
-    "ClaimResult",
-    "EvaluationContext",
-    "Selector",
-    "claim_kind",
-    "claim_kinds",
-    "kind_name",
-    "register_claim_kind",
-]
+__getattr__ = moved(
+    "restudy.claims",
+    {
+        "ClaimBase": "restudy.api",
+        "ClaimKind": "restudy.api",
+        "ClaimResult": "restudy.api",
+        "EvaluationContext": "restudy.api",
+        "Selector": "restudy.api",
+        "claim_kind": "restudy.api",
+        "claim_kinds": "restudy.api",
+        "kind_name": "restudy.claims.base",
+        "register_claim_kind": "restudy.api",
+    },
+)

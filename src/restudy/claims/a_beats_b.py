@@ -28,15 +28,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .. import stats
-from ..compare.results import (
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    POWER,
-    REPRODUCED,
-    combine,
-    directional_borderline,
-)
 from ..compare.select import (
     NOT_LEARNED_SDS,
     Row,
@@ -52,8 +43,20 @@ from ..compare.select import (
     unit,
     usable,
 )
-from ..numbers import fmt, p_value, pct
-from ..study import ClaimBase, Loc, Selector
+from ..compare.verdicts import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    POWER,
+    REPRODUCED,
+    combine,
+    directional_borderline,
+)
+from ..display.numbers import fmt, p_value, pct
+from ..spec.claim_base import ClaimBase, Selector
+from ..spec.values import Loc
+from ..stats.comparisons import PairedResult, paired_difference, welch_difference
+from ..stats.power import seeds_needed
+from ..stats.summary import summarize
 from .base import ClaimKind, register_claim_kind
 
 
@@ -83,7 +86,7 @@ class BeatsClaim(ClaimBase):
 
 def _test(
     claim: BeatsClaim, b: Selector, a_runs: list[Row], b_runs: list[Row], alpha: float
-) -> tuple[stats.PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
+) -> tuple[PairedResult, dict[str, Any], list[tuple[Row, Row]]]:
     """Runs the one-sided test of a beating b on per-seed means of the paired differences (or,
     without pairs, Welch's test on each side's per-seed means)."""
     sign = 1.0 if claim.higher_is_better else -1.0
@@ -98,7 +101,7 @@ def _test(
         common, av = per_seed_means([(k, u) for k, u, _ in both])
         _, bv = per_seed_means([(k, v) for k, _, v in both])
         info.update(pairs=len(pairs), seeds=len(common), unit="seed")
-        return stats.paired_difference(av, bv, confidence=conf, alternative="greater"), info, pairs
+        return paired_difference(av, bv, confidence=conf, alternative="greater"), info, pairs
     why = (
         "pairing ambiguous (a key occurs twice on one side)"
         if info["ambiguous"]
@@ -108,10 +111,10 @@ def _test(
     _, a = per_seed_means([(x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin) for x in a_runs])
     _, bb = per_seed_means([(y["seed_index"], sign * metric_value(y, claim.metric)) for y in b_runs])
     info.update(unit="seed")
-    return stats.welch_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
+    return welch_difference(a, bb, confidence=conf, alternative="greater"), info, pairs
 
 
-def _seeds(res: stats.PairedResult, alpha: float) -> tuple[int | None, str]:
+def _seeds(res: PairedResult, alpha: float) -> tuple[int | None, str]:
     """Seeds per variant for 80 % power at the observed difference (the test is on per-seed
     means, so its n already counts seeds): to establish the claim, or — with the wrong sign — to
     establish that it does not hold."""
@@ -120,9 +123,7 @@ def _seeds(res: stats.PairedResult, alpha: float) -> tuple[int | None, str]:
     if not math.isfinite(res.sd_diff):
         return None, "fewer than 2 seeds per side: the spread is unknown"
     paired = res.test == "paired-t"
-    n = stats.seeds_needed(
-        abs(res.mean_diff), res.sd_diff, alpha=alpha, power=POWER, paired=paired, alternative="greater"
-    )
+    n = seeds_needed(abs(res.mean_diff), res.sd_diff, alpha=alpha, power=POWER, paired=paired, alternative="greater")
     goal = (
         "to establish the claim"
         if res.mean_diff > 0
@@ -133,7 +134,7 @@ def _seeds(res: stats.PairedResult, alpha: float) -> tuple[int | None, str]:
     return n, f"about {n} seeds {'per variant' if paired else 'per side'} for 80% power {goal}"
 
 
-def _sentence(a: str, b: str, res: stats.PairedResult, claim: BeatsClaim, conf: float) -> str:
+def _sentence(a: str, b: str, res: PairedResult, claim: BeatsClaim, conf: float) -> str:
     u = unit(claim.metric)
     raw = res.mean_diff + claim.margin
     lo, hi = res.ci_low + claim.margin, res.ci_high + claim.margin
@@ -223,7 +224,7 @@ def _differences(claim: BeatsClaim, b: Selector, pairs: list[tuple[Row, Row]], a
     ]
     levels = []
     for lv in dict.fromkeys(x for x, _ in pts):
-        s = stats.summarize([y for x, y in pts if x == lv])
+        s = summarize([y for x, y in pts if x == lv])
         levels.append({"x": lv, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high})
     return {"label": b.label(), "points": [list(p) for p in pts], "levels": levels}
 
@@ -305,7 +306,7 @@ def figure(claim: BeatsClaim, result: Any, path: Path) -> Path | None:
     ev = result.evidence
     if "series" not in ev:
         return None
-    from ..report import draw
+    from ..display import draw
 
     fig, (left, right) = draw.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     draw.series_panel(left, ev["series"], ev.get("axis"))
@@ -321,7 +322,7 @@ def figure(claim: BeatsClaim, result: Any, path: Path) -> Path | None:
 
 def render(claim: BeatsClaim, result: Any) -> tuple[list[str], None]:
     """One line per comparison: verdict, sentence, pairing, Wilcoxon p, seeds needed."""
-    from ..report.tables import VERDICT_TEXT, seeds_line
+    from ..display.tables import VERDICT_TEXT, seeds_line
 
     ev = result.evidence
     lines = [

@@ -38,9 +38,9 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import registry
+from .. import plugins
 from ..errors import RestudyError
-from ..study import ClaimBase
+from ..spec.claim_base import ClaimBase
 
 Lines = list[str]
 Table = dict[str, Any]
@@ -95,15 +95,15 @@ def register_claim_kind(kind: type[ClaimKind]) -> type[ClaimKind]:
             got=f"{kind.__module__}.{kind.__qualname__}",
         )
     kind.name = kind_name(schema)  # type: ignore[attr-defined]
-    registry.register("claim", kind.name)(kind)  # type: ignore[attr-defined]
+    plugins.register("claim", kind.name)(kind)  # type: ignore[attr-defined]
     return kind
 
 
 def claim_kind(name: str) -> type[ClaimKind]:
     """The registered kind ``name`` (an error listing the known kinds otherwise)."""
-    return registry.get("claim", name)  # type: ignore[return-value]
+    return plugins.get("claim", name)  # type: ignore[return-value]
 
 
 def claim_kinds() -> list[str]:
     """The names of every registered claim kind."""
-    return registry.names("claim")
+    return plugins.names("claim")

@@ -20,10 +20,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..compare.cells import CellRule, cell_runs, evaluate_cell
-from ..compare.results import NOT_EVALUATED, VERDICTS, combine
 from ..compare.select import metric_value, usable
 from ..compare.variability import variability_cell_result
-from ..study import CellRef, ClaimBase, ScaleName, Study, VariabilityLayout
+from ..compare.verdicts import NOT_EVALUATED, VERDICTS, combine
+from ..spec.claim_base import CellRef, ClaimBase
+from ..spec.reported import VariabilityLayout
+from ..spec.study import Study
+from ..spec.values import ScaleName
 from .base import ClaimKind, register_claim_kind
 
 
@@ -108,7 +111,7 @@ def figure(claim: NumericClaim, result: Any, path: Path) -> Path | None:
     cells = result.evidence.get("cells") or []
     if not cells:
         return None
-    from ..report import draw
+    from ..display import draw
 
     points = result.evidence.get("points") or [[] for _ in cells]
     fig, ax = draw.subplots(figsize=(max(6.0, 0.6 * len(cells) + 2), 4.2))
@@ -146,7 +149,7 @@ def figure(claim: NumericClaim, result: Any, path: Path) -> Path | None:
 
 def render(claim: NumericClaim, result: Any) -> tuple[list[str], Any]:
     """The cells as a table (reproduced mean, CI, reported value, error, verdict)."""
-    from ..report import tables
+    from ..display import tables
 
     cells = result.evidence.get("cells") or []
     return [tables.seeds_line(result)], (tables.cells_table(cells) if cells else None)

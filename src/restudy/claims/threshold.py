@@ -18,8 +18,6 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import stats
-from ..compare.results import INCONCLUSIVE, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
 from ..compare.select import (
     Row,
     absent_reason,
@@ -32,8 +30,13 @@ from ..compare.select import (
     summarize_runs,
     usable,
 )
-from ..numbers import fmt, pct
-from ..study import ClaimBase, Loc, Selector
+from ..compare.verdicts import INCONCLUSIVE, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
+from ..display.numbers import fmt, pct
+from ..spec.claim_base import ClaimBase, Selector
+from ..spec.values import Loc
+from ..stats.intervals import rate_ci
+from ..stats.power import seeds_needed
+from ..stats.summary import summarize
 from .base import ClaimKind, register_claim_kind
 
 
@@ -68,7 +71,7 @@ def _near(op: str, low: float, high: float, value: float, verdict: str) -> bool:
 
 def _rate(label: str, runs: list[Row], conf: float) -> dict[str, Any]:
     k = int(sum(metric_value(r, "diverged") >= 0.5 for r in runs))
-    low, high = stats.rate_ci(k, len(runs), conf)
+    low, high = rate_ci(k, len(runs), conf)
     return {"label": label, "k": k, "n": len(runs), "rate": k / len(runs), "ci_low": low, "ci_high": high}
 
 
@@ -78,7 +81,7 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
     value, note = claim.value, ""
     if value > 1.0:
         value, note = value / 100.0, "value > 1 was read as a percentage"
-    low, high = stats.rate_ci(k, n, conf)
+    low, high = rate_ci(k, n, conf)
     verdict = _verdict(claim.op, low, high, value)
     summary = (
         f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
@@ -107,7 +110,7 @@ def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
 def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tuple[str, str, dict, int | None]:
     floor = summarize_runs(runs, claim.metric, conf)[1]
     seeds, means = per_seed_means((r["seed_index"], metric_value(r, claim.metric)) for r in runs)
-    s = stats.summarize(means, confidence=conf, floor_sd=floor)
+    s = summarize(means, confidence=conf, floor_sd=floor)
     u = level_unit(claim.metric)  # a level, not a difference: 99.72%, not 99.72 pp
     evidence = {
         **s.to_dict(),
@@ -133,7 +136,7 @@ def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tupl
     if verdict == INCONCLUSIVE:
         effect = s.mean - claim.value if claim.op == ">=" else claim.value - s.mean
         if effect != 0 and math.isfinite(s.sd_used) and math.isfinite(effect):
-            seeds = stats.seeds_needed(abs(effect), s.sd_used, alpha=claim.alpha, power=POWER)
+            seeds = seeds_needed(abs(effect), s.sd_used, alpha=claim.alpha, power=POWER)
             goal = "to establish the claim" if effect > 0 else "to establish that it does not hold"
             evidence["seeds_note"] = f"about {seeds} seeds for 80% power {goal}" if seeds else ""
     return verdict, summary, evidence, seeds
@@ -179,7 +182,7 @@ def figure(claim: ThresholdClaim, result: Any, path: Path) -> Path | None:
     ev = result.evidence
     if "n_failed" not in ev:
         return None
-    from ..report import draw
+    from ..display import draw
 
     fig, ax = draw.subplots(figsize=(7.5, 4.2))
     if ev.get("groups"):
@@ -196,7 +199,7 @@ def figure(claim: ThresholdClaim, result: Any, path: Path) -> Path | None:
 
 def render(claim: ThresholdClaim, result: Any) -> tuple[list[str], None]:
     """Failed runs left out, and how the value was read."""
-    from ..report.tables import seeds_line
+    from ..display.tables import seeds_line
 
     ev = result.evidence
     lines = [f"Failed runs (excluded): {ev.get('n_failed', 0)}."]

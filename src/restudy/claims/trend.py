@@ -24,11 +24,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import stats
-from ..compare.results import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_borderline, directional_verdict
 from ..compare.select import Row, absent_reason, metric_value, pair_runs, select_runs, unit, usable
-from ..numbers import fmt, p_value, pct
-from ..study import ClaimBase, Loc, Selector, Study, selector_problems
+from ..compare.verdicts import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_borderline, directional_verdict
+from ..display.numbers import fmt, p_value, pct
+from ..spec.claim_base import ClaimBase, Selector
+from ..spec.study import Study, selector_problems
+from ..spec.values import Loc
+from ..stats.comparisons import PairedResult, paired_difference
+from ..stats.power import seeds_needed
+from ..stats.summary import summarize
+from ..stats.trend import slope_test
 from .base import ClaimKind, register_claim_kind
 
 log = logging.getLogger(__name__)
@@ -84,7 +89,7 @@ def _level_means(xs: list[float], ys: list[float]) -> list[dict[str, Any]]:
     for x in sorted(set(xs)):
         v = np.array([y for xx, y in zip(xs, ys) if xx == x], dtype=float)
         v = v[~np.isnan(v)]
-        s = stats.summarize(v[np.isfinite(v)])
+        s = summarize(v[np.isfinite(v)])
         out.append(
             {
                 "x": x,
@@ -107,11 +112,11 @@ def seed_slopes(xs: Sequence[float], ys: Sequence[float], seeds: Sequence[int]) 
     out = {}
     for k, pts in sorted(by.items()):
         if len({x for x, _ in pts}) >= 2:
-            out[k] = stats.slope_test([x for x, _ in pts], [y for _, y in pts]).slope
+            out[k] = slope_test([x for x, _ in pts], [y for _, y in pts]).slope
     return out
 
 
-def _sentence(claim: TrendClaim, res: stats.PairedResult, conf: float, n_levels: int) -> str:
+def _sentence(claim: TrendClaim, res: PairedResult, conf: float, n_levels: int) -> str:
     what = "difference" if claim.baseline else claim.metric
     if res.n < 2 or not math.isfinite(res.mean_diff):
         return (
@@ -126,13 +131,13 @@ def _sentence(claim: TrendClaim, res: stats.PairedResult, conf: float, n_levels:
     )
 
 
-def _trend_seeds(res: stats.PairedResult, claim: TrendClaim) -> tuple[int | None, str]:
+def _trend_seeds(res: PairedResult, claim: TrendClaim) -> tuple[int | None, str]:
     """Seeds for 80 % power at the observed mean slope, towards the claim or against it."""
     if res.n < 2 or not (math.isfinite(res.mean_diff) and math.isfinite(res.sd_diff)) or res.mean_diff == 0:
         return None, "the spread of the per-seed slopes is unknown"
     up = claim.direction == "increasing"
     towards = (res.mean_diff > 0) == up
-    n = stats.seeds_needed(abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, alternative="greater")
+    n = seeds_needed(abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, alternative="greater")
     goal = "to establish the trend" if towards else "to establish that it does not hold (the slope has the wrong sign)"
     return n, (f"about {n} seeds for 80% power {goal}" if n else f"more than 10000 seeds would be needed {goal}")
 
@@ -156,7 +161,7 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
     conf = 1.0 - 2.0 * claim.alpha
     slopes = seed_slopes(xs, ys, seeds)
     values = list(slopes.values())
-    res = stats.paired_difference(values, [0.0] * len(values), confidence=conf, alternative="two-sided")
+    res = paired_difference(values, [0.0] * len(values), confidence=conf, alternative="two-sided")
     up = claim.direction == "increasing"
     ok = res.n >= 2 and math.isfinite(res.ci_low) and math.isfinite(res.ci_high)
     verdict = directional_verdict(res.ci_low, res.ci_high, up) if ok else INCONCLUSIVE
@@ -168,7 +173,7 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
         if finite and math.isfinite(slope)
         else math.nan
     )
-    pooled = stats.slope_test(xs, ys, confidence=conf)
+    pooled = slope_test(xs, ys, confidence=conf)
     evidence = {
         **info,
         "slope": slope,
@@ -199,7 +204,7 @@ def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
     pts = [(x, y) for x, y in ev.get("points") or [] if y is not None and math.isfinite(y)]
     if not ev.get("points"):
         return None
-    from ..report import draw
+    from ..display import draw
 
     fig, ax = draw.subplots(figsize=(7.5, 4.2))
     if pts:
@@ -234,8 +239,8 @@ def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:
 
 def render(claim: TrendClaim, result: Any) -> tuple[list[str], Any]:
     """How the values were formed, Pearson r, and the per-level means as a table."""
-    from ..report.draw import metric_label as draw_label
-    from ..report.tables import seeds_line, table
+    from ..display.draw import metric_label as draw_label
+    from ..display.tables import seeds_line, table
 
     ev = result.evidence
     lines = [

@@ -2,7 +2,7 @@
 predictions (:mod:`restudy.compare.modelsets`), compared with a reference set or with zero.
 
 Each model set's runs are stacked from their stored predictions and measured with
-:func:`restudy.metrics.summarize`. V is the metric as an amount of variability (1 − ρ for the
+:func:`restudy.stats.variability.summarize`. V is the metric as an amount of variability (1 − ρ for the
 correlation). Uncertainty comes from the seeded bootstrap over models of the model set, as
 log-scale intervals with bias correction and the expanded t quantile for positive spreads and
 ratios, BCa otherwise (:func:`restudy.stats.bootstrap_interval`; percentile intervals of an SD or
@@ -21,7 +21,7 @@ a ratio of SDs from 20 models cover only 82–92 %).
 - ``lower``: the same ratios; a CI entirely below 1 is reproduced, entirely above 1 not
   reproduced, else inconclusive (with the models that would decide either way); the (group,
   metric) verdicts combine as numeric cells do. The evidence adds the variability reduction %
-  both ways (:func:`restudy.metrics.reduction_percent`).
+  both ways (:func:`restudy.stats.variability.reduction_percent`).
 - ``not_evaluated`` when a set has fewer than 2 models with predictions or none are stored.
   Diverged runs never enter a set; they are listed.
 
@@ -43,9 +43,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from .. import metrics
-from ..compare.modelsets import VAR_RESAMPLES, SetData, bca, joint_draws, joint_jackknife, no_variability, paired
-from ..compare.results import (
+from ..compare.modelsets import (
+    VAR_RESAMPLES,
+    SetData,
+    bca,
+    joint_draws,
+    joint_jackknife,
+    no_variability,
+    paired,
+)
+from ..compare.verdicts import (
     INCONCLUSIVE,
     NOT_EVALUATED,
     NOT_REPRODUCED,
@@ -54,8 +61,10 @@ from ..compare.results import (
     directional_verdict,
     threshold_borderline,
 )
-from ..numbers import fmt, pct
-from ..study import ClaimBase, Loc, ModelSet, Selector
+from ..display.numbers import fmt, pct
+from ..spec.claim_base import ClaimBase, ModelSet, Selector
+from ..spec.values import Loc
+from ..stats import variability as metrics
 from .base import ClaimKind, register_claim_kind
 
 VARIABILITY_METRICS: tuple[str, ...] = (
@@ -70,7 +79,7 @@ MAX_MODELS = 100000
 
 class VariabilityClaim(ClaimBase):
     """Run-to-run variability of model sets, measured on their stored test predictions
-    (``restudy.metrics.variability``), compared with a reference set or with zero.
+    (``restudy.stats.variability.variability``), compared with a reference set or with zero.
 
     ``comparable``: every metric of every group lies within ``band`` × the reference's value (its
     bootstrap CI inside the band: reproduced; outside: not reproduced). ``lower``: every metric of
@@ -388,7 +397,7 @@ def _max_models(parts: list[dict[str, Any]]) -> int | None:
 
 
 def _metric_label(metric: str) -> str:
-    from ..report.tables import METRIC_LABELS
+    from ..display.tables import METRIC_LABELS
 
     return METRIC_LABELS.get(metric, metric)
 
@@ -462,7 +471,7 @@ def _zero_panel(ax: Any, result: Any, draw: Any) -> bool:
 
 def figure(claim: VariabilityClaim, result: Any, path: Path) -> Path | None:
     """Ratios with CIs against the reference (band shaded), or each group's values for ``zero``."""
-    from ..report import draw
+    from ..display import draw
 
     fig, ax = draw.subplots(figsize=(8, 4.2))
     zero = result.evidence.get("relation") == "zero"
@@ -513,7 +522,7 @@ def _sets_line(ev: dict[str, Any]) -> str:
 def render(claim: VariabilityClaim, result: Any) -> tuple[list[str], Any]:
     """How it was judged (r defined), the model sets in one line, the models that would decide;
     the ratio r per group (rows) and metric (columns), each cell marked with its verdict."""
-    from ..report.tables import METRIC_LABELS, cell, table
+    from ..display.tables import METRIC_LABELS, cell, table
 
     ev = result.evidence
     band = ev.get("band") or [0, 0]

@@ -24,6 +24,7 @@ from .session import (
     ONLY_HELP,
     closing_line,
     compare_and_report,
+    execution_mode,
     prepare_out,
     resume_command,
     with_notices,
@@ -39,24 +40,13 @@ app = typer.Typer(
 )
 
 
-def _execution_mode(value: str) -> str:
-    """``--execution``: an executor mode (``executor.EXECUTION_MODES``) other than ``inline``,
-    which ``--workers 0`` selects."""
-    from ..executor import EXECUTION_MODES
-
-    allowed = [m for m in EXECUTION_MODES if m != "inline"]
-    if value not in allowed:
-        raise typer.BadParameter(f"unknown execution mode {value!r}; allowed: {', '.join(allowed)}")
-    return value
-
-
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except RestudyError as e:
-            from ..console import error_panel
+            from .console import error_panel
 
             error_panel(str(e), title=type(e).__name__)
             raise typer.Exit(2) from None
@@ -70,8 +60,8 @@ def list_cmd() -> None:
     """List the built-in studies."""
     from rich.table import Table
 
-    from ..console import console
-    from ..studyfile import builtin_studies, load_study
+    from ..spec.studyfile import builtin_studies, load_study
+    from .console import console
 
     table = Table(title="Built-in studies")
     for col in ("id", "paper", "experiments", "claims", "scales"):
@@ -102,10 +92,10 @@ def show(
     full: bool = typer.Option(False, "--full", help="Every setting of every experiment and variant."),
 ) -> None:
     """Show a study: claims, runs per experiment and scale, the settings it sets (--full: all)."""
-    from ..console import console
-    from ..plan import plan, validate
-    from ..study import SCALES
-    from ..studyfile import load_study
+    from ..planning.runs import plan, validate
+    from ..spec.studyfile import load_study
+    from ..spec.values import SCALES
+    from .console import console
 
     st = load_study(study)
     if settings:
@@ -121,7 +111,7 @@ def show(
 @_user_errors
 def settings_cmd() -> None:
     """List every engine setting: name, type, default, constraint, when it applies, help."""
-    from ..console import console
+    from .console import console
 
     console.print(settings_table())
 
@@ -149,7 +139,7 @@ def run(
     fresh: bool = typer.Option(False, "--fresh", help="Redo runs that already finished."),
     execution: str = typer.Option(
         "auto",
-        callback=_execution_mode,
+        callback=execution_mode,
         help="auto, stacked (train the seeds of tiny models as one "
         "stacked model) or pool (one run per worker process).",
     ),
@@ -178,12 +168,12 @@ def run(
     """Run a study (resuming finished runs), compare with the paper and write the report."""
     from rich.markup import escape
 
-    from ..console import RunProgress, console, verdict_table
-    from ..executor import check_runs_per_gpu
-    from ..plan import parse_only, plan
-    from ..runner import run_study
-    from ..safeio import atomic_write_text, write_json
-    from ..studyfile import load_study, parse_overrides, resolve_study_path
+    from ..execution.executor import check_runs_per_gpu
+    from ..execution.runner import run_study
+    from ..planning.runs import parse_only, plan
+    from ..spec.studyfile import load_study, parse_overrides, resolve_study_path
+    from ..storage.safeio import atomic_write_text, write_json
+    from .console import RunProgress, console, verdict_table
 
     check_runs_per_gpu(runs_per_gpu)
     path = resolve_study_path(study)
@@ -295,7 +285,7 @@ def _ray_executor(
             where="--workers",
             got=workers,
         )
-    from ..executor_ray import DEFAULT_RETRIES, connect, import_ray, ray_executor
+    from ..execution.ray_executor import DEFAULT_RETRIES, connect, import_ray, ray_executor
 
     connect(import_ray(), address)  # Ray missing or no cluster at --address: an error before anything is written
     return ray_executor(
@@ -312,12 +302,12 @@ def _ray_executor(
 @_user_errors
 def report(directory: Path = typer.Argument(..., help="Output directory of a `restudy run`.")) -> None:
     """Re-create the report of a finished (or partly finished) study from its run store."""
-    from ..console import console, verdict_table
-    from ..env import capture
-    from ..plan import parse_only, plan
-    from ..safeio import read_json
-    from ..store import Store
-    from ..studyfile import load_study, parse_overrides
+    from ..planning.runs import parse_only, plan
+    from ..spec.studyfile import load_study, parse_overrides
+    from ..storage.env import capture
+    from ..storage.safeio import read_json
+    from ..storage.store import Store
+    from .console import console, verdict_table
 
     inv_path = directory / INVOCATION
     if not inv_path.is_file():
@@ -386,8 +376,8 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
     """Print the environment restudy records with every run."""
     from rich.table import Table
 
-    from ..console import console
-    from ..env import capture
+    from ..storage.env import capture
+    from .console import console
 
     e = capture()
     if as_json:
@@ -406,7 +396,7 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of study files."""
-    from ..study import json_schema
+    from ..spec.study import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 

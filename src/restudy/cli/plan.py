@@ -1,6 +1,6 @@
 """``restudy plan``: what running a study will cost (runs, wall time, core- and GPU-hours, per
-experiment) from a short calibration (``restudy.cost``), and the seeds each claim needs when pilot
-runs exist (``restudy.pilots``); the estimate is kept in ``<out>/plan.json`` for the run's report."""
+experiment) from a short calibration (``restudy.estimate.cost``), and the seeds each claim needs when pilot
+runs exist (``restudy.estimate.pilots``); the estimate is kept in ``<out>/plan.json`` for the run's report."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from .session import ONLY_HELP
+from .session import ONLY_HELP, execution_mode
 
 
 def register(app: typer.Typer, user_errors: Any) -> None:
@@ -43,18 +43,17 @@ def plan_cmd(
     only: list[str] | None = typer.Option(None, "--only", help="Plan " + ONLY_HELP),
 ) -> None:
     """Estimate a study's cost from a short calibration, and the seeds its claims need from pilot runs."""
-    from ..cost import estimate
-    from ..pilots import fit_epochs, pilot_power
-    from ..plan import parse_only, plan
-    from ..planfile import write_plan
-    from ..store import Store
-    from ..studyfile import load_study, parse_overrides, resolve_study_path
-    from . import _execution_mode
+    from ..estimate.cost import estimate
+    from ..estimate.pilots import fit_epochs, pilot_power
+    from ..estimate.planfile import write_plan
+    from ..planning.runs import parse_only, plan
+    from ..spec.studyfile import load_study, parse_overrides, resolve_study_path
+    from ..storage.store import Store
     from .session import prepare_out
 
-    _execution_mode(execution)
+    execution_mode(execution)
     if executor == "ray" and workers is None:  # the slots of the cluster the runs would go to
-        from ..executor_ray import cluster_slots
+        from ..execution.ray_executor import cluster_slots
 
         workers = cluster_slots(address, threads)
     path = resolve_study_path(study)
@@ -89,7 +88,7 @@ def plan_cmd(
 
 
 def _progress(quiet: bool) -> Any:
-    from ..console import err_console
+    from .console import err_console
 
     def say(text: str) -> None:
         if not quiet:
@@ -102,8 +101,8 @@ def _render(st: Any, scale: str, est: Any, claims: list[dict], pilots: int, out:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..console import console
-    from ..report.tables import duration
+    from ..display.tables import duration
+    from .console import console
 
     console.print(
         f"[bold]{st.id}[/] at {scale} scale: {est.runs} runs, {est.done} already done in {escape(str(out))}, "

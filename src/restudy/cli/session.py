@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from ..errors import RestudyError
 
 INVOCATION = "invocation.json"
@@ -24,7 +26,7 @@ def prepare_out(out: Path, study_id: str, scale: str, fresh: bool) -> None:
     results unless ``fresh``."""
     import os
 
-    from ..safeio import read_json
+    from ..storage.safeio import read_json
 
     if out.exists() and not out.is_dir():
         raise RestudyError("--out names a file, not a folder", where=str(out))
@@ -68,7 +70,7 @@ def with_notices(progress: Callable[[str, dict], None], resume: str) -> Callable
     runs taken over from a dead driver, and what a Ctrl-C does."""
     from rich.markup import escape
 
-    from ..console import console
+    from .console import console
 
     def notify(event: str, info: dict) -> None:
         if event == "invalid":
@@ -90,7 +92,7 @@ def with_notices(progress: Callable[[str, dict], None], resume: str) -> Callable
 def closing_line(executed: int, reused: int, wall_s: float, training_s: float, analysis_s: float, html: Any) -> str:
     """The last line of ``restudy run``: the wall time of the whole command (not a sum of run
     times), split into training and analysis, and where the report is."""
-    from ..report.tables import duration
+    from ..display.tables import duration
 
     share = f" ({analysis_s / training_s:.0%} of training)" if executed and training_s > 0 else ""
     return (
@@ -99,31 +101,39 @@ def closing_line(executed: int, reused: int, wall_s: float, training_s: float, a
     )
 
 
-def _paper_info(st: Any) -> tuple[dict, list[str]]:
-    """The paper-scale settings (to mark values that differ from them) and the data files paper
-    scale reads (for the report's next steps), resolved per variant without planning runs; empty
-    when the paper scale cannot be resolved."""
-    from ..data.cifar import CIFAR10, CIFAR100
+def _paper_info(st: Any, scale: str, specs: list) -> tuple[dict, list[str]]:
+    """The paper-scale settings (to mark values that differ from them) and the files the paper
+    scale's data sets read (for the report's next steps, as each data set's factory declares them
+    in ``files_needed``); the runs of this command when it ran at paper scale, else one seed of
+    the paper plan; empty when the paper scale cannot be planned."""
+    from .. import plugins
     from ..errors import RestudyError as _Err
-    from ..plan import resolve_settings, variants
+    from ..planning.runs import variant_settings, variants
 
+    if scale == "paper" and specs:  # this command's own runs: nothing to resolve again
+        paper = [(s.experiment, s.settings) for s in specs if s.seed_index == 0]
+    else:
+        try:
+            paper = [
+                (exp.id, variant_settings(st, exp.id, var, "paper"))
+                for exp in st.experiments
+                for var in variants(st, exp.id, "paper")
+            ]
+        except _Err:
+            return {}, []
     settings: dict[str, dict[str, list]] = {}
-    try:
-        for exp in st.experiments:
-            for var in variants(st, exp.id, "paper"):
-                for k, h in resolve_settings(st, exp.id, var, "paper").items():
-                    settings.setdefault(exp.id, {}).setdefault(k, []).append(
-                        {"value": h.value, "provenance": h.provenance}
-                    )
-    except _Err:
-        return {}, []
-    names = {str(e["value"]) for names in settings.values() for e in names.get("data", [])}
-    data = [
-        f"{spec.name}: {spec.folder}/ with {', '.join(spec.files)} under $RESTUDY_DATA "
-        f"(default ~/.cache/restudy/data), from {spec.url}"
-        for spec in (CIFAR10, CIFAR100)
-        if spec.name in names
-    ]
+    for experiment, run_settings in paper:
+        for k, entry in run_settings.table().items():
+            settings.setdefault(experiment, {}).setdefault(k, []).append(
+                {"value": entry["value"], "provenance": entry.get("provenance")}
+            )
+    data: list[str] = []
+    for name in sorted({s.engine.data for _, s in paper}):
+        needed = (
+            getattr(plugins.get("dataset", name), "files_needed", None) if name in plugins.names("dataset") else None
+        )
+        if isinstance(needed, str) and needed not in data:
+            data.append(needed)
     return settings, data
 
 
@@ -145,10 +155,10 @@ def compare_and_report(
     """Compares the runs with the claims and writes the report, showing each step's progress
     (``only``: the ``--only`` items when the command ran a subset of the study)."""
     from ..compare import compare, load_predictions
-    from ..console import AnalysisProgress
-    from ..planfile import estimate_vs_actual
-    from ..record import row
+    from ..estimate.planfile import estimate_vs_actual
     from ..report import write_report
+    from ..storage.record import row
+    from .console import AnalysisProgress
 
     training_ended = datetime.now(UTC)  # the runs of this command started within wall_s before this
     with AnalysisProgress() as analysis:
@@ -178,13 +188,13 @@ def _subset(st: Any, scale: str, specs: list, only: list[str] | None) -> Any:
     data it ran when that is narrower than the scale's (its ``data`` settings, against the whole
     plan's)."""
     from ..compare import Subset
-    from ..plan import plan
+    from ..planning.runs import plan
 
     if not only:
         return None
     what = " ".join(f"--only {shlex.quote(str(x))}" for x in only)
-    ran = sorted({str(s.settings.get("data")) for s in specs})
-    every = {str(s.settings.get("data")) for s in plan(st, scale, seeds=1)}
+    ran = sorted({str(s.engine.data) for s in specs})
+    every = {str(s.engine.data) for s in plan(st, scale, seeds=1)}
     sc = st.scales.get(scale)
     data = ""
     if sc is not None and sc.dataset and len(ran) < len(every):
@@ -197,15 +207,13 @@ def _plan_info(
 ) -> dict:
     """What the report says about the plan: scale, data, deviations, settings with provenance (and
     the paper scale's), cost and command."""
-    from ..executor import default_workers
+    from ..execution.executor import default_workers
 
-    paper_settings, paper_data = _paper_info(st)
+    paper_settings, paper_data = _paper_info(st, scale, specs)
     sc = st.scales.get(scale)
     settings: dict[str, dict[str, dict]] = {}
     for s in specs:
-        settings.setdefault(s.experiment, {})[s.variant_id] = {
-            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()
-        }
+        settings.setdefault(s.experiment, {})[s.variant_id] = s.settings.table()
     return {
         "scale_description": sc.description if sc else "",
         "dataset": (sc.dataset if sc and sc.dataset else (specs[0].dataset_label if specs else "")),
@@ -247,3 +255,14 @@ def _run_env(records: list[dict]) -> dict:
         if seen:
             out[key] = seen[0] if len(seen) == 1 else seen
     return out
+
+
+def execution_mode(value: str) -> str:
+    """``--execution``: an executor mode (``executor.EXECUTION_MODES``) other than ``inline``,
+    which ``--workers 0`` selects."""
+    from ..execution.executor import EXECUTION_MODES
+
+    allowed = [m for m in EXECUTION_MODES if m != "inline"]
+    if value not in allowed:
+        raise typer.BadParameter(f"unknown execution mode {value!r}; allowed: {', '.join(allowed)}")
+    return value

@@ -12,9 +12,9 @@ def show_renderables(st: Any, scale: str, runs: dict[str, list], full: bool) -> 
     from rich.markup import escape
     from rich.table import Table
 
+    from ..display.tables import value_text
     from ..report.provenance import settings_views
-    from ..report.tables import value_text
-    from ..study import SCALES
+    from ..spec.values import SCALES
 
     sc = st.scales.get(scale)
     out: list[Any] = [
@@ -50,9 +50,7 @@ def show_renderables(st: Any, scale: str, runs: dict[str, list], full: bool) -> 
     specs = runs[scale]
     by_exp: dict[str, dict[str, dict]] = {}
     for s in specs:
-        by_exp.setdefault(s.experiment, {})[s.variant_id] = {
-            k: {"value": v, **s.provenance.get(k, {})} for k, v in s.settings.items()
-        }
+        by_exp.setdefault(s.experiment, {})[s.variant_id] = s.settings.table()
     if full:
         for exp, variants in by_exp.items():
             for vid, values in variants.items():
@@ -96,7 +94,7 @@ def settings_table() -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..settings import DECLARATIONS, declaration_row
+    from ..spec.settings import DECLARATIONS, declaration_row
 
     rows = [declaration_row(d) for d in DECLARATIONS]
     t = Table(title="Engine settings (model.*, data.*, method.* are passed to the part as arguments)")

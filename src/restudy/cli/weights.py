@@ -1,5 +1,5 @@
 """``restudy export`` and ``restudy validate``: release a run's weights and check released weights
-by recomputing their test accuracy in inference only (:mod:`restudy.weights` does the work)."""
+by recomputing their test accuracy in inference only (:mod:`restudy.execution.weights` does the work)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..errors import RestudyError
 
 def _data_args(items: list[str] | None) -> dict[str, Any]:
     """``KEY=VALUE`` pairs (YAML-parsed values) as ``data.*`` arguments."""
-    from ..studyfile import parse_overrides
+    from ..spec.studyfile import parse_overrides
 
     for item in items or []:
         if item.split("=", 1)[0].startswith("data."):
@@ -28,8 +28,8 @@ def export_cmd(
     out: Path | None = typer.Option(None, "--out", help="The results folder `restudy run` wrote (for a run key)."),
 ) -> None:
     """Export a run's final weights (kept with save_weights=true) as safetensors plus a JSON sidecar."""
-    from ..console import console
-    from ..weights import export, sidecar_path
+    from ..execution.weights import export, sidecar_path
+    from .console import console
 
     side = export(run, weights, out)
     rec = side["recorded"]
@@ -56,10 +56,10 @@ def validate_cmd(
     Inference only; bit-identical on the recorded device, thread count and torch version."""
     from rich.markup import escape
 
-    from ..build import device_for
-    from ..console import console
-    from ..studyfile import load_study, study_dir
-    from ..weights import validate
+    from ..execution.weights import validate
+    from ..spec.studyfile import load_study, study_dir
+    from ..training.build import device_for
+    from .console import console
 
     st = load_study(study)
     v = validate(

@@ -8,7 +8,8 @@ The package, one concept per module: ``results`` (verdicts and result dataclasse
 like the other split's number), ``modelsets`` (model sets from stored predictions,
 :func:`load_predictions`), ``variability`` (variability tables) and ``context`` (the
 :class:`EvaluationContext` an evaluator gets). Claims are judged by their kind's evaluator,
-found in the ``claim`` registry (:mod:`restudy.claims`); this module only orchestrates.
+found by name among the registered ``claim`` plug-ins (:mod:`restudy.claims` holds the built-in
+kinds); this module only orchestrates.
 
 A claim is ``not_evaluated`` at smoke scale (smoke checks the pipeline only), when the scale is
 not among its ``scales`` (its evaluator is not called) or when no run is selected. A claim whose
@@ -29,15 +30,33 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from ..claims.base import claim_kind
-from ..numbers import pct
-from ..study import Hyper, Study, VariabilityLayout
+from .. import plugins
+from ..display.numbers import pct
+from ..spec.reported import VariabilityLayout
+from ..spec.study import Study
+from ..spec.values import Hyper
 from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary, table_cells, table_result
 from .context import EvaluationContext, Subset
 from .leakage import judge_tables
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
 from .ratios import column_ratios
-from .results import (
+from .select import (
+    Row,
+    datasets,
+    floor_sd,
+    group_rows,
+    higher_is_better,
+    metric_value,
+    n_test_of,
+    pair_runs,
+    pinned_axes,
+    select_runs,
+    summarize_runs,
+    usable,
+    variant_label,
+)
+from .variability import REDUCTION_COLUMNS, variability_cell, variability_table
+from .verdicts import (
     INCONCLUSIVE,
     MIN_SEEDS_TO_REJECT,
     NOT_EVALUATED,
@@ -58,22 +77,6 @@ from .results import (
     VariabilityTableResult,
     combine,
 )
-from .select import (
-    Row,
-    datasets,
-    floor_sd,
-    group_rows,
-    higher_is_better,
-    metric_value,
-    n_test_of,
-    pair_runs,
-    pinned_axes,
-    select_runs,
-    summarize_runs,
-    usable,
-    variant_label,
-)
-from .variability import REDUCTION_COLUMNS, variability_cell, variability_table
 
 __all__ = [
     "compare",
@@ -199,7 +202,7 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
             why = f"{what}; they enter verdicts only with --allow-mixed-env (or re-run them with --fresh)"
             return ctx.result(claim, INCONCLUSIVE, why, {"mixed_env_runs": mixed}, None)
         notes.append(f"{what}; pooled because --allow-mixed-env was given")
-    result = claim_kind(claim.kind).evaluate(claim, ctx)
+    result = plugins.get("claim", claim.kind).evaluate(claim, ctx)
     calibrated = list(
         dict.fromkeys(c for e in _experiments(claim) for c in calibrated_settings(ctx.study, ctx.scale, e))
     )
@@ -236,7 +239,7 @@ def compare(
     Args:
         study: the study.
         scale: the scale the runs were made at; rows recording another scale are ignored.
-        rows: run rows (:func:`restudy.record.row`) of any status.
+        rows: run rows (:func:`restudy.storage.record.row`) of any status.
         predictions: (run key, view) → (logits [examples, classes], labels) or None, for
             variability claims and tables (e.g. :func:`load_predictions`); without it they are
             not evaluated.

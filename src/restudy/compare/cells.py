@@ -29,19 +29,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .. import stats
-from ..numbers import fmt, pct
-from ..study import CellRef, ReportedTable, ReportedValue, Selector, Study, TableLayout
-from .results import (
-    INCONCLUSIVE,
-    NOT_EVALUATED,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    CellResult,
-    GroupSummary,
-    TableResult,
-    chance_sentence,
-)
+from ..display.numbers import fmt, pct
+from ..display.tables import RAN_INSTEAD
+from ..spec.claim_base import CellRef, Selector
+from ..spec.reported import ReportedTable, ReportedValue, TableLayout
+from ..spec.study import Study
+from ..stats.agreement import mean_squared_deviation, relative_error, traffic_light
+from ..stats.decisions import DIFFERENT, EQUIVALENT, equivalence, seeds_to_decide
+from ..stats.summary import Summary, binomial_floor_sd_percent
 from .select import (
     ACCURACY_METRICS,
     MACHINE_DEPENDENT,
@@ -52,6 +47,16 @@ from .select import (
     select_runs,
     summarize_runs,
     usable,
+)
+from .verdicts import (
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    CellResult,
+    GroupSummary,
+    TableResult,
+    chance_sentence,
 )
 
 GROUP_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_loss", "train_loss", "wall_s")
@@ -78,7 +83,6 @@ def group_summary(runs: list[Row]) -> GroupSummary:
 
 
 NO_RUNS = "no finished or diverged runs for this cell"
-RAN_INSTEAD = "these runs are "  # how a scale note names what ran (the report reads it off a cell's note)
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ def reported_se(table: ReportedTable, reported: ReportedValue, n_test: int | Non
             return reported.pm, f"its ± {reported.pm:g} as a standard error"
         return reported.pm / math.sqrt(n), f"its ± {reported.pm:g} as the SD of {n} run(s)"
     if str(table.metric) in ACCURACY_METRICS and n_test:
-        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
+        sd = binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
         return sd / math.sqrt(n), (
             f"no ± printed: binomial SD √(p(1−p)/{n_test}) = {sd:.3g} pp over {n} run(s) (estimate)"
         )
@@ -164,7 +168,7 @@ def cell_tolerance(
             f"{rule.tolerance:.1%} of the reported value ({why}) + {rounding}"
         )
     if str(table.metric) in ACCURACY_METRICS and n_test:
-        sd = stats.binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
+        sd = binomial_floor_sd_percent(min(100.0, max(0.0, reported.value)), n_test)
         return TEST_SET_SDS * sd + slack, (
             f"default: {TEST_SET_SDS:g} binomial test-set SDs ({TEST_SET_SDS:g} × {sd:.3g} pp at n_test {n_test}: "
             f"two evaluations of one model on this test set differ by up to 2√2 ≈ 2.8 SDs, so closer "
@@ -188,29 +192,27 @@ class CellDecision:
     borderline: bool = False
 
 
-def _cell_verdict(
-    summary: stats.Summary, reported: ReportedValue, se_rep: float, tol: float, rule: CellRule
-) -> CellDecision:
+def _cell_verdict(summary: Summary, reported: ReportedValue, se_rep: float, tol: float, rule: CellRule) -> CellDecision:
     """The equivalence decision for a cell evaluated at its own scale."""
     n = summary.n
     if n == 0:
         return CellDecision(NOT_EVALUATED, NO_RUNS)
     diff = summary.mean - reported.value
-    seeds, towards = stats.seeds_to_decide(diff, summary.sd_used, se_rep, tol, rule.alpha)
+    seeds, towards = seeds_to_decide(diff, summary.sd_used, se_rep, tol, rule.alpha)
     need = f"about {seeds} seeds would likely decide ({towards})" if seeds else towards
     if n < 2:
         return CellDecision(
             INCONCLUSIVE, f"one run cannot separate seed noise from a real gap; {need}", seeds, towards if seeds else ""
         )
     se = math.sqrt(summary.sd_used**2 / n + se_rep**2)
-    eq = stats.equivalence(diff, se, n - 1, tol, rule.alpha)
+    eq = equivalence(diff, se, n - 1, tol, rule.alpha)
     ci = (
         f"{pct(rule.confidence)} CI of reproduced − reported [{fmt(eq.ci_low)}, {fmt(eq.ci_high)}] "
         f"vs tolerance ±{fmt(tol, 3)} (n={n})"
     )
-    if eq.decision == stats.EQUIVALENT:
+    if eq.decision == EQUIVALENT:
         return CellDecision(REPRODUCED, f"{ci}: inside", None, "", eq.ci_low, eq.ci_high, eq.borderline)
-    if eq.decision == stats.DIFFERENT:
+    if eq.decision == DIFFERENT:
         return CellDecision(NOT_REPRODUCED, f"{ci}: outside", None, "", eq.ci_low, eq.ci_high, eq.borderline)
     return CellDecision(
         INCONCLUSIVE,
@@ -265,8 +267,8 @@ def evaluate_cell(
     rule = rule or CellRule()
     ok = usable(runs)
     summary, floor = summarize_runs(ok, str(table.metric), rule.confidence, table.test_size)
-    rel = stats.relative_error(summary.mean, reported.value)
-    light = stats.traffic_light(summary.mean, reported.value, higher_is_better(str(table.metric)))
+    rel = relative_error(summary.mean, reported.value)
+    light = traffic_light(summary.mean, reported.value, higher_is_better(str(table.metric)))
     data = datasets(ok, dataset)
     n_test = n_test_of(ok)
     se_rep, se_how = reported_se(table, reported, n_test)
@@ -338,7 +340,7 @@ def table_cells(
 def table_result(table: ReportedTable, cells: list[CellResult], scale: str, dataset: str) -> TableResult:
     comparable = scale == table.scale
     have = [c for c in cells if c.n > 0 and comparable and str(table.metric) not in MACHINE_DEPENDENT]
-    msd = stats.mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) if have else math.nan
+    msd = mean_squared_deviation([c.mean for c in have], [c.reported for c in have]) if have else math.nan
     note = (
         "reproduced and reported numbers are comparable"
         if comparable

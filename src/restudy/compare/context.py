@@ -1,6 +1,6 @@
 """What a claim kind's evaluator is given: :class:`EvaluationContext`, the runs of one scale with
 the study, the data set, stored predictions, and the helpers to select, pair and summarise runs and
-to build the :class:`~restudy.compare.results.ClaimResult`.
+to build the :class:`~restudy.compare.verdicts.ClaimResult`.
 
 An evaluator is ``evaluate(claim, ctx) -> ClaimResult``; it is called only at the scales the claim
 asks for (``claim.scales``). Everything it needs from the runs goes through ``ctx``::
@@ -18,12 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import stats
-from ..study import ModelSet, Selector, Study
+from ..spec.claim_base import ModelSet, Selector
+from ..spec.study import Study
+from ..stats.summary import Summary
 from .cells import CellRule
 from .modelsets import ModelSets, Predictions, SetData
-from .results import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, VariabilityRow, clean
 from .select import Row, metric_value, pair_runs, per_seed_means, select_runs, summarize_runs, usable
+from .verdicts import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, VariabilityRow, clean
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class EvaluationContext:
         study: the study.
         scale: the scale the runs were made at.
         dataset: the data set those runs used, as the report names it.
-        rows: run rows (:func:`restudy.record.row`) of that scale, any status.
+        rows: run rows (:func:`restudy.storage.record.row`) of that scale, any status.
         rules: (table, row, column) → :class:`~restudy.compare.cells.CellRule` (the CI level and
             tolerance set by the first claim naming a cell).
         predictions: (run key, view) → (logits, labels) or None; None when not available.
@@ -109,7 +110,7 @@ class EvaluationContext:
         return pair_runs(a_runs, b_runs, a, b)
 
     @staticmethod
-    def summarize(runs: Sequence[Row], metric: str, confidence: float = 0.95) -> tuple[stats.Summary, float]:
+    def summarize(runs: Sequence[Row], metric: str, confidence: float = 0.95) -> tuple[Summary, float]:
         """Mean, SD and CI of a metric over runs (accuracies floored by the binomial test-set SD);
         returns the summary and the floor used."""
         return summarize_runs(runs, metric, confidence)

@@ -32,13 +32,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .. import stats
-from ..numbers import fmt
-from ..record import ACCURACY_PREFIXES
-from ..study import ReportedTable, ReportedValue, Study, TableLayout
+from ..display.numbers import fmt
+from ..spec.reported import ReportedTable, ReportedValue, TableLayout
+from ..spec.study import Study
+from ..stats.decisions import equivalence
+from ..stats.summary import binomial_floor_sd_percent
+from ..storage.record import ACCURACY_PREFIXES
 from .cells import cell_runs, reported_se, scale_note
-from .results import LeakageResult, chance_sentence
 from .select import Row, datasets, metric_value, n_test_of, usable
+from .verdicts import LeakageResult, chance_sentence
 
 ALPHA = 0.05
 """Level of each one-sided test (gap and side); see the module docstring for why it is not split."""
@@ -81,7 +83,7 @@ def _pairs(runs: Iterable[Row], own: str, other: str) -> tuple[np.ndarray, np.nd
 
 def _interval(mean: float, se: float, n: int) -> tuple[float, float]:
     """The (1 − 2α) t-interval of a mean (n − 1 df)."""
-    eq = stats.equivalence(mean, se, n - 1, 0.0, ALPHA)
+    eq = equivalence(mean, se, n - 1, 0.0, ALPHA)
     return eq.ci_low, eq.ci_high
 
 
@@ -136,7 +138,7 @@ def evaluate_value(
     n_test = table.test_size or n_test_of(usable(runs))
     floor = 0.0
     if own.startswith(ACCURACY_PREFIXES) and n_test:
-        floor = stats.binomial_floor_sd_percent(min(100.0, max(0.0, float(np.mean(a)))), n_test)
+        floor = binomial_floor_sd_percent(min(100.0, max(0.0, float(np.mean(a)))), n_test)
     sd_gap = max(float(np.std(gap, ddof=1)), floor)
     sd_mid = max(float(np.std(mid, ddof=1)), floor / 2.0)
     gap_low, gap_high = _interval(float(np.mean(gap)), sd_gap / math.sqrt(n), n)

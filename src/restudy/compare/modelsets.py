@@ -1,6 +1,6 @@
 """Model sets from stored predictions: each set's runs (usable rows of one experiment and axis
 levels, in seed-index order) stacked from their stored test logits through a view, measured with
-:func:`restudy.metrics.summarize`, and resampled over models for bootstrap CIs.
+:func:`restudy.stats.variability.summarize`, and resampled over models for bootstrap CIs.
 
 Uncertainty comes from a seeded bootstrap over **models** (:data:`VAR_RESAMPLES` resamples, seeded
 by the model set so reports are reproducible), turned into intervals by
@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import artifacts, metrics, stats
-from ..study import ModelSet
+from ..spec.claim_base import ModelSet
+from ..stats import variability as metrics
+from ..stats.intervals import bootstrap_interval
+from ..storage import artifacts
 from .select import Row, select_runs, usable
 from .views import FEATURES, view_tensor
 
@@ -98,7 +100,7 @@ def load_predictions(out_dir: str | Path) -> Predictions:
 
 def _unverified(folder: Path, path: Path) -> str | None:
     """Why the logits file cannot be trusted (None when its sha256 is the one its run.json records)."""
-    from ..safeio import read_json, verify_file
+    from ..storage.safeio import read_json, verify_file
 
     try:
         rec = read_json(folder / artifacts.RUN_FILE)
@@ -194,7 +196,7 @@ class SetData:
 def bca(point: float, draws: np.ndarray, jack: list[np.ndarray], confidence: float, n: int) -> tuple[float, float]:
     """:func:`restudy.stats.bootstrap_interval` (log-scale for positive spreads and ratios, BCa
     otherwise) with the expansion for ``n`` models."""
-    return stats.bootstrap_interval(point, draws, jack, confidence, n=n)
+    return bootstrap_interval(point, draws, jack, confidence, n=n)
 
 
 def _set_key(ms: ModelSet) -> tuple[str, ...]:

@@ -19,11 +19,11 @@ import math
 
 import numpy as np
 
-from .. import stats
-from ..study import ReportedTable, TableLayout
+from ..spec.reported import ReportedTable, TableLayout
+from ..stats.decisions import equivalence
 from .cells import cell_runs
-from .results import ColumnRatio
 from .select import MACHINE_DEPENDENT, Row, metric_value, per_seed_means, usable
+from .verdicts import ColumnRatio
 
 ALPHA = 0.05
 """Each side of the ratio's interval; the (1 − 2α) = 90 % interval matches the claims'."""
@@ -58,7 +58,7 @@ def column_ratios(table: ReportedTable, rows: list[Row], scale: str) -> list[Col
             low = high = math.nan
             if len(seeds) > 1:
                 se = float(np.std(logs, ddof=1)) / math.sqrt(len(seeds))
-                eq = stats.equivalence(float(np.mean(logs)), se, len(seeds) - 1, 0.0, ALPHA)
+                eq = equivalence(float(np.mean(logs)), se, len(seeds) - 1, 0.0, ALPHA)
                 low, high = math.exp(eq.ci_low), math.exp(eq.ci_high)
             rep_a, rep_b = table.value(r, c), table.value(r, base)
             reported = (

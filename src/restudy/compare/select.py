@@ -1,7 +1,7 @@
 """Runs: reading a metric off a run, selecting, grouping and pairing runs, and summarising a metric
 over them (mean, SD, CI with the binomial test-set floor for accuracies).
 
-A run is a flat row of :func:`restudy.record.row`. Failed runs have no metrics: :func:`usable`
+A run is a flat row of :func:`restudy.storage.record.row`. Failed runs have no metrics: :func:`usable`
 drops them. Diverged runs keep their measured accuracy (usually chance) and enter accuracy
 statistics; their losses are NaN and are dropped.
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import stats
-from ..artifacts import variant_id
-from ..study import Selector
+from ..spec.claim_base import Selector
+from ..stats.summary import Summary, binomial_floor_sd_percent, summarize
+from ..storage.artifacts import variant_id
 
 ACCURACY_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_acc_best")  # test_acc_best: max over epochs
 LOWER_IS_BETTER: frozenset[str] = frozenset({"test_loss", "train_loss", "diverged", "wall_s"})
@@ -48,7 +48,7 @@ def metric_value(row: Row, metric: str) -> float:
 
 
 def variant_label(variant: dict[str, str]) -> str:
-    """Returns ``"axis=level,..."`` (``"-"`` for no axes), as :func:`restudy.record.row` does."""
+    """Returns ``"axis=level,..."`` (``"-"`` for no axes), as :func:`restudy.storage.record.row` does."""
     return variant_id(variant)
 
 
@@ -109,12 +109,12 @@ def floor_sd(metric: str, mean: float, n_test: int | None) -> float:
     """
     if metric not in ACCURACY_METRICS or not n_test or not math.isfinite(mean):
         return 0.0
-    return stats.binomial_floor_sd_percent(min(100.0, max(0.0, mean)), int(n_test))
+    return binomial_floor_sd_percent(min(100.0, max(0.0, mean)), int(n_test))
 
 
 def summarize_runs(
     runs: Sequence[Row], metric: str, confidence: float = 0.95, n_test: int | None = None
-) -> tuple[stats.Summary, float]:
+) -> tuple[Summary, float]:
     """Summarises ``metric`` over runs with the binomial floor for accuracies.
 
     Args:
@@ -130,7 +130,7 @@ def summarize_runs(
     finite = values[~np.isnan(values)]
     mean = float(np.mean(finite)) if finite.size else math.nan
     floor = floor_sd(metric, mean, n_test_of(runs) or n_test)
-    return stats.summarize(values, confidence=confidence, floor_sd=floor), floor
+    return summarize(values, confidence=confidence, floor_sd=floor), floor
 
 
 def per_seed_means(values: Iterable[tuple[int, float]]) -> tuple[list[int], list[float]]:
@@ -174,7 +174,7 @@ def not_learned(runs: Iterable[Row]) -> list[Row]:
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (acc, k, n)) or k < 2 or n < 1:
             continue
         chance = 100.0 / k
-        if acc <= chance + NOT_LEARNED_SDS * stats.binomial_floor_sd_percent(chance, int(n)):
+        if acc <= chance + NOT_LEARNED_SDS * binomial_floor_sd_percent(chance, int(n)):
             out.append(r)
     return out
 

@@ -27,13 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics, stats
-from ..numbers import fmt, pct
-from ..study import ModelSet, ReportedTable, ReportedValue, VariabilityLayout
+from ..display.numbers import fmt, pct
+from ..spec.claim_base import ModelSet
+from ..spec.reported import ReportedTable, ReportedValue, VariabilityLayout
+from ..stats import variability as metrics
+from ..stats.agreement import relative_error, traffic_light
+from ..stats.decisions import DIFFERENT, EQUIVALENT, interval_decision
 from .cells import CellRule, scale_note
 from .context import EvaluationContext
 from .modelsets import VAR_CONFIDENCE, SetData, bca, joint_draws, joint_jackknife, no_variability
-from .results import (
+from .verdicts import (
     INCONCLUSIVE,
     NOT_EVALUATED,
     NOT_REPRODUCED,
@@ -201,15 +204,15 @@ def _var_verdict(
     extra = z * (reported.pm or 0.0)
     lo = value - math.hypot(value - low, extra) - reported.value
     hi = value + math.hypot(high - value, extra) - reported.value
-    decision, near = stats.interval_decision(lo, hi, tol)
+    decision, near = interval_decision(lo, hi, tol)
     widened = " widened by the reported ±" if reported.pm else ""
     span = (
         f"{pct(rule.confidence)} bootstrap CI{widened} of reproduced − reported [{fmt(lo, 4)}, {fmt(hi, 4)}] "
         f"vs tolerance ±{fmt(tol, 4)} (M={row.n_models})"
     )
-    if decision == stats.EQUIVALENT:
+    if decision == EQUIVALENT:
         return _VarDecision(REPRODUCED, f"{span}: inside", lo, hi, tol, why, near)
-    if decision == stats.DIFFERENT:
+    if decision == DIFFERENT:
         return _VarDecision(NOT_REPRODUCED, f"{span}: outside", lo, hi, tol, why, near)
     models = _models_to_decide(value, low, high, extra, abs(value - reported.value), tol, row.n_models)
     need = f"about {models} models per set would likely decide" if models else "no model count is likely to decide"
@@ -242,8 +245,8 @@ def variability_cell(
     rule = rule or CellRule()
     known = entry if entry is not None else _column_entry(row, column)
     entry = known or {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan}
-    rel = stats.relative_error(entry["value"], reported.value)
-    light = stats.traffic_light(entry["value"], reported.value, _var_higher_is_better(column))
+    rel = relative_error(entry["value"], reported.value)
+    light = traffic_light(entry["value"], reported.value, _var_higher_is_better(column))
     if known is None:
         dec = _VarDecision(NOT_EVALUATED, _missing_note(table, row, column))
     elif scale != table.scale:

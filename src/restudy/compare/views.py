@@ -1,6 +1,6 @@
 """Model-set views: the name a study gives to one kind of stored prediction (``test``,
 ``tta:<strategy>``, ``ensemble``, ``ensemble+tta:<strategy>``) and the tensor of a run's
-``test_logits.safetensors`` it reads (:mod:`restudy.artifacts`).
+``test_logits.safetensors`` it reads (:mod:`restudy.storage.artifacts`).
 
 A view is ``name`` or ``name:argument``; ``name`` is looked up in the ``view`` registry, whose
 function maps the argument ("" when none) to a tensor name, raising ``ValueError`` for a bad one.
@@ -15,10 +15,10 @@ Imports registry, artifacts and the (torch-free) strategy check of tta.
 
 from __future__ import annotations
 
-from .. import artifacts
 from ..errors import RestudyError
-from ..registry import get, names, register
-from ..tta import tta_names_problem
+from ..plugins import get, names, register
+from ..spec.tta_strategies import tta_names_problem
+from ..storage import artifacts
 
 FEATURES = "features"  # penultimate features for CKA: read internally, not a study's view
 

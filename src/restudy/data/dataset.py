@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import DataError
-from ..registry import create
+from ..plugins import create
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..registry import register
+from ..plugins import register
 from .dataset import Dataset, maybe_flatten, split_note, standardize_scalar, subset_size
 
 _NUM_CLASSES = 10

@@ -53,7 +53,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from ..registry import register
+from ..plugins import register
 from .cifar import default_root
 from .dataset import Dataset, split_note, subset_size
 from .images import IMAGENET_MEAN, IMAGENET_STD, LazyImages
@@ -251,3 +251,10 @@ def imagenet(
 
 
 imagenet.streamed = True  # type: ignore[attr-defined]  # inputs are LazyImages: never stacked
+
+
+# What the data set reads, declared by the part (the report's next steps name it for paper scale).
+imagenet.files_needed = (  # type: ignore[attr-defined]
+    "imagenet: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (validation sorted into class folders) under "
+    "$RESTUDY_DATA/imagenet (default ~/.cache/restudy/data/imagenet), from the ILSVRC-2012 archives"
+)

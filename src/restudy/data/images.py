@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from ..errors import DataError, RestudyError
-from ..registry import register
+from ..plugins import register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

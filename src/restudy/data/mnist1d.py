@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..registry import register
-from ..safeio import atomic_write_bytes
+from ..plugins import register
+from ..storage.safeio import atomic_write_bytes
 from .dataset import Dataset, maybe_flatten, split_note, standardize_scalar, subset_size
 
 _NUM_CLASSES = 10

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DataError
-from ..registry import register
+from ..plugins import register
 from .dataset import Dataset, maybe_flatten
 
 _DEFAULT_N_TRAIN = 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register
+from ..plugins import register
 from .enorm import ENorm, balanced_layers, energy
 
 __all__ = ["ENorm", "balanced_layers", "energy", "make_enorm", "make_none"]

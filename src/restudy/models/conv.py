@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import RestudyError
-from ..registry import register
+from ..plugins import register
 
 __all__ = ["small_cnn"]
 
@@ -69,3 +69,6 @@ def _init_convs(model: nn.Module, generator: torch.Generator | None) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+
+
+small_cnn.display_name = "small CNN"  # type: ignore[attr-defined]  # how a report names it

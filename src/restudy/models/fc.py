@@ -7,12 +7,13 @@ Linear(width, num_classes)``, bias-free and He-initialized by default.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import RestudyError
-from ..registry import register
+from ..plugins import register
 
 __all__ = ["fc", "NORMS", "INITS"]
 
@@ -74,6 +75,27 @@ def fc(
     model = nn.Sequential(*layers)
     _init_linears(model, init, generator)
     return model
+
+
+def _stackable(args: dict[str, Any]) -> str:
+    """Why fc nets built with ``args`` cannot be trained as one stacked model ("" when they can):
+    every fc net is a ReLU MLP (Linear, optional BatchNorm1d, ReLU, ..., Linear) that
+    ``restudy.training.stacked_model.StackedMLP`` stacks, for each of its norms."""
+    norm = args.get("norm", "none")
+    return "" if norm in NORMS else f"model.norm {norm!r}: only model.norm {' or '.join(NORMS)} is stacked"
+
+
+def _layer_sizes(args: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> list[int]:
+    """Widths of the net's activations, input first: [in, width, ..., width, classes]."""
+    hidden, width = int(args["hidden"]), int(args["width"])
+    return [math.prod(input_shape)] + [width] * (hidden + 1) + [num_classes]
+
+
+# The stacked form, declared by the part (restudy.execution.stacked reads these): seeds of a tiny
+# fc net train as one stacked model with batched matmuls.
+fc.stackable = _stackable  # type: ignore[attr-defined]
+fc.layer_sizes = _layer_sizes  # type: ignore[attr-defined]
+fc.display_name = "MLP"  # type: ignore[attr-defined]  # how a report names it
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import RestudyError
-from ..registry import register
+from ..plugins import register
 
 __all__ = ["resnet14", "resnet34", "CifarResNet"]
 
@@ -127,3 +127,8 @@ def resnet34(input_shape: tuple[int, ...], num_classes: int, width: int = 64, sh
     return CifarResNet(
         [3, 4, 6, 3], [width, 2 * width, 4 * width, 8 * width], num_classes, _check(input_shape), shortcut
     )
+
+
+# How a report names the runs' models (declared by the part; report/provenance.py reads it).
+resnet14.display_name = "ResNet-14"  # type: ignore[attr-defined]
+resnet34.display_name = "ResNet-34"  # type: ignore[attr-defined]

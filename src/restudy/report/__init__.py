@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import compare as cmp
-from ..safeio import atomic_write_text, write_json
-from ..study import Study
+from ..spec.study import Study
+from ..storage.safeio import atomic_write_text, write_json
 from . import html, markdown, plots, results
 
 __all__ = ["write_report"]
@@ -50,7 +50,7 @@ def write_report(
         scale: the scale of the runs.
         comparison: :func:`restudy.compare.compare` of those runs.
         records: full run records (``key, spec, status, reason, metrics, curves, timings, env``).
-        env: the environment of this invocation (:func:`restudy.env.capture`).
+        env: the environment of this invocation (:func:`restudy.storage.env.capture`).
         plan_info: ``scale_description, dataset, deviations, settings`` (experiment → variant →
             setting → value/provenance/source), ``reused_env_mismatch`` (run keys),
             ``wall_s_total, workers, command``; optionally ``paper_settings`` (experiment →

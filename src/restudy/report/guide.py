@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import compare as cmp
-from ..study import Study
-from .tables import duration
+from ..display.tables import duration
+from ..spec.study import Study
 
 
 def _seeds_now(rows: Sequence[dict[str, Any]]) -> int:

@@ -1,5 +1,5 @@
 """Report figures: each claim's (drawn by its kind from its evidence), the training curves of each
-experiment and one per variability table (matplotlib, Agg, via :mod:`restudy.report.draw`).
+experiment and one per variability table (matplotlib, Agg, via :mod:`restudy.display.draw`).
 
 Nothing here selects, pairs or summarises runs: claim figures come from their kinds
 (:mod:`restudy.claims`), variability figures from the reproduced rows compare returned, and curve
@@ -25,12 +25,12 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from .. import compare as cmp
-from .. import metrics
-from ..claims import claim_kind
-from ..study import Study
-from . import draw
+from ..claims.base import claim_kind
+from ..display import draw
+from ..display.tables import METRIC_LABELS
+from ..spec.study import Study
+from ..stats import variability as metrics
 from .provenance import describe_runs
-from .tables import METRIC_LABELS
 from .variability import merged_rows, split_title
 
 log = logging.getLogger(__name__)

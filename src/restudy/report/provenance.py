@@ -17,9 +17,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..numbers import MISSING
-from ..study import Study
-from .tables import Cell, cell, table, value_text
+from .. import plugins
+from ..display.numbers import MISSING
+from ..display.tables import Cell, cell, table, value_text
+from ..errors import RestudyError
+from ..spec.settings import RunSettings
+from ..spec.study import Study
 
 LEGEND = (
     "Provenance: paper (stated in the paper or its reproduction report), code (found in the "
@@ -308,14 +311,14 @@ def documents(study: Study) -> list[dict[str, str]]:
 
 
 def model_name(name: str) -> str:
-    """A registered model's name as a reader knows it: ``fc`` → ``MLP``, ``resnet14`` → ``ResNet-14``."""
-    if name == "fc":
-        return "MLP"
-    if m := re.fullmatch(r"resnet(\d+)", name):
-        return f"ResNet-{m.group(1)}"
-    if name == "conv":
-        return "small CNN"
-    return name
+    """A registered model's name as a reader knows it, as its factory declares it in
+    ``display_name`` (``fc`` → ``MLP``, ``resnet14`` → ``ResNet-14``); the registered name otherwise."""
+    try:
+        factory = plugins.get("model", name)
+    except RestudyError:  # not registered in this process (e.g. a study module not imported)
+        return name
+    display = getattr(factory, "display_name", None)
+    return display if isinstance(display, str) and display else name
 
 
 def describe_runs(records: Sequence[dict[str, Any]]) -> str:
@@ -323,14 +326,13 @@ def describe_runs(records: Sequence[dict[str, Any]]) -> str:
     varies between runs lists its values (``hidden 1–9``)."""
     models: dict[str, dict[str, list[str]]] = {}
     for rec in records:
-        s = (rec.get("spec") or {}).get("settings") or {}
-        name = s.get("model")
-        if not name:
+        s = RunSettings.of_record(rec)
+        if s is None or not s.has("model"):
             continue
-        args = models.setdefault(str(name), {})
-        for k, v in s.items():
-            if k.startswith("model.") and not isinstance(v, (dict, list)):
-                vals = args.setdefault(k[6:], [])
+        args = models.setdefault(str(s.engine.model), {})
+        for k, v in s.part_args("model").items():
+            if not isinstance(v, (dict, list)):
+                vals = args.setdefault(k, [])
                 if value_text(v) not in vals:
                     vals.append(value_text(v))
     out = []

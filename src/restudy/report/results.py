@@ -4,7 +4,7 @@ Everything here is pure: it turns a study, its :class:`restudy.compare.Compariso
 and the plan information into dicts of numbers and preformatted strings. ``markdown.py`` and
 ``html.py`` only arrange them, so both formats always say the same thing.
 
-Tables and cells are those of :mod:`restudy.report.tables` (``assumed`` marks a hyperparameter
+Tables and cells are those of :mod:`restudy.display.tables` (``assumed`` marks a hyperparameter
 whose value was assumed, not found in the paper, code or authors). A claim's evidence is written by
 its kind's ``render`` (:mod:`restudy.claims`), or shown by a default rendering; nothing here
 computes a statistic.
@@ -18,17 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import compare as cmp
-from ..claims import claim_kind
+from ..claims.base import claim_kind
 from ..compare.cells import NO_RUNS
 from ..compare.leakage import FLAGGED
 from ..compare.leakage import RULE as LEAKAGE_RULE
 from ..compare.leakage import summary as leakage_summary
-from ..numbers import MISSING, fmt
-from ..record import row as record_row
-from ..study import ModelSet, Study
-from .guide import next_steps
-from .provenance import describe_runs, documents, human_source, hyper_table_views, settings_views
-from .tables import (
+from ..display.numbers import MISSING, fmt
+from ..display.tables import (
     VERDICT_TEXT,
     Table,
     anchor,
@@ -44,6 +40,11 @@ from .tables import (
     value_text,
     verdict_cell,
 )
+from ..spec.claim_base import ModelSet
+from ..spec.study import Study
+from ..storage.record import row as record_row
+from .guide import next_steps
+from .provenance import describe_runs, documents, human_source, hyper_table_views, settings_views
 from .variability import kernels_note, split_title, variability_views
 
 ENV_KEYS = (

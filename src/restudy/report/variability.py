@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import compare as cmp
-from ..compare.cells import RAN_INSTEAD
-from ..numbers import MISSING, fmt, signed_percent
-from ..study import Study
-from .provenance import human_source
-from .tables import (
+from ..display.numbers import MISSING, fmt, signed_percent
+from ..display.tables import (
     METRIC_DIGITS,
     METRIC_LABELS,
+    RAN_INSTEAD,
     Table,
     anchor,
     cell,
@@ -31,6 +29,9 @@ from .tables import (
     table,
     verdict_cell,
 )
+from ..spec.settings import RunSettings
+from ..spec.study import Study
+from .provenance import human_source
 
 
 def _reported_text(value: Any) -> str:
@@ -217,7 +218,7 @@ def _row_epochs(study: Study, t: cmp.VariabilityTableResult, records: Sequence[d
         where = dict(getattr(ms, "where", None) or {}) if ms is not None else {}
         vals = sorted(
             {
-                str((rec.get("spec") or {}).get("settings", {}).get("epochs"))
+                str(s.engine.epochs if (s := RunSettings.of_record(rec)) is not None and s.has("epochs") else None)
                 for rec in records
                 if (rec.get("spec") or {}).get("experiment") == r.experiment
                 and all(str((rec["spec"].get("variant") or {}).get(k)) == str(v) for k, v in where.items())

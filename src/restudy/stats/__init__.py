@@ -18,57 +18,47 @@ Conventions:
   every non-finite float (NaN, +inf, -inf) becomes ``None``, because JSON has none of them. An
   unbounded interval such as ``(-inf, inf)`` therefore serialises as ``(None, None)``.
 
-Imports nothing from restudy. One module per concept: ``summary``, ``comparisons``, ``power``,
-``intervals``, ``agreement``, ``equivalence``, ``trend``; every public name is re-exported here.
+Imports nothing of restudy outside this package. One module per concept: ``summary``,
+``comparisons``, ``power``, ``intervals``, ``agreement``, ``decisions`` (equivalence), ``trend``, and the
+variability metrics of a set of models' predictions (``variability``, with ``cka``). The helpers a
+claim kind needs are in :mod:`restudy.api`; the names this package used to export still resolve for
+one release, with a ``DeprecationWarning`` naming their new home.
 """
 
 from __future__ import annotations
 
-from ._core import Alternative
-from .agreement import mean_squared_deviation, relative_error, traffic_light
-from .comparisons import PairedResult, paired_difference, welch_difference
-from .equivalence import (
-    DIFFERENT,
-    EQUIVALENT,
-    UNDECIDED,
-    Equivalence,
-    borderline,
-    equivalence,
-    interval_decision,
-    seeds_to_decide,
-)
-from .intervals import bca_interval, bootstrap_ci, bootstrap_interval, log_interval, rate_ci
-from .power import seeds_needed, t_test_power
-from .summary import Summary, binomial_floor_sd, binomial_floor_sd_percent, summarize
-from .trend import SlopeResult, slope_test
+from .._compat import moved
 
-__all__ = [
-    "Alternative",
-    "DIFFERENT",
-    "EQUIVALENT",
-    "UNDECIDED",
-    "Equivalence",
-    "PairedResult",
-    "SlopeResult",
-    "Summary",
-    "bca_interval",
-    "binomial_floor_sd",
-    "borderline",
-    "binomial_floor_sd_percent",
-    "bootstrap_ci",
-    "bootstrap_interval",
-    "equivalence",
-    "interval_decision",
-    "log_interval",
-    "mean_squared_deviation",
-    "paired_difference",
-    "rate_ci",
-    "relative_error",
-    "seeds_needed",
-    "seeds_to_decide",
-    "slope_test",
-    "summarize",
-    "t_test_power",
-    "traffic_light",
-    "welch_difference",
-]
+__getattr__ = moved(
+    "restudy.stats",
+    {
+        "Alternative": "restudy.stats._core",
+        "mean_squared_deviation": "restudy.stats.agreement",
+        "relative_error": "restudy.stats.agreement",
+        "traffic_light": "restudy.stats.agreement",
+        "PairedResult": "restudy.api",
+        "paired_difference": "restudy.api",
+        "welch_difference": "restudy.api",
+        "DIFFERENT": "restudy.api",
+        "EQUIVALENT": "restudy.api",
+        "UNDECIDED": "restudy.api",
+        "Equivalence": "restudy.api",
+        "borderline": "restudy.stats.decisions",
+        "equivalence": "restudy.api",
+        "interval_decision": "restudy.stats.decisions",
+        "seeds_to_decide": "restudy.api",
+        "bca_interval": "restudy.stats.intervals",
+        "bootstrap_ci": "restudy.stats.intervals",
+        "bootstrap_interval": "restudy.api",
+        "log_interval": "restudy.stats.intervals",
+        "rate_ci": "restudy.api",
+        "seeds_needed": "restudy.api",
+        "t_test_power": "restudy.api",
+        "Summary": "restudy.api",
+        "binomial_floor_sd": "restudy.api",
+        "binomial_floor_sd_percent": "restudy.api",
+        "summarize": "restudy.api",
+        "SlopeResult": "restudy.api",
+        "slope_test": "restudy.api",
+    },
+)

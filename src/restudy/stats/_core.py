@@ -28,7 +28,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class _ToDict:
+class ToDict:
     """Mixin giving frozen result dataclasses a JSON-safe ``to_dict()``."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,7 +42,7 @@ class _ToDict:
         return {f.name: _json_value(getattr(self, f.name)) for f in items}
 
 
-def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
+def as_1d(values: ArrayLike, name: str) -> np.ndarray:
     """Returns ``values`` as a flat float64 array (NaNs kept)."""
     arr = np.asarray(values, dtype=float)
     if arr.ndim > 1:
@@ -50,24 +50,24 @@ def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
     return arr.reshape(-1)
 
 
-def _finite(values: ArrayLike, name: str) -> np.ndarray:
+def finite(values: ArrayLike, name: str) -> np.ndarray:
     """Returns ``values`` as a flat float64 array with NaNs dropped."""
-    arr = _as_1d(values, name)
+    arr = as_1d(values, name)
     return arr[~np.isnan(arr)]
 
 
-def _check_confidence(confidence: float) -> None:
+def check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
 
 
-def _check_alternative(alternative: str) -> None:
+def check_alternative(alternative: str) -> None:
     if alternative not in _ALTERNATIVES:
         allowed = ", ".join(_ALTERNATIVES)
         raise ValueError(f"alternative must be one of {allowed}; got {alternative!r}")
 
 
-def _degenerate_p(mean: float, alternative: str) -> float:
+def degenerate_p(mean: float, alternative: str) -> float:
     """p-value of a test whose statistic has zero spread (SD 0): t is 0 or ±inf.
 
     With mean 0 nothing is shown (p = 1 for every alternative); with a non-zero mean the
@@ -82,7 +82,7 @@ def _degenerate_p(mean: float, alternative: str) -> float:
     return 0.0 if mean < 0 else 1.0
 
 
-def _degenerate_t(mean: float) -> float:
+def degenerate_t(mean: float) -> float:
     """t statistic for SD 0: 0 if the mean is 0 (no evidence either way), else ±inf."""
     if mean == 0.0:
         return 0.0

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._core import _as_1d
+from ._core import as_1d
 
 
 def mean_squared_deviation(reproduced: ArrayLike, reported: ArrayLike) -> float:
@@ -30,7 +30,7 @@ def mean_squared_deviation(reproduced: ArrayLike, reported: ArrayLike) -> float:
     Raises:
         ValueError: if the inputs differ in length or are not 1-D.
     """
-    x, y = _as_1d(reproduced, "reproduced"), _as_1d(reported, "reported")
+    x, y = as_1d(reproduced, "reproduced"), as_1d(reported, "reported")
     if x.shape != y.shape:
         raise ValueError(f"reproduced and reported must have equal length; got {x.size} and {y.size}")
     keep = ~(np.isnan(x) | np.isnan(y))

@@ -15,18 +15,18 @@ from scipy import stats as st
 
 from ._core import (
     Alternative,
-    _as_1d,
-    _check_alternative,
-    _check_confidence,
-    _degenerate_p,
-    _degenerate_t,
-    _finite,
-    _ToDict,
+    ToDict,
+    as_1d,
+    check_alternative,
+    check_confidence,
+    degenerate_p,
+    degenerate_t,
+    finite,
 )
 
 
 @dataclass(frozen=True)
-class PairedResult(_ToDict):
+class PairedResult(ToDict):
     """Comparison of two sets of runs, ``a`` versus ``b`` (difference taken as a − b).
 
     Attributes:
@@ -93,9 +93,9 @@ def paired_difference(
     Raises:
         ValueError: if a and b differ in length, are not 1-D, or an argument is out of range.
     """
-    _check_confidence(confidence)
-    _check_alternative(alternative)
-    xa, xb = _as_1d(a, "a"), _as_1d(b, "b")
+    check_confidence(confidence)
+    check_alternative(alternative)
+    xa, xb = as_1d(a, "a"), as_1d(b, "b")
     if xa.shape != xb.shape:
         raise ValueError(f"a and b must have equal length to be paired; got {xa.size} and {xb.size}")
     keep = ~(np.isnan(xa) | np.isnan(xb))
@@ -116,8 +116,8 @@ def paired_difference(
             n,
             mean,
             mean,
-            _degenerate_t(mean),
-            _degenerate_p(mean, alternative),
+            degenerate_t(mean),
+            degenerate_p(mean, alternative),
             _wilcoxon_p(d, alternative),
             "paired-t",
             n,
@@ -187,9 +187,9 @@ def welch_difference(
     Raises:
         ValueError: if a or b is not 1-D or an argument is out of range.
     """
-    _check_confidence(confidence)
-    _check_alternative(alternative)
-    xa, xb = _finite(a, "a"), _finite(b, "b")
+    check_confidence(confidence)
+    check_alternative(alternative)
+    xa, xb = finite(a, "a"), finite(b, "b")
     na, nb = int(xa.size), int(xb.size)
     n = min(na, nb)
     nan = math.nan
@@ -205,7 +205,7 @@ def welch_difference(
     rank_p = _mannwhitney_p(xa, xb, alternative)
     if se == 0.0:
         return PairedResult(
-            mean, 0.0, n, mean, mean, _degenerate_t(mean), _degenerate_p(mean, alternative), rank_p, "welch-t", na, nb
+            mean, 0.0, n, mean, mean, degenerate_t(mean), degenerate_p(mean, alternative), rank_p, "welch-t", na, nb
         )
     df = se**4 / (wa**2 / (na - 1) + wb**2 / (nb - 1))
     with warnings.catch_warnings():

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as st
 
-from ._core import _check_confidence, _finite
+from ._core import check_confidence, finite
 
 
 def rate_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -39,7 +39,7 @@ def rate_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     Raises:
         ValueError: if k or n is negative or non-integral, k > n, or confidence is out of range.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if int(k) != k or int(n) != n or k < 0 or n < 0 or k > n:
         raise ValueError(f"need integers 0 <= k <= n; got k={k!r}, n={n!r}")
     k, n = int(k), int(n)
@@ -79,10 +79,10 @@ def bootstrap_ci(
     Raises:
         ValueError: if confidence or n_resamples is out of range.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1; got {n_resamples!r}")
-    x = _finite(values, "values")
+    x = finite(values, "values")
     if x.size < 2:
         return (math.nan, math.nan)
 
@@ -133,7 +133,7 @@ def bca_interval(
     Returns:
         (low, high); (NaN, NaN) below 2 usable draws or for a non-finite point.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     d = np.asarray(draws, dtype=float).reshape(-1)
     d = d[~np.isnan(d)]
     if d.size < 2 or not math.isfinite(point):
@@ -178,7 +178,7 @@ def log_interval(point: float, draws: ArrayLike, confidence: float = 0.95, n: in
     Returns:
         (low, high); (NaN, NaN) below 2 finite positive draws or for a non-positive point.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     d = np.asarray(draws, dtype=float).reshape(-1)
     d = d[np.isfinite(d) & (d > 0)]
     if d.size < 2 or not (math.isfinite(point) and point > 0):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from scipy import stats as st
 
-from ._core import Alternative, _check_alternative
+from ._core import Alternative, check_alternative
 
 
 def t_test_power(
@@ -45,7 +45,7 @@ def t_test_power(
     Raises:
         ValueError: if an argument is out of range.
     """
-    _check_alternative(alternative)
+    check_alternative(alternative)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1); got {alpha!r}")
     if not sd > 0.0:
@@ -105,7 +105,7 @@ def seeds_needed(
     Raises:
         ValueError: if an argument is out of range or NaN.
     """
-    _check_alternative(alternative)
+    check_alternative(alternative)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1); got {alpha!r}")
     if not 0.0 < power < 1.0:

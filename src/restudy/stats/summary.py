@@ -12,11 +12,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as st
 
-from ._core import _check_confidence, _finite, _ToDict
+from ._core import ToDict, check_confidence, finite
 
 
 @dataclass(frozen=True)
-class Summary(_ToDict):
+class Summary(ToDict):
     """Mean, spread and confidence interval of repeated runs (e.g. one value per seed).
 
     Attributes:
@@ -72,10 +72,10 @@ def summarize(values: ArrayLike, confidence: float = 0.95, floor_sd: float = 0.0
         ValueError: if ``confidence`` is outside (0, 1), ``floor_sd`` is negative or NaN, or
             ``values`` is not 1-D.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if not floor_sd >= 0.0:
         raise ValueError(f"floor_sd must be >= 0; got {floor_sd!r}")
-    x = _finite(values, "values")
+    x = finite(values, "values")
     n = int(x.size)
     nan = math.nan
     if n == 0:

@@ -13,11 +13,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as st
 
-from ._core import _as_1d, _check_confidence, _ToDict
+from ._core import ToDict, as_1d, check_confidence
 
 
 @dataclass(frozen=True)
-class SlopeResult(_ToDict):
+class SlopeResult(ToDict):
     """Least-squares slope of y on x with its confidence interval.
 
     Attributes:
@@ -60,8 +60,8 @@ def slope_test(x: ArrayLike, y: ArrayLike, confidence: float = 0.95) -> SlopeRes
     Raises:
         ValueError: if x and y differ in length or are not 1-D, or confidence is out of range.
     """
-    _check_confidence(confidence)
-    xs, ys = _as_1d(x, "x"), _as_1d(y, "y")
+    check_confidence(confidence)
+    xs, ys = as_1d(x, "x"), as_1d(y, "y")
     if xs.shape != ys.shape:
         raise ValueError(f"x and y must have equal length; got {xs.size} and {ys.size}")
     keep = ~(np.isnan(xs) | np.isnan(ys))

@@ -29,10 +29,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ... import stats
-from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
-from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, directional_borderline
-from ...numbers import fmt
+from restudy.api import (
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    ClaimBase,
+    ClaimKind,
+    Selector,
+    directional_borderline,
+    fmt,
+    paired_difference,
+    register_claim_kind,
+    seeds_needed,
+    summarize,
+)
 
 __all__ = ["CostRatio", "CostRatioKind", "GapShrinks", "GapShrinksKind"]
 
@@ -86,9 +97,7 @@ class GapShrinksKind(ClaimKind):
             why = f"{len(seeds)} seed(s) with runs of a and b at both {claim.over} {claim.low} and {claim.high}"
             return ctx.result(claim, NOT_EVALUATED, why + ": too few", {"seeds": seeds, "n": len(seeds)})
         conf = 1 - 2 * claim.alpha
-        res = stats.paired_difference(
-            [lo[k] for k in seeds], [hi[k] for k in seeds], confidence=conf, alternative="greater"
-        )
+        res = paired_difference([lo[k] for k in seeds], [hi[k] for k in seeds], confidence=conf, alternative="greater")
         if res.ci_low > 0:
             verdict = REPRODUCED
         elif res.ci_high < 0:
@@ -115,7 +124,7 @@ class GapShrinksKind(ClaimKind):
         }
         n = None
         if verdict == INCONCLUSIVE and math.isfinite(res.sd_diff) and res.mean_diff:
-            n = stats.seeds_needed(
+            n = seeds_needed(
                 abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
             )
         near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
@@ -124,7 +133,7 @@ class GapShrinksKind(ClaimKind):
     @staticmethod
     def render(claim: GapShrinks, result: Any) -> tuple[list[str], Any]:
         """The summary, then one row per seed: its gap at ``low``, at ``high`` and their difference."""
-        from ...report import tables
+        from restudy.api import tables
 
         ev = result.evidence
         rows = [
@@ -139,7 +148,7 @@ class GapShrinksKind(ClaimKind):
         ev = result.evidence
         if not ev.get("gap_low"):
             return None
-        from ...report import draw
+        from restudy.api import draw
 
         fig, ax = draw.subplots(figsize=(4.5, 4.0))
         lo, hi = draw.floats(ev["gap_low"]), draw.floats(ev["gap_high"])
@@ -227,7 +236,7 @@ class CostRatioKind(ClaimKind):
         if len(seeds) < 2:
             return ctx.result(claim, NOT_EVALUATED, f"{len(seeds)} seed(s) with timed pairs: too few", {})
         conf = 1 - 2 * claim.alpha
-        s = stats.summarize([float(np.mean(by_seed[k])) for k in seeds], conf)
+        s = summarize([float(np.mean(by_seed[k])) for k in seeds], conf)
         ratio, lo, hi = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
         verdict = REPRODUCED if lo > claim.above else NOT_REPRODUCED if hi < claim.above else INCONCLUSIVE
         # Cells are named by the free axes whose levels differ between them (all when none does).
@@ -255,15 +264,13 @@ class CostRatioKind(ClaimKind):
         effect = s.mean - shift
         n = None
         if verdict == INCONCLUSIVE and math.isfinite(s.sd) and s.sd > 0 and effect:
-            n = stats.seeds_needed(
-                abs(effect), s.sd, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
-            )
+            n = seeds_needed(abs(effect), s.sd, alpha=claim.alpha, power=POWER, paired=True, alternative="greater")
         near = directional_borderline(s.ci_low - shift, s.ci_high - shift, True, verdict)
         return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
 
     @staticmethod
     def render(claim: CostRatio, result: Any) -> tuple[list[str], Any]:
-        from ...report import tables
+        from restudy.api import tables
 
         cells = result.evidence.get("cells") or []
         rows = [
@@ -283,7 +290,7 @@ class CostRatioKind(ClaimKind):
         cells = result.evidence.get("cells") or []
         if not cells:
             return None
-        from ...report import draw
+        from restudy.api import draw
 
         fig, ax = draw.subplots(figsize=(max(4.5, 0.5 * len(cells) + 2), 4.0))
         xs = np.arange(len(cells))

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ...errors import RestudyError
-from ...methods.deconv import Delinear, FastDeconv
-from ...registry import register
+from restudy.api import Delinear, FastDeconv, RestudyError, register
 
 __all__ = ["deconv_small_cnn"]
 

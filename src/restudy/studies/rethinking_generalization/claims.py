@@ -31,10 +31,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ... import stats
-from ...claims import ClaimBase, ClaimKind, Selector, register_claim_kind
-from ...compare.results import INCONCLUSIVE, NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, combine
-from ...numbers import fmt
+from restudy.api import (
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    ClaimBase,
+    ClaimKind,
+    Selector,
+    binomial_floor_sd_percent,
+    combine,
+    fmt,
+    register_claim_kind,
+    seeds_to_decide,
+    summarize,
+)
 
 __all__ = ["ChanceLevel", "FitSlowdown", "ModestEffect", "StepLoss"]
 
@@ -89,13 +100,13 @@ class ChanceLevelKind(ClaimKind):
         for label, rs in sorted(_by_variant(runs).items()):
             values = [ctx.value(r, claim.metric) for r in rs]
             n_test = int(ctx.value(rs[0], "n_test"))
-            floor = stats.binomial_floor_sd_percent(chance, n_test)
-            s = stats.summarize(values, conf, floor_sd=floor)
+            floor = binomial_floor_sd_percent(chance, n_test)
+            s = summarize(values, conf, floor_sd=floor)
             margin = claim.band_sds * floor
             v = _within(s.ci_low, s.ci_high, chance - margin, chance + margin)
             verdicts.append(v)
             if v == INCONCLUSIVE:  # seeds after which the CI would decide, at the observed mean and SD
-                n_more, _ = stats.seeds_to_decide(s.mean - chance, s.sd_used, 0.0, margin, claim.alpha)
+                n_more, _ = seeds_to_decide(s.mean - chance, s.sd_used, 0.0, margin, claim.alpha)
                 seeds_needed.append(n_more)
             groups.append(
                 {
@@ -129,7 +140,7 @@ class ChanceLevelKind(ClaimKind):
         groups = result.evidence.get("groups") or []
         if not groups:
             return None
-        from ...report import draw
+        from restudy.api import draw
 
         fig, ax = draw.subplots(figsize=(max(4.5, 1.4 * len(groups) + 2), 4.0))
         for i, g in enumerate(groups):
@@ -207,7 +218,7 @@ class FitSlowdownKind(ClaimKind):
         groups = result.evidence.get("groups") or []
         if not groups:
             return None
-        from ...report import draw
+        from restudy.api import draw
 
         fig, ax = draw.subplots(figsize=(7.0, 4.2))
         for i, g in enumerate(groups):
@@ -240,7 +251,7 @@ def _slowdown(claim: FitSlowdown, rs: list[dict[str, Any]], conf: float) -> dict
     out: dict[str, Any] = {"levels": per_level, "pairs": len(logs), "unfit": unfit, "low": lo, "high": hi}
     if len(logs) < 2 or len(levels) < 2:
         return out | {"factor": math.nan, "ci_low": math.nan, "ci_high": math.nan, "verdict": INCONCLUSIVE}
-    s = stats.summarize(logs, conf)
+    s = summarize(logs, conf)
     factor, low, high = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
     verdict = _within(low, high, 1.0, claim.max_factor)
     if verdict == REPRODUCED and low <= 1.0:
@@ -281,7 +292,7 @@ class ModestEffectKind(ClaimKind):
             why = f"{len(seeds)} seed(s) with pairs ({len(diffs)} pairs): too few"
             return ctx.result(claim, NOT_EVALUATED, why, {"pairs": len(diffs), "seeds": seeds})
         conf = 1 - 2 * claim.alpha
-        s = stats.summarize(means, conf)
+        s = summarize(means, conf)
         verdict = _within(s.ci_low, s.ci_high, -claim.band, claim.band)
         summary = (
             f"{claim.a.label()} − {claim.b.label()}: {fmt(s.mean)} pp ({round(conf * 100)}% CI "
@@ -297,7 +308,7 @@ class ModestEffectKind(ClaimKind):
         ev = result.evidence
         if not ev.get("diffs"):
             return None
-        from ...report import draw
+        from restudy.api import draw
 
         fig, ax = draw.subplots(figsize=(4.5, 4.0))
         ax.axhspan(-ev["band"], ev["band"], color="grey", alpha=0.2, linewidth=0)
@@ -364,7 +375,7 @@ class StepLossKind(ClaimKind):
         groups, verdicts = [], []
         for label, rs in sorted(_by_variant(runs).items()):
             finals = [float(r["step_curve"][-1]["loss"]) for r in rs]
-            s = stats.summarize(finals, conf)
+            s = summarize(finals, conf)
             v = INCONCLUSIVE if s.n < 2 else _within(s.ci_low, s.ci_high, -math.inf, claim.max_loss)
             verdicts.append(v)
             steps, mean, n_at = _mean_curve([r["step_curve"] for r in rs])
@@ -402,7 +413,7 @@ def step_loss_figure(groups: list[dict[str, Any]], path: Path, result: Any = Non
     """Fig. 1a: training loss vs step per group (mean over the seeds still training at a step)."""
     if not groups:
         return None
-    from ...report import draw
+    from restudy.api import draw
 
     fig, ax = draw.subplots(figsize=(7.0, 4.2))
     for i, g in enumerate(groups):

@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...errors import RestudyError
-from ...registry import register
+from restudy.api import RestudyError, register
 
 __all__ = ["small_alexnet", "small_inception"]
 

@@ -11,9 +11,7 @@ from typing import Any
 
 import torch
 
-from ...data import Dataset
-from ...errors import RestudyError
-from ...registry import create, register
+from restudy.api import Dataset, RestudyError, create, register
 
 __all__ = ["center_crop", "cifar10_zhang", "whiten"]
 

@@ -1,6 +1,6 @@
 """The randomization tests of Zhang et al. (originals.md §2.1) as data transforms (registry kind
 ``transform``), applied once to a loaded data set before training and drawing from the run's
-``data`` seed stream (``restudy.build.load_data``); they compose with any data set the engine knows.
+``data`` seed stream (``restudy.training.build.load_data``); they compose with any data set the engine knows.
 
 * ``corrupt_labels`` (argument ``transform.p``): independently for each *training* example, with
   probability p, the label is replaced by a class drawn uniformly from all classes (it may equal
@@ -24,9 +24,7 @@ import dataclasses
 
 import torch
 
-from ...data import Dataset
-from ...errors import RestudyError
-from ...registry import register
+from restudy.api import Dataset, RestudyError, register
 
 __all__ = ["corrupt_labels", "gaussian", "random_labels", "random_pixels", "shuffled_pixels"]
 

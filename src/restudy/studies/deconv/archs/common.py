@@ -30,8 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ....errors import RestudyError
-from ....methods.deconv import Delinear, FastDeconv
+from restudy.api import Delinear, FastDeconv, RestudyError
 
 __all__ = ["Layers", "NORMS", "DECONV_ARGS", "check_input", "count_layers", "global_pool"]
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ....registry import register
+from restudy.api import register
+
 from .common import Layers, check_input, global_pool
 
 __all__ = ["DenseNet", "densenet121"]

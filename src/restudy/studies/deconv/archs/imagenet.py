@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ....registry import register
+from restudy.api import register
+
 from .common import Layers, check_input, global_pool
 from .densenet import Bottleneck, Transition
 from .resnet import BasicBlock

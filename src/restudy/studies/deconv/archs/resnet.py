@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ....registry import register
+from restudy.api import register
+
 from .common import Layers, check_input, global_pool
 
 __all__ = ["ResNet", "PreActResNet", "resnet18", "preact_resnet18", "senet18"]
@@ -141,3 +142,7 @@ def senet18(
     """CIFAR SENet-18 with pre-activation blocks (Table 1, Params 11.26M: the ND network's count); ``norm`` bn or nd."""
     make = Layers(norm, width, **kw)
     return PreActResNet((2, 2, 2, 2), check_input(input_shape, "senet18"), num_classes, make, se=True)
+
+
+# How a report names the runs' models.
+resnet18.display_name = "ResNet-18"  # type: ignore[attr-defined]

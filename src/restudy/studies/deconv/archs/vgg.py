@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ....registry import register
+from restudy.api import register
+
 from .common import Layers, check_input, global_pool
 
 __all__ = ["VGG", "vgg16", "VGG16_CFG"]

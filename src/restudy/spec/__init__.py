@@ -1,0 +1,1 @@
+"""Study file to typed study and settings."""

@@ -1,0 +1,1 @@
+"""Records, store, artifacts, environment."""
