@@ -16,6 +16,7 @@ from restudy.api import ClaimBase, ClaimKind, Selector, claim_kinds, register_cl
 from restudy.cli import app
 from restudy.compare import NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED
 from restudy.errors import StudyError
+from restudy.planning.runs import plan
 from restudy.plugins import register
 from restudy.spec.claim_base import ModelSet
 from restudy.spec.study import json_schema
@@ -212,3 +213,38 @@ def test_a_kind_registered_by_the_study_module_is_known_when_the_file_is_read(
     )
     study = load_study(_write(tmp_path, text))
     assert [c.kind for c in study.claims] == ["median_above", "median_above", "all_finished"]
+
+
+def test_a_claim_may_use_any_metric_a_run_metric_declares(study_file):
+    """A claim's metric is not a closed list: a registered run metric the study lists in
+    run_metrics declares the names it adds, and a claim may compare them (a typo is refused at
+    planning, see tests/bad_studies/claim_metric_not_recorded.yaml)."""
+    from restudy import plugins
+
+    with plugins.scoped():
+
+        @plugins.register("run_metric", "calibration_for_this_test")
+        def calibration(**_):
+            return {"ece": 0.1}
+
+        calibration.metrics = ("ece",)
+
+        def mutate(d):
+            d["defaults"]["run_metrics"] = {"value": ["calibration_for_this_test"], "provenance": "paper"}
+            d["claims"] = [
+                {
+                    "id": "ece_lower",
+                    "kind": "a_beats_b",
+                    "statement": "ENorm is better calibrated",
+                    "metric": "ece",
+                    "a": {"experiment": "fc", "where": {"method": "enorm"}},
+                    "b": {"experiment": "fc", "where": {"method": "baseline"}},
+                }
+            ]
+
+        specs = plan(load_study(study_file(mutate)), "smoke")
+        assert specs and all(s.engine.run_metrics == ("calibration_for_this_test",) for s in specs)
+        calibration.metrics = ("calibration_error",)  # the claim's metric is no longer declared
+        with pytest.raises(StudyError, match="not a metric the runs record") as info:
+            plan(load_study(study_file(mutate)), "smoke")
+        assert "calibration_error" in str(info.value)

@@ -297,9 +297,9 @@ def exploding_model():
         def forward(self, x):
             raise RuntimeError("this model always fails")
 
-    plugins.register("model", "explodes")(Explodes)
-    yield "explodes"
-    plugins._REGISTRY["model"].pop("explodes", None)
+    with plugins.scoped():
+        plugins.register("model", "explodes")(Explodes)
+        yield "explodes"
 
 
 def test_a_failed_variant_gives_not_evaluated_and_a_report(study_file, tmp_path, exploding_model):

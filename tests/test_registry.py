@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from restudy import plugins
@@ -9,10 +11,10 @@ from restudy.errors import RestudyError
 
 
 @pytest.fixture
-def scratch(monkeypatch: pytest.MonkeyPatch):
-    """A private 'model' table, so test registrations never leak into other tests."""
-    plugins.load_builtins("model")
-    monkeypatch.setitem(plugins._REGISTRY, "model", dict(plugins._REGISTRY["model"]))
+def scratch():
+    """Registrations of the test are undone after it, so they never leak into other tests."""
+    with plugins.scoped():
+        yield
 
 
 def test_every_kind_has_its_builtins():
@@ -78,3 +80,34 @@ def test_a_study_module_that_cannot_be_imported_is_named():
     with pytest.raises(RestudyError) as info:
         plugins.import_study_module("no_such_package.study")
     assert "got: 'no_such_package.study'" in str(info.value)
+
+
+def test_a_scoped_registration_is_undone_and_the_study_schema_follows():
+    """``scoped`` restores the registry on exit; the study schema's claim kinds follow each change
+    (rebuilt once per change of the registry, not per study)."""
+    from typing import Literal
+
+    from restudy.api import ClaimBase, ClaimKind, register_claim_kind
+    from restudy.spec.study import json_schema, use_registered_claim_kinds
+
+    def schema_names_it() -> bool:
+        return "scoped_for_this_test" in json.dumps(json_schema())
+
+    before = plugins.names("claim")
+    generation = plugins.generation()
+    with plugins.scoped():
+
+        class Scoped(ClaimBase):
+            kind: Literal["scoped_for_this_test"]
+
+        @register_claim_kind
+        class ScopedKind(ClaimKind):
+            schema = Scoped
+
+        assert "scoped_for_this_test" in plugins.names("claim") and plugins.generation() > generation
+        assert schema_names_it()
+    assert plugins.names("claim") == before
+    assert not schema_names_it()
+    built = plugins.generation()
+    use_registered_claim_kinds()  # nothing changed: no rebuild
+    assert plugins.generation() == built

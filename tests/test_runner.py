@@ -68,10 +68,9 @@ def own_study(tmp_path, monkeypatch):
     (folder / "study.yaml").write_text(STUDY_FILE)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "mystudy", raising=False)
-    yield folder / "study.yaml"
+    with plugins.scoped():  # other tests list the registered parts
+        yield folder / "study.yaml"
     sys.modules.pop("mystudy", None)
-    plugins._REGISTRY["dataset"].pop("own_blobs", None)  # other tests list the registered parts
-    plugins._REGISTRY["model"].pop("own_linear", None)
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])

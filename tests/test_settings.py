@@ -56,14 +56,14 @@ def test_part_names_come_from_the_registry_not_a_second_list():
         assert SETTINGS[name].constraint == PartName(kind)
     assert check("optimizer", "sgd_for_this_test") is not None
 
-    @plugins.register("optimizer", "sgd_for_this_test")
-    def _opt(params, lr):  # pragma: no cover - never built
-        raise AssertionError
+    with plugins.scoped():  # other tests list the registered optimizers
 
-    try:
+        @plugins.register("optimizer", "sgd_for_this_test")
+        def _opt(params, lr):  # pragma: no cover - never built
+            raise AssertionError
+
         assert check("optimizer", "sgd_for_this_test") is None
-    finally:  # other tests list the registered optimizers
-        plugins._REGISTRY["optimizer"].pop("sgd_for_this_test")
+    assert check("optimizer", "sgd_for_this_test") is not None
     message, allowed = check("optimizer", "sdg")
     assert "unknown optimizer 'sdg'" in message and "did you mean 'sgd'" in message and "sgd" in allowed
 

@@ -59,7 +59,9 @@ BAD = [
     ),
     (_set(["defaults", "epochs"], {"value": 60}), ["defaults.epochs.provenance", "required"]),
     (_set(["claims", 0, "kind"], "better"), ["claims[0]", "numeric", "a_beats_b", "trend", "threshold"]),
-    (_set(["claims", 0, "metric"], "accuracy"), ["claims[0]", "metric", "test_acc", "accuracy"]),
+    # claims[0].metric: any name at load time; planning checks it against the recorded metrics
+    # (tests/bad_studies/claim_metric_not_recorded.yaml)
+    (_set(["claims", 0, "metric"], "accu racy"), ["claims[0]", "metric", "accu racy"]),
     (_set(["claims", 0, "alpha"], 0.9), ["claims[0]", "alpha", "less than 0.5"]),
     (_set(["claims", 0, "a"], {"experiment": "nope"}), ["claims[0].a.experiment", "unknown experiment", "nope"]),
     (

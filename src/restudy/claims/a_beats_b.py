@@ -16,7 +16,7 @@ Borderline when the deciding CI edge lies within 10 % of the CI's width from 0.
 The evidence adds what the figure draws: per-seed points and mean ± 95 % CI per group and level
 of the free axis (``series``), and the paired differences a − b per level (``differences``).
 
-Imports study, stats and compare (matplotlib only inside ``figure``).
+Imports spec, stats, compare and display (matplotlib only inside ``figure``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ The kind's name is the schema's ``kind`` literal. Registering rebuilds the study
 files (and ``restudy schema``) accept the new kind at once; compare calls its evaluator and the
 report its figure and renderer.
 
-Imports study and registry only (no numpy, no matplotlib).
+Imports spec and the plug-in registry only (no numpy, no matplotlib).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ not reproduced; all not evaluated → not evaluated; else inconclusive. Borderli
 decides the verdict is. The evidence holds every cell's result and
 the per-run values behind it (``points``), which the figure draws next to the reported value.
 
-Imports study and compare (matplotlib only inside ``figure``).
+Imports spec, compare and display (matplotlib only inside ``figure``).
 """
 
 from __future__ import annotations

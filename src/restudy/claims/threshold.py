@@ -9,7 +9,7 @@ power either way; a verdict whose deciding edge lies within 10 % of the value is
 evidence adds, per variant, the rate with its interval (``groups``) or the runs' values with
 mean ± 95 % CI (``series``): what the figure draws.
 
-Imports study, stats and compare (matplotlib only inside ``figure``).
+Imports spec, stats, compare and display (matplotlib only inside ``figure``).
 """
 
 from __future__ import annotations

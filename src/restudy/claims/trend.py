@@ -11,7 +11,7 @@ either way. Borderline when the deciding edge lies within 10 % of the CI's width
 evidence holds the points, the per-level means with 95 % CIs, the per-seed slopes and the line
 through the mean slope, which the figure draws.
 
-Imports study, stats and compare (matplotlib only inside ``figure``).
+Imports spec, stats, compare and display (matplotlib only inside ``figure``).
 """
 
 from __future__ import annotations

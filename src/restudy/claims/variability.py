@@ -30,7 +30,7 @@ edge or 1).
 
 The figure draws the evidence's ratios with their CIs (or, for ``zero``, each group's values).
 
-Imports study, metrics and compare (matplotlib only inside ``figure``).
+Imports spec, stats, compare and display (matplotlib only inside ``figure``).
 """
 
 from __future__ import annotations

@@ -2,14 +2,15 @@
 :class:`Comparison` — per-variant summaries, table cells, variability tables and one verdict per
 claim, each with its evidence.
 
-The package, one concept per module: ``results`` (verdicts and result dataclasses), ``select``
+The package, one concept per module: ``verdicts`` (verdicts and result dataclasses), ``select``
 (selecting, grouping, pairing and summarising runs), ``cells`` (numeric cells and result tables),
+``ratios`` (per-row column ratios of machine-dependent tables),
 ``views`` (model-set views → stored tensors), ``leakage`` (reported train/test values that look
 like the other split's number), ``modelsets`` (model sets from stored predictions,
 :func:`load_predictions`), ``variability`` (variability tables) and ``context`` (the
 :class:`EvaluationContext` an evaluator gets). Claims are judged by their kind's evaluator,
 found by name among the registered ``claim`` plug-ins (:mod:`restudy.claims` holds the built-in
-kinds); this module only orchestrates.
+kinds); this module only orchestrates. (``results`` is the deprecated name of ``verdicts``.)
 
 A claim is ``not_evaluated`` at smoke scale (smoke checks the pipeline only), when the scale is
 not among its ``scales`` (its evaluator is not called) or when no run is selected. A claim whose
@@ -17,7 +18,7 @@ runs include runs reused from another environment is ``inconclusive`` with that 
 ``allow_mixed_env`` is given. A verdict that depends on a setting of provenance ``calibrated``
 (chosen after looking at outcomes) says so in its notes and summary.
 
-Imports study, stats and metrics (numpy; safetensors to read stored predictions; threadpoolctl,
+Imports spec, stats and display (numpy; safetensors to read stored predictions; threadpoolctl,
 which scikit-learn brings, to run BLAS on one thread); no torch.
 """
 

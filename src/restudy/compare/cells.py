@@ -20,7 +20,7 @@ the numbers are computed for information only and the verdict is ``not_evaluated
 cells of a machine-dependent metric (wall time), whose tables compare column ratios instead
 (:mod:`restudy.compare.ratios`).
 
-Imports study, stats and the sibling modules results and select.
+Imports spec, stats, display and the sibling modules verdicts and select.
 """
 
 from __future__ import annotations

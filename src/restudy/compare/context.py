@@ -9,7 +9,7 @@ asks for (``claim.scales``). Everything it needs from the runs goes through ``ct
     summary, floor = ctx.summarize(runs, claim.metric, confidence=0.9)
     return ctx.result(claim, verdict, "one sentence with the numbers", {"points": ...})
 
-Imports study and the sibling modules results, select, cells and modelsets.
+Imports spec and the sibling modules verdicts, select, cells and modelsets.
 """
 
 from __future__ import annotations

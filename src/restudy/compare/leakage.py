@@ -22,7 +22,7 @@ construction (same data order, one test set) never make a small distance "beyond
 Fewer than 2 seeds, smoke scale, or runs at another scale than the table's: ``cannot_tell``
 (the numbers are shown for information).
 
-Imports study, record, stats and the sibling modules results, select and cells.
+Imports spec, storage.record, stats, display and the sibling modules verdicts, select and cells.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ pre-divergence logits are finite) and runs whose predictions are missing or non-
 trained as slices of one stacked model (``execution: stacked``, ``stack_size`` > 1) are listed
 in ``stacked``: a claim about separately trained models can refuse them.
 
-Imports study, metrics (numpy), the sibling modules select and views; safetensors to read
+Imports spec, stats (numpy), storage, the sibling modules select and views; safetensors to read
 stored predictions. No torch.
 """
 

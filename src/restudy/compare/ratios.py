@@ -10,7 +10,7 @@ pair by seed index; the measured ratio is the geometric mean of the per-seed rat
 use), and beside it the ratio of the two reported values when the table's scale is the runs'.
 No verdict is given here: a claim of kind ``cost_ratio`` judges the ratios a paper states.
 
-Imports study, stats and the sibling modules results, select and cells.
+Imports spec, stats and the sibling modules verdicts, select and cells.
 """
 
 from __future__ import annotations

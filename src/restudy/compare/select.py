@@ -5,7 +5,7 @@ A run is a flat row of :func:`restudy.storage.record.row`. Failed runs have no m
 drops them. Diverged runs keep their measured accuracy (usually chance) and enter accuracy
 statistics; their losses are NaN and are dropped.
 
-Imports study and stats (numpy).
+Imports spec and stats (numpy).
 """
 
 from __future__ import annotations

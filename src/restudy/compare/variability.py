@@ -14,7 +14,7 @@ correlations) or by default 10 % of V (the reproduction report's traffic-light t
 half a unit of the printed last digit; an exact "no variability" value (SD 0, correlation 1) gets
 δ = 0: only exact zeros reproduce it.
 
-Imports study, stats, metrics and the sibling modules results, cells, modelsets and context.
+Imports spec, stats, display and the sibling modules verdicts, cells, modelsets and context.
 """
 
 from __future__ import annotations

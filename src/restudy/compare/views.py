@@ -10,7 +10,7 @@ A study adds a view like any other part::
     def snapshot(arg: str) -> str:
         return artifacts.snapshot_tensor(int(arg))
 
-Imports registry, artifacts and the (torch-free) strategy check of tta.
+Imports the plug-in registry, storage.artifacts and the (torch-free) TTA strategy names of spec.
 """
 
 from __future__ import annotations

@@ -310,8 +310,3 @@ class LazyImages:
             return [fn(k) for k in range(n)]
         with ThreadPoolExecutor(min(self.workers, n)) as pool:
             return list(pool.map(fn, range(n)))
-
-
-def is_streamed(x: object) -> bool:
-    """Whether ``x`` is a streamed split rather than an in-memory tensor."""
-    return isinstance(x, LazyImages)

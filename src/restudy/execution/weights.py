@@ -14,8 +14,7 @@ round differently and flip only near-tied predictions; a wrong model, data or no
 changes far more). On other data than the run's (another data set, test-set size or
 normalisation) the two numbers are shown and not judged.
 
-Imports artifacts, build, data, evaluate, plan, record, registry, safeio, seeding and settings
-(torch).
+Imports storage, training (build, evaluate), planning, spec and the plug-in registry (torch).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -31,6 +32,7 @@ from ..spec.studyfile import study_dir
 from ..spec.studyfile import where as source_where
 from ..spec.values import SCALES, Hyper, level_str
 from ..storage.artifacts import variant_id
+from ..storage.record import RECORDED_METRIC_PATTERN, RECORDED_METRICS
 from .seeding import run_seeds
 
 
@@ -171,7 +173,37 @@ def validate(study: Study) -> None:
             ) from None
     for path, name, value in _occurrences(study):
         _refuse(study, path, name, value)
+    _check_claim_metrics(study)
     _VALIDATED[id(study)] = study
+
+
+def _check_claim_metrics(study: Study) -> None:
+    """Every claim's ``metric`` is one the runs record: a built-in one
+    (:data:`restudy.storage.record.RECORDED_METRICS`, and the names TTA and snapshot ensembles add)
+    or one that a run metric the study lists in ``run_metrics`` declares (its ``metrics``
+    attribute). When a listed run metric declares nothing, its names cannot be known before it
+    runs and any name is accepted."""
+    listed = sorted({m for _, name, v in _occurrences(study) if name == "run_metrics" for m in (v or [])})
+    declared: set[str] = set()
+    for name in listed:
+        names = getattr(plugins.get("run_metric", name), "metrics", None)
+        if names is None:
+            return
+        declared |= set(names)
+    known = [*RECORDED_METRICS, *sorted(declared)]
+    for i, claim in enumerate(study.claims):
+        metric = getattr(claim, "metric", None)
+        if metric is None or metric in known or re.match(RECORDED_METRIC_PATTERN, metric):
+            continue
+        path = ("claims", i, "metric")
+        raise StudyError(
+            "not a metric the runs record; a run metric (kind run_metric, listed in the setting run_metrics) "
+            "declares the names it adds in its 'metrics' attribute",
+            where=source_where(study, path),
+            got=metric,
+            allowed=known + ["test_acc_tta_<strategy>", "test_acc_ensemble", "test_acc_ensemble_tta_<strategy>"],
+            path=path,
+        )
 
 
 def _override_text(oexp: str | None, key: str, value: Any) -> str:

@@ -4,7 +4,7 @@
 the view model and ``results.json`` (``results``), renders Markdown (``markdown``) and HTML
 (``html``) from the same view model, and writes the files.
 
-Imports compare, claims, study, safeio (no torch).
+Imports compare, claims, spec and storage.safeio (no torch).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (with its estimated time, scaled from this run's own measured cost) and, below paper scale, what
 the paper-scale runs need (the data files under ``RESTUDY_DATA``).
 
-Imports compare and study (pure string building otherwise).
+Imports compare, display and spec (pure string building otherwise).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ figures average the recorded per-epoch curves over seeds (with their range as a 
 what ran (model, data, models per set); every figure is drawn once, none for a claim without data.
 Figures are written as PNG files.
 
-Imports compare, claims, metrics and study (matplotlib and numpy only otherwise; no torch).
+Imports compare, claims, display, stats and spec (matplotlib and numpy only otherwise; no torch).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ expanded to their titles at first use; references to this repository's research 
 (readers do not have them). Emphasis (``cls="differs"``) marks only a value that differs from the
 paper-scale value a source gave, or a command-line override; ``assumed`` is a plain word.
 
-Imports study and numbers (pure string building otherwise).
+Imports spec, display and the plug-in registry (a model's display name; pure string building otherwise).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ whose value was assumed, not found in the paper, code or authors). A claim's evi
 its kind's ``render`` (:mod:`restudy.claims`), or shown by a default rendering; nothing here
 computes a statistic.
 
-Imports compare, claims, record, study (no torch, no matplotlib).
+Imports compare, claims, display, storage.record and spec (no torch, no matplotlib).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Rows that select the same models at this scale are merged; rows with no models a
 one line with the reason, never a row of empty cells. Table titles are split into what they
 measure and the paper's setting (a subtitle). Nothing here computes a statistic.
 
-Imports compare and study (pure string building otherwise).
+Imports compare, display and spec (pure string building otherwise).
 """
 
 from __future__ import annotations

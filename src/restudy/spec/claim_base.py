@@ -7,7 +7,7 @@ Imports pydantic, the study file's value types and the plug-in registry (model-s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -48,7 +48,7 @@ class CellRef(Frozen):
         return level_str(v) if isinstance(v, (int, float, bool)) else v
 
 
-Metric = Literal["test_acc", "train_acc", "test_loss", "train_loss", "diverged", "wall_s"]
+METRIC_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 
 class ClaimBase(Frozen):
@@ -59,7 +59,12 @@ class ClaimBase(Frozen):
     id: str
     kind: str
     statement: str
-    metric: Metric = "test_acc"
+    metric: str = Field(
+        "test_acc",
+        pattern=METRIC_NAME,
+        description="a metric the runs record (test_acc, train_acc, test_loss, train_loss, diverged, wall_s, "
+        "test_acc_best, ...) or one a registered run metric the study lists in run_metrics declares",
+    )
     alpha: float = Field(0.05, gt=0, lt=0.5)
     scales: list[ScaleName] = Field(list(SCALES), description="scales at which the claim gets a verdict")
     source: str = Field("", description="where the claim is made: paper section, reproduction report")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .claim_base import Metric, ModelSet
+from .claim_base import ModelSet
 from .values import Frozen, Level, Loc, ScaleName, check_id, level_str, raise_located
 
 
@@ -112,7 +112,7 @@ class ReportedTable(Frozen):
     document: str = Field(description="id of a document in 'documents'")
     where: str = Field("", description="place in the document, e.g. 'Table 1'")
     kind: Literal["result", "hyperparameter"] = "result"
-    metric: Metric | str = "test_acc"
+    metric: str = "test_acc"
     unit: str = "%"
     scale: ScaleName = Field("paper", description="the scale whose runs are comparable to these numbers")
     dataset: str = ""

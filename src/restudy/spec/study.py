@@ -10,7 +10,8 @@ hyperparameters, swept over named variant axes, run at one of three scales.
 
 Claims are plug-ins: each kind's schema subclasses :class:`ClaimBase` and registers in the ``claim``
 registry (:mod:`restudy.claims`); ``Study.claims`` accepts every registered kind. Model-set views are
-looked up in the ``view`` registry. Imports pydantic and registry only (no torch, nothing of the engine).
+looked up among the ``view`` plug-ins. Imports pydantic and the plug-in registry only (no torch, nothing of
+the engine).
 """
 
 from __future__ import annotations

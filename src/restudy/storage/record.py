@@ -84,6 +84,23 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a run key or an artifact: one plain file name
 COUNT_METRICS = ("epochs_done", "n_test", "n_train", "n_classes")
+# What every run records (restudy.training.loop: TrainResult.final_metrics; wall_s from its timings;
+# fit_step and fit_epoch with stop_at_fit), and the names test-time augmentation and snapshot
+# ensembles add (test_acc_tta_<strategy>, test_acc_ensemble, test_acc_ensemble_tta_<strategy>). A
+# registered run metric declares the names it adds in its ``metrics`` attribute.
+RECORDED_METRICS = (
+    "test_acc",
+    "test_acc_best",
+    "train_acc",
+    "test_loss",
+    "train_loss",
+    "diverged",
+    "wall_s",
+    "fit_step",
+    "fit_epoch",
+    *COUNT_METRICS,
+)
+RECORDED_METRIC_PATTERN = r"^test_acc_(tta_[a-z0-9_]+|ensemble|ensemble_tta_[a-z0-9_]+)$"
 ACCURACY_PREFIXES = ("test_acc", "train_acc")  # test_acc, test_acc_tta_<s>, test_acc_ensemble...: percent
 LOSS_PREFIXES = ("test_loss", "train_loss")
 
