@@ -358,7 +358,7 @@ TESTED_IN = {
     "pilots": "test_cost.py",
     "runs": "test_plan.py",
     "plugins": "test_registry.py",
-    "api": "test_layering.py",
+    "api": "test_api.py",
     "_compat": "test_layering.py",
     "ray_executor": "test_executor_ray.py",
     "decisions": "test_stats.py",
