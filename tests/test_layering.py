@@ -415,3 +415,22 @@ def test_nothing_unpickles():
         text = f.read_text()
         assert "pickle.load" not in text and "import pickle" not in text, f
         assert "torch.load(" not in text or "weights_only=True" in text, f
+
+
+def test_settings_are_read_typed_outside_the_settings_module():
+    """The run path reads a run's settings through its RunSettings (``engine.batch_size``,
+    ``part_args("model")``), never by name from a dict: a renamed setting is then one error at
+    import, not a silent default somewhere."""
+    import re
+
+    lookups = re.compile(
+        r"\.settings(\.values)?\[|\.settings(\.values)?\.get\(|\bvalue\(\s*\w*\.?settings|part_args\(\s*\w*\.?settings"
+    )
+    bad = [
+        f"{path.relative_to(PKG)}:{i}"
+        for path in FILES
+        if path.relative_to(PKG).as_posix() != "spec/settings.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if lookups.search(line)
+    ]
+    assert not bad, bad

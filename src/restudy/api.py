@@ -17,28 +17,9 @@ Registering parts::
     @register("transform", "shuffle_labels")
     def shuffle_labels(data: Dataset, generator, p=1.0) -> Dataset: ...
 
-Writing a claim kind::
-
-    from typing import Literal
-    from restudy.api import REPRODUCED, ClaimBase, ClaimKind, Selector, register_claim_kind
-
-    class MedianAbove(ClaimBase):
-        kind: Literal["median_above"]
-        select: Selector
-        value: float
-
-        def selectors(self):
-            return [(("select",), self.select)]
-
-    @register_claim_kind
-    class MedianAboveKind(ClaimKind):
-        schema = MedianAbove
-        rule = "the median over the selected runs must be above the value"
-
-        @staticmethod
-        def evaluate(claim, ctx):  # ctx: EvaluationContext
-            ...
-            return ctx.result(claim, REPRODUCED, summary, evidence)
+A claim kind is a :class:`ClaimBase` schema and a :class:`ClaimKind` registered with
+:func:`register_claim_kind` (the contract: :mod:`restudy.claims.base`); the README's "A study's own
+code" section has one example of every kind, which ``tests/test_api.py`` runs.
 
 The groups below: registration, the study's schema types a claim kind uses, the evaluation context
 and verdicts, statistics, how numbers are written, figure and table helpers, data, layers, errors.
