@@ -1,6 +1,6 @@
 """Helpers shared by the benchmarks: machine description, noise probe, statistics, workloads.
 
-Benchmark hygiene (see the project's perf notes): the host is shared and its speed drifts by up to
+Benchmark hygiene (see benchmarks/README.md): the host is shared and its speed drifts by up to
 ~2x over minutes, so only ratios of configurations measured side by side, repeat by repeat, in one
 run are trusted. Every benchmark here rotates the order of its configurations from one repeat to
 the next, runs a small matmul probe between repeats (printed, to show how noisy the host was) and

@@ -1,6 +1,6 @@
 """Network deconvolution's cost: one FastDeconv layer vs the Conv2d + BatchNorm2d it replaces.
 
-For a few CIFAR-typical layer shapes (originals.md §1.6), one training step of a single layer --
+For a few CIFAR-typical layer shapes (from the original code's CIFAR models), one training step of a single layer --
 forward in train mode, a scalar loss, backward -- is timed for:
 
 * ``conv+bn``   -- ``nn.Conv2d(bias=False)`` then ``nn.BatchNorm2d`` (the BN baseline's layer);

@@ -1,4 +1,5 @@
-"""Network deconvolution layers (originals.md §1.2-1.4): whitening, folding, running stats, freeze."""
+"""Network deconvolution layers (Ye et al., ICLR 2020; the original ``models/deconv.py``): whitening,
+folding, running stats, freeze."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def _eig_isqrt(A: torch.Tensor) -> torch.Tensor:
 
 
 def _plain_newton_schulz(A: torch.Tensor, n_iter: int) -> torch.Tensor:
-    """§1.2 word for word: s = ‖A‖_F, Y = A/s, Z = I; M = ½(3I − ZY), Y = YM, Z = MZ; Z/√s."""
+    """The original ``isqrt_newton_schulz_autograd`` step by step: s = ‖A‖_F, Y = A/s, Z = I;
+    M = ½(3I − ZY), Y = YM, Z = MZ; Z/√s."""
     s = A.norm()
     Y, Z = A / s, torch.eye(A.shape[0], dtype=A.dtype)
     for _ in range(n_iter):
@@ -171,8 +173,8 @@ def test_sampled_patches_are_whitened_when_iterating_long_enough():
 
 
 def test_blocks_interleave_the_patch_columns_for_groups_1():
-    """§1.3 step 2: with C/B = 2 blocks, block 0 holds the even patch columns, block 1 the odd ones
-    (not the first and the last C/2 channels)."""
+    """As the original ``FastDeconv``: with C/B = 2 blocks, block 0 holds the even patch columns,
+    block 1 the odd ones (not the first and the last C/2 channels)."""
     layer = FastDeconv(8, 4, 3, padding=1, block=4).double()
     x = _correlated((4, 8, 6, 6))
     X = layer.sample_patches(x)  # (M, 72), channel-major
@@ -187,7 +189,7 @@ def test_newton_schulz_approximates_the_inverse_square_root():
     errors = [(isqrt_newton_schulz(A, t) - ref).abs().max().item() for t in (1, 3, 5, 10, 30)]
     assert errors == sorted(errors, reverse=True)
     assert errors[-1] < 1e-10
-    assert errors[2] > 1e-4  # five iterations: an approximation (§1.2)
+    assert errors[2] > 1e-4  # five iterations: an approximation
     root = isqrt_newton_schulz(A, 30)
     assert torch.allclose(root @ A @ root, torch.eye(12, dtype=A.dtype), atol=1e-10)
 

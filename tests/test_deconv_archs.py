@@ -1,5 +1,5 @@
 """The Network Deconvolution architectures: the paper's parameter counts, forward shapes, the BN → ND
-replacement rules of originals.md §1.6, and clear errors for bad arguments."""
+replacement rules of the original code's ``models/*.py``, and clear errors for bad arguments."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_bad_arguments_name_the_field_the_value_and_what_is_allowed():
 
 # ------------------------------------------------------------------ ND: network deconvolution
 
-# The paper's Params column (originals.md §1.8), in millions.
+# The paper's Params column (Ye et al., ICLR 2020, Table 1), in millions.
 PAPER_PARAMS = {
     "vgg16": 14.71,
     "resnet18": 11.17,
@@ -132,7 +132,7 @@ PAPER_PARAMS = {
     "senet18": 11.26,
     "efficientnet_b0": 2.91,
 }
-# FastDeconv layers per network by the rules of originals.md §1.6, counted by hand from the
+# FastDeconv layers per network by the rules of the original models/*.py, counted by hand from the
 # structures: VGG-16 13 convs; ResNet-18 stem + 16 + 3 projections; PreAct-18 the same; DenseNet-121
 # stem + 2 × 58 bottlenecks + 3 transitions; ResNeXt-29 stem + 9 × 3 + 3 projections; MobileNetV2
 # stem + 17 × 3 + 4 width-changing stride-1 shortcuts + the 1280 head; DPN-92 stem + 30 × 3 + 4
@@ -150,7 +150,7 @@ N_DECONV = {
     "senet18": 36,
     "efficientnet_b0": 1,
 }
-# First layer (freeze, n_iter) per originals.md §1.6.
+# First layer (freeze, n_iter) as the original models/*.py build it.
 FIRST = {
     "vgg16": (True, 15),
     "resnet18": (False, 5),
@@ -249,7 +249,7 @@ def test_nd_per_layer_overrides_of_the_grouped_and_depthwise_convs(nd_models):
 def test_nd_classifier_is_a_delinear_with_block_512(nd_models):
     for model in nd_models.values():
         (head,) = [m for m in model.modules() if isinstance(m, Delinear)]
-        # originals.md §1.4: B = in_features if smaller than 512, else gcd(512, in_features)
+        # the original Delinear's block rule: B = in_features if smaller than 512, else gcd(512, in_features)
         assert head.block == (head.in_features if head.in_features < 512 else math.gcd(512, head.in_features))
 
 

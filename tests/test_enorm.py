@@ -1,4 +1,5 @@
-"""ENorm (originals.md §3.2): function preservation, energy descent, fixed point, exact cycle rule."""
+"""ENorm (Stock et al., ICLR 2019, Algorithm 1; the original ``enorm/enorm.py``): function preservation,
+energy descent, fixed point, exact cycle rule."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """ImageNet from class folders, streamed: fake JPEGs in the real layout, the crops, subsets,
-integrity checks, a run through the worker, and the CIFAR-100 protocol of originals.md §1.7."""
+integrity checks, a run through the worker, and the CIFAR-100 protocol of the original Network Deconvolution code."""
 
 from __future__ import annotations
 
@@ -367,13 +367,14 @@ def test_tta_is_refused_on_streamed_data(fake_imagenet: Path, tmp_path: Path) ->
     assert rec["status"] == "failed" and "streamed" in rec["reason"]
 
 
-# --------------------------------------------------------------------------- CIFAR-100, originals.md §1.7
+# --------------------------------------------------------------------------- CIFAR-100, Network Deconvolution
 
 CIFAR100_MEAN, CIFAR100_STD = [0.5071, 0.4865, 0.4409], [0.2009, 0.1984, 0.2023]
 
 
 def test_cifar100_protocol_of_the_seed_can_be_declared(tmp_path: Path) -> None:
-    """Fixed §1.7 normalisation constants and RandomCrop(32, 4) + flip, planned and loaded."""
+    """Fixed normalisation constants of the original Network Deconvolution code and RandomCrop(32, 4) +
+    flip, planned and loaded."""
     folder = tmp_path / "cifar-100-binary"
     folder.mkdir()
     rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """Variability metrics (restudy.stats.variability) against hand computations, a plain-loop re-implementation of
-the original code's formulas (originals.md §4.4), scipy, and the published numbers of seed 003."""
+the original code's formulas (``evaluate.py``, ``compute_metrics``), scipy, and the published numbers of seed 003."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _ce(logits: np.ndarray, label: int) -> float:
 
 
 def _reference(z: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """The metrics with plain loops over pairs, as originals.md §4.4 describes the code."""
+    """The metrics with plain loops over pairs, as the original ``evaluate.py`` computes them."""
     m = z.shape[0]
     acc = [100.0 * np.mean(z[i].argmax(1) == y) for i in range(m)]
     ce = [np.mean([_ce(z[i, n], y[n]) for n in range(len(y))]) for i in range(m)]

@@ -1,6 +1,6 @@
 """Models: every registered architecture builds, runs forward and backward with finite values, and
-has the parameter count its paper states; the ENorm paper's FC net (originals.md §3.3), the small
-ENorm-compatible CNN and the CIFAR ResNets in detail."""
+has the parameter count its paper states; the ENorm paper's FC net (the original
+``models/fully_connected.py``), the small ENorm-compatible CNN and the CIFAR ResNets in detail."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_backward_reaches_every_parameter(name: str):
 
 # Parameter counts stated by a paper (or derived from the original code where no paper states one).
 STATED_COUNTS = [
-    # Zhang et al. 2017, Table 1 (originals.md §2.3): MLP 1x512 = 2352 -> 512 -> 10 with biases.
+    # Zhang et al. 2017, Table 1: MLP 1x512 = 2352 -> 512 -> 10 with biases.
     pytest.param(
         "fc",
         {"input_shape": (3, 28, 28), "hidden": 0, "width": 512, "bias": True},
@@ -101,7 +101,7 @@ STATED_COUNTS = [
         )
         for p in (1, 9, 19)
     ],
-    # ResNet-14 of Summers & Dinneen's code (originals.md §4.1); the paper states no count, this is the
+    # ResNet-14 of Summers & Dinneen's code (resnet_cifar.py); the paper states no count, this is the
     # arithmetic of that architecture (see test_resnet14_structure_and_size).
     pytest.param("resnet14", {"input_shape": (3, 32, 32)}, 10, 172_602, id="resnet14_summers2021_code"),
     # ResNet-34 of rep2022 Table 1 (3/4/6/3 blocks, 64-512 wide) with a 3x3 stem and 1x1 projection
@@ -140,7 +140,7 @@ def test_fc_shapes_and_parameter_count(hidden: int, bias: bool, norm: str) -> No
 
 
 def test_fc_paper_size() -> None:
-    """--n-layers 15 in the original = 13 hidden width→width layers here (§3.3)."""
+    """--n-layers 15 in the original = 13 hidden width→width layers here (``models/fully_connected.py``)."""
     model = fc((3, 32, 32), 10, hidden=13)
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == 3072 * 500 + 13 * 500 * 500 + 500 * 10

@@ -1,4 +1,5 @@
-"""The one-bit change (originals.md §4.3): one scalar, one ULP, seeded; the worker applies and records it."""
+"""The one-bit change (Summers & Dinneen's random bit change): one scalar, one ULP, seeded; the worker
+applies and records it."""
 
 from __future__ import annotations
 

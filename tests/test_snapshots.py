@@ -1,4 +1,4 @@
-"""Snapshot ensembles (originals.md §4.5) and the warmup-cosine schedule (§4.2)."""
+"""Snapshot ensembles and the warmup-cosine schedule of Summers & Dinneen's ``train.py`` (``snapshot5``, cosine)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ LR, EPOCHS, SPE, CYCLES, WARMUP = 0.4, 500, 98, 5, 3  # the paper's snapshot5 pr
 
 
 def _reference(step: int, lr: float = LR, length: int = EPOCHS // CYCLES, warmup: float = WARMUP) -> float:
-    """originals.md §4.5 written out with fractional epochs."""
+    """The original ``snapshot5`` schedule written out with fractional epochs."""
     epoch = step / SPE
     start = min(int(epoch // length), CYCLES - 1) * length
     t = epoch - start

@@ -1,4 +1,5 @@
-"""Test-time augmentation (originals.md §4.6): views, padding, averaging of logits, 1-D analogues."""
+"""Test-time augmentation (Summers & Dinneen's ``evaluate.py``, strategy ``'tta'``): views, padding,
+averaging of logits, 1-D analogues."""
 
 from __future__ import annotations
 

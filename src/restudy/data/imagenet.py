@@ -24,8 +24,9 @@ are read too, so stand-ins in the same layout work.
   normalised with ``mean``/``std`` (default: the ImageNet statistics every torchvision model uses,
   on the [0, 1] scale, fixed, not recomputed).
 
-The ImageNet protocol of originals.md §1.7 (90 epochs, batch 256, lr 0.1 cosine, weight decay 1e-4)
-is declared with these parts as (values abridged to ``value``; a study gives provenance too)::
+The ImageNet protocol of Network Deconvolution's Table 2 (the original ``main_imagenet.py``: 90
+epochs, batch 256, lr 0.1 cosine, weight decay 1e-4) is declared with these parts as (values
+abridged to ``value``; a study gives provenance too)::
 
     data: imagenet                     # data.size: 224, data.resize: 256 (the defaults)
     augment: random_resized_crop_flip  # train pipeline; evaluation uses resize + center crop

@@ -2,8 +2,8 @@
 
 On a small CPU a tiny model's training step is dominated by Python and dispatcher overhead, not by
 arithmetic; stacking K such models into batched matmuls (``torch.baddbmm`` over weights
-``[K, in, out]``) runs them 2-3x faster than a loop over models (shared/research/perf.md §4;
-benchmarks/bench_stacked.py). Each of the K models keeps everything that makes it a separate run:
+``[K, in, out]``) runs them 2-3x faster than a loop over models (benchmarks/bench_stacked.py;
+its numbers in benchmarks/README.md). Each of the K models keeps everything that makes it a separate run:
 
 * its own initialization: built exactly as a single run builds it (``restudy.training.build.build_member``:
   the ``init`` stream, the one-ULP change), then its weights are copied into slice k of the stack;
@@ -93,7 +93,7 @@ __all__ = [
 ]
 
 # Above a few 1e7 FLOP per training step one model's matmuls already keep a core busy and stacking
-# stops paying (perf.md §4: 1.0-1.1x for a 3072-512-10 MLP at B=32, 2.1-2.7x at width 64;
+# stops paying (measured on a 2-core CPU: 1.0-1.1x for a 3072-512-10 MLP at B=32, 2.1-2.7x at width 64;
 # benchmarks/bench_stacked.py: 1.1-1.2x at 5.9e7 FLOP, K=8, 1 thread; the enorm small study,
 # 5 seeds per group at 0.9e7-1.1e8 FLOP: 179 s stacked vs 170 s in the pool, measured side by side).
 STACK_FLOP_LIMIT = 2e7

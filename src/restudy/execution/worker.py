@@ -8,16 +8,16 @@ becomes a record with status ``failed`` and the error, a non-finite loss one wit
 
 Optional extras, each driven by a setting:
 
-* ``perturb: one_ulp`` (originals.md §4.3): right after the model is built (and moved to its
-  device), before the optimizer exists, one weight moves by one ULP; what changed is recorded in
-  ``record.env["perturbation"]`` (see :func:`restudy.training.perturb.one_ulp_change`).
-* ``tta: [strategy, ...]`` (originals.md §4.6): the final model's TTA test logits are stored in
-  ``test_logits.safetensors`` as ``tta_<strategy>``, their accuracy in
+* ``perturb: one_ulp`` (Summers & Dinneen's random bit change): right after the model is built
+  (and moved to its device), before the optimizer exists, one weight moves by one ULP; what changed
+  is recorded in ``record.env["perturbation"]`` (see :func:`restudy.training.perturb.one_ulp_change`).
+* ``tta: [strategy, ...]`` (Summers & Dinneen's test-time augmentation): the final model's TTA test
+  logits are stored in ``test_logits.safetensors`` as ``tta_<strategy>``, their accuracy in
   ``record.metrics["test_acc_tta_<strategy>"]``.
-* ``schedule: snapshot`` (originals.md §4.5): the test logits at the end of each cycle are stored
-  as ``snapshot_<i>`` (i = 0-based cycle), their mean (logits averaged) as ``ensemble``, its
-  accuracy as ``test_acc_ensemble``; with ``tta`` also ``ensemble_tta_<strategy>`` (the mean over
-  snapshots of each snapshot model's TTA logits) and ``test_acc_ensemble_tta_<strategy>``.
+* ``schedule: snapshot`` (Summers & Dinneen's accelerated ensembling): the test logits at the end of
+  each cycle are stored as ``snapshot_<i>`` (i = 0-based cycle), their mean (logits averaged) as
+  ``ensemble``, its accuracy as ``test_acc_ensemble``; with ``tta`` also ``ensemble_tta_<strategy>``
+  (the mean over snapshots of each snapshot model's TTA logits) and ``test_acc_ensemble_tta_<strategy>``.
 * ``save_weights: true``: the final model's state (parameters and buffers) as
   ``model.safetensors``, with its sha256 in the record (read by :mod:`restudy.execution.weights`).
 * ``cka_examples: n``: the penultimate features of the first n test examples, as ``features``.
@@ -238,8 +238,8 @@ def penultimate_features(
     """The representation the classifier reads: ``model.features(x)`` when the model has it (the
     ResNets), else the output of all but the last layer of an ``nn.Sequential`` (the MLPs).
 
-    Which layer CKA should compare is not stated by the original (originals.md §4.4 item 6): this
-    choice is an assumption a study marks as such.
+    Which layer CKA should compare is not stated by the original (its released code computes no CKA):
+    this choice is an assumption a study marks as such.
     """
     import torch
 
@@ -322,7 +322,7 @@ def _snapshot_tta(
     run_tta: Callable[[torch.nn.Module], dict[str, torch.Tensor]],
     final: dict[str, torch.Tensor],
 ) -> list[dict[str, torch.Tensor]]:
-    """Each snapshot model's TTA logits (originals.md §4.5 + §4.6).
+    """Each snapshot model's TTA logits (snapshot ensembles with test-time augmentation, as Summers & Dinneen).
 
     A snapshot taken at the last epoch is the final model: its TTA logits (``final``) are reused.
     The others are evaluated by loading their saved state_dict into ``model``; the final weights

@@ -1,7 +1,8 @@
 """Training-time methods: a hook the training loop runs after every ``optimizer.step()``.
 
 The loop builds one with ``create("method", name, model=model, optimizer=opt, **args)`` and, when it
-is not None, calls ``hook.step()`` after each optimizer step (originals.md §3.2, "Schedule").
+is not None, calls ``hook.step()`` after each optimizer step (as ENorm's Algorithm 2 and its original
+``main.py`` do).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ def make_enorm(
     p: float = 2,
     balance_bias: bool = True,
 ) -> ENorm:
-    """ENorm, one balancing cycle per optimizer step (originals.md §3.2); see :class:`ENorm`.
+    """ENorm, one balancing cycle per optimizer step (Stock et al., ICLR 2019, Algorithm 2); see :class:`ENorm`.
 
     Named ``make_enorm`` so that it does not shadow the ``restudy.methods.enorm`` submodule.
 
     Args:
         model: the network to balance.
         optimizer: its optimizer (SGD momentum buffers are rescaled with the weights).
-        c: asymmetry factor; the paper's FC runs use 1.2, its conv runs 1.1 (§3.2).
+        c: asymmetry factor; the paper's FC runs use 1.2, its conv runs 1.1 (the original README's commands).
         p: norm exponent for fully connected nets (conv nets use 2).
         balance_bias: scale biases with their unit's incoming weights (paper §3.5).
 

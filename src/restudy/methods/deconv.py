@@ -1,17 +1,20 @@
 """Network deconvolution layers: convolutions and linear layers that whiten their input patches.
 
-Re-implemented from the description in ``originals.md`` §1.1-1.4 (Ye et al., ICLR 2020), not from the
-original code. Before the convolution, every input patch x (the im2col column the kernel sees) is
-mapped to D(x − μ) with D ≈ (Cov + eps·I)^(−1/2) estimated from the minibatch; the whitening is folded
-into the kernel (W' = W·D, b' = b − W'·μ) and an ordinary convolution runs on the raw input (§1.1).
+Re-implemented from Ye et al., "Network Deconvolution" (ICLR 2020, arXiv:1905.11926), Algorithm 1
+and Fig. 3, and the behaviour of the original code (yechengxi/deconvolution, ``models/deconv.py``),
+without copying that code. Before the convolution, every input patch x (the im2col column the kernel
+sees) is mapped to D(x − μ) with D ≈ (Cov + eps·I)^(−1/2) estimated from the minibatch; the whitening
+is folded into the kernel (W' = W·D, b' = b − W'·μ) and an ordinary convolution runs on the raw input
+(the paper's implicit deconvolution, as the original ``FastDeconv`` computes it).
 
 * :func:`isqrt_newton_schulz`: the coupled Newton–Schulz inverse square root, differentiated by
-  plain autograd through every iteration (§1.2).
+  plain autograd through every iteration (the original ``isqrt_newton_schulz_autograd``).
 * :class:`FastDeconv`: a drop-in :class:`torch.nn.Conv2d` (same weight, bias and constructor
-  arguments, plus the deconvolution ones) that replaces a Conv2d + BatchNorm2d pair (§1.3, §1.6).
-* :class:`Delinear`: the decorrelated linear classifier (§1.4).
+  arguments, plus the deconvolution ones) that replaces a Conv2d + BatchNorm2d pair (the original
+  class ``FastDeconv``, used so in its CIFAR models ``models/*.py``).
+* :class:`Delinear`: the decorrelated linear classifier (the original class ``Delinear``).
 
-Quirks of the original that are kept on purpose (§1.3, §1.10):
+Quirks of the original ``FastDeconv`` that are kept on purpose:
 
 * statistics come from a strided im2col sample (stride ``sampling_stride`` × the conv stride, zero
   padding included); a 1×1 conv keeps every (stride²)-th row of the flattened NHWC input instead;
@@ -22,11 +25,13 @@ Quirks of the original that are kept on purpose (§1.3, §1.10):
 * ``freeze``: a counter of training forward passes wraps at 10·freeze_iter; a frozen layer
   recomputes its statistics only while the counter (before its increment) is ≤ freeze_iter.
 
-``ChannelDeconv`` (§1.5) is not provided: the paper-table commands with the released code use the
-Delinear head (§1.4, §1.6), ChannelDeconv only runs with ``--delinear False``, and §1.5 describes it
-too loosely to copy exactly (how the leftover channels' scalar statistics are tracked, for one).
+``ChannelDeconv`` (also in the original ``models/deconv.py``) is not provided: the paper-table
+commands of the original README use the Delinear head, ChannelDeconv only runs with ``--delinear
+False``, and its details were not pinned down well enough to copy exactly (how the leftover
+channels' scalar statistics are tracked, for one).
 
-Deviation: ``bias=False`` is accepted (the original fails on it, §1.3): the folded bias is then −W'·μ.
+Deviation: ``bias=False`` is accepted (the original ``FastDeconv`` fails on it): the folded bias is
+then −W'·μ.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ __all__ = ["Delinear", "FastDeconv", "isqrt_newton_schulz"]
 
 
 def isqrt_newton_schulz(A: Tensor, n_iter: int) -> Tensor:
-    """Approximate A^(−1/2) of a symmetric positive-definite matrix by coupled Newton–Schulz (§1.2).
+    """Approximate A^(−1/2) of a symmetric positive-definite matrix by coupled Newton–Schulz.
 
     s = ‖A‖_F, Y₀ = A/s, Z₀ = I; then ``n_iter`` times M = ½(3I − Z·Y), Y ← Y·M, Z ← M·Z; the result
     is Z / √s. With a leading batch dimension every matrix is treated alone, with its own norm.
@@ -84,8 +89,8 @@ def _check(name: str, value: float, low: float, allowed: str) -> None:
 
 
 def _block_size(block: int, features: int) -> int:
-    """The original's block rule (§1.3, §1.4): all features if block > features, else block if it
-    divides them, else gcd(block, features)."""
+    """The original's block rule (``FastDeconv`` and ``Delinear``): all features if block > features,
+    else block if it divides them, else gcd(block, features)."""
     if block > features:
         return features
     return block if features % block == 0 else math.gcd(block, features)
@@ -98,7 +103,7 @@ def _update(running: Tensor, value: Tensor, momentum: float) -> None:
 
 
 def _whitening(X: Tensor, eps: float, n_iter: int) -> tuple[Tensor, Tensor]:
-    """μ and D ≈ (Cov + eps·I)^(−1/2) of the rows of X, (M, F) or per group (G, M, F) (§1.3 steps 3-5).
+    """μ and D ≈ (Cov + eps·I)^(−1/2) of the rows of X, (M, F) or per group (G, M, F).
 
     Cov = XcᵀXc / M with Xc = X − μ: the biased covariance of the sampled rows.
     """
@@ -113,7 +118,7 @@ def _whitening(X: Tensor, eps: float, n_iter: int) -> tuple[Tensor, Tensor]:
 
 
 class FastDeconv(nn.Conv2d):
-    """A Conv2d whose input patches are whitened, the whitening folded into its kernel (§1.3).
+    """A Conv2d whose input patches are whitened, the whitening folded into its kernel (the original ``FastDeconv``).
 
     Weight (C_out, C/groups, kh, kw) and bias (C_out) are those of the :class:`torch.nn.Conv2d` with
     the same arguments, with its default initialisation, so parameter counts and the ``weight`` and
@@ -126,7 +131,7 @@ class FastDeconv(nn.Conv2d):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as Conv2d.
         eps: added to the covariance's diagonal before the inverse square root.
-        n_iter: Newton–Schulz iterations (5; the original's first layers use 10-15, §1.6).
+        n_iter: Newton–Schulz iterations (5; the original's first layers use 10-15, see its ``models/*.py``).
         momentum: of the running μ and D.
         block: channels per whitening block B for ``groups == 1`` (see :func:`_block_size`); a
             grouped conv whitens each group's C/groups channels.
@@ -190,7 +195,7 @@ class FastDeconv(nn.Conv2d):
         )
 
     def frozen(self) -> bool:
-        """Whether the next training forward pass uses the running μ and D (the freeze rule, §1.3)."""
+        """Whether the next training forward pass uses the running μ and D (the original's freeze rule)."""
         return self.freeze and self.counter > self.freeze_iter
 
     def sample_patches(self, x: Tensor) -> Tensor:
@@ -203,11 +208,11 @@ class FastDeconv(nn.Conv2d):
         return cols.transpose(1, 2).reshape(-1, C * self.kernel_size[0] * self.kernel_size[1])
 
     def statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """μ and D from this batch (§1.3 steps 1-5), differentiable, shaped like the buffers."""
+        """μ and D from this batch, differentiable, shaped like the buffers."""
         X = self.sample_patches(x)
         nf = self.num_features
         if self.groups == 1:
-            # Interleaved split: the C·k² columns viewed as (F, C/B) and transposed (§1.3 step 2).
+            # Interleaved split: the C·k² columns viewed as (F, C/B) and transposed, as the original.
             X = X.reshape(X.shape[0], nf, -1).transpose(1, 2).reshape(-1, nf)
             return _whitening(X, self.eps, self.n_iter)
         # One contiguous chunk of F columns per group; the mean covers all of them at once.
@@ -216,7 +221,7 @@ class FastDeconv(nn.Conv2d):
         return mean.reshape(-1), deconv
 
     def folded(self, mean: Tensor, deconv: Tensor) -> tuple[Tensor, Tensor]:
-        """W' = W·D and b' = b − Σ_blocks W'·μ, the weight shaped like ``self.weight`` (§1.3)."""
+        """W' = W·D and b' = b − Σ_blocks W'·μ, the weight shaped like ``self.weight``."""
         w = self.weight
         out, nf = w.shape[0], self.num_features
         if self.groups == 1:
@@ -246,7 +251,7 @@ class FastDeconv(nn.Conv2d):
 
 
 class Delinear(nn.Linear):
-    """A Linear layer whose input is whitened in blocks, the whitening folded into W and b (§1.4).
+    """A Linear layer whose input is whitened in blocks, the whitening folded into W and b (the original ``Delinear``).
 
     The input (N, in_features) is viewed as rows of length B (each sample gives in/B contiguous
     rows sharing one B×B matrix); μ and D ≈ (Cov + eps·I)^(−1/2) come from all rows (no

@@ -1,25 +1,29 @@
 """ENorm: equi-normalization of a ReLU network by balancing consecutive layers.
 
-Re-implemented from the description in ``originals.md`` §3 (Stock et al., ICLR 2019), not from the
-original code. A hidden ReLU unit j sits between two weight matrices: its incoming weights are row j
-of the layer before it, its outgoing weights are column j of the layer after it. Scaling the row by
-d_j > 0 and the column by 1/d_j leaves the network's function unchanged (§3.1). One ENorm *cycle*
-picks, for every balanced unit, the d_j that minimizes the depth-weighted energy
-Σ_k c^{-p·k}·‖W_k‖_p^p over that unit's scale alone (§3.2) and applies all of them at once.
+Re-implemented from Stock et al., "Equi-normalization of Neural Networks" (ICLR 2019,
+arXiv:1902.10416), Algorithms 1-2, and the behaviour of the original code (facebookresearch/enorm,
+``enorm/enorm.py``), without copying that code. A hidden ReLU unit j sits between two weight
+matrices: its incoming weights are row j of the layer before it, its outgoing weights are column j
+of the layer after it. Scaling the row by d_j > 0 and the column by 1/d_j leaves the network's
+function unchanged (the paper's abstract). One ENorm *cycle* picks, for every balanced unit, the d_j
+that minimizes the depth-weighted energy Σ_k c^{-p·k}·‖W_k‖_p^p over that unit's scale alone (the
+original ``enorm.py`` update, see :func:`energy`) and applies all of them at once.
 
-The training loop calls :meth:`ENorm.step` once after every ``optimizer.step()`` (§3.2, "Schedule").
+The training loop calls :meth:`ENorm.step` once after every ``optimizer.step()`` (Algorithm 2; the
+original ``main.py``).
 
 Semantics (each a choice documented where it is made):
 
 * Weights are the ``weight`` of every :class:`torch.nn.Linear` and :class:`torch.nn.Conv2d`, in module
   order (:func:`balanced_layers`).
-* Norms are taken from the weights as they were at the start of the cycle (a Jacobi sweep, §3.2).
-* The last hidden layer (the one feeding the classifier) is not balanced (§3.2).
-* Conv nets always use p = 2 (§3.2: the original's conv path hard-codes it).
-* SGD momentum buffers are rescaled with their weights whenever they exist (§3.2 does it on the
-  conv path only).
+* Norms are taken from the weights as they were at the start of the cycle (a Jacobi sweep, as the
+  original ``enorm.py``).
+* The last hidden layer (the one feeding the classifier) is not balanced (the original ``enorm.py``).
+* Conv nets always use p = 2 (the original's conv path hard-codes it).
+* SGD momentum buffers are rescaled with their weights whenever they exist (the original
+  ``enorm.py`` does it on the conv path only).
 * Biases are rescaled with their unit's incoming row when ``balance_bias`` is true (paper §3.5, used
-  by the seed-002 reproduction); the original code balances no bias (§3.2).
+  by the Reproducibility of Equi-normalization report); the original code balances no bias.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ _WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 def balanced_layers(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
     """The layers whose weights ENorm sees, W_0 … W_{L-1}, in module order.
 
-    The original selects parameters whose name contains "weight" and not "bn" (originals.md §3.2).
+    The original (``enorm.py``) selects parameters whose name contains "weight" and not "bn".
     Our models are ``nn.Sequential`` whose BatchNorm parameters are named like ``"3.weight"``, so the
     name filter would pick them up. We select the weights of ``nn.Linear`` and ``nn.Conv2d`` modules
     instead: same intent (BatchNorm parameters are skipped), robust to naming. Module order must be
@@ -58,7 +62,7 @@ def balanced_layers(model: nn.Module) -> list[nn.Linear | nn.Conv2d]:
 def energy(model: nn.Module, c: float = 1.0, p: float = 2) -> float:
     """Depth-weighted weight energy Σ_k c^{-p·k}·‖W_k‖_p^p that one ENorm cycle decreases.
 
-    Derived in originals.md §3.2 ("c (asymmetric scaling)"): each d_j of a cycle is the exact
+    Derived from the update of the original ``enorm.py``: each d_j of a cycle is the exact
     minimizer of this quantity over that unit's scale alone. ‖·‖_p^p is entry-wise; k is the
     0-based index of the weight in :func:`balanced_layers`. Biases are not included.
 
@@ -78,26 +82,28 @@ def energy(model: nn.Module, c: float = 1.0, p: float = 2) -> float:
 
 
 def _incoming_norms(weight: Tensor, p: float) -> Tensor:
-    """ℓ_j = ‖W[j, …]‖_p: the norm of row j (for a conv, all of output channel j's kernel; §3.2)."""
+    """ℓ_j = ‖W[j, …]‖_p: the norm of row j (for a conv, all of output channel j's kernel, as in the
+    original)."""
     return torch.linalg.vector_norm(weight.reshape(weight.shape[0], -1), ord=p, dim=1)
 
 
 def _unit_view(weight: Tensor, units: int) -> Tensor:
     """``weight`` seen as (out, units, rest): the slice [:, j, :] holds input unit j's weights.
 
-    For a conv, rest is the kernel (C_out·k·k entries per input channel, §3.2). For a Linear after
-    a flattened conv output, rest is the channel's H·W positions (``nn.Flatten`` is channel-major).
+    For a conv, rest is the kernel (C_out·k·k entries per input channel, as the original). For a
+    Linear after a flattened conv output, rest is the channel's H·W positions (``nn.Flatten`` is
+    channel-major).
     """
     return weight.reshape(weight.shape[0], units, -1)
 
 
 def _outgoing_norms(weight: Tensor, units: int, p: float) -> Tensor:
-    """r_j = ‖W[:, j, …]‖_p: the norm of everything input unit j feeds in the next layer (§3.2)."""
+    """r_j = ‖W[:, j, …]‖_p: the norm of everything input unit j feeds in the next layer."""
     return torch.linalg.vector_norm(_unit_view(weight, units), ord=p, dim=(0, 2))
 
 
 def _scales(incoming: Tensor, outgoing: Tensor, c: float) -> Tensor:
-    """d_j = (r_j / (c·ℓ_j))^{1/2} (originals.md §3.2), with d_j = 1 where that is not usable.
+    """d_j = (r_j / (c·ℓ_j))^{1/2} (the original ``enorm.py``), with d_j = 1 where that is not usable.
 
     A dead unit (ℓ_j = 0), a unit feeding nothing (r_j = 0) or non-finite norms would give d_j of
     0, inf or NaN, which breaks function preservation; such units are left alone.
@@ -124,26 +130,29 @@ def _scale_units(t: Tensor, units: int, d: Tensor) -> None:
 
 
 class ENorm:
-    """One ENorm balancing cycle per :meth:`step` (originals.md §3.2, "Algorithm 1").
+    """One ENorm balancing cycle per :meth:`step` (Stock et al., Algorithm 1; the original ``enorm.py``).
 
     With weights W_0 … W_{L-1} (from :func:`balanced_layers`), hidden layer i (between W_{i-1} and
     W_i) is balanced for i = 1 … L-2: the last hidden layer, between W_{L-2} and W_{L-1}, is not
-    ("we do not balance the last layer", §3.2). Consequently W_{L-1} is never changed, W_{L-2} only
-    has its columns rescaled, and a net with two weight layers (one hidden layer) is left untouched.
+    ("we do not balance the last layer", a comment of the original ``enorm.py``). Consequently
+    W_{L-1} is never changed, W_{L-2} only has its columns rescaled, and a net with two weight layers
+    (one hidden layer) is left untouched.
 
     Args:
         model: an ``nn.Sequential``-like chain of Linear / Conv2d layers with positively homogeneous
             layers between them (ReLU, max / average pooling, Flatten). BatchNorm between two layers
-            is allowed and skipped, but then a cycle is no longer function-preserving (§3.3 caveat).
+            is allowed and skipped, but then a cycle is no longer function-preserving (the case of the
+            original ``models/fully_connected.py``, which has BatchNorm in every hidden layer).
         optimizer: the optimizer training ``model``; if it is ``torch.optim.SGD`` its momentum
             buffers are rescaled with the weights. Other optimizers' states are left untouched.
-        c: asymmetry factor (> 0). At the fixed point r_j = c·ℓ_j (§3.2).
+        c: asymmetry factor (> 0). At the fixed point r_j = c·ℓ_j (the original's ``--enorm c``).
         p: norm exponent (> 0) for fully connected nets. Any net containing a Conv2d uses p = 2, as
-            the original's conv path hard-codes it (§3.2); a warning says so if another p is given.
+            the original's conv path hard-codes it; a warning says so if another p is given.
         balance_bias: when a balanced layer has a bias, scale b_j by d_j together with row j
-            (function-preserving; paper §3.5 extension, used by the seed-002 reproduction for its
-            "with bias" runs). False mirrors the original, which balances no bias (§3.2); with
-            biases present a cycle then changes the function. d_j is computed from weights only.
+            (function-preserving; paper §3.5 extension, used by the Reproducibility of
+            Equi-normalization report for its "with bias" runs). False mirrors the original, which
+            balances no bias; with biases present a cycle then changes the function. d_j is computed
+            from weights only.
 
     Attributes:
         layers: the Linear / Conv2d layers, W_0 … W_{L-1}.
@@ -189,7 +198,7 @@ class ENorm:
             self._apply(i, d)
 
     def _compute_scales(self) -> list[Tensor]:
-        """All d_i from the pre-cycle weights (Jacobi sweep, originals.md §3.2).
+        """All d_i from the pre-cycle weights (Jacobi sweep, as the original ``enorm.py``).
 
         The original reads the next pair's norms before rescaling the current pair, so no d sees an
         already rescaled neighbour; computing every d before applying any reproduces that.
@@ -212,7 +221,7 @@ class ENorm:
         self._rescale_momentum(i, d)
 
     def _rescale_momentum(self, i: int, d: Tensor) -> None:
-        """Rescale SGD momentum buffers inversely to their weights (originals.md §3.2).
+        """Rescale SGD momentum buffers inversely to their weights (Stock et al., Algorithm 2).
 
         Gradients scale as 1/d when weights scale as d, so the buffer of W_{i-1}[j] (and of b_{i-1}[j]
         when the bias was rescaled) is multiplied by 1/d_j and the buffer of W_i[:, j] by d_j. The
@@ -260,7 +269,7 @@ def _check_chain(layers: list[nn.Linear | nn.Conv2d]) -> list[int]:
 
 
 def _effective_p(layers: list[nn.Linear | nn.Conv2d], p: float) -> float:
-    """p for fully connected nets, 2 for any net with a conv (originals.md §3.2: conv path uses 2)."""
+    """p for fully connected nets, 2 for any net with a conv (the original's conv path uses 2)."""
     if any(isinstance(layer, nn.Conv2d) for layer in layers):
         if not math.isclose(p, 2):
             warnings.warn(f"ENorm uses p=2 on convolutional nets (as the original); p={p} ignored", stacklevel=3)

@@ -1,8 +1,8 @@
-"""A tiny bias-free CNN whose layers ENorm can balance (originals.md §3.2, conv path).
+"""A tiny bias-free CNN whose layers ENorm can balance (the conv path of the original ``enorm/enorm.py``).
 
 ``blocks × (Conv3×3 → ReLU → MaxPool2) → Conv1×1 head → global average pool → Flatten``. Every layer
-between two convs is positively homogeneous, so ENorm's rescaling preserves the function (§3.1).
-Meant for tests and smoke runs, not for the paper's conv results.
+between two convs is positively homogeneous, so ENorm's rescaling preserves the function (Stock et
+al., ICLR 2019). Meant for tests and smoke runs, not for the paper's conv results.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def small_cnn(
 
 @torch.no_grad()
 def _init_convs(model: nn.Module, generator: torch.Generator | None) -> None:
-    """He-normal (fan_in, ReLU) for every conv, like the FC net (originals.md §3.3)."""
+    """He-normal (fan_in, ReLU) for every conv, like the FC net of the original ENorm code."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=generator)

@@ -1,4 +1,5 @@
-"""Fully connected ReLU network of the ENorm paper's CIFAR-10 experiments (originals.md §3.3).
+"""Fully connected ReLU network of the ENorm paper's CIFAR-10 experiments (Stock et al., ICLR 2019;
+the original ``models/fully_connected.py``).
 
 ``Flatten → Linear(in, width) → [BN] → ReLU → hidden × (Linear(width, width) → [BN] → ReLU) →
 Linear(width, num_classes)``, bias-free and He-initialized by default.
@@ -32,22 +33,25 @@ def fc(
     init: str = "kaiming_normal",
     generator: torch.Generator | None = None,
 ) -> nn.Sequential:
-    """The FC net of originals.md §3.3 and seed 002: hidden + 2 linear layers in all.
+    """The FC net of the original ``models/fully_connected.py`` and of seed 002 (the Reproducibility of
+    Equi-normalization report): hidden + 2 linear layers in all.
 
     ``hidden`` is the number of width→width layers: seed 002's "p intermediary layers". The
-    original's ``--n-layers L`` counts all linear layers, i.e. ``hidden = L - 2`` (§3.3).
+    original's ``--n-layers L`` counts all linear layers, i.e. ``hidden = L - 2``
+    (``FullyConnected(n_layers=L)`` in ``models/fully_connected.py``).
 
     Args:
         input_shape: shape of one example; it is flattened to ``prod(input_shape)`` features.
         num_classes: output size.
         hidden: number of width→width linear layers (≥ 0).
         width: units per hidden layer (≥ 1); 500 in the paper.
-        bias: give every Linear a bias (zero-initialized). The paper's net has none (§3.3); seed 002
-            also ran "with bias" variants.
+        bias: give every Linear a bias (zero-initialized). The paper's net has none (``bias=False``
+            in the original); seed 002 also ran "with bias" variants.
         norm: "none", or "bn" for BatchNorm1d(width) after every non-final Linear, before its ReLU
-            (the released model's layout, §3.3 caveat; seed 002's "BN" variant).
+            (the layout of the released ``models/fully_connected.py``; seed 002's "BN" variant).
         init: "kaiming_normal" (He: normal, fan_in, ReLU gain, std √(2/fan_in), applied to every
-            Linear as in §3.3) or "torch_default" (PyTorch's own Linear init; biases still zero).
+            Linear as the original does) or "torch_default" (PyTorch's own Linear init; biases
+            still zero).
         generator: random source for the initialization (None: torch's global one).
 
     Returns:
@@ -106,7 +110,7 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 @torch.no_grad()
 def _init_linears(model: nn.Module, init: str, generator: torch.Generator | None) -> None:
-    """He-initialize every Linear weight (originals.md §3.3) and zero every bias (seed 002)."""
+    """He-initialize every Linear weight (as the original ENorm code) and zero every bias (seed 002)."""
     for m in model.modules():
         if isinstance(m, nn.Linear):
             if init == "kaiming_normal":

@@ -1,6 +1,6 @@
-"""CIFAR ResNets: ResNet-14 as in Summers & Dinneen's code (originals.md §4.1) and a ResNet-34.
+"""CIFAR ResNets: ResNet-14 as in Summers & Dinneen's code (``resnet_cifar.py``) and a ResNet-34.
 
-ResNet-14 (originals.md §4.1):
+ResNet-14 (``resnet_cifar.py``, ``resnet14``):
 
 * stem: 3×3 conv 3→16 (no bias) → BN → ReLU;
 * three stages of 2 BasicBlocks, widths 16/32/64, strides 1/2/2 (1 + 12 + 1 = 14 layers);
@@ -13,7 +13,7 @@ ResNet-14 (originals.md §4.1):
 
 Parameter names keep "bn" in every BatchNorm of the blocks and the stem (``bn1``, ``bn2``) and the
 downsampling BatchNorm is ``shortcut.1`` (no "bn"), so name-based parameter groups (bias and BN
-scales at 0.1× lr, originals.md §4.2) fall exactly where the original code's fall.
+scales at 0.1× lr, their ``train.py``) fall exactly where the original code's fall.
 
 ResNet-34 (seed 003 Table 1: stages of 3/4/6/3 blocks, widths 64/128/256/512) was written by the
 reproducers themselves; its stem and shortcut are not published, so this one uses a 3×3 stem and
@@ -33,7 +33,7 @@ __all__ = ["resnet14", "resnet34", "CifarResNet"]
 
 
 class ZeroPadShortcut(nn.Module):
-    """Every other pixel, BatchNorm, then zero channels up to ``out_ch`` (originals.md §4.1)."""
+    """Every other pixel, BatchNorm, then zero channels up to ``out_ch`` (as ``resnet_cifar.py``)."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__()
@@ -96,7 +96,7 @@ class CifarResNet(nn.Module):
                 nn.init.zeros_(m.bias)
         for m in self.modules():
             if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.bn2.weight)  # residual branch starts at 0 (originals.md §4.1)
+                nn.init.zeros_(m.bn2.weight)  # residual branch starts at 0 (as resnet_cifar.py)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (after global average pooling), e.g. for CKA."""
@@ -117,7 +117,7 @@ def _check(input_shape: tuple[int, ...]) -> int:
 def resnet14(
     input_shape: tuple[int, ...], num_classes: int, width: int = 16, shortcut: str = "zero_pad"
 ) -> CifarResNet:
-    """ResNet-14 of originals.md §4.1; ``width`` scales the three stages (16 → 16/32/64)."""
+    """ResNet-14 of Summers & Dinneen's ``resnet_cifar.py``; ``width`` scales the three stages (16 → 16/32/64)."""
     return CifarResNet([2, 2, 2], [width, 2 * width, 4 * width], num_classes, _check(input_shape), shortcut)
 
 

@@ -41,7 +41,7 @@ def human_source(source: str, docs: dict[str, str] | None = None, seen: set[str]
 
     Args:
         source: as the plan or the study wrote it (``scale small``, ``scales.small.rules[0]``,
-            ``restudy default``, ``rep2022 §3.4``, ``train.py (originals.md §4.2)`` ...).
+            ``restudy default``, ``rep2022 §3.4``, ``train.py`` ...).
         docs: document id → title; an id is expanded to ``id (title)`` the first time it is met.
         seen: ids already expanded (updated in place).
     """

@@ -177,7 +177,8 @@ DECLARATIONS: tuple[Setting, ...] = (
         default=0.0,
         applies_when=_when("schedule", "cosine", "snapshot"),
     ),
-    # Snapshot ensembles: cycles of the cyclic schedule = snapshots (originals.md §4.5).
+    # Snapshot ensembles: cycles of the cyclic schedule = snapshots (Summers & Dinneen, ICML 2021, accelerated
+    # ensembling; their code's train.py, lr_schedule='snapshot5').
     Setting(
         "schedule.cycles",
         Number(1, 100000, integer=True),
@@ -194,7 +195,7 @@ DECLARATIONS: tuple[Setting, ...] = (
         applies_when=_when("schedule", "exponential"),
     ),
     Setting("epochs", Number(1, 100000, integer=True), "training epochs"),
-    # Time to fit (originals.md §2.5, Fig. 1b): the step at which the whole training set is fit.
+    # Time to fit (Zhang et al., ICLR 2017, Sec. 2.1, Fig. 1b): the step at which the whole training set is fit.
     Setting(
         "stop_at_fit",
         Flag(),
@@ -211,7 +212,7 @@ DECLARATIONS: tuple[Setting, ...] = (
         applies_when=_when("stop_at_fit"),
         reason="fit means every training example classified as labelled",
     ),
-    # Training loss per step (originals.md §2, Fig. 1a): the record's step_curve.
+    # Training loss per step (Zhang et al., ICLR 2017, Fig. 1a): the record's step_curve.
     Setting(
         "curve_every_steps",
         Number(0, 10**9, integer=True),
@@ -296,7 +297,8 @@ DECLARATIONS: tuple[Setting, ...] = (
         applies_when=_when("augment", "crop", "flip_crop"),
         reason="the CIFAR convention (RandomCrop(32, 4))",
     ),
-    # One-ulp change of one weight after initialization (originals.md §4.3 "Random bit change").
+    # One-ulp change of one weight after initialization (Summers & Dinneen, ICML 2021, "random bit change";
+    # their code's train.py).
     Setting(
         "perturb",
         Choice(("none", "one_ulp")),
@@ -310,7 +312,8 @@ DECLARATIONS: tuple[Setting, ...] = (
         default="first",
         applies_when=_when("perturb", "one_ulp"),
     ),
-    # Test-time augmentation strategies evaluated on the final model (originals.md §4.6).
+    # Test-time augmentation strategies evaluated on the final model (Summers & Dinneen, ICML 2021; their code's
+    # evaluate.py, strategy 'tta').
     Setting("tta", TTANames(), "test-time augmentation strategies evaluated on the final model", default=[]),
     Setting(
         "tta.pad",
@@ -318,7 +321,7 @@ DECLARATIONS: tuple[Setting, ...] = (
         "padding of TTA crops",
         default=4,
         applies_when=_when("tta"),
-        reason="the original's crop25/crop81 on 32x32 images (originals.md §4.6)",
+        reason="the original's crop25/crop81 on 32x32 images (Summers & Dinneen's evaluate.py)",
     ),
     Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model", default=[]),
     # Released weights (seed 000's weights and inference-only scripts): `restudy export` / `validate`.

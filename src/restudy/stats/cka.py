@@ -32,9 +32,10 @@ def linear_cka(x: Any, y: Any) -> float:
     CKA = ‖YᵀX‖²_F / (‖XᵀX‖_F · ‖YᵀY‖_F). Invariant to orthogonal transforms and isotropic
     scaling of either representation; 1 for identical ones.
 
-    ASSUMED: the released code of Summers & Dinneen computes no CKA, and whether the paper reports
-    one, on which layer and with which variant is unverified (originals.md §4.4 item 6). Linear
-    CKA is the most likely form; a study using it must mark it "assumed".
+    ASSUMED: the released code of Summers & Dinneen computes no CKA (the [Re] Nondeterminism and
+    Instability report, Sec. 3.5, found none either), and whether the paper reports one, on which
+    layer and with which variant is unverified. Linear CKA is the most likely form; a study using it
+    must mark it "assumed".
 
     Args:
         x: [n, d₁] features.

@@ -2,9 +2,9 @@
 
 The metrics are those of Summers & Dinneen, "Nondeterminism and Instability in Neural Network
 Optimization" (ICML 2021, arXiv:2103.04514), computed the way their released code does
-(``evaluate.py``, ``compute_metrics``; transcribed in ``shared/research/originals.md`` §4.4). A
-"model" is one array of logits ``[examples, classes]``; for ensembles and test-time augmentation it
-is the averaged logits (§4.5–§4.6). Over a set of M models:
+(``evaluate.py``, ``compute_metrics``). A "model" is one array of logits ``[examples, classes]``;
+for ensembles and test-time augmentation it is the averaged logits, as ``evaluate.py`` averages them.
+Over a set of M models:
 
 1. ``sd_accuracy``: top-1 test accuracy of each model in %, then the **population** SD (``np.std``,
    ddof = 0) across models.
@@ -16,7 +16,7 @@ is the averaged logits (§4.5–§4.6). Over a set of M models:
    **flattened** raw logit arrays (examples × classes numbers each); averaged over pairs. Spearman
    uses ranks from ``argsort`` with **no tie correction**, ρ = 1 − 6Σd²/(n(n²−1)), as the code does.
    ``correlation`` is the Spearman value: the code lists Spearman first, but which of the two the
-   paper's "Pairwise Corr." column shows is **unverified** (originals.md §4.4 item 4).
+   paper's "Pairwise Corr." column shows is **unverified** (the code computes both).
 5. ``ensemble_gain``: for every pair, the ensemble is the **mean of the two logit arrays**; record
    acc_ens − acc_i and acc_ens − acc_j and average over all entries (in %). ``ensemble_gain_ce``
    is the cross-entropy analogue (ensemble CE minus member CE, same averaging; negative when
@@ -432,7 +432,7 @@ def bootstrap_sd(draws: np.ndarray) -> float:
 def variability(
     logits: Any, labels: Any, *, bootstrap: int = 1000, seed: int = 1, confidence: float = 0.95
 ) -> dict[str, Any]:
-    """Run-to-run variability of a set of models (Summers & Dinneen 2021, originals.md §4.4).
+    """Run-to-run variability of a set of models (Summers & Dinneen 2021; their ``evaluate.py``).
 
     Args:
         logits: [models, examples, classes] test logits (numpy or torch, float32).
@@ -523,8 +523,8 @@ def _mean_of(per: dict[str, Any]) -> Any:
 def reduction_percent(method: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
     """Variability reduction % of ``method`` against ``baseline``, both ways the sources use.
 
-    Neither formula is given in the paper or its code (originals.md §4.7); both are re-derived
-    from the numbers of seed 003 (the ML Reproducibility Challenge report), Tables 6–7:
+    Neither formula is given in the paper or its code (the [Re] Nondeterminism and Instability report,
+    Sec. 4.1, says so too); both are re-derived from that report's numbers, Tables 6–7:
 
     * ``original`` — the paper's figure: the mean over the five metrics (SD accuracy, SD CE,
       disagreement, correlation, ensemble Δ) of 100·(1 − V_method/V_baseline), where V is the

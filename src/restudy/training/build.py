@@ -235,7 +235,7 @@ def build_model(
 ) -> tuple[torch.nn.Module, dict[str, Any] | None]:
     """The run's model, initialised as its run does: built under the ``init`` seed stream (the
     global RNG scoped), moved to ``device`` (and, for image inputs, the memory format), then the
-    ``perturb`` change applied (originals.md §4.3).
+    ``perturb`` change applied (Summers & Dinneen's random bit change, after initialization).
 
     Returns:
         ``(model, perturbation)``: what the one-ULP change did, or None without one.
@@ -255,7 +255,7 @@ def build_model(
 
 
 def _perturb(model: torch.nn.Module, spec: RunSpec) -> dict[str, Any] | None:
-    """Apply the ``perturb`` setting to the fresh model; what changed, or None (originals.md §4.3)."""
+    """Apply the ``perturb`` setting to the fresh model; what changed, or None (Summers & Dinneen's ``train.py``)."""
     e = spec.engine
     if e.perturb == "none":
         return None
@@ -351,7 +351,8 @@ def tta_setup(settings: RunSettings, data: Dataset) -> TTASetup:
     """Validate the ``tta`` settings against the data before any training (fail fast).
 
     The pad value is the normalised raw 0 per channel, from ``data.normalization``
-    (originals.md §4.6; see :func:`restudy.training.tta.pad_value_from_normalization`).
+    (as Summers & Dinneen's ``evaluate.py`` pads; see
+    :func:`restudy.training.tta.pad_value_from_normalization`).
 
     Raises:
         RestudyError: a strategy needs a stride that ``tta.pad`` does not allow, or the inputs are
@@ -388,7 +389,7 @@ def tta_setup(settings: RunSettings, data: Dataset) -> TTASetup:
 
 def snapshot_epochs(settings: RunSettings) -> list[int]:
     """The 1-based epochs whose test logits are kept as snapshots: the ends of the cycles of the
-    ``snapshot`` schedule (originals.md §4.5), none for other schedules."""
+    ``snapshot`` schedule (Summers & Dinneen's ``snapshot5``), none for other schedules."""
     from .optim import snapshot_epochs as cycle_ends
 
     e = settings.engine

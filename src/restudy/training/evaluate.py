@@ -65,7 +65,7 @@ def evaluate(
 
 def mean_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
     """Element-wise mean of several models' logits: an ensemble by averaging logits, not
-    probabilities (originals.md §4.4–§4.5)."""
+    probabilities (as Summers & Dinneen's ``evaluate.py`` ensembles)."""
     if not logits:
         raise ValueError("mean_logits needs at least one logits tensor")
     return torch.stack([t.float() for t in logits]).mean(0)

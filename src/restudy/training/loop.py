@@ -54,8 +54,9 @@ class TrainResult:
     test_logits: torch.Tensor | None = None
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
-    # Snapshot ensembles (originals.md §4.5): test logits (and, if asked, CPU copies of the
-    # state_dict) at the end of each requested epoch, in epoch order; shorter if the run diverged.
+    # Snapshot ensembles (Summers & Dinneen's accelerated ensembling): test logits (and, if asked, CPU
+    # copies of the state_dict) at the end of each requested epoch, in epoch order; shorter if the run
+    # diverged.
     snapshot_epochs: list[int] = field(default_factory=list)
     snapshots: list[torch.Tensor] = field(default_factory=list)
     snapshot_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
@@ -249,7 +250,7 @@ def train(
         hooks: objects whose ``step()`` runs after every ``optimizer.step()``.
         augment: batch-wise augmentation (draws from its own generator), or None.
         snapshot_epochs: 1-based epochs at whose end the test logits are kept as snapshots
-            (the ends of the cycles of a snapshot schedule, originals.md §4.5).
+            (the ends of the cycles of a snapshot schedule, as Summers & Dinneen's ``snapshot5``).
         keep_snapshot_states: also keep a CPU copy of the model's ``state_dict`` at each snapshot
             (needed to evaluate each snapshot again later, e.g. with test-time augmentation).
         stop_at_fit: a train accuracy (%): stop after the first epoch at whose end the whole

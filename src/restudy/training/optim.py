@@ -20,7 +20,7 @@ Schedule = Callable[[int, int], float]
 def param_groups(model: torch.nn.Module, lr_mult_bias_bn: float = 1.0) -> list[dict]:
     """Parameter groups: with ``lr_mult_bias_bn`` ≠ 1, biases (names containing "bias") and
     BatchNorm scales (names containing "bn" and "weight") get that multiple of the scheduled lr,
-    the rest the lr itself — the grouping of Summers & Dinneen's train.py (originals.md §4.2), name
+    the rest the lr itself — the grouping of Summers & Dinneen's code (``train.py``), name
     quirks included. With 1 (the default) there is one group, as plain ``model.parameters()``."""
     params = list(model.named_parameters())
     if lr_mult_bias_bn == 1.0:
@@ -85,7 +85,8 @@ def _warmup_cosine(lr: float, step: int, length: int, warmup: float) -> float:
     the end of the warmup, so the schedule is slightly discontinuous where the warmup ends: the
     warmup line would reach ``lr`` there, the cosine takes over at ``0.5·lr·(1 + cos(π·warmup/
     length))`` (just below ``lr``), and ``lr`` itself is never used. This is the Summers & Dinneen
-    protocol (originals.md §4.2), copied on purpose. Clamped to ``[0, lr]`` (originals.md §4.5).
+    protocol (their ``train.py``), copied on purpose. Clamped to ``[0, lr]`` (as their ``snapshot5``
+    schedule is).
     """
     if step < warmup:
         value = lr * step / warmup
@@ -96,7 +97,7 @@ def _warmup_cosine(lr: float, step: int, length: int, warmup: float) -> float:
 
 @register("schedule", "cosine")
 def cosine(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, **_: object) -> Schedule:
-    """Per-step cosine decay to 0, after an optional linear warmup from 0 (originals.md §4.2).
+    """Per-step cosine decay to 0, after an optional linear warmup from 0 (Summers & Dinneen's ``train.py``).
 
     With ``e = step / steps_per_epoch`` (a fractional epoch, as the original's per-step LambdaLR):
     ``lr·e/warmup_epochs`` while ``e < warmup_epochs``, then ``0.5·lr·(1 + cos(π·e/epochs))``.
@@ -121,7 +122,7 @@ def cosine(lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 
 
 
 def snapshot_epochs(epochs: int, cycles: int) -> list[int]:
-    """The 1-based epochs that end the cycles of the ``snapshot`` schedule (originals.md §4.5).
+    """The 1-based epochs that end the cycles of the ``snapshot`` schedule (Summers & Dinneen's ``snapshot5``).
 
     For 500 epochs and 5 cycles: ``[100, 200, 300, 400, 500]`` (0-indexed 99, 199, ..., 499).
 
@@ -143,7 +144,7 @@ def snapshot_epochs(epochs: int, cycles: int) -> list[int]:
 def snapshot(
     lr: float, epochs: int, steps_per_epoch: int, cycles: int = 5, warmup_epochs: float = 0.0, **_: object
 ) -> Schedule:
-    """Cyclic warmup-then-cosine schedule for snapshot ensembles (originals.md §4.5, ``snapshot5``).
+    """Cyclic warmup-then-cosine schedule for snapshot ensembles (Summers & Dinneen's ``train.py``, ``snapshot5``).
 
     The run is split into ``cycles`` equal cycles of ``L = epochs / cycles`` epochs. Each cycle
     restarts the schedule: with ``e = step / steps_per_epoch`` and ``start`` the cycle's first epoch,

@@ -1,12 +1,12 @@
 """The one-bit change: move one weight of a freshly initialised model by one ULP.
 
-Re-implemented from the description of Summers & Dinneen's "random bit change" instability test
-(originals.md §4.3): with every other source of randomness fixed, exactly one scalar of one
-weight tensor is moved up or down (probability ½ each) to the next representable float, the
-smallest possible change (usually a flip of the lowest mantissa bit). The original draws the index
-with ``torch.randint`` after seeding the global RNG and restores the global state afterwards; here
-the draws come from a private generator (the run's ``perturb`` seed stream), so the global RNG is
-never touched.
+Re-implemented from Summers & Dinneen's "random bit change" instability test (ICML 2021,
+arXiv:2103.04514; their code's ``train.py``): with every other source of randomness fixed, exactly
+one scalar of one weight tensor is moved up or down (probability ½ each) to the next representable
+float, the smallest possible change (usually a flip of the lowest mantissa bit). The original draws
+the index with ``torch.randint`` after seeding the global RNG and restores the global state
+afterwards; here the draws come from a private generator (the run's ``perturb`` seed stream), so the
+global RNG is never touched.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ def select_parameter(model: torch.nn.Module, param: str = "first") -> tuple[str,
     Args:
         model: the model.
         param: ``"first"``: the first parameter, in ``model.named_parameters()`` order, whose name
-            ends with ``"weight"`` (the stem conv ``conv1.weight`` of the paper's ResNet-14,
-            originals.md §4.3); otherwise an exact parameter name (the original's option codes 2–5
-            target ``fc.weight``, ``fc.bias``, ... the same way).
+            ends with ``"weight"`` (the stem conv ``conv1.weight`` of the paper's ResNet-14, as
+            the original ``train.py`` picks it); otherwise an exact parameter name (the original's
+            option codes 2–5 target ``fc.weight``, ``fc.bias``, ... the same way).
 
     Returns:
         ``(name, parameter)``.
@@ -71,7 +71,7 @@ def bits(value: torch.Tensor) -> str:
 
 @torch.no_grad()
 def one_ulp_change(model: torch.nn.Module, generator: torch.Generator, param: str = "first") -> dict[str, Any]:
-    """Move one scalar of one weight tensor by one ULP, in place (originals.md §4.3).
+    """Move one scalar of one weight tensor by one ULP, in place (Summers & Dinneen's ``train.py``).
 
     Draws, from ``generator`` only: the flat index (``torch.randint`` over the tensor's elements,
     uniform), then the direction (up if a uniform draw is < ½, else down). The value becomes

@@ -1,6 +1,6 @@
 """Test-time augmentation: average a model's logits over fixed views of each test input.
 
-Re-implemented from the description in originals.md §4.6 (Summers & Dinneen, strategy ``'tta'``):
+Re-implemented after Summers & Dinneen (ICML 2021), their code's ``evaluate.py``, strategy ``'tta'``:
 
 * the **logits** (not probabilities) of all views are averaged, and the original view is always
   one of them;
@@ -58,9 +58,9 @@ def pad_value_from_normalization(normalization: dict[str, Any], channels: int) -
     """Per-channel normalised value of a raw 0 (a black pixel), to pad crops with.
 
     ``(0 − mean)/std`` per channel when ``normalization`` has ``mean``/``std`` lists of
-    ``channels`` values (CIFAR, originals.md §4.6); a single scalar mean/std (digits, MNIST-1D) is
-    applied to every channel; data that is not standardised (no ``mean``/``std``, e.g. ``kind:
-    none``) pads with 0, which is then also the raw 0.
+    ``channels`` values (CIFAR, as Summers & Dinneen's ``evaluate.py`` pads); a single scalar
+    mean/std (digits, MNIST-1D) is applied to every channel; data that is not standardised (no
+    ``mean``/``std``, e.g. ``kind: none``) pads with 0, which is then also the raw 0.
 
     Raises:
         RestudyError: the mean/std lists have neither 1 nor ``channels`` values, or a std is 0.
@@ -169,7 +169,7 @@ def tta_logits(
     memory_format: torch.memory_format | None = None,
     pad: int = 4,
 ) -> torch.Tensor:
-    """Mean of the model's logits over the views of ``strategy`` (originals.md §4.6).
+    """Mean of the model's logits over the views of ``strategy`` (Summers & Dinneen's ``evaluate.py``).
 
     The model runs in eval mode (its mode is restored afterwards), on chunks of ``batch_size``
     inputs and one view at a time; logits are summed in float32 in the order of

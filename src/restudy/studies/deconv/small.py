@@ -1,7 +1,7 @@
 """The CPU stand-in of the Network Deconvolution study: a three-layer CNN with batch normalization
 or with deconvolution, registered as model ``deconv_small_cnn``.
 
-It follows the replacement rule of the original CIFAR models (originals.md §1.6) on a network small
+It follows the replacement rule of the original code's CIFAR models (``models/*.py``) on a network small
 enough for the ``small`` and ``smoke`` scales:
 
 * ``norm="bn"``: ``Conv3×3 (no bias) → BatchNorm2d → ReLU`` three times (strides 1, 2, 2; widths

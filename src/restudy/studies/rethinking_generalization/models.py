@@ -1,5 +1,5 @@
 """The CIFAR-10 networks of Zhang et al. (ICLR 2017), Small Inception and Small AlexNet
-(originals.md §2.3), registered as models ``small_inception`` and ``small_alexnet``.
+(Appendix A, Fig. 3; parameter counts of Table 1), registered as models ``small_inception`` and ``small_alexnet``.
 
 Both take 28×28×3 inputs at paper size and reproduce the paper's parameter counts exactly with
 ``width=1`` (Small Inception 1,649,402 without BN parameters; Small AlexNet 1,387,786). The MLPs
@@ -24,7 +24,7 @@ def _ch(c: int, width: float) -> int:
 
 class ConvModule(nn.Sequential):
     """conv (with bias, 'same' padding) → BN (no learned scale/offset: the paper's count has no BN
-    parameters) → ReLU (originals.md §2.3)."""
+    parameters) → ReLU (Zhang et al., Appendix A, Fig. 3)."""
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, bn: bool = True) -> None:
         layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)]
@@ -126,7 +126,7 @@ def small_alexnet(
     """Small AlexNet: two modules of conv 5×5 (64 filters) → max-pool 3×3 stride 2 → local
     response normalization, then FC 384 → FC 192 → linear; 1,387,786 parameters at ``width=1`` on
     28×28×3. The LRN settings are the TensorFlow CIFAR-10 tutorial's in PyTorch's convention
-    (originals.md §2.3, unverified); ``dropout`` masks the two hidden FC outputs."""
+    (an assumption, unverified); ``dropout`` masks the two hidden FC outputs."""
     _check(input_shape, width, dropout, "small_alexnet")
     c, h, w = input_shape
     k = _ch(64, width)

@@ -1,6 +1,7 @@
-"""The paper's preprocessing (originals.md §2.2): pixels on [0, 1], center crop 28×28 from 32×32,
-per-image whitening as TensorFlow's ``per_image_whitening``, registered as the data set
-``cifar10_zhang`` (CIFAR-10 read from disk by the engine's ``cifar10`` loader, then preprocessed).
+"""The paper's preprocessing (Zhang et al., ICLR 2017, Appendix A): pixels on [0, 1], center crop
+28×28 from 32×32, per-image whitening as TensorFlow's ``per_image_whitening``, registered as the
+data set ``cifar10_zhang`` (CIFAR-10 read from disk by the engine's ``cifar10`` loader, then
+preprocessed).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The randomization tests of Zhang et al. (originals.md §2.1) as data transforms (registry kind
+"""The randomization tests of Zhang et al. (ICLR 2017, Sec. 2.1) as data transforms (registry kind
 ``transform``), applied once to a loaded data set before training and drawing from the run's
 ``data`` seed stream (``restudy.training.build.load_data``); they compose with any data set the engine knows.
 

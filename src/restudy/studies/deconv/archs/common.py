@@ -1,7 +1,7 @@
 """The conv-norm factory: how every Network Deconvolution architecture makes its layers with BN or ND.
 
-One :class:`Layers` object per network decides, from ``norm``, what each layer becomes
-(originals.md §1.6):
+One :class:`Layers` object per network decides, from ``norm``, what each layer becomes, as in
+the CIFAR models of the original code (yechengxi/deconvolution, ``models/*.py``):
 
 * ``norm="bn"`` -- the BN baseline: a bias-free ``Conv2d`` followed by ``BatchNorm2d`` (PyTorch
   defaults) and a plain ``nn.Linear`` classifier;
@@ -36,7 +36,8 @@ __all__ = ["Layers", "NORMS", "DECONV_ARGS", "check_input", "count_layers", "glo
 
 NORMS = ("bn", "nd")
 # FastDeconv hyper-parameters a study may set for every deconvolution layer of a network (per-layer
-# overrides of originals.md §1.6 still win); originals.md §1.7 gives the paper's values as defaults.
+# overrides of the original models/*.py still win); the defaults are the paper's values, those of the
+# original arg_parser.py.
 DECONV_ARGS = ("eps", "n_iter", "momentum", "block", "sampling_stride")
 
 
@@ -53,7 +54,7 @@ class Layers:
     Args:
         norm: ``"bn"``, ``"nd"`` or, where ``allowed`` includes it, ``"none"``.
         width: channel multiplier (> 0); 1 is the paper's network.
-        fc_block: Delinear block size of the ND classifier (originals.md §1.4: 512 on CIFAR).
+        fc_block: Delinear block size of the ND classifier (512 on CIFAR: the README commands' ``--block-fc 512``).
         allowed: the norms this architecture supports.
         deconv_args: FastDeconv hyper-parameters for every deconvolution layer (names in
             ``DECONV_ARGS``).

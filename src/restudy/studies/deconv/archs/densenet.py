@@ -1,4 +1,4 @@
-"""DenseNet-121 for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""DenseNet-121 for CIFAR (kuangliu style) with BN or ND (the original code's ``models/densenet.py``).
 
 Growth 32, dense blocks of 6/12/24/16 bottlenecks, reduction 0.5, a 3×3 stem conv to 64 channels
 (bare: the first bottleneck's pre-activation normalises it; ND: a FastDeconv with the default

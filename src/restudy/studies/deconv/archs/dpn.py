@@ -1,4 +1,4 @@
-"""DPN-92 for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""DPN-92 for CIFAR (kuangliu style) with BN or ND (the original code's ``models/dpn.py``).
 
 Stem 3×3 stride 1 → 64 + norm + ReLU (ND: ``FastDeconv(freeze=True, n_iter=10)``). Four stages
 (strides 1/2/2/2) of 3/4/20/3 dual-path bottlenecks with inner widths 96/192/384/768, residual

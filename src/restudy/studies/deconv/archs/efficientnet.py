@@ -1,4 +1,4 @@
-"""EfficientNet-B0 for CIFAR as the Network Deconvolution code has it, with BN or ND (originals.md §1.6).
+"""EfficientNet-B0 for CIFAR as the Network Deconvolution code has it (``models/efficientnet.py``), with BN or ND.
 
 Structure (the early kuangliu CIFAR variant): stem 3×3 stride 1 → 32 + norm + ReLU; blocks
 (expansion, out, n, stride) (1,16,1,2) (6,24,2,1) (6,40,2,2) (6,80,3,2) (6,112,3,1) (6,192,4,2)

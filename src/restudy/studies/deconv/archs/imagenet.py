@@ -10,9 +10,10 @@
   [6,12,24,16] with growth 32 (bottleneck BN-ReLU-conv1×1 → 128, BN-ReLU-conv3×3 → 32), transitions
   BN-ReLU-conv1×1 (halving) + 2×2 average pool, a final norm + ReLU, global pool, linear.
 
-ND (originals.md §1.7): the stem is ``FastDeconv(freeze=True, n_iter=15)``; every other conv + BN a
-FastDeconv. Assumption, not read from the original: every ``nn.Linear`` of a classifier becomes
-``Delinear(block=fc_block)`` with ``fc_block=64`` (the ImageNet command's ``--block-fc 64``).
+ND (the original ``main_imagenet.py`` and ``models/*_imagenet.py``): the stem is
+``FastDeconv(freeze=True, n_iter=15)``; every other conv + BN a FastDeconv. Assumption, not read
+from the original: every ``nn.Linear`` of a classifier becomes ``Delinear(block=fc_block)`` with
+``fc_block=64`` (the ImageNet command's ``--block-fc 64``).
 Initialisation as torchvision's: convs Kaiming-normal (fan_out, ReLU), norm weight 1 / bias 0, VGG's
 linears N(0, 0.01) with bias 0. Smallest input: 32×32 (five stride-2 steps; VGG's adaptive pool
 then repeats the 1×1 map to 7×7).

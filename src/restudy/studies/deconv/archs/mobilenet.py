@@ -1,4 +1,4 @@
-"""MobileNetV2 for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""MobileNetV2 for CIFAR (kuangliu style) with BN or ND (the original code's ``models/mobilenetv2.py``).
 
 CIFAR strides: stem 3×3 stride 1 → 32 (ND: ``FastDeconv(freeze=True, n_iter=10)``) and the second
 stage at stride 1. Blocks (expansion, out, n, stride): (1,16,1,1) (6,24,2,1) (6,32,3,2) (6,64,4,2)

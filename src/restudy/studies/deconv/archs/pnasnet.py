@@ -1,4 +1,4 @@
-"""PNASNet-A for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""PNASNet-A for CIFAR (kuangliu style) with BN or ND (the original code's ``models/pnasnet.py``).
 
 Stem 3×3 → 44 + norm + ReLU (ND: ``FastDeconv(freeze=True, n_iter=10)``); 6 cells at 44 channels,
 a stride-2 cell to 88, 6 cells, a stride-2 cell to 176, 6 cells; global average pool (kuangliu

@@ -1,4 +1,5 @@
-"""ResNet-18, PreAct ResNet-18 and SENet-18 for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""ResNet-18, PreAct ResNet-18 and SENet-18 for CIFAR (kuangliu style) with BN or ND (the original code's
+``models/resnet.py``, ``models/preact_resnet.py``, ``models/senet.py``).
 
 All three: 3×3 stride-1 stem to 64 channels, four stages of two blocks (widths 64/128/256/512,
 strides 1/2/2/2), global average pool (the kuangliu ``avg_pool2d(4)`` on the final 4×4 map), a
@@ -13,9 +14,9 @@ linear classifier.
 * SENet-18 -- pre-activation blocks as above plus squeeze-excitation: ``w = sigmoid(fc2(relu(fc1(
   avgpool(out)))))``, ``out = out * w + shortcut``, with fc1/fc2 1×1 convs (planes → planes/16 →
   planes, with bias) that are FastDeconv layers in ND. Stem: conv + BN + ReLU (bn),
-  ``FastDeconv(freeze=True, n_iter=15)`` + ReLU (nd). Quirk worth knowing (originals.md §1.6): the
-  SE FastDeconv layers see 1×1 maps, so with sampling stride 3 their covariance comes from about a
-  ninth of the batch and eps dominates it.
+  ``FastDeconv(freeze=True, n_iter=15)`` + ReLU (nd). Quirk worth knowing (the original
+  ``models/senet.py`` with ``models/deconv.py``): the SE FastDeconv layers see 1×1 maps, so with
+  sampling stride 3 their covariance comes from about a ninth of the batch and eps dominates it.
 """
 
 from __future__ import annotations

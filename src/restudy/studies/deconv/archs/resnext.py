@@ -1,4 +1,4 @@
-"""ResNeXt-29 (32×4d) for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""ResNeXt-29 (32×4d) for CIFAR (kuangliu style) with BN or ND (the original code's ``models/resnext.py``).
 
 Stem: 1×1 conv 3 → 64 + norm + ReLU (ND: ``FastDeconv(freeze=True, n_iter=10)``). Three stages of
 three bottlenecks, strides 1/2/2; the bottleneck width doubles every stage (4 → 8 → 16 channels per

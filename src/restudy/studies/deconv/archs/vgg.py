@@ -1,4 +1,4 @@
-"""VGG-16 for CIFAR (kuangliu style) with BN or ND (originals.md §1.6).
+"""VGG-16 for CIFAR (kuangliu style) with BN or ND (the original code's ``models/vgg.py``).
 
 cfg 64,64,M,128,128,M,256×3,M,512×3,M,512×3,M; every conv 3×3 padding 1 followed by its norm and
 a ReLU; 2×2 max pools; the kuangliu ``AvgPool2d(1)`` is a no-op at 32×32 (here a global average
