@@ -112,7 +112,7 @@ def bench(workload, k: int, epochs: int, repeats: int, workers: int, tmp: Path) 
     import _common as C
 
     specs = C.specs_for(workload, epochs, seeds=k)
-    s = specs[0].settings
+    s = specs[0].settings.values
     spec_file = tmp / f"{workload.name}-specs.json"
     spec_file.write_text(json.dumps([sp.to_dict() for sp in specs]))
     print(
