@@ -93,7 +93,7 @@ def test_the_readme_claim_kind_decides_by_its_sign_test(example: Path):
         ]  # fmt: skip
         return api.EvaluationContext(study, "small", "two blobs", rows)
 
-    kind = api.claim_kind("median_above")
+    kind = api.claim_kind("most_seeds_above")
     assert kind.evaluate(claim, ctx([60, 70, 80, 65, 55])).verdict == api.REPRODUCED
     assert kind.evaluate(claim, ctx([60, 40, 80, 45, 55])).verdict == api.INCONCLUSIVE
     assert kind.evaluate(claim, ctx([10, 20, 30, 40, 45])).verdict == api.NOT_REPRODUCED
