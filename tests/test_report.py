@@ -143,7 +143,8 @@ def _records(scale: str) -> list[dict[str, Any]]:
         for d in ("1", "5"):
             base = 60.0 - int(d) + 0.3 * s
             recs.append(_record("fc", {"method": "baseline", "depth": d}, s, base, scale))
-            recs.append(_record("fc", {"method": "enorm", "depth": d}, s, base + 0.5 * int(d) + 0.1 * s, scale))
+            # ENorm ahead by 5.5 and 7.5 pp: clear of the test set's own noise (SD 2.2 pp at n_test=1000)
+            recs.append(_record("fc", {"method": "enorm", "depth": d}, s, base + 5 + 0.5 * int(d) + 0.1 * s, scale))
         recs.append(_record("bias", {"method": "enorm"}, s, 10.0, scale, status="diverged"))
         recs.append(_record("bias", {"method": "baseline"}, s, 50.0, scale))
     recs += [
@@ -274,7 +275,7 @@ def test_html_is_self_contained(small_report: tuple[dict[str, Path], Path]) -> N
     sections = {
         m[0]: m[1] for m in re.findall(r'<section class="claim [a-z_]+" id="claim-(\w+)">(.*?)</section>', page, re.S)
     }
-    assert sections["diverges"].count("<p>Result: ") == 1 and "runs diverged" in sections["diverges"]
+    assert sections["diverges"].count("<p>Result: ") == 1 and "seeds diverged" in sections["diverges"]
     assert "<p>Result: " not in sections["beats"] and "beats baseline by" in sections["beats"]
 
 
@@ -299,11 +300,13 @@ def test_paper_scale_report_judges_numeric_cells(tmp_path: Path) -> None:
     cells = json.loads(paths["results"].read_text())["cells"]
     verdicts = {(c["row"], c["column"]): c["verdict"] for c in cells}
     # Equivalence within δ = 3 binomial SDs (about 4.7 pp at n_test=1000): 3 seeds and a reported
-    # value without ± (its own SE 1.5 pp) can neither show 59.3 agrees with 60.0 nor that 57.9
+    # value without ± (its own SE 1.5 pp) can neither show 59.3 agrees with 60.0 nor that 62.9
     # differs from 66.0; each cell says how many seeds would decide it.
     assert verdicts[("1", "baseline")] == "inconclusive"
     assert verdicts[("5", "enorm")] == "inconclusive"
-    assert all(c["seeds_needed"] for c in cells if c["verdict"] == "inconclusive")
+    undecided = [c for c in cells if c["verdict"] == "inconclusive"]
+    assert all(c["seeds_needed"] or "no seed count" in c["note"] for c in undecided)
+    assert any(c["seeds_needed"] for c in undecided)
     assert (tmp_path / "figures" / "claim-table1.png").is_file()
 
 

@@ -482,7 +482,7 @@ def test_modest_effect_averages_the_networks_of_a_seed_and_counts_seeds():
                         "variant_id": f"model={m},regime={regime}",
                         "seed_index": i,
                         "status": "finished",
-                        "metrics": {"n_test": 450, "test_acc": acc},
+                        "metrics": {"n_test": 10**7, "test_acc": acc},  # a test set without noise of its own
                     }
                 )
         return out
@@ -493,5 +493,42 @@ def test_modest_effect_averages_the_networks_of_a_seed_and_counts_seeds():
     diffs = {(m, i): 1.0 + 0.5 * i + (0.3 if m == "mlp1" else 0.0) for m in ("inception", "mlp1") for i in range(3)}
     res = _evaluate("regularizers_modest", rows(diffs))
     assert res.verdict == "reproduced" and res.evidence["n"] == 3 and len(res.evidence["diffs"]) == 6
-    assert res.evidence["seed_means"] == pytest.approx([1.15, 1.65, 2.15])
-    assert "n=3 seeds, 6 pairs" in res.summary
+    assert res.evidence["seed_means"] == pytest.approx([1.15, 1.65, 2.15])  # pooled: the networks averaged
+    # each network is a cell of its own (quantifier every): n counts that network's seeds
+    assert [(c["cell"], c["n"], c["passed"]) for c in res.evidence["cells"]] == [
+        ("model inception", 3, True),
+        ("model mlp1", 3, True),
+    ]
+    assert "model mlp1: 1.80 pp" in res.summary and "n=3 seeds" in res.summary
+
+
+def test_a_modest_effect_between_two_models_at_chance_is_no_evidence():
+    """Both arms at chance (train accuracy 10 %) differ by nothing: that is not a modest effect of
+    the regularizers, it is two failed optimisations. Such cells give no verdict."""
+
+    def rows(train_acc: float) -> list[dict]:
+        return [
+            {
+                "key": f"{m}-{regime}-{i}",
+                "experiment": "table1",
+                "variant": {"model": m, "regime": regime},
+                "variant_id": f"model={m},regime={regime}",
+                "seed_index": i,
+                "status": "finished",
+                "metrics": {
+                    "n_test": 10**7,
+                    "test_acc": 10.0 + 0.01 * i,
+                    "train_acc": train_acc,
+                    "n_train": 1000,
+                    "n_classes": 10,
+                },
+            }
+            for m in ("inception", "mlp1")
+            for regime in ("plain", "crop_wd")
+            for i in range(4)
+        ]
+
+    stuck = _evaluate("regularizers_modest", rows(10.2))
+    assert stuck.verdict == "inconclusive" and "did not learn" in stuck.summary
+    learned = _evaluate("regularizers_modest", rows(99.0))
+    assert learned.verdict == "reproduced"

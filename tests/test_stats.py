@@ -331,3 +331,61 @@ def test_slope_degenerate() -> None:
     assert two.slope == pytest.approx(2.0) and math.isnan(two.p_value)
     assert (two.ci_low, two.ci_high) == (-math.inf, math.inf)
     assert math.isnan(slope_test([1, 1, 1], [1, 2, 3]).slope)
+
+
+# ------------------------------------------------------------------ the test set's own noise
+
+
+def test_extra_variance_widens_the_interval_and_leaves_the_plain_test_unchanged():
+    from restudy.stats.comparisons import paired_difference as pd
+    from restudy.stats.summary import summarize as summ
+
+    a, b = [1.0, 1.2, 0.9, 1.1], [0.0, 0.0, 0.0, 0.0]
+    plain, zero = pd(a, b, 0.9), pd(a, b, 0.9, extra_variance=0.0)
+    assert (plain.ci_low, plain.ci_high, plain.p_value) == (zero.ci_low, zero.ci_high, zero.p_value)
+    noisy = pd(a, b, 0.9, extra_variance=0.25)
+    assert noisy.ci_low < plain.ci_low and noisy.ci_high > plain.ci_high and noisy.p_value > plain.p_value
+    se = math.sqrt(np.var(a, ddof=1) / 4 + 0.25)
+    assert noisy.t_stat == pytest.approx(np.mean(a) / se)
+    # no spread between seeds: the test set's noise alone sets a normal interval
+    flat = pd([0.5, 0.5], [0.0, 0.0], 0.9, extra_variance=1.0)
+    assert (flat.ci_low, flat.ci_high) == pytest.approx((0.5 - st.norm.ppf(0.95), 0.5 + st.norm.ppf(0.95)))
+    # adding noise never narrows an interval, however few the seeds
+    for v in (0.01, 0.1, 1.0, 10.0):
+        wider = pd(a, b, 0.9, extra_variance=v)
+        assert wider.ci_low <= plain.ci_low and wider.ci_high >= plain.ci_high and wider.p_value >= plain.p_value
+    s0, s1 = summ([90.0, 91.0, 92.0], 0.9), summ([90.0, 91.0, 92.0], 0.9, extra_variance=0.5)
+    assert s1.ci_high - s1.ci_low >= s0.ci_high - s0.ci_low and s1.mean == s0.mean  # never narrower
+    s2 = summ([90.0, 91.0, 92.0], 0.9, extra_variance=4.0)  # a test set noisier than the seeds: wider
+    assert s2.ci_high - s2.ci_low > s0.ci_high - s0.ci_low
+
+
+def test_test_set_variances_follow_the_binomial_and_mcnemar_bounds():
+    from restudy.stats.summary import difference_test_set_variance, test_set_variance
+
+    assert test_set_variance([90.0, 92.0], 10000) == pytest.approx(1e4 * 0.91 * 0.09 / 10000)
+    independent = difference_test_set_variance([93.0], [92.0], 10000)
+    assert independent == pytest.approx(1e4 * (0.93 * 0.07 + 0.92 * 0.08) / 10000)
+    # models that make mostly the same mistakes: 3 % of examples differ in correctness
+    measured = difference_test_set_variance([93.0], [92.0], 10000, disagreement=0.03)
+    assert measured == pytest.approx(1e4 * (0.03 - 0.01**2) / 10000) and measured < independent
+
+
+def test_seeds_needed_knows_when_the_test_set_hides_the_difference():
+    # 0.13 pp on 10,000 examples: the test set's own SD (0.36 pp) hides it whatever the seeds
+    v = 1e4 * 2 * 0.93 * 0.07 / 10000
+    assert seeds_needed(0.13, 0.1, alpha=0.05, power=0.8, extra_variance=v) is None
+    # a clear difference still gets a count, larger than without the floor
+    assert seeds_needed(2.0, 1.0, extra_variance=v) >= seeds_needed(2.0, 1.0)
+
+
+def test_share_ci_counts_units_not_runs():
+    from restudy.stats.intervals import share_ci
+
+    assert share_ci(1, 5, 0.9) == rate_ci(1, 5, 0.9)
+    low, high = share_ci(1.5, 5, 0.9)  # e.g. 5 seeds, their diverged shares summing to 1.5
+    lo1, hi1 = rate_ci(1, 5, 0.9)
+    lo2, hi2 = rate_ci(2, 5, 0.9)
+    assert lo1 < low < lo2 and hi1 < high < hi2
+    with pytest.raises(ValueError):
+        share_ci(6.0, 5)

@@ -18,6 +18,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
+from ..compare.quantifiers import QUANTIFIER_HELP, RULE_TEXT, Quantifier, cell_alphas, combine_cells
 from ..compare.select import (
     Row,
     absent_reason,
@@ -30,24 +33,27 @@ from ..compare.select import (
     summarize_runs,
     usable,
 )
+from ..compare.testset import level_variance
 from ..compare.verdicts import INCONCLUSIVE, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
 from ..display.numbers import fmt, pct
 from ..spec.claim_base import ClaimBase, Selector
 from ..spec.values import Loc
-from ..stats.intervals import rate_ci
+from ..stats.intervals import share_ci
 from ..stats.power import seeds_needed
 from ..stats.summary import summarize
 from .base import ClaimKind, register_claim_kind
 
 
 class ThresholdClaim(ClaimBase):
-    """The mean of the metric over the selected runs is above/below ``value`` (for ``diverged``,
-    the rate of diverged runs, with an exact binomial interval)."""
+    """The metric of the selected runs is above/below ``value`` (for ``diverged``, the rate of
+    diverged runs, with an exact binomial interval): in every selected variant (the default), on
+    their mean, or in any of them (``quantifier``)."""
 
     kind: Literal["threshold"]
     select: Selector
     op: Literal[">=", "<="]
     value: float
+    quantifier: Quantifier = Field("every", description=QUANTIFIER_HELP)
 
     def selectors(self) -> list[tuple[Loc, Selector]]:
         return [(("select",), self.select)]
@@ -69,96 +75,156 @@ def _near(op: str, low: float, high: float, value: float, verdict: str) -> bool:
     return threshold_borderline(low, high, value, below, verdict, by_width=True)
 
 
+def _diverged(r: Row) -> bool:
+    return metric_value(r, "diverged") >= 0.5
+
+
 def _rate(label: str, runs: list[Row], conf: float) -> dict[str, Any]:
-    k = int(sum(metric_value(r, "diverged") >= 0.5 for r in runs))
-    low, high = rate_ci(k, len(runs), conf)
-    return {"label": label, "k": k, "n": len(runs), "rate": k / len(runs), "ci_low": low, "ci_high": high}
+    """A rate counting seeds: each seed's share of its diverged runs (0 or 1 in one variant, with one
+    run per seed); pooled over variants k is the sum of the seeds' shares, so n counts seeds
+    (:func:`restudy.stats.intervals.share_ci`)."""
+    seeds, shares = per_seed_means((r["seed_index"], float(_diverged(r))) for r in runs)
+    n = len(seeds)
+    k = float(sum(shares))
+    k = int(k) if k.is_integer() else k
+    low, high = share_ci(k, n, conf)
+    diverged = sum(_diverged(r) for r in runs)
+    return {
+        "label": label,
+        "k": k,
+        "n": n,
+        "rate": k / n if n else math.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "runs": len(runs),
+        "runs_diverged": diverged,
+    }
 
 
-def _rate_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tuple[str, str, dict]:
-    k = int(sum(metric_value(r, "diverged") >= 0.5 for r in runs))
-    n = len(runs)
-    value, note = claim.value, ""
-    if value > 1.0:
-        value, note = value / 100.0, "value > 1 was read as a percentage"
-    low, high = rate_ci(k, n, conf)
-    verdict = _verdict(claim.op, low, high, value)
-    summary = (
-        f"{k}/{n} runs diverged (rate {k / n:.0%}, {pct(conf)} Clopper-Pearson CI "
-        f"[{low:.0%}, {high:.0%}]); claimed {OP_TEXT[claim.op]} {value:.0%}"
+def _value(claim: ThresholdClaim) -> tuple[float, str]:
+    if claim.metric == "diverged" and claim.value > 1.0:
+        return claim.value / 100.0, "value > 1 was read as a percentage"
+    return claim.value, ""
+
+
+def _rate_cell(claim: ThresholdClaim, label: str, runs: list[Row], alphas: tuple[float, float]) -> dict[str, Any]:
+    value, _ = _value(claim)
+    g = _rate(label, runs, 1.0 - 2.0 * alphas[0])
+    r = _rate(label, runs, 1.0 - 2.0 * alphas[1])
+    passed = _verdict(claim.op, g["ci_low"], g["ci_high"], value) == REPRODUCED
+    refuted = _verdict(claim.op, r["ci_low"], r["ci_high"], value) == NOT_REPRODUCED
+    text = (
+        f"{label + ': ' if label else ''}{fmt(g['k'], 1) if isinstance(g['k'], float) else g['k']}/{g['n']} seeds "
+        f"diverged ({g['runs_diverged']}/{g['runs']} runs; rate {g['rate']:.0%}, "
+        f"{pct(1.0 - 2.0 * alphas[0])} Clopper-Pearson CI [{g['ci_low']:.0%}, {g['ci_high']:.0%}])"
     )
-    groups = [_rate(vid, rs, conf) for (_, vid), rs in group_rows(runs).items()] + [_rate("all", runs, conf)]
-    return (
-        verdict,
-        summary,
-        {
-            "k": k,
-            "n": n,
-            "rate": k / n,
-            "ci_low": low,
-            "ci_high": high,
-            "confidence": conf,
-            "value": value,
-            "op": claim.op,
-            "note": note,
-            "groups": groups,
-            "borderline": _near(claim.op, low, high, value, verdict),
-        },
-    )
+    return {**g, "cell": label, "passed": passed, "refuted": refuted, "text": text, "borderline": False}
 
 
-def _mean_threshold(claim: ThresholdClaim, runs: list[Row], conf: float) -> tuple[str, str, dict, int | None]:
+def _mean_cell(claim: ThresholdClaim, label: str, runs: list[Row], alphas: tuple[float, float]) -> dict[str, Any]:
+    conf = 1.0 - 2.0 * alphas[0]
     floor = summarize_runs(runs, claim.metric, conf)[1]
     seeds, means = per_seed_means((r["seed_index"], metric_value(r, claim.metric)) for r in runs)
-    s = summarize(means, confidence=conf, floor_sd=floor)
+    var = level_variance(runs, claim.metric)
+    s = summarize(means, confidence=conf, floor_sd=floor, extra_variance=var)
+    r = summarize(means, confidence=1.0 - 2.0 * alphas[1], floor_sd=floor, extra_variance=var)
     u = level_unit(claim.metric)  # a level, not a difference: 99.72%, not 99.72 pp
-    evidence = {
+    enough = s.n >= 2
+    passed = enough and _verdict(claim.op, s.ci_low, s.ci_high, claim.value) == REPRODUCED
+    refuted = enough and _verdict(claim.op, r.ci_low, r.ci_high, claim.value) == NOT_REPRODUCED
+    per = f", {len(runs)} runs averaged within each seed" if len(runs) > len(seeds) else ""
+    noise = f", test-set SD {math.sqrt(var):.2f} pp included" if var > 0 else ""
+    text = (
+        f"{label + ': ' if label else ''}mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
+        f"{fmt(s.ci_high)}], n={s.n} seeds{per}{noise})"
+    )
+    seeds_n, note = None, ""
+    if not passed and not refuted and enough:
+        effect = s.mean - claim.value if claim.op == ">=" else claim.value - s.mean
+        if effect != 0 and math.isfinite(s.sd_used) and math.isfinite(effect):
+            seeds_n = seeds_needed(abs(effect), s.sd_used, alpha=alphas[0], power=POWER, extra_variance=var)
+            goal = "to establish the claim" if effect > 0 else "to establish that it does not hold"
+            note = (
+                f"about {seeds_n} seeds for 80% power {goal}"
+                if seeds_n
+                else "no seed count would decide it: the test set's own noise is as large as the distance to the value"
+                if var > 0
+                else ""
+            )
+    return {
         **s.to_dict(),
+        "cell": label,
+        "passed": passed,
+        "refuted": refuted,
         "sd_floor": floor,
-        "confidence": conf,
-        "value": claim.value,
-        "op": claim.op,
-        "series": [series(vid, rs, claim.metric) for (_, vid), rs in group_rows(runs).items()],
+        "test_set_sd": math.sqrt(var),
         "seeds": seeds,
         "seed_means": means,
         "runs": len(runs),
+        "text": text + ("; one seed has no seed-to-seed spread" if not enough else ""),
+        "seeds_needed": seeds_n,
+        "seeds_note": note,
+        "borderline": _near(claim.op, s.ci_low, s.ci_high, claim.value, REPRODUCED if passed else INCONCLUSIVE)
+        if passed
+        else False,
     }
-    per = f", {len(runs)} runs averaged within each seed" if len(runs) > len(seeds) else ""
-    summary = (
-        f"mean {claim.metric} {fmt(s.mean)}{u} ({pct(conf)} CI [{fmt(s.ci_low)}, "
-        f"{fmt(s.ci_high)}], n={s.n} seeds{per}); claimed {OP_TEXT[claim.op]} {claim.value:g}{u}"
-    )
-    if s.n < 2:
-        return INCONCLUSIVE, summary + "; one seed has no seed-to-seed spread", evidence, None
-    verdict = _verdict(claim.op, s.ci_low, s.ci_high, claim.value)
-    seeds = None
-    evidence["borderline"] = _near(claim.op, s.ci_low, s.ci_high, claim.value, verdict)
-    if verdict == INCONCLUSIVE:
-        effect = s.mean - claim.value if claim.op == ">=" else claim.value - s.mean
-        if effect != 0 and math.isfinite(s.sd_used) and math.isfinite(effect):
-            seeds = seeds_needed(abs(effect), s.sd_used, alpha=claim.alpha, power=POWER)
-            goal = "to establish the claim" if effect > 0 else "to establish that it does not hold"
-            evidence["seeds_note"] = f"about {seeds} seeds for 80% power {goal}" if seeds else ""
-    return verdict, summary, evidence, seeds
 
 
 def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
-    """Compares the rate's or the mean's interval with the claimed value."""
+    """Compares each cell's (or the pooled) interval with the claimed value, as quantified."""
     all_runs = select_runs(ctx.rows, claim.select)
     runs = usable(all_runs)
     if not runs:
         why = absent_reason(ctx.rows, claim.select)
         return ctx.result(claim, INCONCLUSIVE, why, {"n_failed": len(all_runs), "why": why})
-    conf = 1.0 - 2.0 * claim.alpha
-    seeds = None
-    if claim.metric == "diverged":
-        verdict, summary, evidence = _rate_threshold(claim, runs, conf)
+    by_variant = {vid: rs for (_, vid), rs in group_rows(runs).items()}
+    cells_in = by_variant if claim.quantifier != "mean" and len(by_variant) > 1 else {"": runs}
+    alphas = cell_alphas(claim.quantifier, len(cells_in), claim.alpha)
+    make = _rate_cell if claim.metric == "diverged" else _mean_cell
+    cells = [make(claim, label, rs, alphas) for label, rs in cells_in.items()]
+    verdict = combine_cells(claim.quantifier, [c["passed"] for c in cells], [c["refuted"] for c in cells])
+    value, note = _value(claim)
+    u = "" if claim.metric == "diverged" else level_unit(claim.metric)
+    shown = f"{value:.0%}" if claim.metric == "diverged" else f"{claim.value:g}{u}"
+    head = f"claimed {OP_TEXT[claim.op]} {shown}"
+    if len(cells) > 1:
+        mark = {True: " ✓", False: ""}
+        parts = [c["text"] + (mark[c["passed"]] or (" ✗" if c["refuted"] else "")) for c in cells]
+        summary = (
+            f"{claim.quantifier} of {len(cells)} variants {head}: {sum(c['passed'] for c in cells)} pass, "
+            f"{sum(c['refuted'] for c in cells)} refute ({'; '.join(parts)})"
+        )
     else:
-        verdict, summary, evidence, seeds = _mean_threshold(claim, runs, conf)
-    evidence["n_failed"] = len(all_runs) - len(runs)
-    if evidence.get("seeds_note"):
-        summary += f". To decide: {evidence['seeds_note']}"
-    return ctx.result(claim, verdict, summary, evidence, seeds, borderline=bool(evidence.get("borderline")))
+        summary = f"{cells[0]['text']}; {head}"
+    undecided = [c for c in cells if not c["passed"] and not c["refuted"]]
+    counts = [c.get("seeds_needed") for c in undecided]
+    seeds = max(counts) if verdict == INCONCLUSIVE and counts and all(counts) else None
+    notes = [c["seeds_note"] for c in undecided if c.get("seeds_note")]
+    conf = 1.0 - 2.0 * alphas[0]
+    evidence: dict[str, Any] = {
+        "cells": cells,
+        "quantifier": claim.quantifier,
+        "rule": RULE_TEXT[claim.quantifier],
+        "alpha_pass": alphas[0],
+        "alpha_refute": alphas[1],
+        "confidence": conf,
+        "value": value,
+        "op": claim.op,
+        "note": note,
+        "n_failed": len(all_runs) - len(runs),
+    }
+    if claim.metric == "diverged":
+        evidence["groups"] = [_rate(vid, rs, conf) for vid, rs in by_variant.items()] + [_rate("all", runs, conf)]
+    else:
+        evidence["series"] = [series(vid, rs, claim.metric) for vid, rs in by_variant.items()]
+    if len(cells) == 1:  # the pooled numbers at the top, as reports read them
+        top = ("k", "n", "rate", "ci_low", "ci_high", "runs") if claim.metric == "diverged" else ()
+        top = top or ("mean", "sd", "n", "ci_low", "ci_high", "se", "sd_used", "seeds", "seed_means", "runs")
+        evidence.update({k: cells[0][k] for k in top})
+    if verdict == INCONCLUSIVE and notes:
+        summary += f". To decide: {'; '.join(dict.fromkeys(notes))}"
+    near = len(cells) == 1 and bool(cells[0].get("borderline"))
+    return ctx.result(claim, verdict, summary, evidence, seeds, borderline=near)
 
 
 def _rate_bars(ax: Any, groups: list[dict[str, Any]], value: float, confidence: float, draw: Any) -> None:

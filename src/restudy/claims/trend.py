@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ..compare.select import Row, absent_reason, metric_value, pair_runs, select_runs, unit, usable
+from ..compare.quantifiers import combine_cells
+from ..compare.select import Row, absent_reason, metric_value, n_test_of, pair_runs, select_runs, unit, usable
+from ..compare.testset import is_test_accuracy
 from ..compare.verdicts import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_borderline, directional_verdict
 from ..display.numbers import fmt, p_value, pct
 from ..spec.claim_base import ClaimBase, Selector
@@ -32,7 +35,7 @@ from ..spec.study import Study, selector_problems
 from ..spec.values import Loc
 from ..stats.comparisons import PairedResult, paired_difference
 from ..stats.power import seeds_needed
-from ..stats.summary import summarize
+from ..stats.summary import summarize, test_set_variance
 from ..stats.trend import slope_test
 from .base import ClaimKind, register_claim_kind
 
@@ -48,6 +51,11 @@ class TrendClaim(ClaimBase):
     over: str
     direction: Literal["increasing", "decreasing"]
     baseline: Selector | None = None
+    shape: Literal["linear", "monotone"] = Field(
+        "linear",
+        description="linear: the mean per-seed slope ('rises with'); monotone: every step between adjacent "
+        "levels goes the claimed way ('rises steadily', 'grows at each depth')",
+    )
 
     def selectors(self) -> list[tuple[Loc, Selector]]:
         return [(("select",), self.select)] + ([(("baseline",), self.baseline)] if self.baseline else [])
@@ -142,9 +150,64 @@ def _trend_seeds(res: PairedResult, claim: TrendClaim) -> tuple[int | None, str]
     return n, (f"about {n} seeds for 80% power {goal}" if n else f"more than 10000 seeds would be needed {goal}")
 
 
+def _steps(
+    claim: TrendClaim, xs: list[float], ys: list[float], seeds: list[int], rows: Sequence[Row], alpha: float
+) -> list[dict[str, Any]]:
+    """``shape: monotone``: each step between adjacent levels, a one-sided paired test over seeds
+    of (value at the higher level − value at the lower) in the claimed direction; passing at α
+    (every step must pass: an intersection–union test), refuting at α/(steps). A step of a test
+    accuracy carries the test set's own noise (both levels' binomial variances; four with a
+    baseline)."""
+    by: dict[tuple[float, int], list[float]] = {}
+    for x, y, k in zip(xs, ys, seeds):
+        if math.isfinite(y):
+            by.setdefault((x, int(k)), []).append(y)
+    value = {key: float(np.mean(v)) for key, v in by.items()}
+    levels = sorted({x for x, _ in value})
+    sign = 1.0 if claim.direction == "increasing" else -1.0
+    runs = usable(select_runs(rows, claim.select))
+    n_test = n_test_of(runs) if is_test_accuracy(claim.metric) else None
+    steps = []
+    alpha_refute = alpha / max(1, len(levels) - 1)
+    for lo, hi in zip(levels, levels[1:]):
+        common = sorted({k for x, k in value if x == lo} & {k for x, k in value if x == hi})
+        d = [sign * (value[(hi, k)] - value[(lo, k)]) for k in common]
+        var = 0.0
+        if n_test:
+            level_acc = [[metric_value(r, claim.metric) for r in runs if _at(r, claim.over, x)] for x in (lo, hi)]
+            var = sum(test_set_variance(acc, n_test) for acc in level_acc) * (2 if claim.baseline else 1)
+        res = paired_difference(d, [0.0] * len(d), 1.0 - 2.0 * alpha, "greater", extra_variance=var)
+        ref = paired_difference(d, [0.0] * len(d), 1.0 - 2.0 * alpha_refute, "greater", extra_variance=var)
+        steps.append(
+            {
+                "from": lo,
+                "to": hi,
+                "mean": sign * res.mean_diff,
+                "ci_low": res.ci_low,
+                "ci_high": res.ci_high,
+                "n": res.n,
+                "passed": res.n >= 2 and res.ci_low > 0,
+                "refuted": res.n >= 2 and ref.ci_high < 0,
+                "test_set_sd": math.sqrt(var),
+            }
+        )
+    return steps
+
+
+def _at(run: Row, axis: str, x: float) -> bool:
+    try:
+        return float((run.get("variant") or {}).get(axis)) == x
+    except (TypeError, ValueError):
+        return False
+
+
+def _lvl(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
 def evaluate(claim: TrendClaim, ctx: Any) -> Any:
     """Fits a slope over ``over`` per seed and judges the CI of their mean against the claimed
-    direction."""
+    direction; with ``shape: monotone``, every step between adjacent levels must go that way."""
     pts, info = trend_points(claim, ctx.rows)
     if not pts:
         sels = [claim.select] + ([claim.baseline] if claim.baseline else [])
@@ -192,9 +255,24 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
         "intercept": intercept,
     }
     summary = _sentence(claim, res, conf, len(set(xs)))
-    if verdict == INCONCLUSIVE and seeds_note:
-        summary += f". To decide: {seeds_note}"
     near = directional_borderline(res.ci_low, res.ci_high, up, verdict)
+    if claim.shape == "monotone":
+        steps = _steps(claim, xs, ys, seeds, ctx.rows, claim.alpha)
+        verdict = combine_cells("every", [s["passed"] for s in steps], [s["refuted"] for s in steps])
+        u = unit(claim.metric)
+        parts = [
+            f"{_lvl(s['from'])}→{_lvl(s['to'])}: {s['mean']:+.2f}{u}"
+            + (" ✓" if s["passed"] else " ✗" if s["refuted"] else "")
+            for s in steps
+        ]
+        summary = (
+            f"{claim.direction} at every step over {claim.over}: {sum(s['passed'] for s in steps)} of {len(steps)} "
+            f"steps pass, {sum(s['refuted'] for s in steps)} go the other way ({'; '.join(parts)}); {summary}"
+        )
+        evidence.update(shape="monotone", steps=steps)
+        seeds_n, near = None, False
+    elif verdict == INCONCLUSIVE and seeds_note:
+        summary += f". To decide: {seeds_note}"
     return ctx.result(claim, verdict, summary, evidence, seeds_n, borderline=near)
 
 

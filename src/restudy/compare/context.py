@@ -18,12 +18,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..spec.claim_base import ModelSet, Selector
 from ..spec.study import Study
 from ..stats.summary import Summary
 from .cells import CellRule
 from .modelsets import ModelSets, Predictions, SetData
 from .select import Row, metric_value, pair_runs, per_seed_means, select_runs, summarize_runs, usable
+from .testset import difference_variance, level_variance
 from .verdicts import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, VariabilityRow, clean
 
 
@@ -77,10 +80,33 @@ class EvaluationContext:
     env_mismatch: frozenset[str] = frozenset()
     allow_mixed_env: bool = False
     subset: Subset | None = None
+    _correct: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.model_sets is None:
             self.model_sets = ModelSets(self.rows, self.predictions)
+
+    def difference_noise(self, pairs: Sequence[tuple[Row, Row]], metric: str) -> float:
+        """The test set's own variance (pp²) of the mean paired difference a − b of ``metric``, which
+        more seeds do not shrink (0 unless ``metric`` is a test accuracy;
+        :func:`restudy.compare.testset.difference_variance`). Pass it as ``extra_variance``."""
+        return difference_variance(pairs, metric, self.correct)
+
+    def level_noise(self, runs: Sequence[Row], metric: str) -> float:
+        """The test set's own variance (pp²) of the runs' mean ``metric`` (0 unless it is a test
+        accuracy; :func:`restudy.compare.testset.level_variance`)."""
+        return level_variance(runs, metric)
+
+    def correct(self, run: Row) -> np.ndarray | None:
+        """The run's per-example correctness on the test set (bool [n_test], from its stored final
+        test logits), or None when they are not available; read once per run."""
+        key = run.get("key")
+        if key is None or self.predictions is None:
+            return None
+        if key not in self._correct:
+            got = self.predictions(key, "test")
+            self._correct[key] = None if got is None else np.asarray(got[0]).argmax(axis=1) == np.asarray(got[1])
+        return self._correct[key]
 
     def select(self, selector: Selector) -> list[Row]:
         """The runs (any status) of the selector's experiment and axis levels."""

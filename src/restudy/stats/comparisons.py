@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -62,7 +63,11 @@ class PairedResult(ToDict):
 
 
 def paired_difference(
-    a: ArrayLike, b: ArrayLike, confidence: float = 0.95, alternative: Alternative = "greater"
+    a: ArrayLike,
+    b: ArrayLike,
+    confidence: float = 0.95,
+    alternative: Alternative = "greater",
+    extra_variance: float = 0.0,
 ) -> PairedResult:
     """Paired t-test (and Wilcoxon signed-rank test) of a − b over shared seeds.
 
@@ -81,11 +86,20 @@ def paired_difference(
     * all differences equal to the same non-zero value (s_d = 0): t = ±inf, CI (d̄, d̄), p = 0
       if the sign agrees with ``alternative`` (or it is two-sided) and 1 otherwise.
 
+    ``extra_variance`` v is a variance of d̄ that the pairs do not sample and more pairs do not
+    shrink, e.g. the sampling noise of one finite test set every run is evaluated on
+    (:func:`restudy.stats.summary.test_set_variance`). With v > 0 the standard error is
+    √(s_d²/n + v), with Welch–Satterthwaite degrees of freedom (s_d²/n + v)²/((s_d²/n)²/(n − 1))
+    (v is known and adds none), and the interval is the wider of that one and the interval
+    without v; the p-value is the larger of the two tests' (it rejects only when both do), so
+    adding the test set's noise never narrows an interval or strengthens a test.
+
     Args:
         a: values of the first condition (metric unit), e.g. one per seed.
         b: values of the second condition, same length and order as ``a``.
         confidence: two-sided confidence level of the CI, in (0, 1).
         alternative: ``"greater"`` (a > b), ``"less"`` (a < b) or ``"two-sided"``.
+        extra_variance: the variance v above (squared metric unit, ≥ 0).
 
     Returns:
         A :class:`PairedResult` with ``test="paired-t"``.
@@ -95,6 +109,8 @@ def paired_difference(
     """
     check_confidence(confidence)
     check_alternative(alternative)
+    if not extra_variance >= 0.0:
+        raise ValueError(f"extra_variance must be >= 0; got {extra_variance!r}")
     xa, xb = as_1d(a, "a"), as_1d(b, "b")
     if xa.shape != xb.shape:
         raise ValueError(f"a and b must have equal length to be paired; got {xa.size} and {xb.size}")
@@ -109,6 +125,8 @@ def paired_difference(
     if n == 1:
         return PairedResult(mean, nan, 1, -math.inf, math.inf, nan, nan, nan, "paired-t", 1, 1)
     sd = float(np.std(d, ddof=1))
+    if extra_variance > 0.0:
+        return _with_extra_variance(d, mean, sd, n, extra_variance, confidence, alternative)
     if sd == 0.0:
         return PairedResult(
             mean,
@@ -141,6 +159,32 @@ def paired_difference(
         n,
         n,
     )
+
+
+def _with_extra_variance(
+    d: np.ndarray, mean: float, sd: float, n: int, v: float, confidence: float, alternative: str
+) -> PairedResult:
+    """The paired t-test of :func:`paired_difference` with a known extra variance ``v`` of the mean."""
+    w = sd * sd / n
+    se = math.sqrt(w + v)
+    df = math.inf if w == 0.0 else (w + v) ** 2 / (w * w / (n - 1))
+    dist = st.norm if math.isinf(df) else st.t(df)
+    t = mean / se
+    p = _p(dist, t, alternative)
+    half = float(dist.ppf(0.5 + confidence / 2.0)) * se
+    if w > 0.0:  # never narrower, never stronger than the test of the seeds alone
+        plain = st.t(n - 1)
+        p = max(p, _p(plain, mean / math.sqrt(w), alternative))
+        half = max(half, float(plain.ppf(0.5 + confidence / 2.0)) * math.sqrt(w))
+    return PairedResult(mean, sd, n, mean - half, mean + half, t, p, _wilcoxon_p(d, alternative), "paired-t", n, n)
+
+
+def _p(dist: Any, t: float, alternative: str) -> float:
+    if alternative == "greater":
+        return float(dist.sf(t))
+    if alternative == "less":
+        return float(dist.cdf(t))
+    return float(2.0 * dist.sf(abs(t)))
 
 
 def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:

@@ -51,6 +51,27 @@ def rate_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return (low, high)
 
 
+def share_ci(k: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Clopper–Pearson interval for a rate whose n units each contribute a share in [0, 1]
+    rather than a 0 or 1 (e.g. seeds, each the share of its runs that diverged): the same Beta
+    quantiles with the real k = Σ shares, so the interval is as wide as n units allow, not as the
+    runs inside them would suggest. Equals :func:`rate_ci` for an integer k.
+
+    Raises:
+        ValueError: if k is outside [0, n], n is negative or non-integral, or confidence is out of range.
+    """
+    check_confidence(confidence)
+    if int(n) != n or n < 0 or not 0.0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n with an integer n; got k={k!r}, n={n!r}")
+    n = int(n)
+    if n == 0:
+        return (0.0, 1.0)
+    if float(k).is_integer():
+        return rate_ci(int(k), n, confidence)
+    a = (1.0 - confidence) / 2.0
+    return float(st.beta.ppf(a, k, n - k + 1)), float(st.beta.ppf(1.0 - a, k + 1, n - k))
+
+
 def bootstrap_ci(
     values: ArrayLike,
     statistic: Callable[[np.ndarray], float],

@@ -75,6 +75,7 @@ def seeds_needed(
     paired: bool = True,
     alternative: Alternative = "greater",
     max_n: int = 10000,
+    extra_variance: float = 0.0,
 ) -> int | None:
     """Smallest number of seeds for a t-test to detect a mean difference with given power.
 
@@ -96,6 +97,13 @@ def seeds_needed(
         paired: paired (shared seeds) or two independent groups.
         alternative: ``"greater"``, ``"less"`` or ``"two-sided"``.
         max_n: largest n searched.
+        extra_variance: a variance v of the mean difference that seeds do not shrink (squared
+            metric unit), e.g. the test set's sampling noise (paired designs). The test then
+            rejects only when both its test with √(sd²/n + v) (Welch–Satterthwaite degrees of
+            freedom) and the plain test do (:func:`restudy.stats.comparisons.paired_difference`);
+            its power is taken as the smaller of the two tests' noncentral-t powers. As n grows
+            it tends to Φ(|effect|/√v − z_{1−α}), so an effect the test set's noise hides gets
+            None.
 
     Returns:
         The smallest sufficient n; 2 if sd = 0 (any non-zero difference with zero spread is
@@ -120,6 +128,8 @@ def seeds_needed(
         return None
     if max_n < 2:
         return None
+    if extra_variance > 0.0:
+        return _seeds_with_floor(abs(effect), sd, alpha, power, alternative, max_n, extra_variance)
     if sd == 0.0:
         return 2
     lo = 2
@@ -132,4 +142,28 @@ def seeds_needed(
         if hit.size:
             return int(ns[hit[0]])
         lo, block = hi + 1, block * 4
+    return None
+
+
+def _seeds_with_floor(
+    effect: float, sd: float, alpha: float, power: float, alternative: str, max_n: int, v: float
+) -> int | None:
+    """:func:`seeds_needed` of a paired design whose mean has a variance ``v`` no seed count
+    shrinks: the smallest n at which both the test with √(sd²/n + v) and the plain test reach
+    ``power``; None when even n → ∞ cannot."""
+    a = alpha / 2.0 if alternative == "two-sided" else alpha
+    if float(st.norm.sf(float(st.norm.ppf(1.0 - a)) - effect / math.sqrt(v))) < power:
+        return None
+    lo, block = 2, 64
+    while lo <= max_n:
+        ns = np.arange(lo, min(max_n, lo + block - 1) + 1).astype(float)
+        w = sd * sd / ns
+        df = np.where(w > 0, (w + v) ** 2 / np.maximum(w * w, 1e-300) * (ns - 1), np.inf)
+        df = np.minimum(df, 1e6)
+        with_v = st.nct.sf(st.t.ppf(1.0 - a, df), df, effect / np.sqrt(w + v))
+        plain = st.nct.sf(st.t.ppf(1.0 - a, ns - 1), ns - 1, effect / np.sqrt(w)) if sd > 0 else 1.0
+        hit = np.flatnonzero(np.minimum(with_v, plain) >= power)
+        if hit.size:
+            return int(ns[hit[0]])
+        lo, block = int(ns[-1]) + 1, block * 4
     return None

@@ -6,8 +6,11 @@
 
 ``gap_shrinks``. The paper's Table 1 shows deconvolution far ahead of BN after 1 epoch (e.g. VGG-16 on CIFAR-10,
 +60 pp) and a few points ahead after 20 or 100. The claim compares the paired gap ``a − b`` at level
-``low`` of the axis ``over`` with the gap at ``high``. Runs of ``a`` and ``b`` pair by seed index and
-the axes both leave free (network, data set); each seed's gaps are averaged over those cells first,
+``low`` of the axis ``over`` with the gap at ``high``; an advantage must exist to shrink, so ``a``
+must first be shown ahead at ``low`` (one-sided, at α): behind there, the claim is not reproduced,
+not shown ahead, inconclusive. For a test accuracy both tests carry the test set's own noise. Runs
+of ``a`` and ``b`` pair by seed index and the axes both leave free (network, data set); each seed's
+gaps are averaged over those cells first,
 so the test counts seeds, not cells: a one-sided paired t-test of gap(low) − gap(high) > 0 over
 seeds. *Reproduced* when the (1 − 2α) CI lies above 0, *not reproduced* when it lies below,
 otherwise inconclusive with the seeds for 80 % power.
@@ -69,7 +72,8 @@ def _at(sel: Selector, axis: str, level: str) -> Selector:
 
 
 def _gaps(claim: GapShrinks, ctx: Any, level: str) -> tuple[dict[int, float], dict[str, Any]]:
-    """Per seed index: the mean over paired cells of a − b at ``level``."""
+    """Per seed index: the mean over paired cells of a − b at ``level``; the info holds the test
+    set's own variance of their mean (``noise``, pp²)."""
     a, b = _at(claim.a, claim.over, level), _at(claim.b, claim.over, level)
     pairs, info = ctx.pair(ctx.runs(a), ctx.runs(b), a, b)
     by: dict[int, list[float]] = {}
@@ -77,7 +81,19 @@ def _gaps(claim: GapShrinks, ctx: Any, level: str) -> tuple[dict[int, float], di
         d = ctx.value(x, claim.metric) - ctx.value(y, claim.metric)
         if math.isfinite(d):
             by.setdefault(int(x["seed_index"]), []).append(d)
+    info = {**info, "noise": ctx.difference_noise(pairs, claim.metric) if hasattr(ctx, "difference_noise") else 0.0}
     return {k: float(np.mean(v)) for k, v in sorted(by.items())}, info
+
+
+def _first_gap(claim: GapShrinks, lo: dict[int, float], noise: float, seeds: list[int]) -> tuple[str, Any]:
+    """Whether a is ahead of b at ``low`` at all (a one-sided paired test at α, the test set's noise
+    included): an advantage must exist before it can shrink."""
+    res = paired_difference(
+        [lo[k] for k in seeds], [0.0] * len(seeds), 1 - 2 * claim.alpha, "greater", extra_variance=noise
+    )
+    if res.ci_low > 0:
+        return REPRODUCED, res
+    return (NOT_REPRODUCED if res.ci_high < 0 else INCONCLUSIVE), res
 
 
 @register_claim_kind
@@ -97,19 +113,34 @@ class GapShrinksKind(ClaimKind):
             why = f"{len(seeds)} seed(s) with runs of a and b at both {claim.over} {claim.low} and {claim.high}"
             return ctx.result(claim, NOT_EVALUATED, why + ": too few", {"seeds": seeds, "n": len(seeds)})
         conf = 1 - 2 * claim.alpha
-        res = paired_difference([lo[k] for k in seeds], [hi[k] for k in seeds], confidence=conf, alternative="greater")
+        noise = info_lo["noise"] + info_hi["noise"]
+        res = paired_difference(
+            [lo[k] for k in seeds], [hi[k] for k in seeds], confidence=conf, alternative="greater", extra_variance=noise
+        )
         if res.ci_low > 0:
             verdict = REPRODUCED
         elif res.ci_high < 0:
             verdict = NOT_REPRODUCED
         else:
             verdict = INCONCLUSIVE
+        first, first_res = _first_gap(claim, lo, info_lo["noise"], seeds)
+        if first != REPRODUCED:  # a must be ahead at low for an advantage to shrink
+            verdict = NOT_REPRODUCED if first == NOT_REPRODUCED else INCONCLUSIVE
         gap = f"{claim.a.label()} − {claim.b.label()}"
         summary = (
             f"gap {gap} at {claim.over} {claim.low}: {fmt(float(np.mean([lo[k] for k in seeds])))} pp, at "
             f"{claim.high}: {fmt(float(np.mean([hi[k] for k in seeds])))} pp; difference {fmt(res.mean_diff)} pp "
-            f"({round(conf * 100)}% CI [{fmt(res.ci_low)}, {fmt(res.ci_high)}], paired t over seeds, n={res.n} seeds)"
+            f"({round(conf * 100)}% CI [{fmt(res.ci_low)}, {fmt(res.ci_high)}], paired t over seeds, n={res.n} seeds"
+            + (f", test-set SD {math.sqrt(noise):.2f} pp included" if noise > 0 else "")
+            + ")"
         )
+        if first != REPRODUCED:
+            where = "behind" if first == NOT_REPRODUCED else "not shown ahead of"
+            summary = (
+                f"{claim.a.label()} is {where} {claim.b.label()} at {claim.over} {claim.low} "
+                f"(gap {fmt(first_res.mean_diff)} pp, {round(conf * 100)}% CI [{fmt(first_res.ci_low)}, "
+                f"{fmt(first_res.ci_high)}]): there is no advantage shown to shrink; {summary}"
+            )
         ev: dict[str, Any] = {
             "seeds": seeds,
             "gap_low": [lo[k] for k in seeds],
@@ -121,11 +152,24 @@ class GapShrinksKind(ClaimKind):
             "n": res.n,
             "confidence": conf,
             "pairing": {"low": info_lo, "high": info_hi},
+            "first_gap": {
+                "verdict": first,
+                "mean": first_res.mean_diff,
+                "ci_low": first_res.ci_low,
+                "ci_high": first_res.ci_high,
+            },
+            "test_set_sd": math.sqrt(noise),
         }
         n = None
-        if verdict == INCONCLUSIVE and math.isfinite(res.sd_diff) and res.mean_diff:
+        if verdict == INCONCLUSIVE and first == REPRODUCED and math.isfinite(res.sd_diff) and res.mean_diff:
             n = seeds_needed(
-                abs(res.mean_diff), res.sd_diff, alpha=claim.alpha, power=POWER, paired=True, alternative="greater"
+                abs(res.mean_diff),
+                res.sd_diff,
+                alpha=claim.alpha,
+                power=POWER,
+                paired=True,
+                alternative="greater",
+                extra_variance=noise,
             )
         near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
         return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)

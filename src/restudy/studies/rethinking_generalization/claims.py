@@ -11,7 +11,9 @@
   (1 − 2α) t-interval on the log scale. A run that never fit leaves the group inconclusive.
 * ``modest_effect``: the paired difference of a metric between ``a`` and ``b`` (e.g. with and
   without regularizers) lies within ± ``band`` (an equivalence test: the (1 − 2α) CI inside the
-  band is reproduced, wholly outside is not reproduced).
+  band is reproduced, wholly outside is not reproduced), in every cell the selectors leave free by
+  default (``quantifier``); the test set's own noise widens the CI of a test accuracy, and a cell
+  where a side did not learn gives no verdict: two models at chance differ by nothing.
 * ``step_loss``: the training loss per step (the runs' ``step_curve``, setting
   ``curve_every_steps``; Fig. 1a) falls to at most ``max_loss`` by the end of training. Per group
   (variant), the (1 − 2α) CI of the mean over seeds of each run's last step-curve window must lie
@@ -40,8 +42,11 @@ from restudy.api import (
     ClaimKind,
     Selector,
     binomial_floor_sd_percent,
+    cell_alphas,
     combine,
+    combine_cells,
     fmt,
+    not_learned,
     register_claim_kind,
     seeds_to_decide,
     summarize,
@@ -265,42 +270,87 @@ def _slowdown(claim: FitSlowdown, rs: list[dict[str, Any]], conf: float) -> dict
 
 
 class ModestEffect(ClaimBase):
-    """The paired difference of the metric between ``a`` and ``b`` lies within ± ``band``."""
+    """The paired difference of the metric between ``a`` and ``b`` lies within ± ``band``: in every
+    cell the two selectors leave free (the default), on their mean, or in any of them."""
 
     kind: Literal["modest_effect"]
     a: Selector
     b: Selector
     band: float
+    quantifier: Literal["every", "mean", "any"] = "every"
 
     def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
         return [(("a",), self.a), (("b",), self.b)]
 
 
+def _modest_cell(claim: ModestEffect, ctx: Any, pairs: list, alphas: tuple[float, float]) -> dict[str, Any]:
+    diffs = [(x["seed_index"], ctx.value(x, claim.metric) - ctx.value(y, claim.metric)) for x, y in pairs]
+    diffs = [(k, d) for k, d in diffs if math.isfinite(d)]
+    seeds, means = ctx.per_seed(diffs)  # pairs of one seed share its streams: n counts seeds
+    noise = ctx.difference_noise(pairs, claim.metric)
+    s = summarize(means, 1 - 2 * alphas[0], extra_variance=noise)
+    r = summarize(means, 1 - 2 * alphas[1], extra_variance=noise)
+    stuck = not_learned([x for pair in pairs for x in pair])
+    decided = len(seeds) >= 2 and not stuck
+    return {
+        "passed": decided and _within(s.ci_low, s.ci_high, -claim.band, claim.band) == REPRODUCED,
+        "refuted": decided and _within(r.ci_low, r.ci_high, -claim.band, claim.band) == NOT_REPRODUCED,
+        "mean": s.mean,
+        "ci_low": s.ci_low,
+        "ci_high": s.ci_high,
+        "n": s.n,
+        "seeds": seeds,
+        "seed_means": means,
+        "diffs": [d for _, d in diffs],
+        "not_learned_runs": len(stuck),
+        "test_set_sd": math.sqrt(noise),
+    }
+
+
 @register_claim_kind
 class ModestEffectKind(ClaimKind):
     schema = ModestEffect
-    rule = "a *modest effect* claim holds when the CI of the paired difference a − b lies within ± band"
+    rule = (
+        "a *modest effect* claim holds when the CI of the paired difference a − b (the test set's own noise "
+        "included for a test accuracy) lies within ± band, in each cell as the quantifier says; a cell where "
+        "a side did not learn gives no verdict (two models at chance differ by nothing)"
+    )
 
     @staticmethod
     def evaluate(claim: ModestEffect, ctx: Any) -> Any:
         a_runs, b_runs = ctx.runs(claim.a), ctx.runs(claim.b)
         pairs, info = ctx.pair(a_runs, b_runs, claim.a, claim.b)
-        diffs = [(x["seed_index"], ctx.value(x, claim.metric) - ctx.value(y, claim.metric)) for x, y in pairs]
-        diffs = [(k, d) for k, d in diffs if math.isfinite(d)]
-        seeds, means = ctx.per_seed(diffs)  # pairs of one seed share its streams: n counts seeds
-        if len(seeds) < 2:
-            why = f"{len(seeds)} seed(s) with pairs ({len(diffs)} pairs): too few"
-            return ctx.result(claim, NOT_EVALUATED, why, {"pairs": len(diffs), "seeds": seeds})
-        conf = 1 - 2 * claim.alpha
-        s = summarize(means, conf)
-        verdict = _within(s.ci_low, s.ci_high, -claim.band, claim.band)
-        summary = (
-            f"{claim.a.label()} − {claim.b.label()}: {fmt(s.mean)} pp ({round(conf * 100)}% CI "
-            f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}], n={s.n} seeds, {len(diffs)} pairs) vs ± {fmt(claim.band)} pp"
+        free = info.get("by", ["seed_index"])[1:]
+        by_cell: dict[str, list] = {}
+        for x, y in pairs:
+            label = ", ".join(f"{ax} {(x.get('variant') or {}).get(ax)}" for ax in free)
+            by_cell.setdefault(label if claim.quantifier != "mean" else "", []).append((x, y))
+        n_seeds = len({x["seed_index"] for x, _ in pairs})
+        if n_seeds < 2:
+            why = f"{n_seeds} seed(s) with pairs ({len(pairs)} pairs): too few"
+            return ctx.result(claim, NOT_EVALUATED, why, {"pairs": len(pairs), "seeds": n_seeds})
+        alphas = cell_alphas(claim.quantifier, len(by_cell), claim.alpha)
+        cells = {label: _modest_cell(claim, ctx, ps, alphas) for label, ps in by_cell.items()}
+        verdict = combine_cells(
+            claim.quantifier, [c["passed"] for c in cells.values()], [c["refuted"] for c in cells.values()]
         )
-        ev = {"diffs": [d for _, d in diffs], "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n}
-        ev |= {"seeds": seeds, "seed_means": means}
-        ev |= {"band": claim.band, "confidence": conf, "pairing": info}
+        pooled = _modest_cell(claim, ctx, pairs, alphas)
+        conf = 1 - 2 * alphas[0]
+        parts = [
+            f"{label + ': ' if label else ''}{fmt(c['mean'])} pp ({round(conf * 100)}% CI [{fmt(c['ci_low'])}, "
+            f"{fmt(c['ci_high'])}], n={c['n']} seeds)" + (" ✓" if c["passed"] else " ✗" if c["refuted"] else "")
+            for label, c in cells.items()
+        ]
+        summary = f"{claim.a.label()} − {claim.b.label()}: {'; '.join(parts)} vs ± {fmt(claim.band)} pp"
+        stuck = sum(c["not_learned_runs"] for c in cells.values())
+        if stuck:
+            summary += (
+                f"; ⚠ {stuck} runs did not learn (train accuracy near chance): their cells give no verdict, "
+                "two models that learned nothing differ by nothing"
+            )
+        ev = {k: pooled[k] for k in ("diffs", "mean", "ci_low", "ci_high", "n", "seeds", "seed_means", "test_set_sd")}
+        ev |= {"band": claim.band, "confidence": conf, "pairing": info, "quantifier": claim.quantifier}
+        ev |= {"cells": [{"cell": label, **{k: v for k, v in c.items() if k != "diffs"}} for label, c in cells.items()]}
         return ctx.result(claim, verdict, summary, ev)
 
     @staticmethod
