@@ -727,3 +727,21 @@ def test_every_cell_must_pass_unless_the_claim_pools_them() -> None:
     assert mean.verdict == "reproduced"
     some = _claim(cmp.compare(_study([{**BEATS, "quantifier": "any"}]), "paper", rows), "enorm_wins")
     assert some.verdict == "reproduced"  # depth 1 passes at α/3
+
+
+def test_most_cells_means_a_majority_each_tested_at_its_share_of_alpha() -> None:
+    """ "For most depths ENorm is ahead": ahead at depths 3 and 5, behind at depth 1. With 3 cells a
+    majority is 2: each of them must pass at α/2 (at most 2 of the 3 could be null when it
+    matters); 'every' is refuted by depth 1; 'most' is reproduced."""
+    from restudy.compare.quantifiers import cell_alphas, combine_cells, required
+
+    assert [required(q, 5) for q in ("every", "most", "any")] == [5, 3, 1]
+    assert cell_alphas("most", 5, 0.05) == pytest.approx((0.05 / 3, 0.05 / 3))
+    assert cell_alphas("every", 5, 0.05, groups=2) == pytest.approx((0.05, 0.005))
+    assert combine_cells("most", [True, True, False], [False, False, True]) == "reproduced"
+    assert combine_cells("most", [True, False, False], [False, True, True]) == "not_reproduced"
+    gain = {1: -3.0, 3: 6.0, 5: 8.0}
+    rows = _grid({"enorm": lambda d, s: 60 + gain[d] + 0.3 * s, "baseline": lambda d, s: 60.0 + 0.1 * s}, seeds=5)
+    every = _claim(cmp.compare(_study([BEATS]), "paper", rows), "enorm_wins")
+    most = _claim(cmp.compare(_study([{**BEATS, "quantifier": "most"}]), "paper", rows), "enorm_wins")
+    assert (every.verdict, most.verdict) == ("not_reproduced", "reproduced")

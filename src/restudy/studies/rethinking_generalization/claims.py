@@ -40,6 +40,7 @@ from restudy.api import (
     REPRODUCED,
     ClaimBase,
     ClaimKind,
+    Quantifier,
     Selector,
     binomial_floor_sd_percent,
     cell_alphas,
@@ -277,7 +278,7 @@ class ModestEffect(ClaimBase):
     a: Selector
     b: Selector
     band: float
-    quantifier: Literal["every", "mean", "any"] = "every"
+    quantifier: Quantifier = "every"
 
     def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
         return [(("a",), self.a), (("b",), self.b)]
