@@ -189,3 +189,27 @@ def test_every_builtin_scales_data_label_gives_the_sizes_its_runs_load(scale):
         assert set(seen.values()) == {want}, (sid, label, seen)
         checked += 1
     assert checked >= 3
+
+
+def test_a_reported_value_keeps_the_digits_the_study_file_prints(study_file):
+    """`99.90` written in YAML is not 99.9: its last printed digit sets the rounding slack (0.005,
+    not 0.05), quoted or not; a float written as its own shortest form stays a plain float."""
+
+    def mutate(d):
+        d["tables"] = [
+            {
+                "id": "t",
+                "title": "Printed digits",
+                "document": d["documents"][0]["id"],
+                "kind": "hyperparameter",
+                "rows": ["a"],
+                "columns": ["x", "y", "z"],
+                "values": {"a": {"x": 99.90, "y": 0.5, "z": "8.00"}},
+            }
+        ]
+
+    path = study_file(mutate)
+    path.write_text(path.read_text().replace("x: 99.9", "x: 99.90"))
+    values = load_study(path).table("t").values["a"]
+    assert (values["x"].text, values["x"].rounding()) == ("99.90", pytest.approx(0.005))
+    assert (values["y"].text, values["z"].text, values["z"].rounding()) == ("0.5", "8.00", pytest.approx(0.005))

@@ -173,7 +173,8 @@ def _variability(ctx: dict[str, Any]) -> list[str]:
         "",
         "Metrics of Summers & Dinneen (2021) over each set of models, from their stored test "
         "logits: SDs are population SDs over models; pairwise metrics average over model "
-        "pairs. Brackets: 95% percentile bootstrap CIs over models.",
+        "pairs. Brackets: 95% bootstrap CIs over models (4,000 resamples; a log-scale interval for a "
+        "positive metric whose resamples are all positive, BCa otherwise, both widened for few models).",
         "",
     ]
     lines += [f"> ⚠️ {note}" for note in ctx["variability_notes"]]

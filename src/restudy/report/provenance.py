@@ -23,12 +23,12 @@ from ..display.tables import Cell, cell, table, value_text
 from ..errors import RestudyError
 from ..spec.settings import RunSettings
 from ..spec.study import Study
+from ..spec.values import PROVENANCE_MEANING
 
 LEGEND = (
-    "Provenance: paper (stated in the paper or its reproduction report), code (found in the "
-    "original code), authors (told by the authors), assumed (not found: chosen here). "
-    "Highlighted: a value that differs from the one the paper's protocol uses, or a command-line "
-    "override."
+    "Provenance: "
+    + "; ".join(f"{kind}: {meaning}" for kind, meaning in PROVENANCE_MEANING.items())
+    + ". Highlighted: a value that differs from the one the paper's protocol uses, or a command-line override."
 )
 _NOTES = re.compile(r"\s*\((?:[^()]*?;\s*)?[\w./-]*originals\.md[^()]*\)|,?\s*[\w./-]*originals\.md(?:\s*§[\d.]+)?")
 _SCALE_RULE = re.compile(r"^scales\.(\w+)\.rules\[(\d+)\]")

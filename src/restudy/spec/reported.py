@@ -35,14 +35,15 @@ class Document(Frozen):
 
 
 class ReportedValue(Frozen):
-    """A number as a document prints it. A bare number (or a quoted one, to keep trailing zeros:
+    """A number as a document prints it. A bare number (a YAML float keeps the digits it was
+    written with, trailing zeros included, as does a quoted one:
     ``"0.870"``) is shorthand for ``{value: ...}``; ``text`` keeps the printed digits."""
 
     value: float
     pm: float | None = Field(None, description="the ± given with the value (its SD unless pm_is says se)")
     pm_is: Literal["sd", "se"] = Field("sd", description="whether the ± is the runs' SD or the value's standard error")
     n: int | None = Field(None, ge=1, description="number of runs behind the value")
-    text: str = Field("", description="the value as printed (quote it in YAML to keep trailing zeros)")
+    text: str = Field("", description="the value as printed (read from the study file's own digits)")
 
     @model_validator(mode="before")
     @classmethod
@@ -55,8 +56,8 @@ class ReportedValue(Frozen):
                 text = v.strip()
             elif isinstance(v, int) and not isinstance(v, bool):
                 text = str(v)
-            elif isinstance(v, float):
-                text = repr(v)
+            elif isinstance(v, float):  # a YAML float keeps its printed text (restudy.storage.safeio.PrintedFloat)
+                text = getattr(v, "text", None) or repr(v)
             else:
                 return data
             data = {**data, "text": text}

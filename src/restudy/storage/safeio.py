@@ -263,15 +263,40 @@ class _YamlLimit(Exception):
         self.line, self.message = line, message
 
 
+class PrintedFloat(float):
+    """A float read from YAML that remembers the text it was written as (``99.90``, ``1.0e-3``):
+    the printed digits of a reported value set its rounding slack, and a float alone would lose
+    the trailing zero. Equal to, hashed and serialised like the plain float."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> PrintedFloat:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+    def __reduce__(self) -> tuple[Any, tuple[float, str]]:
+        return (PrintedFloat, (float(self), self.text))
+
+
 @functools.cache
 def _bounded_loader() -> type:
     """The pure-Python ``SafeLoader``, counting aliases as it composes (the C loader composes out
-    of reach). Built on first use so that importing safeio does not import yaml."""
+    of reach), whose floats keep the text they were written as when it is not the float's own
+    shortest form (:class:`PrintedFloat`). Built on first use so that importing safeio does not
+    import yaml."""
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
         max_aliases = MAX_YAML_ALIASES
         aliases = 0
+
+        def construct_yaml_float(self, node: Any) -> Any:
+            value = super().construct_yaml_float(node)
+            text = str(node.value).strip()
+            if isinstance(value, float) and math.isfinite(value) and text != repr(value):
+                return PrintedFloat(value, text)
+            return value
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
@@ -283,6 +308,7 @@ def _bounded_loader() -> type:
                     )
             return super().compose_node(parent, index)
 
+    BoundedLoader.add_constructor("tag:yaml.org,2002:float", BoundedLoader.construct_yaml_float)
     return BoundedLoader
 
 
