@@ -671,3 +671,23 @@ def test_claims_not_evaluated_here_share_one_line_each_statement_once(small_repo
     assert md.count("ENorm beats the baseline") == 1 and "[ENorm beats the baseline](#claim-beats)" in verdicts
     section = claims.split('<a id="claim-beats"></a>')[1].split("### ")[0]
     assert "- Test: a beats b. · " in section and "Figure: ![beats](figures/claim-beats.png)" in section
+
+
+def test_deviations_list_every_difference_from_the_paper_protocol() -> None:
+    """A paper-scale run with epochs=1 (the paper: 20 or 100) and 2 seeds declares no deviation of
+    its own; the report must still list both, read off what ran, never 'none'."""
+    from restudy.cli.session import _plan_info
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study, parse_overrides
+
+    study = load_study("enorm")
+    paper = _plan_info(study, "paper", plan(study, "paper"), [], None, 1, "restudy run enorm --scale paper")
+    assert not [d for d in paper["deviations"] if d.startswith("measured")]  # the protocol as declared
+    specs = plan(study, "paper", seeds=2, overrides=parse_overrides(["epochs=1"]))
+    info = _plan_info(study, "paper", specs, [], None, 1, "restudy run enorm --scale paper --seeds 2 epochs=1")
+    measured = [d for d in info["deviations"] if d.startswith("measured")]
+    assert "measured: command-line overrides: epochs=1" in measured
+    assert any(d.startswith("measured: epochs: 1 instead of") for d in measured)
+    assert any(d.startswith("measured: seeds: 2 per variant instead of") for d in measured)
+    small = _plan_info(study, "small", plan(study, "small"), [], None, 1, "restudy run enorm --scale small")
+    assert any("data: mnist1d instead of cifar10" in d for d in small["deviations"])

@@ -110,7 +110,8 @@ def _paper_info(st: Any, scale: str, specs: list) -> tuple[dict, list[str]]:
     from ..errors import RestudyError as _Err
     from ..planning.runs import variant_settings, variants
 
-    if scale == "paper" and specs:  # this command's own runs: nothing to resolve again
+    overridden = any(e.get("source") == "command-line override" for s in specs for e in s.settings.provenance.values())
+    if scale == "paper" and specs and not overridden:  # this command's own runs: nothing to resolve again
         paper = [(s.experiment, s.settings) for s in specs if s.seed_index == 0]
     else:
         try:
@@ -208,16 +209,28 @@ def _plan_info(
     """What the report says about the plan: scale, data, deviations, settings with provenance (and
     the paper scale's), cost and command."""
     from ..execution.executor import default_workers
+    from ..planning.runs import seeds_for, variants
+    from ..report.provenance import measured_deviations
 
     paper_settings, paper_data = _paper_info(st, scale, specs)
     sc = st.scales.get(scale)
     settings: dict[str, dict[str, dict]] = {}
+    seeds: dict[str, int] = {}
     for s in specs:
         settings.setdefault(s.experiment, {})[s.variant_id] = s.settings.table()
+        seeds[s.experiment] = max(seeds.get(s.experiment, 0), s.seed_index + 1)
+    ran = {s.experiment for s in specs}
+    paper_seeds = {e.id: seeds_for(st, e.id, "paper") for e in st.experiments if e.id in ran}
+    try:
+        paper_variants = {e.id: len(variants(st, e.id, "paper")) for e in st.experiments if e.id in ran}
+    except RestudyError:
+        paper_variants = {}
+    declared = list(sc.deviations) if sc else []
+    measured = measured_deviations(settings, paper_settings, seeds, paper_seeds, paper_variants)
     return {
         "scale_description": sc.description if sc else "",
         "dataset": (sc.dataset if sc and sc.dataset else (specs[0].dataset_label if specs else "")),
-        "deviations": list(sc.deviations) if sc else [],
+        "deviations": declared + [f"measured: {d}" for d in measured],
         "settings": settings,
         "reused_env_mismatch": env_mismatch,
         "wall_s_total": wall_s,

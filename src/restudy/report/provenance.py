@@ -281,6 +281,82 @@ def settings_views(
     }
 
 
+# Settings that change how a run is computed or stored, not what the paper's protocol trains and
+# measures: a different value is no deviation from it.
+OPERATIONAL = frozenset(
+    {"eval_batch_size", "device", "memory_format", "compile", "save_weights", "cka_examples", "curve_every_steps"}
+    | {"eval_train", "eval_train.n", "run_metrics"}
+)
+
+
+def measured_deviations(
+    settings: dict[str, dict[str, dict[str, dict[str, Any]]]],
+    paper_settings: dict[str, dict[str, list[Any]]] | None,
+    seeds: dict[str, int] | None = None,
+    paper_seeds: dict[str, int] | None = None,
+    paper_variants: dict[str, int] | None = None,
+) -> list[str]:
+    """Every difference between what ran and the study's paper protocol, read off the settings
+    themselves (not what a study author remembered to write): command-line overrides, each setting
+    whose values differ from the paper scale's (the stand-in data and model, epochs, ...), the seeds
+    per variant, and the paper variants that did not run. Empty only when none exists.
+
+    Args:
+        settings: experiment → variant → setting → {value, provenance, source}, as run.
+        paper_settings: experiment → setting → [{value, provenance}] of the paper scale.
+        seeds, paper_seeds: seeds per variant, run and in the paper protocol, per experiment.
+        paper_variants: the paper scale's number of variants per experiment.
+    """
+    out: list[str] = []
+    overrides = sorted(
+        {
+            f"{n}={value_text(e.get('value'))}"
+            for variants in settings.values()
+            for s in variants.values()
+            for n, e in s.items()
+            if e.get("source") == "command-line override"
+        }
+    )
+    if overrides:
+        out.append(f"command-line overrides: {', '.join(overrides)}")
+    differs: dict[tuple[str, str, str], list[str]] = {}
+    for exp, variants in settings.items():
+        paper = (paper_settings or {}).get(exp)
+        if paper is None:
+            if paper_settings:
+                out.append(f"experiment {exp}: not part of the paper protocol")
+            continue
+        ran: dict[str, set[str]] = {}
+        for s in variants.values():
+            for n, e in s.items():
+                ran.setdefault(n, set()).add(value_text(e.get("value")))
+        for n in sorted(set(ran) | set(paper)):
+            if n in OPERATIONAL:
+                continue
+            theirs = {value_text(e.get("value")) for e in paper.get(n, [])}
+            if ran.get(n, set()) != theirs:
+                key = (n, _values_text(ran.get(n, set())), _values_text(theirs))
+                differs.setdefault(key, []).append(exp)
+    for (n, ran_text, paper_text), exps in differs.items():
+        out.append(f"{n}: {ran_text} instead of {paper_text} ({', '.join(exps)})")
+    for exp, n in sorted((seeds or {}).items()):
+        want = (paper_seeds or {}).get(exp)
+        if want is not None and n != want:
+            out.append(f"seeds: {n} per variant instead of {want} ({exp})")
+    for exp, variants in settings.items():
+        total = (paper_variants or {}).get(exp)
+        if total and len(variants) < total:
+            out.append(f"{exp}: {len(variants)} of the paper's {total} variants ran")
+    return out
+
+
+def _values_text(values: set[str]) -> str:
+    if not values:
+        return "unset"
+    shown = sorted(values)
+    return "/".join(shown[:MAX_VALUES]) + (f" (+{len(shown) - MAX_VALUES} more)" if len(shown) > MAX_VALUES else "")
+
+
 def hyper_table_views(study: Study) -> list[dict[str, Any]]:
     """Hyperparameter tables a source reports (e.g. a learning-rate grid the authors gave)."""
     docs = {d.id: d.title for d in study.documents}
