@@ -171,7 +171,7 @@ def test_variability_comparable_same_noise_is_reproduced(v_result: cmp.Compariso
     ]
     for x in comps:
         assert 0.5 <= x["ci_low"] <= x["ratio"] <= x["ci_high"] <= 2.0, x["metric"]
-    assert c.evidence["confidence"] == pytest.approx(0.98)  # one group x 5 metrics: 1 - 2α/5
+    assert c.evidence["confidence"] == pytest.approx(0.984)  # one group x 5 metrics at the first look: 1 - 2(0.04)/5
 
 
 def test_variability_comparable_rejects_far_less_noise(v_result: cmp.Comparison) -> None:
@@ -188,7 +188,10 @@ def test_variability_comparable_few_models_is_inconclusive_with_an_estimate() ->
     c = _claim(result, "like_all")
     assert c.verdict == "inconclusive"
     assert c.seeds_needed is not None and c.seeds_needed > 8
-    assert f"about {c.seeds_needed} models per set" in c.summary and "estimate" in c.summary
+    # the follow-up: fresh models only (judged at the next look's α), on top of the 8 here
+    fresh = c.evidence["look"]["follow_up_seeds"]
+    assert c.seeds_needed == 8 + fresh and f"about {fresh} models per set" in c.summary and "estimate" in c.summary
+    assert f"run with --seeds {c.seeds_needed}" in c.summary
 
 
 def test_variability_lower_with_reductions_both_ways(v_result: cmp.Comparison) -> None:
@@ -403,7 +406,7 @@ def test_zero_claim_refuses_models_that_are_slices_of_one_stack() -> None:
 def test_variability_claim_splits_alpha_over_groups_and_metrics(v_result: cmp.Comparison) -> None:
     claim = _claim(v_result, "lower")
     k = 2 * 5  # two groups x five metrics
-    assert claim.evidence["confidence"] == pytest.approx(1 - 2 * 0.05 / k)
+    assert claim.evidence["confidence"] == pytest.approx(1 - 2 * 0.04 / k)  # the first look spends 0.04
     assert "= 10" in claim.evidence["correction"]
 
 

@@ -162,6 +162,7 @@ def compare_and_report(
     from .console import AnalysisProgress
 
     training_ended = datetime.now(UTC)  # the runs of this command started within wall_s before this
+    looks = _read_looks(out, st.id, scale)
     with AnalysisProgress() as analysis:
         analysis.step("comparing runs with the claims")
         comparison = compare(
@@ -172,7 +173,9 @@ def compare_and_report(
             env_mismatch=env_mismatch,
             allow_mixed_env=allow_mixed_env,
             subset=_subset(st, scale, specs, only),
+            looks=looks,
         )
+        _write_looks(out, st.id, scale, looks, comparison)
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
         plan_info["estimate"] = estimate_vs_actual(  # restudy plan's estimate beside the actual time
@@ -182,6 +185,42 @@ def compare_and_report(
         env = {**env, **_run_env(records)}
         paths = write_report(out, st, scale, comparison, records, env, plan_info=plan_info, progress=analysis.report)
     return comparison, paths
+
+
+def _read_looks(out: Path, study_id: str, scale: str) -> dict[str, list]:
+    """The earlier looks at each claim of this study and scale in ``out`` (none when absent or
+    written for another study or scale)."""
+    from ..storage.artifacts import LOOKS_FILE
+    from ..storage.safeio import read_json
+
+    path = out / LOOKS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = read_json(path)
+    except RestudyError:
+        return {}
+    if not isinstance(data, dict) or (data.get("study"), data.get("scale")) != (study_id, scale):
+        return {}
+    claims = data.get("claims")
+    return {k: v for k, v in claims.items() if isinstance(v, list)} if isinstance(claims, dict) else {}
+
+
+def _write_looks(out: Path, study_id: str, scale: str, looks: dict[str, list], comparison: Any) -> None:
+    """Add this report's looks (one per claim with a verdict and a seed count not seen before)."""
+    from ..compare.looks import Look, record
+    from ..storage.artifacts import LOOKS_FILE
+    from ..storage.safeio import write_json
+
+    updated = dict(looks)
+    for c in comparison.claims:
+        info = (c.evidence or {}).get("look")
+        if c.verdict == "not_evaluated" or not isinstance(info, dict):
+            continue
+        look = Look(info["index"], info["alpha"], info["first_seed"], info["seeds"])
+        updated[c.id] = record(looks.get(c.id, ()), look, c.verdict)
+    if updated != looks:
+        write_json(out / LOOKS_FILE, {"study": study_id, "scale": scale, "claims": updated})
 
 
 def _subset(st: Any, scale: str, specs: list, only: list[str] | None) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -39,6 +39,7 @@ from ..spec.values import Hyper
 from .cells import CellRule, cell_rules, cell_runs, evaluate_cell, group_summary, table_cells, table_result
 from .context import EvaluationContext, Subset
 from .leakage import judge_tables
+from .looks import Look, spent_alpha, this_look
 from .modelsets import VAR_CONFIDENCE, VAR_RESAMPLES, ModelSets, Predictions, load_predictions, model_set_runs
 from .ratios import column_ratios
 from .select import (
@@ -168,6 +169,46 @@ def calibrated_settings(study: Study, scale: str, experiment: str) -> list[str]:
     return list(found.values())
 
 
+def _seeds_of(claim: Any, ctx: EvaluationContext) -> int:
+    """The claim's seed count: one more than the highest seed index among its usable runs (all
+    the scale's runs for a claim that selects none itself, e.g. one on table cells)."""
+    selectors = [sel for _, sel in claim.selectors()]
+    runs = [r for sel in selectors for r in ctx.runs(sel)] if selectors else ctx.rows
+    return 1 + max((int(r.get("seed_index", 0)) for r in runs), default=-1)
+
+
+def _judged_at_this_look(claim: Any, ctx: EvaluationContext) -> tuple[ClaimResult, str]:
+    """The claim judged at the α this look spends, on the seeds this look may use
+    (:mod:`restudy.compare.looks`), with the follow-up it would need when inconclusive."""
+    kind = plugins.get("claim", claim.kind)
+    look = this_look(ctx.looks.get(claim.id, ()), _seeds_of(claim, ctx), claim.alpha)
+    sub = ctx
+    if look.first_seed:  # a follow-up: only the seeds added since the last look decide
+        fresh = [r for r in ctx.rows if int(r.get("seed_index", 0)) >= look.first_seed]
+        sub = dataclasses.replace(ctx, rows=fresh, model_sets=None, var_rows={})
+    result = kind.evaluate(claim.model_copy(update={"alpha": look.alpha}), sub)
+    evidence = {**result.evidence, "look": {**_look_dict(look), "claim_alpha": claim.alpha}}
+    note = look.describe(claim.alpha) if look.index > 1 else ""
+    seeds, summary = result.seeds_needed, result.summary
+    if result.verdict == INCONCLUSIVE:  # the follow-up: fresh seeds, tested at the next look's α
+        next_alpha = spent_alpha(claim.alpha, look.index + 1)
+        follow = kind.evaluate(claim.model_copy(update={"alpha": next_alpha}), sub)
+        fresh = follow.seeds_needed
+        seeds = look.seeds + fresh if fresh else None
+        how = follow.summary.split(". To decide: ", 1)[1] if ". To decide: " in follow.summary else ""
+        advice = f"a follow-up on fresh seeds, judged on its own at α = {next_alpha:.3g} (the next look's share): "
+        advice += how or ("no seed count would likely decide it" if not fresh else f"about {fresh} seeds")
+        if seeds:
+            advice += f"; run with --seeds {seeds}"
+        summary = summary.split(". To decide: ")[0] + f". To decide: {advice}"
+        evidence["look"]["follow_up_seeds"] = fresh
+    return dataclasses.replace(result, evidence=evidence, seeds_needed=seeds, summary=summary), note
+
+
+def _look_dict(look: Look) -> dict[str, Any]:
+    return {"index": look.index, "alpha": look.alpha, "first_seed": look.first_seed, "seeds": look.seeds}
+
+
 def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
     """Evaluates one claim at ``ctx.scale`` with its kind's evaluator (``not_evaluated`` without
     calling it at smoke scale, when the claim skips that scale or when nothing ran at it;
@@ -203,7 +244,9 @@ def evaluate_claim(claim: Any, ctx: EvaluationContext) -> ClaimResult:
             why = f"{what}; they enter verdicts only with --allow-mixed-env (or re-run them with --fresh)"
             return ctx.result(claim, INCONCLUSIVE, why, {"mixed_env_runs": mixed}, None)
         notes.append(f"{what}; pooled because --allow-mixed-env was given")
-    result = plugins.get("claim", claim.kind).evaluate(claim, ctx)
+    result, look_note = _judged_at_this_look(claim, ctx)
+    if look_note:
+        notes.append(look_note)
     calibrated = list(
         dict.fromkeys(c for e in _experiments(claim) for c in calibrated_settings(ctx.study, ctx.scale, e))
     )
@@ -234,6 +277,7 @@ def compare(
     env_mismatch: Collection[str] = (),
     allow_mixed_env: bool = False,
     subset: Subset | None = None,
+    looks: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> Comparison:
     """Compares the runs of one scale with the study's reported tables and claims.
 
@@ -250,6 +294,8 @@ def compare(
         allow_mixed_env: pool such runs (``--allow-mixed-env``); the claims say so.
         subset: the runs the command planned when it ran part of the study (``--only``): a claim
             none of whose runs it planned is not evaluated rather than inconclusive.
+        looks: claim id → the earlier looks at it (``looks.json``; :mod:`restudy.compare.looks`):
+            each claim spends the α of this look, and a follow-up judges only its new seeds.
 
     Returns:
         The :class:`Comparison`: a summary per (experiment, variant), one result per reported
@@ -259,7 +305,7 @@ def compare(
     # One BLAS thread: the products here are small and many; on a loaded CPU a thread pool per
     # product is 30x slower, and one thread makes the numbers independent of the core count.
     with threadpool_limits(limits=1):
-        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env, subset)
+        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env, subset, looks or {})
 
 
 def _compare(
@@ -270,6 +316,7 @@ def _compare(
     env_mismatch: Collection[str],
     allow_mixed_env: bool,
     subset: Subset | None,
+    looks: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> Comparison:
     kept = [r for r in rows if r.get("scale") in (scale, None)]
     if len(kept) < len(rows):
@@ -285,6 +332,7 @@ def _compare(
         env_mismatch=frozenset(env_mismatch),
         allow_mixed_env=allow_mixed_env,
         subset=subset,
+        looks=dict(looks),
     )
     groups = [group_summary(runs) for runs in group_rows(kept).values()]
     cells: list[CellResult] = []

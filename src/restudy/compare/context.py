@@ -67,6 +67,7 @@ class EvaluationContext:
         env_mismatch: keys of runs reused from another environment.
         allow_mixed_env: whether those runs may enter verdicts.
         subset: the runs planned, when the command ran part of the study; None for all of it.
+        looks: claim id → the earlier looks at it (:mod:`restudy.compare.looks`).
     """
 
     study: Study
@@ -80,6 +81,7 @@ class EvaluationContext:
     env_mismatch: frozenset[str] = frozenset()
     allow_mixed_env: bool = False
     subset: Subset | None = None
+    looks: dict[str, Any] = field(default_factory=dict)
     _correct: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ from ..compare.cells import NO_RUNS
 from ..compare.leakage import FLAGGED
 from ..compare.leakage import RULE as LEAKAGE_RULE
 from ..compare.leakage import summary as leakage_summary
+from ..compare.looks import FIRST_LOOK_SHARE
 from ..display.numbers import MISSING, fmt
 from ..display.tables import (
     VERDICT_TEXT,
@@ -217,6 +218,13 @@ def _claim_view(
     else:
         lines, tab = rendered
     lines = [ln for ln in lines if ln and ln.strip()]
+    look = (result.evidence or {}).get("look")
+    if isinstance(look, dict) and look.get("index") == 1:  # later looks say so in the summary
+        lines.append(
+            f"First look at this claim ({look['seeds']} seeds): judged at α = {fmt(look['alpha'], 3)}, "
+            f"{FIRST_LOOK_SHARE:.0%} of its {fmt(look.get('claim_alpha'), 3)}; the rest is kept so that a "
+            "follow-up on more seeds keeps the false 'reproduced' rate at its α."
+        )
     head = result.summary.split(";")[0][:60]
     # the result sentence, unless the kind's own lines already give it (a beats b, gap shrinks, ...)
     shown = result.verdict == cmp.NOT_EVALUATED or any(head in ln for ln in lines)

@@ -3,6 +3,7 @@
 ::
 
     <out>/store.db                 SQLite index of the runs (written by the driver)
+    <out>/looks.json               the looks at each claim's verdict as seeds were added (the driver)
     <out>/runs/<key>/run.json      the run record (written atomically by the worker)
     <out>/runs/<key>/test_logits.safetensors
                                    per-example test tensors (see TENSOR_* below)
@@ -26,6 +27,7 @@ LOGITS_FILE = "test_logits.safetensors"
 WEIGHTS_FILE = "model.safetensors"
 CLAIM_FILE = ".claim"
 STORE_FILE = "store.db"
+LOOKS_FILE = "looks.json"  # the looks at each claim's verdict (restudy.compare.looks)
 
 TENSOR_LOGITS = "logits"
 TENSOR_LABELS = "labels"
