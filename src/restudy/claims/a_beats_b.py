@@ -154,7 +154,7 @@ def _seeds(res: PairedResult, alpha: float, var: float = 0.0) -> tuple[int | Non
     if not n:
         if var > 0 and paired:
             return None, (
-                f"no seed count would decide {goal.removeprefix('to ')}: the test set's own sampling noise "
+                f"no seed count would {goal.removeprefix('to ')}: the test set's own sampling noise "
                 f"(SD {math.sqrt(var):.2f} pp, whatever the seeds) is as large as the difference; a larger "
                 "test set would"
             )
@@ -255,7 +255,9 @@ def _one(
     info.update(pairs=len(pairs), seeds=pooled.n, unit="seed")
     undecided = [c for c in cells if not c["passed"] and not c["refuted"]]
     seeds, seeds_note = (None, "")
-    if verdict == INCONCLUSIVE and undecided:
+    if verdict == INCONCLUSIVE and undecided and all(c["not_learned_runs"] for c in undecided):
+        seeds_note = "a side did not learn: more seeds will not decide it, a training that learns would"
+    elif verdict == INCONCLUSIVE and undecided:
         worst = [_seeds(c["result"], alphas[0], c["variance"]) for c in undecided]
         counts = [n for n, _ in worst if n]
         seeds = max(counts) if counts and len(counts) == len(worst) else None

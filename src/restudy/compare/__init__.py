@@ -196,10 +196,13 @@ def _judged_at_this_look(claim: Any, ctx: EvaluationContext) -> tuple[ClaimResul
         fresh = follow.seeds_needed
         seeds = look.seeds + fresh if fresh else None
         how = follow.summary.split(". To decide: ", 1)[1] if ". To decide: " in follow.summary else ""
-        advice = f"a follow-up on fresh seeds, judged on its own at α = {next_alpha:.3g} (the next look's share): "
-        advice += how or ("no seed count would likely decide it" if not fresh else f"about {fresh} seeds")
-        if seeds:
-            advice += f"; run with --seeds {seeds}"
+        if fresh:
+            advice = (
+                f"a follow-up on fresh seeds, judged on its own at α = {next_alpha:.3g} (the next look's share): "
+                f"{how or f'about {fresh} seeds'}; run with --seeds {seeds}"
+            )
+        else:
+            advice = how or "no follow-up on more seeds would likely decide it"
         summary = summary.split(". To decide: ")[0] + f". To decide: {advice}"
         evidence["look"]["follow_up_seeds"] = fresh
     return dataclasses.replace(result, evidence=evidence, seeds_needed=seeds, summary=summary), note
