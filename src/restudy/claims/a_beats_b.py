@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..compare.quantifiers import QUANTIFIER_HELP, RULE_TEXT, Quantifier, cell_alphas, combine_cells
+from ..compare.quantifiers import RULE_TEXT, cell_alphas, combine_cells, counts_text
 from ..compare.select import (
     NOT_LEARNED_SDS,
     Row,
@@ -58,10 +58,9 @@ from ..compare.verdicts import (
     POWER,
     REPRODUCED,
     combine,
-    directional_borderline,
 )
 from ..display.numbers import fmt, p_value, pct
-from ..spec.claim_base import ClaimBase, Selector
+from ..spec.claim_base import ClaimBase, Quantified, Selector
 from ..spec.values import Loc
 from ..stats.comparisons import PairedResult, paired_difference, welch_difference
 from ..stats.power import seeds_needed
@@ -69,7 +68,7 @@ from ..stats.summary import summarize
 from .base import ClaimKind, register_claim_kind
 
 
-class BeatsClaim(ClaimBase):
+class BeatsClaim(Quantified, ClaimBase):
     """Runs selected by ``a`` score higher than those of every ``b`` (paired over shared seeds and
     the axes both leave free); ``margin`` in metric units. The cells are the levels of those free
     axes (e.g. each depth of a sweep); ``quantifier`` says whether each must pass (``every``), their
@@ -80,7 +79,6 @@ class BeatsClaim(ClaimBase):
     b: list[Selector] = Field(min_length=1)
     margin: float = 0.0
     higher_is_better: bool = True
-    quantifier: Quantifier = Field("every", description=QUANTIFIER_HELP)
     requires_learning: bool = Field(
         True,
         description="a cell where a side did not learn (train accuracy near chance) gives no verdict: the "
@@ -250,7 +248,7 @@ def _one(
     by_cell = _cells(pairs, free) if claim.quantifier != "mean" else {"": list(pairs)}
     alphas = cell_alphas(claim.quantifier, len(by_cell), alpha, groups)
     cells = [_cell(claim, label, ps, alphas, correct) for label, ps in by_cell.items()]
-    verdict = combine_cells(claim.quantifier, [c["passed"] for c in cells], [c["refuted"] for c in cells])
+    verdict = combine_cells(claim.quantifier, [c["passed"] for c in cells], [c["refuted"] for c in cells], claim.share)
     pooled, var = _paired(claim, pairs, alphas[0], correct)
     info.update(pairs=len(pairs), seeds=pooled.n, unit="seed")
     undecided = [c for c in cells if not c["passed"] and not c["refuted"]]
@@ -262,9 +260,8 @@ def _one(
         counts = [n for n, _ in worst if n]
         seeds = max(counts) if counts and len(counts) == len(worst) else None
         seeds_note = next((note for n, note in worst if n == seeds), worst[0][1])
-    near = directional_borderline(pooled.ci_low, pooled.ci_high, True, verdict) if len(cells) == 1 else False
     conf = 1.0 - 2.0 * alphas[0]
-    sentence = _sentence(a_lbl, b_lbl, pooled, claim, conf, var) + (" (borderline)" if near else "")
+    sentence = _sentence(a_lbl, b_lbl, pooled, claim, conf, var)
     if len(cells) > 1:
         sentence = _cells_sentence(claim, a_lbl, b_lbl, cells, conf) + f"; over all cells: {sentence}"
     stuck = {lbl: (len(not_learned(runs)), len(runs)) for lbl, runs in ((a_lbl, a_runs), (b_lbl, b_runs))}
@@ -299,7 +296,6 @@ def _one(
         "test_set_sd": math.sqrt(var),
         "cells": [{k: v for k, v in c.items() if k not in ("result", "variance")} for c in cells],
         "verdict": verdict,
-        "borderline": near,
         "seeds_needed": seeds,
         "seeds_note": seeds_note,
         "not_learned": {lbl: k for lbl, (k, _) in stuck.items() if k},
@@ -309,8 +305,8 @@ def _one(
 
 def _cells_sentence(claim: BeatsClaim, a: str, b: str, cells: list[dict[str, Any]], conf: float) -> str:
     u = unit(claim.metric)
-    passed, refuted = sum(c["passed"] for c in cells), sum(c["refuted"] for c in cells)
-    head = f"{a} vs {b}, {claim.quantifier} of {len(cells)} cells: {passed} pass, {refuted} refute"
+    passed, refuted = [c["passed"] for c in cells], [c["refuted"] for c in cells]
+    head = f"{a} vs {b}, " + counts_text(claim.quantifier, passed, refuted, claim.share)
     parts = [
         f"{c['cell']}: {c['mean_diff']:+.2f}{u} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]"
         + (" ✓" if c["passed"] else " ✗" if c["refuted"] else "")
@@ -354,7 +350,6 @@ def _unpaired(
         "confidence": conf,
         "quantifier": claim.quantifier,
         "verdict": verdict,
-        "borderline": directional_borderline(res.ci_low, res.ci_high, True, verdict),
         "seeds_needed": seeds,
         "seeds_note": note,
         "sentence": _sentence(a_lbl, b_lbl, res, claim, conf),
@@ -435,10 +430,7 @@ def evaluate(claim: BeatsClaim, ctx: Any) -> Any:
         "series": [series(lbl, usable(runs), claim.metric, axis) for lbl, runs in selected],
         "differences": [_differences(claim, b, p, axis) for b, p in zip(claim.b, all_pairs)],
     }
-    deciding = [c for c in comps if c["verdict"] == verdict]
-    return ctx.result(
-        claim, verdict, summary, evidence, _max_seeds(comps), borderline=any(c.get("borderline") for c in deciding)
-    )
+    return ctx.result(claim, verdict, summary, evidence, _max_seeds(comps))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,12 +1,17 @@
-"""Claim kind ``numeric``: reported table cells are reproduced.
+"""Claim kind ``numeric``: reported table cells are reproduced, or lie on a stated side of them.
 
-Each named cell is judged by the equivalence rule of :mod:`restudy.compare.cells` (result tables)
-or of :mod:`restudy.compare.variability` (variability tables) with the claim's tolerance and α/k
-for k cells (Bonferroni: any one red cell fails the claim, so the family-wise error is
-controlled); the claim's verdict combines them: all reproduced → reproduced; any not reproduced →
-not reproduced; all not evaluated → not evaluated; else inconclusive. Borderline when a cell that
-decides the verdict is. The evidence holds every cell's result and
-the per-run values behind it (``points``), which the figure draws next to the reported value.
+The cells are the ones named (``cells``) and every reported cell of the tables named
+(``tables``). Each is judged by the rule of :mod:`restudy.compare.cells` (result tables) or of
+:mod:`restudy.compare.variability` (variability tables) with the claim's tolerance and
+``relation``: ``equivalent`` (the default: within ± the tolerance), ``at_least`` (no lower than the
+reported value less the tolerance: the [Re] Network Deconvolution report's colour rule, §5.1,
+"lower … by more than 10 %" is red), ``above`` or ``below`` (beyond the printed value's rounding,
+"reproduced with better results"). The ``quantifier`` says how the cells combine
+(:mod:`restudy.compare.quantifiers`): ``every`` cell by default (each passes at α, one refuting
+at α/k refutes), ``most``, ``any`` or a ``share`` of them ("36 out of 60 values"); cells at
+another scale than the table's are not evaluated, and a claim none of whose cells is evaluated
+is not evaluated. The evidence holds every cell's result and the per-run values behind it
+(``points``), which the figure draws next to the reported value.
 
 Imports spec, compare and display (matplotlib only inside ``figure``).
 """
@@ -19,33 +24,58 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..compare.cells import CellRule, cell_runs, evaluate_cell
+from ..compare.cells import RELATION_TEXT, RELATIONS, CellRule, cell_runs, evaluate_cell
+from ..compare.quantifiers import RULE_TEXT, cell_alphas, combine_cells, counts_text
 from ..compare.select import metric_value, usable
 from ..compare.variability import variability_cell_result
-from ..compare.verdicts import NOT_EVALUATED, VERDICTS, combine
-from ..spec.claim_base import CellRef, ClaimBase
+from ..compare.verdicts import NOT_EVALUATED, NOT_REPRODUCED, REPRODUCED, VERDICTS
+from ..spec.claim_base import CellRef, ClaimBase, Quantified
 from ..spec.reported import VariabilityLayout
 from ..spec.study import Study
 from ..spec.values import ScaleName
 from .base import ClaimKind, register_claim_kind
 
+Relation = Literal["equivalent", "at_least", "above", "below"]
+assert set(RELATIONS) == set(Relation.__args__)  # type: ignore[attr-defined]
 
-class NumericClaim(ClaimBase):
+
+class NumericClaim(Quantified, ClaimBase):
     """Reported table cells are reproduced: the CI of reproduced − reported lies within the
     tolerance (``tolerance`` × the reported value + its rounding; a default from the printed
-    precision and the binomial test-set noise otherwise)."""
+    precision and the binomial test-set noise otherwise), or on the side ``relation`` names."""
 
     kind: Literal["numeric"]
-    cells: list[CellRef] = Field(min_length=1)
+    cells: list[CellRef] = Field([], description="the cells, each named by table, row and column")
+    tables: list[str] = Field([], description="tables whose every reported cell the claim covers")
+    relation: Relation = Field(
+        "equivalent",
+        description="equivalent (within ± tolerance), at_least (≥ reported − tolerance), above or below "
+        "(beyond the printed value's rounding and the declared tolerance)",
+    )
     tolerance: float | None = Field(
         None, ge=0, description="equivalence tolerance, a fraction of the reported value (rounding is added)"
     )
     tolerance_reason: str = Field("", description="why this tolerance (shown in the report)")
     scales: list[ScaleName] = ["paper"]
 
+    def refs(self, study: Study) -> list[CellRef]:
+        """The named cells, then every reported cell of the named tables (each once)."""
+        out = list(self.cells)
+        for t in study.tables:
+            if t.id in self.tables:
+                out += [CellRef(table=t.id, row=r, column=c) for r in t.rows for c in t.columns if t.value(r, c)]
+        return list(dict.fromkeys(out))
+
     def problems(self, study: Study) -> list[tuple[Any, ...]]:
         tables = {t.id: t for t in study.tables}
         out: list[tuple[Any, ...]] = []
+        if not self.cells and not self.tables:
+            out.append((("cells",), "a numeric claim names cells, tables or both", []))
+        for i, name in enumerate(self.tables):
+            if name not in tables:
+                out.append((("tables", i), f"unknown table {name!r}; known: {sorted(tables)}"))
+            elif self.relation != "equivalent" and isinstance(tables[name].layout, VariabilityLayout):
+                out.append((("relation",), f"table {name} is a variability table: only relation equivalent applies"))
         for i, ref in enumerate(self.cells):
             t = tables.get(ref.table)
             if t is None:
@@ -62,48 +92,70 @@ def _max_seeds(items: list[dict[str, Any]]) -> int | None:
     return max(needed) if needed else None
 
 
+def _judge(claim: NumericClaim, ref: CellRef, ctx: Any, rule: CellRule) -> tuple[Any, list[float]]:
+    """One cell's result at ``rule`` and the per-run values behind it."""
+    table = ctx.study.table(ref.table)
+    reported = table.value(ref.row, ref.column)
+    if isinstance(table.layout, VariabilityLayout):
+        return variability_cell_result(table, ref.row, ref.column, reported, ctx, rule), []
+    runs = cell_runs(table, ref.row, ref.column, ctx.rows)
+    cell = evaluate_cell(table, ref.row, ref.column, reported, runs, ctx.scale, ctx.dataset, rule)
+    return cell, [metric_value(r, str(table.metric)) for r in usable(runs)]
+
+
 def evaluate(claim: NumericClaim, ctx: Any) -> Any:
-    """Judges every named cell and combines their verdicts."""
-    rule = CellRule(claim.alpha / len(claim.cells), claim.tolerance, claim.id, claim.tolerance_reason)
-    cells, points = [], []
-    for ref in claim.cells:
-        table = ctx.study.table(ref.table)
-        reported = table.value(ref.row, ref.column)
-        if reported is None:
-            continue
-        if isinstance(table.layout, VariabilityLayout):
-            cells.append(variability_cell_result(table, ref.row, ref.column, reported, ctx, rule))
-            points.append([])
-            continue
-        runs = cell_runs(table, ref.row, ref.column, ctx.rows)
-        cells.append(evaluate_cell(table, ref.row, ref.column, reported, runs, ctx.scale, ctx.dataset, rule))
-        points.append([metric_value(r, str(table.metric)) for r in usable(runs)])
-    verdict = combine([c.verdict for c in cells])
+    """Judges every cell, passing at the quantifier's α and refuting at its own, and combines them."""
+    refs = [r for r in claim.refs(ctx.study) if ctx.study.table(r.table).value(r.row, r.column) is not None]
+    alphas = cell_alphas(claim.quantifier, len(refs), claim.alpha)
+    rules = [CellRule(a, claim.tolerance, claim.id, claim.tolerance_reason, claim.relation) for a in alphas]
+    cells, points, passed, refuted = [], [], [], []
+    for ref in refs:
+        cell, vals = _judge(claim, ref, ctx, rules[0])
+        strict = _judge(claim, ref, ctx, rules[1])[0] if alphas[1] != alphas[0] else cell
+        passed.append(cell.verdict == REPRODUCED)
+        refuted.append(strict.verdict == NOT_REPRODUCED)
+        cells.append(strict if refuted[-1] and not passed[-1] else cell)
+        points.append(vals)
+    evaluated = [c.verdict != NOT_EVALUATED for c in cells]
+    if cells and not any(evaluated):
+        verdict = NOT_EVALUATED
+    else:
+        verdict = combine_cells(
+            claim.quantifier,
+            [p for p, e in zip(passed, evaluated) if e],
+            [r for r, e in zip(refuted, evaluated) if e],
+            claim.share,
+        )
     counts = {v: sum(c.verdict == v for c in cells) for v in VERDICTS}
     rels = [abs(c.rel_error) for c in cells if math.isfinite(c.rel_error)]
-    parts = [f"{k} {v.replace('_', ' ')}" for v, k in counts.items() if k]
-    summary = f"{len(cells)} cells: " + ", ".join(parts)
+    if any(evaluated):
+        summary = counts_text(claim.quantifier, passed, refuted, claim.share)
+    else:
+        summary = f"{len(cells)} cells: " + ", ".join(f"{k} {v.replace('_', ' ')}" for v, k in counts.items() if k)
+    if claim.relation != "equivalent":
+        summary += f"; each {RELATION_TEXT[claim.relation]}"
     if rels:
         summary += f"; max |rel. error| {max(rels):.1%}"
     evidence = {
         "cells": [c.to_dict() for c in cells],
         "counts": counts,
-        "confidence": rule.confidence,
-        "alpha_per_cell": rule.alpha,
-        "correction": f"Bonferroni over {len(claim.cells)} cell(s)",
+        "confidence": rules[0].confidence,
+        "alpha_per_cell": rules[0].alpha,
+        "alpha_pass": alphas[0],
+        "alpha_refute": alphas[1],
+        "quantifier": claim.quantifier,
+        "rule": RULE_TEXT[claim.quantifier],
+        "relation": claim.relation,
+        "correction": f"{claim.quantifier} over {len(refs)} cell(s): {RULE_TEXT[claim.quantifier]}",
         "tolerance": claim.tolerance,
         "tolerance_reason": claim.tolerance_reason,
         "points": points,
     }
-    deciding = [c for c in cells if c.verdict == verdict]
-    borderline = bool(deciding) and any(c.borderline for c in deciding)
     note = None
     if cells and all(c.verdict == NOT_EVALUATED and c.n > 0 for c in cells):
         note = cells[0].note
         summary = f"not evaluated: {note}. " + summary
-    return ctx.result(
-        claim, verdict, summary, evidence, _max_seeds([c.to_dict() for c in cells]), note, borderline=borderline
-    )
+    return ctx.result(claim, verdict, summary, evidence, _max_seeds([c.to_dict() for c in cells]), note)
 
 
 def figure(claim: NumericClaim, result: Any, path: Path) -> Path | None:
@@ -160,7 +212,8 @@ class Numeric(ClaimKind):
     schema = NumericClaim
     rule = (
         "a *numeric* cell is reproduced when the CI of reproduced − reported lies within the tolerance "
-        "(equivalence), not reproduced when it lies outside it"
+        "(equivalence), not reproduced when it lies outside it; with a relation (at_least, above, below) when "
+        "the CI lies on the claimed side of the line; the cells combine as the quantifier says"
     )
     evaluate = staticmethod(evaluate)
     figure = staticmethod(figure)

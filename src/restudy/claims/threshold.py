@@ -5,7 +5,7 @@ For ``diverged`` the rate k/n of runs with its Clopper–Pearson (1 − 2α) int
 are first averaged within each seed index, so n counts seeds, never cells (n ≥ 2; accuracies keep
 one run's binomial test-set SD as the floor of the SD). ``>=``: reproduced if CI low ≥ value,
 not reproduced if CI high < value; ``<=`` mirrors it. Inconclusive means get the seeds for 80 %
-power either way; a verdict whose deciding edge lies within 10 % of the value is borderline. The
+power either way. The
 evidence adds, per variant, the rate with its interval (``groups``) or the runs' values with
 mean ± 95 % CI (``series``): what the figure draws.
 
@@ -18,9 +18,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
-
-from ..compare.quantifiers import QUANTIFIER_HELP, RULE_TEXT, Quantifier, cell_alphas, combine_cells
+from ..compare.quantifiers import RULE_TEXT, cell_alphas, combine_cells, counts_text
 from ..compare.select import (
     Row,
     absent_reason,
@@ -34,9 +32,9 @@ from ..compare.select import (
     usable,
 )
 from ..compare.testset import level_variance
-from ..compare.verdicts import INCONCLUSIVE, NOT_REPRODUCED, POWER, REPRODUCED, threshold_borderline
+from ..compare.verdicts import INCONCLUSIVE, NOT_REPRODUCED, POWER, REPRODUCED
 from ..display.numbers import fmt, pct
-from ..spec.claim_base import ClaimBase, Selector
+from ..spec.claim_base import ClaimBase, Quantified, Selector
 from ..spec.values import Loc
 from ..stats.intervals import share_ci
 from ..stats.power import seeds_needed
@@ -44,7 +42,7 @@ from ..stats.summary import summarize
 from .base import ClaimKind, register_claim_kind
 
 
-class ThresholdClaim(ClaimBase):
+class ThresholdClaim(Quantified, ClaimBase):
     """The metric of the selected runs is above/below ``value`` (for ``diverged``, the rate of
     diverged runs, with an exact binomial interval): in every selected variant (the default), on
     their mean, or in any of them (``quantifier``)."""
@@ -53,7 +51,6 @@ class ThresholdClaim(ClaimBase):
     select: Selector
     op: Literal[">=", "<="]
     value: float
-    quantifier: Quantifier = Field("every", description=QUANTIFIER_HELP)
 
     def selectors(self) -> list[tuple[Loc, Selector]]:
         return [(("select",), self.select)]
@@ -66,13 +63,6 @@ def _verdict(op: str, low: float, high: float, value: float) -> str:
     if op == ">=":
         return REPRODUCED if low >= value else NOT_REPRODUCED if high < value else INCONCLUSIVE
     return REPRODUCED if high <= value else NOT_REPRODUCED if low > value else INCONCLUSIVE
-
-
-def _near(op: str, low: float, high: float, value: float, verdict: str) -> bool:
-    """Borderline when the deciding edge lies within 10 % of the interval's width of the value: a
-    threshold on a level (an accuracy, a rate) has no size that says what is close to it."""
-    below = (verdict == REPRODUCED) == (op == "<=")
-    return threshold_borderline(low, high, value, below, verdict, by_width=True)
 
 
 def _diverged(r: Row) -> bool:
@@ -118,7 +108,7 @@ def _rate_cell(claim: ThresholdClaim, label: str, runs: list[Row], alphas: tuple
         f"diverged ({g['runs_diverged']}/{g['runs']} runs; rate {g['rate']:.0%}, "
         f"{pct(1.0 - 2.0 * alphas[0])} Clopper-Pearson CI [{g['ci_low']:.0%}, {g['ci_high']:.0%}])"
     )
-    return {**g, "cell": label, "passed": passed, "refuted": refuted, "text": text, "borderline": False}
+    return {**g, "cell": label, "passed": passed, "refuted": refuted, "text": text}
 
 
 def _mean_cell(claim: ThresholdClaim, label: str, runs: list[Row], alphas: tuple[float, float]) -> dict[str, Any]:
@@ -164,9 +154,6 @@ def _mean_cell(claim: ThresholdClaim, label: str, runs: list[Row], alphas: tuple
         "text": text + ("; one seed has no seed-to-seed spread" if not enough else ""),
         "seeds_needed": seeds_n,
         "seeds_note": note,
-        "borderline": _near(claim.op, s.ci_low, s.ci_high, claim.value, REPRODUCED if passed else INCONCLUSIVE)
-        if passed
-        else False,
     }
 
 
@@ -182,7 +169,7 @@ def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
     alphas = cell_alphas(claim.quantifier, len(cells_in), claim.alpha)
     make = _rate_cell if claim.metric == "diverged" else _mean_cell
     cells = [make(claim, label, rs, alphas) for label, rs in cells_in.items()]
-    verdict = combine_cells(claim.quantifier, [c["passed"] for c in cells], [c["refuted"] for c in cells])
+    verdict = combine_cells(claim.quantifier, [c["passed"] for c in cells], [c["refuted"] for c in cells], claim.share)
     value, note = _value(claim)
     u = "" if claim.metric == "diverged" else level_unit(claim.metric)
     shown = f"{value:.0%}" if claim.metric == "diverged" else f"{claim.value:g}{u}"
@@ -190,10 +177,10 @@ def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
     if len(cells) > 1:
         mark = {True: " ✓", False: ""}
         parts = [c["text"] + (mark[c["passed"]] or (" ✗" if c["refuted"] else "")) for c in cells]
-        summary = (
-            f"{claim.quantifier} of {len(cells)} variants {head}: {sum(c['passed'] for c in cells)} pass, "
-            f"{sum(c['refuted'] for c in cells)} refute ({'; '.join(parts)})"
+        counts = counts_text(
+            claim.quantifier, [c["passed"] for c in cells], [c["refuted"] for c in cells], claim.share, "variants"
         )
+        summary = f"{head}, {counts} ({'; '.join(parts)})"
     else:
         summary = f"{cells[0]['text']}; {head}"
     undecided = [c for c in cells if not c["passed"] and not c["refuted"]]
@@ -223,8 +210,7 @@ def evaluate(claim: ThresholdClaim, ctx: Any) -> Any:
         evidence.update({k: cells[0][k] for k in top})
     if verdict == INCONCLUSIVE and notes:
         summary += f". To decide: {'; '.join(dict.fromkeys(notes))}"
-    near = len(cells) == 1 and bool(cells[0].get("borderline"))
-    return ctx.result(claim, verdict, summary, evidence, seeds, borderline=near)
+    return ctx.result(claim, verdict, summary, evidence, seeds)
 
 
 def _rate_bars(ax: Any, groups: list[dict[str, Any]], value: float, confidence: float, draw: Any) -> None:

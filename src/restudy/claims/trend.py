@@ -7,7 +7,7 @@ difference) over the levels of ``over`` is fitted **per seed index**, and the te
 per-seed slopes (one-sample t, n = seeds, two-sided (1 − 2α) CI: a one-sided α test in the
 claimed direction). ``reproduced`` if the CI excludes 0 on the claimed side, ``not_reproduced``
 if it excludes 0 on the other side, else ``inconclusive`` with the seeds needed for 80 % power
-either way. Borderline when the deciding edge lies within 10 % of the CI's width from 0. The
+either way. The
 evidence holds the points, the per-level means with 95 % CIs, the per-seed slopes and the line
 through the mean slope, which the figure draws.
 
@@ -28,7 +28,7 @@ from pydantic import Field
 from ..compare.quantifiers import combine_cells
 from ..compare.select import Row, absent_reason, metric_value, n_test_of, pair_runs, select_runs, unit, usable
 from ..compare.testset import is_test_accuracy
-from ..compare.verdicts import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_borderline, directional_verdict
+from ..compare.verdicts import INCONCLUSIVE, NOT_EVALUATED, POWER, directional_verdict
 from ..display.numbers import fmt, p_value, pct
 from ..spec.claim_base import ClaimBase, Selector
 from ..spec.study import Study, selector_problems
@@ -255,7 +255,6 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
         "intercept": intercept,
     }
     summary = _sentence(claim, res, conf, len(set(xs)))
-    near = directional_borderline(res.ci_low, res.ci_high, up, verdict)
     if claim.shape == "monotone":
         steps = _steps(claim, xs, ys, seeds, ctx.rows, claim.alpha)
         verdict = combine_cells("every", [s["passed"] for s in steps], [s["refuted"] for s in steps])
@@ -270,10 +269,10 @@ def evaluate(claim: TrendClaim, ctx: Any) -> Any:
             f"steps pass, {sum(s['refuted'] for s in steps)} go the other way ({'; '.join(parts)}); {summary}"
         )
         evidence.update(shape="monotone", steps=steps)
-        seeds_n, near = None, False
+        seeds_n = None
     elif verdict == INCONCLUSIVE and seeds_note:
         summary += f". To decide: {seeds_note}"
-    return ctx.result(claim, verdict, summary, evidence, seeds_n, borderline=near)
+    return ctx.result(claim, verdict, summary, evidence, seeds_n)
 
 
 def figure(claim: TrendClaim, result: Any, path: Path) -> Path | None:

@@ -156,6 +156,7 @@ def compare_and_report(
     """Compares the runs with the claims and writes the report, showing each step's progress
     (``only``: the ``--only`` items when the command ran a subset of the study)."""
     from ..compare import compare, load_predictions
+    from ..compare.stability import RESAMPLES
     from ..estimate.planfile import estimate_vs_actual
     from ..report import write_report
     from ..storage.record import row
@@ -174,6 +175,7 @@ def compare_and_report(
             allow_mixed_env=allow_mixed_env,
             subset=_subset(st, scale, specs, only),
             looks=looks,
+            resamples=RESAMPLES,
         )
         _write_looks(out, st.id, scale, looks, comparison)
         analysis.step("reading the paper-scale plan")

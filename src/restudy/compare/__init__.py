@@ -7,7 +7,9 @@ The package, one concept per module: ``verdicts`` (verdicts and result dataclass
 ``ratios`` (per-row column ratios of machine-dependent tables),
 ``views`` (model-set views → stored tensors), ``leakage`` (reported train/test values that look
 like the other split's number), ``modelsets`` (model sets from stored predictions,
-:func:`load_predictions`), ``variability`` (variability tables) and ``context`` (the
+:func:`load_predictions`), ``variability`` (variability tables), ``quantifiers`` (claims over
+several cells), ``testset`` (the test set's own noise), ``looks`` (α spent over repeated looks),
+``stability`` (verdicts re-judged on resampled seeds) and ``context`` (the
 :class:`EvaluationContext` an evaluator gets). Claims are judged by their kind's evaluator,
 found by name among the registered ``claim`` plug-ins (:mod:`restudy.claims` holds the built-in
 kinds); this module only orchestrates. (``results`` is the deprecated name of ``verdicts``.)
@@ -57,6 +59,7 @@ from .select import (
     usable,
     variant_label,
 )
+from .stability import stability
 from .variability import REDUCTION_COLUMNS, variability_cell, variability_table
 from .verdicts import (
     INCONCLUSIVE,
@@ -186,7 +189,11 @@ def _judged_at_this_look(claim: Any, ctx: EvaluationContext) -> tuple[ClaimResul
     if look.first_seed:  # a follow-up: only the seeds added since the last look decide
         fresh = [r for r in ctx.rows if int(r.get("seed_index", 0)) >= look.first_seed]
         sub = dataclasses.replace(ctx, rows=fresh, model_sets=None, var_rows={})
-    result = kind.evaluate(claim.model_copy(update={"alpha": look.alpha}), sub)
+    judged = claim.model_copy(update={"alpha": look.alpha})
+    result = kind.evaluate(judged, sub)
+    if ctx.resamples:
+        stab = stability(judged, sub, result.verdict, kind.evaluate, ctx.resamples)
+        result = dataclasses.replace(result, stability=stab)
     evidence = {**result.evidence, "look": {**_look_dict(look), "claim_alpha": claim.alpha}}
     note = look.describe(claim.alpha) if look.index > 1 else ""
     seeds, summary = result.seeds_needed, result.summary
@@ -281,6 +288,7 @@ def compare(
     allow_mixed_env: bool = False,
     subset: Subset | None = None,
     looks: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    resamples: int = 0,
 ) -> Comparison:
     """Compares the runs of one scale with the study's reported tables and claims.
 
@@ -299,6 +307,9 @@ def compare(
             none of whose runs it planned is not evaluated rather than inconclusive.
         looks: claim id → the earlier looks at it (``looks.json``; :mod:`restudy.compare.looks`):
             each claim spends the α of this look, and a follow-up judges only its new seeds.
+        resamples: seed resamples per claim for its verdict's stability
+            (:mod:`restudy.compare.stability`; ``restudy run`` and ``restudy report`` use
+            :data:`~restudy.compare.stability.RESAMPLES`); 0 skips it.
 
     Returns:
         The :class:`Comparison`: a summary per (experiment, variant), one result per reported
@@ -308,7 +319,7 @@ def compare(
     # One BLAS thread: the products here are small and many; on a loaded CPU a thread pool per
     # product is 30x slower, and one thread makes the numbers independent of the core count.
     with threadpool_limits(limits=1):
-        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env, subset, looks or {})
+        return _compare(study, scale, rows, predictions, env_mismatch, allow_mixed_env, subset, looks or {}, resamples)
 
 
 def _compare(
@@ -320,6 +331,7 @@ def _compare(
     allow_mixed_env: bool,
     subset: Subset | None,
     looks: Mapping[str, Sequence[Mapping[str, Any]]],
+    resamples: int,
 ) -> Comparison:
     kept = [r for r in rows if r.get("scale") in (scale, None)]
     if len(kept) < len(rows):
@@ -336,6 +348,7 @@ def _compare(
         allow_mixed_env=allow_mixed_env,
         subset=subset,
         looks=dict(looks),
+        resamples=resamples,
     )
     groups = [group_summary(runs) for runs in group_rows(kept).values()]
     cells: list[CellResult] = []

@@ -1,8 +1,10 @@
 """Numeric cells: each reported value of a result table against the runs of its cell, the table as
 a whole (mean squared deviation), and the per-variant summaries every report shows.
 
-Cell rule: an equivalence decision. With d = reproduced mean − reported value, its standard
-error se = √(sd_used²/n + se_reported²) (sd_used floored by the binomial test-set SD
+Cell rule: an equivalence decision (or, for a claim with a ``relation``, a one-sided one: the
+(1 − 2α) interval of the difference lies on the claimed side of a line: reported − δ for
+``at_least``, beyond the printed value's rounding for ``above``/``below``). With d = reproduced
+mean − reported value, its standard error se = √(sd_used²/n + se_reported²) (sd_used floored by the binomial test-set SD
 √(p(1−p)/n_test) for accuracies in %) and the (1 − 2α) t-interval of d (n − 1 df):
 ``reproduced`` when the interval lies inside [−δ, δ] (two one-sided tests at α), ``not_reproduced``
 when it lies entirely outside, ``inconclusive`` otherwise, with the seeds after which it would
@@ -35,8 +37,9 @@ from ..spec.claim_base import CellRef, Selector
 from ..spec.reported import ReportedTable, ReportedValue, TableLayout
 from ..spec.study import Study
 from ..stats.agreement import mean_squared_deviation, relative_error, traffic_light
-from ..stats.decisions import DIFFERENT, EQUIVALENT, equivalence, seeds_to_decide
+from ..stats.decisions import DIFFERENT, EQUIVALENT, equivalence, one_sided, seeds_to_cross, seeds_to_decide
 from ..stats.summary import Summary, binomial_floor_sd_percent
+from .quantifiers import cell_alphas
 from .select import (
     ACCURACY_METRICS,
     MACHINE_DEPENDENT,
@@ -85,15 +88,26 @@ def group_summary(runs: list[Row]) -> GroupSummary:
 NO_RUNS = "no finished or diverged runs for this cell"
 
 
+RELATIONS = ("equivalent", "at_least", "above", "below")
+RELATION_TEXT = {
+    "equivalent": "within ± the tolerance of the reported value",
+    "at_least": "at least the reported value less the tolerance",
+    "above": "above the reported value (by more than its rounding, and the tolerance if one is declared)",
+    "below": "below the reported value (by more than its rounding, and the tolerance if one is declared)",
+}
+
+
 @dataclass(frozen=True)
 class CellRule:
     """How a cell is judged: α per one-sided test (the claim's, split over its cells), the
-    claim's relative tolerance and its reason, the claim that set them."""
+    claim's relative tolerance and its reason, the claim that set them, and the relation the
+    reproduced value must have to the reported one (:data:`RELATIONS`)."""
 
     alpha: float = 0.05
     tolerance: float | None = None
     claim: str | None = None
     tolerance_reason: str = ""
+    relation: str = "equivalent"
 
     @property
     def confidence(self) -> float:
@@ -102,19 +116,26 @@ class CellRule:
 
 
 def cell_rules(study: Study) -> dict[tuple[str, str, str], CellRule]:
-    """The first claim naming a cell (in its ``cells``) sets its tolerance and α in the tables;
-    α is the claim's divided by its number of cells (Bonferroni)."""
+    """The first claim naming a cell (in its ``cells`` or ``tables``) sets its tolerance,
+    relation and α in the tables: α is the claim's α to refute a cell (its Bonferroni share over
+    its cells, :func:`restudy.compare.quantifiers.cell_alphas`), so a table shows a cell red only
+    where the claim's own test would count it against the claim."""
     rules: dict[tuple[str, str, str], CellRule] = {}
     for c in study.claims:
-        refs = [r for r in getattr(c, "cells", None) or () if isinstance(r, CellRef)]
+        refs = c.refs(study) if hasattr(c, "refs") else getattr(c, "cells", None) or ()
+        refs = [r for r in refs if isinstance(r, CellRef)]
+        if not refs:
+            continue
+        alpha = cell_alphas(getattr(c, "quantifier", "every"), len(refs), c.alpha)[1]
         for ref in refs:
             rules.setdefault(
                 (ref.table, ref.row, ref.column),
                 CellRule(
-                    c.alpha / len(refs),
+                    alpha,
                     getattr(c, "tolerance", None),
                     c.id,
                     getattr(c, "tolerance_reason", ""),
+                    getattr(c, "relation", "equivalent"),
                 ),
             )
     return rules
@@ -189,14 +210,49 @@ class CellDecision:
     towards: str = ""
     low: float = math.nan
     high: float = math.nan
-    borderline: bool = False
+
+
+def _line(reported: ReportedValue, tol: float, rule: CellRule) -> float:
+    """Where a one-sided relation's line lies, as reproduced − reported: −δ for ``at_least``;
+    + (rounding and the declared tolerance) for ``above``, − the same for ``below``."""
+    if rule.relation == "at_least":
+        return -tol
+    margin = reported.rounding() + (rule.tolerance or 0.0) * abs(reported.value)
+    return margin if rule.relation == "above" else -margin
+
+
+def _one_sided_verdict(
+    summary: Summary, reported: ReportedValue, se_rep: float, tol: float, rule: CellRule
+) -> CellDecision:
+    n, diff = summary.n, summary.mean - reported.value
+    line = _line(reported, tol, rule)
+    above = rule.relation != "below"
+    seeds = seeds_to_cross(diff, summary.sd_used, se_rep, line, rule.alpha)
+    towards = ("the claimed side" if (diff >= line) == above else "the other side") if seeds else ""
+    need = f"about {seeds} seeds would likely decide ({towards})" if seeds else "no seed count would likely decide"
+    if n < 2:
+        return CellDecision(INCONCLUSIVE, f"one run cannot separate seed noise from a real gap; {need}", seeds, towards)
+    se = math.sqrt(summary.sd_used**2 / n + se_rep**2)
+    decision, low, high = one_sided(diff, se, n - 1, line, above, rule.alpha)
+    side = "≥" if rule.relation == "at_least" else ">" if above else "<"
+    ci = (
+        f"{pct(rule.confidence)} CI of reproduced − reported [{fmt(low)}, {fmt(high)}] vs {side} {fmt(line, 3)} "
+        f"({RELATION_TEXT[rule.relation]}; n={n})"
+    )
+    if decision == EQUIVALENT:
+        return CellDecision(REPRODUCED, f"{ci}: on the claimed side", None, "", low, high)
+    if decision == DIFFERENT:
+        return CellDecision(NOT_REPRODUCED, f"{ci}: on the other side", None, "", low, high)
+    return CellDecision(INCONCLUSIVE, f"{ci}: straddles the line; {need}", seeds, towards, low, high)
 
 
 def _cell_verdict(summary: Summary, reported: ReportedValue, se_rep: float, tol: float, rule: CellRule) -> CellDecision:
-    """The equivalence decision for a cell evaluated at its own scale."""
+    """The decision for a cell evaluated at its own scale: equivalence, or one side of a line."""
     n = summary.n
     if n == 0:
         return CellDecision(NOT_EVALUATED, NO_RUNS)
+    if rule.relation != "equivalent":
+        return _one_sided_verdict(summary, reported, se_rep, tol, rule)
     diff = summary.mean - reported.value
     seeds, towards = seeds_to_decide(diff, summary.sd_used, se_rep, tol, rule.alpha)
     need = f"about {seeds} seeds would likely decide ({towards})" if seeds else towards
@@ -211,9 +267,9 @@ def _cell_verdict(summary: Summary, reported: ReportedValue, se_rep: float, tol:
         f"vs tolerance ±{fmt(tol, 3)} (n={n})"
     )
     if eq.decision == EQUIVALENT:
-        return CellDecision(REPRODUCED, f"{ci}: inside", None, "", eq.ci_low, eq.ci_high, eq.borderline)
+        return CellDecision(REPRODUCED, f"{ci}: inside", None, "", eq.ci_low, eq.ci_high)
     if eq.decision == DIFFERENT:
-        return CellDecision(NOT_REPRODUCED, f"{ci}: outside", None, "", eq.ci_low, eq.ci_high, eq.borderline)
+        return CellDecision(NOT_REPRODUCED, f"{ci}: outside", None, "", eq.ci_low, eq.ci_high)
     return CellDecision(
         INCONCLUSIVE,
         f"{ci}: overlaps the tolerance's edge; {need}",
@@ -315,7 +371,6 @@ def evaluate_cell(
         diff_low=dec.low,
         diff_high=dec.high,
         alpha=rule.alpha,
-        borderline=dec.borderline,
         decides_towards=dec.towards,
     )
 

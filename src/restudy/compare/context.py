@@ -14,6 +14,7 @@ Imports spec and the sibling modules verdicts, select, cells and modelsets.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from .cells import CellRule
 from .modelsets import ModelSets, Predictions, SetData
 from .select import Row, metric_value, pair_runs, per_seed_means, select_runs, summarize_runs, usable
 from .testset import difference_variance, level_variance
-from .verdicts import BORDERLINE_NOTE, NOT_REPRODUCED, REPRODUCED, ClaimResult, VariabilityRow, clean
+from .verdicts import ClaimResult, VariabilityRow, clean
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class EvaluationContext:
         allow_mixed_env: whether those runs may enter verdicts.
         subset: the runs planned, when the command ran part of the study; None for all of it.
         looks: claim id → the earlier looks at it (:mod:`restudy.compare.looks`).
+        resamples: seed resamples for each verdict's stability (0: not estimated).
     """
 
     study: Study
@@ -82,6 +84,7 @@ class EvaluationContext:
     allow_mixed_env: bool = False
     subset: Subset | None = None
     looks: dict[str, Any] = field(default_factory=dict)
+    resamples: int = 0
     _correct: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -159,16 +162,16 @@ class EvaluationContext:
         borderline: bool = False,
     ) -> ClaimResult:
         """The claim's result: ``evidence`` is made JSON-safe (NaN → None); the scale note says
-        which runs the verdict comes from unless given. A borderline verdict says so in its
-        summary."""
+        which runs the verdict comes from unless given. ``borderline`` is deprecated and ignored:
+        how stable a verdict is comes from resampling its seeds (:mod:`restudy.compare.stability`)."""
         note = scale_note or f"from {self.scale}-scale runs on {self.dataset or 'unknown data'}"
-        if borderline and verdict in (REPRODUCED, NOT_REPRODUCED):
-            if "(borderline)" in summary:  # a part already marked: explain the mark once
-                summary = summary.replace("(borderline)", f"({BORDERLINE_NOTE})", 1)
-            else:
-                summary += f" ({BORDERLINE_NOTE})"
-        else:
-            borderline = False
+        if borderline:
+            warnings.warn(
+                "EvaluationContext.result(borderline=...) is deprecated and ignored: verdicts are no longer "
+                "marked borderline; their stability is estimated by resampling seeds",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         return ClaimResult(
             id=claim.id,
             statement=claim.statement,
@@ -179,5 +182,4 @@ class EvaluationContext:
             evidence=clean(evidence),
             seeds_needed=seeds,
             scale_note=note,
-            borderline=borderline,
         )

@@ -271,3 +271,16 @@ def series(label: str, runs: Sequence[Row], metric: str, axis: str | None = None
         s, _ = summarize_runs([r for r in runs if x_of(r) == lv], metric)
         levels.append({"x": lv, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high})
     return {"label": label, "points": [[x_of(r), metric_value(r, metric)] for r in runs], "levels": levels}
+
+
+def mean_host_load(runs: Sequence[Row]) -> tuple[float, int] | None:
+    """The host's mean 1-minute load average while ``runs`` ran (each run's start and end averaged)
+    and its core count, from the ``host_load`` the runs record; None when none recorded one."""
+    loads, cpus = [], 0
+    for r in runs:
+        h = r.get("host_load") or {}
+        got = [v for v in (h.get("start"), h.get("end")) if isinstance(v, (int, float))]
+        if got:
+            loads.append(sum(got) / len(got))
+            cpus = max(cpus, int(h.get("cpus") or 0))
+    return (float(np.mean(loads)), cpus) if loads else None

@@ -30,7 +30,6 @@ VERDICTS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_EVALU
 POWER = 0.8
 MIN_SEEDS_TO_REJECT = 3
 SMOKE_NOTE = "smoke checks the pipeline only"
-BORDERLINE_NOTE = "borderline: the deciding interval edge lies within 10% of its threshold"
 
 
 def combine(verdicts: Sequence[str]) -> str:
@@ -54,7 +53,11 @@ def directional_verdict(low: float, high: float, claimed_positive: bool) -> str:
 
 def directional_borderline(low: float, high: float, claimed_positive: bool, verdict: str) -> bool:
     """Whether a directional verdict (interval against 0) was decided by an edge close to 0:
-    within 10 % of the interval's width."""
+    within 10 % of the interval's width.
+
+    Deprecated: no verdict is marked borderline any more (the mark did not predict which verdicts
+    flip on a rerun); a verdict's stability is estimated by resampling its seeds instead
+    (:mod:`restudy.compare.stability`). Kept for one release for studies that call it."""
     if verdict not in (REPRODUCED, NOT_REPRODUCED):
         return False
     above = (verdict == REPRODUCED) == claimed_positive  # the interval lies above 0
@@ -66,7 +69,9 @@ def threshold_borderline(
 ) -> bool:
     """Whether an interval judged against ``threshold`` was decided by an edge close to it;
     ``below`` when the verdict means "the interval lies below the threshold"; ``by_width``: close
-    relative to the interval's width, not the threshold's size (a level, e.g. an accuracy bound)."""
+    relative to the interval's width, not the threshold's size (a level, e.g. an accuracy bound).
+
+    Deprecated, as :func:`directional_borderline`."""
     if verdict not in (REPRODUCED, NOT_REPRODUCED):
         return False
     return bool(borderline(low, high, threshold, decided_inside=below, by_width=by_width))
@@ -146,7 +151,6 @@ class CellResult(_ToDict):
         tolerance, tolerance_reason: δ of the equivalence decision (metric unit) and why.
         diff_low, diff_high: the (1 − 2α) CI of reproduced − reported.
         alpha: α of each one-sided test (after the claim's Bonferroni split).
-        borderline: decided by an edge within 10 % of δ.
         decides_towards: for an inconclusive cell, where the seeds needed would lead.
         sq_dev: the runs' squared deviation from the reported value, averaged over the runs, in
             the unit of the table's ``squared_deviation`` criterion (NaN without one).
@@ -180,7 +184,6 @@ class CellResult(_ToDict):
     diff_low: float = math.nan
     diff_high: float = math.nan
     alpha: float = 0.05
-    borderline: bool = False
     decides_towards: str = ""
     sq_dev: float = math.nan
 
@@ -244,8 +247,9 @@ class ClaimResult(_ToDict):
             the CIs would likely decide (an estimate from CI width ∝ 1/√M); None when no count
             would do or it is not estimated.
         scale_note: which scale and data set the verdict comes from, or why none was given.
-        borderline: the verdict was decided by an interval whose edge lies within 10 % of its
-            threshold (a small change of seeds or host may flip it).
+        stability: the share of resamples of the seeds that give the same verdict, with the
+            others' shares (:func:`restudy.compare.stability.stability`); None when not
+            estimated (no verdict, one seed, or a claim on model sets).
         notes: what else the verdict depends on (calibrated settings, excluded runs, ...).
     """
 
@@ -258,8 +262,8 @@ class ClaimResult(_ToDict):
     evidence: dict[str, Any]
     seeds_needed: int | None
     scale_note: str
-    borderline: bool = False
     notes: list[str] = field(default_factory=list)
+    stability: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -279,8 +283,8 @@ class VariabilityCell(_ToDict):
         light: ``black`` (within 10 %), ``green`` (less variable than reported), ``red`` (more),
             ``gray``.
         verdict, note: the verdict (only at the table's scale) and why.
-        tolerance, tolerance_reason, alpha, borderline: the equivalence decision's δ, its reason,
-            α per side and whether an edge decided within 10 % of δ.
+        tolerance, tolerance_reason, alpha: the equivalence decision's δ, its reason,
+            α per side.
         reported_text: the reported value as printed.
     """
 
@@ -304,7 +308,6 @@ class VariabilityCell(_ToDict):
     tolerance: float = math.nan
     tolerance_reason: str = ""
     alpha: float = 0.05
-    borderline: bool = False
     reported_text: str = ""
     seeds_needed: int | None = None
 

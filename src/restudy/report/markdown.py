@@ -54,6 +54,7 @@ def table(tab: dict[str, Any] | None) -> list[str]:
 SECTIONS = (
     ("verdicts", "Verdicts"),
     ("claims", "Claims"),
+    ("coverage", "What the documents claim"),
     ("variability", "Run-to-run variability"),
     ("curves", "Training curves"),
     ("reported", "Reported vs reproduced"),
@@ -76,6 +77,8 @@ def sections(ctx: dict[str, Any]) -> list[tuple[str, str]]:
         skip.add("leakage")
     if not ctx["curves"]:
         skip.add("curves")
+    if not ctx.get("coverage"):
+        skip.add("coverage")
     return [(a, h) for a, h in SECTIONS if a not in skip]
 
 
@@ -127,6 +130,8 @@ def _summary(ctx: dict[str, Any]) -> list[str]:
     if rows or not skipped:
         lines += table({**tab, "rows": rows} if tab else tab)
     lines += skipped
+    if ctx.get("host_note"):
+        lines += [ctx["host_note"], ""]
     rules = "; ".join(ctx["rules"])
     lines += [
         f"How verdicts are reached: {rules + '. ' if rules else ''}"
@@ -162,6 +167,12 @@ def _claims(ctx: dict[str, Any]) -> list[str]:
     if bare:
         lines += [f"### ⚪ Not evaluated at this scale ({len(bare)})", "; ".join(bare) + ".", ""]
     return lines
+
+
+def _coverage(ctx: dict[str, Any]) -> list[str]:
+    """Every claim of the documents with the claims that test it (or why none can)."""
+    cov = ctx["coverage"]
+    return ["## What the documents claim", "", cov["sentence"], "", *table(cov["table"])]
 
 
 def _variability(ctx: dict[str, Any]) -> list[str]:
@@ -384,6 +395,7 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     parts = {
         "verdicts": _summary,
         "claims": _claims,
+        "coverage": _coverage,
         "variability": _variability,
         "curves": _curves,
         "reported": _reported,

@@ -18,35 +18,31 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import compare as cmp
-from ..claims.base import claim_kind
 from ..compare.cells import NO_RUNS
 from ..compare.leakage import FLAGGED
 from ..compare.leakage import RULE as LEAKAGE_RULE
 from ..compare.leakage import summary as leakage_summary
-from ..compare.looks import FIRST_LOOK_SHARE
 from ..display.numbers import MISSING, fmt
 from ..display.tables import (
     VERDICT_TEXT,
     Table,
     anchor,
-    cell,
     cells_table,
     duration,
-    evidence_lines,
     flagged_cell,
     mean_sd_n,
     ran_instead,
-    seeds_line,
     table,
     value_text,
-    verdict_cell,
 )
-from ..spec.claim_base import ModelSet
+from ..spec.claim_base import uses_model_sets
 from ..spec.study import Study
 from ..storage.record import row as record_row
+from .coverage import coverage_entries, coverage_view
 from .guide import next_steps
 from .provenance import describe_runs, documents, human_source, hyper_table_views, settings_views
 from .variability import kernels_note, split_title, variability_views
+from .verdicts import claim_view, host_note, rules, verdict_table
 
 ENV_KEYS = (
     ("python", "Python"),
@@ -109,6 +105,7 @@ def _claim_entry(c: cmp.ClaimResult) -> dict[str, Any]:
         "metric": d["metric"],
         "seeds_needed": d["seeds_needed"],
         "scale_note": d["scale_note"],
+        "stability": d["stability"],
     }
 
 
@@ -162,6 +159,7 @@ def build_results(
         "groups": comp["groups"],
         "variability": _variability_entries(comparison),
         "leakage": comp["leakage"],
+        "coverage": coverage_entries(study, comparison),
         "plan": {
             k: plan_info.get(k)
             for k in (
@@ -198,66 +196,6 @@ def _banner(scale: str, dataset: str) -> tuple[str, str | None]:
         "trends, thresholds) are tested on these runs."
     )
     return banner, warning
-
-
-def _verdict_table(comparison: cmp.Comparison) -> Table:
-    rows = [
-        [cell(c.statement, f"link {anchor('claim', c.id)}"), verdict_cell(c.verdict), cell(c.summary)]
-        for c in comparison.claims
-    ]
-    return table(["claim", "verdict", "result"], rows)
-
-
-def _claim_view(
-    claim: Any, result: cmp.ClaimResult, figure: str | None, docs: dict[str, str], seen: set[str]
-) -> dict[str, Any]:
-    """A claim's section: its kind renders the evidence (the default shows its top-level numbers)."""
-    rendered = claim_kind(claim.kind).render(claim, result) if result.evidence else None
-    if rendered is None:
-        lines, tab = (evidence_lines(result) if result.evidence else [seeds_line(result)]), None
-    else:
-        lines, tab = rendered
-    lines = [ln for ln in lines if ln and ln.strip()]
-    look = (result.evidence or {}).get("look")
-    if isinstance(look, dict) and look.get("index") == 1:  # later looks say so in the summary
-        lines.append(
-            f"First look at this claim ({look['seeds']} seeds): judged at α = {fmt(look['alpha'], 3)}, "
-            f"{FIRST_LOOK_SHARE:.0%} of its {fmt(look.get('claim_alpha'), 3)}; the rest is kept so that a "
-            "follow-up on more seeds keeps the false 'reproduced' rate at its α."
-        )
-    head = result.summary.split(";")[0][:60]
-    # the result sentence, unless the kind's own lines already give it (a beats b, gap shrinks, ...)
-    shown = result.verdict == cmp.NOT_EVALUATED or any(head in ln for ln in lines)
-    return {
-        "id": result.id,
-        "anchor": anchor("claim", result.id),
-        "statement": result.statement,
-        "kind": result.kind,
-        "metric": result.metric,
-        "verdict": result.verdict,
-        "verdict_text": VERDICT_TEXT.get(result.verdict, result.verdict),
-        "summary": result.summary,
-        "scale_note": result.scale_note,
-        "source": human_source(getattr(claim, "source", ""), docs, seen),
-        "lines": lines,
-        "result": "" if shown else result.summary,
-        "table": tab,
-        "figure": figure,
-    }
-
-
-def _uses_model_sets(claim: Any) -> bool:
-    """Whether a claim compares model sets (its variability shows in the variability section)."""
-    values = [v for f in type(claim).model_fields for v in (getattr(claim, f),)]
-    return any(
-        isinstance(v, ModelSet) or (isinstance(v, list) and any(isinstance(x, ModelSet) for x in v)) for v in values
-    )
-
-
-def _rules(study: Study) -> list[str]:
-    """How each kind of claim in the study reaches its verdict (its kind's ``rule``)."""
-    kinds = dict.fromkeys(c.kind for c in study.claims)
-    return [rule for k in kinds if (rule := claim_kind(k).rule)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -560,7 +498,7 @@ def report_context(
     seen: set[str] = set()
     ran = what_ran(study, scale, dataset, records)
     # document ids are listed with their titles in the header, before any claim cites them
-    claims = [_claim_view(c, results[c.id], figures.get(f"claim:{c.id}"), {}, seen) for c in study.claims]
+    claims = [claim_view(c, results[c.id], figures.get(f"claim:{c.id}"), {}, seen) for c in study.claims]
     return {
         "title": ran["title"],
         "what_ran": ran,
@@ -573,7 +511,9 @@ def report_context(
         "banner": banner,
         "scale_warning": warning,
         "verdict_counts": {VERDICT_TEXT[k]: v for k, v in comparison.verdict_counts().items()},
-        "verdicts": _verdict_table(comparison),
+        "verdicts": verdict_table(comparison),
+        "host_note": host_note(env, scale),
+        "coverage": coverage_view(study, scale, comparison),
         "claims": claims,
         "curves": _curves_views(study, figures),
         "reported": (reported := _reported_views(study, comparison)),
@@ -581,8 +521,8 @@ def report_context(
         "variability": variability_views(study, comparison, figures, records),
         "leakage": _leakage_view(comparison),
         "variability_notes": [n for n in (kernels_note(study, records),) if n],
-        "has_variability": bool(comparison.variability) or any(map(_uses_model_sets, study.claims)),
-        "rules": _rules(study),
+        "has_variability": bool(comparison.variability) or any(map(uses_model_sets, study.claims)),
+        "rules": rules(study),
         "groups": _groups_table(comparison),
         "settings": settings_views(study, plan_info.get("settings") or {}, plan_info.get("paper_settings")),
         "hyper_tables": hyper_table_views(study),

@@ -7,9 +7,9 @@ Imports pydantic, the study file's value types and the plug-in registry (model-s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .experiments import Rule
 from .values import SCALES, Frozen, Level, Loc, Provenance, ScaleName, check_id, level_str
@@ -126,6 +126,65 @@ class ModelSet(Frozen):
     def name(self) -> str:
         name = self.label or (self.selector().label() + ("" if self.view == "test" else f" ({self.view})"))
         return name + (f", first {self.first}" if self.first and not self.label else "")
+
+
+def uses_model_sets(claim: ClaimBase) -> bool:
+    """Whether a claim compares model sets (a field holding a :class:`ModelSet` or a list of them)."""
+    values = [getattr(claim, f) for f in type(claim).model_fields]
+    return any(
+        isinstance(v, ModelSet) or (isinstance(v, list) and any(isinstance(x, ModelSet) for x in v)) for v in values
+    )
+
+
+Quantifier = Literal["every", "most", "mean", "any", "share"]
+QUANTIFIER_HELP = (
+    "how the selected cells enter the verdict: every (each cell must pass on its own; the default, "
+    "for 'each/all/every' statements), most (more than half of the cells), mean (one test on the mean "
+    "over the cells), any (at least one cell) or share ('36 of 60', 'a majority', 'few': the share of "
+    "cells that pass, against the band in 'share')"
+)
+
+
+class ShareBand(Frozen):
+    """The band a share of cells must fall in, for statements that count cells ("36 out of 60
+    values were better", "most of these cases", "few instances"): ``at_least`` and/or ``at_most``
+    as fractions of the cells, with the sentence's own count as printed and why the band is what
+    it is."""
+
+    at_least: float | None = Field(None, ge=0, le=1, description="the least share of cells that must pass")
+    at_most: float | None = Field(None, ge=0, le=1, description="the largest share of cells that may pass")
+    printed: str = Field("", description="the count as the source prints it, e.g. '36 of 60'")
+    reason: str = Field(min_length=1, description="why this band (what the sentence's words allow)")
+
+    @model_validator(mode="after")
+    def _a_band(self) -> ShareBand:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("a share band needs at_least, at_most or both (fractions of the cells)")
+        if self.at_least is not None and self.at_most is not None and self.at_least > self.at_most:
+            raise ValueError(f"at_least {self.at_least} is above at_most {self.at_most}")
+        return self
+
+    def text(self) -> str:
+        parts = [f"{op} {v:.0%}" for op, v in (("≥", self.at_least), ("≤", self.at_most)) if v is not None]
+        return " and ".join(p for p in parts if p) + (f" ({self.printed} printed)" if self.printed else "")
+
+
+class Quantified(Frozen):
+    """The fields of a claim over several cells: its ``quantifier`` and, for ``share``, the band
+    (the test: :mod:`restudy.compare.quantifiers`)."""
+
+    quantifier: Quantifier = Field("every", description=QUANTIFIER_HELP)
+    share: ShareBand | None = Field(
+        None, description="with quantifier share: the band the share of passing cells must fall in"
+    )
+
+    @model_validator(mode="after")
+    def _share_with_band(self) -> Quantified:
+        if self.quantifier == "share" and self.share is None:
+            raise ValueError("quantifier share needs share: {at_least and/or at_most (fractions), reason}")
+        if self.share is not None and self.quantifier != "share":
+            raise ValueError(f"share is read only with quantifier: share (this claim says {self.quantifier!r})")
+        return self
 
 
 Claim = ClaimBase

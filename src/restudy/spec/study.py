@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .. import plugins
 from .claim_base import ClaimBase, Selector
+from .coverage import CoveredClaim, coverage_problems
 from .crossref import reference_problems
 from .experiments import Experiment, Randomness, Scale
 from .reported import Document, Paper, ReportedTable
@@ -40,6 +41,9 @@ class Study(Frozen):
     documents: list[Document] = []
     claims: list[ClaimBase] = Field([], description="claims of any registered kind (restudy.claims)")
     tables: list[ReportedTable] = []
+    coverage: list[CoveredClaim] = Field(
+        [], description="every claim the documents make, with the study claims that test it or why none can"
+    )
     defaults: dict[str, Hyper] = Field({}, description="settings shared by every experiment")
     experiments: list[Experiment] = Field(min_length=1)
     scales: dict[ScaleName, Scale] = {}
@@ -58,7 +62,7 @@ class Study(Frozen):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Study:
-        raise_located(reference_problems(self), "Study")
+        raise_located(reference_problems(self) + coverage_problems(self), "Study")
         _check_claim_references(self)
         return self
 

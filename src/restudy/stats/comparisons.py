@@ -5,8 +5,11 @@ Pure functions of numbers (numpy and scipy.stats); see the package docstring for
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,21 @@ from ._core import (
     degenerate_t,
     finite,
 )
+
+_RANK_TESTS = contextvars.ContextVar("rank_tests", default=True)
+
+
+@contextlib.contextmanager
+def without_rank_tests() -> Iterator[None]:
+    """Inside this block the rank tests' p-values (``wilcoxon_p``) are NaN, not computed: they are
+    shown beside a verdict and never decide it, and they cost most of a comparison's time (an
+    exact or permutation null distribution), so a verdict judged again many times (its
+    stability) skips them."""
+    token = _RANK_TESTS.set(False)
+    try:
+        yield
+    finally:
+        _RANK_TESTS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -168,15 +186,33 @@ def _with_extra_variance(
     w = sd * sd / n
     se = math.sqrt(w + v)
     df = math.inf if w == 0.0 else (w + v) ** 2 / (w * w / (n - 1))
-    dist = st.norm if math.isinf(df) else st.t(df)
+    dist = _Dist(df)
     t = mean / se
     p = _p(dist, t, alternative)
     half = float(dist.ppf(0.5 + confidence / 2.0)) * se
     if w > 0.0:  # never narrower, never stronger than the test of the seeds alone
-        plain = st.t(n - 1)
+        plain = _Dist(n - 1)
         p = max(p, _p(plain, mean / math.sqrt(w), alternative))
         half = max(half, float(plain.ppf(0.5 + confidence / 2.0)) * math.sqrt(w))
     return PairedResult(mean, sd, n, mean - half, mean + half, t, p, _wilcoxon_p(d, alternative), "paired-t", n, n)
+
+
+class _Dist:
+    """Student's t with ``df`` degrees of freedom (the normal for df = inf), its functions called
+    directly: a frozen scipy distribution costs a millisecond to build, and verdicts are
+    re-judged hundreds of times for their stability."""
+
+    def __init__(self, df: float) -> None:
+        self.df = df
+
+    def sf(self, x: float) -> float:
+        return float(st.norm.sf(x) if math.isinf(self.df) else st.t.sf(x, self.df))
+
+    def cdf(self, x: float) -> float:
+        return float(st.norm.cdf(x) if math.isinf(self.df) else st.t.cdf(x, self.df))
+
+    def ppf(self, q: float) -> float:
+        return float(st.norm.ppf(q) if math.isinf(self.df) else st.t.ppf(q, self.df))
 
 
 def _p(dist: Any, t: float, alternative: str) -> float:
@@ -189,7 +225,7 @@ def _p(dist: Any, t: float, alternative: str) -> float:
 
 def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:
     """Wilcoxon signed-rank p-value of differences ``d``; NaN if n < 2 or all d are 0."""
-    if d.size < 2 or not np.any(d != 0.0):
+    if d.size < 2 or not np.any(d != 0.0) or not _RANK_TESTS.get():
         return math.nan
     try:
         with warnings.catch_warnings():
@@ -263,7 +299,7 @@ def welch_difference(
 
 def _mannwhitney_p(xa: np.ndarray, xb: np.ndarray, alternative: str) -> float:
     """Mann–Whitney U (Wilcoxon rank-sum) p-value; NaN if a group has fewer than 2 values."""
-    if xa.size < 2 or xb.size < 2:
+    if xa.size < 2 or xb.size < 2 or not _RANK_TESTS.get():
         return math.nan
     try:
         with warnings.catch_warnings():

@@ -148,3 +148,41 @@ def seeds_to_decide(
     if not hit.size:
         return None, f"no seed count would show {target}: the reported value's own uncertainty is too large"
     return int(ns[hit[0]]), target
+
+
+def one_sided(
+    diff: float, se: float, df: float, line: float, above: bool, alpha: float = 0.05
+) -> tuple[str, float, float]:
+    """Whether d lies on the claimed side of ``line``, from its (1 − 2α) CI (one-sided test at α).
+
+        above: ``equivalent`` (the claimed side) when CI low ≥ line, ``different`` when CI high < line;
+        below: ``equivalent`` when CI high ≤ line, ``different`` when CI low > line.
+
+    Returns:
+        (decision, CI low, CI high); ``undecided`` with an unbounded CI when se or d is not finite.
+    """
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must lie in (0, 0.5); got {alpha!r}")
+    if not (math.isfinite(diff) and math.isfinite(se) and se >= 0 and df >= 1):
+        return UNDECIDED, -math.inf, math.inf
+    half = _quantile(alpha, df) * se
+    low, high = diff - half, diff + half
+    if (low >= line) if above else (high <= line):
+        return EQUIVALENT, low, high
+    if (high < line) if above else (low > line):
+        return DIFFERENT, low, high
+    return UNDECIDED, low, high
+
+
+def seeds_to_cross(
+    diff: float, sd: float, se_fixed: float, line: float, alpha: float = 0.05, max_n: int = 10000
+) -> int | None:
+    """Seeds after which the one-sided CI of d would clear ``line`` on d's side, if d and the SD
+    stayed as observed: the smallest n ≥ 2 with |d − line| > q_n·√(sd²/n + se_fixed²) (an
+    expected-value estimate, as :func:`seeds_to_decide`); None when none would."""
+    if not (math.isfinite(diff) and math.isfinite(sd) and math.isfinite(se_fixed)) or diff == line:
+        return None
+    ns = np.arange(2, max_n + 1, dtype=float)
+    half = st.t.ppf(1.0 - alpha, ns - 1.0) * np.sqrt(sd**2 / ns + se_fixed**2)
+    hit = np.flatnonzero(abs(diff - line) > half)
+    return int(ns[hit[0]]) if hit.size else None

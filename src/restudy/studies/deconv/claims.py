@@ -40,8 +40,8 @@ from restudy.api import (
     ClaimBase,
     ClaimKind,
     Selector,
-    directional_borderline,
     fmt,
+    mean_host_load,
     paired_difference,
     register_claim_kind,
     seeds_needed,
@@ -171,8 +171,7 @@ class GapShrinksKind(ClaimKind):
                 alternative="greater",
                 extra_variance=noise,
             )
-        near = directional_borderline(res.ci_low, res.ci_high, True, verdict)
-        return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
+        return ctx.result(claim, verdict, summary, ev, seeds=n)
 
     @staticmethod
     def render(claim: GapShrinks, result: Any) -> tuple[list[str], Any]:
@@ -302,6 +301,13 @@ class CostRatioKind(ClaimKind):
             f"[{fmt(lo)}, {fmt(hi)}], geometric mean over {len(cells)} cell(s), n={s.n} seeds) "
             f"vs above ×{fmt(claim.above)}"
         )
+        loads = [mean_host_load([p[i] for p in pairs]) for i in (0, 1)]
+        if loads[0] and loads[1]:
+            (la, cpus), (lb, _) = loads[0], loads[1]
+            summary += (
+                f"; host load while they ran (1-minute load average, {cpus} cores): {fmt(la)} for "
+                f"{claim.a.label()}, {fmt(lb)} for {claim.b.label()}"
+            )
         ev = {"ratio": ratio, "ci_low": lo, "ci_high": hi, "n": s.n, "above": claim.above, "confidence": conf}
         ev |= {"cells": cells, "pairing": info}
         shift = math.log(claim.above)
@@ -309,8 +315,7 @@ class CostRatioKind(ClaimKind):
         n = None
         if verdict == INCONCLUSIVE and math.isfinite(s.sd) and s.sd > 0 and effect:
             n = seeds_needed(abs(effect), s.sd, alpha=claim.alpha, power=POWER, paired=True, alternative="greater")
-        near = directional_borderline(s.ci_low - shift, s.ci_high - shift, True, verdict)
-        return ctx.result(claim, verdict, summary, ev, seeds=n, borderline=near)
+        return ctx.result(claim, verdict, summary, ev, seeds=n)
 
     @staticmethod
     def render(claim: CostRatio, result: Any) -> tuple[list[str], Any]:

@@ -11,7 +11,9 @@
   (1 − 2α) t-interval on the log scale. A run that never fit leaves the group inconclusive.
 * ``modest_effect``: the paired difference of a metric between ``a`` and ``b`` (e.g. with and
   without regularizers) lies within ± ``band`` (an equivalence test: the (1 − 2α) CI inside the
-  band is reproduced, wholly outside is not reproduced), in every cell the selectors leave free by
+  band is reproduced, wholly outside is not reproduced); ``band_of: error`` states the band as a
+  fraction of b's test error in that cell (100 − its mean accuracy), so that one band means the
+  same on CIFAR-10 at 85 % and on digits at 98 %; in every cell the selectors leave free by
   default (``quantifier``); the test set's own noise widens the CI of a test accuracy, and a cell
   where a side did not learn gives no verdict: two models at chance differ by nothing.
 * ``step_loss``: the training loss per step (the runs' ``step_curve``, setting
@@ -40,7 +42,8 @@ from restudy.api import (
     REPRODUCED,
     ClaimBase,
     ClaimKind,
-    Quantifier,
+    Field,
+    Quantified,
     Selector,
     binomial_floor_sd_percent,
     cell_alphas,
@@ -270,21 +273,36 @@ def _slowdown(claim: FitSlowdown, rs: list[dict[str, Any]], conf: float) -> dict
 # --------------------------------------------------------------------------- modest effect
 
 
-class ModestEffect(ClaimBase):
+class ModestEffect(Quantified, ClaimBase):
     """The paired difference of the metric between ``a`` and ``b`` lies within ± ``band``: in every
     cell the two selectors leave free (the default), on their mean, or in any of them."""
 
     kind: Literal["modest_effect"]
     a: Selector
     b: Selector
-    band: float
-    quantifier: Quantifier = "every"
+    band: float = Field(gt=0, description="the largest difference that is still modest, in band_of's unit")
+    band_of: Literal["pp", "error"] = Field(
+        "pp",
+        description="pp: the band is in the metric's own unit; error: a fraction of b's test error in each cell "
+        "(100 − its mean accuracy), valid at any scale",
+    )
+    band_reason: str = Field("", description="why this band (shown in the report)")
 
     def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
         return [(("a",), self.a), (("b",), self.b)]
 
 
+def _band(claim: ModestEffect, ctx: Any, pairs: list) -> float:
+    """The band in the metric's unit for these pairs: ``band``, or ``band`` × b's mean error."""
+    if claim.band_of == "pp":
+        return claim.band
+    accs = [ctx.value(y, claim.metric) for _, y in pairs]
+    accs = [a for a in accs if math.isfinite(a)]
+    return claim.band * (100.0 - float(np.mean(accs))) if accs else math.nan
+
+
 def _modest_cell(claim: ModestEffect, ctx: Any, pairs: list, alphas: tuple[float, float]) -> dict[str, Any]:
+    band = _band(claim, ctx, pairs)
     diffs = [(x["seed_index"], ctx.value(x, claim.metric) - ctx.value(y, claim.metric)) for x, y in pairs]
     diffs = [(k, d) for k, d in diffs if math.isfinite(d)]
     seeds, means = ctx.per_seed(diffs)  # pairs of one seed share its streams: n counts seeds
@@ -294,8 +312,9 @@ def _modest_cell(claim: ModestEffect, ctx: Any, pairs: list, alphas: tuple[float
     stuck = not_learned([x for pair in pairs for x in pair])
     decided = len(seeds) >= 2 and not stuck
     return {
-        "passed": decided and _within(s.ci_low, s.ci_high, -claim.band, claim.band) == REPRODUCED,
-        "refuted": decided and _within(r.ci_low, r.ci_high, -claim.band, claim.band) == NOT_REPRODUCED,
+        "passed": decided and _within(s.ci_low, s.ci_high, -band, band) == REPRODUCED,
+        "refuted": decided and _within(r.ci_low, r.ci_high, -band, band) == NOT_REPRODUCED,
+        "band": band,
         "mean": s.mean,
         "ci_low": s.ci_low,
         "ci_high": s.ci_high,
@@ -333,16 +352,20 @@ class ModestEffectKind(ClaimKind):
         alphas = cell_alphas(claim.quantifier, len(by_cell), claim.alpha)
         cells = {label: _modest_cell(claim, ctx, ps, alphas) for label, ps in by_cell.items()}
         verdict = combine_cells(
-            claim.quantifier, [c["passed"] for c in cells.values()], [c["refuted"] for c in cells.values()]
+            claim.quantifier, [c["passed"] for c in cells.values()], [c["refuted"] for c in cells.values()], claim.share
         )
         pooled = _modest_cell(claim, ctx, pairs, alphas)
         conf = 1 - 2 * alphas[0]
+        per_cell = claim.band_of == "error"
         parts = [
             f"{label + ': ' if label else ''}{fmt(c['mean'])} pp ({round(conf * 100)}% CI [{fmt(c['ci_low'])}, "
-            f"{fmt(c['ci_high'])}], n={c['n']} seeds)" + (" ✓" if c["passed"] else " ✗" if c["refuted"] else "")
+            f"{fmt(c['ci_high'])}], n={c['n']} seeds"
+            + (f"; band ± {fmt(c['band'])} pp)" if per_cell else ")")
+            + (" ✓" if c["passed"] else " ✗" if c["refuted"] else "")
             for label, c in cells.items()
         ]
-        summary = f"{claim.a.label()} − {claim.b.label()}: {'; '.join(parts)} vs ± {fmt(claim.band)} pp"
+        band = f"± {fmt(claim.band)} pp" if not per_cell else f"± {claim.band:.0%} of b's test error"
+        summary = f"{claim.a.label()} − {claim.b.label()}: {'; '.join(parts)} vs {band}"
         stuck = sum(c["not_learned_runs"] for c in cells.values())
         if stuck:
             summary += (
@@ -350,7 +373,8 @@ class ModestEffectKind(ClaimKind):
                 "two models that learned nothing differ by nothing"
             )
         ev = {k: pooled[k] for k in ("diffs", "mean", "ci_low", "ci_high", "n", "seeds", "seed_means", "test_set_sd")}
-        ev |= {"band": claim.band, "confidence": conf, "pairing": info, "quantifier": claim.quantifier}
+        ev |= {"band": pooled["band"], "band_of": claim.band_of, "band_reason": claim.band_reason}
+        ev |= {"confidence": conf, "pairing": info, "quantifier": claim.quantifier}
         ev |= {"cells": [{"cell": label, **{k: v for k, v in c.items() if k != "diffs"}} for label, c in cells.items()]}
         return ctx.result(claim, verdict, summary, ev)
 
