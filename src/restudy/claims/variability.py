@@ -22,11 +22,14 @@ a ratio of SDs from 20 models cover only 82–92 %).
   reproduced, else inconclusive (with the models that would decide either way); the (group,
   metric) verdicts combine as numeric cells do. The evidence adds the variability reduction %
   both ways (:func:`restudy.stats.variability.reduction_percent`).
+- ``lower`` with ``mainly_in`` ("the reduction shows mainly in model diversity", rep2022 §4): per
+  group, the geometric mean of r over those metrics must lie below 1 *and* below the geometric
+  mean of r over the claim's other metrics (the ratio of the two below 1: the named metrics carry
+  the larger share of the log-reduction); each is a one-sided bootstrap test at α/groups, both must
+  pass (intersection–union), either refuting at half that refutes. The per-metric ratios are shown
+  for information.
 - ``not_evaluated`` when a set has fewer than 2 models with predictions or none are stored.
   Diverged runs never enter a set; they are listed.
-
-A verdict is borderline when a deciding CI edge lies within 10 % of its threshold (the band's
-edge or 1).
 
 The figure draws the evidence's ratios with their CIs (or, for ``zero``, each group's values).
 
@@ -52,6 +55,7 @@ from ..compare.modelsets import (
     no_variability,
     paired,
 )
+from ..compare.set_ratios import mainly_test, models_needed, ratio_draws
 from ..compare.verdicts import (
     INCONCLUSIVE,
     NOT_EVALUATED,
@@ -59,7 +63,6 @@ from ..compare.verdicts import (
     REPRODUCED,
     combine,
     directional_verdict,
-    threshold_borderline,
 )
 from ..display.numbers import fmt, pct
 from ..spec.claim_base import ClaimBase, ModelSet, Selector
@@ -74,7 +77,6 @@ VARIABILITY_METRICS: tuple[str, ...] = (
     "correlation",
     "ensemble_gain",
 )
-MAX_MODELS = 100000
 
 
 class VariabilityClaim(ClaimBase):
@@ -95,6 +97,11 @@ class VariabilityClaim(ClaimBase):
     )
     band: tuple[float, float] = (0.5, 2.0)
     band_reason: str = Field("", description="why this band (shown in the report)")
+    mainly_in: list[Literal["sd_accuracy", "sd_cross_entropy", "disagreement", "correlation", "ensemble_gain"]] = Field(
+        [],
+        description="with relation lower: the reduction shows mainly in these metrics ('mainly in model "
+        "diversity'): they must be reduced, and by more than the claim's other metrics",
+    )
 
     @field_validator("band")
     @classmethod
@@ -107,6 +114,15 @@ class VariabilityClaim(ClaimBase):
     def _needs_reference(self) -> VariabilityClaim:
         if self.relation != "zero" and self.reference is None:
             raise ValueError(f"relation '{self.relation}' needs a 'reference' model set")
+        if self.mainly_in:
+            rest = [m for m in self.metrics if m not in self.mainly_in]
+            if self.relation != "lower":
+                raise ValueError(f"mainly_in is read only with relation lower (this claim says {self.relation!r})")
+            if not set(self.mainly_in) <= set(self.metrics) or not rest:
+                raise ValueError(
+                    f"mainly_in {self.mainly_in} must be some of the claim's metrics {self.metrics}, not all: "
+                    "'mainly' compares them with the others"
+                )
         return self
 
     def selectors(self) -> list[tuple[Loc, Selector]]:
@@ -156,24 +172,6 @@ def _band_verdict(low: float, high: float, band: tuple[float, float]) -> str:
     return INCONCLUSIVE
 
 
-def _models_needed(ratio: float, low: float, high: float, targets: Sequence[float], n: int) -> int | None:
-    """Models per set for the CI to clear the nearest decisive edge, assuming its width shrinks
-    as 1/√M around the observed ratio (an estimate, not a power analysis)."""
-    if not all(math.isfinite(x) for x in (ratio, low, high)):
-        return None
-    shrink = []
-    for t in targets:
-        if low < t <= ratio and ratio > low:
-            shrink.append((ratio - t) / (ratio - low))
-        elif ratio <= t < high and high > ratio:
-            shrink.append((t - ratio) / (high - ratio))
-    factor = min(shrink) if shrink else 0.0
-    if factor <= 0.0:
-        return None
-    needed = math.ceil(n / factor**2)
-    return needed if needed <= MAX_MODELS else None
-
-
 def _ratio_one(
     claim: VariabilityClaim,
     metric: str,
@@ -204,30 +202,16 @@ def _ratio_one(
             "models_needed": None,
             "sentence": f"{metric}: the reference shows no variability (V = {fmt(vr, 4)}): the ratio is undefined",
         }
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r_draws = metrics.variability_value(metric, draws[0][metric]) / metrics.variability_value(
-            metric, draws[1][metric]
-        )
-    ratio = vg / vr
-    with np.errstate(invalid="ignore", divide="ignore"):
-        jk = [
-            np.atleast_1d(
-                np.asarray(metrics.variability_value(metric, a[metric]), dtype=float)
-                / np.asarray(metrics.variability_value(metric, b[metric]), dtype=float)
-            )
-            for a, b in (jack or [])
-        ]
+    ratio, r_draws, jk = ratio_draws(metric, g, ref, draws, jack)
     low, high = bca(ratio, r_draws, jk, confidence, min(g.n_models, ref.n_models))
     if claim.relation == "lower":
         verdict = directional_verdict(low - 1.0, high - 1.0, claimed_positive=False)
         targets: Sequence[float] = (1.0,)
-        near = threshold_borderline(low, high, 1.0, verdict == REPRODUCED, verdict)
     else:
         verdict = _band_verdict(low, high, claim.band)
         targets = claim.band
-        near = _band_borderline(low, high, claim.band, verdict)
     needed = (
-        _models_needed(ratio, low, high, targets, max(g.n_models, ref.n_models)) if verdict == INCONCLUSIVE else None
+        models_needed(ratio, low, high, targets, max(g.n_models, ref.n_models)) if verdict == INCONCLUSIVE else None
     )
     sentence = (
         f"{metric}: r = {fmt(ratio)} ({pct(confidence)} CI [{fmt(low)}, {fmt(high)}]; V {fmt(vg, 4)} vs {fmt(vr, 4)})"
@@ -238,21 +222,9 @@ def _ratio_one(
         "ci_low": low,
         "ci_high": high,
         "verdict": verdict,
-        "borderline": near,
         "models_needed": needed,
-        "sentence": sentence + (" (borderline)" if near else ""),
+        "sentence": sentence,
     }
-
-
-def _band_borderline(low: float, high: float, band: tuple[float, float], verdict: str) -> bool:
-    """Whether a band verdict was decided by a CI edge within 10 % of the band edge it faced."""
-    if verdict == REPRODUCED:
-        return threshold_borderline(low, high, band[1], True, verdict) or threshold_borderline(
-            low, high, band[0], False, verdict
-        )
-    if verdict == NOT_REPRODUCED:
-        return threshold_borderline(low, high, band[0] if high < band[0] else band[1], high < band[0], verdict)
-    return False
 
 
 def _reduction_evidence(g: SetData, ref: SetData) -> dict[str, Any]:
@@ -306,7 +278,6 @@ def _ratio_group(claim: VariabilityClaim, g: SetData, ref: SetData, confidence: 
     return {
         **base,
         "verdict": verdict,
-        "borderline": any(c.get("borderline") for c in comps if c["verdict"] == verdict),
         "comparisons": comps,
         "reduction": reduction,
         "models_needed": max(needed) if needed and verdict == INCONCLUSIVE else None,
@@ -360,6 +331,15 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
         parts = [_zero_group(claim, g) for g in groups]
     else:
         parts = [_ratio_group(claim, g, ref, confidence) for g in groups]  # type: ignore[arg-type]
+    if claim.mainly_in:
+        for p, g in zip(parts, groups):
+            if p["verdict"] == NOT_EVALUATED:
+                continue
+            alpha = claim.alpha / len(groups)
+            p["mainly"] = mainly_test(claim.metrics, claim.mainly_in, g, ref, alpha)  # type: ignore[arg-type]
+            p["verdict"] = p["mainly"]["verdict"]
+            p["models_needed"] = None
+            p["sentence"] += "; " + p["mainly"]["sentence"]
     verdict = combine([p["verdict"] for p in parts])
     needed = _max_models(parts) if verdict == INCONCLUSIVE else None
     evidence = {
@@ -374,7 +354,6 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
         "sets": [_set_evidence(g) for g in groups] + ([_set_evidence(ref)] if ref else []),
         "reference": ref.name if ref else None,
     }
-    deciding = [p for p in parts if p["verdict"] == verdict]
     return ctx.result(
         claim,
         verdict,
@@ -382,7 +361,6 @@ def evaluate(claim: VariabilityClaim, ctx: Any) -> Any:
         evidence,
         needed,
         metric=", ".join(claim.metrics),
-        borderline=any(p.get("borderline") for p in deciding),
     )
 
 

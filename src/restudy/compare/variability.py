@@ -173,7 +173,6 @@ class _VarDecision:
     high: float = math.nan
     tolerance: float = math.nan
     tolerance_reason: str = ""
-    borderline: bool = False
     models: int | None = None
 
 
@@ -204,19 +203,19 @@ def _var_verdict(
     extra = z * (reported.pm or 0.0)
     lo = value - math.hypot(value - low, extra) - reported.value
     hi = value + math.hypot(high - value, extra) - reported.value
-    decision, near = interval_decision(lo, hi, tol)
+    decision, _ = interval_decision(lo, hi, tol)
     widened = " widened by the reported ±" if reported.pm else ""
     span = (
         f"{pct(rule.confidence)} bootstrap CI{widened} of reproduced − reported [{fmt(lo, 4)}, {fmt(hi, 4)}] "
         f"vs tolerance ±{fmt(tol, 4)} (M={row.n_models})"
     )
     if decision == EQUIVALENT:
-        return _VarDecision(REPRODUCED, f"{span}: inside", lo, hi, tol, why, near)
+        return _VarDecision(REPRODUCED, f"{span}: inside", lo, hi, tol, why)
     if decision == DIFFERENT:
-        return _VarDecision(NOT_REPRODUCED, f"{span}: outside", lo, hi, tol, why, near)
+        return _VarDecision(NOT_REPRODUCED, f"{span}: outside", lo, hi, tol, why)
     models = _models_to_decide(value, low, high, extra, abs(value - reported.value), tol, row.n_models)
     need = f"about {models} models per set would likely decide" if models else "no model count is likely to decide"
-    return _VarDecision(INCONCLUSIVE, f"{span}: overlaps the tolerance's edge; {need}", lo, hi, tol, why, False, models)
+    return _VarDecision(INCONCLUSIVE, f"{span}: overlaps the tolerance's edge; {need}", lo, hi, tol, why, models)
 
 
 def variability_cell(
@@ -276,7 +275,6 @@ def variability_cell(
         tolerance=dec.tolerance,
         tolerance_reason=dec.tolerance_reason,
         alpha=rule.alpha,
-        borderline=dec.borderline,
         reported_text=reported.text,
         seeds_needed=dec.models,
     )
@@ -425,5 +423,4 @@ def variability_cell_result(
         diff_low=vc.interval_low,
         diff_high=vc.interval_high,
         alpha=vc.alpha,
-        borderline=vc.borderline,
     )
