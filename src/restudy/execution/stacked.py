@@ -51,6 +51,7 @@ from ..errors import RestudyError
 from ..planning.runs import RunSpec
 from ..spec.settings import RunSettings
 from ..storage.artifacts import RUN_FILE, TENSOR_FEATURES
+from ..storage.env import host_load, load_average
 from ..storage.record import RunRecord, now
 from ..storage.safeio import write_json
 from ..training.batches import Augment
@@ -359,7 +360,7 @@ def execute_stack(
     exception fails every run of the stack with the error. ``env`` says ``"execution": "stacked"``
     and the ``stack_size``; the stack's wall, load, train and eval times are split evenly.
     """
-    t_start = time.perf_counter()
+    t_start, load = time.perf_counter(), load_average()
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
     records = [RunRecord(key=s.key, spec=s.to_dict(), status="failed", started_at=now()) for s in specs]
     outs = [Path(d) for d in run_dirs]
@@ -374,6 +375,7 @@ def execute_stack(
     finished = now()
     for rec, out in zip(records, outs):
         rec.timings.update(wall_s=wall / len(records), stack_wall_s=wall)
+        rec.env["host_load"] = host_load(load)
         rec.finished_at = finished
         write_json(out / RUN_FILE, rec.to_dict())
     return [rec.to_dict() for rec in records]

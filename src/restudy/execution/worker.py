@@ -57,6 +57,7 @@ from ..storage.artifacts import (
     snapshot_tensor,
     tta_tensor,
 )
+from ..storage.env import host_load, load_average
 from ..storage.record import RunRecord, now
 from ..storage.safeio import save_tensors, write_json
 from ..training.build import (
@@ -80,7 +81,7 @@ __all__ = ["LOGITS_FILE", "execute", "penultimate_features", "save_test_tensors"
 
 def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[str, Any]:
     """Run one spec; always returns (and writes) a record."""
-    t_start = time.perf_counter()
+    t_start, load = time.perf_counter(), load_average()
     spec = RunSpec.from_dict(spec_dict)
     record = RunRecord(key=spec.key, spec=spec.to_dict(), status="failed", started_at=now())
     out = Path(run_dir)
@@ -92,6 +93,7 @@ def execute(spec_dict: dict[str, Any], run_dir: str, threads: int = 1) -> dict[s
         record.metrics = {}
         record.env.setdefault("traceback", traceback.format_exc(limit=20))
     record.timings["wall_s"] = time.perf_counter() - t_start
+    record.env["host_load"] = host_load(load)
     record.finished_at = now()
     d = record.to_dict()
     write_json(out / RUN_FILE, d)

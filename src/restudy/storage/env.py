@@ -146,6 +146,21 @@ def capture(
     return env
 
 
+def load_average() -> float | None:
+    """The host's 1-minute load average (runnable processes, all cores together), or None where the
+    system does not report one. Recorded at a run's start and end (not fingerprinted): a timing
+    taken while other work shared the cores says so."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def host_load(start: float | None) -> dict[str, Any]:
+    """``{"start", "end", "cpus"}``: the load averages around a run and the host's core count."""
+    return {"start": start, "end": load_average(), "cpus": os.cpu_count()}
+
+
 def fingerprint(env: dict[str, Any]) -> str:
     core = {k: env.get(k) for k in FINGERPRINT_KEYS}
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -76,6 +76,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "env_fingerprint": record.get("env", {}).get("fingerprint"),
         "execution": record.get("env", {}).get("execution"),
         "stack_size": record.get("env", {}).get("stack_size"),
+        "host_load": record.get("env", {}).get("host_load"),
         "step_curve": record.get("step_curve", []),
     }
 
