@@ -122,8 +122,8 @@ def test_error_points_at_the_line(study_file):
     "setting,value,words",
     [
         ("optimizer.lr", -0.1, ["optimizer.lr", "(0, inf)", "-0.1"]),
-        ("optimizer", "rmsprop", ["optimizer", "sgd", "adam", "rmsprop"]),
-        ("schedule", "step", ["schedule", "constant", "linear", "cosine", "exponential"]),
+        ("optimizer", "lamb", ["optimizer", "sgd", "adam", "adamw", "rmsprop", "lamb"]),
+        ("schedule", "polynomial", ["schedule", "constant", "linear", "cosine", "multistep", "onecycle"]),
         ("epochs", 2.5, ["epochs", "integer"]),
         ("batch_size", 0, ["batch_size", "[1,"]),
         ("optimizer.momentum", 1.5, ["optimizer.momentum", "[0, 1)"]),

@@ -270,20 +270,23 @@ def resolve_settings(
     }
     _apply(settings, cli, "command line")
     for decl in DECLARATIONS:
-        if decl.name not in settings:
-            if decl.required:
-                raise StudyError(
-                    f"required setting '{decl.name}' is not set (set it in defaults, the "
-                    f"experiment's settings or a scale's settings)",
-                    where=source_where(study, ("experiments", index, "settings")),
-                    path=("experiments", index, "settings", decl.name),
-                )
+        if decl.name not in settings and not decl.required:
             settings[decl.name] = Hyper(
                 value=decl.default,
                 provenance="assumed",
                 source=f"restudy default: {decl.reason}" if decl.reason else "restudy default",
             )
     values = {k: h.value for k, h in settings.items()}
+    for decl in DECLARATIONS:
+        # A required setting is required where it applies (schedule.milestones with multistep only).
+        if decl.required and decl.name not in settings and relevant(decl.name, values):
+            when = f" (it applies when {decl.applies_when.describe()})" if decl.applies_when else ""
+            raise StudyError(
+                f"required setting '{decl.name}' is not set{when} (set it in defaults, the "
+                f"experiment's settings or a scale's settings)",
+                where=source_where(study, ("experiments", index, "settings")),
+                path=("experiments", index, "settings", decl.name),
+            )
     return {k: h for k, h in settings.items() if relevant(k, values)}
 
 

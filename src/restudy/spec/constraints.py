@@ -218,6 +218,29 @@ class Betas(Constraint):
 
 
 @dataclass(frozen=True)
+class Milestones(Constraint):
+    """Epochs at which a step schedule decays: a strictly increasing list of positive integers."""
+
+    type_name = "list[integer]"
+    py_type = tuple
+
+    def problem(self, v: Any) -> Problem | None:
+        ok = (
+            isinstance(v, list)
+            and len(v) > 0
+            and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in v)
+            and all(a < b for a, b in zip(v, v[1:], strict=False))
+        )
+        return None if ok else ("must be a non-empty, strictly increasing list of epochs (integers >= 1)", None)
+
+    def describe(self) -> str:
+        return "strictly increasing epochs, e.g. [100, 150]"
+
+    def invalid(self) -> list[Any]:
+        return [[], [150, 100], [0, 10], [1.5], 100, [True]]
+
+
+@dataclass(frozen=True)
 class TTANames(Constraint):
     type_name = "list[name]"
     py_type = tuple

@@ -31,6 +31,7 @@ from .constraints import (
     Choice,
     Constraint,
     Flag,
+    Milestones,
     Number,
     PartName,
     PartNames,
@@ -86,7 +87,8 @@ class Setting:
     # False for a setting added after runs were stored whose default changes nothing they did: at
     # its default it is left out of a run's settings, hence out of its key, and runs stored before
     # it existed are still found on resume.
-    keyed_at_default: bool = True
+    # Or an AppliesWhen: keyed at its default only where that holds (a setting that gained uses).
+    keyed_at_default: bool | AppliesWhen = True
 
     @property
     def type_name(self) -> str:
@@ -130,30 +132,52 @@ DECLARATIONS: tuple[Setting, ...] = (
     Setting(
         "optimizer.momentum",
         Number(0, 1),
-        "SGD momentum",
+        "momentum (SGD, RMSprop)",
         default=0.0,
-        applies_when=_when("optimizer", "sgd"),
-        reason="plain SGD",
+        applies_when=_when("optimizer", "sgd", "rmsprop"),
+        reason="no momentum, torch.optim's default",
     ),
     Setting(
         "optimizer.nesterov", Flag(), "Nesterov momentum for SGD", default=False, applies_when=_when("optimizer", "sgd")
     ),
-    Setting("optimizer.weight_decay", Number(0, INF), "L2 weight decay (coupled, as in torch.optim)", default=0.0),
+    Setting(
+        "optimizer.weight_decay",
+        Number(0, INF),
+        "weight decay: coupled L2 (sgd, adam, rmsprop), decoupled for adamw (as in torch.optim)",
+        default=0.0,
+        reason="no weight decay (note: torch.optim.AdamW's own default is 0.01)",
+    ),
     Setting(
         "optimizer.betas",
         Betas(),
-        "Adam's moment decay rates",
+        "Adam's and AdamW's moment decay rates",
         default=[0.9, 0.999],
-        applies_when=_when("optimizer", "adam"),
+        applies_when=_when("optimizer", "adam", "adamw"),
         reason="torch.optim.Adam's defaults",
     ),
     Setting(
         "optimizer.eps",
         Number(0, INF, lo_open=True),
-        "Adam's denominator term",
+        "the denominator's term (Adam, AdamW, RMSprop)",
         default=1e-8,
-        applies_when=_when("optimizer", "adam"),
-        reason="torch.optim.Adam's default",
+        applies_when=_when("optimizer", "adam", "adamw", "rmsprop"),
+        reason="torch.optim's default",
+    ),
+    Setting(
+        "optimizer.alpha",
+        Number(0, 1, lo_open=True, hi_open=False),
+        "RMSprop's smoothing constant",
+        default=0.99,
+        applies_when=_when("optimizer", "rmsprop"),
+        reason="torch.optim.RMSprop's default",
+    ),
+    Setting(
+        "optimizer.centered",
+        Flag(),
+        "RMSprop normalizes by the gradient's estimated variance",
+        default=False,
+        applies_when=_when("optimizer", "rmsprop"),
+        reason="torch.optim.RMSprop's default",
     ),
     Setting(
         "optimizer.lr_mult_bias_bn",
@@ -170,12 +194,25 @@ DECLARATIONS: tuple[Setting, ...] = (
         reason="features are stored only when asked for: they take disk space",
     ),
     Setting("schedule", PartName("schedule"), "the registered learning-rate schedule", default="constant"),
+    # Warm-up: with cosine and snapshot the Summers & Dinneen protocol (their train.py, see
+    # restudy.training.optim.cosine); with any other schedule a linear ramp that multiplies it
+    # (torch.optim.lr_scheduler.LinearLR chained with the schedule).
     Setting(
         "schedule.warmup_epochs",
         Number(0, INF),
-        "epochs of linear warm-up",
+        "epochs of linear warm-up (any schedule; fractional epochs count in steps)",
         default=0.0,
-        applies_when=_when("schedule", "cosine", "snapshot"),
+        keyed_at_default=_when("schedule", "cosine", "snapshot"),
+        reason="no warm-up",
+    ),
+    Setting(
+        "schedule.warmup_start_factor",
+        Number(0, 1),
+        "the warm-up's first factor of the lr (LinearLR's start_factor; 0 starts from lr 0)",
+        default=0.0,
+        applies_when=_when("schedule", "constant", "linear", "exponential", "step", "multistep", "onecycle"),
+        keyed_at_default=False,
+        reason="a warm-up from lr 0",
     ),
     # Snapshot ensembles: cycles of the cyclic schedule = snapshots (Summers & Dinneen, ICML 2021, accelerated
     # ensembling; their code's train.py, lr_schedule='snapshot5').
@@ -190,9 +227,44 @@ DECLARATIONS: tuple[Setting, ...] = (
     Setting(
         "schedule.gamma",
         Number(0, 1, lo_open=True, hi_open=False),
-        "per-epoch decay factor",
-        default=1.0,
-        applies_when=_when("schedule", "exponential"),
+        "decay factor: per epoch (exponential), at each milestone (multistep), every step_size epochs (step)",
+        applies_when=_when("schedule", "exponential", "step", "multistep"),
+    ),
+    Setting(
+        "schedule.milestones",
+        Milestones(),
+        "the epochs at whose start the lr is multiplied by gamma (MultiStepLR's milestones, in epochs)",
+        applies_when=_when("schedule", "multistep"),
+    ),
+    Setting(
+        "schedule.step_size",
+        Number(1, 100000, integer=True),
+        "epochs between two decays by gamma (StepLR's step_size, in epochs)",
+        applies_when=_when("schedule", "step"),
+    ),
+    Setting(
+        "schedule.pct_start",
+        Number(0, 1, lo_open=True, hi_open=True),
+        "share of the steps spent raising the lr (OneCycleLR's pct_start)",
+        default=0.3,
+        applies_when=_when("schedule", "onecycle"),
+        reason="torch.optim.lr_scheduler.OneCycleLR's default",
+    ),
+    Setting(
+        "schedule.div_factor",
+        Number(1, INF),
+        "the one-cycle's first lr is lr / div_factor (OneCycleLR's div_factor)",
+        default=25.0,
+        applies_when=_when("schedule", "onecycle"),
+        reason="torch.optim.lr_scheduler.OneCycleLR's default",
+    ),
+    Setting(
+        "schedule.final_div_factor",
+        Number(1, INF),
+        "the one-cycle's last lr is lr / (div_factor * final_div_factor) (OneCycleLR's final_div_factor)",
+        default=1e4,
+        applies_when=_when("schedule", "onecycle"),
+        reason="torch.optim.lr_scheduler.OneCycleLR's default",
     ),
     Setting("epochs", Number(1, 100000, integer=True), "training epochs"),
     # Time to fit (Zhang et al., ICLR 2017, Sec. 2.1, Fig. 1b): the step at which the whole training set is fit.
@@ -371,7 +443,9 @@ def relevant(name: str, values: Mapping[str, Any]) -> bool:
     decl = SETTINGS.get(name)
     if decl is None:
         return True
-    if not decl.keyed_at_default and values.get(name, decl.default) == decl.default:
+    keyed = decl.keyed_at_default
+    keyed = keyed if isinstance(keyed, bool) else keyed.holds(values)
+    if not keyed and values.get(name, decl.default) == decl.default:
         return False
     return decl.applies_when is None or decl.applies_when.holds(values)
 

@@ -309,23 +309,31 @@ def optimizer_and_schedule(
 ) -> tuple[torch.optim.Optimizer, Schedule]:
     """The optimizer over ``model``'s parameters and the lr schedule, from the settings.
 
-    Parameter groups follow ``optimizer.lr_mult_bias_bn`` (:func:`restudy.training.optim.param_groups`). The
-    optimizer is built with the schedule's lr at step 0 (times each group's ``lr_mult``), the lr
-    the first step trains with; the loop sets it again before every step
-    (:func:`restudy.training.loop.lr_step`).
+    A warm-up (``schedule.warmup_epochs``) multiplies any schedule that does not take it itself
+    (:func:`restudy.training.optim.with_warmup`). Parameter groups follow
+    ``optimizer.lr_mult_bias_bn`` (:func:`restudy.training.optim.param_groups`). The optimizer is
+    built with the schedule's lr at step 0 (times each group's ``lr_mult``), the lr the first step
+    trains with; the loop sets it again before every step (:func:`restudy.training.loop.lr_step`).
     """
     from .loop import lr_step
-    from .optim import param_groups
+    from .optim import handles_warmup, param_groups, with_warmup
 
     e = settings.engine
+    schedule_args = settings.part_args("schedule")
+    warmup = schedule_args.pop("warmup_epochs", 0.0)
+    start = schedule_args.pop("warmup_start_factor", 0.0)
+    if handles_warmup(e.schedule):
+        schedule_args["warmup_epochs"] = warmup
     schedule = plugins.create(
         "schedule",
         e.schedule,
         lr=e.optimizer_lr,
         epochs=e.epochs,
         steps_per_epoch=n_steps_per_epoch,
-        **settings.part_args("schedule"),
+        **schedule_args,
     )
+    if not handles_warmup(e.schedule):
+        schedule = with_warmup(schedule, warmup * n_steps_per_epoch, start)
     args = settings.part_args("optimizer")
     args.pop("lr_mult_bias_bn", None)
     args["lr"] = schedule(0, 0)

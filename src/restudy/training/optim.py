@@ -1,18 +1,22 @@
 """Optimizers and learning-rate schedules built from plain values.
 
 Schedules are pure functions ``lr(step, epoch) -> float`` evaluated every optimizer step, so
-per-epoch and per-step schedules share one mechanism.
+per-epoch and per-step schedules share one mechanism. Each built-in one equals its
+``torch.optim.lr_scheduler`` namesake on the same steps (tests/test_optim.py): ``step`` (StepLR),
+``multistep`` (MultiStepLR), ``exponential`` (ExponentialLR), ``onecycle`` (OneCycleLR, the lr only),
+and a warm-up (:func:`with_warmup`, LinearLR chained with the schedule) composes with any of them.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable
 
 import torch
 
 from ..errors import RestudyError
-from ..plugins import register
+from ..plugins import get, register
 
 Schedule = Callable[[int, int], float]
 
@@ -60,6 +64,40 @@ def adam(
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
+@register("optimizer", "adamw")
+def adamw(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    betas: list[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    **_ignored: object,
+) -> torch.optim.Optimizer:
+    """Adam with decoupled weight decay (Loshchilov & Hutter, ICLR 2019; ``torch.optim.AdamW``).
+
+    ``weight_decay`` defaults to 0 here, as every restudy optimizer's does; PyTorch's AdamW
+    defaults to 0.01, so a paper that says "AdamW" without a value has an unstated setting."""
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+
+@register("optimizer", "rmsprop")
+def rmsprop(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    centered: bool = False,
+    weight_decay: float = 0.0,
+    **_ignored: object,
+) -> torch.optim.Optimizer:
+    """RMSprop with coupled L2 weight decay (``torch.optim.RMSprop``: eps added outside the square
+    root; TensorFlow's RMSprop adds it inside, so a paper trained there used a different eps)."""
+    return torch.optim.RMSprop(
+        params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered, weight_decay=weight_decay
+    )
+
+
 @register("schedule", "constant")
 def constant(lr: float, **_: object) -> Schedule:
     return lambda step, epoch: lr
@@ -75,6 +113,72 @@ def linear(lr: float, epochs: int, **_: object) -> Schedule:
 def exponential(lr: float, gamma: float = 1.0, **_: object) -> Schedule:
     """Per-epoch exponential decay: lr_e = lr·gamma^e."""
     return lambda step, epoch: lr * gamma**epoch
+
+
+@register("schedule", "step")
+def step_decay(lr: float, step_size: int, gamma: float, **_: object) -> Schedule:
+    """Decay by ``gamma`` every ``step_size`` epochs: lr_e = lr·gamma^⌊e/step_size⌋ (StepLR stepped per epoch)."""
+    return lambda step, epoch: lr * gamma ** (epoch // step_size)
+
+
+@register("schedule", "multistep")
+def multistep(lr: float, milestones: list[int], gamma: float, **_: object) -> Schedule:
+    """Decay by ``gamma`` once ``m`` epochs are done, for each milestone ``m``: lr_e = lr·gamma^#{m ≤ e}
+    for the 0-based epoch e (MultiStepLR stepped per epoch; the usual "÷10 at epochs 100 and 150" of
+    He et al., 2016, Sec. 4.2, is ``milestones: [100, 150], gamma: 0.1``)."""
+    marks = sorted(milestones)
+    return lambda step, epoch: lr * gamma ** sum(1 for m in marks if m <= epoch)
+
+
+@register("schedule", "onecycle")
+def onecycle(
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    **_: object,
+) -> Schedule:
+    """The one-cycle policy (Smith & Topin, 2018), as ``torch.optim.lr_scheduler.OneCycleLR`` with
+    ``anneal_strategy='cos'`` and two phases: from ``lr/div_factor`` up to ``lr`` over the first
+    ``pct_start`` of the steps, then down to ``lr/(div_factor·final_div_factor)`` at the last step,
+    each by a half cosine. Only the lr: OneCycleLR also cycles momentum by default
+    (``cycle_momentum=True``), which a restudy schedule does not; a study that needs it says so."""
+    total = epochs * steps_per_epoch
+    first, low = lr / div_factor, lr / (div_factor * final_div_factor)
+    peak_at, last = float(pct_start * total) - 1, total - 1
+
+    def anneal(start: float, end: float, pct: float) -> float:
+        return end + (start - end) / 2.0 * (math.cos(math.pi * min(1.0, max(0.0, pct))) + 1)
+
+    def at(step: int, epoch: int) -> float:
+        if step <= peak_at:
+            return anneal(first, lr, step / peak_at) if peak_at > 0 else lr
+        return anneal(lr, low, (step - peak_at) / (last - peak_at)) if last > peak_at else low
+
+    return at
+
+
+def handles_warmup(name: str) -> bool:
+    """Whether the registered schedule ``name`` takes ``warmup_epochs`` itself (cosine, snapshot);
+    any other gets :func:`with_warmup` around it."""
+    return "warmup_epochs" in inspect.signature(get("schedule", name)).parameters
+
+
+def with_warmup(schedule: Schedule, warmup_steps: float, start_factor: float = 0.0) -> Schedule:
+    """``schedule`` times a linear warm-up factor from ``start_factor`` to 1 over ``warmup_steps``
+    optimizer steps: ``start + (1 − start)·step/warmup_steps`` before it, 1 after (LinearLR with
+    ``total_iters = warmup_steps``, chained with the schedule: Goyal et al., 2017, Sec. 2.2's
+    gradual warm-up is ``start_factor`` 1/k over 5 epochs). No warm-up: the schedule itself."""
+    if warmup_steps <= 0:
+        return schedule
+
+    def at(step: int, epoch: int) -> float:
+        factor = 1.0 if step >= warmup_steps else start_factor + (1.0 - start_factor) * step / warmup_steps
+        return factor * schedule(step, epoch)
+
+    return at
 
 
 def _warmup_cosine(lr: float, step: int, length: int, warmup: float) -> float:
