@@ -26,6 +26,7 @@ from .session import (
     compare_and_report,
     execution_mode,
     prepare_out,
+    rerun_of,
     resume_command,
     with_notices,
 )
@@ -245,6 +246,7 @@ def run(
         workers=workers,
         allow_mixed_env=allow_mixed_env,
         only=only,
+        rerun=rerun_of(st.id, str(path.resolve()), out, overrides or [], only or []),
     )
     t_end = time.perf_counter()
     console.print(verdict_table(comparison))
@@ -303,7 +305,7 @@ def _ray_executor(
 def report(directory: Path = typer.Argument(..., help="Output directory of a `restudy run`.")) -> None:
     """Re-create the report of a finished (or partly finished) study from its run store."""
     from ..planning.runs import parse_only, plan
-    from ..spec.studyfile import load_study, parse_overrides
+    from ..spec.studyfile import load_study, parse_overrides, run_command
     from ..storage.env import capture
     from ..storage.safeio import read_json
     from ..storage.store import Store
@@ -327,6 +329,8 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
     origin = Path(inv["study_file"]).parent if isinstance(inv.get("study_file"), str) and inv["study_file"] else None
     st = load_study(directory / "study.yaml", module_dir=origin if origin and origin.is_dir() else None)
     ov, only = parse_overrides(inv.get("overrides", [])), parse_only([str(x) for x in inv.get("only", [])])
+    study_file = inv.get("study_file") if isinstance(inv.get("study_file"), str) else None
+    again = rerun_of(st.id, study_file, directory, inv.get("overrides", []), inv.get("only", []))
     specs = plan(st, inv["scale"], seeds=inv.get("seeds"), overrides=ov, only=only)
     with Store(directory) as store:
         store.reindex()
@@ -340,10 +344,13 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
         for key, why in sorted(invalid.items()):
             console.print(f"  {key}: {escape(why[:300])}")
     if not records and stored:
+        make = run_command(
+            again["study"], inv["scale"], out=directory, overrides=again["overrides"], only=again["only"]
+        )
         raise RestudyError(
             f"none of the {stored} stored runs is one this version of the study plans (a setting, the study "
             "file or restudy changed, and a run's key hashes its resolved settings); "
-            f"`restudy run {inv['study']} --scale {inv['scale']} --out {directory}` makes them",
+            f"`{make}` makes them",
             where=str(directory),
         )
     if not records:
@@ -362,6 +369,7 @@ def report(directory: Path = typer.Argument(..., help="Output directory of a `re
         wall_s=None,  # the original command's wall time is not recorded in the store
         workers=None,
         only=[str(x) for x in inv.get("only", [])],
+        rerun=again,
     )
     console.print(verdict_table(comparison))
     console.print(

@@ -47,7 +47,7 @@ def plan_cmd(
     from ..estimate.pilots import fit_epochs, pilot_power
     from ..estimate.planfile import write_plan
     from ..planning.runs import parse_only, plan
-    from ..spec.studyfile import load_study, parse_overrides, resolve_study_path
+    from ..spec.studyfile import load_study, parse_overrides, resolve_study_path, run_command, study_argument
     from ..storage.store import Store
     from .session import prepare_out
 
@@ -84,7 +84,10 @@ def plan_cmd(
     if as_json:
         typer.echo(json.dumps({**est.to_json(), "pilot_runs": pilots, "claims": claims, "saved": str(saved)}, indent=2))
         return
-    _render(st, scale, est, claims, pilots, out, saved)
+    pilot = run_command(
+        study_argument(path, st.id), scale, seeds=3, out=out, overrides=overrides or [], only=only or []
+    )
+    _render(st, scale, est, claims, pilots, out, saved, pilot)
 
 
 def _progress(quiet: bool) -> Any:
@@ -97,7 +100,7 @@ def _progress(quiet: bool) -> Any:
     return say
 
 
-def _render(st: Any, scale: str, est: Any, claims: list[dict], pilots: int, out: Path, saved: Path) -> None:
+def _render(st: Any, scale: str, est: Any, claims: list[dict], pilots: int, out: Path, saved: Path, pilot: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -158,7 +161,7 @@ def _render(st: Any, scale: str, est: Any, claims: list[dict], pilots: int, out:
     else:
         console.print(
             f"Seeds the claims need: run a pilot first (no finished runs in {escape(str(out))}; e.g. "
-            f"`restudy run {st.id} --scale {scale} --seeds 3 --out {escape(str(out))}`), then plan again."
+            f"`{escape(pilot)}`), then plan again."
         )
     console.print(
         f"Estimate saved to {escape(str(saved))}: the report of `restudy run` into this folder sets it beside "

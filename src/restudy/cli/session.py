@@ -57,6 +57,22 @@ def prepare_out(out: Path, study_id: str, scale: str, fresh: bool) -> None:
         )
 
 
+def rerun_of(study_id: str, study_file: str | None, out: Path, overrides: list[str], only: list[str]) -> dict:
+    """What a command continuing a run names (:func:`restudy.spec.studyfile.run_command`): the study
+    as ``restudy run`` finds it again (its built-in id or its file's absolute path; the output
+    folder's copy when the original file is gone), the output folder, overrides and ``--only``."""
+    from ..spec.studyfile import builtin_studies, study_argument
+
+    if study_file and not Path(study_file).is_file() and study_id not in builtin_studies():
+        study_file = str(out / "study.yaml")
+    return {
+        "study": study_argument(study_file, study_id),
+        "out": str(out),
+        "overrides": [str(o) for o in overrides],
+        "only": [str(o) for o in only],
+    }
+
+
 def resume_command(out: Path) -> str:
     """The command that resumes this run: the same one, with its output folder named."""
     args = list(sys.argv[1:])
@@ -152,9 +168,11 @@ def compare_and_report(
     workers: int | None,
     allow_mixed_env: bool = False,
     only: list[str] | None = None,
+    rerun: dict[str, Any] | None = None,
 ):
     """Compares the runs with the claims and writes the report, showing each step's progress
-    (``only``: the ``--only`` items when the command ran a subset of the study)."""
+    (``only``: the ``--only`` items when the command ran a subset of the study; ``rerun``: what a
+    command that continues this run names, from :func:`rerun_of`)."""
     from ..compare import compare, load_predictions
     from ..compare.stability import RESAMPLES
     from ..estimate.planfile import estimate_vs_actual
@@ -180,6 +198,7 @@ def compare_and_report(
         _write_looks(out, st.id, scale, looks, comparison)
         analysis.step("reading the paper-scale plan")
         plan_info = _plan_info(st, scale, specs, env_mismatch, wall_s, workers, command)
+        plan_info["rerun"] = rerun or rerun_of(st.id, None, out, [], only or [])
         plan_info["estimate"] = estimate_vs_actual(  # restudy plan's estimate beside the actual time
             out, [s.key for s in specs], records, wall_s, training_ended
         )

@@ -14,6 +14,7 @@ from typing import Any
 from .. import compare as cmp
 from ..display.tables import duration
 from ..spec.study import Study
+from ..spec.studyfile import run_command
 
 
 def _seeds_now(rows: Sequence[dict[str, Any]]) -> int:
@@ -39,6 +40,10 @@ def _estimate(rows: Sequence[dict[str, Any]], plan_info: dict[str, Any], seeds: 
     return duration(extra / max(1, workers if isinstance(workers, int) else 1))
 
 
+def _same(again: dict[str, Any]) -> dict[str, Any]:
+    return {"out": again["out"], "overrides": again["overrides"], "only": again["only"]}
+
+
 def next_steps(
     study: Study,
     scale: str,
@@ -49,11 +54,13 @@ def next_steps(
     """``{"commands": [{"claims", "command", "seeds", "estimate"}], "paper": {...} | None}``.
 
     One command per distinct number of seeds: ``restudy run <study> --scale <scale> --seeds N``
-    (earlier runs are reused). ``paper``: the data the paper scale reads, the claims it would
-    judge and how many reported train/test values its runs would let the leakage guard judge, when
-    this report is below paper scale.
+    with the run's own study file, overrides, ``--only`` and ``--out`` (``plan_info["rerun"]``,
+    :func:`restudy.spec.studyfile.run_command`), so earlier runs are reused. ``paper``: the data
+    the paper scale reads, the claims it would judge and how many reported train/test values its
+    runs would let the leakage guard judge, when this report is below paper scale.
     """
     seeds_now = _seeds_now(rows)
+    again = {"study": study.id, "out": None, "overrides": [], "only": [], **(plan_info.get("rerun") or {})}
     wanted: dict[int, list[str]] = {}
     unknown: list[str] = []
     for c in comparison.claims:
@@ -68,7 +75,7 @@ def next_steps(
         {
             "claims": ids,
             "seeds": n,
-            "command": f"restudy run {study.id} --scale {scale} --seeds {n}",
+            "command": run_command(again["study"], scale, seeds=n, **_same(again)),
             "estimate": _estimate(rows, plan_info, n),
         }
         for n, ids in sorted(wanted.items())
@@ -77,7 +84,8 @@ def next_steps(
     if scale != "paper":
         waiting = [c.id for c in comparison.claims if c.verdict == "not_evaluated"]
         paper = {
-            "command": f"RESTUDY_DATA=/path/to/data restudy run {study.id} --scale paper",
+            # a new folder (one folder holds one scale); only the study and the --only subset carry over
+            "command": "RESTUDY_DATA=/path/to/data " + run_command(again["study"], "paper", only=again["only"]),
             "data": list(plan_info.get("paper_data") or []),
             "claims": waiting,
             # reported train/test values the leakage guard leaves to the paper scale's runs

@@ -8,6 +8,7 @@ errors found later, while planning, still point at ``file:line`` (:func:`where`)
 from __future__ import annotations
 
 import re
+import shlex
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,42 @@ def resolve_study_path(name_or_path: str) -> Path:
     close = difflib.get_close_matches(name_or_path, list(builtins), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise StudyError(f"unknown study '{name_or_path}'{hint}", allowed=sorted(builtins) + ["a path to a .yaml file"])
+
+
+def study_argument(study_file: str | Path | None, study_id: str) -> str:
+    """The study as ``restudy run`` takes it back, from any folder: its built-in id when
+    ``study_file`` is that built-in study's file (or is not known), else the file's absolute path,
+    quoted for a shell."""
+    if not study_file:
+        return study_id
+    path = Path(study_file).resolve()
+    builtin = builtin_studies().get(study_id)
+    if builtin is not None and builtin.resolve() == path:
+        return study_id
+    return shlex.quote(str(path))
+
+
+def run_command(
+    study: str,
+    scale: str,
+    *,
+    out: str | Path | None = None,
+    seeds: int | None = None,
+    overrides: list[str] = (),
+    only: list[str] = (),
+) -> str:
+    """A ``restudy run`` command line that works as printed: ``study`` as :func:`study_argument`
+    gives it, the same setting overrides and ``--only`` subset as the run it follows (a run's key
+    hashes its settings, so without them no earlier run would be reused), and ``--out`` as an
+    absolute path."""
+    parts = ["restudy", "run", study, *(shlex.quote(o) for o in overrides), "--scale", scale]
+    if seeds is not None:
+        parts += ["--seeds", str(seeds)]
+    for item in only:
+        parts += ["--only", shlex.quote(item)]
+    if out is not None:
+        parts += ["--out", shlex.quote(str(Path(out).resolve()))]
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
