@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "create": "restudy.plugins:create",
     "registered": "restudy.plugins:names",
     "scoped_registrations": "restudy.plugins:scoped",
+    "MetricInfo": "restudy.spec.metrics:MetricInfo",
+    "metric_info": "restudy.spec.metrics:metric_info",
     "register_claim_kind": "restudy.claims.base:register_claim_kind",
     "claim_kind": "restudy.claims.base:claim_kind",
     "claim_kinds": "restudy.claims.base:claim_kinds",

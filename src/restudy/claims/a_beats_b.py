@@ -40,6 +40,7 @@ from ..compare.select import (
     NOT_LEARNED_SDS,
     Row,
     absent_reason,
+    higher_is_better,
     metric_value,
     not_learned,
     pair_runs,
@@ -78,7 +79,11 @@ class BeatsClaim(Quantified, ClaimBase):
     a: Selector
     b: list[Selector] = Field(min_length=1)
     margin: float = 0.0
-    higher_is_better: bool = True
+    higher_is_better: bool | None = Field(
+        None,
+        description="which way is better; by default the metric's own direction (accuracies: higher; losses, "
+        "errors and time: lower; a registered run metric's declared one)",
+    )
     requires_learning: bool = Field(
         True,
         description="a cell where a side did not learn (train accuracy near chance) gives no verdict: the "
@@ -93,6 +98,11 @@ class BeatsClaim(Quantified, ClaimBase):
     def selectors(self) -> list[tuple[Loc, Selector]]:
         return [(("a",), self.a), *[(("b", i), b) for i, b in enumerate(self.b)]]
 
+    def higher(self) -> bool:
+        """Whether a beats b by being higher: ``higher_is_better`` when the claim sets it, else the
+        metric's declared direction (:func:`restudy.spec.metrics.metric_info`)."""
+        return higher_is_better(self.metric) if self.higher_is_better is None else self.higher_is_better
+
 
 # --------------------------------------------------------------------------------------------
 # the test
@@ -104,7 +114,7 @@ def _paired(
 ) -> tuple[PairedResult, float]:
     """One-sided paired test of a beating b on per-seed means of the pairs' differences, the test
     set's own variance included for test accuracies; returns the result and that variance."""
-    sign = 1.0 if claim.higher_is_better else -1.0
+    sign = 1.0 if claim.higher() else -1.0
     both = [
         (x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin, sign * metric_value(y, claim.metric))
         for x, y in pairs
@@ -119,7 +129,7 @@ def _paired(
 
 def _welch(claim: BeatsClaim, a_runs: list[Row], b_runs: list[Row], alpha: float) -> PairedResult:
     """Welch's test on each side's per-seed means (no run pairs)."""
-    sign = 1.0 if claim.higher_is_better else -1.0
+    sign = 1.0 if claim.higher() else -1.0
     _, a = per_seed_means([(x["seed_index"], sign * metric_value(x, claim.metric) - claim.margin) for x in a_runs])
     _, bb = per_seed_means([(y["seed_index"], sign * metric_value(y, claim.metric)) for y in b_runs])
     return welch_difference(a, bb, confidence=1.0 - 2.0 * alpha, alternative="greater")
@@ -425,7 +435,7 @@ def evaluate(claim: BeatsClaim, ctx: Any) -> Any:
                 else ""
             )
         ),
-        "higher_is_better": claim.higher_is_better,
+        "higher_is_better": claim.higher(),
         "axis": axis,
         "series": [series(lbl, usable(runs), claim.metric, axis) for lbl, runs in selected],
         "differences": [_differences(claim, b, p, axis) for b, p in zip(claim.b, all_pairs)],

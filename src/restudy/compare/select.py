@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from ..spec.claim_base import Selector
+from ..spec.metrics import difference_unit, metric_info, value_unit
 from ..stats.summary import Summary, binomial_floor_sd_percent, summarize
 from ..storage.artifacts import variant_id
 
 ACCURACY_METRICS: tuple[str, ...] = ("test_acc", "train_acc", "test_acc_best")  # test_acc_best: max over epochs
-LOWER_IS_BETTER: frozenset[str] = frozenset({"test_loss", "train_loss", "diverged", "wall_s"})
 MACHINE_DEPENDENT: frozenset[str] = frozenset({"wall_s"})
 """Metrics whose values depend on the machine that ran: reported values of them are not compared
 with runs made elsewhere, only the ratios between a table's columns (:mod:`restudy.compare.ratios`)."""
@@ -88,8 +88,9 @@ def _as_float(text: str) -> float | None:
 
 
 def higher_is_better(metric: str) -> bool:
-    """Whether larger values of ``metric`` are better (accuracies) or worse (losses, time)."""
-    return metric not in LOWER_IS_BETTER
+    """Whether larger values of ``metric`` are better (accuracies) or worse (losses, time), as the
+    metric declares it (:func:`restudy.spec.metrics.metric_info`)."""
+    return metric_info(metric).higher_is_better
 
 
 def n_test_of(runs: Sequence[Row]) -> int | None:
@@ -152,8 +153,9 @@ def datasets(runs: Sequence[Row], default: str) -> str:
 
 
 def unit(metric: str) -> str:
-    """The unit a metric's differences are written in (`` pp`` for accuracies, `` s`` for time)."""
-    return {"test_acc": " pp", "train_acc": " pp", "wall_s": " s"}.get(metric, "")
+    """The unit a metric's differences are written in (`` pp`` for accuracies, `` s`` for time; a
+    registered run metric's declared unit)."""
+    return difference_unit(metric)
 
 
 NOT_LEARNED_SDS = 3.0
@@ -182,8 +184,7 @@ def not_learned(runs: Iterable[Row]) -> list[Row]:
 def level_unit(metric: str) -> str:
     """The unit a metric's values themselves are written in (``%`` for accuracies, whose
     differences :func:`unit` writes in pp; `` s`` for time)."""
-    u = unit(metric)
-    return "%" if u == " pp" else u
+    return value_unit(metric)
 
 
 def group_rows(rows: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:

@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..spec.metrics import metric_info
+
 DPI = 100
 METRIC_AXIS = {
     "test_acc": "test accuracy (%)",
@@ -34,8 +36,14 @@ METRIC_AXIS = {
 
 
 def metric_label(metric: Any) -> str:
-    """A run metric as an axis label with its unit: ``test_acc`` → ``test accuracy (%)``."""
-    return METRIC_AXIS.get(str(metric), str(metric).replace("_", " "))
+    """A run metric as an axis label with its unit: ``test_acc`` → ``test accuracy (%)``; a
+    registered run metric's declared label and unit (:class:`restudy.spec.metrics.MetricInfo`)."""
+    name = str(metric)
+    if name in METRIC_AXIS:
+        return METRIC_AXIS[name]
+    info = metric_info(name)
+    label = info.label or name.replace("_", " ")
+    return f"{label} ({info.unit})" if info.unit else label
 
 
 def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 from .. import __version__, plugins
 from ..errors import RestudyError, StudyError
 from ..spec.experiments import Randomness, Rule
+from ..spec.metrics import declared as declared_metrics
 from ..spec.settings import DECLARATIONS, RunSettings, check, relevant
 from ..spec.study import Study
 from ..spec.studyfile import study_dir
@@ -189,7 +190,7 @@ def _check_claim_metrics(study: Study) -> None:
         names = getattr(plugins.get("run_metric", name), "metrics", None)
         if names is None:
             return
-        declared |= set(names)
+        declared |= set(declared_metrics(names))
     known = [*RECORDED_METRICS, *sorted(declared)]
     for i, claim in enumerate(study.claims):
         metric = getattr(claim, "metric", None)
