@@ -30,7 +30,7 @@ from .session import (
     resume_command,
     with_notices,
 )
-from .show import settings_table, show_renderables
+from .show import parts_table, settings_table, show_renderables
 from .weights import register as register_weights
 
 app = typer.Typer(
@@ -102,19 +102,39 @@ def show(
     if settings:
         validate(st)  # imports the study's module: its parts are listed with the built-in ones
         console.print(settings_table())
+        console.print(parts_table(_parts_named(st)))
         return
     runs = {sc: plan(st, sc) for sc in (scale, *[s for s in SCALES if s != scale])}  # checks --scale first
     for renderable in show_renderables(st, scale, runs, full):
         console.print(renderable)
 
 
+def _parts_named(st: Any) -> dict[str, set[str]]:
+    """The parts a study names at any scale, per kind (model, dataset, method, transform)."""
+    from ..planning.runs import plan
+    from ..spec.parts import SETTING_OF
+    from ..spec.values import SCALES
+
+    named: dict[str, set[str]] = {}
+    for sc in SCALES:
+        for spec in plan(st, sc):
+            v = spec.settings.values
+            for kind, setting in SETTING_OF.items():
+                for name in (v.get(setting) or []) if kind == "transform" else [v.get(setting)]:
+                    if name:
+                        named.setdefault(kind, set()).add(str(name))
+    return named
+
+
 @app.command("settings")
 @_user_errors
 def settings_cmd() -> None:
-    """List every engine setting: name, type, default, constraint, when it applies, help."""
+    """List every engine setting (name, type, default, constraint, when it applies, help) and the
+    arguments of every registered model, data set, method and transform."""
     from .console import console
 
     console.print(settings_table())
+    console.print(parts_table())
 
 
 @app.command(context_settings={"allow_extra_args": False})

@@ -90,6 +90,38 @@ def show_renderables(st: Any, scale: str, runs: dict[str, list], full: bool) -> 
     return out
 
 
+def parts_table(named: dict[str, set[str]] | None = None) -> Any:
+    """The arguments of registered parts (``named``: only these names per kind; default every
+    registered part of the kinds a study sets arguments of): what ``model.*``, ``data.*``,
+    ``method.*`` and ``transform.*`` settings a study may give each."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .. import plugins
+    from ..spec.parts import PREFIX_OF, arguments, import_path, takes_any
+
+    t = Table(title="Part arguments (set as data.ARG, model.ARG, method.ARG, transform.ARG)")
+    for col in ("setting", "part", "argument", "type", "default", "help"):
+        t.add_column(col, overflow="fold", no_wrap=col in ("setting", "argument", "type"))
+    for kind, prefix in PREFIX_OF.items():
+        for name in sorted(named.get(kind, set()) if named is not None else plugins.names(kind)):
+            args = arguments(kind, name)
+            fn = plugins.get(kind, name)
+            part = f"{name} ({import_path(fn)})"
+            if not args:
+                t.add_row(prefix, escape(part), "(none)", "", "", "any keyword" if takes_any(fn) else "")
+            for a in args:
+                t.add_row(
+                    escape(f"{prefix}.{a.name}"),
+                    escape(part),
+                    a.name,
+                    escape(a.type),
+                    escape(a.default_text()),
+                    escape(a.help),
+                )
+    return t
+
+
 def settings_table() -> Any:
     from rich.markup import escape
     from rich.table import Table

@@ -593,3 +593,6 @@ def cifar100(
 # run needs from this).
 cifar10.files_needed = files_needed(CIFAR10)  # type: ignore[attr-defined]
 cifar100.files_needed = files_needed(CIFAR100)  # type: ignore[attr-defined]
+
+
+cifar100.documented_by = cifar10  # type: ignore[attr-defined]  # the same arguments

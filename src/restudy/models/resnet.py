@@ -117,13 +117,25 @@ def _check(input_shape: tuple[int, ...]) -> int:
 def resnet14(
     input_shape: tuple[int, ...], num_classes: int, width: int = 16, shortcut: str = "zero_pad"
 ) -> CifarResNet:
-    """ResNet-14 of Summers & Dinneen's ``resnet_cifar.py``; ``width`` scales the three stages (16 → 16/32/64)."""
+    """ResNet-14 of Summers & Dinneen's ``resnet_cifar.py``.
+
+    Args:
+        width: channels of the first stage; the three stages have width, 2·width, 4·width (16/32/64).
+        shortcut: where the shape changes, "zero_pad" (every other pixel, BatchNorm, zero channels
+            added: ``resnet_cifar.py``) or "conv" (a 1×1 strided convolution with BatchNorm).
+    """
     return CifarResNet([2, 2, 2], [width, 2 * width, 4 * width], num_classes, _check(input_shape), shortcut)
 
 
 @register("model", "resnet34")
 def resnet34(input_shape: tuple[int, ...], num_classes: int, width: int = 64, shortcut: str = "conv") -> CifarResNet:
-    """ResNet-34 for CIFAR (seed 003 Table 1): 3/4/6/3 blocks of width 64/128/256/512."""
+    """ResNet-34 for CIFAR (Summers & Dinneen, Table 1): 3/4/6/3 blocks.
+
+    Args:
+        width: channels of the first stage; the four stages have width ×1, ×2, ×4, ×8 (64/128/256/512).
+        shortcut: where the shape changes, "conv" (a 1×1 strided convolution with BatchNorm) or
+            "zero_pad" (every other pixel, BatchNorm, zero channels added).
+    """
     return CifarResNet(
         [3, 4, 6, 3], [width, 2 * width, 4 * width, 8 * width], num_classes, _check(input_shape), shortcut
     )

@@ -411,6 +411,7 @@ def plan(
     sc = study.scales.get(scale)
     folder = study_dir(study) if study.module else None
     specs: list[RunSpec] = []
+    checked: set[str] = set()
     for exp in study.experiments:
         if experiments is not None and exp.id not in experiments:
             continue
@@ -421,6 +422,7 @@ def plan(
         for var in variants(study, exp.id, scale):
             settings = variant_settings(study, exp.id, var, scale, overrides)
             values = settings.values
+            _check_parts(study, exp.id, var, scale, values, checked)
             for i in range(n):
                 scope = (exp.id, variant_id(var)) if rnd.streams == "independent" else ()
                 seeds_i = run_seeds(study.seed, i, rnd.vary, scope)
@@ -455,6 +457,48 @@ def plan(
                     )
                 )
     return select_only(specs, only) if only else specs
+
+
+def _check_parts(
+    study: Study, experiment_id: str, variant: dict[str, str], scale: str, values: Mapping[str, Any], checked: set[str]
+) -> None:
+    """The parts one variant names can be called as the engine calls them, and take the arguments
+    the study gives them with values of their declared types (:mod:`restudy.spec.parts`); an error
+    names the setting's ``file:line``, the value and the arguments the part takes."""
+    from ..spec import parts
+
+    def where(setting: str) -> tuple[str, Path_ | None]:
+        paths = setting_paths(study, experiment_id, variant, scale, setting)
+        return (source_where(study, paths[-1]), paths[-1]) if paths else ("the command line", None)
+
+    named: list[tuple[str, str]] = [
+        (k, values[s]) for k, s in parts.SETTING_OF.items() if k != "transform" and s in values
+    ]
+    named += [("transform", t) for t in values.get("transforms") or []]
+    for kind, name in named:
+        key = json.dumps([kind, name])
+        if key not in checked:
+            checked.add(key)
+            problem = parts.signature_problem(kind, name)
+            if problem:
+                at, path = where(parts.SETTING_OF[kind])
+                raise StudyError(problem, where=at, got=name, path=path)
+    for kind, prefix in parts.PREFIX_OF.items():
+        given = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".")}
+        names = [n for k, n in named if k == kind]
+        for arg, value in given.items():
+            key = json.dumps([kind, names, arg, value], default=str)
+            if key in checked or not names:
+                continue
+            checked.add(key)
+            problems = [parts.argument_problem(kind, n, arg, value) for n in names]
+            if kind == "transform":  # an argument goes to every listed transform that takes it
+                takers = [p for p in problems if p is None or "takes no argument" not in p[0]]
+                problems = [p for p in takers if p is not None] or ([] if takers else problems[:1])
+            problem = next((p for p in problems if p is not None), None)
+            if problem:
+                at, path = where(f"{prefix}.{arg}")
+                raise StudyError(f"{prefix}.{arg}: {problem[0]}", where=at, got=value, allowed=problem[1], path=path)
 
 
 def parse_only(items: list[str]) -> dict[str, list[str]]:
