@@ -1,10 +1,9 @@
-"""The public API a study's own code imports (``restudy.api``): the README's example module, one
+"""The public API a study's own code imports (``restudy.api``): the example ``restudy new`` writes, one
 part of every plug-in kind, registers and runs as written, and each part does what it says."""
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -15,34 +14,27 @@ from typer.testing import CliRunner
 from restudy import api, plugins
 from restudy.cli import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _block(first_line: str) -> str:
-    """The README's fenced code block whose first line is ``first_line``."""
-    for m in re.finditer(r"```(?:python|yaml)\n(.*?)```", README.read_text(), re.S):
-        if m.group(1).startswith(first_line + "\n"):
-            return m.group(1)
-    raise AssertionError(f"no README block starts with {first_line!r}")
-
 
 @pytest.fixture
 def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The README's ``mystudy.py`` and ``mystudy.yaml`` in a folder; registrations undone after."""
-    (tmp_path / "mystudy.py").write_text(_block("# mystudy.py"))
-    (tmp_path / "mystudy.yaml").write_text(_block("# mystudy.yaml"))
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    monkeypatch.delitem(sys.modules, "mystudy", raising=False)
+    """The study ``restudy new mystudy`` writes, in its folder; registrations undone after."""
+    r = CliRunner().invoke(app, ["new", "mystudy", "--dir", str(tmp_path / "mystudy")])
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "mystudy"
+    assert sorted(p.name for p in folder.iterdir()) == ["mystudy_parts.py", "study.yaml"]
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
+    monkeypatch.delitem(sys.modules, "mystudy_parts", raising=False)
     with api.scoped_registrations():
-        yield tmp_path
-    sys.modules.pop("mystudy", None)
+        yield folder
+    sys.modules.pop("mystudy_parts", None)
 
 
-def test_the_readme_example_registers_one_part_of_every_kind(example: Path):
-    import mystudy  # noqa: F401  (registers on import)
+def test_the_new_studys_module_registers_one_part_of_every_kind(example: Path):
+    import mystudy_parts  # noqa: F401  (registers on import)
 
     ours = {
-        kind: [n for n in api.registered(kind) if plugins.get(kind, n).__module__ == "mystudy"] for kind in api.KINDS
+        kind: [n for n in api.registered(kind) if plugins.get(kind, n).__module__ == "mystudy_parts"]
+        for kind in api.KINDS
     }
     assert all(ours[kind] for kind in api.KINDS), {k: v for k, v in ours.items() if not v}
     data = api.create("dataset", "two_blobs", n_train=64, n_test=32)
@@ -58,31 +50,50 @@ def test_the_readme_example_registers_one_part_of_every_kind(example: Path):
     assert plugins.get("view", "snapshot")("2") == "snapshot_2"
 
 
-def test_the_readme_example_study_runs_end_to_end(example: Path):
+def test_the_new_study_runs_at_smoke_scale_at_once(example: Path):
     out = example / "out"
     r = CliRunner().invoke(
-        app, ["run", str(example / "mystudy.yaml"), "--scale", "smoke", "--workers", "0", "--out", str(out)]
+        app, ["run", str(example / "study.yaml"), "--scale", "smoke", "--workers", "0", "--out", str(out)]
     )
     assert r.exit_code == 0, r.output
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
-    assert len(runs) == 3 and {run["status"] for run in runs} == {"finished"}
+    assert len(runs) == 4 and {run["status"] for run in runs} == {"finished"}  # 2 weight limits x 2 seeds
     records = [json.loads(p.read_text()) for p in (out / "runs").glob("*/run.json")]
     assert all(rec["metrics"]["weight_norm"] > 0 for rec in records)  # the run metric ran
     assert all("train labels flipped" in rec["env"]["dataset"] for rec in records)  # the transform ran
     claims = {c["id"]: c for c in results["claims"]}
-    assert set(claims) == {"learns", "small_weights"}
+    assert set(claims) == {"learns", "loose_limit_helps", "small_weights"}
     assert {c["verdict"] for c in claims.values()} == {"not_evaluated"}  # smoke gives no verdict
+    md = (out / "report.md").read_text()
+    assert "What the documents claim" in md and "Test accuracy of the classifier" in md  # coverage, table
 
 
-def test_the_readme_claim_kind_decides_by_its_sign_test(example: Path):
+def test_new_refuses_a_folder_with_files_and_copies_a_built_in_study(tmp_path: Path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    r = CliRunner().invoke(app, ["new", "taken", "--dir", str(tmp_path / "taken")])
+    assert r.exit_code == 2 and "not empty" in r.output
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]  # nothing lost
+    bad = CliRunner().invoke(app, ["new", "My Study", "--dir", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "lower-case" in bad.output
+    r = CliRunner().invoke(app, ["new", "my-enorm", "--from", "enorm", "--dir", str(tmp_path / "mine")])
+    assert r.exit_code == 0, r.output
+    from restudy.planning.runs import plan
+    from restudy.spec.studyfile import load_study
+
+    copy = load_study(tmp_path / "mine" / "study.yaml")
+    assert copy.id == "my-enorm" and len(plan(copy, "smoke")) == len(plan(load_study("enorm"), "smoke"))
+
+
+def test_the_example_claim_kind_decides_by_its_sign_test(example: Path):
     """The example kind on constructed runs: 5 of 5 seeds above the value is reproduced at α = 0.05
     (p = 1/32); 3 of 5 is not decided either way."""
-    import mystudy  # noqa: F401
+    import mystudy_parts  # noqa: F401
 
     from restudy.spec.studyfile import load_study
 
-    study = load_study(example / "mystudy.yaml")
+    study = load_study(example / "study.yaml")
     claim = next(c for c in study.claims if c.id == "learns")
 
     def ctx(accuracies):

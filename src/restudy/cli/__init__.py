@@ -126,6 +126,34 @@ def _parts_named(st: Any) -> dict[str, set[str]]:
     return named
 
 
+@app.command("new")
+@_user_errors
+def new(
+    name: str = typer.Argument(..., help="The new study's id (e.g. label-smoothing): its folder's name too."),
+    from_study: str | None = typer.Option(
+        None, "--from", help="Start from a copy of this built-in study's file instead of the example."
+    ),
+    into: Path | None = typer.Option(None, "--dir", help="The folder to write (default: ./NAME); it must be empty."),
+) -> None:
+    """Write a new study, ready to run at smoke scale: a commented study file and a module with one
+    example of every plug-in kind (or, with --from, a copy of a built-in study)."""
+    from rich.markup import escape
+
+    from .console import console
+    from .new import scaffold
+
+    folder = into or Path(name)
+    written = scaffold(name, folder, from_study)
+    study = folder / "study.yaml"
+    console.print("wrote " + ", ".join(escape(str(p)) for p in written))
+    if from_study:
+        console.print(f"Its parts are still those of the built-in study {escape(from_study)} (its `module:` line).")
+    console.print(
+        f"Next: `restudy run {escape(str(study))} --scale smoke` (seconds), then edit the claims, tables and "
+        f"settings; `restudy show {escape(str(study))} --settings` lists every setting and part argument."
+    )
+
+
 @app.command("settings")
 @_user_errors
 def settings_cmd() -> None:
