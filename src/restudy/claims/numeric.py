@@ -98,7 +98,7 @@ def _judge(claim: NumericClaim, ref: CellRef, ctx: Any, rule: CellRule) -> tuple
     reported = table.value(ref.row, ref.column)
     if isinstance(table.layout, VariabilityLayout):
         return variability_cell_result(table, ref.row, ref.column, reported, ctx, rule), []
-    runs = cell_runs(table, ref.row, ref.column, ctx.rows)
+    runs = cell_runs(table, ref.row, ref.column, ctx.rows, ctx.scale)
     cell = evaluate_cell(table, ref.row, ref.column, reported, runs, ctx.scale, ctx.dataset, rule)
     return cell, [metric_value(r, str(table.metric)) for r in usable(runs)]
 

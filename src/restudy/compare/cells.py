@@ -141,13 +141,14 @@ def cell_rules(study: Study) -> dict[tuple[str, str, str], CellRule]:
     return rules
 
 
-def cell_runs(table: ReportedTable, row: str, column: str, rows: Iterable[Row]) -> list[Row]:
+def cell_runs(table: ReportedTable, row: str, column: str, rows: Iterable[Row], scale: str | None = None) -> list[Row]:
     """Returns the rows (any status) behind one cell of a result table (none for variability
-    tables, whose cells are computed from a whole model set's predictions)."""
+    tables, whose cells are computed from a whole model set's predictions); at a ``scale`` with
+    stand-ins, the runs of the levels that stand in for the cell's (:class:`TableLayout`)."""
     layout = table.layout
     if not isinstance(layout, TableLayout):
         return []
-    where = {**layout.where, layout.row_axis: row, layout.column_axis: column}
+    where = {**layout.where, **layout.level(scale, row, column)}
     return select_runs(rows, Selector(experiment=layout.experiment, where=where))
 
 
@@ -329,6 +330,7 @@ def evaluate_cell(
     n_test = n_test_of(ok)
     se_rep, se_how = reported_se(table, reported, n_test)
     tol, tol_why = cell_tolerance(table, reported, rule, n_test)
+    stand_in = table.layout.stand_in_text(scale, row, column) if isinstance(table.layout, TableLayout) else ""
     if scale != table.scale:
         dec = CellDecision(NOT_EVALUATED, scale_note(table, scale, data))
         # numbers from another scale or other data are shown side by side, not measured against each other
@@ -372,6 +374,7 @@ def evaluate_cell(
         diff_high=dec.high,
         alpha=rule.alpha,
         decides_towards=dec.towards,
+        stand_in=stand_in,
     )
 
 
@@ -386,7 +389,14 @@ def table_cells(
                 continue
             cells.append(
                 evaluate_cell(
-                    table, r, c, reported, cell_runs(table, r, c, rows), scale, dataset, rules.get((table.id, r, c))
+                    table,
+                    r,
+                    c,
+                    reported,
+                    cell_runs(table, r, c, rows, scale),
+                    scale,
+                    dataset,
+                    rules.get((table.id, r, c)),
                 )
             )
     return cells

@@ -189,7 +189,9 @@ def judge_tables(study: Study, scale: str, rows: list[Row], dataset: str = "") -
             for c in table.columns:
                 reported = table.value(r, c)
                 if reported is not None:
-                    out.append(evaluate_value(table, r, c, reported, cell_runs(table, r, c, rows), scale, dataset))
+                    out.append(
+                        evaluate_value(table, r, c, reported, cell_runs(table, r, c, rows, scale), scale, dataset)
+                    )
     return out
 
 

@@ -48,9 +48,9 @@ def column_ratios(table: ReportedTable, rows: list[Row], scale: str) -> list[Col
     metric, base = str(table.metric), table.columns[0]
     out = []
     for r in table.rows:
-        b = _by_seed(cell_runs(table, r, base, rows), metric)
+        b = _by_seed(cell_runs(table, r, base, rows, scale), metric)
         for c in table.columns[1:]:
-            a = _by_seed(cell_runs(table, r, c, rows), metric)
+            a = _by_seed(cell_runs(table, r, c, rows, scale), metric)
             seeds = sorted(set(a) & set(b))
             if not seeds:
                 continue

@@ -152,6 +152,8 @@ class CellResult(_ToDict):
         diff_low, diff_high: the (1 − 2α) CI of reproduced − reported.
         alpha: α of each one-sided test (after the claim's Bonferroni split).
         decides_towards: for an inconclusive cell, where the seeds needed would lead.
+        stand_in: at another scale, the levels whose runs stand in for the cell's ("fc for
+            resnet56"; '' when the cell's own levels ran).
         sq_dev: the runs' squared deviation from the reported value, averaged over the runs, in
             the unit of the table's ``squared_deviation`` criterion (NaN without one).
     """
@@ -185,6 +187,7 @@ class CellResult(_ToDict):
     diff_high: float = math.nan
     alpha: float = 0.05
     decides_towards: str = ""
+    stand_in: str = ""
     sq_dev: float = math.nan
 
 

@@ -151,7 +151,11 @@ def cells_table(
     rows = []
     for c in cells:
         row = [
-            flagged_cell(f"{c['table']}: {c['row']} / {c['column']}", flags.get((c["row"], c["column"]), "")),
+            flagged_cell(
+                f"{c['table']}: {c['row']} / {c['column']}"
+                + (f" (stand-in: {c['stand_in']})" if c.get("stand_in") else ""),
+                flags.get((c["row"], c["column"]), ""),
+            ),
             mean_sd_n(c["mean"], c["sd"], c["n"]),
             f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
             fmt(c["reported"]),

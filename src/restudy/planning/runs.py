@@ -471,6 +471,23 @@ def _check_parts(
         paths = setting_paths(study, experiment_id, variant, scale, setting)
         return (source_where(study, paths[-1]), paths[-1]) if paths else ("the command line", None)
 
+    exp = study.experiment(experiment_id)
+    for axis, level in variant.items():
+        # a scale that overrides the part an axis level chose would label its runs with the level
+        own = {k: _plain(v) for k, v in exp.axes[axis].overrides(level).items()}
+        for setting in (v for v in parts.SETTING_OF.values() if v in own and v in values):
+            if values[setting] == own[setting]:
+                continue
+            paths = setting_paths(study, experiment_id, variant, scale, setting)
+            if paths and paths[-1][0] == "scales":
+                raise StudyError(
+                    f"axis {axis!r} at level {level!r} trains {setting} {own[setting]!r}, but at {scale} scale "
+                    f"{values[setting]!r}, and its runs would be labelled {level!r}: give this scale a level of its "
+                    "own and, for a reported table, map it to the paper's with the layout's stand_ins",
+                    where=source_where(study, paths[-1]),
+                    got=values[setting],
+                    path=paths[-1],
+                )
     named: list[tuple[str, str]] = [
         (k, values[s]) for k, s in parts.SETTING_OF.items() if k != "transform" and s in values
     ]

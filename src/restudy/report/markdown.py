@@ -259,6 +259,7 @@ def _reported(ctx: dict[str, Any]) -> list[str]:
     for t in ran:
         lines += _table_heading(t, ctx)
         lines += [f"> {t['remark']}", ""] if t.get("remark") else []
+        lines += [f"> Stand-ins: {t['stand_in']}", ""] if t.get("stand_in") else []
         lines += table(t["table"])
         if t.get("ratios"):  # a machine-dependent metric: its column ratios are what compares
             lines += [RATIOS_INTRO, "", *table(t["ratios"])]

@@ -230,6 +230,7 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
                 "not_comparable": "" if t.comparable else ran_instead(c.get("note") or "" for c in cells),
                 "note": t.note,
                 "remark": decl.note,
+                "stand_in": _stand_in_note(decl, t.scale),
                 "msd": f"{fmt(t.msd, 3)} ({decl.unit or 'units'}²) over cells with runs",
                 "evaluated": f"{t.n_evaluated} of {t.n_cells} cells evaluated",
                 "table": cells_table(cells, flags, decl.squared_deviation, t.comparable),
@@ -240,6 +241,18 @@ def _reported_views(study: Study, comparison: cmp.Comparison) -> list[dict[str, 
             }
         )
     return out
+
+
+def _stand_in_note(decl: Any, scale: str) -> str:
+    """What stands in for the table's rows or columns at ``scale``, and why ('' when nothing does)."""
+    sub = getattr(decl.layout, "stand_ins", {}).get(scale)
+    if not sub:
+        return ""
+    pairs = [f"{v} for {k}" for k, v in {**sub.rows, **sub.columns}.items()]
+    return (
+        f"at {scale} scale, {', '.join(pairs)} ran instead ({sub.reason}); shown beside the reported values, "
+        "no verdict."
+    )
 
 
 def _reported_fold(tables: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -49,8 +49,9 @@ def reference_problems(study: Study) -> list[tuple[Loc, str, Any]]:
             )
         if isinstance(t.layout, TableLayout):
             loc: Loc = ("tables", i, "layout")
-            axes = {"row_axis": t.layout.row_axis, "column_axis": t.layout.column_axis}
+            axes = {f: a for f, a in (("row_axis", t.layout.row_axis), ("column_axis", t.layout.column_axis)) if a}
             out += _selector_problems(exps, loc, t.layout.experiment, axes, t.layout.where)
+            out += _stand_in_problems(exps, loc, t.layout)
         elif isinstance(t.layout, VariabilityLayout):
             for name, ms in t.layout.rows.items():
                 out += _selector_problems(exps, ("tables", i, "layout", "rows", name), ms.experiment, {}, ms.where)
@@ -101,6 +102,22 @@ def _when_problems(loc: Loc, when: dict[str, Any], exps: list[Experiment]) -> li
                         w,
                     )
                 )
+    return out
+
+
+def _stand_in_problems(exps: dict[str, Experiment], loc: Loc, layout: TableLayout) -> list[tuple[Loc, str, Any]]:
+    """A stand-in level that its axis does not have (or a stand-in for an axis the table leaves out)."""
+    out: list[tuple[Loc, str, Any]] = []
+    exp = exps.get(layout.experiment)
+    for sc, sub in layout.stand_ins.items():
+        for field, axis, mapping in (("rows", layout.row_axis, sub.rows), ("columns", layout.column_axis, sub.columns)):
+            for label, level in mapping.items():
+                at = (*loc, "stand_ins", sc, field, label)
+                if axis is None:
+                    out.append((at, f"the table's {field} are no axis' levels: nothing to stand in for", level))
+                elif exp is not None and axis in exp.axes and level_str(level) not in exp.axes[axis].level_names():
+                    levels = exp.axes[axis].level_names()
+                    out.append((at, f"axis {axis!r} has no such level; allowed: {_one_of(levels)}", level))
     return out
 
 

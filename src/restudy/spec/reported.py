@@ -79,13 +79,56 @@ class ReportedValue(Frozen):
         return 0.5 * 10.0 ** (-self.decimals())
 
 
+class StandIn(Frozen):
+    """At another scale, the axis levels that stand in for a table's rows or columns: ``rows:
+    {resnet56: fc}`` reads the paper's row ``resnet56`` from the small scale's runs at level ``fc``.
+    The report shows them side by side as a stand-in, never one labelled as the other, and gives
+    them no numeric verdict (the table is compared with runs at its own scale only)."""
+
+    rows: dict[str, Level] = {}
+    columns: dict[str, Level] = {}
+    reason: str = Field(min_length=1, description="why these runs stand in for the paper's (e.g. no GPU for ResNet-56)")
+
+    @field_validator("rows", "columns", mode="before")
+    @classmethod
+    def _str_keys(cls, v: Any) -> Any:
+        return {level_str(k): x for k, x in v.items()} if isinstance(v, dict) else v
+
+
 class TableLayout(Frozen):
-    """How the rows and columns of a reported table map onto an experiment's variant axes."""
+    """How the rows and columns of a reported table map onto an experiment's variant axes. A table
+    of one row (or one column) may leave that axis out: its one row then selects no level (e.g. a
+    table of one result per method, ``column_axis: method`` alone). ``stand_ins``: per scale, the
+    levels whose runs stand in for rows or columns the scale does not run (:class:`StandIn`)."""
 
     experiment: str
-    row_axis: str
-    column_axis: str
+    row_axis: str | None = None
+    column_axis: str | None = None
     where: dict[str, Level | list[Level]] = {}
+    stand_ins: dict[ScaleName, StandIn] = {}
+
+    def level(self, scale: str | None, row: str, column: str) -> dict[str, str]:
+        """The axis levels of cell (row, column) among runs at ``scale``: the row's and column's
+        own, or their stand-ins at that scale."""
+        sub = self.stand_ins.get(scale) if scale else None
+        out = {}
+        if self.row_axis is not None:
+            out[self.row_axis] = level_str(sub.rows.get(row, row)) if sub else row
+        if self.column_axis is not None:
+            out[self.column_axis] = level_str(sub.columns.get(column, column)) if sub else column
+        return out
+
+    def stand_in_text(self, scale: str | None, row: str, column: str) -> str:
+        """``"fc for resnet56"``: what stands in for the cell at ``scale`` ('' when nothing does)."""
+        sub = self.stand_ins.get(scale) if scale else None
+        if not sub:
+            return ""
+        parts = []
+        if row in sub.rows:
+            parts.append(f"{level_str(sub.rows[row])} for {row}")
+        if column in sub.columns:
+            parts.append(f"{level_str(sub.columns[column])} for {column}")
+        return ", ".join(parts)
 
 
 class VariabilityLayout(Frozen):
@@ -160,6 +203,29 @@ class ReportedTable(Frozen):
                             c,
                         )
                     )
+        if isinstance(self.layout, TableLayout):
+            for axis, field, labels in (
+                (self.layout.row_axis, "row_axis", self.rows),
+                (self.layout.column_axis, "column_axis", self.columns),
+            ):
+                if axis is None and len(labels) > 1:
+                    what = "rows" if field == "row_axis" else "columns"
+                    errors.append(
+                        (
+                            ("layout", field),
+                            f"a table of {len(labels)} {what} needs the axis its {what} are levels of",
+                            None,
+                        )
+                    )
+            for sc, sub in self.layout.stand_ins.items():
+                if sc == self.scale:
+                    errors.append((("layout", "stand_ins", sc), "a table's own scale runs its own rows", sc))
+                for r in sub.rows:
+                    if r not in self.rows:
+                        errors.append((("layout", "stand_ins", sc, "rows", r), "not one of the table's rows", r))
+                for c in sub.columns:
+                    if c not in self.columns:
+                        errors.append((("layout", "stand_ins", sc, "columns", c), "not one of the table's columns", c))
         raise_located(errors, "ReportedTable")
         if self.kind == "result" and self.layout is None:
             raise ValueError("a 'result' table needs a 'layout' mapping rows/columns to variant axes")
