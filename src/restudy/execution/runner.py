@@ -124,7 +124,10 @@ def run_study(
             },
         )
         executed: list[str] = []
-        _execute(executor, store, interleaved(mine), executed, stop, notify)
+        for wave in input_waves(interleaved(mine)):  # a run after the run it reads
+            if stop.is_set():
+                break
+            _execute(executor, store, wave, executed, stop, notify)
         taken = _wait_for_others(
             store, specs, done | set(executed), wait_for_others_s, notify, stop, executor, executed
         )
@@ -163,6 +166,20 @@ def interleaved(specs: list[RunSpec]) -> list[RunSpec]:
     a drift of the host's speed or load during the study falls on both, not on whichever ran last.
     The order changes no run's numbers (each run's randomness comes from its own seeds)."""
     return sorted(specs, key=lambda s: s.seed_index)  # stable: plan order within a seed
+
+
+def input_waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """``specs`` in waves, each run in a wave after the run it reads (its ``input_run``) when that one
+    is among ``specs`` too; order kept within a wave. One wave when no run reads another."""
+    pending = {s.key for s in specs}
+    waves, left = [], list(specs)
+    while left:
+        wave = [s for s in left if not s.input_run or s.input_run["key"] not in pending] or left
+        keys = {s.key for s in wave}
+        waves.append(wave)
+        pending -= keys
+        left = [s for s in left if s.key not in keys]
+    return waves
 
 
 def preflight_data(specs: list[RunSpec]) -> None:

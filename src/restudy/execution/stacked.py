@@ -187,6 +187,8 @@ def _shown(v: Any) -> Any:
 
 def structural_reason(spec: RunSpec) -> str:
     """Why ``spec`` cannot be trained stacked at all ("" when it can); ignores its size."""
+    if spec.input_run:
+        return f"input_run: it {'starts from' if spec.input_run['take'] == 'weights' else 'learns from'} another run"
     if spec.study_module and spec.engine.transforms:  # its transforms are registered there
         plugins.import_study_module(spec.study_module, spec.study_dir)
     for name, value_of, unsupported, why in NOT_STACKED:

@@ -110,6 +110,7 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
     parts = build_run(spec, data, prep.device)
     if parts.perturbation is not None:
         record.env["perturbation"] = parts.perturbation
+    teacher = _take_input_run(spec, record, out, parts.model, data, prep.device) if spec.input_run else None
 
     result = train(
         parts.model,
@@ -124,6 +125,8 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         stop_at_fit=fit_threshold(s),
         curve_every_steps=e.curve_every_steps,
         eval_train=train_eval_size(s),
+        teacher=teacher,
+        distill=(e.distill_temperature, e.distill_alpha),
         **train_options(parts, s),
     )
     fill_record(record, result, int(y_te.shape[0]), int(y_tr.shape[0]), int(data.num_classes))
@@ -143,6 +146,64 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
             )
         save_test_tensors(record, out, result.test_logits, y_te, data, extra, what)
     record.env["dataset"] = data.description
+
+
+def read_input_run(spec: RunSpec, out: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The record and final weights of the run ``spec`` reads (its ``input_run``), from the folder
+    beside ``out``: it must have finished, and its weights must match the sha256 its record holds.
+
+    Raises:
+        RestudyError: the input run has not run, did not finish, or its weights are missing or altered.
+    """
+    from ..storage.safeio import load_tensors, read_json, sha256_of
+
+    key = spec.input_run["key"]
+    folder = out.parent / key
+    if not (folder / RUN_FILE).is_file():
+        raise RestudyError("the run it reads (input_run) has not run", where=str(folder), got=key)
+    rec = read_json(folder / RUN_FILE)
+    if not isinstance(rec, dict) or rec.get("status") != "finished":
+        status = rec.get("status") if isinstance(rec, dict) else None
+        reason = rec.get("reason") if isinstance(rec, dict) else None
+        raise RestudyError(f"the run it reads (input_run) ended {status!r}: {reason}", where=str(folder), got=key)
+    path = folder / WEIGHTS_FILE
+    want = ((rec.get("artifacts") or {}).get(WEIGHTS_FILE) or {}).get("sha256")
+    if not path.is_file() or not want or sha256_of(path) != want:
+        raise RestudyError(
+            "the weights of the run it reads are missing or differ from the sha256 in its record", where=str(path)
+        )
+    return rec, load_tensors(path)
+
+
+def _take_input_run(
+    spec: RunSpec, record: RunRecord, out: Path, model: torch.nn.Module, data: Dataset, device: str
+) -> torch.nn.Module | None:
+    """What the run takes from its input run: ``weights`` are loaded into ``model`` (the same
+    architecture, else an error naming the mismatch); ``outputs`` returns the input run's model,
+    rebuilt from its own spec and weights, in eval mode, as the teacher. Recorded in the run's env."""
+    from ..training.build import build_model
+
+    rec, state = read_input_run(spec, out)
+    take = spec.input_run["take"]
+    record.env["input_run"] = {
+        "key": spec.input_run["key"],
+        "take": take,
+        "experiment": spec.input_run["experiment"],
+        "variant": spec.input_run["variant"],
+        "test_acc": (rec.get("metrics") or {}).get("test_acc"),
+    }
+    if take == "weights":
+        try:
+            model.load_state_dict({k: v.to(device) for k, v in state.items()})
+        except RuntimeError as e:
+            raise RestudyError(
+                f"its input run trained another architecture, so its weights do not fit: {str(e)[:300]}",
+                where=f"experiment {spec.experiment} input_run",
+            ) from None
+        return None
+    teacher, _ = build_model(RunSpec.from_dict(rec["spec"]), tuple(data.input_shape), int(data.num_classes), device)
+    teacher.load_state_dict({k: v.to(device) for k, v in state.items()})
+    return teacher.eval()
 
 
 def save_weights(record: RunRecord, out: Path, model: torch.nn.Module, data: Dataset) -> None:

@@ -57,6 +57,8 @@ class RunSpec:
     dataset_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     study_dir: str | None = None  # the folder ``study_module`` is imported from (not part of the key)
+    # the run this one starts from or learns from (experiment's input_run): {key, take, experiment, variant}
+    input_run: dict[str, Any] | None = None
 
     @property
     def variant_id(self) -> str:
@@ -147,6 +149,14 @@ def _occurrences(study: Study) -> Iterator[tuple[Path_, str, Any]]:
 
 
 def _refuse(study: Study | None, path: Path_ | None, name: str, value: Any, where: str | None = None) -> None:
+    if name == "input_run.take":
+        raise StudyError(
+            "input_run.take is set from an experiment's input_run field, not by hand",
+            where=where or source_where(study, path or ()),
+            got=value,
+            allowed="experiments[i].input_run: {experiment, where, take: weights|outputs}",
+            path=path,
+        )
     problem = check(name, value)
     if problem is None:
         return
@@ -277,6 +287,10 @@ def resolve_settings(
                 provenance="assumed",
                 source=f"restudy default: {decl.reason}" if decl.reason else "restudy default",
             )
+    if exp.input_run is not None:
+        ir = exp.input_run
+        source = ir.source or f"experiments[{exp.id}].input_run: {ir.take} of experiment {ir.experiment}"
+        settings["input_run.take"] = Hyper(value=ir.take, provenance=ir.provenance, source=source)
     values = {k: h.value for k, h in settings.items()}
     for decl in DECLARATIONS:
         # A required setting is required where it applies (schedule.milestones with multistep only).
@@ -410,22 +424,49 @@ def plan(
     _check_overrides(study, list(overrides))
     sc = study.scales.get(scale)
     folder = study_dir(study) if study.module else None
-    specs: list[RunSpec] = []
+    wanted = _with_inputs(study, experiments)
+    read_by = {e.input_run.experiment: e.id for e in study.experiments if e.input_run and e.id in wanted}
+    by_exp: dict[str, list[RunSpec]] = {}
     checked: set[str] = set()
-    for exp in study.experiments:
-        if experiments is not None and exp.id not in experiments:
+    for exp in _inputs_first(study.experiments):
+        if exp.id not in wanted:
             continue
         if sc is not None and exp.id in sc.experiments and sc.experiments[exp.id].skip:
+            if exp.id in read_by:
+                raise StudyError(
+                    f"experiment {read_by[exp.id]!r} reads the runs of {exp.id!r} (its input_run), which the "
+                    f"{scale} scale skips",
+                    where=source_where(study, ("scales", scale, "experiments", exp.id, "skip")),
+                    got=exp.id,
+                )
             continue
         rnd: Randomness = exp.randomness or study.randomness
         n = seeds_for(study, exp.id, scale, seeds)
+        runs = by_exp.setdefault(exp.id, [])
         for var in variants(study, exp.id, scale):
             settings = variant_settings(study, exp.id, var, scale, overrides)
+            if exp.id in read_by and not settings.engine.save_weights:
+                settings = settings.with_values(
+                    {"save_weights": True}, f"experiment {read_by[exp.id]!r} reads these runs' weights (input_run)"
+                )
             values = settings.values
             _check_parts(study, exp.id, var, scale, values, checked)
             for i in range(n):
                 scope = (exp.id, variant_id(var)) if rnd.streams == "independent" else ()
                 seeds_i = run_seeds(study.seed, i, rnd.vary, scope)
+                source = (
+                    _input_spec(study, exp, var, i, by_exp.get(exp.input_run.experiment, [])) if exp.input_run else None
+                )
+                input_run = (
+                    None
+                    if source is None
+                    else {
+                        "key": source.key,
+                        "take": exp.input_run.take,
+                        "experiment": source.experiment,
+                        "variant": source.variant,
+                    }
+                )
                 payload = {
                     "version": __version__,
                     "study": study.id,
@@ -438,7 +479,9 @@ def plan(
                     "kernels": rnd.kernels,
                     "module": study.module,
                 }
-                specs.append(
+                if input_run is not None:  # a changed input run gives this run a new key
+                    payload["input_run"] = {"key": input_run["key"], "take": input_run["take"]}
+                runs.append(
                     RunSpec(
                         key=run_key(payload),
                         study=study.id,
@@ -454,9 +497,13 @@ def plan(
                         study_module=study.module,
                         dataset_label=(sc.dataset if sc and sc.dataset else str(values.get("data"))),
                         study_dir=folder,
+                        input_run=input_run,
                     )
                 )
-    return select_only(specs, only) if only else specs
+    specs = [s for e in study.experiments for s in by_exp.get(e.id, [])]  # plan order
+    if experiments is not None:  # the chosen experiments, and the runs they read
+        specs = with_input_runs(specs, [s for s in specs if s.experiment in experiments])
+    return with_input_runs(specs, select_only(specs, only)) if only else specs
 
 
 def _check_parts(
@@ -516,6 +563,77 @@ def _check_parts(
             if problem:
                 at, path = where(f"{prefix}.{arg}")
                 raise StudyError(f"{prefix}.{arg}: {problem[0]}", where=at, got=value, allowed=problem[1], path=path)
+
+
+def _with_inputs(study: Study, experiments: list[str] | None) -> set[str]:
+    """The experiments to plan: those asked for (all by default) and, transitively, those whose runs
+    they read (their ``input_run``)."""
+    wanted = {e.id for e in study.experiments} if experiments is None else set(experiments)
+    todo = list(wanted)
+    while todo:
+        ir = study.experiment(todo.pop()).input_run
+        if ir is not None and ir.experiment not in wanted:
+            wanted.add(ir.experiment)
+            todo.append(ir.experiment)
+    return wanted
+
+
+def _inputs_first(exps: list[Any]) -> list[Any]:
+    """The experiments with each after the experiment whose runs it reads (the study refuses cycles)."""
+    order, placed = [], set()
+    pending = list(exps)
+    while pending:
+        ready = [e for e in pending if e.input_run is None or e.input_run.experiment in placed]
+        if not ready:  # a cycle (crossref refuses it) or an unknown experiment: plan order
+            ready = pending[:1]
+        for e in ready:
+            order.append(e)
+            placed.add(e.id)
+            pending.remove(e)
+    return order
+
+
+def _input_spec(study: Study, exp: Any, variant: dict[str, str], seed_index: int, inputs: list[RunSpec]) -> RunSpec:
+    """The run that run (``exp``, ``variant``, ``seed_index``) reads: of the input experiment's runs
+    with the same seed index, the one whose variant has the levels of ``where`` and, on the axes
+    both experiments have, the reader's own levels."""
+    ir = exp.input_run
+    index = [e.id for e in study.experiments].index(exp.id)
+    where_ = source_where(study, ("experiments", index, "input_run"))
+    same = [s for s in inputs if s.seed_index == seed_index]
+    if not same:
+        raise StudyError(
+            f"experiment {exp.id!r} reads run {seed_index} of {ir.experiment!r}, which has "
+            f"{len({s.seed_index for s in inputs})} seed(s) here: give it at least as many seeds as its reader",
+            where=where_,
+            got=seed_index,
+        )
+    want = {**{a: lv for a, lv in variant.items() if any(a in s.variant for s in same)}, **ir.where}
+    match = [s for s in same if all(s.variant.get(a) == lv for a, lv in want.items())]
+    if len(match) != 1:
+        have = sorted({variant_id(s.variant) for s in same})
+        raise StudyError(
+            f"input_run must select one variant of {ir.experiment!r} for variant {variant_id(variant)!r} of "
+            f"{exp.id!r}; {len(match)} match {want}: set its 'where' (axes both share take the reader's level)",
+            where=where_,
+            got=want,
+            allowed=have,
+        )
+    return match[0]
+
+
+def with_input_runs(specs: list[RunSpec], chosen: list[RunSpec]) -> list[RunSpec]:
+    """``chosen`` and, transitively, the runs they read (input runs), in the order of ``specs``."""
+    by_key = {s.key: s for s in specs}
+    keep = {s.key for s in chosen}
+    todo = [s for s in chosen if s.input_run]
+    while todo:
+        k = todo.pop().input_run["key"]
+        if k not in keep and k in by_key:
+            keep.add(k)
+            if by_key[k].input_run:
+                todo.append(by_key[k])
+    return [s for s in specs if s.key in keep]
 
 
 def parse_only(items: list[str]) -> dict[str, list[str]]:

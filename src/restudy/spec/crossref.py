@@ -58,6 +58,8 @@ def reference_problems(study: Study) -> list[tuple[Loc, str, Any]]:
     for i, e in enumerate(study.experiments):
         for j, rule in enumerate(e.rules):
             out += _when_problems(("experiments", i, "rules", j, "when"), rule.when, [e])
+        if e.input_run is not None:
+            out += _input_run_problems(exps, ("experiments", i, "input_run"), e)
     all_exps = list(exps.values())
     for name, sc in study.scales.items():
         for a in sc.axes:
@@ -103,6 +105,26 @@ def _when_problems(loc: Loc, when: dict[str, Any], exps: list[Experiment]) -> li
                     )
                 )
     return out
+
+
+def _input_run_problems(exps: dict[str, Experiment], loc: Loc, e: Experiment) -> list[tuple[Loc, str, Any]]:
+    """An input run of an unknown experiment, of itself, through a cycle, or selecting levels its
+    experiment does not have."""
+    ir = e.input_run
+    assert ir is not None
+    if ir.experiment == e.id:
+        return [((*loc, "experiment"), "an experiment cannot read its own runs", ir.experiment)]
+    if ir.experiment not in exps:
+        return [((*loc, "experiment"), f"unknown experiment; allowed: {_one_of(exps)}", ir.experiment)]
+    seen, at = {e.id}, exps[ir.experiment]
+    while at.input_run is not None:
+        if at.id in seen or at.input_run.experiment in seen:
+            return [((*loc, "experiment"), "input runs form a cycle: each would wait for the other", ir.experiment)]
+        seen.add(at.id)
+        if at.input_run.experiment not in exps:
+            break
+        at = exps[at.input_run.experiment]
+    return _selector_problems(exps, loc, ir.experiment, {}, ir.where)
 
 
 def _stand_in_problems(exps: dict[str, Experiment], loc: Loc, layout: TableLayout) -> list[tuple[Loc, str, Any]]:

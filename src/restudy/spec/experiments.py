@@ -85,6 +85,27 @@ class Randomness(Frozen):
     kernels: Literal["deterministic", "nondeterministic"] = "deterministic"
 
 
+class InputRun(Frozen):
+    """Each run of an experiment starts from, or learns from, the run of another experiment with the
+    same seed index: ``take: weights`` starts from its final weights (pretrain → fine-tune, same
+    model), ``take: outputs`` trains on its outputs as soft targets besides the labels (teacher →
+    student distillation, Hinton et al., 2015, §2: settings ``distill.temperature`` and
+    ``distill.alpha``). The other run is the variant of ``experiment`` that ``where`` selects, the
+    axes both experiments have taking the student's own level. Its runs keep their weights
+    (``save_weights``), and a changed input run gives its readers new keys: they run again."""
+
+    experiment: str
+    where: dict[str, Level] = {}
+    take: Literal["weights", "outputs"]
+    provenance: Provenance = "assumed"
+    source: str = ""
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _levels(cls, v: Any) -> Any:
+        return {k: level_str(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
 class Experiment(Frozen):
     id: str
     description: str = ""
@@ -93,6 +114,9 @@ class Experiment(Frozen):
     rules: list[Rule] = []
     seeds: int = Field(3, ge=1, le=10000)
     randomness: Randomness | None = None
+    input_run: InputRun | None = Field(
+        None, description="each run starts from (weights) or learns from (outputs) a run of another experiment"
+    )
 
     _id = field_validator("id")(check_id)
 

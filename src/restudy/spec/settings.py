@@ -397,6 +397,33 @@ DECLARATIONS: tuple[Setting, ...] = (
     ),
     Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model", default=[]),
     # Released weights (seed 000's weights and inference-only scripts): `restudy export` / `validate`.
+    # Runs that feed runs (the experiment's input_run): set by planning, never by a study file.
+    Setting(
+        "input_run.take",
+        Choice(("none", "weights", "outputs")),
+        "what a run takes from its experiment's input_run (set from the experiment, not by hand)",
+        default="none",
+        keyed_at_default=False,
+        reason="no input run",
+    ),
+    # Knowledge distillation (Hinton, Vinyals & Dean, 2015, §2): loss = (1 − alpha)·CE(labels) +
+    # alpha·T²·KL(teacher_T ‖ student_T), both softmaxes at temperature T.
+    Setting(
+        "distill.temperature",
+        Number(0, INF, lo_open=True),
+        "softmax temperature of the teacher's and the student's outputs in the distillation term",
+        default=1.0,
+        applies_when=_when("input_run.take", "outputs"),
+        reason="no softening: the teacher's probabilities as they are",
+    ),
+    Setting(
+        "distill.alpha",
+        Number(0, 1, hi_open=False),
+        "weight of the distillation term (the labels' cross-entropy gets 1 − alpha)",
+        default=0.5,
+        applies_when=_when("input_run.take", "outputs"),
+        reason="the two terms weighted equally",
+    ),
     # Listed in a run's settings (and its key) only when on: turning it off changes no run.
     Setting(
         "save_weights",

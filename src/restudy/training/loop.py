@@ -217,6 +217,45 @@ def fill_record(
 # --------------------------------------------------------------------------- one model
 
 
+def distillation_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Hinton, Vinyals & Dean (2015), §2: ``(1 − alpha)·CE(logits, labels) + alpha·T²·KL(p_T ‖ q_T)``
+    with ``p_T``, ``q_T`` the teacher's and the student's softmax at temperature T (T² keeps the
+    soft term's gradients on the scale of the hard one's as T changes)."""
+    ce = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    t = temperature
+    kl = F.kl_div(
+        F.log_softmax(logits.float() / t, dim=1),
+        F.log_softmax(teacher_logits.float() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return (1.0 - alpha) * ce + alpha * t * t * kl
+
+
+def _loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    inputs: torch.Tensor,
+    label_smoothing: float,
+    teacher: torch.nn.Module | None,
+    distill: tuple[float, float],
+) -> torch.Tensor:
+    """The training loss of one batch: cross-entropy, or with a teacher the distillation loss on
+    the teacher's outputs for the same (augmented) inputs."""
+    if teacher is None:
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    with torch.no_grad():
+        soft = teacher(inputs)
+    return distillation_loss(logits, labels, soft, *distill, label_smoothing=label_smoothing)
+
+
 def train(
     model: torch.nn.Module,
     x_train: torch.Tensor,
@@ -242,6 +281,8 @@ def train(
     eval_train: int | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     amp: Amp | None = None,
+    teacher: torch.nn.Module | None = None,
+    distill: tuple[float, float] = (1.0, 0.5),
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` epochs and evaluate it after each.
 
@@ -261,6 +302,9 @@ def train(
         forward: the training forward of ``model`` (a compiled one, setting ``compile``); None:
             ``model`` itself. Evaluation always calls ``model``.
         amp: mixed precision of the training step (setting ``precision``); None: fp32.
+        teacher: a trained model whose outputs on each (augmented) batch are soft targets
+            (knowledge distillation, :func:`distillation_loss`); None: the labels alone.
+        distill: (temperature, alpha) of the distillation loss.
     Returns:
         A ``TrainResult``; its ``test_logits`` are the final per-example test logits and its
         ``snapshots`` the test logits at the end of each epoch in ``snapshot_epochs`` (the
@@ -294,10 +338,10 @@ def train(
                 xb = xb.contiguous(memory_format=memory_format)
             lr = lr_step(optimizer, schedule, step, epoch)
             if amp is None:
-                loss = F.cross_entropy(fwd(xb), yb, label_smoothing=label_smoothing)
+                loss = _loss(fwd(xb), yb, xb, label_smoothing, teacher, distill)
             else:
                 with amp.autocast():
-                    loss = F.cross_entropy(fwd(xb), yb, label_smoothing=label_smoothing)
+                    loss = _loss(fwd(xb), yb, xb, label_smoothing, teacher, distill)
             loss_f = loss.item()  # one sync per step, as cheap as any finiteness check on a tensor
             reason = divergence(loss_f, epoch, step)
             if reason:
