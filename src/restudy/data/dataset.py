@@ -41,6 +41,8 @@ class Dataset:
         idx_train: int64 ``[N]``: index of each train example in the source's train split.
         idx_test: int64 ``[M]``: index of each test example in the source's test split.
         description: one line for the report (source, subsets, normalisation).
+        x_val, y_val, idx_val: the validation split held out of the training data
+            (:func:`hold_out`), or None.
         normalization: ``{"mean": [...], "std": [...], "computed_on": "train"|"fixed"}`` or
             ``{"kind": ...}`` for data that is not standardised.
     """
@@ -55,6 +57,10 @@ class Dataset:
     idx_test: torch.Tensor
     description: str
     normalization: dict[str, Any]
+    # a validation split held out of the training data (setting data.val_fraction; see hold_out)
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    idx_val: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # Catch a loader bug here, once, rather than as a shape error deep inside training.
@@ -94,6 +100,42 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input example, e.g. ``(3, 32, 32)`` or ``(40,)``."""
         return tuple(self.x_train.shape[1:])
+
+
+def hold_out(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """``data`` with ``round(fraction · N)`` training examples moved to a validation split, chosen
+    by a permutation drawn from ``seed``; the rest stay the training set, in their order. The test
+    split is untouched (post-hoc steps such as temperature scaling fit on the validation split,
+    never on test data). Normalisation statistics stay those of the loaded training split.
+
+    Raises:
+        DataError: a streamed data set, or a fraction that leaves no example on one side.
+    """
+    import dataclasses
+
+    if data.streamed:
+        raise DataError("a streamed data set holds out no validation split", where=f"dataset '{data.name}'")
+    n = int(data.y_train.shape[0])
+    k = round(fraction * n)
+    if not 0 < k < n:
+        raise DataError(
+            f"a validation fraction of {fraction} holds out {k} of {n} training examples",
+            where="data.val_fraction",
+            got=fraction,
+            allowed=f"a fraction leaving at least one example on each side of {n}",
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    val, keep = perm[:k].sort().values, perm[k:].sort().values
+    return dataclasses.replace(
+        data,
+        x_train=data.x_train[keep],
+        y_train=data.y_train[keep],
+        idx_train=data.idx_train[keep],
+        x_val=data.x_train[val],
+        y_val=data.y_train[val],
+        idx_val=data.idx_train[val],
+        description=f"{data.description}; {k} of {n} training examples held out for validation",
+    )
 
 
 def load_dataset(name: str, **kwargs: Any) -> Dataset:

@@ -144,6 +144,12 @@ NOT_STACKED: tuple[tuple[str, Callable[[RunSettings], Any], Callable[[Any], bool
     ("run_metrics", lambda s: s.engine.run_metrics, bool, "per-run metrics are measured per model (single-run path)"),
     ("save_weights", lambda s: s.engine.save_weights, bool, "weights are saved model by model (single-run path)"),
     ("precision", lambda s: s.engine.precision, lambda v: v != "fp32", "mixed precision runs on the single-run path"),
+    (
+        "data.val_fraction",
+        lambda s: s.engine.data_val_fraction,
+        bool,
+        "each run holds out its own validation split (the stack shares one training set)",
+    ),
     ("compile", lambda s: s.engine.compile, lambda v: v != "off", "compiled models run on the single-run path"),
     (
         "transforms",

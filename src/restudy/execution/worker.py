@@ -139,13 +139,16 @@ def _run(spec: RunSpec, record: RunRecord, out: Path, threads: int) -> None:
         if extra:
             record.timings["extras_s"] = time.perf_counter() - t1
         if result.finished and parts.run_metrics:
-            record.metrics.update(_run_metrics(parts, record.metrics, prep.tensors, s, result.test_logits))
+            val = tuple(None if t is None else t.to(prep.device) for t in (data.x_val, data.y_val))
+            record.metrics.update(_run_metrics(parts, record.metrics, prep.tensors, s, result.test_logits, val))
         if e.cka_examples:
             extra[TENSOR_FEATURES] = penultimate_features(
                 parts.model, x_te[: e.cka_examples], e.eval_batch_size, parts.memory_format
             )
         save_test_tensors(record, out, result.test_logits, y_te, data, extra, what)
     record.env["dataset"] = data.description
+    if data.y_val is not None:
+        record.metrics["n_val"] = int(data.y_val.shape[0])
 
 
 def read_input_run(spec: RunSpec, out: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -258,9 +261,11 @@ def _run_metrics(
     tensors: tuple[torch.Tensor, ...],
     settings: RunSettings,
     test_logits: torch.Tensor,
+    val: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None),
 ) -> dict[str, float]:
     """The values of the run's per-run metrics (setting ``run_metrics``) on the trained model
-    (``test_logits``: its final logits on the test split).
+    (``test_logits``: its final logits on the test split; ``val``: the validation split's inputs
+    and labels on the run's device, given to a metric that takes ``x_val``/``y_val``).
 
     Raises:
         RestudyError: a metric function returned something other than ``{name: number}``, or a
@@ -272,6 +277,8 @@ def _run_metrics(
         args: dict[str, Any] = dict(model=parts.model, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
         if _takes(fn, "test_logits"):  # metrics written before it was passed still work
             args["test_logits"] = test_logits
+        if _takes(fn, "x_val") or _takes(fn, "y_val"):  # the validation split (data.val_fraction), or None
+            args["x_val"], args["y_val"] = val
         values = fn(**args, settings=settings.to_dict())
         ok = isinstance(values, dict) and all(
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in values.items()

@@ -27,7 +27,7 @@ from .. import __version__, plugins
 from ..errors import RestudyError, StudyError
 from ..spec.experiments import Randomness, Rule
 from ..spec.metrics import declared as declared_metrics
-from ..spec.settings import DECLARATIONS, RunSettings, check, relevant
+from ..spec.settings import DECLARATIONS, RunSettings, check, is_passthrough, relevant
 from ..spec.study import Study
 from ..spec.studyfile import study_dir
 from ..spec.studyfile import where as source_where
@@ -548,7 +548,7 @@ def _check_parts(
                 at, path = where(parts.SETTING_OF[kind])
                 raise StudyError(problem, where=at, got=name, path=path)
     for kind, prefix in parts.PREFIX_OF.items():
-        given = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".")}
+        given = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".") and is_passthrough(k)}
         names = [n for k, n in named if k == kind]
         for arg, value in given.items():
             key = json.dumps([kind, names, arg, value], default=str)

@@ -397,6 +397,16 @@ DECLARATIONS: tuple[Setting, ...] = (
     ),
     Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model", default=[]),
     # Released weights (seed 000's weights and inference-only scripts): `restudy export` / `validate`.
+    # An engine setting under data.*: it is not passed to the data set's factory.
+    Setting(
+        "data.val_fraction",
+        Number(0, 1),
+        "share of the training examples held out as a validation split (for post-hoc steps such as "
+        "temperature scaling, read by run metrics as x_val and y_val); drawn from the run's data seed",
+        default=0.0,
+        keyed_at_default=False,
+        reason="no validation split: every training example trains",
+    ),
     # Runs that feed runs (the experiment's input_run): set by planning, never by a study file.
     Setting(
         "input_run.take",
@@ -442,8 +452,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in DECLARATIONS}
 
 
 def is_passthrough(name: str) -> bool:
-    """Whether ``name`` is a part argument (``model.width``) rather than an engine setting."""
-    return name.startswith(PASSTHROUGH_PREFIXES)
+    """Whether ``name`` is a part argument (``model.width``) rather than an engine setting (one
+    declared under a part's prefix, such as ``data.val_fraction``, is the engine's)."""
+    return name.startswith(PASSTHROUGH_PREFIXES) and name not in SETTINGS
 
 
 def check(name: str, value: Any) -> Problem | None:
@@ -478,9 +489,10 @@ def relevant(name: str, values: Mapping[str, Any]) -> bool:
 
 
 def part_args(settings: Mapping[str, Any], part: str) -> dict[str, Any]:
-    """The ``part.*`` settings as keyword arguments: ``{"model.width": 64}`` -> ``{"width": 64}``."""
+    """The ``part.*`` settings as keyword arguments: ``{"model.width": 64}`` -> ``{"width": 64}``
+    (the engine's own settings under the prefix, such as ``data.val_fraction``, excluded)."""
     prefix = part + "."
-    return {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix) and k not in SETTINGS}
 
 
 def value(settings: Mapping[str, Any], name: str) -> Any:

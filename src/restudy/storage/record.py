@@ -84,7 +84,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 # --- the schema of run.json -----------------------------------------------------------------------
 
 SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a run key or an artifact: one plain file name
-COUNT_METRICS = ("epochs_done", "n_test", "n_train", "n_classes")
+COUNT_METRICS = ("epochs_done", "n_test", "n_train", "n_classes", "n_val")
 # What every run records (restudy.training.loop: TrainResult.final_metrics; wall_s from its timings;
 # fit_step and fit_epoch with stop_at_fit), and the names test-time augmentation and snapshot
 # ensembles add (test_acc_tta_<strategy>, test_acc_ensemble, test_acc_ensemble_tta_<strategy>). A

@@ -140,8 +140,9 @@ def _transformed(
 def load_data(settings: RunSettings, data_seed: int = 0) -> Dataset:
     """The run's data set (setting ``data`` and its ``data.*`` arguments), on the CPU, with the
     ``transforms`` applied in order, drawing from one generator seeded with ``data_seed`` (the
-    run's ``data`` stream). Cached per process by (data, transforms, seed): the runs of one worker
-    share one in-memory copy.
+    run's ``data`` stream), then ``data.val_fraction`` of the training examples held out as the
+    validation split (:func:`restudy.data.dataset.hold_out`, seeded by :func:`split_seed`). Cached
+    per process by (data, transforms, seed): the runs of one worker share one in-memory copy.
 
     A transform is registered as kind ``transform``: ``fn(data, generator, **args) -> Dataset``,
     returning a new data set (test labels untouched) whose ``description`` says what it did. A
@@ -156,8 +157,25 @@ def load_data(settings: RunSettings, data_seed: int = 0) -> Dataset:
                 got=sorted(settings.part_args("transform")),
                 allowed="list the transforms that take them in 'transforms'",
             )
-        return _load_base(settings)
-    return _transformed(data_key(settings), transforms_key(settings), int(data_seed))
+        data = _load_base(settings)
+    else:
+        data = _transformed(data_key(settings), transforms_key(settings), int(data_seed))
+    fraction = settings.engine.data_val_fraction
+    if not fraction:
+        return data
+    from ..data.dataset import hold_out
+
+    return hold_out(data, fraction, split_seed(data_seed))
+
+
+def split_seed(data_seed: int) -> int:
+    """The seed of the validation split's draw: a stream of its own, derived from the run's data
+    seed (so it varies across seeds exactly when the data stream does)."""
+    import numpy as np
+
+    from ..planning.seeding import stable_int
+
+    return int(np.random.SeedSequence([int(data_seed) & 0xFFFFFFFF, stable_int("val_split")]).generate_state(1)[0])
 
 
 def seeded_inputs(settings: RunSettings) -> bool:
