@@ -158,7 +158,7 @@ def read_input_run(spec: RunSpec, out: Path) -> tuple[dict[str, Any], dict[str, 
     Raises:
         RestudyError: the input run has not run, did not finish, or its weights are missing or altered.
     """
-    from ..storage.safeio import load_tensors, read_json, sha256_of
+    from ..storage.safeio import load_verified, read_json
 
     key = spec.input_run["key"]
     folder = out.parent / key
@@ -169,13 +169,10 @@ def read_input_run(spec: RunSpec, out: Path) -> tuple[dict[str, Any], dict[str, 
         status = rec.get("status") if isinstance(rec, dict) else None
         reason = rec.get("reason") if isinstance(rec, dict) else None
         raise RestudyError(f"the run it reads (input_run) ended {status!r}: {reason}", where=str(folder), got=key)
-    path = folder / WEIGHTS_FILE
     want = ((rec.get("artifacts") or {}).get(WEIGHTS_FILE) or {}).get("sha256")
-    if not path.is_file() or not want or sha256_of(path) != want:
-        raise RestudyError(
-            "the weights of the run it reads are missing or differ from the sha256 in its record", where=str(path)
-        )
-    return rec, load_tensors(path)
+    if not want:
+        raise RestudyError("the run it reads (input_run) kept no weights", where=str(folder), got=key)
+    return rec, load_verified(folder / WEIGHTS_FILE, want)  # read once, the bytes checked are the bytes used
 
 
 def _take_input_run(

@@ -490,9 +490,11 @@ def relevant(name: str, values: Mapping[str, Any]) -> bool:
 
 def part_args(settings: Mapping[str, Any], part: str) -> dict[str, Any]:
     """The ``part.*`` settings as keyword arguments: ``{"model.width": 64}`` -> ``{"width": 64}``
-    (the engine's own settings under the prefix, such as ``data.val_fraction``, excluded)."""
+    (the engine's own settings under a part-argument prefix, such as ``data.val_fraction``,
+    excluded; ``optimizer.*`` and ``schedule.*`` are engine settings passed to their part)."""
     prefix = part + "."
-    return {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix) and k not in SETTINGS}
+    own = (lambda k: k in SETTINGS) if prefix.startswith(PASSTHROUGH_PREFIXES) else (lambda k: False)
+    return {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix) and not own(k)}
 
 
 def value(settings: Mapping[str, Any], name: str) -> Any:

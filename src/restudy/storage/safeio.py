@@ -146,6 +146,10 @@ def verify_file(path: str | os.PathLike[str], sha256: str) -> None:
         got = sha256_of(path)
     except OSError as e:
         raise StoreError(f"cannot read a recorded file: {e.strerror or e}", where=str(path)) from e
+    _same_digest(path, got, sha256)
+
+
+def _same_digest(path: str | os.PathLike[str], got: str, sha256: str) -> None:
     if got != sha256:
         raise StoreError(
             "the file does not match the sha256 its run recorded (changed or copied from another run)",
@@ -174,13 +178,7 @@ def load_verified(path: str | os.PathLike[str], sha256: str) -> dict[str, Any]:
     except OSError as e:
         raise StoreError(f"cannot read a recorded file: {e.strerror or e}", where=str(path)) from e
     got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        raise StoreError(
-            "the file does not match the sha256 its run recorded (changed or copied from another run)",
-            where=str(path),
-            got=got,
-            allowed=sha256,
-        )
+    _same_digest(path, got, sha256)
     _DIGESTS[sig] = got
     from safetensors.torch import load
 

@@ -52,32 +52,35 @@ def sgd(
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
-@register("optimizer", "adam")
-def adam(
-    params: Iterable[torch.nn.Parameter],
-    lr: float,
-    betas: list[float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    **_ignored: object,
-) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+def _adam_family(cls: type[torch.optim.Optimizer], doc: str) -> Callable[..., torch.optim.Optimizer]:
+    """A factory of Adam or AdamW (the same arguments; they differ in how weight decay acts)."""
+
+    def factory(
+        params: Iterable[torch.nn.Parameter],
+        lr: float,
+        betas: list[float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        **_ignored: object,
+    ) -> torch.optim.Optimizer:
+        return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+    factory.__doc__ = doc
+    return factory
 
 
-@register("optimizer", "adamw")
-def adamw(
-    params: Iterable[torch.nn.Parameter],
-    lr: float,
-    betas: list[float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    **_ignored: object,
-) -> torch.optim.Optimizer:
-    """Adam with decoupled weight decay (Loshchilov & Hutter, ICLR 2019; ``torch.optim.AdamW``).
+adam = register("optimizer", "adam")(
+    _adam_family(torch.optim.Adam, "Adam with coupled L2 weight decay (PyTorch semantics).")
+)
+adamw = register("optimizer", "adamw")(
+    _adam_family(
+        torch.optim.AdamW,
+        """Adam with decoupled weight decay (Loshchilov & Hutter, ICLR 2019; ``torch.optim.AdamW``).
 
     ``weight_decay`` defaults to 0 here, as every restudy optimizer's does; PyTorch's AdamW
-    defaults to 0.01, so a paper that says "AdamW" without a value has an unstated setting."""
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    defaults to 0.01, so a paper that says "AdamW" without a value has an unstated setting.""",
+    )
+)
 
 
 @register("optimizer", "rmsprop")
