@@ -15,7 +15,8 @@ from restudy.spec.studyfile import load_study
 
 plugins.import_study_module("restudy.studies.deconv")
 
-from restudy.studies.deconv.coverage_claims import peak_gpu_mem  # noqa: E402
+from restudy.studies.deconv.coverage_claims import patch_correlation, peak_gpu_mem  # noqa: E402
+from restudy.studies.deconv.small import deconv_small_cnn  # noqa: E402
 
 
 def test_the_coverage_lists_every_claim_of_the_reproduction_report_and_tests_at_least_95_percent():
@@ -242,3 +243,24 @@ def test_peak_gpu_mem_is_not_a_number_without_a_gpu():
 
     got = peak_gpu_mem()["peak_gpu_mem_gb"]
     assert math.isnan(got) if not torch.cuda.is_available() else got >= 0
+
+
+def test_patch_correlation_is_lower_where_deconvolution_whitens_the_patches():
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(128, 1, 8, 8)
+    x = x + x.roll(1, 2) + x.roll(1, 3)  # neighbouring pixels correlated
+    corr = {}
+    for norm in ("bn", "nd"):
+        model = deconv_small_cnn((1, 8, 8), 10, norm=norm, width=4)
+        model.train()
+        with torch.no_grad():
+            for _ in range(20):  # the running statistics settle
+                model(x)
+        corr[norm] = patch_correlation(model=model, x_test=x)["patch_corr"]
+        assert model.training  # the metric leaves the model as it found it
+    assert 0 <= corr["nd"] < corr["bn"] / 2 and corr["bn"] > 0.1
+    # an ND model whose whitening never saw data (running D = identity) decorrelates nothing
+    fresh = deconv_small_cnn((1, 8, 8), 10, norm="nd", width=4)
+    assert patch_correlation(model=fresh, x_test=x)["patch_corr"] > corr["nd"] * 2

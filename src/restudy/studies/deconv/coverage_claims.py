@@ -22,6 +22,14 @@ registered on import:
   mean over runs of ((reproduced − reported) × unit)², the unit of the table's
   ``squared_deviation`` rule) lies below ``below`` in every cell of the named tables: per cell a
   one-sided t-interval of the mean of the runs' squared deviations.
+* run metric ``patch_correlation``: "network deconvolution ... removing pixel-wise and channel-wise
+  correlations in the input data" (re2025 §1, the original's Figure 3 and Algorithm 1). After
+  training, in evaluation mode on the first 512 test examples, for every ungrouped convolution the
+  mean |off-diagonal entry| of the correlation matrix of the k²·C patch features its kernel is
+  applied to: the raw patches for a ``Conv2d`` (BN comes after it), the whitened patches
+  D(p − μ) (running μ and D) for a ``FastDeconv`` (whitening blocks of B < C channels: the k²·B
+  features of one block, the ones its whitening acts on); averaged over the layers (``patch_corr``,
+  0: no correlation, 1: every feature a copy of every other).
 * run metric ``peak_gpu_mem``: the GPU memory the run's process peaked at (GiB,
   ``torch.cuda.max_memory_allocated``; the peak is reset after reading, so the next run in the
   same worker starts from zero); NaN without a GPU (re2025 §6.2: "We had to transfer from 16GB GPU
@@ -55,7 +63,7 @@ from restudy.api import (
     summarize,
 )
 
-__all__ = ["GapContrast", "GapVsReported", "SeedSpread", "SquaredDeviationRange", "peak_gpu_mem"]
+__all__ = ["GapContrast", "GapVsReported", "SeedSpread", "SquaredDeviationRange", "patch_correlation", "peak_gpu_mem"]
 
 
 def _combine(verdicts: list[str]) -> str:
@@ -403,6 +411,71 @@ class SquaredDeviationRangeKind(ClaimKind):
             f"largest {fmt(worst['mean'], 3)} ({worst['cell']}, upper bound {fmt(worst['ci_high'], 3)}, n={worst['n']})"
         )
         return ctx.result(claim, verdict, summary, {"cells": rows, "below": claim.below})
+
+
+# --------------------------------------------------------------------------- patch_correlation
+
+
+def _mean_abs_offdiag(X: Any) -> float:
+    """Mean |off-diagonal| of the correlation matrix of the columns of X (rows are samples);
+    constant columns (zero padding) are left out."""
+    import torch
+
+    X = X.double()
+    X = X - X.mean(0, keepdim=True)
+    sd = X.pow(2).mean(0).sqrt()
+    X = X[:, sd > 1e-8] / sd[sd > 1e-8]
+    f = X.shape[1]
+    if f < 2:
+        return math.nan
+    corr = (X.T @ X) / X.shape[0]
+    off = corr - torch.diag(torch.diag(corr))
+    return float(off.abs().sum() / (f * (f - 1)))
+
+
+@register("run_metric", "patch_correlation")
+def patch_correlation(*, model: Any, x_test: Any, **_: Any) -> dict[str, float]:
+    """``patch_corr``: the mean |off-diagonal correlation| of the patch features each ungrouped
+    convolution's kernel is applied to (whitened ones for deconvolution), averaged over layers."""
+    import torch
+    from torch.nn import functional as F
+
+    from restudy.api import FastDeconv
+
+    values: list[float] = []
+
+    def hook(module: Any, inputs: Any) -> None:
+        x = inputs[0]
+        if isinstance(module, FastDeconv):
+            X = module.sample_patches(x)
+            nf = module.num_features
+            X = X.reshape(X.shape[0], nf, -1).transpose(1, 2).reshape(-1, nf)
+            X = (X - module.running_mean) @ module.running_deconv.T
+        else:
+            cols = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
+            X = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        values.append(_mean_abs_offdiag(X[:20000]))
+
+    device = next(model.parameters()).device
+    handles = [
+        m.register_forward_pre_hook(hook)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.kernel_size != (1, 1)
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.as_tensor(x_test[:512]).to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    finite = [v for v in values if math.isfinite(v)]
+    return {"patch_corr": float(np.mean(finite)) if finite else math.nan}
+
+
+patch_correlation.metrics = ("patch_corr",)  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- peak_gpu_mem
