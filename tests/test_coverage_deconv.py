@@ -115,7 +115,9 @@ def test_gap_contrast_says_which_network_has_the_largest_nd_minus_bn_time_gap():
         "id": "x_biggest_gap",
         "kind": "gap_contrast",
         "metric": "wall_s",
-        "contrast": {"axis": "norm", "high": "nd", "low": "bn"},
+        "over": "norm",
+        "high": "nd",
+        "low": "bn",
         "a": {"experiment": "t", "where": {"model": "x"}},
         "b": [{"experiment": "t", "where": {"model": "y"}}, {"experiment": "t", "where": {"model": "z"}}],
     }
@@ -176,6 +178,14 @@ def test_gap_vs_reported_holds_when_both_methods_gain_alike_over_the_original():
     assert _judge(claim, _grid(runs(0.9, 3.0), epochs=("20",)), [ORIG]).verdict == INCONCLUSIVE
     # the table reports paper-scale numbers: runs of another scale are not compared with them
     assert _judge(claim, _grid(runs(0.1, 0.2), epochs=("20",)), [ORIG], scale="small").verdict == NOT_EVALUATED
+
+
+def test_the_chi_square_quantiles_behind_the_sd_interval():
+    from restudy.studies.deconv.coverage_claims import chi2_ppf
+
+    # tabulated: χ²_2 at 0.05 and 0.95; χ²_4 at 0.025 and 0.975
+    for q, k, want in ((0.05, 2, 0.1026), (0.95, 2, 5.9915), (0.025, 4, 0.4844), (0.975, 4, 11.1433)):
+        assert abs(chi2_ppf(q, k) - want) < 1e-3
 
 
 def test_seed_spread_tests_that_runs_vary_only_slightly():

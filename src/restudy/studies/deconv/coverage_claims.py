@@ -42,7 +42,6 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from restudy.api import (
     INCONCLUSIVE,
@@ -86,24 +85,16 @@ def _one_sided(values: list[float], alpha: float) -> tuple[bool, bool, Any]:
 # --------------------------------------------------------------------------- gap_contrast
 
 
-class Contrast(BaseModel):
-    """The axis whose two levels make the gap ``high − low`` (e.g. norm nd − bn)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    axis: str
-    high: str
-    low: str
-
-
 class GapContrast(Quantified, ClaimBase):
-    """``a``'s paired gap ``high − low`` on ``contrast.axis`` is larger (or, with ``larger: false``,
+    """``a``'s paired gap ``high − low`` on axis ``over`` is larger (or, with ``larger: false``,
     smaller) than each ``b``'s, per cell."""
 
     kind: Literal["gap_contrast"]
     a: Selector
     b: list[Selector] = Field(min_length=1)
-    contrast: Contrast
+    over: str = Field(description="the axis whose two levels make the gap, e.g. norm")
+    high: str = Field(description="the level the gap starts from, e.g. nd")
+    low: str = Field(description="the level subtracted, e.g. bn")
     larger: bool = True
 
     def selectors(self) -> list[tuple[Any, Selector]]:
@@ -111,17 +102,16 @@ class GapContrast(Quantified, ClaimBase):
 
     def problems(self, study: Any) -> list[tuple[Any, ...]]:
         return [
-            ((name,), f"the contrasted axis {self.contrast.axis!r} may not be pinned by a selector")
+            ((name,), f"the contrasted axis {self.over!r} may not be pinned by a selector")
             for name, s in self.selectors()
-            if self.contrast.axis in s.where
+            if self.over in s.where
         ]
 
 
 def _gaps(claim: GapContrast, ctx: Any, sel: Selector) -> dict[tuple[Any, ...], float]:
     """(seed index, free-axis levels) → the paired gap high − low of ``sel``'s runs."""
-    c = claim.contrast
-    hi = Selector(experiment=sel.experiment, where={**sel.where, c.axis: c.high})
-    lo = Selector(experiment=sel.experiment, where={**sel.where, c.axis: c.low})
+    hi = Selector(experiment=sel.experiment, where={**sel.where, claim.over: claim.high})
+    lo = Selector(experiment=sel.experiment, where={**sel.where, claim.over: claim.low})
     pairs, info = ctx.pair(ctx.runs(hi), ctx.runs(lo), hi, lo)
     free = [ax for ax in info.get("by", []) if ax != "seed_index"]
     out: dict[tuple[Any, ...], float] = {}
@@ -176,10 +166,9 @@ class GapContrastKind(ClaimKind):
         if not comparisons:
             return ctx.result(claim, NOT_EVALUATED, "no cell with paired gaps of a and b from ≥ 2 seeds", {})
         verdict = _combine(verdicts)
-        c = claim.contrast
         word = "larger" if claim.larger else "smaller"
         summary = (
-            f"{claim.a.label()}'s gap {c.axis} {c.high} − {c.low} in {claim.metric} is {word} than each of "
+            f"{claim.a.label()}'s gap {claim.over} {claim.high} − {claim.low} in {claim.metric} is {word} than each of "
             f"{len(comparisons)} others': "
             + "; ".join(
                 f"{x['b']}: {x['verdict'].replace('_', ' ')} ({x['counts']}, mean difference "
@@ -300,13 +289,36 @@ class SeedSpread(Quantified, ClaimBase):
         return [(("select",), self.select)]
 
 
+def _chi2_cdf(x: float, k: int) -> float:
+    """P(χ²_k ≤ x): the regularized lower incomplete gamma P(k/2, x/2), by its power series."""
+    if x <= 0:
+        return 0.0
+    a, z = k / 2.0, x / 2.0
+    term = total = 1.0 / a
+    n = 1
+    while term > 1e-15 * total and n < 10000:
+        term *= z / (a + n)
+        total += term
+        n += 1
+    return min(1.0, math.exp(a * math.log(z) - z - math.lgamma(a)) * total)
+
+
+def chi2_ppf(q: float, k: int) -> float:
+    """The q-quantile of χ²_k (bisection on :func:`_chi2_cdf`)."""
+    lo, hi = 0.0, max(1.0, 10.0 * k)
+    while _chi2_cdf(hi, k) < q:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if _chi2_cdf(mid, k) < q else (lo, mid)
+    return (lo + hi) / 2.0
+
+
 def sd_interval(values: list[float], alpha: float) -> tuple[float, float, float]:
     """The sample SD and its two-sided (1 − 2α) chi-square interval."""
-    from scipy.stats import chi2
-
     n = len(values)
     s = float(np.std(values, ddof=1))
-    return s, s * math.sqrt((n - 1) / chi2.ppf(1 - alpha, n - 1)), s * math.sqrt((n - 1) / chi2.ppf(alpha, n - 1))
+    return s, s * math.sqrt((n - 1) / chi2_ppf(1 - alpha, n - 1)), s * math.sqrt((n - 1) / chi2_ppf(alpha, n - 1))
 
 
 @register_claim_kind
