@@ -19,9 +19,13 @@ otherwise inconclusive with the seeds for 80 % power.
 times (the run's ``train_s``: the optimisation steps, without loading and evaluation, so the ratio is
 the per-epoch cost ratio). Each seed's log-ratios are averaged over its cells, and the geometric
 mean ratio gets a (1 − 2α) t-interval over seeds on the log scale: *reproduced* when it lies above
-``above``, *not reproduced* when below, else inconclusive. Per cell (the free axes' levels) the
-evidence lists the geometric mean ratio over seeds and, where a ``reference_tables`` table (rows on
-one axis, columns the a/b levels) reported at this scale has that cell, the reported ratio.
+``above`` (and under ``below``, when given: "2 % to 358 %"), *not reproduced* when it lies wholly
+on the wrong side, else inconclusive. That pooled test is ``quantifier: mean`` (the default); with
+``every`` ("always higher"), ``most``, ``any`` or ``share`` each cell's ratio over seeds gets its own
+log-scale t-interval at the α the quantifier gives a cell (:mod:`restudy.compare.quantifiers`).
+Per cell (the free axes' levels) the evidence lists the geometric mean ratio over seeds and, where a
+``reference_tables`` table (rows on one axis, columns the a/b levels) reported at this scale has
+that cell, the reported ratio.
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ from restudy.api import (
     REPRODUCED,
     ClaimBase,
     ClaimKind,
+    Field,
+    Quantified,
+    Quantifier,
     Selector,
+    cell_alphas,
+    combine_cells,
+    counts_text,
     fmt,
     mean_host_load,
     paired_difference,
@@ -208,14 +218,17 @@ class GapShrinksKind(ClaimKind):
 # --------------------------------------------------------------------------- cost ratio
 
 
-class CostRatio(ClaimBase):
-    """The training time of ``a`` over that of ``b`` exceeds ``above``."""
+class CostRatio(Quantified, ClaimBase):
+    """The training time of ``a`` over that of ``b`` exceeds ``above`` (and, with ``below``, stays
+    under it): pooled over the cells (``quantifier: mean``, the default) or in each cell."""
 
     kind: Literal["cost_ratio"]
     a: Selector
     b: Selector
     above: float = 1.0
+    below: float | None = Field(None, description="an upper bound on the ratio ('2 % to 358 %': 4.58)")
     reference_tables: list[str] = []
+    quantifier: Quantifier = "mean"
 
     def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
         return [(("a",), self.a), (("b",), self.b)]
@@ -229,6 +242,8 @@ class CostRatio(ClaimBase):
         ]
         if not (math.isfinite(self.above) and self.above > 0):
             out.append((("above",), "above must be a ratio > 0"))
+        if self.below is not None and not self.below > self.above:
+            out.append((("below",), "below must be a ratio above 'above'"))
         return out
 
 
@@ -250,6 +265,31 @@ def _reported_ratio(claim: CostRatio, ctx: Any, variant: dict[str, str]) -> tupl
         if va is not None and vb is not None and vb.value > 0:
             return va.value / vb.value, f"{tid} ({t.where})"
     return None
+
+
+def _ratio_verdict(claim: CostRatio, lo: float, hi: float) -> str:
+    """A ratio's interval [lo, hi] against (above, below)."""
+    top = claim.below if claim.below is not None else math.inf
+    if lo > claim.above and hi < top:
+        return REPRODUCED
+    return NOT_REPRODUCED if hi < claim.above or lo > top else INCONCLUSIVE
+
+
+def _per_cell(claim: CostRatio, logs: list[list[float]], cells: list[dict[str, Any]]) -> tuple[str, str]:
+    """Each cell's geometric-mean ratio over seeds decided on its own (a t-interval on the log scale
+    at the α the quantifier gives a cell), the cells combined by the quantifier; each cell's
+    interval is added to ``cells``."""
+    usable_cells = [(lg, c) for lg, c in zip(logs, cells) if len(lg) >= 2]
+    a_pass, a_ref = cell_alphas(claim.quantifier, len(usable_cells), claim.alpha)
+    passed, refuted = [], []
+    for lg, c in usable_cells:
+        s, strict = summarize(lg, 1 - 2 * a_pass), summarize(lg, 1 - 2 * a_ref)
+        passed.append(_ratio_verdict(claim, math.exp(s.ci_low), math.exp(s.ci_high)) == REPRODUCED)
+        refuted.append(_ratio_verdict(claim, math.exp(strict.ci_low), math.exp(strict.ci_high)) == NOT_REPRODUCED)
+        c["ci_low"], c["ci_high"] = math.exp(s.ci_low), math.exp(s.ci_high)
+    return combine_cells(claim.quantifier, passed, refuted, claim.share), counts_text(
+        claim.quantifier, passed, refuted, claim.share
+    )
 
 
 @register_claim_kind
@@ -281,7 +321,7 @@ class CostRatioKind(ClaimKind):
         conf = 1 - 2 * claim.alpha
         s = summarize([float(np.mean(by_seed[k])) for k in seeds], conf)
         ratio, lo, hi = math.exp(s.mean), math.exp(s.ci_low), math.exp(s.ci_high)
-        verdict = REPRODUCED if lo > claim.above else NOT_REPRODUCED if hi < claim.above else INCONCLUSIVE
+        verdict = _ratio_verdict(claim, lo, hi)
         # Cells are named by the free axes whose levels differ between them (all when none does).
         shown = [i for i, _ in enumerate(free) if len({k[i] for k in by_cell}) > 1] or list(range(len(free)))
         cells = []
@@ -296,11 +336,15 @@ class CostRatioKind(ClaimKind):
                     "source": rep[1] if rep else "",
                 }
             )
+        bound = f"above ×{fmt(claim.above)}" + (f" and below ×{fmt(claim.below)}" if claim.below else "")
         summary = (
             f"{claim.a.label()} / {claim.b.label()} training time: ×{fmt(ratio)} ({round(conf * 100)}% CI "
             f"[{fmt(lo)}, {fmt(hi)}], geometric mean over {len(cells)} cell(s), n={s.n} seeds) "
-            f"vs above ×{fmt(claim.above)}"
+            f"vs {bound}"
         )
+        if claim.quantifier != "mean":
+            verdict, counts = _per_cell(claim, [c["logs"] for _, c in sorted(by_cell.items())], cells)
+            summary = f"per cell ({counts}); pooled: {summary}"
         loads = [mean_host_load([p[i] for p in pairs]) for i in (0, 1)]
         if loads[0] and loads[1]:
             (la, cpus), (lb, _) = loads[0], loads[1]
@@ -313,7 +357,7 @@ class CostRatioKind(ClaimKind):
         shift = math.log(claim.above)
         effect = s.mean - shift
         n = None
-        if verdict == INCONCLUSIVE and math.isfinite(s.sd) and s.sd > 0 and effect:
+        if verdict == INCONCLUSIVE and claim.quantifier == "mean" and math.isfinite(s.sd) and s.sd > 0 and effect:
             n = seeds_needed(abs(effect), s.sd, alpha=claim.alpha, power=POWER, paired=True, alternative="greater")
         return ctx.result(claim, verdict, summary, ev, seeds=n)
 
