@@ -344,6 +344,8 @@ TESTED_IN = {
     "loop": "test_train.py",
     "loop_stacked": "test_train.py",
     "constraints": "test_settings.py",
+    "declarations": "test_settings.py",
+    "part_checks": "test_parts.py",
     "methods": "test_enorm.py",
     "study": "test_studyfile.py",
     "values": "test_studyfile.py",

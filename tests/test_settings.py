@@ -10,12 +10,10 @@ import pytest
 from restudy import plugins
 from restudy.errors import StudyError
 from restudy.planning.runs import plan
+from restudy.spec.constraints import Number, PartName, PartNames
 from restudy.spec.settings import (
     DECLARATIONS,
     SETTINGS,
-    Number,
-    PartName,
-    PartNames,
     check,
     declaration_row,
     part_args,

@@ -27,13 +27,15 @@ from .. import __version__, plugins
 from ..errors import RestudyError, StudyError
 from ..spec.experiments import Randomness, Rule
 from ..spec.metrics import declared as declared_metrics
-from ..spec.settings import DECLARATIONS, RunSettings, check, is_passthrough, relevant
+from ..spec.settings import DECLARATIONS, RunSettings, check, relevant
 from ..spec.study import Study
 from ..spec.studyfile import study_dir
 from ..spec.studyfile import where as source_where
 from ..spec.values import SCALES, Hyper, level_str
 from ..storage.artifacts import variant_id
 from ..storage.record import RECORDED_METRIC_PATTERN, RECORDED_METRICS
+from .input_runs import input_spec, inputs_first, with_input_runs, with_inputs
+from .part_checks import check_parts
 from .seeding import run_seeds
 
 
@@ -424,11 +426,11 @@ def plan(
     _check_overrides(study, list(overrides))
     sc = study.scales.get(scale)
     folder = study_dir(study) if study.module else None
-    wanted = _with_inputs(study, experiments)
+    wanted = with_inputs(study, experiments)
     read_by = {e.input_run.experiment: e.id for e in study.experiments if e.input_run and e.id in wanted}
     by_exp: dict[str, list[RunSpec]] = {}
     checked: set[str] = set()
-    for exp in _inputs_first(study.experiments):
+    for exp in inputs_first(study.experiments):
         if exp.id not in wanted:
             continue
         if sc is not None and exp.id in sc.experiments and sc.experiments[exp.id].skip:
@@ -450,12 +452,12 @@ def plan(
                     {"save_weights": True}, f"experiment {read_by[exp.id]!r} reads these runs' weights (input_run)"
                 )
             values = settings.values
-            _check_parts(study, exp.id, var, scale, values, checked)
+            check_parts(study, exp.id, var, scale, values, checked, setting_paths)
             for i in range(n):
                 scope = (exp.id, variant_id(var)) if rnd.streams == "independent" else ()
                 seeds_i = run_seeds(study.seed, i, rnd.vary, scope)
                 source = (
-                    _input_spec(study, exp, var, i, by_exp.get(exp.input_run.experiment, [])) if exp.input_run else None
+                    input_spec(study, exp, var, i, by_exp.get(exp.input_run.experiment, [])) if exp.input_run else None
                 )
                 input_run = (
                     None
@@ -504,136 +506,6 @@ def plan(
     if experiments is not None:  # the chosen experiments, and the runs they read
         specs = with_input_runs(specs, [s for s in specs if s.experiment in experiments])
     return with_input_runs(specs, select_only(specs, only)) if only else specs
-
-
-def _check_parts(
-    study: Study, experiment_id: str, variant: dict[str, str], scale: str, values: Mapping[str, Any], checked: set[str]
-) -> None:
-    """The parts one variant names can be called as the engine calls them, and take the arguments
-    the study gives them with values of their declared types (:mod:`restudy.spec.parts`); an error
-    names the setting's ``file:line``, the value and the arguments the part takes."""
-    from ..spec import parts
-
-    def where(setting: str) -> tuple[str, Path_ | None]:
-        paths = setting_paths(study, experiment_id, variant, scale, setting)
-        return (source_where(study, paths[-1]), paths[-1]) if paths else ("the command line", None)
-
-    exp = study.experiment(experiment_id)
-    for axis, level in variant.items():
-        # a scale that overrides the part an axis level chose would label its runs with the level
-        own = {k: _plain(v) for k, v in exp.axes[axis].overrides(level).items()}
-        for setting in (v for v in parts.SETTING_OF.values() if v in own and v in values):
-            if values[setting] == own[setting]:
-                continue
-            paths = setting_paths(study, experiment_id, variant, scale, setting)
-            if paths and paths[-1][0] == "scales":
-                raise StudyError(
-                    f"axis {axis!r} at level {level!r} trains {setting} {own[setting]!r}, but at {scale} scale "
-                    f"{values[setting]!r}, and its runs would be labelled {level!r}: give this scale a level of its "
-                    "own and, for a reported table, map it to the paper's with the layout's stand_ins",
-                    where=source_where(study, paths[-1]),
-                    got=values[setting],
-                    path=paths[-1],
-                )
-    named: list[tuple[str, str]] = [
-        (k, values[s]) for k, s in parts.SETTING_OF.items() if k != "transform" and s in values
-    ]
-    named += [("transform", t) for t in values.get("transforms") or []]
-    for kind, name in named:
-        key = json.dumps([kind, name])
-        if key not in checked:
-            checked.add(key)
-            problem = parts.signature_problem(kind, name)
-            if problem:
-                at, path = where(parts.SETTING_OF[kind])
-                raise StudyError(problem, where=at, got=name, path=path)
-    for kind, prefix in parts.PREFIX_OF.items():
-        given = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".") and is_passthrough(k)}
-        names = [n for k, n in named if k == kind]
-        for arg, value in given.items():
-            key = json.dumps([kind, names, arg, value], default=str)
-            if key in checked or not names:
-                continue
-            checked.add(key)
-            problems = [parts.argument_problem(kind, n, arg, value) for n in names]
-            if kind == "transform":  # an argument goes to every listed transform that takes it
-                takers = [p for p in problems if p is None or "takes no argument" not in p[0]]
-                problems = [p for p in takers if p is not None] or ([] if takers else problems[:1])
-            problem = next((p for p in problems if p is not None), None)
-            if problem:
-                at, path = where(f"{prefix}.{arg}")
-                raise StudyError(f"{prefix}.{arg}: {problem[0]}", where=at, got=value, allowed=problem[1], path=path)
-
-
-def _with_inputs(study: Study, experiments: list[str] | None) -> set[str]:
-    """The experiments to plan: those asked for (all by default) and, transitively, those whose runs
-    they read (their ``input_run``)."""
-    wanted = {e.id for e in study.experiments} if experiments is None else set(experiments)
-    todo = list(wanted)
-    while todo:
-        ir = study.experiment(todo.pop()).input_run
-        if ir is not None and ir.experiment not in wanted:
-            wanted.add(ir.experiment)
-            todo.append(ir.experiment)
-    return wanted
-
-
-def _inputs_first(exps: list[Any]) -> list[Any]:
-    """The experiments with each after the experiment whose runs it reads (the study refuses cycles)."""
-    order, placed = [], set()
-    pending = list(exps)
-    while pending:
-        ready = [e for e in pending if e.input_run is None or e.input_run.experiment in placed]
-        if not ready:  # a cycle (crossref refuses it) or an unknown experiment: plan order
-            ready = pending[:1]
-        for e in ready:
-            order.append(e)
-            placed.add(e.id)
-            pending.remove(e)
-    return order
-
-
-def _input_spec(study: Study, exp: Any, variant: dict[str, str], seed_index: int, inputs: list[RunSpec]) -> RunSpec:
-    """The run that run (``exp``, ``variant``, ``seed_index``) reads: of the input experiment's runs
-    with the same seed index, the one whose variant has the levels of ``where`` and, on the axes
-    both experiments have, the reader's own levels."""
-    ir = exp.input_run
-    index = [e.id for e in study.experiments].index(exp.id)
-    where_ = source_where(study, ("experiments", index, "input_run"))
-    same = [s for s in inputs if s.seed_index == seed_index]
-    if not same:
-        raise StudyError(
-            f"experiment {exp.id!r} reads run {seed_index} of {ir.experiment!r}, which has "
-            f"{len({s.seed_index for s in inputs})} seed(s) here: give it at least as many seeds as its reader",
-            where=where_,
-            got=seed_index,
-        )
-    want = {**{a: lv for a, lv in variant.items() if any(a in s.variant for s in same)}, **ir.where}
-    match = [s for s in same if all(s.variant.get(a) == lv for a, lv in want.items())]
-    if len(match) != 1:
-        have = sorted({variant_id(s.variant) for s in same})
-        raise StudyError(
-            f"input_run must select one variant of {ir.experiment!r} for variant {variant_id(variant)!r} of "
-            f"{exp.id!r}; {len(match)} match {want}: set its 'where' (axes both share take the reader's level)",
-            where=where_,
-            got=want,
-            allowed=have,
-        )
-    return match[0]
-
-
-def with_input_runs(specs: list[RunSpec], chosen: list[RunSpec]) -> list[RunSpec]:
-    """``chosen`` and, transitively, the runs they read (input runs), in the order of ``specs``."""
-    by_key = {s.key: s for s in specs}
-    keep = {s.key for s in chosen}
-    todo = [s for s in chosen if s.input_run]
-    while todo:
-        k = todo.pop().input_run["key"]
-        if k not in keep and k in by_key:
-            keep.add(k)
-            if by_key[k].input_run:
-                todo.append(by_key[k])
-    return [s for s in specs if s.key in keep]
 
 
 def parse_only(items: list[str]) -> dict[str, list[str]]:

@@ -58,3 +58,18 @@ CIFAR_NETWORKS = (
     "efficientnet_b0",
 )
 IMAGENET_NETWORKS = ("vgg11_imagenet", "resnet18_imagenet", "densenet121_imagenet")
+
+# Every architecture takes the arguments of common.Layers: `restudy show --settings` reads their help there.
+for _module, _names in (
+    (vgg, ("vgg16",)),
+    (resnet, ("resnet18", "preact_resnet18", "senet18")),
+    (densenet, ("densenet121",)),
+    (resnext, ("resnext29_32x4d",)),
+    (mobilenet, ("mobilenetv2",)),
+    (dpn, ("dpn92",)),
+    (pnasnet, ("pnasnet_a",)),
+    (imagenet, ("vgg11_imagenet", "resnet18_imagenet", "densenet121_imagenet")),
+):
+    for _name in _names:
+        getattr(_module, _name).documented_by = common.Layers
+

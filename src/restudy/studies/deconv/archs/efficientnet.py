@@ -82,8 +82,14 @@ def efficientnet_b0(
     faithful_quirks: bool = True,
     **kw: Any,
 ) -> EfficientNet:
-    """CIFAR EfficientNet-B0 of the ND code (Table 1, Params 2.91M: the ND network's count); ``norm`` bn or nd; with
-    ``faithful_quirks`` (default) ND whitens only the stem and the classifier (module docstring)."""
+    """CIFAR EfficientNet-B0 of the ND code (Table 1, Params 2.91M: the ND network's count).
+
+    Args:
+        norm: "bn" or "nd".
+        width: channel multiplier (> 0); 1 is the paper's network.
+        faithful_quirks: as the original code, ND whitens only the stem and the classifier (module
+            docstring); False whitens every convolution.
+    """
     make = Layers(norm, width, **kw)
     blocks = Layers("bn", width) if norm == "nd" and faithful_quirks else make
     return EfficientNet(B0, check_input(input_shape, "efficientnet_b0"), num_classes, make, blocks)
