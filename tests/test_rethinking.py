@@ -264,7 +264,8 @@ def test_the_study_id_has_a_dash_and_plans_at_every_scale():
     assert study.id == STUDY
     runs = {scale: plan(study, scale) for scale in ("smoke", "small", "paper")}
     assert len(runs["smoke"]) < len(runs["small"])
-    assert {s.experiment for s in runs["paper"]} == {e.id for e in study.experiments}  # the paper runs them all
+    # the paper runs them all but m3_longer, whose pair (seed_regularizers) trains 100 epochs at small scale only
+    assert {s.experiment for s in runs["paper"]} == {e.id for e in study.experiments} - {"m3_longer"}
     small = [s for s in runs["small"] if s.experiment == "corruption"]
     assert {s.variant["p"] for s in small} == {"0.0", "0.2", "0.4", "0.6", "0.8", "1.0"}
     # the sweep's MLPs train stacked: every point has enough seeds for the automatic choice

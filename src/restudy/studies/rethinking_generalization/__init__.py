@@ -6,11 +6,12 @@ study's parts, registered on import.
 * :mod:`.preprocess`: the data set ``cifar10_zhang`` (center crop 28×28, per-image whitening);
 * :mod:`.transforms`: the randomization tests as data transforms (corrupted, random labels;
   shuffled, random pixels; Gaussian inputs);
-* :mod:`.claims`: claim kinds ``chance_level``, ``fit_slowdown`` and ``modest_effect``.
+* :mod:`.claims`: claim kinds ``chance_level``, ``fit_slowdown``, ``modest_effect`` and ``step_loss``;
+  :mod:`.fit_claims`: ``unfit_runs`` and ``slowdown_order``.
 """
 
 from __future__ import annotations
 
-from . import claims, models, preprocess, transforms
+from . import claims, fit_claims, models, preprocess, transforms
 
-__all__ = ["claims", "models", "preprocess", "transforms"]
+__all__ = ["claims", "fit_claims", "models", "preprocess", "transforms"]

@@ -22,7 +22,6 @@
   at or below ``max_loss`` (reproduced); a CI wholly above is not reproduced; a run without a step
   curve leaves the group not evaluated. Its figure is Fig. 1a: loss vs step per group, the mean
   over the seeds still training at that step.
-
 Groups combine as any claim's sub-verdicts do (any not reproduced wins, all reproduced wins).
 """
 
@@ -78,7 +77,8 @@ def _by_variant(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 class ChanceLevel(ClaimBase):
-    """Test accuracy of the selected runs is chance, within the binomial noise floor."""
+    """Test (or, with ``metric: train_acc``, train) accuracy of the selected runs is chance, within
+    the binomial noise floor of the split it is measured on."""
 
     kind: Literal["chance_level"]
     select: Selector
@@ -87,6 +87,11 @@ class ChanceLevel(ClaimBase):
 
     def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
         return [(("select",), self.select)]
+
+
+def _split_size(metric: str) -> str:
+    """The count whose binomial SD floors an accuracy: ``n_train`` for a train accuracy, else ``n_test``."""
+    return "n_train" if metric.startswith("train_acc") else "n_test"
 
 
 @register_claim_kind
@@ -108,7 +113,7 @@ class ChanceLevelKind(ClaimKind):
         seeds_needed: list[int | None] = []
         for label, rs in sorted(_by_variant(runs).items()):
             values = [ctx.value(r, claim.metric) for r in rs]
-            n_test = int(ctx.value(rs[0], "n_test"))
+            n_test = int(ctx.value(rs[0], _split_size(claim.metric)))
             floor = binomial_floor_sd_percent(chance, n_test)
             s = summarize(values, conf, floor_sd=floor)
             margin = claim.band_sds * floor
@@ -287,9 +292,28 @@ class ModestEffect(Quantified, ClaimBase):
         "(100 − its mean accuracy), valid at any scale",
     )
     band_reason: str = Field("", description="why this band (shown in the report)")
+    side: Literal["both", "upper"] = Field(
+        "both",
+        description="both: a − b within center ± band ('changes only modestly'); upper: a − b at most "
+        "center + band, however far below ('does not provide significant improvement' bounds the gain only)",
+    )
+    center: float = Field(
+        0.0,
+        description="the difference the band is centred on, in pp ('improved by 2 %'); only with band_of pp",
+    )
 
     def selectors(self) -> list[tuple[tuple[Any, ...], Selector]]:
         return [(("a",), self.a), (("b",), self.b)]
+
+    def problems(self, study: Any) -> list[tuple[Any, ...]]:
+        if self.center and self.band_of != "pp":
+            return [(("center",), "a centre is a difference in pp: use band_of pp with it")]
+        return []
+
+    def bounds(self, band: float) -> tuple[float, float]:
+        """The interval a − b must lie in, for a band in the metric's unit."""
+        low = -math.inf if self.side == "upper" else self.center - band
+        return low, self.center + band
 
 
 def _band(claim: ModestEffect, ctx: Any, pairs: list) -> float:
@@ -311,9 +335,10 @@ def _modest_cell(claim: ModestEffect, ctx: Any, pairs: list, alphas: tuple[float
     r = summarize(means, 1 - 2 * alphas[1], extra_variance=noise)
     stuck = not_learned([x for pair in pairs for x in pair])
     decided = len(seeds) >= 2 and not stuck
+    low, high = claim.bounds(band)
     return {
-        "passed": decided and _within(s.ci_low, s.ci_high, -band, band) == REPRODUCED,
-        "refuted": decided and _within(r.ci_low, r.ci_high, -band, band) == NOT_REPRODUCED,
+        "passed": decided and _within(s.ci_low, s.ci_high, low, high) == REPRODUCED,
+        "refuted": decided and _within(r.ci_low, r.ci_high, low, high) == NOT_REPRODUCED,
         "band": band,
         "mean": s.mean,
         "ci_low": s.ci_low,
@@ -365,6 +390,10 @@ class ModestEffectKind(ClaimKind):
             for label, c in cells.items()
         ]
         band = f"± {fmt(claim.band)} pp" if not per_cell else f"± {claim.band:.0%} of b's test error"
+        if claim.center:
+            band = f"{fmt(claim.center)} {band}"
+        if claim.side == "upper":
+            band = "at most " + band.replace("± ", "+ ", 1)
         summary = f"{claim.a.label()} − {claim.b.label()}: {'; '.join(parts)} vs {band}"
         stuck = sum(c["not_learned_runs"] for c in cells.values())
         if stuck:
@@ -386,7 +415,10 @@ class ModestEffectKind(ClaimKind):
         from restudy.api import draw
 
         fig, ax = draw.subplots(figsize=(4.5, 4.0))
-        ax.axhspan(-ev["band"], ev["band"], color="grey", alpha=0.2, linewidth=0)
+        low, high = claim.bounds(ev["band"])
+        if not math.isfinite(low):  # side upper: shade down to the lowest point drawn
+            low = min([*draw.floats(ev["diffs"]), ev["ci_low"], high]) - 1.0
+        ax.axhspan(low, high, color="grey", alpha=0.2, linewidth=0)
         vals = draw.floats(ev["diffs"])
         ax.scatter(np.linspace(-0.1, 0.1, len(vals)), vals, s=14, alpha=0.5)
         draw.errorbar(ax, 0.0, ev["mean"], ev["ci_low"], ev["ci_high"], draw.color(0))
