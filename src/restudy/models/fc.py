@@ -33,10 +33,10 @@ def fc(
     init: str = "kaiming_normal",
     generator: torch.Generator | None = None,
 ) -> nn.Sequential:
-    """The FC net of the original ``models/fully_connected.py`` and of seed 002 (the Reproducibility of
-    Equi-normalization report): hidden + 2 linear layers in all.
+    """The FC net of the original ``models/fully_connected.py`` and of the ICLR 2019 report
+    "Reproducibility of Equi-normalization of Neural Networks": hidden + 2 linear layers in all.
 
-    ``hidden`` is the number of width→width layers: seed 002's "p intermediary layers". The
+    ``hidden`` is the number of width→width layers: the report's "p intermediary layers". The
     original's ``--n-layers L`` counts all linear layers, i.e. ``hidden = L - 2``
     (``FullyConnected(n_layers=L)`` in ``models/fully_connected.py``).
 
@@ -46,9 +46,9 @@ def fc(
         hidden: number of width→width linear layers (≥ 0).
         width: units per hidden layer (≥ 1); 500 in the paper.
         bias: give every Linear a bias (zero-initialized). The paper's net has none (``bias=False``
-            in the original); seed 002 also ran "with bias" variants.
+            in the original); the reproducibility report also ran "with bias" variants.
         norm: "none", or "bn" for BatchNorm1d(width) after every non-final Linear, before its ReLU
-            (the layout of the released ``models/fully_connected.py``; seed 002's "BN" variant).
+            (the layout of the released ``models/fully_connected.py``; the report's "BN" variant).
         init: "kaiming_normal" (He: normal, fan_in, ReLU gain, std √(2/fan_in), applied to every
             Linear as the original does) or "torch_default" (PyTorch's own Linear init; biases
             still zero).
@@ -110,7 +110,8 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 @torch.no_grad()
 def _init_linears(model: nn.Module, init: str, generator: torch.Generator | None) -> None:
-    """He-initialize every Linear weight (as the original ENorm code) and zero every bias (seed 002)."""
+    """He-initialize every Linear weight (as the original ENorm code) and zero every bias (as the
+    ENorm reproducibility report)."""
     for m in model.modules():
         if isinstance(m, nn.Linear):
             if init == "kaiming_normal":

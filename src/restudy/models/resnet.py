@@ -15,9 +15,10 @@ Parameter names keep "bn" in every BatchNorm of the blocks and the stem (``bn1``
 downsampling BatchNorm is ``shortcut.1`` (no "bn"), so name-based parameter groups (bias and BN
 scales at 0.1× lr, their ``train.py``) fall exactly where the original code's fall.
 
-ResNet-34 (seed 003 Table 1: stages of 3/4/6/3 blocks, widths 64/128/256/512) was written by the
-reproducers themselves; its stem and shortcut are not published, so this one uses a 3×3 stem and
-1×1 conv + BN projection shortcuts (the usual CIFAR ResNet-34) — an assumption a study must mark.
+ResNet-34 (the Summers & Dinneen reproduction's Table 1: stages of 3/4/6/3 blocks, widths
+64/128/256/512) was written by the reproducers themselves; its stem and shortcut are not
+published, so this one uses a 3×3 stem and 1×1 conv + BN projection shortcuts (the usual CIFAR
+ResNet-34) — an assumption a study must mark.
 """
 
 from __future__ import annotations

@@ -376,7 +376,8 @@ DECLARATIONS: tuple[Setting, ...] = (
         reason="the original's crop25/crop81 on 32x32 images (Summers & Dinneen's evaluate.py)",
     ),
     Setting("run_metrics", PartNames("run_metric"), "per-run metrics measured on the trained model", default=[]),
-    # Released weights (seed 000's weights and inference-only scripts): `restudy export` / `validate`.
+    # Released weights (as the [Re] Network Deconvolution report released its weights and
+    # inference-only scripts): `restudy export` / `validate`.
     # An engine setting under data.*: it is not passed to the data set's factory.
     Setting(
         "data.val_fraction",

@@ -49,7 +49,7 @@ class Hyper(Frozen):
 
     value: Any
     provenance: Provenance
-    source: str = Field("", description="short note: 'Sec. 4.1', 'main.py', 'seed 002 Table 1'")
+    source: str = Field("", description="short note: 'Sec. 4.1', 'main.py', 'rep2019 Table 1'")
 
 
 # A setting's value where a bare value is allowed: a ``Hyper`` (a mapping with value and

@@ -87,12 +87,12 @@ REDUCTION_METRICS: tuple[str, ...] = ("sd_accuracy", "sd_cross_entropy", "disagr
 REDUCTION_LABELS: dict[str, str] = {
     "original": (
         "original paper's formula: mean over the five metrics of 100·(1 − V/V_baseline), "
-        "V = 1 − correlation for the correlation (re-derived from seed 003 Table 6)"
+        "V = 1 − correlation for the correlation (re-derived from the Summers & Dinneen reproduction's Table 6)"
     ),
     "recalculated": (
         "reproduction's recalculation: mean of 100·(1 − V/V_baseline) for SD acc., SD "
         "CE, disagreement, ensemble Δ and 100·(corr − corr_baseline)/corr_baseline "
-        "(seed 003 Tables 6–7)"
+        "(the Summers & Dinneen reproduction's Tables 6–7)"
     ),
 }
 _PAIR_FIELDS: dict[str, str] = {

@@ -82,11 +82,16 @@ def small_inception(
     width: float = 1.0,
     dropout: float = 0.0,
 ) -> nn.Module:
-    """Small Inception (paper Fig. 3): 1,649,402 parameters at ``width=1`` on 3 channels, 10
-    classes. ``bn=False`` is "Inception w/o BatchNorm"; ``bn="downsample"`` keeps BN in the two
-    downsample modules only (the reproduction's third model, seed 001 §V.B, after its no-BN
-    Inception stayed at chance); ``dropout`` (a probability) masks the output of every block (the
-    reproduction's regularizer ablation, seed 001 §V.A)."""
+    """Small Inception (paper Fig. 3): 1,649,402 parameters at ``width=1`` on 3 channels, 10 classes.
+
+    Args:
+        bn: True (BatchNorm everywhere), False ("Inception w/o BatchNorm") or "downsample" (BN in
+            the two downsample modules only: the reproduction's third model, epfl2024 §V.B, after
+            its no-BN Inception stayed at chance).
+        width: channel multiplier (> 0); 1 is the paper's network.
+        dropout: probability that masks the output of every block (the reproduction's
+            regularizer ablation, epfl2024 §V.A); 0 is none.
+    """
     _check(input_shape, width, dropout, "small_inception")
     if bn not in (True, False, "downsample"):
         raise RestudyError(
@@ -125,8 +130,15 @@ def small_alexnet(
 ) -> nn.Module:
     """Small AlexNet: two modules of conv 5×5 (64 filters) → max-pool 3×3 stride 2 → local
     response normalization, then FC 384 → FC 192 → linear; 1,387,786 parameters at ``width=1`` on
-    28×28×3. The LRN settings are the TensorFlow CIFAR-10 tutorial's in PyTorch's convention
-    (an assumption, unverified); ``dropout`` masks the two hidden FC outputs."""
+    28×28×3.
+
+    Args:
+        width: channel and unit multiplier (> 0); 1 is the paper's network.
+        dropout: probability that masks the two hidden FC outputs; 0 is none.
+        lrn_size, lrn_alpha, lrn_beta, lrn_k: the local response normalization's size, alpha,
+            beta and k: the TensorFlow CIFAR-10 tutorial's in PyTorch's convention (an assumption,
+            unverified).
+    """
     _check(input_shape, width, dropout, "small_alexnet")
     c, h, w = input_shape
     k = _ch(64, width)

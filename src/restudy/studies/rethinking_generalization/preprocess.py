@@ -37,8 +37,12 @@ def whiten(x: torch.Tensor) -> torch.Tensor:
 
 @register("dataset", "cifar10_zhang")
 def cifar10_zhang(crop: int = 28, **cifar_args: Any) -> Dataset:
-    """CIFAR-10 as Zhang et al. feed it: pixels / 255, center crop ``crop``×``crop``, per-image
-    whitening. Other arguments (``root``, ``n_train``, ``n_test``, ...) go to ``cifar10``."""
+    """CIFAR-10 as Zhang et al. feed it: pixels / 255, center crop, per-image whitening.
+
+    Args:
+        crop: the side of the center crop, in pixels (28 in the paper).
+        cifar_args: the other arguments (``root``, ``n_train``, ``n_test``, ...), passed to ``cifar10``.
+    """
     if "normalize" in cifar_args or "flatten" in cifar_args:
         raise RestudyError("cifar10_zhang normalizes per image itself", got=sorted(cifar_args))
     raw = create("dataset", "cifar10", normalize="none", **cifar_args)

@@ -8,7 +8,7 @@
   are drawn whatever p is, so with the same seed the examples corrupted at p are a subset of those
   corrupted at any larger p.
 * ``random_labels``: ``corrupt_labels`` at p = 1.
-* ``shuffled_pixels``: one permutation of the pixel positions (channels kept together, seed 001
+* ``shuffled_pixels``: one permutation of the pixel positions (channels kept together, epfl2024
   footnote 1), the same for every training and test image.
 * ``random_pixels``: a different permutation for each image (training and test).
 * ``gaussian``: every image (training and test) replaced by Gaussian noise with the per-channel
@@ -35,7 +35,11 @@ def _note(data: Dataset, what: str) -> str:
 
 @register("transform", "corrupt_labels")
 def corrupt_labels(data: Dataset, generator: torch.Generator, p: float) -> Dataset:
-    """Training labels corrupted with probability ``p`` (a uniform class); test labels untouched."""
+    """Training labels corrupted with probability ``p`` (a uniform class); test labels untouched.
+
+    Args:
+        p: the probability that a training label is replaced by a class drawn uniformly.
+    """
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
         raise RestudyError("the corruption probability must be in [0, 1]", where="transform.p", got=p)
     y = data.y_train

@@ -72,4 +72,3 @@ for _module, _names in (
 ):
     for _name in _names:
         getattr(_module, _name).documented_by = common.Layers
-
