@@ -617,6 +617,8 @@ def test_report_ends_with_the_command_that_would_settle_an_inconclusive_claim(tm
     extra = sum((12 - len(w)) * sum(w) / len(w) for w in walls.values()) / info["workers"]
     assert cmd["estimate"] == duration(extra) and extra > 0
     assert "RESTUDY_DATA" in steps["paper"]["command"] and steps["paper"]["claims"] == ["table1"]
+    offline = next_steps(study, "small", comp, [row(r) for r in recs], {**info, "paper_data": []})
+    assert offline["paper"]["command"] == "restudy run toy --scale paper"  # reads no files: no data folder to name
     paths = write_report(tmp_path, study, "small", comp, recs, ENV, plan_info=info)
     md = paths["markdown"].read_text()
     assert md.rstrip().splitlines()[-3].startswith("- To settle beats: `restudy run toy --scale small --seeds 12`")

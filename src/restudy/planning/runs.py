@@ -429,7 +429,6 @@ def plan(
     wanted = with_inputs(study, experiments)
     read_by = {e.input_run.experiment: e.id for e in study.experiments if e.input_run and e.id in wanted}
     by_exp: dict[str, list[RunSpec]] = {}
-    checked: set[str] = set()
     for exp in inputs_first(study.experiments):
         if exp.id not in wanted:
             continue
@@ -452,7 +451,6 @@ def plan(
                     {"save_weights": True}, f"experiment {read_by[exp.id]!r} reads these runs' weights (input_run)"
                 )
             values = settings.values
-            check_parts(study, exp.id, var, scale, values, checked, setting_paths)
             for i in range(n):
                 scope = (exp.id, variant_id(var)) if rnd.streams == "independent" else ()
                 seeds_i = run_seeds(study.seed, i, rnd.vary, scope)
@@ -505,7 +503,12 @@ def plan(
     specs = [s for e in study.experiments for s in by_exp.get(e.id, [])]  # plan order
     if experiments is not None:  # the chosen experiments, and the runs they read
         specs = with_input_runs(specs, [s for s in specs if s.experiment in experiments])
-    return with_input_runs(specs, select_only(specs, only)) if only else specs
+    if only:
+        specs = with_input_runs(specs, select_only(specs, only))
+    checked: set[str] = set()
+    for s in {(s.experiment, s.variant_id): s for s in specs}.values():  # the parts of the runs that will run
+        check_parts(study, s.experiment, s.variant, scale, s.settings.values, checked, setting_paths)
+    return specs
 
 
 def parse_only(items: list[str]) -> dict[str, list[str]]:

@@ -85,7 +85,8 @@ def next_steps(
         waiting = [c.id for c in comparison.claims if c.verdict == "not_evaluated"]
         paper = {
             # a new folder (one folder holds one scale); only the study and the --only subset carry over
-            "command": "RESTUDY_DATA=/path/to/data " + run_command(again["study"], "paper", only=again["only"]),
+            "command": ("RESTUDY_DATA=/path/to/data " if plan_info.get("paper_data") else "")
+            + run_command(again["study"], "paper", only=again["only"]),
             "data": list(plan_info.get("paper_data") or []),
             "claims": waiting,
             # reported train/test values the leakage guard leaves to the paper scale's runs
