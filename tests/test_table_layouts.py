@@ -95,3 +95,24 @@ def test_a_scale_that_swaps_an_axis_levels_model_is_refused(study_file):
     text = str(err.value)
     assert "axis 'arch' at level 'paper_net' trains model 'fc', but at smoke scale 'resnet14'" in text
     assert "stand_ins" in text and "scales.smoke.settings.model" in text
+
+
+def test_numbers_no_run_produces_are_kept_as_the_paper_prints_them():
+    """A paper's ImageNet table in a CPU study: no layout, a note saying why; its cells get no
+    runs and no verdict, and the report lists them as reported."""
+    imagenet = {
+        "id": "imagenet",
+        "title": "Top-1 accuracy on ImageNet (%)",
+        "document": "orig",
+        "where": "Figure 3",
+        "rows": ["Inception", "BN-x5"],
+        "columns": ["max accuracy"],
+        "values": {"Inception": {"max accuracy": "72.2"}, "BN-x5": {"max accuracy": "73.0"}},
+        "note": "ImageNet-scale runs are beyond this study; the numbers are kept as the paper prints them",
+    }
+    result = cmp.compare(_study([], [imagenet]), "paper", _rows())
+    cells = [c for c in result.cells if c.table == "imagenet"]
+    assert len(cells) == 2 and {c.n for c in cells} == {0} and {c.verdict for c in cells} == {"not_evaluated"}
+    assert cells[1].reported_text == "73.0"  # the printed digits
+    with pytest.raises(ValidationError, match="needs a 'layout'"):
+        _study([], [{**imagenet, "note": ""}])

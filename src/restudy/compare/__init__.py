@@ -355,8 +355,8 @@ def _compare(
     tables: list[TableResult] = []
     variability: list[VariabilityTableResult] = []
     for table in study.tables:
-        if table.kind != "result" or table.layout is None:
-            continue
+        if table.kind != "result":
+            continue  # a table without a layout: cells with no runs, reported only (its note says why)
         if isinstance(table.layout, VariabilityLayout):
             variability.append(variability_table(table, ctx))
             continue

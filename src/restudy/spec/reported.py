@@ -227,8 +227,11 @@ class ReportedTable(Frozen):
                     if c not in self.columns:
                         errors.append((("layout", "stand_ins", sc, "columns", c), "not one of the table's columns", c))
         raise_located(errors, "ReportedTable")
-        if self.kind == "result" and self.layout is None:
-            raise ValueError("a 'result' table needs a 'layout' mapping rows/columns to variant axes")
+        if self.kind == "result" and self.layout is None and not self.note:
+            raise ValueError(
+                "a 'result' table needs a 'layout' mapping rows/columns to variant axes or, for numbers no run "
+                "of this study produces (e.g. a CPU study's view of ImageNet results), a 'note' saying so"
+            )
         return self
 
     def value(self, row: str, column: str) -> ReportedValue | None:
