@@ -14,7 +14,7 @@ from restudy.api import EvaluationContext, claim_kind
 from restudy.spec.coverage import coverage_counts
 from restudy.spec.study import Study
 from restudy.spec.studyfile import load_study
-from restudy.studies.nondeterminism import claims as nd
+from restudy.studies.nondeterminism import printed as nd
 
 
 @pytest.fixture(scope="module")
@@ -118,22 +118,15 @@ def test_printed_intervals_and_their_arithmetic() -> None:
 
 
 def test_a_printed_number_is_a_cell_or_a_value_with_where_it_is_printed(study: Study) -> None:
-    with pytest.raises(ValueError, match="not both"):
-        nd.Printed(table="reduction", row="single", column="sd_accuracy", value="1", where="x")
-    with pytest.raises(ValueError, match="where"):
-        nd.Printed(value="37")
-    bad = _claim(study, "reproduction_reductions_slightly_above_recalculated").model_copy(
-        update={
-            "pairs": [
-                nd.Pair(
-                    label="x",
-                    left=nd.Printed(table="reduction", row="nope", column="x"),
-                    right=nd.Printed(value="1", where="y"),
-                )
-            ]
-        }
-    )
-    assert "has no row 'nope'" in bad.problems(study)[0][1]
+    def problems(left: dict[str, Any]) -> list[str]:
+        claim = _claim(study, "reproduction_reductions_slightly_above_recalculated")
+        pair = {"label": "x", "left": left, "right": {"value": "1", "where": "y"}}
+        return [p[1] for p in claim.model_copy(update={"pairs": [pair]}).problems(study)]
+
+    assert problems({"table": "reduction", "row": "single", "column": "sd_accuracy"}) == []
+    assert "not both" in problems({"table": "reduction", "row": "single", "column": "x", "value": "1"})[0]
+    assert "needs 'where'" in problems({"value": "37"})[0]
+    assert "has no row 'nope'" in problems({"table": "reduction", "row": "nope", "column": "x"})[0]
 
 
 # ------------------------------------------------------------------------------- constructed runs

@@ -1,5 +1,6 @@
 """Nondeterminism and Instability (Summers & Dinneen, ICML 2021) as reproduced by the [Re] report:
-the study's own claim kinds, registered on import (:mod:`.claims`):
+the study's own claim kinds, registered on import (:mod:`.printed` for printed numbers,
+:mod:`.claims` for runs):
 
 * ``reported_arithmetic``: a ratio or difference of printed numbers lies inside (or outside) a band,
   with each number's printing rounding carried through (no runs);
@@ -13,6 +14,6 @@ the study's own claim kinds, registered on import (:mod:`.claims`):
 
 from __future__ import annotations
 
-from . import claims
+from . import claims, printed
 
-__all__ = ["claims"]
+__all__ = ["claims", "printed"]
