@@ -124,3 +124,17 @@ def test_resampled_agreement_overstates_how_often_a_rerun_agrees_with_few_seeds(
     assert predicted.mean() > agree.mean()
     steady = [v != r for v, s, r in judged if v == "reproduced" and s >= STABLE]
     assert len(steady) >= 10 and np.mean(steady) >= 0.1
+
+
+def test_a_claim_on_printed_numbers_alone_gets_no_seed_resampling():
+    """Resampling seeds says nothing about arithmetic on a document's printed numbers."""
+    from restudy.compare.stability import stability
+    from restudy.spec.claim_base import ClaimBase
+
+    class Printed(ClaimBase):
+        def reads_runs(self) -> bool:
+            return False
+
+    claim = Printed(id="printed", statement="48 is 20 % above 37", kind="printed")
+    assert ClaimBase(id="x", statement="s", kind="k").reads_runs()
+    assert stability(claim, None, "not_reproduced", lambda c, ctx: None) is None

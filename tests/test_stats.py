@@ -389,3 +389,13 @@ def test_share_ci_counts_units_not_runs():
     assert lo1 < low < lo2 and hi1 < high < hi2
     with pytest.raises(ValueError):
         share_ci(6.0, 5)
+
+
+def test_bca_interval_stays_finite_when_the_expanded_level_underflows():
+    """Two models at 99.5 %: the expansion's t quantile (1 df) drives α to 0 in floating point, and a
+    skewed jackknife then gave NaN percentiles (a crash on small model sets at smoke scale)."""
+    from restudy.stats.intervals import bca_interval
+
+    draws = np.random.default_rng(0).normal(1.0, 0.3, 200)
+    low, high = bca_interval(1.0, draws, [np.array([0.0, 0.1, 5.0])], 0.995, 2)
+    assert draws.min() <= low < 1.0 < high <= draws.max()

@@ -208,6 +208,8 @@ def _judged_at_this_look(claim: Any, ctx: EvaluationContext) -> tuple[ClaimResul
                 f"a follow-up on fresh seeds, judged on its own at α = {next_alpha:.3g} (the next look's share): "
                 f"{how or f'about {fresh} seeds'}; run with --seeds {seeds}"
             )
+        elif not claim.reads_runs():
+            advice = how or "no run decides it: it reads the documents' printed numbers, whose digits cannot settle it"
         else:
             advice = how or "no follow-up on more seeds would likely decide it"
         summary = summary.split(". To decide: ")[0] + f". To decide: {advice}"

@@ -73,9 +73,10 @@ def stability(
 
     Returns:
         ``{"same": share, "resamples": B, "seeds": n, "verdicts": {verdict: share}}``, or None
-        for a verdict that is not evaluated, fewer than 2 seeds, or a claim on model sets.
+        for a verdict that is not evaluated, fewer than 2 seeds, a claim on model sets or one that
+        reads no runs (:meth:`~restudy.spec.claim_base.ClaimBase.reads_runs`).
     """
-    if verdict == NOT_EVALUATED or uses_model_sets(claim):
+    if verdict == NOT_EVALUATED or uses_model_sets(claim) or not claim.reads_runs():
         return None
     selectors = [sel for _, sel in claim.selectors()]
     own = [r for sel in selectors for r in ctx.runs(sel)] if selectors else ctx.rows

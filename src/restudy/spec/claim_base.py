@@ -85,6 +85,11 @@ class ClaimBase(Frozen):
         path, message, bad value); the value at the path is shown when none is given."""
         return []
 
+    def reads_runs(self) -> bool:
+        """Whether the verdict depends on runs; False for a claim about the documents' printed
+        numbers alone (their arithmetic), which gets no seed resampling and no seed advice."""
+        return True
+
 
 class ModelSet(Frozen):
     """A set of trained models whose test predictions are compared with each other: the runs of one

@@ -162,7 +162,9 @@ def bca_interval(
     alpha = 1.0 - confidence
     if expand and n is not None and n >= 2:
         widen = math.sqrt(n / (n - 1.0)) * float(st.t.ppf(1.0 - alpha / 2.0, n - 1))
-        alpha = 2.0 * float(st.norm.cdf(-widen))
+        # at 2 or 3 models and a high level the expanded alpha underflows to 0 (an infinite z):
+        # a floor keeps the interval the widest the draws give
+        alpha = max(2.0 * float(st.norm.cdf(-widen)), 1e-12)
     b = d.size
     prop = (np.count_nonzero(d < point) + 0.5 * np.count_nonzero(d == point)) / b
     z0 = float(st.norm.ppf(min(max(prop, 0.5 / b), 1.0 - 0.5 / b)))
@@ -179,7 +181,8 @@ def bca_interval(
     probs = []
     for zq in (float(st.norm.ppf(alpha / 2.0)), float(st.norm.ppf(1.0 - alpha / 2.0))):
         zz = z0 + zq
-        probs.append(float(st.norm.cdf(z0 + zz / (1.0 - acc * zz))) if 1.0 - acc * zz > 0 else (0.0 if zq < 0 else 1.0))
+        p = float(st.norm.cdf(z0 + zz / (1.0 - acc * zz))) if 1.0 - acc * zz > 0 else math.nan
+        probs.append(min(1.0, max(0.0, p)) if math.isfinite(p) else (0.0 if zq < 0 else 1.0))
     method = "linear" if np.all(np.isfinite(d)) else "inverted_cdf"
     low, high = np.percentile(d, [100.0 * probs[0], 100.0 * probs[1]], method=method)
     return (float(low), float(high))

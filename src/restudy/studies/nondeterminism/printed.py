@@ -160,6 +160,9 @@ class ReportedArithmetic(ClaimBase):
     relation: Literal["inside", "outside"] = "inside"
     quantifier: Literal["every", "any", "mean"] = "every"
 
+    def reads_runs(self) -> bool:
+        return False  # the documents' printed numbers only
+
     def problems(self, study: Any) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         if not self.band[0] <= self.band[1]:
@@ -279,6 +282,9 @@ class ReportedReduction(ClaimBase):
     reference_row: str
     formula: Literal["original", "recalculated"]
     rows: list[dict[str, Any]] = Field(min_length=1, description="each {row, printed}: a row and its printed %")
+
+    def reads_runs(self) -> bool:
+        return False  # the documents' printed numbers only
 
     def problems(self, study: Any) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
