@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from restudy.errors import StudyError
@@ -12,10 +14,14 @@ from restudy.spec.studyfile import load_study, parse_overrides
 def test_builtin_enorm_loads_and_plans_every_scale():
     st = load_study("enorm")
     assert st.id == "enorm" and len(st.claims) >= 5
-    # paper: 4 methods x 10 depths x 5 seeds + 2 methods x 10 depths x 5 seeds
-    assert len(plan(st, "paper")) == 200 + 100
-    assert len(plan(st, "small")) == (4 * 5 + 2 * 5) * 5
-    assert len(plan(st, "smoke")) == (4 * 2 + 2 * 2) * 2
+    counts = {sc: Counter(s.experiment for s in plan(st, sc)) for sc in ("paper", "small", "smoke")}
+    # the main grid: 4 methods x 10 depths x 5 seeds + 2 methods x 10 depths x 5 seeds (with bias)
+    assert (counts["paper"]["fc"], counts["paper"]["fc_bias"]) == (200, 100)
+    assert (counts["small"]["fc"], counts["small"]["fc_bias"]) == (4 * 5 * 5, 2 * 5 * 5)
+    assert (counts["smoke"]["fc"], counts["smoke"]["fc_bias"]) == (4 * 2 * 2, 2 * 2 * 2)
+    # the side experiments of single findings (batch 8, softmax output, fixed point, c, lr) run fewer
+    assert sum(counts["paper"].values()) == 410 and sum(counts["small"].values()) == 195
+    assert "fc_c" not in counts["small"] and "fc_enorm_bn_lr" not in counts["smoke"]  # paper scale only
 
 
 def _set(path, value):
