@@ -34,7 +34,7 @@ from restudy.execution.stacked import (
     step_flops,
 )
 from restudy.execution.worker import LOGITS_FILE, execute
-from restudy.planning.runs import plan
+from restudy.planning.runs import RunSpec, plan
 from restudy.planning.seeding import scoped_seed
 from restudy.spec.settings import RunSettings
 from restudy.spec.studyfile import load_study, parse_overrides
@@ -218,7 +218,11 @@ def test_a_diverging_model_ends_alone_and_the_others_match_their_runs():
 
 
 def test_a_failing_stack_fails_every_run_with_the_error(tmp_path):
-    specs = _specs(overrides=["model.colour=1"])
+    # an argument the model's factory refuses (planning refuses it too: set here behind its back)
+    specs = [
+        RunSpec.from_dict({**d, "settings": {**d["settings"], "model.colour": 1}})
+        for d in (s.to_dict() for s in _specs())
+    ]
     records = execute_stack([s.to_dict() for s in specs], [str(tmp_path / s.key) for s in specs], 1)
     assert [r["key"] for r in records] == [s.key for s in specs]
     for r in records:
@@ -366,6 +370,7 @@ def test_every_unsupported_setting_is_declared_in_one_place():
         "save_weights": True,
         "precision": "bf16",
         "compile": "default",
+        "data.val_fraction": 0.1,
     }
     plugins.import_study_module("restudy.studies.rethinking_generalization")  # registers the transform
     why = {name: text for name, _, _, text in NOT_STACKED}

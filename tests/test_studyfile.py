@@ -21,7 +21,8 @@ def test_builtin_enorm_loads_and_plans_every_scale():
     assert (counts["smoke"]["fc"], counts["smoke"]["fc_bias"]) == (4 * 2 * 2, 2 * 2 * 2)
     # the side experiments of single findings (batch 8, softmax output, fixed point, c, lr) run fewer
     assert sum(counts["paper"].values()) == 410 and sum(counts["small"].values()) == 195
-    assert "fc_c" not in counts["small"] and "fc_enorm_bn_lr" not in counts["smoke"]  # paper scale only
+    assert "fc_c" not in counts["small"] and "fc_enorm_bn_lr" not in counts["small"]  # paper scale only
+    assert sum(counts["smoke"].values()) == 24  # smoke runs the main grid only
 
 
 def _set(path, value):

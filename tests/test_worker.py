@@ -86,16 +86,26 @@ def test_nan_loss_marks_the_run_diverged_and_the_study_goes_on(tmp_path):
 
 
 def test_a_crashing_run_is_failed_with_its_error_and_others_finish(tmp_path):
+    from restudy import plugins
+
     st = load_study("enorm")
-    # A model argument the factory does not accept makes every fc run fail at build time (once the
-    # check that builds each run's parts before the first run is off: it refuses the study).
-    ov = parse_overrides(["fc:model.colour=1"])
-    out = run_study(st, "smoke", tmp_path, overrides=ov, executor=InlineExecutor(1), check_parts=False)
-    fc = [r for r in out.records if r["spec"]["experiment"] == "fc"]
-    assert fc and all(r["status"] == "failed" and "colour" in r["reason"] for r in fc)
-    assert all(r["status"] == "finished" for r in out.records if r["spec"]["experiment"] == "fc_bias")
-    # Failed runs are retried on resume; finished ones are not.
-    again = run_study(st, "smoke", tmp_path, overrides=ov, executor=InlineExecutor(1), check_parts=False)
+    # A model whose code raises makes every fc run fail at build time (once the check that builds
+    # each run's parts before the first run is off: it refuses the study).
+    with plugins.scoped():
+
+        @plugins.register("model", "colour_model")
+        def colour_model(input_shape, num_classes):
+            """A model whose construction fails."""
+            raise ValueError("no colour for this model")
+
+        ov = parse_overrides(["fc:model=colour_model"])
+        out = run_study(st, "smoke", tmp_path, overrides=ov, executor=InlineExecutor(1), check_parts=False)
+        fc = [r for r in out.records if r["spec"]["experiment"] == "fc"]
+        assert fc and all(r["status"] == "failed" and "colour" in r["reason"] for r in fc)
+        assert all("Traceback" in r["env"]["traceback"] for r in fc)  # the user's code's traceback is stored
+        assert all(r["status"] == "finished" for r in out.records if r["spec"]["experiment"] == "fc_bias")
+        # Failed runs are retried on resume; finished ones are not.
+        again = run_study(st, "smoke", tmp_path, overrides=ov, executor=InlineExecutor(1), check_parts=False)
     assert sorted(again.executed) == sorted(r["key"] for r in fc)
 
 

@@ -7,14 +7,14 @@ carry the level's name). An error names the setting's ``file:line``, the value a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from ..errors import StudyError
-from ..spec.settings import is_passthrough
+from ..spec.settings import RunSettings, is_passthrough
 from ..spec.study import Study
 from ..spec.studyfile import where as source_where
 from ..spec.values import Hyper
+from ..storage.artifacts import variant_id
 
 Path_ = tuple[str | int, ...]
 
@@ -24,7 +24,7 @@ def check_parts(
     experiment_id: str,
     variant: dict[str, str],
     scale: str,
-    values: Mapping[str, Any],
+    settings: RunSettings,
     checked: set[str],
     setting_paths: Callable[..., list[Path_]],
 ) -> None:
@@ -34,7 +34,12 @@ def check_parts(
     :func:`restudy.planning.runs.setting_paths` gives them), the value and the arguments the part takes."""
     from ..spec import parts
 
+    values = settings.values
+    run = f"experiment {experiment_id!r}, variant {variant_id(variant) or '(no axes)'}: "
+
     def where(setting: str) -> tuple[str, Path_ | None]:
+        if settings.provenance.get(setting, {}).get("source") == "command-line override":
+            return f"command line: {setting}={values[setting]!r}", None
         paths = setting_paths(study, experiment_id, variant, scale, setting)
         return (source_where(study, paths[-1]), paths[-1]) if paths else ("the command line", None)
 
@@ -66,7 +71,7 @@ def check_parts(
             problem = parts.signature_problem(kind, name)
             if problem:
                 at, path = where(parts.SETTING_OF[kind])
-                raise StudyError(problem, where=at, got=name, path=path)
+                raise StudyError(run + problem, where=at, got=name, path=path)
     for kind, prefix in parts.PREFIX_OF.items():
         given = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".") and is_passthrough(k)}
         names = [n for k, n in named if k == kind]
@@ -82,4 +87,6 @@ def check_parts(
             problem = next((p for p in problems if p is not None), None)
             if problem:
                 at, path = where(f"{prefix}.{arg}")
-                raise StudyError(f"{prefix}.{arg}: {problem[0]}", where=at, got=value, allowed=problem[1], path=path)
+                raise StudyError(
+                    f"{run}{prefix}.{arg}: {problem[0]}", where=at, got=value, allowed=problem[1], path=path
+                )

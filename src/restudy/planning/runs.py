@@ -507,7 +507,7 @@ def plan(
         specs = with_input_runs(specs, select_only(specs, only))
     checked: set[str] = set()
     for s in {(s.experiment, s.variant_id): s for s in specs}.values():  # the parts of the runs that will run
-        check_parts(study, s.experiment, s.variant, scale, s.settings.values, checked, setting_paths)
+        check_parts(study, s.experiment, s.variant, scale, s.settings, checked, setting_paths)
     return specs
 
 

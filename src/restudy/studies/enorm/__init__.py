@@ -40,7 +40,16 @@ def fc_softmax_output(
     generator: Any = None,
 ) -> nn.Sequential:
     """The ``fc`` net (same arguments, same initialization from the same generator) followed by
-    ``nn.Softmax(dim=1)``: its outputs are class probabilities, not logits (rep2019 §4.1)."""
+    ``nn.Softmax(dim=1)``: its outputs are class probabilities, not logits (rep2019 §4.1).
+
+    Args:
+        hidden: number of width→width linear layers, as ``fc``'s.
+        width: units per hidden layer, as ``fc``'s.
+        bias: give every Linear a bias, as ``fc``'s.
+        norm: "none" or "bn", as ``fc``'s.
+        init: "kaiming_normal" or "torch_default", as ``fc``'s.
+        generator: random source for the initialization, as ``fc``'s.
+    """
     from torch import nn
 
     net = create(
