@@ -76,3 +76,11 @@ def test_a_built_in_study_is_named_by_its_id_and_a_moved_file_by_the_output_fold
         "--out",
         str(Path("r").resolve()),
     ]
+
+
+def test_a_folder_named_like_a_built_in_study_does_not_hide_it(tmp_path, monkeypatch):
+    from restudy.spec.studyfile import builtin_studies, resolve_study_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "enorm").mkdir()  # e.g. an output folder named after the study
+    assert resolve_study_path("enorm") == builtin_studies()["enorm"]

@@ -36,6 +36,9 @@ def builtin_studies() -> dict[str, Path]:
 def resolve_study_path(name_or_path: str) -> Path:
     """A built-in study id or a path to a YAML file."""
     p = Path(name_or_path)
+    builtins = builtin_studies()
+    if p.is_dir() and name_or_path in builtins:  # a folder named like a built-in study does not hide it
+        return builtins[name_or_path]
     if p.suffix in (".yaml", ".yml") or p.exists():
         if p.is_dir():
             inside = p / "study.yaml"
@@ -44,7 +47,6 @@ def resolve_study_path(name_or_path: str) -> Path:
         if not p.is_file():
             raise StudyError("study file not found", where=str(p))
         return p
-    builtins = builtin_studies()
     if name_or_path in builtins:
         return builtins[name_or_path]
     import difflib
