@@ -1,4 +1,4 @@
-"""The nondeterminism study's coverage of its reproduction report (seed 003) and the study's own
+"""The nondeterminism study's coverage of its reproduction report (rep2022) and the study's own
 claim kinds (``restudy.studies.nondeterminism.claims``), each judged on constructed runs or on the
 report's printed numbers: reproduced, not reproduced and inconclusive."""
 

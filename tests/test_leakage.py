@@ -17,7 +17,7 @@ from restudy.spec.study import Study
 from restudy.storage.record import row
 
 N_TEST = 10000
-TRAIN = {"bn": 99.9, "nd": 99.95}  # the reported 100-epoch values in seed 000 sit here
+TRAIN = {"bn": 99.9, "nd": 99.95}  # the reported 100-epoch values in the [Re] report sit here
 TEST = {"bn": 93.0, "nd": 94.0}
 
 

@@ -1,5 +1,6 @@
 """Variability metrics (restudy.stats.variability) against hand computations, a plain-loop re-implementation of
-the original code's formulas (``evaluate.py``, ``compute_metrics``), scipy, and the published numbers of seed 003."""
+the original code's formulas (``evaluate.py``, ``compute_metrics``), scipy, and the
+published numbers of the reproduction report (rep2022)."""
 
 from __future__ import annotations
 
@@ -202,7 +203,7 @@ def test_speed_thirty_models() -> None:
 # ------------------------------------------------------------------------------ reductions
 
 SINGLE = (0.26, 0.0072, 10.7, 0.871, 1.82)
-# seed 003 Table 6: metric values per row and (paper's struck-through %, reproduction's %)
+# rep2022 Table 6: metric values per row and (paper's struck-through %, reproduction's %)
 TABLE6 = {
     "Acc.Ens.": ((0.19, 0.0044, 6.1, 0.957, 0.63), 48, 37),
     "Single/Flip-TTA": ((0.24, 0.0061, 8.2, 0.905, 1.20), 21, 17),
