@@ -19,11 +19,13 @@ from restudy.plugins import create
 # The built-in studies' own models register when their module is imported (as running the study does).
 plugins.import_study_module("restudy.studies.rethinking_generalization")
 plugins.import_study_module("restudy.studies.deconv")
+plugins.import_study_module("restudy.studies.enorm")
 from restudy.studies.deconv.archs import CIFAR_NETWORKS, IMAGENET_NETWORKS  # noqa: E402
 
 # A small, fast configuration of every registered model: a new model adds one line here.
 SMALL: dict[str, dict] = {
     "fc": {"input_shape": (3, 8, 8), "hidden": 2, "width": 16, "bias": True},
+    "fc_softmax_output": {"input_shape": (3, 8, 8), "hidden": 2, "width": 16, "bias": True},  # the ENorm study's
     "small_inception": {"input_shape": (3, 8, 8), "width": 0.1},
     "small_alexnet": {"input_shape": (3, 8, 8), "width": 0.1},
     "small_cnn": {"input_shape": (3, 16, 16), "width": 4},
