@@ -709,3 +709,19 @@ def test_deviations_list_every_difference_from_the_paper_protocol() -> None:
     assert any(d.startswith("measured: seeds: 2 per variant instead of") for d in measured)
     small = _plan_info(study, "small", plan(study, "small"), [], None, 1, "restudy run enorm --scale small")
     assert any("data: mnist1d instead of cifar10" in d for d in small["deviations"])
+
+
+def test_markdown_writes_html_from_a_study_file_as_text(tmp_path: Path) -> None:
+    """A claim statement carrying HTML is shown, never rendered: a Markdown viewer that renders
+    HTML must not run a script a study file brings. The report's own anchors and folds stay."""
+    d = _study().model_dump(mode="json", exclude_none=True)
+    d["claims"][0]["statement"] = 'ENorm wins <script>alert(1)</script> <img src=x onerror="alert(2)">'
+    study = Study.model_validate(d)
+    recs = _records("small")
+    comp = compare(study, "small", [row(r) for r in recs])
+    md = write_report(tmp_path, study, "small", comp, recs, ENV, plan_info=_plan_info(study, "small"))[
+        "markdown"
+    ].read_text()
+    assert "&lt;script>alert(1)&lt;/script>" in md and "&lt;img src=x" in md
+    assert "<script" not in md and "<img" not in md
+    assert '<a id="' in md  # the report's own anchors are kept

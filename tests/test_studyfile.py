@@ -220,3 +220,12 @@ def test_a_reported_value_keeps_the_digits_the_study_file_prints(study_file):
     values = load_study(path).table("t").values["a"]
     assert (values["x"].text, values["x"].rounding()) == ("99.90", pytest.approx(0.005))
     assert (values["y"].text, values["z"].text, values["z"].rounding()) == ("0.5", "8.00", pytest.approx(0.005))
+
+
+@pytest.mark.parametrize("field", ["url", "code"])
+def test_a_papers_address_must_be_a_web_address(study_file, field):
+    """The report links it: a javascript: address would run in the reader's browser."""
+    path = study_file(_set(("paper", field), "javascript:alert(4)"))
+    with pytest.raises(StudyError) as err:
+        load_study(path)
+    assert f"paper.{field}" in str(err.value) and "http:// or https://" in str(err.value)

@@ -21,6 +21,8 @@ from restudy.spec.studyfile import load_study, parse_overrides
 from restudy.storage.artifacts import WEIGHTS_FILE
 from restudy.storage.safeio import sha256_of
 
+ENORM_MODULE = load_study("enorm").module  # the given study's module: the only one validate imports
+
 runner = CliRunner()
 
 
@@ -60,11 +62,11 @@ def test_export_then_validate_is_bit_identical_on_the_same_cpu_and_threads(run_f
     assert side["recorded"]["test_acc"] == rec["metrics"]["test_acc"]
     assert side["model"] == rec["spec"]["settings"]["model"] and side["normalization"]
     assert side["input_shape"] and side["num_classes"] and side["restudy"]
-    v = validate(dest, study_id="enorm", threads=1, device="cpu")
+    v = validate(dest, study_id="enorm", study_module=ENORM_MODULE, threads=1, device="cpu")
     assert v.status == "identical" and v.recomputed == v.recorded == rec["metrics"]["test_acc"]
     # without the sidecar the file's own metadata is enough
     (tmp_path / "released.json").unlink()
-    assert validate(dest, study_id="enorm").status == "identical"
+    assert validate(dest, study_id="enorm", study_module=ENORM_MODULE).status == "identical"
 
 
 def test_validate_notices_other_weights(run_folder: Path, tmp_path: Path) -> None:
@@ -77,11 +79,11 @@ def test_validate_notices_other_weights(run_folder: Path, tmp_path: Path) -> Non
     state[name] = torch.zeros_like(state[name])
     save_file(state, str(dest))
     with pytest.raises(RestudyError, match="not the ones w.json describes"):
-        validate(dest, study_id="enorm")
+        validate(dest, study_id="enorm", study_module=ENORM_MODULE)
     side = json.loads((tmp_path / "w.json").read_text())
     side["sha256"] = sha256_of(dest)  # a sidecar released with other weights
     (tmp_path / "w.json").write_text(json.dumps(side))
-    v = validate(dest, study_id="enorm")
+    v = validate(dest, study_id="enorm", study_module=ENORM_MODULE)
     assert v.status == "differs" and not v.ok and v.changed > 0
     with pytest.raises(RestudyError, match="another study"):
         validate(dest, study_id="nondeterminism")
@@ -90,7 +92,7 @@ def test_validate_notices_other_weights(run_folder: Path, tmp_path: Path) -> Non
 def test_other_data_is_shown_not_judged(run_folder: Path, tmp_path: Path) -> None:
     dest = tmp_path / "w.safetensors"
     export(str(run_folder), dest)
-    v = validate(dest, study_id="enorm", data_args={"n_test": 100})
+    v = validate(dest, study_id="enorm", study_module=ENORM_MODULE, data_args={"n_test": 100})
     assert v.status == "other data" and v.ok and v.n_test == 100
 
 
@@ -138,3 +140,47 @@ def test_the_agreement_rule() -> None:
     assert judge(93.0, 93.11, 10000, other, True)[0] == "differs"  # 11
     assert judge(93.0, 93.5, 200, other, True)[0] == "agrees"  # 1 example of 200: at least one may change
     assert judge(93.0, 80.0, 10000, [], False)[0] == "other data"
+
+
+def test_a_weights_bundle_never_names_code_to_run(run_folder: Path, tmp_path: Path) -> None:
+    """A crafted sidecar naming a module (and the folder to import it from) is refused before any
+    import: the module would have written a file."""
+    dest = tmp_path / "w.safetensors"
+    export(str(run_folder), dest)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "evilmod.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').write('x')\n")
+    side = json.loads(dest.with_suffix(".json").read_text())
+    side["spec"] = {**side["spec"], "study_module": "evilmod", "study_dir": str(evil)}
+    dest.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(RestudyError, match="differs from the one in the weights file"):
+        validate(dest, study_id="enorm", study_module=ENORM_MODULE)
+    assert not (tmp_path / "pwned").exists()
+    # the same spec in both places (a file re-made with crafted metadata) still imports nothing
+    dest.with_suffix(".json").unlink()
+    from safetensors.torch import load_file, save_file
+
+    from restudy.execution.weights import metadata
+
+    meta = metadata(dest)
+    meta["spec"] = json.dumps({**json.loads(meta["spec"]), "study_module": "evilmod", "study_dir": str(evil)})
+    save_file(load_file(str(dest)), str(dest), metadata=meta)
+    with pytest.raises(RestudyError, match="another study module"):
+        validate(dest, study_id="enorm", study_module=ENORM_MODULE)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("spec", ["{}", "not json", "[1, 2]", '{"settings": 3}'])
+def test_malformed_weights_metadata_is_a_one_line_error(run_folder: Path, tmp_path: Path, spec: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from restudy.execution.weights import metadata
+
+    dest = tmp_path / "w.safetensors"
+    export(str(run_folder), dest)
+    dest.with_suffix(".json").unlink()
+    meta = {**metadata(dest), "spec": spec}
+    save_file(load_file(str(dest)), str(dest), metadata=meta)
+    with pytest.raises(RestudyError) as err:
+        validate(dest, study_id="enorm", study_module=ENORM_MODULE)
+    assert "malformed" in str(err.value) and str(dest) in str(err.value)

@@ -65,6 +65,7 @@ def validate_cmd(
     v = validate(
         weights,
         study_id=st.id,
+        study_module=st.module,
         study_dir=study_dir(st) if st.module else None,
         data=data,
         data_args=_data_args(data_arg),

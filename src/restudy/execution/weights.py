@@ -204,32 +204,62 @@ class Validation:
 
 
 def _describe(weights: Path) -> dict[str, Any]:
-    """The sidecar next to ``weights``, or the same facts from the file's own metadata."""
+    """The facts of a weights file: its sidecar's, checked against the file (its sha256, and its
+    run spec against the spec in the file's own metadata, which that sha256 covers), or the file's
+    metadata alone. Everything here is data: nothing in it is imported or run.
+
+    Raises:
+        RestudyError: a malformed sidecar or metadata, or a sidecar that does not describe the file
+            (one line naming the file and the field).
+    """
     side = sidecar_path(weights)
-    if side.is_file():
-        d = read_json(side)
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise RestudyError("not a restudy weights sidecar", where=str(side), allowed=FORMAT)
-        got = sha256_of(weights)
-        if got != d.get("sha256"):
-            raise RestudyError(
-                f"the weights are not the ones {side.name} describes (sha256 differs)",
-                where=str(weights),
-                got=got,
-                allowed=d.get("sha256"),
-            )
-        return d
     meta = metadata(weights)
-    if "spec" not in meta:
+    try:
+        own = _meta_facts(meta, weights)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RestudyError(
-            f"no sidecar ({side.name}) and no run spec in the file's metadata: export it with `restudy export`",
+            f"malformed restudy metadata in the weights file ({type(e).__name__}: {e})", where=str(weights)
+        ) from None
+    if not side.is_file():
+        if own is None:
+            raise RestudyError(
+                f"no sidecar ({side.name}) and no run spec in the file's metadata: export it with `restudy export`",
+                where=str(weights),
+            )
+        return own
+    d = read_json(side)
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise RestudyError("not a restudy weights sidecar", where=str(side), allowed=FORMAT)
+    got = sha256_of(weights)
+    if got != d.get("sha256"):
+        raise RestudyError(
+            f"the weights are not the ones {side.name} describes (sha256 differs)",
             where=str(weights),
+            got=got,
+            allowed=d.get("sha256"),
         )
+    if own is not None and d.get("spec") != own["spec"]:
+        raise RestudyError(
+            f"{side.name}'s run spec differs from the one in the weights file (which its sha256 covers)",
+            where=str(side),
+        )
+    for key, kind in (("spec", dict), ("recorded", dict)):
+        if not isinstance(d.get(key), kind):
+            raise RestudyError(f"malformed sidecar: '{key}' must be a mapping", where=str(side), got=d.get(key))
+    return d
+
+
+def _meta_facts(meta: dict[str, str], weights: Path) -> dict[str, Any] | None:
+    """The facts the file's own metadata holds (None without a run spec)."""
+    if "spec" not in meta:
+        return None
     spec = json.loads(meta["spec"])
+    if not isinstance(spec, dict) or not isinstance(spec.get("settings"), dict):
+        raise ValueError("'spec' is not a run spec (a mapping with its settings)")
     engine = RunSettings(dict(spec["settings"])).engine
     return {
-        "run": spec["key"],
-        "study": spec["study"],
+        "run": spec.get("key"),
+        "study": spec.get("study"),
         "model": engine.model,
         "dataset": engine.data,
         "input_shape": json.loads(meta.get("input_shape", "null")),
@@ -245,6 +275,7 @@ def validate(
     weights: Path,
     *,
     study_id: str | None = None,
+    study_module: str | None = None,
     study_dir: str | None = None,
     data: str | None = None,
     data_args: dict[str, Any] | None = None,
@@ -256,7 +287,9 @@ def validate(
     Args:
         weights: the ``*.safetensors`` file (pickles are refused).
         study_id: the study it must belong to (checked against the sidecar).
-        study_dir: the folder the study's own module is imported from (its models register there).
+        study_module, study_dir: the study's own module and the folder it is imported from (its
+            models register there), from the study named on the command line: a weights file
+            never names code to import (its sidecar and metadata are data).
         data: a registered data set to evaluate on instead of the run's; data_args its ``data.*``
             arguments (e.g. ``root``), on top of the run's when ``data`` is the run's own.
         threads, device: where to evaluate (the run's kernel determinism is applied).
@@ -276,7 +309,20 @@ def validate(
 
     refuse_unsafe(weights)
     d = _describe(weights)
-    stored = RunSpec.from_dict(dict(d["spec"]))
+    try:
+        stored = RunSpec.from_dict(dict(d["spec"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RestudyError(
+            f"malformed run spec in the weights' description ({type(e).__name__}: {e})", where=str(weights)
+        ) from None
+    if stored.study_module and stored.study_module != study_module:
+        raise RestudyError(
+            "the weights name another study module than the study given; restudy imports only the given study's",
+            where=str(weights),
+            got=stored.study_module,
+            allowed=study_module or "(the study has no module)",
+        )
+    stored = replace(stored, study_module=study_module, study_dir=study_dir)  # never the bundle's folder
     run_data = stored.engine.data
     if study_id is not None and stored.study != study_id:
         raise RestudyError(
@@ -293,8 +339,8 @@ def validate(
 
     apply_determinism(spec.kernels, threads)
     plugins.load_builtins(plugins.TRAINING_KINDS)
-    if spec.study_module:
-        plugins.import_study_module(spec.study_module, study_dir or spec.study_dir)
+    if study_module:
+        plugins.import_study_module(study_module, study_dir)
     ds = load_data(settings, spec.seeds.get("data", 0))
     shape, classes = tuple(ds.x_test.shape[1:]), int(ds.num_classes)
     want_shape = tuple(d.get("input_shape") or shape)

@@ -9,6 +9,7 @@ Imports nothing from restudy (pure string building).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 VERDICT_MARK = {"reproduced": "🟢", "not_reproduced": "🔴", "inconclusive": "🟡", "not_evaluated": "⚪"}
@@ -384,6 +385,16 @@ def _next(ctx: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+# The only HTML this module writes: anchors, folds and autolinks; any other "<" came from a study
+# file's text (a statement, a source, a title) and is written as &lt;, so that a Markdown viewer
+# that renders HTML never runs a <script> or an <img onerror> a study file carries.
+_OWN_TAGS = re.compile(r'<(?!a id="[\w.:-]*">|/a>|/?details>|/?summary>|https?://[^\s<>"]*>)')
+
+
+def _inert(text: str) -> str:
+    return _OWN_TAGS.sub("&lt;", text)
+
+
 def render_markdown(ctx: dict[str, Any]) -> str:
     """Renders the report as Markdown.
 
@@ -421,4 +432,4 @@ def render_markdown(ctx: dict[str, Any]) -> str:
             and ((i and lines[i - 1].startswith("#")) or lines[i + 1 : i + 2][:1] and lines[i + 1].startswith("### "))
         )
     ]
-    return "\n".join(lines).rstrip() + "\n"
+    return _inert("\n".join(lines).rstrip() + "\n")

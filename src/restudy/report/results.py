@@ -442,7 +442,11 @@ def _estimate_text(e: dict[str, Any] | None) -> str:
 def _paper(study: Study) -> dict[str, Any]:
     p = study.paper
     venue = " ".join(x for x in (p.venue, str(p.year) if p.year else "") if x)
-    return {"title": p.title, "authors": ", ".join(p.authors), "venue": venue, "url": p.url, "code": p.code}
+
+    def web(address: str) -> str:  # only http(s) becomes a link, whatever reached the study object
+        return address if address.lower().startswith(("http://", "https://")) else ""
+
+    return {"title": p.title, "authors": ", ".join(p.authors), "venue": venue, "url": web(p.url), "code": web(p.code)}
 
 
 def what_ran(study: Study, scale: str, dataset: str, records: Sequence[dict[str, Any]]) -> dict[str, str]:

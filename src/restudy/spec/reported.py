@@ -19,8 +19,16 @@ class Paper(Frozen):
     authors: list[str] = []
     venue: str = ""
     year: int | None = None
-    url: str = ""
-    code: str = ""
+    url: str = Field("", description="the paper's address: http(s) only")
+    code: str = Field("", description="the original code's address: http(s) only")
+
+    @field_validator("url", "code")
+    @classmethod
+    def _web_address(cls, v: str) -> str:
+        # a report turns these into links: a javascript: or data: address would run in the reader's browser
+        if v and not v.lower().startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// address; got {v!r}")
+        return v
 
 
 class Document(Frozen):
