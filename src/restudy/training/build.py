@@ -340,7 +340,8 @@ def optimizer_and_schedule(
     schedule_args = settings.part_args("schedule")
     warmup = schedule_args.pop("warmup_epochs", 0.0)
     start = schedule_args.pop("warmup_start_factor", 0.0)
-    if handles_warmup(e.schedule):
+    own_warmup = handles_warmup(e.schedule)
+    if own_warmup:
         schedule_args["warmup_epochs"] = warmup
     schedule = plugins.create(
         "schedule",
@@ -350,7 +351,7 @@ def optimizer_and_schedule(
         steps_per_epoch=n_steps_per_epoch,
         **schedule_args,
     )
-    if not handles_warmup(e.schedule):
+    if not own_warmup:
         schedule = with_warmup(schedule, warmup * n_steps_per_epoch, start)
     args = settings.part_args("optimizer")
     args.pop("lr_mult_bias_bn", None)
